@@ -1,0 +1,42 @@
+"""The `infscale` command: a thin Typer app; each command group lives in its own module.
+
+Command modules import only typer/rich at module level; numpy, scipy, torch etc. are imported inside commands so that
+`infscale --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from infscale.errors import InfeasibleError, InputError
+
+app = typer.Typer(
+    name="infscale",
+    help="Inference-aware scaling laws: what model to train, and how to spend inference compute.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each entry is a module with `register(app: typer.Typer) -> None`. One line per command group.
+COMMAND_MODULES: list[str] = [
+]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except (InputError, InfeasibleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""infscale.data."""

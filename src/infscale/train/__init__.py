@@ -1,0 +1,1 @@
+"""Training: data and tokenizer, the Llama-style model, trainer and sweeps (torch)."""

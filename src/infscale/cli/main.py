@@ -23,6 +23,7 @@ app = typer.Typer(
 
 # Each entry is a module with `register(app: typer.Typer) -> None`. One line per command group.
 COMMAND_MODULES: list[str] = [
+    "infscale.cli.tts",
 ]
 
 for _name in COMMAND_MODULES:

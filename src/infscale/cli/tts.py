@@ -1,0 +1,19 @@
+"""`infscale tts ...`: test-time compute runs (`run`) and their analysis (`analyze`, in cli/tts_analyze.py)."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+tts_app = typer.Typer(help="Test-time compute: run strategies under a budget, analyse accuracy vs FLOPs.",
+                      no_args_is_help=True)
+
+# modules adding commands to the `tts` group: each exposes `add_commands(tts_app)`
+TTS_COMMAND_MODULES: list[str] = []
+
+
+def register(app: typer.Typer) -> None:
+    for name in TTS_COMMAND_MODULES:
+        importlib.import_module(name).add_commands(tts_app)
+    app.add_typer(tts_app, name="tts")

@@ -1,0 +1,106 @@
+"""Records written by `infscale tts run` and read by `infscale tts analyze` (the contract between the two).
+
+One JSON line per (model, strategy, budget, problem): a `ProblemRecord` holding every candidate the strategy produced
+(finished or not), the chosen answers under each aggregation, and the FLOPs ledger. Pure: no torch, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """One complete or unfinished solution."""
+
+    text: str
+    """The generated solution (without the prompt)."""
+    answer: str | None
+    """Parsed final answer; ``None`` when none could be parsed."""
+    finished: bool
+    """True when the solution reached an answer / stop condition within the limits."""
+    step_scores: tuple[float, ...] = ()
+    """Reward per step (PRM) or a single outcome score; empty when no reward model was used."""
+    score: float | None = None
+    """Aggregated score (last/min/mean/prod of ``step_scores``) used by best-of-n and weighted voting."""
+    prompt_tokens: int = 0
+    """Prompt tokens this candidate was conditioned on (tree search: the question)."""
+    completion_tokens: int = 0
+    """Tokens generated for this candidate (tree search: along its own path)."""
+    correct: bool | None = None
+    """Whether ``answer`` matches the gold answer (``None`` when not checkable)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlopsLedger:
+    """Inference FLOPs spent on one problem, by component (forward FLOPs, 2 per multiply-add)."""
+
+    policy_prefill_flops: float = 0.0
+    """Prompt/prefix processing with prefix caching (each shared prefix processed once)."""
+    policy_prefill_nocache_flops: float = 0.0
+    """Prompt/prefix processing if every candidate re-processed its whole prefix."""
+    policy_decode_flops: float = 0.0
+    """Generated tokens, attention over the growing KV context included."""
+    reward_flops: float = 0.0
+    """Reward-model forward passes (PRM/ORM); zero for exact verifiers."""
+    seed_b_flops: float = 0.0
+    """Seed B's accounting: ``2 * N_policy * generated_tokens`` (reward model not counted)."""
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    reward_tokens: int = 0
+
+    @property
+    def total_flops(self) -> float:
+        """Our accounting with prefix caching: policy prefill + decode + reward model."""
+        return self.policy_prefill_flops + self.policy_decode_flops + self.reward_flops
+
+    @property
+    def total_nocache_flops(self) -> float:
+        return self.policy_prefill_nocache_flops + self.policy_decode_flops + self.reward_flops
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProblemRecord:
+    """Everything one strategy produced on one problem."""
+
+    run: str
+    """Run name (from the config)."""
+    model: str
+    """Policy model name."""
+    n_params: int
+    """Policy parameter count."""
+    strategy: str
+    """Strategy registry name (``greedy``, ``sampling``, ``beam``, ``mcts``, ``rebase`` ...)."""
+    budget: int
+    """The strategy's width / number of samples ``n``."""
+    problem_id: str
+    gold: str | None
+    candidates: tuple[Candidate, ...]
+    """Every candidate, unfinished ones included (they never win a vote)."""
+    answers: dict[str, str | None] = field(default_factory=dict)
+    """Chosen answer per aggregation: ``majority``, ``best_of_n``, ``weighted`` (and ``greedy``)."""
+    correct: dict[str, bool] = field(default_factory=dict)
+    """Correctness of each chosen answer."""
+    ledger: FlopsLedger = field(default_factory=FlopsLedger)
+    wall_s: float = 0.0
+    generation_s: float = 0.0
+    """Time inside the generator."""
+    scoring_s: float = 0.0
+    """Time inside the reward model."""
+    reward: str | None = None
+    """Reward registry name, if any."""
+    error: str | None = None
+    """Set when the problem failed (e.g. the server died); the run continues."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProblemRecord:
+        d = dict(data)
+        d["candidates"] = tuple(
+            Candidate(**{**c, "step_scores": tuple(c.get("step_scores", ()))}) for c in d.get("candidates", ())
+        )
+        d["ledger"] = FlopsLedger(**d.get("ledger", {}))
+        return cls(**d)

@@ -1,0 +1,249 @@
+"""Constrained optimum and the loss-vs-latency Pareto frontier over a grid of shapes (seed A's optimisation, §1).
+
+Problem: ``argmin_shape L(N, D, R)`` subject to any of ``latency(shape) <= T``, ``N <= N_C``, ``D <= D_C`` and training
+FLOPs ``6 N D <= C``. The loss never rises with D, so each shape trains on the most tokens its budgets allow,
+``D = min(D_C, C / 6N)``, unless the caller fixes D. Everything is evaluated on whole numpy arrays.
+
+The loss and the latency enter as plain callables (`LossFn`, `LatencyFn`) so any law or hardware model plugs in, and tests
+use closed-form functions. When no shape is feasible, `InfeasibleError` names the binding constraint and the closest
+feasible point: the shape that needs the smallest relaxation, and the limit that would admit it.
+
+Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from infscale.errors import InfeasibleError
+from infscale.plan.shapes import ShapeGrid
+
+__all__ = [
+    "LossFn",
+    "LatencyFn",
+    "PlanConstraints",
+    "PlanResult",
+    "pareto_front",
+    "dominated_by",
+    "plan_shapes",
+    "measured_override",
+]
+
+LossFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""``loss(n_params, n_tokens, aspect_ratio) -> loss`` on arrays (a fitted law's ``predict``)."""
+LatencyFn = Callable[[ShapeGrid], np.ndarray]
+"""``latency(grid) -> seconds per request`` for every shape of a grid."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanConstraints:
+    """Budgets of the planning problem. ``None`` leaves a constraint out."""
+
+    max_latency_s: float | None = None
+    """T: latency limit per request on the hardware profile, seconds."""
+    max_params: float | None = None
+    """N_C: most parameters."""
+    max_tokens: float | None = None
+    """D_C: most training tokens."""
+    max_train_flops: float | None = None
+    """C: most training FLOPs (``6 N D``)."""
+    n_tokens: float | None = None
+    """Fixed training tokens D for every shape; ``None``: the most the budgets allow."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_latency_s", "max_params", "max_tokens", "max_train_flops", "n_tokens"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"PlanConstraints.{name} must be a positive number, got {value!r}")
+        if self.n_tokens is None and self.max_tokens is None and self.max_train_flops is None:
+            raise ValueError("PlanConstraints: give n_tokens, max_tokens or max_train_flops (the loss needs a D)")
+
+    def tokens_for(self, n_params: np.ndarray) -> np.ndarray:
+        """Training tokens per shape: fixed, or ``min(D_C, C / 6N)``."""
+        n = np.asarray(n_params, dtype=np.float64)
+        if self.n_tokens is not None:
+            return np.full(n.shape, float(self.n_tokens))
+        d = np.full(n.shape, np.inf)
+        if self.max_tokens is not None:
+            d = np.minimum(d, self.max_tokens)
+        if self.max_train_flops is not None:
+            d = np.minimum(d, self.max_train_flops / (6.0 * n))
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class PlanResult:
+    """Every candidate scored, the feasible set, the optimum and the loss-vs-latency frontier."""
+
+    grid: ShapeGrid
+    n_tokens: np.ndarray
+    """Training tokens D of each shape."""
+    loss: np.ndarray
+    """Predicted loss of each shape."""
+    latency_s: np.ndarray
+    """Latency of each shape (predicted, or measured where a record exists); NaN without a latency model."""
+    latency_measured: np.ndarray
+    """True where the latency comes from a measurement."""
+    train_flops: np.ndarray
+    """``6 N D``."""
+    admissible: np.ndarray
+    """Meets every constraint but the latency limit (the frontier is drawn over these)."""
+    feasible: np.ndarray
+    """Meets every constraint."""
+    best: int
+    """Position of the optimum in `grid`."""
+    frontier: np.ndarray
+    """Positions of the Pareto-optimal admissible shapes, by increasing latency."""
+    constraints: PlanConstraints
+
+    def row(self, i: int) -> dict[str, object]:
+        """One candidate as a flat record (for tables and JSON)."""
+        g = self.grid
+        return {
+            "label": g.label(i), "d_model": int(g.d_model[i]), "n_layers": int(g.n_layers[i]),
+            "n_heads": int(g.n_heads[i]), "n_kv_heads": int(g.n_kv_heads[i]), "head_dim": int(g.head_dim[i]),
+            "d_ff": int(g.d_ff[i]), "n_params": int(g.n_params[i]), "aspect_ratio": float(g.aspect_ratio[i]),
+            "n_tokens": float(self.n_tokens[i]), "train_flops": float(self.train_flops[i]),
+            "loss": float(self.loss[i]), "latency_s": float(self.latency_s[i]),
+            "latency_measured": bool(self.latency_measured[i]), "feasible": bool(self.feasible[i]),
+            "on_frontier": bool(np.isin(i, self.frontier)),
+        }
+
+    def dominators(self, i: int) -> np.ndarray:
+        """Admissible shapes at least as good as ``i`` in loss and latency and better in one (empty: undominated)."""
+        cand = np.flatnonzero(self.admissible)
+        hit = dominated_by(self.loss[i], self.latency_s[i], self.loss[cand], self.latency_s[cand])
+        return cand[hit]
+
+    def ranked(self) -> np.ndarray:
+        """Feasible positions by increasing predicted loss (ties: lower latency first)."""
+        pos = np.flatnonzero(self.feasible)
+        order = np.lexsort((self.latency_s[pos], self.loss[pos]))
+        return pos[order]
+
+
+def pareto_front(loss: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Positions of the points no other point beats in both loss and latency, by increasing latency.
+
+    Sort by (latency, loss); a point is on the front when its loss is strictly below every loss before it.
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    latency = np.asarray(latency, dtype=np.float64)
+    if loss.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((loss, latency))
+    best_before = np.concatenate([[np.inf], np.minimum.accumulate(loss[order])[:-1]])
+    return order[loss[order] < best_before]
+
+
+def dominated_by(loss_i: float, latency_i: float, loss: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Mask of the points that dominate ``(loss_i, latency_i)``: no worse in both, strictly better in one."""
+    no_worse = (loss <= loss_i) & (latency <= latency_i)
+    return no_worse & ((loss < loss_i) | (latency < latency_i))
+
+
+def measured_override(grid: ShapeGrid, latency_s: np.ndarray,
+                      measured: Mapping[tuple[int, int, int, int], float]) -> tuple[np.ndarray, np.ndarray]:
+    """Replace predictions by measurements keyed ``(d_model, n_layers, n_heads, n_kv_heads)``; returns (latency, mask)."""
+    out = np.array(latency_s, dtype=np.float64, copy=True)
+    mask = np.zeros(len(grid), dtype=bool)
+    for (d, layers, heads, kv), value in measured.items():
+        hit = (grid.d_model == d) & (grid.n_layers == layers) & (grid.n_heads == heads) & (grid.n_kv_heads == kv)
+        out[hit] = value
+        mask |= hit
+    return out, mask
+
+
+# name, CLI flag, unit, format
+_CONSTRAINTS = (
+    ("latency", "max_latency_s", "--max-latency", "s", "{:.3g}"),
+    ("parameters", "max_params", "--max-params", "", "{:.4g}"),
+    ("training tokens", "max_tokens", "--max-tokens", "", "{:.4g}"),
+    ("training FLOPs", "max_train_flops", "--max-train-flops", "", "{:.4g}"),
+)
+
+
+def plan_shapes(
+    grid: ShapeGrid,
+    loss_fn: LossFn,
+    constraints: PlanConstraints,
+    latency_fn: LatencyFn | None = None,
+    *,
+    measured: Mapping[tuple[int, int, int, int], float] | None = None,
+) -> PlanResult:
+    """Score every shape, apply the constraints, return the optimum and the frontier (raises `InfeasibleError`)."""
+    if len(grid) == 0:
+        raise InfeasibleError("no candidate shapes: the parameter range and the family rules admit no shape")
+    if constraints.max_latency_s is not None and latency_fn is None and not measured:
+        raise ValueError("plan_shapes: a latency limit needs a latency model (latency_fn) or measurements")
+    n = grid.n_params.astype(np.float64)
+    d = constraints.tokens_for(n)
+    flops = 6.0 * n * d
+    loss = np.asarray(loss_fn(n, d, grid.aspect_ratio.astype(np.float64)), dtype=np.float64)
+    if loss.shape != n.shape:
+        raise ValueError(f"plan_shapes: the loss function returned shape {loss.shape}, expected {n.shape}")
+    latency = np.full(n.shape, np.nan) if latency_fn is None else np.asarray(latency_fn(grid), dtype=np.float64)
+    measured_mask = np.zeros(n.shape, dtype=bool)
+    if measured:
+        latency, measured_mask = measured_override(grid, latency, measured)
+
+    values = {"max_latency_s": latency, "max_params": n, "max_tokens": d, "max_train_flops": flops}
+    # ratio value / limit per active constraint; > 1 violates
+    ratios = {key: values[key] / getattr(constraints, key) for _, key, *_ in _CONSTRAINTS
+              if getattr(constraints, key) is not None}
+    ok = {key: np.isfinite(r) & (r <= 1.0) for key, r in ratios.items()}
+    finite = np.isfinite(loss)
+    admissible = finite.copy()
+    for key, mask in ok.items():
+        if key != "max_latency_s":
+            admissible &= mask
+    feasible = admissible & ok.get("max_latency_s", True)
+
+    if not feasible.any():
+        raise InfeasibleError(_infeasible_message(grid, ratios, ok, finite, values, constraints))
+
+    pos = np.flatnonzero(feasible)
+    lat_key = np.where(np.isnan(latency[pos]), 0.0, latency[pos])
+    best = int(pos[np.lexsort((lat_key, loss[pos]))[0]])
+    front_pos = np.flatnonzero(admissible & np.isfinite(latency))
+    frontier = front_pos[pareto_front(loss[front_pos], latency[front_pos])]
+    return PlanResult(grid=grid, n_tokens=d, loss=loss, latency_s=latency, latency_measured=measured_mask,
+                      train_flops=flops, admissible=admissible, feasible=feasible, best=best, frontier=frontier,
+                      constraints=constraints)
+
+
+def _infeasible_message(grid: ShapeGrid, ratios: dict[str, np.ndarray], ok: dict[str, np.ndarray],
+                        finite: np.ndarray, values: dict[str, np.ndarray], constraints: PlanConstraints) -> str:
+    """One line: the binding constraint, the closest feasible point and the relaxation that admits it."""
+    if not finite.any():
+        return "infeasible: the loss law gives no finite prediction for any candidate shape"
+    keys = list(ratios)
+    # binding: a constraint whose removal alone leaves a feasible shape; otherwise the one violated the most
+    binding = []
+    for key in keys:
+        others = finite.copy()
+        for other in keys:
+            if other != key:
+                others &= ok[other]
+        if others.any():
+            binding.append(key)
+    excess = np.zeros(len(grid))
+    for key in keys:
+        r = np.where(np.isfinite(ratios[key]), ratios[key], np.inf)
+        excess = excess + np.log(np.maximum(r, 1.0))
+    excess = np.where(finite, excess, np.inf)
+    closest = int(np.argmin(excess))  # the shape needing the smallest total relative relaxation
+    if not binding:
+        worst = {key: float(np.min(np.where(finite, ratios[key], np.inf))) for key in keys}
+        binding = [max(worst, key=worst.get)]
+    spec = {key: (name, flag, unit, fmt) for name, key, flag, unit, fmt in _CONSTRAINTS}
+    names = " and ".join(f"{spec[k][0]} <= {spec[k][3].format(getattr(constraints, k))}{spec[k][2]} ({spec[k][1]})"
+                         for k in binding)
+    relax = ", ".join(f"{spec[k][1]} {spec[k][3].format(values[k][closest])}" for k in keys
+                      if ratios[k][closest] > 1.0)
+    point = (f"{grid.label(closest)} (N={grid.n_params[closest]:.4g}, D={values['max_tokens'][closest]:.4g}"
+             + (f", latency={values['max_latency_s'][closest]:.3g}s" if "max_latency_s" in keys else "") + ")")
+    return f"infeasible: binding constraint {names}; closest feasible point {point} needs {relax}"

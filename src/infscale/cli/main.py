@@ -24,6 +24,8 @@ app = typer.Typer(
 # Each entry is a module with `register(app: typer.Typer) -> None`. One line per command group.
 COMMAND_MODULES: list[str] = [
     "infscale.cli.tts",
+    "infscale.cli.fit",
+    "infscale.cli.data",
 ]
 
 for _name in COMMAND_MODULES:

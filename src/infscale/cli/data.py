@@ -1,0 +1,45 @@
+"""`infscale data list`: the bundled datasets with their rows, columns, source and licence."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+data_app = typer.Typer(help="Bundled training-run datasets.", no_args_is_help=True)
+
+
+@data_app.command("list")
+def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Name, rows, columns, source and licence of each bundled dataset."""
+    from infscale.data import DATASETS
+    from infscale.laws.io import load_runs
+
+    rows = []
+    for info in DATASETS.values():
+        runs = load_runs(info.name)
+        raw_cols = list(_raw_columns(info.path))
+        rows.append({"name": info.name, "rows": len(runs), "columns": len(raw_cols), "file": info.file,
+                     "default_law": info.default_law, "default_fit_on": info.default_fit_on,
+                     "source": info.source, "licence": info.licence, "description": info.description})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="bundled datasets (infscale/data, see SOURCE.md)", title_justify="left")
+    for col in ("name", "rows", "columns", "licence", "source"):
+        t.add_column(col, justify="right" if col in ("rows", "columns") else "left")
+    for r in rows:
+        t.add_row(r["name"], str(r["rows"]), str(r["columns"]), r["licence"], r["source"])
+    Console().print(t)
+
+
+def _raw_columns(path):
+    with path.open() as fh:
+        return fh.readline().rstrip("\n").split(",")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

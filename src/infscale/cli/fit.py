@@ -1,0 +1,140 @@
+"""`infscale fit`: fit a scaling law to runs, with bootstrap intervals, held-out validation, warnings and a plot.
+
+With no arguments it runs the main job: seed A's main fit (shape-aware law, tied exponent, least squares, 27 points) against
+the tied-exponent Chinchilla baseline, tested on all 76 runs and on the 49 held-out runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+DEFAULT_OUT = Path("infscale-out/fit")
+
+
+def fit(
+    data: str = typer.Option("seed-a", "--data", help="Bundled dataset name (see `infscale data list`) or a file: "
+                             "CSV, TSV, Parquet, JSON, JSONL (e.g. the trainer's run records)."),
+    law: str = typer.Option(None, "--law", help="Law form: chinchilla, chinchilla_tied, inference_aware, "
+                            "inference_aware_free_gamma, kaplan, gadre. Default: the dataset's (chinchilla for files)."),
+    fitter: str = typer.Option(None, "--fitter", help="huber (Hoffmann/Besiroglu: Huber on log loss, multi-start "
+                               "L-BFGS) or least_squares (seed A). Default: least_squares for seed-a, huber otherwise."),
+    fit_on: str = typer.Option(None, "--fit-on", help="pandas-query row filter for the fit set, e.g. 'N < 5e8'; the "
+                               "other rows are held out. Default: the dataset's split (seed-a: in_main_fit_set == 1); "
+                               "'all' fits every row."),
+    baseline: str = typer.Option(None, "--baseline", help="Second law fitted the same way for comparison "
+                                 "(default for seed-a: chinchilla_tied; 'none' to skip)."),
+    n_boot: int = typer.Option(200, "--bootstrap", help="Bootstrap refits for the intervals (0 = none)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the bootstrap."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Output directory for the plot and fit.json."),
+    save: Path = typer.Option(None, "--save", help="Also write the fitted law here (JSON, read by infscale.laws.load_fit)."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write predicted-vs-actual PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Fit a scaling law; print coefficients with bootstrap intervals, held-out validation and warnings."""
+    from infscale.data import DATASETS
+    from infscale.errors import InputError
+    from infscale.laws import get_law, load_runs, run_fit, save_fit
+
+    info = DATASETS.get(data)
+    law = law or (info.default_law if info else "chinchilla")
+    fitter = fitter or ("least_squares" if data == "seed-a" else "huber")
+    if fit_on is None and info is not None:
+        fit_on = info.default_fit_on
+    if fit_on == "all":
+        fit_on = None
+    if baseline is None:
+        baseline = "chinchilla_tied" if data == "seed-a" and law != "chinchilla_tied" else "none"
+    laws = [law] + ([] if baseline == "none" else [baseline])
+    for name in laws:
+        try:
+            get_law(name)
+        except KeyError as exc:
+            raise InputError(f"--law/--baseline: {exc.args[0]}") from None
+    if fitter not in ("huber", "least_squares"):
+        raise InputError(f"--fitter {fitter!r}: expected huber or least_squares")
+    if n_boot < 0:
+        raise InputError(f"--bootstrap {n_boot}: must be >= 0")
+
+    runs = load_runs(data)
+    reports = []
+    for name in laws:
+        try:
+            reports.append(run_fit(runs, name, fitter, fit_on, n_boot=n_boot, random_state=seed))
+        except ValueError as exc:
+            raise InputError(f"{runs.source}: law {name!r}: {exc}") from None
+
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"data": runs.source, "n_runs": len(runs), "fits": [r.to_dict() for r in reports]}
+    files = {"fit_json": str(save_fit(reports[0].law, out / "fit.json"))}
+    if save is not None:
+        files["saved"] = str(save_fit(reports[0].law, save))
+    if plot:
+        from infscale.report.fit_plot import plot_predicted_vs_actual
+
+        files["plot"] = str(plot_predicted_vs_actual(reports, runs, out / "predicted_vs_actual.png",
+                                                     title=f"{runs.source}: fit on {fit_on or 'all rows'}"))
+    payload["files"] = files
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2, default=float))
+        return
+    _print_tables(reports, runs, files)
+
+
+def _fmt(x: float) -> str:
+    if x != x:
+        return "-"
+    return f"{x:.6g}"
+
+
+def _print_tables(reports, runs, files) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    first = reports[0]
+    console.print(f"[bold]{runs.source}[/]: {len(runs)} runs; fit on {first.fit_on or 'all rows'} "
+                  f"({first.n_fit} runs), {first.n_held_out} held out; fitter {first.fitter}")
+    for rep in reports:
+        t = Table(title=f"{rep.law.name}", title_justify="left")
+        t.add_column("param")
+        t.add_column("value", justify="right")
+        if rep.boot is not None:
+            lvl = int(round(rep.boot.level * 100))
+            t.add_column(f"{lvl}% low", justify="right")
+            t.add_column(f"{lvl}% high", justify="right")
+        for name, value in rep.law.params_.items():
+            row = [name, _fmt(value)]
+            if rep.boot is not None:
+                row += [_fmt(rep.boot.low[name]), _fmt(rep.boot.high[name])]
+            t.add_row(*row)
+        console.print(t)
+    v = Table(title="validation", title_justify="left")
+    v.add_column("law")
+    for col in ("set", "runs", "MSE", "R^2", "Spearman"):
+        v.add_column(col, justify="right")
+    for rep in reports:
+        val = rep.validation
+        rows = [("fit", val.fit), ("all (paper)", val.all)] + ([("held out", val.held_out)] if val.held_out else [])
+        for label, s in rows:
+            v.add_row(rep.law.name, label, str(s.n_runs), f"{s.mse:.6f}", f"{s.r2:.5f}", _fmt(round(s.spearman, 4)))
+    console.print(v)
+    g = Table(title="Spearman per size group (all runs of the group)", title_justify="left")
+    g.add_column("group")
+    g.add_column("runs", justify="right")
+    for rep in reports:
+        g.add_column(rep.law.name, justify="right")
+    for i, grp in enumerate(first.validation.per_group):
+        g.add_row(grp.group, str(grp.n_runs), *[_fmt(round(r.validation.per_group[i].spearman, 3)) for r in reports])
+    console.print(g)
+    for rep in reports:
+        for w in rep.warnings:
+            console.print(f"[yellow]warning[/] ({rep.law.name}): {w}")
+    for key, path in files.items():
+        console.print(f"{key}: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit)

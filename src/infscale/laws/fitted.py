@@ -1,0 +1,85 @@
+"""`FittedLaw`: a law form with fitted parameters: vectorised prediction and compute-optimal allocation under C = 6ND.
+
+Allocation: minimise L(N, D) subject to 6 N D = C. For the Chinchilla family (with or without the shape factor, which does
+not depend on N or D at fixed R) the optimum has the closed form of Hoffmann et al. (2022, eq. 4):
+    N_opt = G (C/6)^(beta/(alpha+beta)),  D_opt = G^-1 (C/6)^(alpha/(alpha+beta)),  G = (alpha A / (beta B))^(1/(alpha+beta)).
+Other forms are minimised numerically over log N (bounded scalar search).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infscale.laws.forms import ChinchillaFamily, LawForm, get_law
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    n_params: float
+    n_tokens: float
+    loss: float
+    train_flops: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FittedLaw:
+    """A law with fitted parameters. `params_` maps parameter name -> value (natural units, as in the law's formula)."""
+
+    law: LawForm
+    params_: dict[str, float]
+    meta: dict = field(default_factory=dict)
+    """Free-form provenance: fitter, data, fit-on expression, metrics."""
+
+    @classmethod
+    def from_dict(cls, law: str, params: dict[str, float], meta: dict | None = None) -> FittedLaw:
+        form = get_law(law)
+        missing = [p for p in form.param_names if p not in params]
+        if missing:
+            raise ValueError(f"law {law!r} needs parameters {', '.join(missing)}")
+        return cls(form, {p: float(params[p]) for p in form.param_names}, dict(meta or {}))
+
+    @property
+    def name(self) -> str:
+        return self.law.name
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.array([self.params_[p] for p in self.law.param_names], dtype=float)
+
+    def predict(self, n_params, n_tokens, aspect_ratio=None) -> np.ndarray:
+        """Loss (nats/token) at N parameters, D tokens and R = d_model/n_layers; numpy broadcasting over the inputs."""
+        n, d = np.broadcast_arrays(np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float))
+        r = None if aspect_ratio is None else np.broadcast_to(np.asarray(aspect_ratio, dtype=float), n.shape)
+        self.law.check_inputs(r)
+        return self.law.predict(self.vector, n, d, r)
+
+    def allocate_compute(self, train_flops: float, aspect_ratio: float | None = None) -> Allocation:
+        """Compute-optimal (N, D) for C = 6ND training FLOPs (at a fixed aspect ratio for shape-aware laws)."""
+        c = float(train_flops)
+        if not c > 0:
+            raise ValueError(f"train_flops must be positive, got {train_flops}")
+        p = self.params_
+        if isinstance(self.law, ChinchillaFamily) and p["A"] > 0 and p["B"] > 0:
+            alpha = p["alpha"]
+            beta = p.get("beta", alpha)
+            g = (alpha * p["A"] / (beta * p["B"])) ** (1.0 / (alpha + beta))
+            n_opt = g * (c / 6.0) ** (beta / (alpha + beta))
+        else:
+            from scipy.optimize import minimize_scalar
+
+            def f(log_n: float) -> float:
+                n = np.exp(log_n)
+                return float(self.predict(n, c / (6.0 * n), aspect_ratio))
+
+            hi = np.log(c / 6.0)
+            res = minimize_scalar(f, bounds=(np.log(1e3), hi - np.log(1e3)), method="bounded",
+                                  options={"xatol": 1e-10})
+            n_opt = float(np.exp(res.x))
+        d_opt = c / (6.0 * n_opt)
+        return Allocation(n_params=float(n_opt), n_tokens=float(d_opt),
+                          loss=float(self.predict(n_opt, d_opt, aspect_ratio)), train_flops=c)
+
+    def to_dict(self) -> dict:
+        return {"law": self.name, "params": dict(self.params_), "meta": self.meta}

@@ -1,0 +1,333 @@
+"""Scaling-law forms, looked up by name in `LAWS`.
+
+Each form predicts loss from natural parameters (`predict`) and, for the Huber fitter, gives the log-loss in a log-space
+parametrisation together with its vector-Jacobian product, vectorised over a batch of parameter vectors:
+
+- `chinchilla`:   L = E + A/N^alpha + B/D^beta                              (Hoffmann et al. 2022, approach 3)
+- `chinchilla_tied`: the same with beta = alpha                              (seed A's baseline)
+- `inference_aware`: L = (E + A/N^a + B/D^a) * (1 + eps * R^a), R = d_model/n_layers, one tied exponent a (Bian et al. 2025)
+- `inference_aware_free_gamma`: L = (E + A/N^a + B/D^a) * (1 + eps * R^gamma)
+- `kaplan`:       L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D            (Kaplan et al. 2020, eq. 1.5)
+- `gadre`:        L = E + (a M^eta + b M^-eta) C^-eta, C = 6ND, M = D/N    (Gadre et al. 2024, over-training law)
+
+Log-space parametrisations write positive coefficients as exponentials, so log L is a log-sum-exp of terms that are linear in
+the parameters (plus a softplus for the shape factor): `a = log A`, `b = log B`, `e = log E`, `l = log eps`.
+N in parameters, D in tokens, R dimensionless, loss in nats per token. Pure numpy.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Vjp = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Log-features of a set of runs, computed once per fit."""
+
+    log_n: np.ndarray
+    log_d: np.ndarray
+    log_r: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, n_params: np.ndarray, n_tokens: np.ndarray, aspect_ratio: np.ndarray | None = None) -> Features:
+        log_r = None if aspect_ratio is None else np.log(np.asarray(aspect_ratio, dtype=float))
+        return cls(np.log(np.asarray(n_params, dtype=float)), np.log(np.asarray(n_tokens, dtype=float)), log_r)
+
+    def take(self, index: np.ndarray) -> Features:
+        return Features(self.log_n[index], self.log_d[index], None if self.log_r is None else self.log_r[index])
+
+
+def _col(params: np.ndarray, i: int) -> np.ndarray:
+    """Column i of a (p,) or (B, p) parameter array, shaped to broadcast against (n,) data: () or (B, 1)."""
+    p = np.asarray(params, dtype=float)
+    return p[i] if p.ndim == 1 else p[:, i:i + 1]
+
+
+def _grid(*axes: list[float]) -> np.ndarray:
+    return np.array(list(itertools.product(*axes)), dtype=float)
+
+
+def _lse3(t1: np.ndarray, t2: np.ndarray, t3: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """log(exp t1 + exp t2 + exp t3) and the softmax weights, stably; inputs broadcast to a common shape."""
+    t1, t2, t3 = np.broadcast_arrays(t1, t2, t3)
+    m = np.maximum(np.maximum(t1, t2), t3)
+    e1 = np.exp(t1 - m)
+    e2 = np.exp(t2 - m)
+    e3 = np.exp(t3 - m)
+    s = e1 + e2 + e3
+    inv = 1.0 / s
+    return m + np.log(s), e1 * inv, e2 * inv, e3 * inv
+
+
+class LawForm:
+    """Base class of the law forms. Subclasses set the names and implement the four methods."""
+
+    name: str = ""
+    param_names: tuple[str, ...] = ()
+    """Natural parameters, in order (what `predict` takes and fits report)."""
+    log_names: tuple[str, ...] = ()
+    """Log-space parameters used by the Huber fitter."""
+    exponents: tuple[str, ...] = ()
+    coefficients: tuple[str, ...] = ()
+    """Natural parameters that must be positive for the law to make sense (diagnostics warn otherwise)."""
+    needs_aspect_ratio: bool = False
+    ls_starts: tuple[tuple[float, ...], ...] = ()
+    """Extra least-squares starting points (natural), tried after the all-ones start of seed A's scripts."""
+
+    def predict(self, params: np.ndarray, n_params, n_tokens, aspect_ratio=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_log(self, params: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def from_log(self, theta: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def log_predict_vjp(self, theta: np.ndarray, x: Features) -> tuple[np.ndarray, Vjp]:
+        """log L for a (B, p) batch of log-space parameters -> ((B, n) log-loss, vjp: (B, n) -> (B, p))."""
+        raise NotImplementedError
+
+    def huber_grid(self) -> np.ndarray:
+        """(K, p) log-space starting points of the multi-start grid."""
+        raise NotImplementedError
+
+    def check_inputs(self, aspect_ratio) -> None:
+        if self.needs_aspect_ratio and aspect_ratio is None:
+            raise ValueError(f"law {self.name!r} needs the aspect ratio R = d_model / n_layers (columns d_model, n_layers)")
+
+
+class ChinchillaFamily(LawForm):
+    """E + A/N^alpha + B/D^beta, optionally tied beta = alpha, optionally times (1 + eps R^gamma) (gamma tied or free)."""
+
+    def __init__(self, name: str, *, tie_beta: bool, shape: bool, tie_gamma: bool = True):
+        self.name = name
+        self.tie_beta, self.shape, self.tie_gamma = tie_beta, shape, tie_gamma
+        nat = ["A", "B", "E", "alpha"] + ([] if tie_beta else ["beta"])
+        log = ["a", "b", "e", "alpha"] + ([] if tie_beta else ["beta"])
+        if shape:
+            nat.append("eps")
+            log.append("l")
+            if not tie_gamma:
+                nat.append("gamma")
+                log.append("gamma")
+        self.param_names, self.log_names = tuple(nat), tuple(log)
+        self.exponents = tuple(p for p in nat if p in ("alpha", "beta", "gamma"))
+        self.coefficients = tuple(p for p in nat if p in ("A", "B", "E", "eps"))
+        self.needs_aspect_ratio = shape
+        if shape and tie_gamma:
+            self.ls_starts = ((5e4, 5e5, 2.0, 0.5, 1e-3),)
+        elif shape:
+            self.ls_starts = ((5e4, 5e5, 2.0, 0.5, 1.1e-3, 0.5),)  # the paper's camera-ready start
+        else:
+            self.ls_starts = ((400.0, 400.0, 1.7, 0.3) + (() if tie_beta else (0.3,)),)
+
+    def _idx(self, key: str) -> int:
+        return self.param_names.index(key)
+
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+        n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
+        A, B, E, alpha = (_col(params, i) for i in range(4))
+        beta = alpha if self.tie_beta else _col(params, 4)
+        loss = E + A * n ** -alpha + B * d ** -beta
+        if self.shape:
+            self.check_inputs(aspect_ratio)
+            eps = _col(params, self._idx("eps"))
+            gamma = alpha if self.tie_gamma else _col(params, self._idx("gamma"))
+            loss = loss * (1.0 + eps * np.asarray(aspect_ratio, dtype=float) ** gamma)
+        return loss
+
+    def to_log(self, params):
+        p = np.array(params, dtype=float)
+        for key in self.coefficients:
+            i = self._idx(key)
+            p[..., i] = np.log(p[..., i])
+        return p
+
+    def from_log(self, theta):
+        p = np.array(theta, dtype=float)
+        for key in self.coefficients:
+            i = self._idx(key)
+            p[..., i] = np.exp(p[..., i])
+        return p
+
+    def log_predict_vjp(self, theta, x):
+        theta = np.atleast_2d(theta)
+        a, b, e, alpha = (theta[:, i:i + 1] for i in range(4))
+        k = 4
+        beta = alpha
+        if not self.tie_beta:
+            beta, k = theta[:, 4:5], 5
+        lse, w1, w2, w3 = _lse3(a - alpha * x.log_n, b - beta * x.log_d, e)
+        if self.shape:
+            if x.log_r is None:
+                self.check_inputs(None)
+            l_eps = theta[:, k:k + 1]
+            gamma = alpha if self.tie_gamma else theta[:, k + 1:k + 2]
+            z = l_eps + gamma * x.log_r
+            sig = 1.0 / (1.0 + np.exp(-z))
+            lse = lse + np.logaddexp(0.0, z)
+
+        def vjp(u: np.ndarray) -> np.ndarray:
+            g1, g2 = u * w1, u * w2
+            out = np.empty_like(theta)
+            out[:, 0] = g1.sum(1)
+            out[:, 1] = g2.sum(1)
+            out[:, 2] = (u * w3).sum(1)
+            g_alpha = -(g1 @ x.log_n)
+            g_beta = -(g2 @ x.log_d)
+            if self.tie_beta:
+                g_alpha = g_alpha + g_beta
+            else:
+                out[:, 4] = g_beta
+            if self.shape:
+                h = u * sig
+                out[:, k] = h.sum(1)
+                g_gamma = h @ x.log_r
+                if self.tie_gamma:
+                    g_alpha = g_alpha + g_gamma
+                else:
+                    out[:, k + 1] = g_gamma
+            out[:, 3] = g_alpha
+            return out
+
+        return lse, vjp
+
+    def huber_grid(self):
+        exps = [0.0, 0.5, 1.0, 1.5, 2.0]
+        ab = [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]
+        es = [-1.0, -0.5, 0.0, 0.5, 1.0]
+        axes: list[list[float]] = [ab, ab, es, exps] + ([] if self.tie_beta else [exps])
+        if self.shape:
+            axes.append([-12.0, -9.0, -6.0, -3.0])
+            if not self.tie_gamma:
+                axes.append([0.5, 1.0, 1.5])
+        return _grid(*axes)
+
+
+class Kaplan(LawForm):
+    """L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D; log space: n_c = log N_c, d_c = log D_c."""
+
+    name = "kaplan"
+    param_names = ("N_c", "D_c", "alpha_N", "alpha_D")
+    log_names = ("n_c", "d_c", "alpha_N", "alpha_D")
+    exponents = ("alpha_N", "alpha_D")
+    coefficients = ("N_c", "D_c")
+    ls_starts = ((8.8e13, 5.4e13, 0.076, 0.095),)  # Kaplan et al.'s published values
+
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+        nc, dc, an, ad = (_col(params, i) for i in range(4))
+        n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
+        return ((nc / n) ** (an / ad) + dc / d) ** ad
+
+    def to_log(self, params):
+        p = np.array(params, dtype=float)
+        p[..., :2] = np.log(p[..., :2])
+        return p
+
+    def from_log(self, theta):
+        p = np.array(theta, dtype=float)
+        p[..., :2] = np.exp(p[..., :2])
+        return p
+
+    def log_predict_vjp(self, theta, x):
+        theta = np.atleast_2d(theta)
+        nc, dc, an, ad = (theta[:, i:i + 1] for i in range(4))
+        ratio = an / ad
+        u1 = nc - x.log_n
+        lse, w1, w2, _ = _lse3(ratio * u1, dc - x.log_d, np.full((1, 1), -np.inf))
+
+        def vjp(u):
+            up = u * ad
+            g1 = up * w1
+            out = np.empty_like(theta)
+            out[:, 0] = g1.sum(1) * ratio[:, 0]
+            out[:, 1] = (up * w2).sum(1)
+            gu1 = (g1 * u1).sum(1)
+            out[:, 2] = gu1 / ad[:, 0]
+            out[:, 3] = (u * lse).sum(1) - gu1 * an[:, 0] / ad[:, 0] ** 2
+            return out
+
+        return ad * lse, vjp
+
+    def huber_grid(self):
+        return _grid([20.0, 25.0, 30.0, 35.0], [20.0, 25.0, 30.0], [0.05, 0.1, 0.2, 0.4], [0.05, 0.1, 0.2, 0.4])
+
+
+class Gadre(LawForm):
+    """L = E + (a M^eta + b M^-eta) C^-eta with C = 6ND (FLOPs) and M = D/N (tokens per parameter)."""
+
+    name = "gadre"
+    param_names = ("E", "a", "b", "eta")
+    log_names = ("e", "log_a", "log_b", "eta")
+    exponents = ("eta",)
+    coefficients = ("E", "a", "b")
+    ls_starts = ((1.5, 100.0, 100.0, 0.1),)
+
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+        E, a, b, eta = (_col(params, i) for i in range(4))
+        n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
+        c, m = 6.0 * n * d, d / n
+        return E + (a * m ** eta + b * m ** -eta) * c ** -eta
+
+    def to_log(self, params):
+        p = np.array(params, dtype=float)
+        p[..., :3] = np.log(p[..., :3])
+        return p
+
+    def from_log(self, theta):
+        p = np.array(theta, dtype=float)
+        p[..., :3] = np.exp(p[..., :3])
+        return p
+
+    def log_predict_vjp(self, theta, x):
+        theta = np.atleast_2d(theta)
+        e, la, lb, eta = (theta[:, i:i + 1] for i in range(4))
+        log_m = x.log_d - x.log_n
+        log_c = np.log(6.0) + x.log_n + x.log_d
+        f2, f3 = log_m - log_c, -(log_m + log_c)
+        lse, w1, w2, w3 = _lse3(e, la + eta * f2, lb + eta * f3)
+
+        def vjp(u):
+            g2, g3 = u * w2, u * w3
+            out = np.empty_like(theta)
+            out[:, 0] = (u * w1).sum(1)
+            out[:, 1] = g2.sum(1)
+            out[:, 2] = g3.sum(1)
+            out[:, 3] = g2 @ f2 + g3 @ f3
+            return out
+
+        return lse, vjp
+
+    def huber_grid(self):
+        return _grid([-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 5.0, 10.0, 15.0, 20.0, 25.0], [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
+                     [0.05, 0.1, 0.2, 0.3, 0.5])
+
+
+LAWS: dict[str, LawForm] = {}
+
+
+def register_law(form: LawForm) -> None:
+    if form.name in LAWS:
+        raise ValueError(f"law {form.name!r} registered twice")
+    LAWS[form.name] = form
+
+
+register_law(ChinchillaFamily("chinchilla", tie_beta=False, shape=False))
+register_law(ChinchillaFamily("chinchilla_tied", tie_beta=True, shape=False))
+register_law(ChinchillaFamily("inference_aware", tie_beta=True, shape=True, tie_gamma=True))
+register_law(ChinchillaFamily("inference_aware_free_gamma", tie_beta=True, shape=True, tie_gamma=False))
+register_law(Kaplan())
+register_law(Gadre())
+
+
+def get_law(name: str) -> LawForm:
+    try:
+        return LAWS[name]
+    except KeyError:
+        raise KeyError(f"unknown law {name!r}; known: {', '.join(sorted(LAWS))}") from None

@@ -1,0 +1,121 @@
+"""File input/output of the laws package: reading `Runs` (CSV, TSV, Parquet, JSON, JSONL) and bundled datasets by name.
+
+Every error is an `InputError` naming the file, the 1-based data row and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from infscale.data import DATASETS, get_dataset
+from infscale.errors import InputError
+from infscale.laws.fitted import FittedLaw
+from infscale.laws.runs import Runs
+
+READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "jsonl",
+           ".ndjson": "jsonl"}
+
+
+def load_runs(source: str | Path, columns: dict[str, str] | None = None) -> Runs:
+    """A bundled dataset by name (`seed-a`, `chinchilla`, `gadre`, `sardana`) or a file path."""
+    if isinstance(source, str) and source in DATASETS:
+        info = get_dataset(source)
+        return Runs.from_frame(_read(info.path), source=info.name, columns={**info.columns, **(columns or {})})
+    path = Path(source)
+    if not path.exists():
+        known = ", ".join(sorted(DATASETS))
+        raise InputError(f"{path}: no such file, and not a bundled dataset name ({known})")
+    return Runs.from_frame(_read(path), source=str(path), columns=columns)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unknown file type {path.suffix!r}; expected one of {', '.join(sorted(READERS))}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file: no data rows")
+    try:
+        if kind in ("csv", "tsv"):
+            return pd.read_csv(path, sep="," if kind == "csv" else "\t")
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        if kind == "json":
+            return _read_json(path)
+        return _read_jsonl(path)
+    except InputError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file: no data rows") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot parse as {kind}: {str(exc).splitlines()[0]}") from None
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    data = json.loads(path.read_text())
+    if isinstance(data, dict):
+        data = data.get("runs", data.get("records", data))
+    if isinstance(data, dict):  # column-oriented {"N": [...], "D": [...]}
+        return pd.DataFrame(data)
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a list of records or a {{column: values}} object")
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: row {i + 1}: not a JSON object")
+    return pd.json_normalize(data, sep=".")
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """One JSON object per line (the trainer's run records). Blank lines are skipped; a torn last line is an error."""
+    records = []
+    with path.open() as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: row {len(records) + 1} (line {line_no}): invalid JSON: {exc.msg}") from None
+            if not isinstance(rec, dict):
+                raise InputError(f"{path}: row {len(records) + 1} (line {line_no}): not a JSON object")
+            records.append(rec)
+    if not records:
+        raise InputError(f"{path}: empty file: no data rows")
+    return pd.json_normalize(records, sep=".")
+
+
+def save_fit(law: FittedLaw, path: str | Path) -> Path:
+    """Write a fitted law as JSON (law name, parameters, provenance)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(law.to_dict(), indent=2, default=_jsonable) + "\n")
+    return path
+
+
+def load_fit(path: str | Path) -> FittedLaw:
+    """Read a fitted law written by `save_fit` (or `infscale fit --save`)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(data, dict) or "law" not in data or "params" not in data:
+        raise InputError(f"{path}: not a saved fit: expected keys 'law' and 'params'")
+    try:
+        return FittedLaw.from_dict(data["law"], data["params"], data.get("meta"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: field 'params': {exc}") from None
+
+
+def _jsonable(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")

@@ -1,0 +1,58 @@
+"""The `infscale fit` job as a library call: split runs, fit a law, bootstrap, validate, diagnose (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infscale.laws.bootstrap import BootstrapResult, bootstrap
+from infscale.laws.diagnostics import diagnose
+from infscale.laws.fit import make_fitter
+from infscale.laws.fitted import FittedLaw
+from infscale.laws.runs import Runs
+from infscale.laws.validate import Validation, validate
+
+
+@dataclass(frozen=True, slots=True)
+class FitReport:
+    law: FittedLaw
+    fitter: str
+    fit_on: str | None
+    n_fit: int
+    n_held_out: int
+    objective: float
+    validation: Validation
+    boot: BootstrapResult | None
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        v = self.validation
+
+        def sc(s):
+            return None if s is None else {"n_runs": s.n_runs, "mse": s.mse, "r2": s.r2, "spearman": s.spearman,
+                                           "max_rel_err": s.max_rel_err}
+
+        out = {
+            "law": self.law.name, "fitter": self.fitter, "fit_on": self.fit_on, "n_fit": self.n_fit,
+            "n_held_out": self.n_held_out, "objective": self.objective, "params": dict(self.law.params_),
+            "validation": {"fit": sc(v.fit), "all": sc(v.all), "held_out": sc(v.held_out),
+                           "per_group": [{"group": g.group, "n_runs": g.n_runs, "spearman": g.spearman, "mse": g.mse}
+                                         for g in v.per_group]},
+            "warnings": list(self.warnings),
+        }
+        if self.boot is not None:
+            out["bootstrap"] = {"n_boot": int(self.boot.samples.shape[0]), "level": self.boot.level,
+                                "low": self.boot.low, "high": self.boot.high}
+        return out
+
+
+def run_fit(runs: Runs, law: str, fitter: str, fit_on: str | None = None, n_boot: int = 0,
+            random_state: int | None = 0) -> FitReport:
+    fit_runs, held_runs = runs.split(fit_on)
+    est = make_fitter(fitter, law).fit(fit_runs)
+    boot = bootstrap(est, fit_runs, n_boot, random_state=random_state) if n_boot >= 2 else None
+    fitted = FittedLaw(est.law_.law, est.params_, {**est.law_.meta, "data": runs.source, "fit_on": fit_on,
+                                                   "n_fit": len(fit_runs)})
+    val = validate(fitted, fit_runs, held_runs)
+    return FitReport(law=fitted, fitter=fitter, fit_on=fit_on, n_fit=len(fit_runs), n_held_out=len(held_runs),
+                     objective=float(est.objective_), validation=val, boot=boot,
+                     warnings=tuple(diagnose(fitted, fit_runs, boot)))

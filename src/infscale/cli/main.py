@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.tts",
     "infscale.cli.fit",
     "infscale.cli.data",
+    "infscale.cli.plan",
 ]
 
 for _name in COMMAND_MODULES:

@@ -6,7 +6,6 @@ aspect_ratio=None)``) and the analytic latency predictor of `infscale.latency.mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,31 +13,13 @@ import numpy as np
 from infscale.plan.optimum import LatencyFn, LossFn
 from infscale.plan.shapes import ShapeGrid
 
-__all__ = ["Law", "Workload", "loss_from_law", "latency_from_profile"]
+__all__ = ["Law", "loss_from_law", "latency_from_profile", "resolve_profile"]
 
 
 class Law(Protocol):
     """What the planner needs from a fitted law."""
 
     def predict(self, n_params: Any, n_tokens: Any, aspect_ratio: Any = None) -> np.ndarray: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Workload:
-    """One inference request as seed A times it (HF generate, batch 1, 128 in / 256 out)."""
-
-    batch_size: int = 1
-    """Sequences per request."""
-    prompt_tokens: int = 128
-    """Input tokens per sequence (prefill)."""
-    new_tokens: int = 256
-    """Generated tokens per sequence (decode steps)."""
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "prompt_tokens", "new_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"Workload.{name} must be a positive integer, got {value!r}")
 
 
 def loss_from_law(law: Law) -> LossFn:
@@ -51,19 +32,34 @@ def loss_from_law(law: Law) -> LossFn:
     return loss
 
 
-def latency_from_profile(profile: Any, workload: Workload = Workload()) -> LatencyFn:
-    """Latency per request of every shape of a grid from a hardware profile (object or registered name)."""
+def resolve_profile(profile: Any) -> Any:
+    """A `HardwareProfile` from itself or a registered name (`infscale.latency` presets and calibrated profiles)."""
+    if not isinstance(profile, str):
+        return profile
     from infscale.latency import model as latency_model
 
-    if isinstance(profile, str):
-        profile = latency_model.get_profile(profile)
+    presets = latency_model.HARDWARE_PRESETS
+    if profile in presets:
+        return presets[profile]
+    raise KeyError(f"unknown hardware profile {profile!r}; known: {', '.join(sorted(presets))}")
+
+
+def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:
+    """Latency per request (prefill + decode, seconds) of every shape of a grid on a hardware profile.
+
+    ``workload`` is an `infscale.latency.model.Workload` (default: batch 1, 128 in / 256 out, bf16, as seed A).
+    """
+    from infscale.latency import model as latency_model
+
+    hw = resolve_profile(profile)
+    wl = latency_model.Workload() if workload is None else workload
 
     def latency(grid: ShapeGrid) -> np.ndarray:
         out = latency_model.predict_latency_arrays(
-            profile, d_model=grid.d_model, n_layers=grid.n_layers, n_heads=grid.n_heads, n_kv_heads=grid.n_kv_heads,
-            d_ff=grid.d_ff, vocab_size=grid.vocab_size, head_dim=grid.head_dim, batch_size=workload.batch_size,
-            prompt_tokens=workload.prompt_tokens, new_tokens=workload.new_tokens,
+            hw, d_model=grid.d_model, n_layers=grid.n_layers, n_heads=grid.n_heads, n_kv_heads=grid.n_kv_heads,
+            d_ff=grid.d_ff, vocab_size=grid.vocab_size, head_dim=grid.head_dim,
+            ffn_matrices=3 if grid.ffn_kind == "swiglu" else 2, workload=wl,
         )
-        return np.asarray(getattr(out, "latency_s", out), dtype=np.float64)
+        return np.asarray(out["total_s"], dtype=np.float64)
 
     return latency

@@ -10,7 +10,9 @@ tts_app = typer.Typer(help="Test-time compute: run strategies under a budget, an
                       no_args_is_help=True)
 
 # modules adding commands to the `tts` group: each exposes `add_commands(tts_app)`
-TTS_COMMAND_MODULES: list[str] = []
+TTS_COMMAND_MODULES: list[str] = [
+    "infscale.cli.tts_run",
+]
 
 
 def register(app: typer.Typer) -> None:

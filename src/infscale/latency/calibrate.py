@@ -1,0 +1,312 @@
+"""Calibrate a hardware profile's efficiency and overhead terms to measured (or published) latencies.
+
+`LatencyCalibrator` follows the scikit-learn contract: ``__init__`` stores settings, ``fit(observations)`` returns
+self and sets ``profile_`` (the calibrated `HardwareProfile`), ``params_``, ``relative_errors_`` and ``cost_``.
+The fit is least squares (``scipy.optimize.least_squares``, bounded) on *relative* residuals
+``(predicted - measured) / measured`` of every prefill, decode and total time given, so a 2 ms and a 2 s latency
+weigh the same. Efficiencies are fitted in log space.
+
+``group_layer_overhead=True`` fits one per-layer overhead per implementation ``group`` (HF's OPT, GPT-NeoX and
+open_lm code launch different kernels per layer) sharing the hardware terms; the profile keeps the overhead of
+``reference_group``. `calibrate_seed_a` does this on seed A's published A100 latencies (latency/data/).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from infscale.arch import TransformerShape
+from infscale.errors import InputError
+from infscale.latency.model import HARDWARE_PRESETS, HardwareProfile, Workload, latency_terms
+
+__all__ = [
+    "LatencyObservation",
+    "LatencyCalibrator",
+    "FREE_TERMS",
+    "observations_from_records",
+    "predict_observations",
+    "spread_subset",
+    "SEED_A_SHAPES",
+    "seed_a_observations",
+    "calibrate_seed_a",
+]
+
+FREE_TERMS = ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s")
+TARGETS = ("prefill_s", "decode_s", "total_s")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatencyObservation:
+    """A measured (or published) latency of one shape under one workload."""
+
+    shape: TransformerShape
+    """The model shape."""
+    workload: Workload
+    """Batch, lengths, dtype."""
+    prefill_s: float | None = None
+    """Measured time to first token, if known."""
+    decode_s: float | None = None
+    """Measured time of the other ``output_len - 1`` tokens, if known."""
+    total_s: float | None = None
+    """Measured generate time, if known (used when prefill/decode are not)."""
+    group: str = ""
+    """Implementation family (for per-group layer overheads)."""
+    label: str = ""
+    """Name shown in reports."""
+
+    def __post_init__(self) -> None:
+        for name in TARGETS:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"LatencyObservation {self.label}: {name} must be positive, got {value!r}")
+
+
+def observations_from_records(records: Iterable[dict[str, Any]], *, source: str = "records"
+                              ) -> list[LatencyObservation]:
+    """Observations from measurement records (`latency.measure`); a malformed record is an `InputError`."""
+    out = []
+    for i, r in enumerate(records, start=1):
+        try:
+            shape = TransformerShape.from_dict(r["shape"])
+            wl = Workload.from_dict(r["workload"])
+            obs = LatencyObservation(shape=shape, workload=wl, prefill_s=r.get("prefill_s"),
+                                     decode_s=r.get("decode_s") if wl.output_len > 1 else None,
+                                     total_s=r.get("total_s"), group=r.get("backend", ""),
+                                     label=r.get("label", shape.label))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{source}: record {i}: {exc}") from None
+        out.append(obs)
+    return out
+
+
+def _design(observations: Sequence[LatencyObservation], profile: HardwareProfile) -> dict[str, np.ndarray]:
+    sh = [o.shape for o in observations]
+    wl = [o.workload for o in observations]
+    return {
+        "peak": np.array([profile.peak_flops(w.dtype) for w in wl]),
+        "d_model": np.array([s.d_model for s in sh]),
+        "n_layers": np.array([s.n_layers for s in sh]),
+        "d_attn": np.array([s.d_attn for s in sh]),
+        "d_kv": np.array([s.d_kv for s in sh]),
+        "d_ff": np.array([s.ffn_hidden for s in sh]),
+        "ffn_matrices": np.array([3 if s.ffn_kind == "swiglu" else 2 for s in sh]),
+        "vocab_size": np.array([s.vocab_size for s in sh]),
+        "batch": np.array([w.batch for w in wl]),
+        "input_len": np.array([w.input_len for w in wl]),
+        "output_len": np.array([w.output_len for w in wl]),
+        "weight_bytes": np.array([w.weight_bytes for w in wl]),
+        "kv_bytes": np.array([w.kv_bytes for w in wl]),
+        "full_prefill_logits": np.array([w.full_prefill_logits for w in wl]),
+    }
+
+
+def _evaluate(design: dict[str, np.ndarray], profile: HardwareProfile, layer_overhead: np.ndarray | float
+              ) -> dict[str, np.ndarray]:
+    args = {k: v for k, v in design.items() if k != "peak"}
+    out = latency_terms(
+        flops_per_s=design["peak"] * profile.compute_efficiency,
+        bytes_per_s=profile.memory_bandwidth_bytes_per_s * profile.memory_efficiency,
+        layer_overhead_s=layer_overhead, step_overhead_s=profile.step_overhead_s,
+        overlap_overhead=profile.overlap_overhead, **args,
+    )
+    out["total_s"] = out["prefill_s"] + out["decode_s"]
+    return out
+
+
+def predict_observations(observations: Sequence[LatencyObservation], profile: HardwareProfile
+                         ) -> dict[str, np.ndarray]:
+    """Predicted ``prefill_s``, ``decode_s``, ``total_s`` for each observation's shape and workload."""
+    return _evaluate(_design(observations, profile), profile, profile.layer_overhead_s)
+
+
+def spread_subset(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``0..n-1`` (first and last included): a deterministic calibration set."""
+    if not 1 <= k <= n:
+        raise ValueError(f"spread_subset: need 1 <= k <= n, got k={k}, n={n}")
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
+
+
+class LatencyCalibrator:
+    """Least-squares fit of a profile's efficiency and overhead terms.
+
+    Parameters
+    ----------
+    base: the profile whose peaks are kept and whose terms start the fit (and stay fixed unless in ``free``).
+    free: which of `FREE_TERMS` to fit.
+    targets: which measured times enter the loss (``prefill_s``, ``decode_s``, ``total_s``).
+    group_layer_overhead: one per-layer overhead per observation ``group``.
+    reference_group: the group whose per-layer overhead the fitted profile keeps (default: the most common).
+    name: name of the fitted profile (default: base name + ``-calibrated``).
+    """
+
+    def __init__(self, base: HardwareProfile, *, free: Sequence[str] = FREE_TERMS,
+                 targets: Sequence[str] = ("prefill_s", "decode_s"), group_layer_overhead: bool = False,
+                 reference_group: str | None = None, name: str | None = None) -> None:
+        self.base = base
+        self.free = tuple(free)
+        self.targets = tuple(targets)
+        self.group_layer_overhead = group_layer_overhead
+        self.reference_group = reference_group
+        self.name = name
+
+    def _check(self) -> None:
+        bad = [t for t in self.free if t not in FREE_TERMS]
+        if bad:
+            raise ValueError(f"LatencyCalibrator: unknown free term(s) {bad}; known {FREE_TERMS}")
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad or not self.targets:
+            raise ValueError(f"LatencyCalibrator: targets must be among {TARGETS}, got {self.targets}")
+
+    def fit(self, observations: Sequence[LatencyObservation]) -> LatencyCalibrator:
+        self._check()
+        obs = list(observations)
+        design = _design(obs, self.base)
+        measured = {t: np.array([np.nan if getattr(o, t) is None else getattr(o, t) for o in obs]) for t in TARGETS}
+        used = {t: ~np.isnan(measured[t]) for t in self.targets}
+        n_res = int(sum(u.sum() for u in used.values()))
+        groups = sorted({o.group for o in obs}) if self.group_layer_overhead else [""]
+        group_idx = np.array([groups.index(o.group) if self.group_layer_overhead else 0 for o in obs])
+        fit_layer = "layer_overhead_s" in self.free
+        names = [t for t in self.free if t != "layer_overhead_s"]
+        if fit_layer:
+            names += [f"layer_overhead_s[{g}]" if g else "layer_overhead_s" for g in groups]
+        if n_res < len(names):
+            raise InputError(f"calibration: {n_res} measured times cannot determine {len(names)} terms ({names})")
+
+        # x: log efficiencies, overheads in milliseconds (keeps the problem well scaled)
+        def unpack(x: np.ndarray) -> tuple[HardwareProfile, np.ndarray]:
+            values: dict[str, float] = {}
+            i = 0
+            for t in self.free:
+                if t == "layer_overhead_s":
+                    continue
+                values[t] = float(np.exp(x[i])) if t.endswith("efficiency") else float(x[i]) * 1e-3
+                i += 1
+            profile = self.base.with_(**values)
+            taus = x[i:] * 1e-3 if fit_layer else np.array([self.base.layer_overhead_s])
+            return profile, taus
+
+        x0, lo, hi = [], [], []
+        for t in names:
+            if t.endswith("efficiency"):
+                x0.append(np.log(getattr(self.base, t)))
+                lo.append(np.log(1e-3))
+                hi.append(np.log(50.0))
+            else:
+                start = getattr(self.base, t.split("[")[0]) * 1e3
+                x0.append(max(start, 1e-4))
+                lo.append(0.0)
+                hi.append(1e4)
+
+        def residuals(x: np.ndarray) -> np.ndarray:
+            profile, taus = unpack(x)
+            pred = _evaluate(design, profile, taus[group_idx])
+            return np.concatenate([(pred[t][used[t]] - measured[t][used[t]]) / measured[t][used[t]]
+                                   for t in self.targets])
+
+        # overheads hidden behind device time (overlap) have zero gradient: also start from 10x and 100x larger
+        # overheads and keep the best solution
+        x0 = np.array(x0)
+        is_tau = np.array([not t.endswith("efficiency") for t in names])
+        sol = None
+        for factor in (1.0, 10.0, 100.0):
+            start = np.clip(np.where(is_tau, x0 * factor, x0), lo, hi)
+            trial = least_squares(residuals, start, bounds=(np.array(lo), np.array(hi)), x_scale="jac",
+                                  method="trf", xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=5000)
+            if sol is None or trial.cost < sol.cost - 1e-15:
+                sol = trial
+        profile, taus = unpack(sol.x)
+        tau_by_group = {g: float(taus[i]) for i, g in enumerate(groups)} if fit_layer else {}
+        ref = self.reference_group
+        if self.group_layer_overhead:
+            if ref is None:
+                ref = Counter(o.group for o in obs).most_common(1)[0][0]
+            if ref not in groups:
+                raise InputError(f"calibration: reference_group {ref!r} is not among the groups {groups}")
+        if fit_layer:
+            profile = profile.with_(layer_overhead_s=tau_by_group[ref if self.group_layer_overhead else ""])
+        self.profile_ = profile.with_(name=self.name or f"{self.base.name}-calibrated")
+        self.layer_overhead_by_group_ = tau_by_group
+        self.params_ = {t: getattr(self.profile_, t) for t in FREE_TERMS}
+        pred = _evaluate(design, self.profile_, taus[group_idx])
+        self.relative_errors_ = {t: (pred[t] - measured[t]) / measured[t] for t in TARGETS}
+        self.cost_ = float(sol.cost)
+        self.n_residuals_ = n_res
+        return self
+
+    def predict(self, observations: Sequence[LatencyObservation]) -> dict[str, np.ndarray]:
+        """Predictions of the fitted profile (per-group layer overheads where the group was fitted)."""
+        if not hasattr(self, "profile_"):
+            raise RuntimeError("LatencyCalibrator.predict called before fit")
+        obs = list(observations)
+        taus = np.array([self.layer_overhead_by_group_.get(o.group, self.profile_.layer_overhead_s)
+                         if self.group_layer_overhead else self.profile_.layer_overhead_s for o in obs])
+        return _evaluate(_design(obs, self.profile_), self.profile_, taus)
+
+
+# ---- seed A's published A100 latencies -----------------------------------------------------------------------------
+SEED_A_CSV = Path(__file__).parent / "data" / "seed_a_a100_latency.csv"
+
+SEED_A_SHAPES: dict[str, tuple[TransformerShape, str]] = {
+    # open_lm models (one code base: the same kernels per layer)
+    "Morph-1B": (TransformerShape.open_lm(3072, 12, 16), "open_lm"),
+    "Morph-1B-v2": (TransformerShape.open_lm(2560, 16, 20), "open_lm"),
+    "Open-LM-1B": (TransformerShape.open_lm(2048, 24, 16), "open_lm"),
+    # HF implementations of the baselines (published configs)
+    "OPT-1.3B": (TransformerShape(d_model=2048, n_layers=24, n_heads=32, d_ff=8192, vocab_size=50272,
+                                  tied_embeddings=True, ffn_kind="gelu", norm_kind="layernorm", bias=True,
+                                  position="learned"), "opt"),
+    "OPT-IML-1.3B": (TransformerShape(d_model=2048, n_layers=24, n_heads=32, d_ff=8192, vocab_size=50272,
+                                      tied_embeddings=True, ffn_kind="gelu", norm_kind="layernorm", bias=True,
+                                      position="learned"), "opt"),
+    "Pythia-1.3B": (TransformerShape(d_model=2048, n_layers=24, n_heads=16, d_ff=8192, vocab_size=50304,
+                                     ffn_kind="gelu", norm_kind="layernorm", bias=True), "gpt_neox"),
+    "Neox-1.3B": (TransformerShape(d_model=2048, n_layers=24, n_heads=16, d_ff=8192, vocab_size=50257,
+                                   tied_embeddings=True, ffn_kind="gelu", norm_kind="layernorm", bias=True,
+                                   position="learned"), "gpt_neo"),
+}
+"""Shapes of the models in seed A's latency table and their implementation group. Pythia-1.3B is the
+``pythia-1.4b-v0`` checkpoint the latency script loads (24 layers; the source CSV's 22 is a transcription slip);
+Neox-1.3B is GPT-Neo-1.3B, which the script loads."""
+
+SEED_A_WORKLOAD = Workload(batch=1, input_len=128, output_len=256, dtype="bf16")
+"""Seed A's protocol: HF generate, batch 1, 128 in / 256 out, bf16, one A100-40GB."""
+
+
+def seed_a_observations(models: Iterable[str] | None = None) -> list[LatencyObservation]:
+    """Seed A's published A100 generate latencies as observations (``total_s``)."""
+    with SEED_A_CSV.open(encoding="utf-8") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    names = list(SEED_A_SHAPES) if models is None else list(models)
+    out = []
+    for name in names:
+        if name not in SEED_A_SHAPES or name not in rows:
+            raise InputError(f"{SEED_A_CSV.name}: no published latency for model {name!r}; known {sorted(SEED_A_SHAPES)}")
+        shape, group = SEED_A_SHAPES[name]
+        out.append(LatencyObservation(shape=shape, workload=SEED_A_WORKLOAD, total_s=float(rows[name]["latency_s"]),
+                                      group=group, label=name))
+    return out
+
+
+def calibrate_seed_a(models: Iterable[str] | None = None, base: HardwareProfile | None = None,
+                     name: str = "a100-40gb-seed-a") -> LatencyCalibrator:
+    """Fit the A100 per-layer (one per implementation) and per-step overheads to seed A's published latencies.
+
+    The peaks and efficiencies stay at the preset's values: four to seven totals at batch 1 cannot separate them
+    from the overheads. The profile keeps the open_lm per-layer overhead (the planner plans open_lm shapes).
+    """
+    base = base or HARDWARE_PRESETS["a100-40gb"]
+    obs = seed_a_observations(models)
+    groups = {o.group for o in obs}
+    cal = LatencyCalibrator(base, free=("layer_overhead_s", "step_overhead_s"), targets=("total_s",),
+                            group_layer_overhead=len(groups) > 1,
+                            reference_group="open_lm" if "open_lm" in groups else None, name=name)
+    return cal.fit(obs)

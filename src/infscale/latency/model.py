@@ -1,0 +1,380 @@
+"""Analytic latency predictor: per-op roofline plus per-layer and per-step overheads (pure numpy).
+
+One forward step of a decoder is split into four kinds of op per layer -- the attention projections (Q, K, V, O),
+the attention itself (``Q K^T`` and ``A V`` over the KV cache) and the FFN -- plus the LM head. Each op costs
+
+    t_op = max(FLOPs / (peak_flops * compute_efficiency), bytes / (bandwidth * memory_efficiency))
+
+and every step adds ``n_layers * layer_overhead_s + step_overhead_s`` (kernel launches, Python, synchronisation).
+REFERENCE.md §3 explains why the overhead terms are needed: at equal parameter count a pure roofline gives equal
+weights and FLOPs, so it cannot reproduce "deeper is slower"; the per-layer overhead does.
+
+Protocol (optimum-benchmark, seed A): *prefill* is one forward over the ``input_len`` prompt tokens that yields the
+first new token; *decode* is the remaining ``output_len - 1`` single-token steps, step ``k`` attending to
+``input_len + k`` keys. Units: seconds, FLOP/s, bytes/s.
+
+Everything is vectorised: `predict_latency_arrays` evaluates 1e5 shapes in a few milliseconds.
+Hardware presets are data (`HARDWARE_PRESETS`); loading and saving profiles lives in `latency/profiles.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from infscale.arch import TransformerShape
+
+__all__ = [
+    "DTYPE_BYTES",
+    "Workload",
+    "HardwareProfile",
+    "LatencyPrediction",
+    "HARDWARE_PRESETS",
+    "predict_latency_arrays",
+    "predict",
+    "latency_terms",
+]
+
+DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+"""Bytes per element of each supported dtype name."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    """What is generated: batch size, prompt and output lengths, and the number format."""
+
+    batch: int = 1
+    """Sequences generated together."""
+    input_len: int = 128
+    """Prompt tokens per sequence (seed A: 128)."""
+    output_len: int = 256
+    """New tokens per sequence, the first one produced by the prefill (seed A: 256)."""
+    dtype: str = "bf16"
+    """Weights and activations (a key of `DTYPE_BYTES`)."""
+    kv_dtype: str | None = None
+    """KV-cache elements; ``None`` means ``dtype``."""
+    full_prefill_logits: bool = False
+    """Whether the prefill computes logits at every prompt position (a plain ``model(ids)``) or only the last
+    one (HF ``generate``, vLLM)."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "input_len", "output_len"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"Workload.{name} must be a positive integer, got {value!r}")
+        for name in ("dtype", "kv_dtype"):
+            value = getattr(self, name)
+            if value is not None and value not in DTYPE_BYTES:
+                raise ValueError(f"Workload.{name} must be one of {sorted(DTYPE_BYTES)}, got {value!r}")
+
+    @property
+    def weight_bytes(self) -> float:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def kv_bytes(self) -> float:
+        return DTYPE_BYTES[self.kv_dtype or self.dtype]
+
+    def to_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Workload:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"Workload: unknown field(s) {sorted(unknown)}")
+        return cls(**data)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HardwareProfile:
+    """A device's peak rates and the calibrated terms of the latency model."""
+
+    name: str
+    """Registry name, e.g. ``a100-40gb``."""
+    peak_flops_per_s: Mapping[str, float]
+    """Dense peak FLOP/s per dtype name (no sparsity)."""
+    memory_bandwidth_bytes_per_s: float
+    """Peak memory bandwidth."""
+    compute_efficiency: float = 0.6
+    """Fraction of peak FLOP/s a matmul reaches."""
+    memory_efficiency: float = 0.7
+    """Fraction of peak bandwidth a weight/KV stream reaches (may exceed 1 on CPUs when data sits in cache)."""
+    layer_overhead_s: float = 0.0
+    """Fixed cost per layer per forward step (kernel launches, framework work)."""
+    step_overhead_s: float = 0.0
+    """Fixed cost per forward step (sampling, Python loop, synchronisation)."""
+    overlap_overhead: bool = False
+    """``True`` when the host issues work asynchronously (CUDA): a step takes ``max(device time, overhead)``, as
+    kernel launches for the next ops run while the device computes. ``False`` (CPU): the same cores do both, so
+    a step takes ``device time + overhead``."""
+    memory_bytes: float | None = None
+    """Device memory, for reference."""
+    description: str = ""
+    """Where the numbers come from."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("HardwareProfile.name must not be empty")
+        if not self.peak_flops_per_s:
+            raise ValueError(f"HardwareProfile {self.name}: peak_flops_per_s is empty")
+        for dtype, value in self.peak_flops_per_s.items():
+            if dtype not in DTYPE_BYTES or not value > 0:
+                raise ValueError(f"HardwareProfile {self.name}: bad peak_flops_per_s entry {dtype!r}: {value!r}")
+        for name in ("memory_bandwidth_bytes_per_s", "compute_efficiency", "memory_efficiency"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HardwareProfile {self.name}: {name} must be positive, got {getattr(self, name)!r}")
+        for name in ("layer_overhead_s", "step_overhead_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"HardwareProfile {self.name}: {name} must be >= 0, got {getattr(self, name)!r}")
+
+    def peak_flops(self, dtype: str) -> float:
+        """Peak FLOP/s for ``dtype``; fp16/bf16 stand in for each other, fp32 falls back to tf32."""
+        table = self.peak_flops_per_s
+        for key in (dtype, {"bf16": "fp16", "fp16": "bf16", "fp32": "tf32"}.get(dtype, dtype)):
+            if key in table:
+                return float(table[key])
+        raise ValueError(f"hardware {self.name!r} has no peak FLOP/s for dtype {dtype!r} (has {sorted(table)})")
+
+    def with_(self, **changes: object) -> HardwareProfile:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["peak_flops_per_s"] = dict(self.peak_flops_per_s)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> HardwareProfile:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"HardwareProfile: unknown field(s) {sorted(unknown)}")
+        return cls(**data)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatencyPrediction:
+    """Predicted latency of one workload on one shape."""
+
+    prefill_s: float
+    """Time to the first token."""
+    decode_s: float
+    """Time for the remaining ``output_len - 1`` tokens."""
+    total_s: float
+    """``prefill_s + decode_s`` (what ``generate`` takes)."""
+    decode_per_token_s: float
+    """``decode_s / (output_len - 1)`` (0 when only one token is generated)."""
+    breakdown: dict[str, float] = field(default_factory=dict)
+    """Seconds per term: ``matmul``, ``attention``, ``lm_head``, ``overhead``."""
+
+
+def _roofline(flops: np.ndarray, nbytes: np.ndarray, flops_per_s: np.ndarray, bytes_per_s: np.ndarray) -> np.ndarray:
+    return np.maximum(flops / flops_per_s, nbytes / bytes_per_s)
+
+
+def latency_terms(
+    *,
+    flops_per_s: np.ndarray | float,
+    bytes_per_s: np.ndarray | float,
+    layer_overhead_s: np.ndarray | float,
+    step_overhead_s: np.ndarray | float,
+    d_model: np.ndarray | int,
+    n_layers: np.ndarray | int,
+    d_attn: np.ndarray | int,
+    d_kv: np.ndarray | int,
+    d_ff: np.ndarray | int,
+    ffn_matrices: np.ndarray | int,
+    vocab_size: np.ndarray | int,
+    batch: np.ndarray | int,
+    input_len: np.ndarray | int,
+    output_len: np.ndarray | int,
+    weight_bytes: np.ndarray | float,
+    kv_bytes: np.ndarray | float,
+    full_prefill_logits: np.ndarray | bool = False,
+    overlap_overhead: np.ndarray | bool = False,
+) -> dict[str, np.ndarray]:
+    """The model's core, every argument broadcastable: effective rates (already multiplied by the efficiencies),
+    overheads, widths and workloads. Returns seconds: ``prefill_s``, ``decode_s`` and their parts.
+
+    Per layer the matmul weights are ``w_proj = 2 d d_attn + 2 d d_kv`` and ``w_ffn = m d d_ff``; the LM head has
+    ``V d``. A decode step streams every weight once (bytes ``w * weight_bytes``, FLOPs ``2 B w``) and reads the KV
+    cache (``2 B t d_kv kv_bytes`` bytes, ``4 B t d_attn`` FLOPs per layer at context ``t``). Activations entering
+    and leaving each matmul are counted as memory traffic too. With ``overlap_overhead`` a step costs
+    ``max(roofline, overhead)`` instead of their sum; the decode sum over steps stays closed-form because the
+    roofline part grows linearly with the context.
+    """
+    f64 = np.float64
+    d = np.asarray(d_model, f64)
+    L = np.asarray(n_layers, f64)
+    da = np.asarray(d_attn, f64)
+    dkv = np.asarray(d_kv, f64)
+    ff = np.asarray(d_ff, f64)
+    m = np.asarray(ffn_matrices, f64)
+    V = np.asarray(vocab_size, f64)
+    B = np.asarray(batch, f64)
+    s = np.asarray(input_len, f64)
+    n = np.asarray(output_len, f64)
+    wb = np.asarray(weight_bytes, f64)
+    kvb = np.asarray(kv_bytes, f64)
+    P = np.asarray(flops_per_s, f64)
+    BW = np.asarray(bytes_per_s, f64)
+    tau_l = np.asarray(layer_overhead_s, f64)
+    tau_s = np.asarray(step_overhead_s, f64)
+
+    w_proj = 2.0 * d * da + 2.0 * d * dkv
+    w_ffn = m * d * ff
+    w_head = V * d
+    # activations in and out of each op group, per token (elements)
+    act_proj = 2.0 * d + 2.0 * da + 2.0 * dkv
+    act_ffn = 2.0 * d + m * ff
+
+    # ---- decode: n - 1 steps of one token per sequence ------------------------------------------------------
+    steps = n - 1.0
+    t_proj = _roofline(2.0 * B * w_proj, w_proj * wb + B * act_proj * wb, P, BW)
+    t_ffn = _roofline(2.0 * B * w_ffn, w_ffn * wb + B * act_ffn * wb, P, BW)
+    t_head = _roofline(2.0 * B * w_head, w_head * wb + B * (d + V) * wb, P, BW)
+    # attention at context t is linear in t for both FLOPs and bytes, so the max is taken per unit of context
+    attn_per_key = np.maximum(4.0 * B * da / P, 2.0 * B * dkv * kvb / BW)
+    sum_context = steps * s + steps * (steps + 1.0) / 2.0  # sum over k = 1..n-1 of (s + k)
+    decode_matmul = steps * L * (t_proj + t_ffn)
+    decode_attn = L * attn_per_key * sum_context
+    decode_head = steps * t_head
+    roofline = decode_matmul + decode_attn + decode_head
+    step_overhead = L * tau_l + tau_s
+    overlap = np.asarray(overlap_overhead, bool)
+    # overlapped: sum over k = 1..S of max(a + b k, O) with a + b k the roofline time of step k
+    a = L * (t_proj + t_ffn) + t_head + L * attn_per_key * s
+    b = L * attn_per_key
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k_ratio = np.where(b > 0, np.floor((step_overhead - a) / np.where(b > 0, b, 1.0)),
+                           np.where(a <= step_overhead, steps, 0.0))
+    k0 = np.clip(k_ratio, 0.0, steps)  # steps whose roofline time is below the overhead
+    overlapped = k0 * step_overhead + (steps - k0) * a + b * (steps * (steps + 1.0) - k0 * (k0 + 1.0)) / 2.0
+    decode_s = np.where(overlap, overlapped, roofline + steps * step_overhead)
+    decode_overhead = decode_s - roofline  # the overhead not hidden behind device work
+
+    # ---- prefill: one step over B * s tokens -----------------------------------------------------------------
+    tok = B * s
+    p_proj = _roofline(2.0 * tok * w_proj, w_proj * wb + tok * act_proj * wb, P, BW)
+    p_ffn = _roofline(2.0 * tok * w_ffn, w_ffn * wb + tok * act_ffn * wb, P, BW)
+    # causal attention: token i attends to i keys; K and V are written once and read back
+    p_attn = _roofline(4.0 * B * da * s * (s + 1.0) / 2.0, 4.0 * B * s * dkv * kvb + 2.0 * tok * da * wb, P, BW)
+    head_pos = np.where(np.asarray(full_prefill_logits, bool), s, 1.0)
+    p_head = _roofline(2.0 * B * head_pos * w_head, w_head * wb + B * head_pos * (d + V) * wb, P, BW)
+    prefill_roofline = L * (p_proj + p_ffn + p_attn) + p_head
+    prefill_s = np.where(overlap, np.maximum(prefill_roofline, step_overhead), prefill_roofline + step_overhead)
+    prefill_overhead = prefill_s - prefill_roofline
+
+    return {
+        "prefill_s": prefill_s,
+        "decode_s": decode_s,
+        "decode_matmul_s": decode_matmul,
+        "decode_attention_s": decode_attn,
+        "decode_lm_head_s": decode_head,
+        "decode_overhead_s": decode_overhead,
+        "prefill_overhead_s": prefill_overhead,
+    }
+
+
+def predict_latency_arrays(
+    profile: HardwareProfile,
+    *,
+    d_model: np.ndarray | int,
+    n_layers: np.ndarray | int,
+    n_heads: np.ndarray | int,
+    n_kv_heads: np.ndarray | int | None = None,
+    d_ff: np.ndarray | int | None = None,
+    vocab_size: np.ndarray | int = 50432,
+    head_dim: np.ndarray | int | None = None,
+    ffn_matrices: int = 3,
+    workload: Workload | None = None,
+) -> dict[str, np.ndarray]:
+    """Vectorised prediction over arrays of shapes for one workload (what the planner calls on 1e5 shapes).
+
+    Defaults follow `TransformerShape`: ``n_kv_heads = n_heads``, ``head_dim = d_model // n_heads``,
+    ``d_ff = 256 * ceil(8 d / 3 / 256)`` (SwiGLU). Returns arrays ``prefill_s``, ``decode_s``, ``total_s``,
+    ``decode_per_token_s`` (broadcast shape of the inputs).
+    """
+    wl = Workload() if workload is None else workload
+    d = np.asarray(d_model, np.int64)
+    L = np.asarray(n_layers, np.int64)
+    h = np.asarray(n_heads, np.int64)
+    if np.any(d <= 0) or np.any(L <= 0) or np.any(h <= 0):
+        raise ValueError("predict_latency_arrays: d_model, n_layers and n_heads must be positive")
+    hd = d // h if head_dim is None else np.asarray(head_dim, np.int64)
+    kv = h if n_kv_heads is None else np.asarray(n_kv_heads, np.int64)
+    ff = (256 * np.ceil((8.0 * d / 3.0) / 256.0)).astype(np.int64) if d_ff is None else np.asarray(d_ff, np.int64)
+    out = latency_terms(
+        flops_per_s=profile.peak_flops(wl.dtype) * profile.compute_efficiency,
+        bytes_per_s=profile.memory_bandwidth_bytes_per_s * profile.memory_efficiency,
+        layer_overhead_s=profile.layer_overhead_s,
+        step_overhead_s=profile.step_overhead_s,
+        d_model=d, n_layers=L, d_attn=h * hd, d_kv=kv * hd, d_ff=ff, ffn_matrices=ffn_matrices,
+        vocab_size=vocab_size, batch=wl.batch, input_len=wl.input_len, output_len=wl.output_len,
+        weight_bytes=wl.weight_bytes, kv_bytes=wl.kv_bytes, full_prefill_logits=wl.full_prefill_logits,
+        overlap_overhead=profile.overlap_overhead,
+    )
+    out["total_s"] = out["prefill_s"] + out["decode_s"]
+    out["decode_per_token_s"] = out["decode_s"] / max(wl.output_len - 1, 1)
+    return out
+
+
+def predict(shape: TransformerShape, workload: Workload, profile: HardwareProfile) -> LatencyPrediction:
+    """Scalar prediction for one `TransformerShape` (same formulas as `predict_latency_arrays`)."""
+    out = predict_latency_arrays(
+        profile, d_model=shape.d_model, n_layers=shape.n_layers, n_heads=shape.n_heads,
+        n_kv_heads=shape.kv_heads, d_ff=shape.ffn_hidden, vocab_size=shape.vocab_size, head_dim=shape.hd,
+        ffn_matrices=3 if shape.ffn_kind == "swiglu" else 2, workload=workload,
+    )
+    breakdown = {
+        "matmul": float(out["decode_matmul_s"]),
+        "attention": float(out["decode_attention_s"]),
+        "lm_head": float(out["decode_lm_head_s"]),
+        "overhead": float(out["decode_overhead_s"] + out["prefill_overhead_s"]),
+        "prefill": float(out["prefill_s"]),
+    }
+    return LatencyPrediction(
+        prefill_s=float(out["prefill_s"]), decode_s=float(out["decode_s"]), total_s=float(out["total_s"]),
+        decode_per_token_s=float(out["decode_per_token_s"]), breakdown=breakdown,
+    )
+
+
+def _gpu(name: str, flops: dict[str, float], bw: float, mem_gb: float, desc: str) -> HardwareProfile:
+    # GPU defaults: eager PyTorch issues ~10 kernels per layer at ~4 us each; the step overhead covers sampling
+    # and the Python loop. Calibrate for real numbers (`infscale latency calibrate`).
+    return HardwareProfile(
+        name=name, peak_flops_per_s=flops, memory_bandwidth_bytes_per_s=bw, compute_efficiency=0.6,
+        memory_efficiency=0.8, layer_overhead_s=40e-6, step_overhead_s=1e-3, overlap_overhead=True,
+        memory_bytes=mem_gb * 1e9, description=desc,
+    )
+
+
+HARDWARE_PRESETS: dict[str, HardwareProfile] = {
+    p.name: p
+    for p in (
+        _gpu("a100-40gb", {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12, "int8": 624e12},
+             1.555e12, 40, "NVIDIA A100 SXM4 40GB datasheet (dense); default efficiencies/overheads"),
+        _gpu("a100-80gb", {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12, "int8": 624e12},
+             2.039e12, 80, "NVIDIA A100 SXM4 80GB datasheet (dense); default efficiencies/overheads"),
+        _gpu("h100", {"bf16": 989e12, "fp16": 989e12, "tf32": 494e12, "fp32": 67e12, "fp8": 1979e12,
+                      "int8": 1979e12},
+             3.35e12, 80, "NVIDIA H100 SXM5 80GB datasheet (dense); default efficiencies/overheads"),
+        _gpu("h200", {"bf16": 989e12, "fp16": 989e12, "tf32": 494e12, "fp32": 67e12, "fp8": 1979e12,
+                      "int8": 1979e12},
+             4.8e12, 141, "NVIDIA H200 SXM 141GB datasheet (dense); default efficiencies/overheads"),
+        _gpu("a30", {"bf16": 165e12, "fp16": 165e12, "tf32": 82e12, "fp32": 10.3e12, "int8": 330e12},
+             0.933e12, 24, "NVIDIA A30 24GB datasheet (dense); default efficiencies/overheads"),
+        _gpu("l4", {"bf16": 121e12, "fp16": 121e12, "tf32": 60e12, "fp32": 30.3e12, "fp8": 242e12, "int8": 242e12},
+             0.300e12, 24, "NVIDIA L4 24GB datasheet (dense); default efficiencies/overheads"),
+        HardwareProfile(
+            # 2 x86 cores with AVX2 FMA: 2 cores * 3 GHz * 32 FP32 FLOP/cycle; bf16 without AMX runs at fp32 rate
+            name="generic-cpu", peak_flops_per_s={"fp32": 192e9, "bf16": 192e9, "fp16": 96e9},
+            memory_bandwidth_bytes_per_s=20e9, compute_efficiency=0.5, memory_efficiency=0.7,
+            layer_overhead_s=150e-6, step_overhead_s=0.5e-3, memory_bytes=24e9,
+            description="a 2-core AVX2 server CPU; overheads from REFERENCE.md §3 (0.14-0.17 ms/layer/token)",
+        ),
+    )
+}
+"""Built-in hardware presets by name (datasheet peaks, default efficiencies and overheads)."""

@@ -129,8 +129,9 @@ def train(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int = 50) -> d
     history: list[float] = []
     step = 0
     for step in range(1, cfg.max_steps + 1):
-        frac = min(1.0, step / cfg.warmup_steps)
-        lr = cfg.lr * frac * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.max_steps)))
+        # warm-up, then cosine to 10 % over whichever budget (steps or wall time) runs out first
+        progress = min(1.0, max(step / cfg.max_steps, (time.perf_counter() - t0) / cfg.max_time_s))
+        lr = cfg.lr * min(1.0, step / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
         ids, tgt = _batch([make(rng, cfg, task, tok) for _ in range(cfg.batch_size)])

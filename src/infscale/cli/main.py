@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.fit",
     "infscale.cli.data",
     "infscale.cli.plan",
+    "infscale.cli.latency",
 ]
 
 for _name in COMMAND_MODULES:

@@ -37,6 +37,9 @@ __all__ = [
     "SEED_A_SHAPES",
     "seed_a_observations",
     "calibrate_seed_a",
+    "HoldoutResult",
+    "calibration_order",
+    "calibrate_holdout",
 ]
 
 FREE_TERMS = ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s")
@@ -310,3 +313,59 @@ def calibrate_seed_a(models: Iterable[str] | None = None, base: HardwareProfile 
                             group_layer_overhead=len(groups) > 1,
                             reference_group="open_lm" if "open_lm" in groups else None, name=name)
     return cal.fit(obs)
+
+
+# ---- held-out evaluation ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldoutResult:
+    """A calibration on some observations and its relative errors on the others."""
+
+    calibrator: LatencyCalibrator
+    """The fitted calibrator (``profile_`` is the calibrated profile)."""
+    fit_labels: list[str]
+    """Observations the fit saw."""
+    test_labels: list[str]
+    """Held-out observations."""
+    test_errors: dict[str, np.ndarray]
+    """Relative errors (predicted / measured - 1) on the held-out observations, per target."""
+
+    def median_abs_error(self, target: str = "decode_s") -> float:
+        return float(np.nanmedian(np.abs(self.test_errors[target])))
+
+    def max_abs_error(self, target: str = "decode_s") -> float:
+        return float(np.nanmax(np.abs(self.test_errors[target])))
+
+
+def calibration_order(observations: Sequence[LatencyObservation]) -> list[int]:
+    """Indices sorted by (non-embedding parameters, depth): `spread_subset` over this order spans sizes and shapes."""
+    return sorted(range(len(observations)),
+                  key=lambda i: (observations[i].shape.n_params_non_embedding, observations[i].shape.n_layers))
+
+
+def calibrate_holdout(observations: Sequence[LatencyObservation], base: HardwareProfile, *, n_fit: int = 5,
+                      fit_labels: Sequence[str] | None = None, **calibrator_kwargs: Any) -> HoldoutResult:
+    """Fit on ``fit_labels`` (or ``n_fit`` observations spread by `calibration_order`), evaluate on the rest."""
+    obs = list(observations)
+    if fit_labels is not None:
+        known = {o.label for o in obs}
+        missing = [lab for lab in fit_labels if lab not in known]
+        if missing:
+            raise InputError(f"calibration: --fit-on label(s) {missing} not among the records")
+        fit_idx = [i for i, o in enumerate(obs) if o.label in set(fit_labels)]
+    else:
+        if not 1 <= n_fit < len(obs):
+            raise InputError(f"calibration: n_fit={n_fit} must be between 1 and {len(obs) - 1} "
+                             f"({len(obs)} observations)")
+        order = calibration_order(obs)
+        fit_idx = sorted(order[j] for j in spread_subset(len(obs), n_fit))
+    test_idx = [i for i in range(len(obs)) if i not in set(fit_idx)]
+    cal = LatencyCalibrator(base, **calibrator_kwargs).fit([obs[i] for i in fit_idx])
+    test = [obs[i] for i in test_idx]
+    errors: dict[str, np.ndarray] = {}
+    if test:
+        pred = cal.predict(test)
+        for t in TARGETS:
+            meas = np.array([np.nan if getattr(o, t) is None else getattr(o, t) for o in test])
+            errors[t] = pred[t] / meas - 1.0
+    return HoldoutResult(calibrator=cal, fit_labels=[obs[i].label for i in fit_idx],
+                         test_labels=[o.label for o in test], test_errors=errors)

@@ -378,3 +378,11 @@ HARDWARE_PRESETS: dict[str, HardwareProfile] = {
     )
 }
 """Built-in hardware presets by name (datasheet peaks, default efficiencies and overheads)."""
+
+# Seed A's A100-40GB as calibrated by `infscale.latency.calibrate.calibrate_seed_a` on the published HF-generate
+# latencies (Morph-1B 1.96 s, Open-LM-1B 3.61 s, OPT, Pythia, GPT-Neo; batch 1, 128 in / 256 out, bf16): the open_lm
+# per-layer overhead and the shared per-step overhead. tests/latency/test_calibrate.py re-fits and checks these values.
+HARDWARE_PRESETS["a100-40gb-seed-a"] = HARDWARE_PRESETS["a100-40gb"].with_(
+    name="a100-40gb-seed-a", layer_overhead_s=0.5406773e-3, step_overhead_s=1.229622e-3,
+    description="A100-40GB calibrated on seed A's published HF generate latencies (open_lm per-layer overhead)",
+)

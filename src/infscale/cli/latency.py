@@ -1,0 +1,223 @@
+"""`infscale latency ...`: measure shapes, predict latency on a hardware profile, calibrate profiles, plot.
+
+Thin: each command loads its input, calls `infscale.latency`, and prints a rich table (or JSON with ``--json``).
+Heavy imports (numpy, scipy, torch, matplotlib) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+latency_app = typer.Typer(help="Latency: measure shapes, predict them on any hardware, calibrate the predictor.",
+                          no_args_is_help=True)
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=float))
+
+
+@latency_app.command("measure")
+def measure(
+    config: Path = typer.Argument(..., help="sweep YAML (see src/infscale/latency/data/cpu-sweep.yaml)"),
+    out: Path = typer.Option(..., "--out", help="JSONL records file: appended to, and resumed from"),
+    backend: str = typer.Option(None, help="override the config's backend: own | hf | vllm"),
+    device: str = typer.Option(None, help="override the config's device: cpu | cuda | cuda:N | auto"),
+    as_json: bool = typer.Option(False, "--json", help="print the records as JSON"),
+) -> None:
+    """Time prefill and decode of every shape of a sweep config (resumes: shapes already in --out are skipped)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from infscale.latency.io import load_sweep_config
+    from infscale.latency.measure import MeasureSettings, get_backend, measure_sweep
+
+    cfg = load_sweep_config(config)
+    name = backend or cfg.backend
+    get_backend(name)  # a missing backend fails before anything is timed
+    settings = MeasureSettings(device=device or cfg.device, threads=cfg.threads, warmup=cfg.warmup,
+                               repeats=cfg.repeats)
+    console = Console(stderr=True)
+
+    def progress(record: dict, done: int, total: int) -> None:
+        console.print(f"[{done}/{total}] {record['label']}: prefill {record['prefill_s'] * 1e3:.1f} ms, "
+                      f"decode {record['decode_s'] * 1e3:.1f} ms")
+
+    records = measure_sweep(cfg.build_shapes(), cfg.workload.build(), out, backend=name, settings=settings,
+                            progress=progress)
+    if as_json:
+        _print_json(records)
+        return
+    table = Table(title=f"latency ({name}, {records[0]['env']['device'] if records else '-'}) -> {out}")
+    for col in ("shape", "params", "d/L", "prefill ms", "decode ms", "ms/token", "IQR decode ms"):
+        table.add_column(col, justify="right")
+    for r in records:
+        n_new = r["workload"]["output_len"] - 1
+        sp = r["spread"]["decode_s"]
+        table.add_row(r["label"], f"{r['n_params'] / 1e6:.2f}M", f"{r['shape']['d_model'] / r['shape']['n_layers']:.0f}",
+                      f"{r['prefill_s'] * 1e3:.1f}", f"{r['decode_s'] * 1e3:.1f}",
+                      f"{r['decode_s'] / max(n_new, 1) * 1e3:.3f}", f"{(sp['q75'] - sp['q25']) * 1e3:.1f}")
+    Console().print(table)
+
+
+@latency_app.command("predict")
+def predict(
+    shapes: list[str] = typer.Option(..., "--shape", help="dDxL[hH][kvK][fF][vV] or a preset; repeatable"),
+    hardware: str = typer.Option("a100-40gb-seed-a", help="hardware profile name or .json file"),
+    batch: int = typer.Option(1, help="batch size"),
+    input_len: int = typer.Option(128, help="prompt tokens"),
+    output_len: int = typer.Option(256, help="generated tokens"),
+    dtype: str = typer.Option("bf16", help="fp32 | bf16 | fp16 | fp8 | int8"),
+    vocab_size: int = typer.Option(None, help="vocabulary for specs without a v suffix (default 50432)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Predict prefill, decode and total latency of shapes on a hardware profile."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from infscale.errors import InputError
+    from infscale.latency.io import get_profile, parse_shape_spec
+    from infscale.latency.model import Workload
+    from infscale.latency.model import predict as predict_one
+
+    profile = get_profile(hardware)
+    try:
+        wl = Workload(batch=batch, input_len=input_len, output_len=output_len, dtype=dtype)
+    except ValueError as exc:
+        raise InputError(f"workload: {exc}") from None
+    rows = []
+    for spec in shapes:
+        shape = parse_shape_spec(spec, vocab_size=vocab_size)
+        try:
+            p = predict_one(shape, wl, profile)
+        except ValueError as exc:
+            raise InputError(f"--hardware {hardware}: {exc}") from None
+        rows.append({"shape": spec, "label": shape.label, "n_params": shape.n_params, "prefill_s": p.prefill_s,
+                     "decode_s": p.decode_s, "total_s": p.total_s, "decode_per_token_s": p.decode_per_token_s})
+    if as_json:
+        _print_json({"hardware": profile.name, "workload": wl.to_dict(), "predictions": rows})
+        return
+    table = Table(title=f"predicted latency on {profile.name} (batch {batch}, {input_len} in / {output_len} out, {dtype})")
+    for col in ("shape", "params", "prefill ms", "decode ms", "total s", "ms/token"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(r["shape"], f"{r['n_params'] / 1e6:.1f}M", f"{r['prefill_s'] * 1e3:.2f}",
+                      f"{r['decode_s'] * 1e3:.1f}", f"{r['total_s']:.3f}", f"{r['decode_per_token_s'] * 1e3:.3f}")
+    Console().print(table)
+
+
+@latency_app.command("calibrate")
+def calibrate(
+    records: Path = typer.Argument(None, help="JSONL records from `infscale latency measure`"),
+    base: str = typer.Option("generic-cpu", help="profile whose peaks are kept and terms start the fit"),
+    n_fit: int = typer.Option(5, help="fit on this many records spread over sizes and shapes; test on the rest"),
+    fit_on: list[str] = typer.Option(None, "--fit-on", help="fit on these shape labels instead (repeatable)"),
+    seed_a: bool = typer.Option(False, "--seed-a", help="calibrate from seed A's published A100 latencies"),
+    out: Path = typer.Option(None, help="write the calibrated profile (JSON)"),
+    name: str = typer.Option(None, help="name of the calibrated profile"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Fit efficiency and overhead terms (least squares) and report held-out errors."""
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from infscale.errors import InputError
+    from infscale.latency.calibrate import calibrate_holdout, calibrate_seed_a, observations_from_records
+    from infscale.latency.io import get_profile, read_records, save_profile
+    from infscale.latency.model import predict as predict_one
+
+    console = Console()
+    if seed_a:
+        cal = calibrate_seed_a(name=name or "a100-40gb-seed-a")
+        from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD
+
+        morph = predict_one(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
+        openlm = predict_one(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
+        summary = {"profile": cal.profile_.to_dict(), "layer_overhead_by_group_s": cal.layer_overhead_by_group_,
+                   "morph_1b_s": morph, "open_lm_1b_s": openlm, "ratio": openlm / morph, "published_ratio": 3.61 / 1.96,
+                   "relative_errors_total": cal.relative_errors_["total_s"].tolist()}
+        if out:
+            save_profile(cal.profile_, out, meta={"source": "seed A published A100 latencies", **summary})
+        if as_json:
+            _print_json(summary)
+            return
+        console.print(f"{cal.profile_.name}: per-layer overhead {cal.profile_.layer_overhead_s * 1e3:.3f} ms "
+                      f"(open_lm), per-step {cal.profile_.step_overhead_s * 1e3:.3f} ms; Morph-1B {morph:.2f} s, "
+                      f"Open-LM-1B {openlm:.2f} s, ratio {openlm / morph:.2f}x (published 1.84x)")
+        return
+    if records is None:
+        raise InputError("calibrate: give a RECORDS file or --seed-a")
+    obs = observations_from_records(read_records(records), source=str(records))
+    labels = [o.label for o in obs]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"{records}: several records share a shape label; calibrate one backend/workload per file")
+    result = calibrate_holdout(obs, get_profile(base), n_fit=n_fit, fit_labels=fit_on or None,
+                               name=name or f"{get_profile(base).name}-calibrated")
+    profile = result.calibrator.profile_
+    summary = {
+        "profile": profile.to_dict(), "fit_on": result.fit_labels, "held_out": result.test_labels,
+        "held_out_decode_rel_errors": dict(zip(result.test_labels, result.test_errors.get("decode_s", np.array([])).tolist(),
+                                               strict=True)),
+        "held_out_decode_median_abs_error": result.median_abs_error() if result.test_labels else None,
+        "fit_relative_errors_decode": result.calibrator.relative_errors_["decode_s"].tolist(),
+    }
+    if out:
+        save_profile(profile, out, meta={"source": str(records), **summary})
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(f"calibrated {profile.name} on {', '.join(result.fit_labels)}: compute eff "
+                  f"{profile.compute_efficiency:.3f}, memory eff {profile.memory_efficiency:.3f}, per-layer "
+                  f"{profile.layer_overhead_s * 1e3:.4f} ms, per-step {profile.step_overhead_s * 1e3:.4f} ms")
+    table = Table(title="held-out decode latency")
+    for col in ("shape", "error %"):
+        table.add_column(col, justify="right")
+    for lab, err in summary["held_out_decode_rel_errors"].items():
+        table.add_row(lab, f"{err * 100:+.1f}")
+    console.print(table)
+    if result.test_labels:
+        console.print(f"median |error| {result.median_abs_error() * 100:.1f}%, max {result.max_abs_error() * 100:.1f}%")
+
+
+@latency_app.command("plot")
+def plot(
+    records: Path = typer.Argument(..., help="JSONL records from `infscale latency measure`"),
+    hardware: str = typer.Option(..., help="calibrated profile name or .json file to draw the predictions"),
+    out: Path = typer.Option(Path("latency_vs_aspect.png"), help="PNG to write"),
+) -> None:
+    """Decode latency vs aspect ratio d/L at (about) equal parameter counts, measured and predicted."""
+    from infscale.latency.io import get_profile, read_records
+    from infscale.report.latency_plot import plot_latency_vs_aspect
+
+    path = plot_latency_vs_aspect(read_records(records), get_profile(hardware), out)
+    typer.echo(f"wrote {path}")
+
+
+@latency_app.command("hardware")
+def hardware(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List the hardware profiles (presets and shipped calibrations)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from infscale.latency.io import get_profile, list_profiles
+
+    profiles = [get_profile(n) for n in list_profiles()]
+    if as_json:
+        _print_json([p.to_dict() for p in profiles])
+        return
+    table = Table(title="hardware profiles")
+    for col in ("name", "peak bf16 TFLOP/s", "bandwidth GB/s", "eff c/m", "ms/layer", "ms/step"):
+        table.add_column(col, justify="right")
+    for p in profiles:
+        peak = p.peak_flops_per_s.get("bf16", max(p.peak_flops_per_s.values()))
+        table.add_row(p.name, f"{peak / 1e12:.1f}", f"{p.memory_bandwidth_bytes_per_s / 1e9:.0f}",
+                      f"{p.compute_efficiency:.2f}/{p.memory_efficiency:.2f}", f"{p.layer_overhead_s * 1e3:.3f}",
+                      f"{p.step_overhead_s * 1e3:.3f}")
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(latency_app, name="latency")

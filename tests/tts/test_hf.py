@@ -10,38 +10,11 @@ from infscale.errors import InputError  # noqa: E402
 from infscale.tts.generation import SamplingParams  # noqa: E402
 from infscale.tts.tasks import ArithmeticTask  # noqa: E402
 
-CORPUS = [ArithmeticTask.solution(p) for p in ArithmeticTask(n_problems=200, difficulty=3).load()]
-
-
-def _save_tiny(path, with_tag):
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    special = ["<unk>", "<s>", "</s>"] + (["ки"] if with_tag else [])
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    corpus = [t.replace("ки", "") for t in CORPUS] if not with_tag else CORPUS
-    tok.train_from_iterator(corpus, trainer)
-    from tokenizers import decoders
-
-    tok.decoder = decoders.ByteLevel()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    return path
-
 
 @pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
+def tiny_dirs(tmp_path_factory, tiny_llama):
     root = tmp_path_factory.mktemp("hf")
-    return _save_tiny(root / "tag", True), _save_tiny(root / "notag", False)
+    return tiny_llama(root / "tag", True), tiny_llama(root / "notag", False)
 
 
 def test_hf_generator_counts_and_stops(tiny_dirs):

@@ -179,8 +179,8 @@ class ChinchillaFamily(LawForm):
             out[:, 0] = g1.sum(1)
             out[:, 1] = g2.sum(1)
             out[:, 2] = (u * w3).sum(1)
-            g_alpha = -(g1 @ x.log_n)
-            g_beta = -(g2 @ x.log_d)
+            g_alpha = -np.einsum("bn,n->b", g1, x.log_n)
+            g_beta = -np.einsum("bn,n->b", g2, x.log_d)
             if self.tie_beta:
                 g_alpha = g_alpha + g_beta
             else:
@@ -188,7 +188,7 @@ class ChinchillaFamily(LawForm):
             if self.shape:
                 h = u * sig
                 out[:, k] = h.sum(1)
-                g_gamma = h @ x.log_r
+                g_gamma = np.einsum("bn,n->b", h, x.log_r)
                 if self.tie_gamma:
                     g_alpha = g_alpha + g_gamma
                 else:
@@ -299,7 +299,7 @@ class Gadre(LawForm):
             out[:, 0] = (u * w1).sum(1)
             out[:, 1] = g2.sum(1)
             out[:, 2] = g3.sum(1)
-            out[:, 3] = g2 @ f2 + g3 @ f3
+            out[:, 3] = np.einsum("bn,n->b", g2, f2) + np.einsum("bn,n->b", g3, f3)
             return out
 
         return lse, vjp

@@ -1,0 +1,105 @@
+"""Runs loading: bundled datasets, aliases, the trainer's JSONL records, and one-line errors naming file, row and field."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from infscale.errors import InputError
+from infscale.laws.io import load_runs
+
+
+@pytest.mark.parametrize("name,rows", [("seed-a", 76), ("chinchilla", 234), ("gadre", 104), ("sardana", 47)])
+def test_bundled_datasets_load_with_canonical_columns(name, rows):
+    runs = load_runs(name)
+    assert len(runs) == rows
+    assert (runs.n_params > 0).all() and (runs.n_tokens > 0).all() and (runs.loss > 0).all()
+
+
+def test_seed_a_columns_and_split():
+    runs = load_runs("seed-a")
+    # Morph/open_lm 80M_v1: d=512, 8 layers -> N by seed A's formula, R = 64
+    row = runs.frame.iloc[0]
+    d, n_layers, v = 512, 8, 50432
+    h = 256 * int(np.ceil(8 * d / 3 / 256))
+    assert row["N"] == 2 * v * d + n_layers * (4 * d * d + 3 * d * h + 2 * d) + d
+    assert row["aspect_ratio"] == 64.0
+    fit, held = runs.split("in_main_fit_set == 1")
+    assert (len(fit), len(held)) == (27, 49)
+    small, big = runs.split("N < 2e8")
+    assert small.n_params.max() < 2e8 <= big.n_params.min()
+
+
+def test_aliases_csv_and_parquet(tmp_path):
+    df = pd.DataFrame({"Parameters": [1e8, 2e8], "Tokens": [2e9, 4e9], "Smoothed Loss": [3.1, 2.9], "mmlu": [0.25, 0.27]})
+    df.to_csv(tmp_path / "a.csv", index=False)
+    df.to_parquet(tmp_path / "a.parquet")
+    for f in ("a.csv", "a.parquet"):
+        runs = load_runs(tmp_path / f)
+        assert runs.n_params.tolist() == [1e8, 2e8]
+        assert runs.loss.tolist() == [3.1, 2.9]
+        assert runs.frame["tokens_per_param"].tolist() == [20.0, 20.0]
+        assert "mmlu" in runs.frame.columns
+
+
+def test_trainer_jsonl_records(tmp_path):
+    recs = [{"N": 1.2e6 * (i + 1), "D": 2.4e7 * (i + 1), "loss": 4.0 - 0.1 * i, "d_model": 64 * (i + 1), "n_layers": 4,
+             "group": f"g{i}", "run_id": f"r{i}", "wall_s": 12.5} for i in range(3)]
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n\n")
+    runs = load_runs(path)
+    assert len(runs) == 3
+    assert runs.aspect_ratio.tolist() == [16.0, 32.0, 48.0]
+    assert runs.group.tolist() == ["g0", "g1", "g2"]
+
+
+def _err(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InputError) as exc:
+        load_runs(path)
+    msg = str(exc.value)
+    assert "\n" not in msg and str(path) in msg
+    return msg
+
+
+def test_missing_column(tmp_path):
+    assert "missing column 'loss'" in _err(tmp_path, "m.csv", "N,D\n1e8,2e9\n")
+
+
+def test_negative_and_nan_values_name_row_and_field(tmp_path):
+    msg = _err(tmp_path, "neg.csv", "N,D,loss\n1e8,2e9,3.0\n-5,2e9,3.0\n")
+    assert "row 2" in msg and "'N'" in msg
+    msg = _err(tmp_path, "nan.csv", "N,D,loss\n1e8,2e9,3.0\n1e8,2e9,3.0\n1e8,,3.0\n")
+    assert "row 3" in msg and "'D'" in msg
+    msg = _err(tmp_path, "nan2.csv", "N,D,loss\n1e8,2e9,nan\n")
+    assert "row 1" in msg and "'loss'" in msg
+    msg = _err(tmp_path, "txt.jsonl", '{"N": 1e8, "D": 2e9, "loss": 3}\n{"N": 1e8, "D": 2e9, "loss": "abc"}\n')
+    assert "row 2" in msg and "'loss'" in msg
+
+
+def test_empty_file_and_header_only(tmp_path):
+    assert "empty file" in _err(tmp_path, "e.csv", "")
+    assert "empty file" in _err(tmp_path, "h.csv", "N,D,loss\n")
+    assert "empty file" in _err(tmp_path, "e.jsonl", "\n\n")
+
+
+def test_wrong_delimiter(tmp_path):
+    msg = _err(tmp_path, "semi.csv", "N;D;loss\n1e8;2e9;3.0\n")
+    assert "wrong delimiter" in msg and "'N'" in msg
+
+
+def test_torn_jsonl_line(tmp_path):
+    msg = _err(tmp_path, "torn.jsonl", '{"N": 1e8, "D": 2e9, "loss": 3}\n{"N": 1e8, "D"\n')
+    assert "row 2" in msg and "invalid JSON" in msg
+
+
+def test_unknown_name_and_bad_query(tmp_path):
+    with pytest.raises(InputError, match="not a bundled dataset"):
+        load_runs("no-such-dataset")
+    runs = load_runs("seed-a")
+    with pytest.raises(InputError, match="--fit-on"):
+        runs.split("no_such_column > 3")
+    with pytest.raises(InputError, match="selects no rows"):
+        runs.split("N < 0")

@@ -125,13 +125,13 @@ def plan_command(
         baselines = {name: grid.find(s) for name, s in shapes.items()}
     latency_fn = None
     if hardware is not None:
+        from infscale.latency.io import get_profile
         from infscale.latency.model import Workload
 
+        profile = get_profile(hardware)
         try:
             workload = Workload(batch=batch_size, input_len=prompt_tokens, output_len=new_tokens)
-            latency_fn = latency_from_profile(hardware, workload)
-        except KeyError as exc:
-            raise InputError(f"--hardware: {exc.args[0]}") from None
+            latency_fn = latency_from_profile(profile, workload)
         except ValueError as exc:
             raise InputError(f"--batch/--prompt-tokens/--new-tokens: {exc}") from None
     elif max_latency is not None and measured is None:
@@ -150,9 +150,14 @@ def plan_command(
         row = result.row(i)
         doms = result.dominators(i)
         row["dominated"] = bool(doms.size)
+        row["n_dominating"] = int(doms.size)
         if doms.size:
-            # the dominating shape with the lowest loss
-            row["dominated_by"] = grid.label(int(doms[np.argmin(result.loss[doms])]))
+            # the fastest dominating shape (ties: lowest loss) and the dominating shape with the lowest loss
+            fastest = int(doms[np.lexsort((result.loss[doms], result.latency_s[doms]))[0]])
+            row["dominated_by"] = grid.label(fastest)
+            row["dominated_by_latency_s"] = float(result.latency_s[fastest])
+            row["dominated_by_loss"] = float(result.loss[fastest])
+            row["best_dominating"] = grid.label(int(doms[np.argmin(result.loss[doms])]))
         base_rows[name] = row
     frontier = [result.row(int(i)) for i in result.frontier]
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +199,9 @@ def plan_command(
                       f"{r['loss']:.4f}", f"{r['latency_s']:.3f}", mark)
     console.print(table)
     for name, r in base_rows.items():
-        verdict = f"dominated by {r['dominated_by']}" if r["dominated"] else "on the frontier"
+        verdict = (f"dominated by {r['n_dominating']} shapes, e.g. {r['dominated_by']} (loss "
+                   f"{r['dominated_by_loss']:.4f}, {r['dominated_by_latency_s']:.3f}s)" if r["dominated"]
+                   else "on the frontier")
         console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={r['latency_s']:.3f}s -> {verdict}")
     console.print(f"wrote {out / 'plan.json'}, {out / 'frontier.csv'}" + (f", {png}" if png else ""))
 
@@ -273,6 +280,69 @@ def lifetime_command(
     Console().print(f"saving vs Chinchilla-optimal at equal loss: {100 * payload['saving']:.1f}%")
 
 
+def select_command(
+    config: Path = typer.Argument(..., help="Selection config (YAML), e.g. src/infscale/recipes/select_micro.yaml."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: select_out/<config name>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Seed A's model selection: rank candidates by predicted loss under the latency limit, train the top k, choose.
+
+    Re-running the same command resumes: finished runs are read from records.jsonl, a half-finished run from its
+    checkpoint.
+    """
+    import yaml
+
+    from infscale.errors import InputError
+    from infscale.latency.io import get_profile
+    from infscale.laws import FittedLaw
+    from infscale.plan.select import LawSpec, parse_select, run_selection
+
+    if not config.exists():
+        raise InputError(f"config {config}: no such file")
+    try:
+        data = yaml.safe_load(config.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"config {config}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"config {config}: expected a mapping at the top level")
+    cfg = parse_select(data, str(config))
+    if isinstance(cfg.law, LawSpec):
+        try:
+            law = FittedLaw.from_dict(cfg.law.law, cfg.law.params, {"source": str(config)})
+        except (KeyError, ValueError) as exc:
+            raise InputError(f"config {config}: field law: {exc}") from None
+    else:
+        law = _load_law((config.parent / cfg.law) if not Path(cfg.law).is_absolute() else Path(cfg.law))
+    measured = None
+    if cfg.measured is not None:
+        measured = _load_measured(config.parent / cfg.measured if not Path(cfg.measured).is_absolute()
+                                  else Path(cfg.measured))
+    out = out or Path("select_out") / config.stem
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Model selection: {report.n_feasible} of {report.n_candidates} candidates under the limit, "
+                        f"top {len(report.runs)} trained")
+    for col in ("rank", "shape", "N", "D", "pred. loss", "pred. latency s", "val loss", "achieved rank"):
+        table.add_column(col, justify="right")
+    for r in report.runs:
+        mark = " *" if r["run_id"] == report.chosen["run_id"] else ""
+        table.add_row(str(r["rank"]), f"d{r['d_model']}x{r['n_layers']} h{r['n_heads']}{mark}", _fmt(r["n_params"]),
+                      _fmt(r["n_tokens"]), f"{r['predicted_loss']:.4f}", f"{r['predicted_latency_s']:.4f}",
+                      f"{r['achieved_loss']:.4f}", str(r["achieved_rank"]))
+    console = Console()
+    console.print(table)
+    console.print(f"chosen: {report.chosen['run_id']} (val loss {report.chosen['achieved_loss']:.4f}); Spearman "
+                  f"predicted vs achieved order: {report.spearman:.3f}; wrote {out / 'report.json'}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("plan")(plan_command)
     app.command("lifetime")(lifetime_command)
+    app.command("select")(select_command)

@@ -1,0 +1,98 @@
+"""`infscale plan`, `infscale lifetime` and `infscale select` end to end through the console entry point.
+
+The acceptance case: seed A's law fitted on the 27 main-fit points of its own data (least squares, as the paper's
+scripts) and the A100 profile calibrated on seed A's published latencies recommend a 12-layer 1B shape under 2 s
+(batch 1, 128 in / 256 out) and show the 24-layer Open-LM-1B baseline as dominated.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from infscale.laws import FittedLaw, load_runs, run_fit, save_fit
+
+
+def run(*args, check=True, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "infscale.cli.main", *args], capture_output=True, text=True, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def seed_a_law(tmp_path_factory):
+    """Fit seed A's inference-aware law on the 27 main-fit points (the paper's procedure) and save it."""
+    report = run_fit(load_runs("seed-a"), "inference_aware", "least_squares", fit_on="in_main_fit_set == 1")
+    p = report.law.params_
+    assert p["alpha"] == pytest.approx(0.614574, rel=1e-3) and p["eps"] == pytest.approx(0.00114621, rel=1e-3)
+    return save_fit(report.law, tmp_path_factory.mktemp("law") / "seed_a.json")
+
+
+def test_acceptance_morph_1b_decision(seed_a_law, tmp_path):
+    out = tmp_path / "plan"
+    proc = run("plan", "--law", str(seed_a_law), "--hardware", "a100-40gb-seed-a", "--params", "1e9",
+               "--tokens", "29e9", "--max-latency", "2.0", "--baseline", "open-lm-1b", "--baseline", "morph-1b",
+               "--out", str(out), "--json")
+    plan = json.loads(proc.stdout)
+    best = plan["best"]
+    assert best["n_layers"] == 12
+    assert best["latency_s"] <= 2.0 and 5e8 <= best["n_params"] <= 2e9
+    base = plan["baselines"]["open-lm-1b"]
+    assert base["n_layers"] == 24 and base["dominated"] and not base["on_frontier"]
+    assert base["latency_s"] == pytest.approx(3.61, rel=0.05)  # the published 3.61 s
+    # Morph-1B itself is feasible and within 0.01 nats of the recommendation
+    morph = plan["baselines"]["morph-1b"]
+    assert morph["feasible"] and morph["loss"] - best["loss"] < 0.01
+    assert {f["label"] for f in plan["frontier"]} >= {best["label"]}
+    assert (out / "frontier.png").stat().st_size > 10_000
+    assert (out / "frontier.csv").read_text().startswith("label,")
+
+
+def test_plan_table_output(seed_a_law, tmp_path):
+    proc = run("plan", "--law", str(seed_a_law), "--hardware", "a100-40gb-seed-a", "--params", "1e9",
+               "--tokens", "29e9", "--max-latency", "2.0", "--baseline", "open-lm-1b", "--out", str(tmp_path))
+    assert "Recommended d" in proc.stdout and "x12 h16" in proc.stdout
+    assert "dominated by" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--max-latency", "0.2"), "binding constraint latency <= 0.2s (--max-latency); closest feasible point d"),
+    (("--max-train-flops", "1e18"), "binding constraint training FLOPs <= 1e+18 (--max-train-flops)"),
+    (("--family", "mystery"), "--family: unknown shape family 'mystery'"),
+    (("--hardware", "tpu-v9"), "unknown name 'tpu-v9'"),
+    (("--baseline", "gpt-17"), "--baseline: unknown shape preset 'gpt-17'"),
+])
+def test_bad_input_is_one_line_and_exit_2(seed_a_law, tmp_path, args, message):
+    base = {"--hardware": "a100-40gb-seed-a"}
+    extra = dict(zip(args[::2], args[1::2], strict=True))
+    opts = {"--params": "1e9", "--tokens": "29e9", "--out": str(tmp_path), **base, **extra}
+    flat = [x for kv in opts.items() for x in kv]
+    proc = run("plan", "--law", str(seed_a_law), *flat, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_law_file(tmp_path):
+    proc = run("plan", "--law", str(tmp_path / "nope.json"), "--params", "1e9", "--tokens", "1e10", check=False)
+    assert proc.returncode == 2 and "nope.json" in proc.stderr
+
+
+def test_lifetime_forward_and_inverse(tmp_path):
+    law = save_fit(FittedLaw.from_dict("chinchilla", {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34,
+                                                      "beta": 0.28}), tmp_path / "hoffmann.json")
+    fwd = json.loads(run("lifetime", "--law", str(law), "--loss-target", "2.1", "--decode-tokens", "2e12",
+                         "--json").stdout)
+    opt, chin = fwd["optimal"], fwd["chinchilla_optimal"]
+    assert opt["n_params"] < chin["n_params"] and opt["tokens_per_param"] > chin["tokens_per_param"]
+    assert 0 < fwd["saving"] < 1
+    inv = json.loads(run("lifetime", "--law", str(law), "--budget", str(opt["cost"]), "--decode-tokens", "2e12",
+                         "--json").stdout)
+    assert inv["optimal"]["loss"] == pytest.approx(2.1, abs=1e-5)
+    usd = json.loads(run("lifetime", "--law", str(law), "--loss-target", "2.1", "--decode-tokens", "2e12",
+                         "--usd-per-hour", "2.0", "--json").stdout)
+    assert usd["optimal"]["unit"] == "USD" and usd["optimal"]["n_params"] < opt["n_params"]
+    bad = run("lifetime", "--law", str(law), "--loss-target", "1.6", check=False)
+    assert bad.returncode == 2 and "binding constraint loss target" in bad.stderr

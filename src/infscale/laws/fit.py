@@ -34,6 +34,10 @@ def huber_objective(form: LawForm, x: Features, log_loss: np.ndarray, delta: flo
     """fg(theta (k, p), rows) -> (sum of Huber(log L_pred - log L) per member, its gradient); `weights` (B, n) per member."""
 
     def fg(theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return _fg(theta, rows)
+
+    def _fg(theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lp, vjp = form.log_predict_vjp(theta, x)
         r = lp - log_loss
         a = np.abs(r)

@@ -1,0 +1,104 @@
+"""Model selection: rank correlation, shortlist order, and the whole workflow through the real trainer (resumable)."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from infscale.errors import InputError
+from infscale.laws import FittedLaw
+from infscale.plan.optimum import PlanConstraints, plan_shapes
+from infscale.plan.select import parse_select, run_selection, shortlist, spearman
+from infscale.plan.shapes import ShapeRules, enumerate_shapes
+
+SEED_A = {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}
+
+
+def test_spearman_matches_scipy_with_ties():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = rng.integers(0, 5, 9).astype(float)
+        b = a + rng.normal(0, 2, 9)
+        assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(spearman([1.0], [2.0]))
+
+
+def test_shortlist_is_feasible_top_k_by_predicted_loss():
+    grid = enumerate_shapes(ShapeRules(n_heads=(16,), head_dims=None, d_model_min=256, n_layers_min=2), 5e8, 2e9)
+    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    res = plan_shapes(grid, lambda n, d, r: law.predict(n, d, r), PlanConstraints(max_latency_s=2.0, n_tokens=29e9),
+                      lambda g: 256 * (6.4e-13 * g.n_params + 0.55e-3 * g.n_layers))
+    jobs = shortlist(res, 4)
+    assert [j.rank for j in jobs] == [1, 2, 3, 4]
+    losses = [j.predicted_loss for j in jobs]
+    assert losses == sorted(losses) and losses[0] == res.loss[res.best]
+    assert all(j.predicted_latency_s <= 2.0 for j in jobs)
+    feasible_losses = np.sort(res.loss[res.feasible])[:4]
+    assert np.allclose(losses, feasible_losses)
+
+
+def _tiny_config(tmp_path, **over):
+    data = {
+        "law": {"law": "inference_aware", "params": SEED_A},
+        "family": "llama",
+        "rules": {"head_dims": [16], "kv_heads": [], "d_model_multiple": 16, "d_model_min": 32, "d_model_max": 80,
+                  "n_layers_min": 1, "n_layers_max": 4, "ffn_multiple": 16},
+        "min_params": 9000, "max_params": 80000, "tokens": 8192,
+        "hardware": "generic-cpu", "workload": {"batch": 1, "input_len": 16, "output_len": 16},
+        "max_latency_s": 0.016, "shortlist": 3, "executor": "local",
+        "model": {"context_length": 32, "tied_embeddings": True},
+        "train": {"batch_size": 8, "threads": 1, "eval_tokens": 2048, "checkpoint_every": 0, "progress": False,
+                  "data": {"vocab_size": 320, "max_bytes": 300000, "cache_dir": str(tmp_path / "cache")}},
+    }
+    data.update(over)
+    return parse_select(data, "tiny.yaml")
+
+
+def test_select_trains_the_shortlist_and_resumes(tmp_path):
+    cfg = _tiny_config(tmp_path)
+    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    out = tmp_path / "sel"
+    # interrupted after one run: no report yet, one record
+    assert run_selection(cfg, out, law=law, max_runs=1) is None
+    lines = (out / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    first = json.loads(lines[0])
+    assert first["rank"] == 1
+    # resumed: only the missing runs are trained
+    report = run_selection(cfg, out, law=law)
+    lines = (out / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0]) == first
+    candidates = json.loads((out / "candidates.json").read_text())
+    assert [r["rank"] for r in report.runs] == [1, 2, 3]
+    assert [r["label"] for r in candidates[:3]] == [f"d{r['d_model']}x{r['n_layers']} h{r['n_heads']}"
+                                                   for r in report.runs]
+    assert all(r["predicted_latency_s"] <= 0.016 for r in report.runs)
+    achieved = [r["achieved_loss"] for r in report.runs]
+    assert report.chosen["achieved_loss"] == min(achieved)
+    assert sorted(r["achieved_rank"] for r in report.runs) == [1, 2, 3]
+    assert report.spearman == pytest.approx(spearman([r["predicted_loss"] for r in report.runs], achieved))
+    # the trainer's N equals the planner's N (same vocabulary and tying)
+    for line in lines:
+        rec = json.loads(line)
+        assert rec["N"] == rec["planned_n_params"] and rec["D"] >= 8192
+        assert np.isfinite(rec["loss"]) and rec["loss"] < np.log(320) + 0.5
+    # a third call trains nothing and gives the same report
+    again = run_selection(cfg, out, law=law)
+    assert (out / "records.jsonl").read_text().splitlines() == lines
+    assert again.chosen == report.chosen
+    assert json.loads((out / "report.json").read_text())["chosen"]["run_id"] == report.chosen["run_id"]
+
+
+def test_select_config_errors_name_the_field(tmp_path):
+    with pytest.raises(InputError, match="tiny.yaml: field shortlst"):
+        _tiny_config(tmp_path, shortlst=2)
+    with pytest.raises(InputError, match="train.tokens is set by the selection"):
+        _tiny_config(tmp_path, train={"tokens": 5})
+    cfg = _tiny_config(tmp_path, executor="slurm")
+    with pytest.raises(InputError, match="field executor: unknown 'slurm'"):
+        run_selection(cfg, tmp_path / "x", law=FittedLaw.from_dict("inference_aware", SEED_A))
+    cfg = _tiny_config(tmp_path, rules={"head_dim": [16]})
+    with pytest.raises(InputError, match="field rules"):
+        run_selection(cfg, tmp_path / "y", law=FittedLaw.from_dict("inference_aware", SEED_A))

@@ -57,33 +57,32 @@ def _tiny_config(tmp_path, **over):
 
 
 def test_select_trains_the_shortlist_and_resumes(tmp_path):
-    cfg = _tiny_config(tmp_path)
     law = FittedLaw.from_dict("inference_aware", SEED_A)
     out = tmp_path / "sel"
-    # interrupted after one run: no report yet, one record
-    assert run_selection(cfg, out, law=law, max_runs=1) is None
+    # a first call trains the top candidate only
+    first = run_selection(_tiny_config(tmp_path, shortlist=1), out, law=law)
     lines = (out / "records.jsonl").read_text().splitlines()
-    assert len(lines) == 1
-    first = json.loads(lines[0])
-    assert first["rank"] == 1
-    # resumed: only the missing runs are trained
+    assert len(lines) == 1 and first.chosen["rank"] == 1
+    # the full selection reuses that run and trains only the two others
+    cfg = _tiny_config(tmp_path)
     report = run_selection(cfg, out, law=law)
     lines = (out / "records.jsonl").read_text().splitlines()
-    assert len(lines) == 3 and json.loads(lines[0]) == first
+    assert len(lines) == 3
+    assert report.runs[0]["achieved_loss"] == first.runs[0]["achieved_loss"]
     candidates = json.loads((out / "candidates.json").read_text())
     assert [r["rank"] for r in report.runs] == [1, 2, 3]
     assert [r["label"] for r in candidates[:3]] == [f"d{r['d_model']}x{r['n_layers']} h{r['n_heads']}"
                                                    for r in report.runs]
     assert all(r["predicted_latency_s"] <= 0.016 for r in report.runs)
+    assert all(r["latency_s"] <= 0.016 for r in candidates) and len(candidates) == report.n_feasible
     achieved = [r["achieved_loss"] for r in report.runs]
     assert report.chosen["achieved_loss"] == min(achieved)
     assert sorted(r["achieved_rank"] for r in report.runs) == [1, 2, 3]
     assert report.spearman == pytest.approx(spearman([r["predicted_loss"] for r in report.runs], achieved))
-    # the trainer's N equals the planner's N (same vocabulary and tying)
-    for line in lines:
-        rec = json.loads(line)
-        assert rec["N"] == rec["planned_n_params"] and rec["D"] >= 8192
-        assert np.isfinite(rec["loss"]) and rec["loss"] < np.log(320) + 0.5
+    for r in report.runs:
+        # the trainer's N equals the planner's N (same vocabulary and tying); D is rounded up to whole steps
+        assert r["n_params"] == r["planned_n_params"] and 8192 <= r["n_tokens"] < 8192 + 8 * 32
+        assert np.isfinite(r["achieved_loss"]) and r["achieved_loss"] < np.log(320) + 0.5
     # a third call trains nothing and gives the same report
     again = run_selection(cfg, out, law=law)
     assert (out / "records.jsonl").read_text().splitlines() == lines
@@ -97,7 +96,7 @@ def test_select_config_errors_name_the_field(tmp_path):
     with pytest.raises(InputError, match="train.tokens is set by the selection"):
         _tiny_config(tmp_path, train={"tokens": 5})
     cfg = _tiny_config(tmp_path, executor="slurm")
-    with pytest.raises(InputError, match="field executor: unknown 'slurm'"):
+    with pytest.raises(InputError, match="field executor: unknown 'slurm'; known: local, ray"):
         run_selection(cfg, tmp_path / "x", law=FittedLaw.from_dict("inference_aware", SEED_A))
     cfg = _tiny_config(tmp_path, rules={"head_dim": [16]})
     with pytest.raises(InputError, match="field rules"):

@@ -320,7 +320,8 @@ def select_command(
     out = out or Path("select_out") / config.stem
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured)
+    report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured,
+                           source=str(config))
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return

@@ -10,11 +10,12 @@ model by predicted loss alone, so the shortlist is trained and the achieved orde
 Files in the output directory (append-only where it matters, so an interrupted selection resumes):
 - ``config.json``      the resolved selection config;
 - ``candidates.json``  every feasible candidate in predicted order (label, shape, N, D, predicted loss and latency);
-- ``records.jsonl``    one line per finished training run (the trainer's record + rank and predictions);
-- ``runs/<run_id>/``   the trainer's run directories (checkpoints make a half-finished run resume);
+- ``sweep.yaml``, ``records.jsonl``, ``runs/<run_id>/``  the trainer's sweep of the shortlist (group ``r<rank>`` per
+  candidate): one record line per finished run, checkpoints that make a half-finished run resume;
 - ``report.json``      the choice, the shortlist with predicted and achieved losses, and the Spearman correlation.
 
-The trainer is called through an executor looked up by name (`EXECUTORS`); torch is imported only when a run starts.
+The shortlist is trained by the trainer's sweep runner with any of its executors (local, ray); torch is imported only
+when training starts.
 Unlike the rest of `infscale.plan` this module does file I/O (it is the workflow layer); the package does not import it.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ __all__ = [
     "SelectConfig",
     "Job",
     "SelectionReport",
-    "EXECUTORS",
     "spearman",
     "shortlist",
     "parse_select",
@@ -81,7 +81,8 @@ class SelectConfig(_Strict):
     max_latency_s: float | None = Field(default=None, gt=0, description="Latency limit per request, seconds.")
     measured: str | None = Field(default=None, description="CSV of measured latencies overriding predictions.")
     shortlist: int = Field(default=3, gt=0, description="How many top-ranked candidates to train.")
-    executor: str = Field(default="local", description="Executor name (see EXECUTORS).")
+    executor: str = Field(default="local", description="Trainer executor name (infscale.train.sweep.EXECUTORS).")
+    workers: int = Field(default=1, gt=0, description="Concurrent training runs.")
     model: dict[str, Any] = Field(default_factory=dict,
                                   description="ModelConfig fields shared by every run (context_length, tied_embeddings).")
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run.")
@@ -176,43 +177,6 @@ class SelectionReport:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-# ---- executors -----------------------------------------------------------------------------------------------------
-TrainFn = Callable[[dict[str, Any], Path], dict[str, Any]]
-"""``train(train_config_mapping, run_dir) -> record`` (the trainer's record with at least ``loss``, ``N``, ``D``)."""
-
-
-def _trainer(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    from infscale.train.config import parse_train
-    from infscale.train.trainer import train
-
-    return train(parse_train(config, f"select run {run_dir.name}"), run_dir)
-
-
-def _local(jobs: list[tuple[Job, dict[str, Any], Path]], train_fn: TrainFn,
-           on_done: Callable[[Job, dict[str, Any]], None]) -> None:
-    """Runs one after another in this process (the trainer itself resumes a run from its checkpoint)."""
-    for job, config, run_dir in jobs:
-        on_done(job, train_fn(config, run_dir))
-
-
-def _ray(jobs: list[tuple[Job, dict[str, Any], Path]], train_fn: TrainFn,
-         on_done: Callable[[Job, dict[str, Any]], None]) -> None:
-    """Runs as Ray tasks (a local cluster unless RAY_ADDRESS is set); records are written as tasks finish."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(train_fn)
-    pending = {remote.remote(config, run_dir): job for job, config, run_dir in jobs}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        job = pending.pop(done[0])
-        on_done(job, ray.get(done[0]))
-
-
-EXECUTORS: dict[str, Callable[..., None]] = {"local": _local, "ray": _ray}
-
-
 # ---- the workflow --------------------------------------------------------------------------------------------------
 def _rules(cfg: SelectConfig) -> ShapeRules:
     try:
@@ -234,38 +198,25 @@ def _rules(cfg: SelectConfig) -> ShapeRules:
         raise InputError(f"field rules: {exc}") from None
 
 
-def _read_records(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished runs by run_id; a truncated last line (a killed write) is ignored, other bad lines are errors."""
-    out: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return out
-    lines = path.read_text().splitlines()
-    for no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if no == len(lines):
-                break
-            raise InputError(f"{path}: line {no}: not JSON") from None
-        out[rec["run_id"]] = rec
-    return out
-
-
 def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: Any = None,
                   measured: dict[tuple[int, int, int, int], float] | None = None,
-                  train_fn: TrainFn | None = None, max_runs: int | None = None) -> SelectionReport | None:
-    """Run (or resume) the selection; returns None when ``max_runs`` stopped it before every run finished.
+                  source: str = "<select>") -> SelectionReport:
+    """Run (or resume) the selection and return its report.
 
     ``law`` is the fitted law (``predict(N, D, aspect_ratio)``), ``profile`` the hardware profile for predicted latency
-    (a `HardwareProfile` or a preset name; default ``cfg.hardware``).
+    (a `HardwareProfile` or a preset name; default ``cfg.hardware``). The shortlist is trained as a sweep of the
+    trainer (`infscale.train.sweep.run_sweep`, executor ``cfg.executor``): one group ``r<rank>`` per candidate, so
+    finished runs are skipped and a half-finished run resumes from its checkpoint.
     """
     from infscale.latency.model import Workload
+    from infscale.train.config import parse_sweep
+    from infscale.train.sweep import EXECUTORS, run_sweep
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    if cfg.executor not in EXECUTORS:
+        raise InputError(f"field executor: unknown {cfg.executor!r}; known: {', '.join(sorted(EXECUTORS))}")
     rules = _rules(cfg)
     grid = enumerate_shapes(rules, cfg.min_params, cfg.max_params)
     w = cfg.workload
@@ -277,42 +228,31 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     constraints = PlanConstraints(max_latency_s=cfg.max_latency_s, n_tokens=float(cfg.tokens))
     result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn, measured=measured)
     ranked = result.ranked()
-    (out / "candidates.json").write_text(json.dumps([result.row(int(i)) for i in ranked], indent=1))
+    (out / "candidates.json").write_text(json.dumps([{"rank": k + 1, **result.row(int(i))}
+                                                     for k, i in enumerate(ranked)], indent=1))
     jobs = shortlist(result, cfg.shortlist)
 
-    records_path = out / "records.jsonl"
-    finished = _read_records(records_path)
-    todo = [j for j in jobs if j.run_id not in finished]
-    if max_runs is not None:
-        todo = todo[:max_runs]
-    work = []
-    for job in todo:
-        config = {**cfg.train, "model": {**cfg.model, **job.shape}, "tokens": job.n_tokens, "run_id": job.run_id}
-        work.append((job, config, out / "runs" / job.run_id))
+    groups = [{"name": f"r{j.rank}", "shapes": [j.shape], "tokens_per_param": [j.n_tokens / j.n_params]}
+              for j in jobs]
+    sweep = parse_sweep({"base": {**cfg.train, "model": dict(cfg.model)}, "groups": groups,
+                         "executor": cfg.executor, "workers": cfg.workers}, source)
+    by_group: dict[str, dict[str, Any]] = {}
 
-    def on_done(job: Job, record: dict[str, Any]) -> None:
-        line = {"run_id": job.run_id, "rank": job.rank, "predicted_loss": job.predicted_loss,
-                "predicted_latency_s": job.predicted_latency_s, "planned_n_params": job.n_params,
-                **{k: v for k, v in record.items() if k not in ("run_id", "config")}}
-        with records_path.open("a") as fh:
-            fh.write(json.dumps(line) + "\n")
-            fh.flush()
-        finished[job.run_id] = line
+    def on_record(record: dict[str, Any], new: bool) -> None:
+        by_group[str(record.get("group"))] = record
 
-    try:
-        executor = EXECUTORS[cfg.executor]
-    except KeyError:
-        raise InputError(f"field executor: unknown {cfg.executor!r}; known: {', '.join(sorted(EXECUTORS))}") from None
-    executor(work, train_fn or _trainer, on_done)
-    if any(j.run_id not in finished for j in jobs):
-        return None
+    run_sweep(sweep, out, source=source, on_record=on_record)
+    missing = [j.run_id for j in jobs if f"r{j.rank}" not in by_group]
+    if missing:
+        raise InputError(f"{source}: the trainer returned no record for {', '.join(missing)}")
 
     runs = []
     for job in jobs:
-        rec = finished[job.run_id]
-        runs.append({"rank": job.rank, "run_id": job.run_id, **job.shape, "n_params": int(rec.get("N", job.n_params)),
-                     "n_tokens": int(rec.get("D", job.n_tokens)), "predicted_loss": job.predicted_loss,
-                     "predicted_latency_s": job.predicted_latency_s, "achieved_loss": float(rec["loss"])})
+        rec = by_group[f"r{job.rank}"]
+        runs.append({"rank": job.rank, "run_id": rec["run_id"], **job.shape, "n_params": int(rec["N"]),
+                     "planned_n_params": job.n_params, "n_tokens": int(rec["D"]),
+                     "predicted_loss": job.predicted_loss, "predicted_latency_s": job.predicted_latency_s,
+                     "achieved_loss": float(rec["loss"])})
     achieved = np.array([r["achieved_loss"] for r in runs])
     for pos, r in enumerate(np.argsort(achieved, kind="stable"), start=1):
         runs[int(r)]["achieved_rank"] = pos

@@ -85,3 +85,16 @@ def test_bad_options_exit_2(tmp_path):
     assert res.returncode == 2 and "unknown law" in res.stderr
     res = _cli("fit", "--fit-on", "no_such_col > 1", "--no-plot", cwd=tmp_path)
     assert res.returncode == 2 and "--fit-on" in res.stderr
+
+
+def test_huber_fit_json_is_strict_and_matches_library(tmp_path):
+    from infscale.laws import HuberFitter, load_runs
+
+    res = _cli("fit", "--data", "chinchilla", "--bootstrap", "0", "--no-plot", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    fit = out["fits"][0]
+    assert fit["law"] == "chinchilla" and fit["fitter"] == "huber" and fit["n_fit"] == 234
+    ref = HuberFitter("chinchilla").fit(load_runs("chinchilla"))
+    for k, v in ref.params_.items():
+        assert fit["params"][k] == pytest.approx(v, rel=1e-6)

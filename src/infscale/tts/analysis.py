@@ -1,0 +1,640 @@
+"""Inference scaling analysis: accuracy at n, accuracy vs FLOPs, Pareto frontier and compute-optimal choices.
+
+The core works on numpy arrays (``CandidatePools``): per problem a pool of ``M`` candidates given as integer answer-class
+ids (``-1`` = no answer / unfinished, never wins a vote), reward scores and the id of the correct class. A thin adapter
+(`pools_from_records`, `operating_points_from_records`) turns `infscale tts run` records into these arrays.
+
+Accuracy at n (seed B, REFERENCE.md §2; search-and-learn's "subsample one large pool"): the expected accuracy of an
+aggregation over a uniformly random ``n``-subset of the pool (drawn without replacement).
+- ``majority`` (MV): the most frequent answer class wins; ties are broken uniformly at random (we score the expected
+  value ``1 / (1 + ties)``, which equals breaking ties by first occurrence in a random order).
+- ``weighted`` (WV): the class with the largest sum of scores wins (seed B's Theorem 2: ``pi * rho``).
+- ``best_of_n`` (BoN): the candidate with the highest score; exact closed form for every n from the rank distribution of
+  the best drawn candidate, ``P(best rank = r) = C(M-1-r, n-1) / C(M, n)``.
+- ``pass`` (pass@k): unbiased estimator of Chen et al. 2021, ``1 - C(M-c, k) / C(M, k)`` with ``c`` correct candidates.
+
+MV and WV are exact (enumeration of all ``C(M, n)`` subsets) when that number is small, otherwise unbiased Monte Carlo:
+bootstrap replicate ``b`` resamples the problems with replacement and draws one random ``n``-subset per problem; its
+accuracy is one bootstrap draw, the mean over replicates and problems is the unbiased estimate. Vectorised: a replicate's
+subset is an indicator row ``L[b]`` over pool positions (each problem's pool is first put in its own random order, so
+problems get independent subsets), and the class counts (or score sums) of every problem in every replicate come from
+one matrix product ``L @ H`` with ``H`` the (position x class) one-hot matrix of all problems side by side.
+
+Pure: numpy and scipy only, no I/O, randomness only through ``random_state``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infscale.errors import InputError
+from infscale.tts.records import ProblemRecord
+
+__all__ = [
+    "AGGREGATIONS",
+    "IID_STRATEGIES",
+    "CandidatePools",
+    "AccuracyCurve",
+    "OperatingPoint",
+    "accuracy_at_n",
+    "exact_accuracy_bruteforce",
+    "pass_at_k",
+    "default_ns",
+    "pools_from_records",
+    "operating_points_from_records",
+    "pareto_frontier",
+    "compute_optimal",
+    "compute_optimal_sizes",
+    "ComputeOptimalSizeFit",
+    "ErrorComputeFit",
+]
+
+# aggregation names used in records (`ProblemRecord.answers` keys) and in curves
+AGGREGATIONS: tuple[str, ...] = ("majority", "weighted", "best_of_n", "pass")
+
+# strategies whose candidates are i.i.d. samples, so one large pool can be subsampled to any n <= pool size
+IID_STRATEGIES: frozenset[str] = frozenset({"sampling"})
+
+# a drawn candidate's weight in weighted voting is at least this, so a drawn class always outweighs an absent one
+_MIN_VOTE_WEIGHT = 1e-9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CandidatePools:
+    """One pool of ``M`` candidates for each of ``P`` problems, as arrays."""
+
+    answer_ids: np.ndarray
+    """(P, M) int: answer-class id of each candidate, ``-1`` for no answer / unfinished (never wins a vote)."""
+    scores: np.ndarray
+    """(P, M) float: reward score of each candidate (``nan`` = unscored; ranked last by best-of-n, weight 0 in WV)."""
+    correct_ids: np.ndarray
+    """(P,) int: class id of the gold answer, ``-1`` when no candidate is correct."""
+    problem_ids: tuple[str, ...] = ()
+    """Optional problem names, in row order."""
+
+    def __post_init__(self) -> None:
+        a, s, c = self.answer_ids, self.scores, self.correct_ids
+        if a.ndim != 2 or s.shape != a.shape or c.shape != (a.shape[0],):
+            raise ValueError(f"shapes disagree: answer_ids {a.shape}, scores {s.shape}, correct_ids {c.shape}")
+        if a.shape[1] == 0:
+            raise ValueError("pools are empty (pool size 0)")
+        if self.problem_ids and len(self.problem_ids) != a.shape[0]:
+            raise ValueError("problem_ids must name every row")
+
+    @property
+    def n_problems(self) -> int:
+        return int(self.answer_ids.shape[0])
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.answer_ids.shape[1])
+
+    @property
+    def correct_mask(self) -> np.ndarray:
+        """(P, M) bool: candidate carries the correct answer."""
+        return (self.answer_ids == self.correct_ids[:, None]) & (self.correct_ids[:, None] >= 0)
+
+    @property
+    def has_scores(self) -> bool:
+        return bool(np.isfinite(self.scores).any())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccuracyCurve:
+    """Accuracy at n for one aggregation, with bootstrap intervals (fractions in [0, 1])."""
+
+    aggregation: str
+    ns: np.ndarray
+    """Subset sizes n."""
+    accuracy: np.ndarray
+    """Estimated expected accuracy at each n."""
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    exact: np.ndarray
+    """Whether the estimate at each n is exact (enumeration / closed form) rather than Monte Carlo."""
+    pool_size: int
+    n_problems: int
+    n_bootstrap: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatingPoint:
+    """One (model, strategy, n) with its mean inference FLOPs per problem and its accuracy."""
+
+    model: str
+    n_params: int
+    strategy: str
+    """Strategy and aggregation, e.g. ``sampling+majority`` or ``rebase+weighted``."""
+    n: int
+    flops: float
+    """Our accounting: policy prefill (prefix-cached) + decode + reward model, mean per problem."""
+    seed_b_flops: float
+    """Seed B's accounting: ``2 * N_policy * generated_tokens`` (reward model not counted), mean per problem."""
+    accuracy: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    n_problems: int = 0
+    source: str = ""
+    """Where the point comes from (``subsampled pool``, ``records``, a paper table ...)."""
+
+    def flops_for(self, accounting: str) -> float:
+        if accounting == "ours":
+            return self.flops
+        if accounting == "seed_b":
+            return self.seed_b_flops
+        raise ValueError(f"unknown accounting {accounting!r} (ours, seed_b)")
+
+
+def default_ns(pool_size: int) -> np.ndarray:
+    """n = 1, 2, 4, ... up to the pool size (the pool size itself included)."""
+    ns = [1 << i for i in range(int(math.log2(pool_size)) + 1)]
+    if ns[-1] != pool_size:
+        ns.append(pool_size)
+    return np.asarray(ns, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------------------- layouts
+@dataclass(slots=True)
+class _VoteLayout:
+    """Position x column one-hot matrices of all problems side by side (each problem's pool in its own order)."""
+
+    counts_h: np.ndarray  # (M, ncols) float32: 1 where the candidate at a position belongs to a column's class
+    weights_h: np.ndarray  # (M, ncols) float32: the candidate's vote weight in that column
+    singles_h: np.ndarray  # (M, P) float32: wrong singleton classes of each problem, lumped (majority only)
+    starts: np.ndarray  # (P,) first column of each problem
+    seg_len: np.ndarray  # (P,) columns per problem
+    correct_col: np.ndarray  # (P,) column of the correct class, -1 if none
+    n_problems: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _build_layout(answer_ids: np.ndarray, scores: np.ndarray, correct_ids: np.ndarray, *, lump_singles: bool
+                  ) -> _VoteLayout:
+    p_count, m = answer_ids.shape
+    valid = answer_ids >= 0
+    rows, pos = np.nonzero(valid)
+    cls = answer_ids[rows, pos].astype(np.int64)
+    # compact (problem, class) pairs into columns; one extra empty column per problem keeps every segment non-empty
+    span = int(cls.max()) + 2 if cls.size else 2
+    keys = rows.astype(np.int64) * span + cls
+    dummy = np.arange(p_count, dtype=np.int64) * span + (span - 1)
+    uniq, inverse, pool_count = np.unique(np.concatenate([keys, dummy]), return_inverse=True, return_counts=True)
+    inverse = inverse[: keys.size]
+    col_problem = uniq // span
+    col_class = uniq % span
+    is_correct_col = (col_class == correct_ids[col_problem]) & (correct_ids[col_problem] >= 0)
+    singles = np.zeros((m, p_count), dtype=np.float32)
+    if lump_singles:
+        lumped = (pool_count == 1) & ~is_correct_col & (col_class != span - 1)
+        keep_col = ~lumped
+        cand_lumped = lumped[inverse]
+        singles[pos[cand_lumped], rows[cand_lumped]] = 1.0
+        new_index = np.cumsum(keep_col) - 1
+        uniq, col_problem, is_correct_col = uniq[keep_col], col_problem[keep_col], is_correct_col[keep_col]
+        keep_cand = ~cand_lumped
+        rows, pos, inverse = rows[keep_cand], pos[keep_cand], new_index[inverse[keep_cand]]
+    ncols = uniq.size
+    counts_h = np.zeros((m, ncols), dtype=np.float32)
+    counts_h[pos, inverse] = 1.0
+    w = np.nan_to_num(scores[rows, pos].astype(np.float64), nan=0.0)
+    weights_h = np.zeros((m, ncols), dtype=np.float32)
+    weights_h[pos, inverse] = np.maximum(w, _MIN_VOTE_WEIGHT)
+    starts = np.searchsorted(col_problem, np.arange(p_count))
+    seg_len = np.diff(np.append(starts, ncols))
+    correct_col = np.full(p_count, -1, dtype=np.int64)
+    correct_col[col_problem[is_correct_col]] = np.nonzero(is_correct_col)[0]
+    return _VoteLayout(counts_h, weights_h, singles, starts, seg_len, correct_col, p_count)
+
+
+def _vote_outcomes(layout: _VoteLayout, subsets: np.ndarray, *, weighted: bool) -> np.ndarray:
+    """Expected correctness (ties broken uniformly) of MV or WV for each subset row and problem: (R, P)."""
+    lhs = subsets.astype(np.float32)
+    votes = lhs @ (layout.weights_h if weighted else layout.counts_h)
+    has = layout.correct_col >= 0
+    safe = np.where(has, layout.correct_col, 0)
+    star = np.where(has[None, :], votes[:, safe], 0.0)  # (R, P) votes of the correct class
+    votes[:, layout.correct_col[has]] = -1.0  # from here on `votes` holds the other classes only
+    best_other = np.maximum.reduceat(votes, layout.starts, axis=1)
+    singles = None
+    if not weighted and layout.singles_h.any():
+        singles = lhs @ layout.singles_h  # wrong singleton classes drawn, per problem (each has 1 vote)
+        best_other = np.maximum(best_other, np.minimum(singles, 1.0))
+    out = ((star > best_other) & (star > 0)).astype(np.float64)
+    # ties at the top: count the tied classes only where they occur (expected value of a uniform tie-break)
+    r_idx, p_idx = np.nonzero((star == best_other) & (star > 0))
+    if r_idx.size:
+        kmax = int(layout.seg_len.max())
+        offs = np.arange(kmax)
+        cols = np.minimum(layout.starts[p_idx][:, None] + offs, votes.shape[1] - 1)
+        in_seg = offs[None, :] < layout.seg_len[p_idx][:, None]
+        s_val = star[r_idx, p_idx]
+        ties = ((votes[r_idx[:, None], cols] == s_val[:, None]) & in_seg).sum(axis=1).astype(np.float64)
+        if singles is not None:
+            ties += np.where(s_val == 1.0, singles[r_idx, p_idx], 0.0)
+        out[r_idx, p_idx] = 1.0 / (1.0 + ties)
+    return out
+
+
+def _chunked_vote_outcomes(layout: _VoteLayout, subsets: np.ndarray, *, weighted: bool,
+                           max_cells: int = 8_000_000) -> np.ndarray:
+    ncols = layout.counts_h.shape[1]
+    step = max(1, max_cells // max(ncols, 1))
+    return np.concatenate([_vote_outcomes(layout, subsets[i:i + step], weighted=weighted)
+                           for i in range(0, subsets.shape[0], step)], axis=0)
+
+
+def _all_subsets(m: int, n: int) -> np.ndarray:
+    """Indicator rows of every n-subset of range(m): (C(m, n), m)."""
+    import itertools
+
+    combos = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(m), n)), dtype=np.int64)
+    combos = combos.reshape(-1, n)
+    ind = np.zeros((combos.shape[0], m), dtype=bool)
+    np.put_along_axis(ind, combos, True, axis=1)
+    return ind
+
+
+def _best_rank_pmf(m: int, n: int) -> np.ndarray:
+    """P(the best of a random n-subset of m ranked items has rank r), r = 0..m-1 (0 = best)."""
+    total = math.comb(m, n)
+    return np.array([math.comb(m - 1 - r, n - 1) / total if m - 1 - r >= n - 1 else 0.0 for r in range(m)])
+
+
+def _best_of_n_exact(scores: np.ndarray, correct: np.ndarray, n: int) -> np.ndarray:
+    """Per-problem expected best-of-n correctness (P,), exact; equal scores are broken uniformly at random.
+
+    The best drawn candidate has rank r with probability ``pmf(r)``; within a group of equal scores every member is
+    equally likely to be the one drawn first, so the group's mass is spread evenly over its members.
+    """
+    p_count, m = scores.shape
+    s = np.where(np.isfinite(scores), scores, -np.inf)
+    order = np.argsort(-s, axis=1, kind="stable")
+    s_sorted = np.take_along_axis(s, order, axis=1)
+    c_sorted = np.take_along_axis(correct, order, axis=1).astype(np.float64)
+    new_group = np.ones((p_count, m), dtype=bool)
+    new_group[:, 1:] = s_sorted[:, 1:] != s_sorted[:, :-1]
+    gid = (np.cumsum(new_group, axis=1) - 1) + np.arange(p_count)[:, None] * m
+    flat = gid.ravel()
+    group_mean = np.bincount(flat, weights=c_sorted.ravel(), minlength=p_count * m) / np.maximum(
+        np.bincount(flat, minlength=p_count * m), 1)
+    return group_mean[gid] @ _best_rank_pmf(m, n)
+
+
+def pass_at_k(n_correct: np.ndarray, pool_size: int, k: int) -> np.ndarray:
+    """Unbiased pass@k per problem (Chen et al. 2021): ``1 - C(M - c, k) / C(M, k)``, as a stable product."""
+    c = np.asarray(n_correct, dtype=np.int64)
+    if not 1 <= k <= pool_size:
+        raise ValueError(f"k={k} must be in 1..{pool_size}")
+    i = np.arange(1, k + 1)
+    # C(M-c, k) / C(M, k) = prod_{i=1..k} (M - c - k + i) / (M - k + i)
+    ratios = np.clip((pool_size - c[:, None] - k + i[None, :]) / (pool_size - k + i[None, :]), 0.0, None)
+    return 1.0 - np.prod(ratios, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------- accuracy at n
+def _percentiles(x: np.ndarray, confidence: float) -> tuple[float, float]:
+    lo, hi = np.quantile(x, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
+
+
+def accuracy_at_n(
+    pools: CandidatePools,
+    ns: Sequence[int] | None = None,
+    *,
+    aggregations: Sequence[str] = ("majority", "weighted", "best_of_n", "pass"),
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    max_exact_subsets: int = 1000,
+    random_state: int | np.random.Generator | None = None,
+) -> dict[str, AccuracyCurve]:
+    """Accuracy at each n for each aggregation, with percentile bootstrap intervals over problems (and subsets).
+
+    ``max_exact_subsets``: MV/WV are enumerated exactly when ``C(M, n)`` is at most this, otherwise estimated by one
+    random subset per problem per bootstrap replicate (unbiased). BoN and pass@k are always exact closed forms.
+    """
+    unknown = [a for a in aggregations if a not in AGGREGATIONS]
+    if unknown:
+        raise ValueError(f"unknown aggregation(s) {unknown}; known: {', '.join(AGGREGATIONS)}")
+    if n_bootstrap < 1:
+        raise ValueError("n_bootstrap must be >= 1")
+    rng = np.random.default_rng(random_state)
+    p_count, m = pools.n_problems, pools.pool_size
+    ns_arr = default_ns(m) if ns is None else np.asarray(sorted(set(int(n) for n in ns)), dtype=np.int64)
+    if ns_arr.size == 0 or ns_arr[0] < 1 or ns_arr[-1] > m:
+        raise ValueError(f"n must be in 1..{m} (the pool size)")
+    # each problem's pool in its own random order: problems then get independent subsets from shared indicator rows
+    perm = np.argsort(rng.random((p_count, m)), axis=1)
+    answers = np.take_along_axis(pools.answer_ids, perm, axis=1)
+    scores = np.take_along_axis(pools.scores, perm, axis=1)
+    correct = (answers == pools.correct_ids[:, None]) & (pools.correct_ids[:, None] >= 0)
+    weights = rng.multinomial(p_count, np.full(p_count, 1.0 / p_count), size=n_bootstrap).astype(np.float64)
+
+    layouts: dict[bool, _VoteLayout] = {}
+    need_vote = [a for a in aggregations if a in ("majority", "weighted")]
+    for agg in need_vote:
+        weighted = agg == "weighted"
+        layouts[weighted] = _build_layout(answers, scores, pools.correct_ids, lump_singles=not weighted)
+    # one random order of positions per replicate; subsets for every n are its prefixes
+    rep_keys = rng.random((n_bootstrap, m)) if need_vote else None
+    rep_rank = np.argsort(np.argsort(rep_keys, axis=1), axis=1) if need_vote else None
+
+    out: dict[str, dict[str, list]] = {a: {"acc": [], "lo": [], "hi": [], "exact": []} for a in aggregations}
+    for n in ns_arr:
+        n = int(n)
+        for agg in aggregations:
+            if agg in ("best_of_n", "pass"):
+                if agg == "pass":
+                    per_problem = pass_at_k(correct.sum(axis=1), m, n)
+                else:
+                    per_problem = _best_of_n_exact(scores, correct, n)
+                reps = weights @ per_problem / p_count
+                acc, exact = float(per_problem.mean()), True
+            else:
+                layout = layouts[agg == "weighted"]
+                if math.comb(m, n) <= max_exact_subsets:
+                    per_problem = _chunked_vote_outcomes(layout, _all_subsets(m, n), weighted=agg == "weighted")
+                    per_problem = per_problem.mean(axis=0)
+                    reps = weights @ per_problem / p_count
+                    acc, exact = float(per_problem.mean()), True
+                else:
+                    outcomes = _chunked_vote_outcomes(layout, rep_rank < n, weighted=agg == "weighted")  # (B, P)
+                    reps = (weights * outcomes).sum(axis=1) / p_count
+                    acc, exact = float(outcomes.mean()), False
+            lo, hi = _percentiles(reps, confidence)
+            rec = out[agg]
+            rec["acc"].append(acc)
+            rec["lo"].append(lo)
+            rec["hi"].append(hi)
+            rec["exact"].append(exact)
+    return {
+        agg: AccuracyCurve(aggregation=agg, ns=ns_arr.copy(), accuracy=np.asarray(r["acc"]),
+                           ci_low=np.asarray(r["lo"]), ci_high=np.asarray(r["hi"]),
+                           exact=np.asarray(r["exact"], dtype=bool), pool_size=m, n_problems=p_count,
+                           n_bootstrap=n_bootstrap)
+        for agg, r in out.items()
+    }
+
+
+def exact_accuracy_bruteforce(pools: CandidatePools, n: int, aggregation: str) -> float:
+    """Reference: enumerate every n-subset of every pool in plain Python (small pools only). Same tie rules."""
+    import itertools
+
+    total = 0.0
+    for p in range(pools.n_problems):
+        ans = [int(a) for a in pools.answer_ids[p]]
+        sc = [float(s) for s in pools.scores[p]]
+        gold = int(pools.correct_ids[p])
+        acc, count = 0.0, 0
+        for subset in itertools.combinations(range(len(ans)), n):
+            count += 1
+            if aggregation == "best_of_n":
+                keyed = [(sc[i] if math.isfinite(sc[i]) else -math.inf, i) for i in subset]
+                top = max(k for k, _ in keyed)
+                tops = [i for k, i in keyed if k == top]
+                acc += sum(1.0 for i in tops if gold >= 0 and ans[i] == gold) / len(tops)
+                continue
+            votes: dict[int, float] = {}
+            for i in subset:
+                if ans[i] < 0:
+                    continue
+                w = max(sc[i] if math.isfinite(sc[i]) else 0.0, _MIN_VOTE_WEIGHT) if aggregation == "weighted" else 1.0
+                votes[ans[i]] = votes.get(ans[i], 0.0) + w
+            if gold >= 0 and gold in votes:
+                top = max(votes.values())
+                if votes[gold] == top:
+                    acc += 1.0 / sum(1 for v in votes.values() if v == top)
+        total += acc / count
+    return total / pools.n_problems
+
+
+# ---------------------------------------------------------------------------------------------------- records adapter
+def _normalise_answer(answer: str) -> str:
+    return " ".join(answer.strip().split())
+
+
+def _mode_pool_size(records: Sequence[ProblemRecord]) -> int:
+    sizes = Counter(len(r.candidates) for r in records if r.candidates)
+    if not sizes:
+        raise InputError(f"run {records[0].run!r}: no record has candidates")
+    return max(sizes.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+
+def pools_from_records(records: Sequence[ProblemRecord], pool_size: int | None = None) -> CandidatePools:
+    """Arrays from the records of one (model, strategy, budget): one row per problem.
+
+    Answers are grouped by their whitespace-normalised text. Pools are cut or padded (with unanswered slots, which
+    count as wrong draws) to ``pool_size`` (default: the most common candidate count). A candidate is correct per its
+    ``correct`` flag, or when its answer equals the gold answer if the flag is missing.
+    """
+    if not records:
+        raise InputError("no records to analyse")
+    m = pool_size or _mode_pool_size(records)
+    p_count = len(records)
+    answer_ids = np.full((p_count, m), -1, dtype=np.int64)
+    scores = np.full((p_count, m), np.nan)
+    correct_ids = np.full(p_count, -1, dtype=np.int64)
+    for row, rec in enumerate(records):
+        classes: dict[str, int] = {}
+        gold = _normalise_answer(rec.gold) if rec.gold is not None else None
+        for j, cand in enumerate(rec.candidates[:m]):
+            if cand.score is not None:
+                scores[row, j] = float(cand.score)
+            if not cand.finished or cand.answer is None:
+                continue
+            key = _normalise_answer(cand.answer)
+            cid = classes.setdefault(key, len(classes))
+            answer_ids[row, j] = cid
+            is_correct = cand.correct if cand.correct is not None else (gold is not None and key == gold)
+            if is_correct and correct_ids[row] < 0:
+                correct_ids[row] = cid
+    return CandidatePools(answer_ids=answer_ids, scores=scores, correct_ids=correct_ids,
+                          problem_ids=tuple(r.problem_id for r in records))
+
+
+def _mean_ledger(records: Sequence[ProblemRecord]) -> dict[str, float]:
+    keys = ("policy_prefill_flops", "policy_decode_flops", "reward_flops", "seed_b_flops")
+    return {k: float(np.mean([getattr(r.ledger, k) for r in records])) for k in keys}
+
+
+def _bootstrap_mean(values: np.ndarray, n_bootstrap: int, confidence: float, rng: np.random.Generator
+                    ) -> tuple[float, float]:
+    idx = rng.integers(0, values.size, size=(n_bootstrap, values.size))
+    return _percentiles(values[idx].mean(axis=1), confidence)
+
+
+def operating_points_from_records(
+    records: Iterable[ProblemRecord],
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+) -> tuple[list[OperatingPoint], dict[tuple[str, str], dict[str, AccuracyCurve]]]:
+    """Accuracy-vs-FLOPs points per model x strategy x aggregation, and the accuracy-at-n curves behind them.
+
+    I.i.d. strategies (``IID_STRATEGIES``): the largest budget's pool is subsampled to n = 1, 2, 4, ...; the FLOPs at n
+    are the prompt prefill (shared, cached) plus ``n / M`` of the decode and reward FLOPs (seed B: ``n / M`` of its
+    total). Other strategies: one point per budget from the records' own chosen answers. Failed problems count as wrong.
+    """
+    rng = np.random.default_rng(random_state)
+    groups: dict[tuple[str, str], dict[int, list[ProblemRecord]]] = {}
+    n_params: dict[str, int] = {}
+    for rec in records:
+        groups.setdefault((rec.model, rec.strategy), {}).setdefault(rec.budget, []).append(rec)
+        n_params[rec.model] = rec.n_params
+    points: list[OperatingPoint] = []
+    curves: dict[tuple[str, str], dict[str, AccuracyCurve]] = {}
+    for (model, strategy), by_budget in sorted(groups.items()):
+        top_budget = max(by_budget)
+        top = by_budget[top_budget]
+        if strategy in IID_STRATEGIES and _mode_pool_size(top) >= 2:
+            pools = pools_from_records(top)
+            aggs = ["majority", "pass"] + (["weighted", "best_of_n"] if pools.has_scores else [])
+            cur = accuracy_at_n(pools, aggregations=aggs, n_bootstrap=n_bootstrap, confidence=confidence,
+                                random_state=rng)
+            curves[(model, strategy)] = cur
+            led = _mean_ledger(top)
+            m = pools.pool_size
+            for agg, curve in cur.items():
+                if agg == "pass":
+                    continue  # pass@k needs an oracle: not an operating point
+                for i, n in enumerate(curve.ns):
+                    frac = float(n) / m
+                    flops = led["policy_prefill_flops"] + frac * (led["policy_decode_flops"] + led["reward_flops"])
+                    points.append(OperatingPoint(
+                        model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(n), flops=flops,
+                        seed_b_flops=frac * led["seed_b_flops"], accuracy=float(curve.accuracy[i]),
+                        ci_low=float(curve.ci_low[i]), ci_high=float(curve.ci_high[i]),
+                        n_problems=curve.n_problems, source="subsampled pool"))
+            continue
+        for budget, recs in sorted(by_budget.items()):
+            led = _mean_ledger(recs)
+            aggs = sorted({a for r in recs for a in r.correct})
+            for agg in aggs:
+                vals = np.array([1.0 if r.correct.get(agg, False) else 0.0 for r in recs])
+                lo, hi = _bootstrap_mean(vals, n_bootstrap, confidence, rng)
+                points.append(OperatingPoint(
+                    model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(budget),
+                    flops=led["policy_prefill_flops"] + led["policy_decode_flops"] + led["reward_flops"],
+                    seed_b_flops=led["seed_b_flops"], accuracy=float(vals.mean()), ci_low=lo, ci_high=hi,
+                    n_problems=len(recs), source="records"))
+    return points, curves
+
+
+# ---------------------------------------------------------------------------------------- Pareto and compute-optimal
+def pareto_frontier(flops: Sequence[float], accuracy: Sequence[float]) -> np.ndarray:
+    """Indices of the points no other point beats (fewer or equal FLOPs and higher accuracy), by increasing FLOPs."""
+    f = np.asarray(flops, dtype=np.float64)
+    a = np.asarray(accuracy, dtype=np.float64)
+    order = np.lexsort((-a, f))  # by FLOPs, then best accuracy first
+    keep: list[int] = []
+    best = -np.inf
+    for i in order:
+        if a[i] > best:
+            keep.append(int(i))
+            best = a[i]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def compute_optimal(points: Sequence[OperatingPoint], budgets: Sequence[float], *, accounting: str = "ours"
+                    ) -> list[OperatingPoint | None]:
+    """For each FLOPs budget, the most accurate point that fits in it (``None`` when none fits)."""
+    f = np.array([p.flops_for(accounting) for p in points])
+    a = np.array([p.accuracy for p in points])
+    front = pareto_frontier(f, a)
+    ff = f[front]
+    out: list[OperatingPoint | None] = []
+    for c in budgets:
+        k = int(np.searchsorted(ff, c, side="right")) - 1
+        out.append(points[int(front[k])] if k >= 0 else None)
+    return out
+
+
+def compute_optimal_sizes(points: Sequence[OperatingPoint], budgets: Sequence[float], *, accounting: str = "ours"
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(budgets, N_opt) pairs: the parameter count of the compute-optimal point at each budget that any point fits."""
+    best = compute_optimal(points, budgets, accounting=accounting)
+    c = np.array([b for b, p in zip(budgets, best, strict=True) if p is not None], dtype=np.float64)
+    n = np.array([p.n_params for p in best if p is not None], dtype=np.float64)
+    return c, n
+
+
+class ComputeOptimalSizeFit:
+    """Seed B's compute-optimal model-size law ``log10 C = a log10 N + b`` (ordinary least squares on log10 values).
+
+    Seed B (Pythia, GSM8K): ``a = 1.19``, ``b = 2.03``. ``predict_n_params`` inverts it: ``N = 10^((log10 C - b) / a)``.
+    """
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, n_params: Sequence[float], flops: Sequence[float]) -> ComputeOptimalSizeFit:
+        x = np.log10(np.asarray(n_params, dtype=np.float64))
+        y = np.log10(np.asarray(flops, dtype=np.float64))
+        if x.size < 2 or np.ptp(x) == 0:
+            raise ValueError("the fit needs at least two distinct compute-optimal model sizes")
+        design = np.stack([x, np.ones_like(x)], axis=1)
+        (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+        resid = y - (a * x + b)
+        self.a_, self.b_ = float(a), float(b)
+        self.r2_ = float(1 - resid @ resid / max(((y - y.mean()) ** 2).sum(), 1e-300))
+        self.n_points_ = int(x.size)
+        return self
+
+    @classmethod
+    def from_coefficients(cls, a: float, b: float) -> ComputeOptimalSizeFit:
+        est = cls()
+        est.a_, est.b_, est.r2_, est.n_points_ = float(a), float(b), float("nan"), 0
+        return est
+
+    def predict_flops(self, n_params: np.ndarray | float) -> np.ndarray:
+        return 10.0 ** (self.a_ * np.log10(np.asarray(n_params, dtype=np.float64)) + self.b_)
+
+    def predict_n_params(self, flops: np.ndarray | float) -> np.ndarray:
+        return 10.0 ** ((np.log10(np.asarray(flops, dtype=np.float64)) - self.b_) / self.a_)
+
+
+class ErrorComputeFit:
+    """Error vs inference compute: ``err(C) = err_inf + k * (C / C_ref)^(-gamma)`` (saturating power law).
+
+    ``err_inf`` is the floor the strategy saturates at (Theorems 1-2: accuracy plateaus for a fixed model). Fitted by
+    bounded least squares on the error, over a small grid of starts.
+    """
+
+    def __init__(self, *, flops_ref: float | None = None) -> None:
+        self.flops_ref = flops_ref
+
+    def fit(self, flops: Sequence[float], error: Sequence[float]) -> ErrorComputeFit:
+        from scipy.optimize import least_squares
+
+        c = np.asarray(flops, dtype=np.float64)
+        e = np.asarray(error, dtype=np.float64)
+        if c.size < 3:
+            raise ValueError("the fit needs at least three (FLOPs, error) points")
+        ref = self.flops_ref or float(np.exp(np.log(c).mean()))
+        x = np.log(c / ref)
+
+        def resid(th: np.ndarray) -> np.ndarray:
+            return th[0] + np.exp(th[1] - th[2] * x) - e
+
+        best = None
+        for floor in (0.0, 0.5 * e.min()):
+            for gamma in (0.1, 0.5, 1.0):
+                start = np.array([floor, np.log(max(e.mean() - floor, 1e-6)), gamma])
+                res = least_squares(resid, start, bounds=([0.0, -50.0, 0.0], [1.0, 50.0, 10.0]))
+                if best is None or res.cost < best.cost:
+                    best = res
+        assert best is not None
+        self.flops_ref_ = ref
+        self.err_inf_, log_k, self.gamma_ = (float(v) for v in best.x)
+        self.k_ = float(np.exp(log_k))
+        self.rmse_ = float(np.sqrt(np.mean(best.fun ** 2)))
+        return self
+
+    def predict(self, flops: np.ndarray | float) -> np.ndarray:
+        x = np.log(np.asarray(flops, dtype=np.float64) / self.flops_ref_)
+        return self.err_inf_ + self.k_ * np.exp(-self.gamma_ * x)

@@ -128,3 +128,11 @@ def test_cli_run_and_bad_config(tmp_path):
     out = subprocess.run([*exe, "tts", "run", str(bad)], capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_strategy_needing_reward_is_refused_before_running(tmp_path):
+    cfg = load_config(_config(tmp_path, reward=None))
+    with pytest.raises(InputError, match="'weighted_vote' needs a reward model"):
+        run(cfg)
+    records = tmp_path / "runs" / "t" / "records.jsonl"
+    assert not records.exists() or not records.read_text()

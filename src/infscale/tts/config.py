@@ -53,7 +53,6 @@ class RunConfig(_Strict):
     strategies: list[StrategyConfig]
     search: SearchConfig = Field(default_factory=SearchConfig)
     max_problems: int | None = None
-    seed: int = 0
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -61,20 +61,22 @@ def _key(strategy: str, budget: int, problem_id: str) -> tuple[str, int, str]:
 def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
     from infscale.tts.generation import GENERATORS
     from infscale.tts.rewards import make_reward
-    from infscale.tts.strategies import STRATEGIES, Engine, SearchSettings
+    from infscale.tts.strategies import NEEDS_REWARD, STRATEGIES, Engine, SearchSettings
     from infscale.tts.tasks import make_task
 
     for s in cfg.strategies:
         STRATEGIES.get(s.name)
         if any(b < 1 for b in s.budgets):
             raise InputError(f"strategy {s.name!r}: budgets must be >= 1, got {s.budgets}")
+        if s.name in NEEDS_REWARD and cfg.reward is None:
+            raise InputError(f"strategy {s.name!r} needs a reward model: set `reward:` in the config")
     task = make_task(cfg.task.name, **cfg.task.params)
     try:
         generator = GENERATORS.get(cfg.generator.name)(**cfg.generator.params)
     except TypeError as exc:
         raise InputError(f"generator {cfg.generator.name!r}: bad parameters ({exc})") from None
     reward = None if cfg.reward is None else make_reward(cfg.reward.name, task, **cfg.reward.params)
-    settings = SearchSettings(**cfg.search.model_dump(), seed=cfg.seed)
+    settings = SearchSettings(**cfg.search.model_dump())
     return task, generator, reward, Engine(task, generator, reward, settings)
 
 

@@ -163,7 +163,6 @@ class SearchSettings:
     mcts_root_width: int = 4
     mcts_width: int = 2
     mcts_c: float = 1.0
-    seed: int | None = None
 
 
 class Engine:
@@ -277,6 +276,8 @@ class Engine:
 
 StrategyFn = Callable[[Engine, Problem, int], list[Candidate]]
 STRATEGIES: Registry[StrategyFn] = Registry("strategy")
+NEEDS_REWARD = frozenset({"best_of_n", "weighted_vote", "beam", "mcts", "rebase"})
+"""Strategies that cannot run without a reward model."""
 
 
 def _sample_solutions(eng: Engine, problem: Problem, n: int, temperature: float | None = None) -> list[Candidate]:

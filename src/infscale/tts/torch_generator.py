@@ -87,7 +87,7 @@ class TorchGenerator:
         lens = [len(e) for e in enc]
         P = max(lens)
         if P >= ctx:
-            raise InputError(f"prompt of {P} tokens does not fit the model's context of {ctx}")
+            raise ValueError(f"prompt of {P} tokens does not fit the model's context of {ctx}")
         max_new = min(params.max_tokens, ctx - P)
         U = len(active)
         ids = torch.full((U, P), tok.pad_id, dtype=torch.long, device=dev)

@@ -54,9 +54,40 @@ def _grid(*axes: list[float]) -> np.ndarray:
 
 
 def _lse3(t1: np.ndarray, t2: np.ndarray, t3: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """log(exp t1 + exp t2 + exp t3) and the softmax weights, stably; inputs broadcast to a common shape."""
+    """log(exp t1 + exp t2 + exp t3) and the softmax weights; inputs broadcast to a common shape.
+
+    Fast path: exponentiate directly (t3 is often one value per batch row, so only two full-size exps); rows where that
+    overflows or underflows are recomputed with the max-shifted, stable formula."""
+    shape = np.broadcast_shapes(np.shape(t1), np.shape(t2), np.shape(t3))
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        e1 = np.exp(t1)
+        e2 = np.exp(t2)
+        e3 = np.exp(t3)
+        s = e1 + e2
+        s += e3
+        lse = np.log(s)
+        inv = 1.0 / s
+        w1 = e1 * inv
+        w2 = e2 * inv
+        w3 = np.broadcast_to(e3, shape) * inv
+    bad = ~np.isfinite(lse) | ~np.isfinite(inv) | (s == 0)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(-1, shape[-1]).any(axis=1)) if len(shape) > 1 else None
+        if rows is None:
+            return _lse3_stable(t1, t2, t3)
+        sub = [np.broadcast_to(t, shape)[rows] for t in (t1, t2, t3)]
+        out = _lse3_stable(*sub)
+        lse, w1, w2 = np.array(lse), np.array(w1), np.array(w2)
+        w3 = np.array(w3)
+        for arr, val in zip((lse, w1, w2, w3), out, strict=True):
+            arr[rows] = val
+    return lse, w1, w2, w3
+
+
+def _lse3_stable(t1, t2, t3):
     t1, t2, t3 = np.broadcast_arrays(t1, t2, t3)
     m = np.maximum(np.maximum(t1, t2), t3)
+    m = np.where(np.isfinite(m), m, 0.0)
     e1 = np.exp(t1 - m)
     e2 = np.exp(t2 - m)
     e3 = np.exp(t3 - m)

@@ -26,12 +26,12 @@ from infscale.latency.calibrate import (
     calibrate_seed_a,
     observations_from_records,
 )
-from infscale.latency.io import DATA_DIR, read_records
+from infscale.latency.io import DATA_DIR, latest_records, read_records
 from infscale.latency.model import HARDWARE_PRESETS, Workload, predict, predict_latency_arrays
 
 
 def held_out_cpu(path: Path) -> None:
-    obs = observations_from_records(read_records(path), source=str(path))
+    obs = observations_from_records(latest_records(read_records(path)), source=str(path))
     res = calibrate_holdout(obs, HARDWARE_PRESETS["generic-cpu"], n_fit=5)
     p = res.calibrator.profile_
     print(f"CPU records: {path.name}, {len(obs)} shapes; calibrated on {', '.join(res.fit_labels)}")

@@ -7,7 +7,7 @@ import torch
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.latency.io import parse_shape_spec, read_records
+from infscale.latency.io import latest_records, parse_shape_spec, read_records
 from infscale.latency.measure import (
     BACKENDS,
     MeasureSettings,
@@ -81,6 +81,13 @@ def test_sweep_interrupted_keeps_records_and_resume_skips_them(tmp_path):
     lines = out.read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["key"] == kept[0]["key"]  # appended, never rewritten
     assert measure_sweep(TINY, WL, out, "own", FAST, progress=lambda *a: pytest.fail("re-measured")) == records
+
+    # --redo: a new record is appended and supersedes the old one for every reader
+    again = measure_sweep(TINY, WL, out, "own", FAST, redo=["d64x2"])
+    assert len(out.read_text().splitlines()) == 4
+    latest = {r["label"]: r for r in latest_records(read_records(out))}
+    assert len(latest) == 3 and latest["d64x2"]["runs"] == {r["label"]: r for r in again}["d64x2"]["runs"]
+    assert latest["d64x2"]["runs"] != {r["label"]: r for r in records}["d64x2"]["runs"]
 
 
 def test_read_records_tolerates_only_a_truncated_last_line(tmp_path):

@@ -25,6 +25,7 @@ def measure(
     out: Path = typer.Option(..., "--out", help="JSONL records file: appended to, and resumed from"),
     backend: str = typer.Option(None, help="override the config's backend: own | hf | vllm"),
     device: str = typer.Option(None, help="override the config's device: cpu | cuda | cuda:N | auto"),
+    redo: list[str] = typer.Option(None, "--redo", help="measure this shape label again (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="print the records as JSON"),
 ) -> None:
     """Time prefill and decode of every shape of a sweep config (resumes: shapes already in --out are skipped)."""
@@ -46,7 +47,7 @@ def measure(
                       f"decode {record['decode_s'] * 1e3:.1f} ms")
 
     records = measure_sweep(cfg.build_shapes(), cfg.workload.build(), out, backend=name, settings=settings,
-                            progress=progress)
+                            progress=progress, redo=redo or ())
     if as_json:
         _print_json(records)
         return
@@ -126,7 +127,7 @@ def calibrate(
 
     from infscale.errors import InputError
     from infscale.latency.calibrate import calibrate_holdout, calibrate_seed_a, observations_from_records
-    from infscale.latency.io import get_profile, read_records, save_profile
+    from infscale.latency.io import get_profile, latest_records, read_records, save_profile
     from infscale.latency.model import predict as predict_one
 
     console = Console()
@@ -150,7 +151,7 @@ def calibrate(
         return
     if records is None:
         raise InputError("calibrate: give a RECORDS file or --seed-a")
-    obs = observations_from_records(read_records(records), source=str(records))
+    obs = observations_from_records(latest_records(read_records(records)), source=str(records))
     labels = [o.label for o in obs]
     if len(set(labels)) != len(labels):
         raise InputError(f"{records}: several records share a shape label; calibrate one backend/workload per file")
@@ -189,10 +190,10 @@ def plot(
     out: Path = typer.Option(Path("latency_vs_aspect.png"), help="PNG to write"),
 ) -> None:
     """Decode latency vs aspect ratio d/L at (about) equal parameter counts, measured and predicted."""
-    from infscale.latency.io import get_profile, read_records
+    from infscale.latency.io import get_profile, latest_records, read_records
     from infscale.report.latency_plot import plot_latency_vs_aspect
 
-    path = plot_latency_vs_aspect(read_records(records), get_profile(hardware), out)
+    path = plot_latency_vs_aspect(latest_records(read_records(records)), get_profile(hardware), out)
     typer.echo(f"wrote {path}")
 
 

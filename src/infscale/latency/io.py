@@ -1,7 +1,8 @@
 """Files of the latency part: measurement records (JSONL), hardware profiles (JSON), sweep configs (YAML), shape specs.
 
 - Records are appended one JSON object per line and never rewritten; `read_records` tolerates only a truncated
-  last line (a run killed mid-write) and names the file and line of anything else that is broken.
+  last line (a run killed mid-write) and names the file and line of anything else that is broken. A shape measured
+  again appends a record with the same key, which supersedes the old one (`latest_records`).
 - Profiles are looked up by name: the built-in presets of `latency.model.HARDWARE_PRESETS`, then the calibrated
   profiles shipped in ``latency/data/profiles/``; a path to a ``.json`` file works too.
 - Shape specs: ``d256x4`` (d_model 256, 4 layers), optionally followed by ``h4`` (heads), ``kv2`` (KV heads),
@@ -28,6 +29,7 @@ __all__ = [
     "record_key",
     "append_record",
     "read_records",
+    "latest_records",
     "parse_shape_spec",
     "get_profile",
     "list_profiles",
@@ -87,6 +89,15 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
             raise InputError(f"{path}:{lineno}: a record must be an object with a 'key' field")
         out.append(record)
     return out
+
+
+def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per key, the last one appended (a re-measurement supersedes the earlier record), in first-seen
+    order."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[r["key"]] = r
+    return list(latest.values())
 
 
 def parse_shape_spec(spec: str, *, vocab_size: int | None = None, context_length: int = 2048) -> TransformerShape:

@@ -31,7 +31,7 @@ import torch
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.latency.io import append_record, read_records, record_key
+from infscale.latency.io import append_record, latest_records, read_records, record_key
 from infscale.latency.model import Workload
 
 __all__ = [
@@ -336,11 +336,14 @@ def measure_one(shape: TransformerShape, workload: Workload, backend: str | Back
 
 def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: str | Path, backend: str = "own",
                   settings: MeasureSettings | None = None,
-                  progress: Callable[[dict[str, Any], int, int], None] | None = None) -> list[dict[str, Any]]:
+                  progress: Callable[[dict[str, Any], int, int], None] | None = None,
+                  redo: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Measure every shape not yet in ``out`` (JSONL, append-only), appending each record as soon as it is done.
 
-    Returns all records of ``out`` for these shapes (old and new). ``progress(record, done, total)`` is called after
-    each new record; an exception there (or Ctrl-C) stops the sweep with the finished records kept on disk.
+    Returns the latest record of ``out`` for each of these shapes (old and new). ``progress(record, done, total)``
+    is called after each new record; an exception there (or Ctrl-C) stops the sweep with the finished records kept
+    on disk. Shapes whose label is in ``redo`` are measured again (e.g. a run disturbed by another job); the new
+    record is appended and, having the same key, supersedes the old one for every reader (`latest_records`).
     """
     settings = settings or MeasureSettings()
     be = get_backend(backend)
@@ -348,14 +351,15 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
     shapes = list(shapes)
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
     path = Path(out)
-    done = {r["key"]: r for r in read_records(path)} if path.exists() else {}
+    done = {r["key"]: r for r in latest_records(read_records(path))} if path.exists() else {}
+    redo = set(redo)
     result: dict[str, dict[str, Any]] = {}
     todo = []
     for shape in shapes:
         if workload.input_len + workload.output_len > shape.context_length:
             shape = shape.with_(context_length=workload.input_len + workload.output_len)
         key = record_key(shape, wl, be.name, device)
-        if key in done:
+        if key in done and shape.label not in redo:
             result[key] = done[key]
         else:
             todo.append((key, shape))

@@ -12,6 +12,7 @@ tts_app = typer.Typer(help="Test-time compute: run strategies under a budget, an
 # modules adding commands to the `tts` group: each exposes `add_commands(tts_app)`
 TTS_COMMAND_MODULES: list[str] = [
     "infscale.cli.tts_run",
+    "infscale.cli.tts_analyze",
 ]
 
 

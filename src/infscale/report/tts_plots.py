@@ -1,0 +1,94 @@
+"""Plots of the inference scaling analysis: accuracy vs FLOPs with the Pareto frontier, and saturation curves.
+
+matplotlib (Agg) is imported inside the functions; every function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from infscale.tts.analysis import AccuracyCurve, OperatingPoint, pareto_frontier
+from infscale.tts.saturation import SaturationSummary
+
+__all__ = ["plot_accuracy_vs_flops", "plot_saturation"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy_vs_flops(points: Sequence[OperatingPoint], path: Path, *, accounting: str = "ours",
+                           title: str = "Accuracy vs inference FLOPs") -> Path:
+    """One line per model x strategy (points by increasing FLOPs, bootstrap intervals as bars), frontier in black."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    groups: dict[tuple[str, str], list[OperatingPoint]] = {}
+    for p in points:
+        groups.setdefault((p.model, p.strategy), []).append(p)
+    for (model, strategy), pts in sorted(groups.items()):
+        pts = sorted(pts, key=lambda p: p.flops_for(accounting))
+        f = np.array([p.flops_for(accounting) for p in pts])
+        a = np.array([100 * p.accuracy for p in pts])
+        lo = np.array([100 * p.ci_low for p in pts])
+        hi = np.array([100 * p.ci_high for p in pts])
+        line = ax.plot(f, a, marker="o", ms=4, lw=1.2, label=f"{model} {strategy}")[0]
+        if np.isfinite(lo).all() and np.isfinite(hi).all():
+            ax.errorbar(f, a, yerr=[np.clip(a - lo, 0, None), np.clip(hi - a, 0, None)], fmt="none",
+                        ecolor=line.get_color(), alpha=0.5, lw=0.8)
+    f_all = np.array([p.flops_for(accounting) for p in points])
+    a_all = np.array([100 * p.accuracy for p in points])
+    front = pareto_frontier(f_all, a_all)
+    if front.size:
+        ax.step(f_all[front], a_all[front], where="post", color="black", lw=2, alpha=0.6, label="Pareto frontier")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"inference FLOPs per problem ({'ours: policy + reward model' if accounting == 'ours' else 'seed B: 2 N T'})")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=1 if len(groups) < 12 else 2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_saturation(curves: Mapping[str, Mapping[str, AccuracyCurve]], summaries: Mapping[str, SaturationSummary],
+                    path: Path) -> Path:
+    """Measured MV/WV accuracy at n against the predicted Theorem 1/2 limits (dashed) and the Hoeffding envelope."""
+    plt = _pyplot()
+    keys = sorted(curves)
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(5.5 * max(len(keys), 1), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=False):
+        summ = summaries[key]
+        for agg, limit, bound, color in (("majority", summ.mv_limit, summ.mv_bound, "tab:blue"),
+                                         ("weighted", summ.wv_limit, summ.wv_bound, "tab:orange")):
+            cur = curves[key].get(agg)
+            if cur is None:
+                continue
+            ax.plot(cur.ns, 100 * cur.accuracy, marker="o", color=color, label=f"{agg} (measured)")
+            ax.fill_between(cur.ns, 100 * cur.ci_low, 100 * cur.ci_high, color=color, alpha=0.15)
+            ax.axhline(100 * limit, color=color, ls="--", lw=1, label=f"{agg} limit (Thm {1 if agg == 'majority' else 2})")
+            env = np.interp(cur.ns, summ.ns, bound)
+            ax.fill_between(cur.ns, 100 * np.clip(limit - env, 0, 1), 100 * np.clip(limit + env, 0, 1), color=color,
+                            alpha=0.06)
+        ax.axhline(100 * summ.oracle, color="grey", ls=":", lw=1, label="pass@M (oracle)")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("n (samples aggregated)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(key, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -101,3 +101,25 @@ def test_select_config_errors_name_the_field(tmp_path):
     cfg = _tiny_config(tmp_path, rules={"head_dim": [16]})
     with pytest.raises(InputError, match="field rules"):
         run_selection(cfg, tmp_path / "y", law=FittedLaw.from_dict("inference_aware", SEED_A))
+
+
+def test_select_with_measured_latency_times_candidates_in_rank_order(tmp_path):
+    """Seed A's variant: latencies measured on this machine, lazily, until the shortlist is full."""
+    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    cfg = _tiny_config(tmp_path, shortlist=2, latency_source="measured", max_latency_s=10.0,
+                       measure={"warmup": 0, "repeats": 1, "threads": 1, "device": "cpu"})
+    report = run_selection(cfg, tmp_path / "m", law=law)
+    timed = [json.loads(line) for line in (tmp_path / "m" / "latency.jsonl").read_text().splitlines()]
+    # a generous limit: exactly the top two by predicted loss were timed, and their measurements are the latencies
+    assert len(timed) == 2
+    assert [r["label"] for r in timed] == [f"d{r['d_model']}x{r['n_layers']}" for r in report.runs]
+    assert [r["predicted_latency_s"] for r in report.runs] == [r["total_s"] for r in timed]
+    # a limit between the two measurements drops the slower one and times the next candidate (resuming the file)
+    cut = (timed[0]["total_s"] + timed[1]["total_s"]) / 2
+    slow = max(timed, key=lambda r: r["total_s"])["label"]
+    cfg2 = _tiny_config(tmp_path, shortlist=2, latency_source="measured", max_latency_s=cut,
+                        measure={"warmup": 0, "repeats": 1, "threads": 1, "device": "cpu"})
+    report2 = run_selection(cfg2, tmp_path / "m", law=law)
+    labels = [f"d{r['d_model']}x{r['n_layers']}" for r in report2.runs]
+    assert slow not in labels and labels[0] in {r["label"] for r in timed}
+    assert all(r["predicted_latency_s"] <= cut for r in report2.runs)

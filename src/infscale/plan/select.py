@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -80,6 +80,10 @@ class SelectConfig(_Strict):
     workload: WorkloadSpec = WorkloadSpec()
     max_latency_s: float | None = Field(default=None, gt=0, description="Latency limit per request, seconds.")
     measured: str | None = Field(default=None, description="CSV of measured latencies overriding predictions.")
+    latency_source: Literal["predicted", "measured"] = Field(
+        default="predicted", description="'measured': time candidates on this machine (seed A's method), lazily.")
+    measure: dict[str, Any] = Field(default_factory=dict,
+                                    description="infscale.latency.measure.MeasureSettings fields (warmup, repeats).")
     shortlist: int = Field(default=3, gt=0, description="How many top-ranked candidates to train.")
     executor: str = Field(default="local", description="Trainer executor name (infscale.train.sweep.EXECUTORS).")
     workers: int = Field(default=1, gt=0, description="Concurrent training runs.")
@@ -198,6 +202,31 @@ def _rules(cfg: SelectConfig) -> ShapeRules:
         raise InputError(f"field rules: {exc}") from None
 
 
+def _measure_in_rank_order(cfg: SelectConfig, grid: Any, law: Any, latency_fn: Any, workload: Any,
+                           out: Path) -> dict[tuple[int, int, int, int], float]:
+    """Seed A's measured latencies, taken lazily: walk the candidates by predicted loss and time each on this machine
+    (records appended to ``latency.jsonl``, so a re-run measures nothing twice) until ``shortlist`` of them meet the
+    limit. Every candidate ranked above the last one kept has been measured, so the shortlist is exact."""
+    from infscale.latency.measure import MeasureSettings, measure_sweep
+
+    try:
+        settings = MeasureSettings(**cfg.measure)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"field measure: {exc}") from None
+    loose = plan_shapes(grid, loss_from_law(law), PlanConstraints(n_tokens=float(cfg.tokens)), latency_fn)
+    found: dict[tuple[int, int, int, int], float] = {}
+    kept = 0
+    for i in loose.ranked():
+        shape = grid.shape(int(i))
+        rec = measure_sweep([shape], workload, out / "latency.jsonl", settings=settings)[0]
+        key = (shape.d_model, shape.n_layers, shape.n_heads, shape.kv_heads)
+        found[key] = float(rec["total_s"])
+        kept += cfg.max_latency_s is None or found[key] <= cfg.max_latency_s
+        if kept >= cfg.shortlist:
+            break
+    return found
+
+
 def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: Any = None,
                   measured: dict[tuple[int, int, int, int], float] | None = None,
                   source: str = "<select>") -> SelectionReport:
@@ -226,6 +255,8 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
         raise InputError(f"field workload: {exc}") from None
     latency_fn = latency_from_profile(profile if profile is not None else cfg.hardware, workload)
     constraints = PlanConstraints(max_latency_s=cfg.max_latency_s, n_tokens=float(cfg.tokens))
+    if cfg.latency_source == "measured":
+        measured = {**(measured or {}), **_measure_in_rank_order(cfg, grid, law, latency_fn, workload, out)}
     result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn, measured=measured)
     ranked = result.ranked()
     (out / "candidates.json").write_text(json.dumps([{"rank": k + 1, **result.row(int(i))}

@@ -103,3 +103,13 @@ def test_unknown_name_and_bad_query(tmp_path):
         runs.split("no_such_column > 3")
     with pytest.raises(InputError, match="selects no rows"):
         runs.split("N < 0")
+
+
+def test_dataset_column_mappings():
+    gadre = load_runs("gadre")
+    assert gadre.loss[0] == pytest.approx(5.974924)  # loss_c4_val of c4_original-d=96_l=8_h=4-0.25
+    assert gadre.group[0] == "d=96_l=8_h=4" and gadre.frame["tokens_per_param"].min() == 5.0  # M = 5..640
+    sardana = load_runs("sardana")
+    assert sardana.n_params[0] == 151e6 and sardana.n_tokens[0] == 1.51e9 and sardana.group[0] == "150M"
+    c4, rest = gadre.split("dataset == 'c4_original'")
+    assert len(c4) == 34 and len(rest) == 70

@@ -96,15 +96,15 @@ class HuberFitter:
         log_y = np.log(runs.loss)
         fg = huber_objective(form, x, log_y, self.delta)
         starts = form.huber_grid() if self.grid is None else np.asarray(self.grid, dtype=float)
-        theta, keep_rows = starts, np.arange(starts.shape[0])
+        theta = starts
         f = None
         for stage in self.stages:
-            res = batched_lbfgs(lambda t, rows: fg(t, rows), theta, max_iter=stage.max_iter, memory=self.memory)
+            res = batched_lbfgs(fg, theta, max_iter=stage.max_iter, memory=self.memory)
             theta, f = res.x, res.fun
             if stage.keep is not None:
                 n_keep = max(self.n_polish, int(np.ceil(stage.keep * theta.shape[0])))
                 order = np.argsort(np.where(np.isfinite(f), f, np.inf))[:n_keep]
-                theta, f, keep_rows = theta[order], f[order], keep_rows[order]
+                theta, f = theta[order], f[order]
         order = np.argsort(np.where(np.isfinite(f), f, np.inf))
         fun = _scalar(fg)
         best_theta, best_f = theta[order[0]], float(f[order[0]])

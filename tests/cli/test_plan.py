@@ -96,3 +96,26 @@ def test_lifetime_forward_and_inverse(tmp_path):
     assert usd["optimal"]["unit"] == "USD" and usd["optimal"]["n_params"] < opt["n_params"]
     bad = run("lifetime", "--law", str(law), "--loss-target", "1.6", check=False)
     assert bad.returncode == 2 and "binding constraint loss target" in bad.stderr
+
+
+def test_measured_latency_overrides_prediction(seed_a_law, tmp_path):
+    args = ("plan", "--law", str(seed_a_law), "--hardware", "a100-40gb-seed-a", "--params", "1e9", "--tokens", "29e9",
+            "--max-latency", "2.0", "--out", str(tmp_path), "--json")
+    best = json.loads(run(*args).stdout)["best"]
+    # a measurement says the recommended shape is too slow: the next best is recommended instead
+    csv_path = tmp_path / "measured.csv"
+    csv_path.write_text(f"d_model,n_layers,n_heads,latency_s\n{best['d_model']},{best['n_layers']},16,2.3\n")
+    plan = json.loads(run(*args, "--measured", str(csv_path)).stdout)
+    assert plan["best"]["label"] != best["label"] and plan["best"]["loss"] > best["loss"]
+    # the same through `infscale latency measure` records (JSONL); other workloads are ignored
+    rec = {"key": "k1", "shape": {"d_model": best["d_model"], "n_layers": best["n_layers"], "n_heads": 16,
+                                  "n_kv_heads": None}, "workload": {"batch": 1, "input_len": 128, "output_len": 256},
+           "total_s": 2.3}
+    other = {**rec, "key": "k2", "workload": {"batch": 8, "input_len": 128, "output_len": 256}, "total_s": 0.1}
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_text(json.dumps(rec) + "\n" + json.dumps(other) + "\n")
+    assert json.loads(run(*args, "--measured", str(jsonl)).stdout)["best"]["label"] == plan["best"]["label"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("d_model,n_layers,n_heads,latency_s\n3072,12,16,fast\n")
+    proc = run(*args, "--measured", str(bad), check=False)
+    assert proc.returncode == 2 and "bad.csv: row 2" in proc.stderr

@@ -29,14 +29,31 @@ def _load_law(path: Path):
         raise InputError(f"{path}: not a fitted law: {exc}") from None
 
 
-def _load_measured(path: Path) -> dict[tuple[int, int, int, int], float]:
-    """CSV with d_model, n_layers, n_heads, latency_s (and optional n_kv_heads): measured latencies per shape."""
+def _load_measured(path: Path, workload: tuple[int, int, int] | None = None) -> dict[tuple[int, int, int, int], float]:
+    """Measured latencies per shape ``(d_model, n_layers, n_heads, n_kv_heads)``: a CSV with d_model, n_layers,
+    n_heads, latency_s (optional n_kv_heads), or the JSONL records of `infscale latency measure` (``total_s`` of the
+    records whose workload is ``(batch, input_len, output_len)``)."""
     import csv
 
     from infscale.errors import InputError
 
     if not path.exists():
         raise InputError(f"{path}: measured-latency file not found")
+    if path.suffix == ".jsonl":
+        from infscale.latency.io import latest_records, read_records
+
+        found: dict[tuple[int, int, int, int], float] = {}
+        for no, rec in enumerate(latest_records(read_records(path)), start=1):
+            try:
+                shape, wl = rec["shape"], rec["workload"]
+                if workload is not None and (wl["batch"], wl["input_len"], wl["output_len"]) != workload:
+                    continue
+                heads = int(shape["n_heads"])
+                kv = int(shape["n_kv_heads"]) if shape.get("n_kv_heads") else heads
+                found[(int(shape["d_model"]), int(shape["n_layers"]), heads, kv)] = float(rec["total_s"])
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{path}: record {no}: needs shape, workload and total_s fields") from None
+        return found
     out: dict[tuple[int, int, int, int], float] = {}
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -73,7 +90,8 @@ def plan_command(
     batch_size: int = typer.Option(1, "--batch", help="Sequences per request."),
     prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Input tokens per sequence."),
     new_tokens: int = typer.Option(256, "--new-tokens", help="Generated tokens per sequence."),
-    measured: Path = typer.Option(None, "--measured", help="CSV of measured latencies overriding predictions."),
+    measured: Path = typer.Option(None, "--measured",
+                                  help="Measured latencies overriding predictions: CSV, or `infscale latency` JSONL."),
     baseline: list[str] = typer.Option([], "--baseline", help="Preset shape to place on the frontier (repeatable)."),
     out: Path = typer.Option(Path("plan_out"), "--out", help="Directory for plan.json, frontier.csv, frontier.png."),
     top: int = typer.Option(12, "--top", help="Frontier rows to print."),
@@ -136,7 +154,8 @@ def plan_command(
             raise InputError(f"--batch/--prompt-tokens/--new-tokens: {exc}") from None
     elif max_latency is not None and measured is None:
         raise InputError("--max-latency needs --hardware (a latency profile) or --measured")
-    measured_map = _load_measured(measured) if measured is not None else None
+    measured_map = (_load_measured(measured, (batch_size, prompt_tokens, new_tokens)) if measured is not None
+                    else None)
     try:
         result = plan_shapes(grid, loss_from_law(fitted), constraints, latency_fn, measured=measured_map)
     except ValueError as exc:

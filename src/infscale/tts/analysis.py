@@ -60,7 +60,9 @@ AGGREGATIONS: tuple[str, ...] = ("majority", "weighted", "best_of_n", "pass")
 # strategies whose candidates are i.i.d. samples, so one large pool can be subsampled to any n <= pool size
 IID_STRATEGIES: frozenset[str] = frozenset({"sampling"})
 
-# a drawn candidate's weight in weighted voting is at least this, so a drawn class always outweighs an absent one
+# a drawn candidate's weight in weighted voting is at least this, so a drawn class always outweighs an absent one.
+# Votes are summed in float32 (exact for counts; for weights, sums that differ by less than ~1e-7 relative tie, so a
+# zero score next to a positive one in the same class adds nothing)
 _MIN_VOTE_WEIGHT = 1e-9
 
 

@@ -204,8 +204,13 @@ class LlamaModel(nn.Module):
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0) -> torch.Tensor:
         """Mean next-token cross-entropy (+ optional z-loss ``z * mean(logsumexp^2)``)."""
-        logits = self(idx).float()
-        ce = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        if z_loss:
-            ce = ce + z_loss * torch.logsumexp(logits, dim=-1).pow(2).mean()
-        return ce
+        return lm_loss(self(idx), targets, z_loss)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, T, V) against targets (B, T), plus ``z_loss * mean(logsumexp^2)`` (PaLM)."""
+    logits = logits.float()
+    ce = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+    if z_loss:
+        ce = ce + z_loss * torch.logsumexp(logits, dim=-1).pow(2).mean()
+    return ce

@@ -1,0 +1,139 @@
+"""`infscale train CONFIG`, `infscale sweep CONFIG`, `infscale runs DIR`: thin wrappers over infscale.train.
+
+A CONFIG is a YAML path or the name of a bundled recipe (``infscale/recipes/<name>.yaml``, e.g. ``micro_sweep``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+COLUMNS = ("run_id", "N", "D", "tokens_per_param", "d_model", "n_layers", "loss", "train_loss_smoothed", "wall_s",
+           "tokens_per_s")
+
+
+def _resolve(config: str) -> Path:
+    path = Path(config)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    import infscale
+
+    bundled = Path(infscale.__file__).parent / "recipes" / f"{config}.yaml"
+    return bundled if bundled.is_file() else path
+
+
+def _table(title: str, records: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col == "run_id" else "right")
+    for r in records:
+        cells = []
+        for col in COLUMNS:
+            v = r.get(col)
+            if isinstance(v, float):
+                cells.append(f"{v:.4g}" if col not in ("wall_s", "tokens_per_s") else f"{v:,.0f}")
+            elif isinstance(v, int):
+                cells.append(f"{v:,}")
+            else:
+                cells.append("" if v is None else str(v))
+        table.add_row(*cells)
+    Console().print(table)
+
+
+def train_cmd(
+    config: str = typer.Argument(..., help="Train config YAML (or a bundled recipe name)."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Output directory: runs/<run_id>/ and records.jsonl."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
+) -> None:
+    """Train one model; resumes from its checkpoint when re-run; appends its record to OUT/records.jsonl."""
+    import json
+    import os
+
+    from infscale.train.config import load_train_config
+    from infscale.train.data import prepare_data
+    from infscale.train.sweep import append_record
+    from infscale.train.trainer import default_run_id, plan_tokens, resolve_shape, train
+
+    path = _resolve(config)
+    cfg = load_train_config(path)
+
+    d = cfg.data
+    data = prepare_data(d.corpus, d.vocab_size, d.val_fraction, d.cache_dir, d.max_bytes)
+    shape = resolve_shape(cfg, data.vocab_size)
+    _, n_tokens = plan_tokens(cfg, shape.n_params, int(os.environ.get("WORLD_SIZE", "1")))
+    run_id = cfg.run_id or default_run_id(shape, n_tokens, cfg.group)
+    record = train(cfg, out / run_id, data=data)
+    if record is None or int(os.environ.get("RANK", "0")) != 0:
+        return
+    append_record(out / "records.jsonl", record)
+    if json_out:
+        typer.echo(json.dumps(record))
+    else:
+        _table(f"run {run_id}", [record])
+
+
+def sweep_cmd(
+    config: str = typer.Argument(..., help="Sweep YAML (or a bundled recipe name, e.g. micro_sweep)."),
+    out: Path = typer.Option(Path("sweep"), "--out", "-o", help="Sweep directory (records.jsonl, runs/)."),
+    executor: str | None = typer.Option(None, "--executor", "-e", help="local | ray (default: the config's)."),
+    workers: int | None = typer.Option(None, "--workers", "-w", help="Concurrent runs (default: the config's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print all records as JSON lines."),
+) -> None:
+    """Run a sweep grid; re-running skips finished runs and resumes interrupted ones."""
+    import json
+
+    from infscale.train.config import load_sweep_config
+    from infscale.train.sweep import run_sweep
+
+    path = _resolve(config)
+    sweep = load_sweep_config(path)
+
+    def report(rec: dict, new: bool) -> None:
+        if not json_out:
+            state = "done" if new else "kept"
+            typer.echo(f"[{state}] {rec['run_id']}: N={rec['N']:,} D={rec['D']:,} val loss {rec['loss']:.4f} "
+                       f"({rec['wall_s']:.0f} s)", err=True)
+
+    records = run_sweep(sweep, out, executor=executor, workers=workers, source=str(path), on_record=report)
+    if json_out:
+        for r in records:
+            typer.echo(json.dumps(r))
+    else:
+        _table(f"sweep {out} ({len(records)} runs)", records)
+
+
+def runs_cmd(
+    directory: Path = typer.Argument(Path("sweep"), help="A sweep/train output directory or a records.jsonl."),
+    json_out: bool = typer.Option(False, "--json", help="Print records as JSON lines."),
+) -> None:
+    """List finished runs (records.jsonl) and runs in progress (checkpoints without a record)."""
+    import json
+
+    from infscale.errors import InputError
+    from infscale.train.sweep import read_records
+
+    path = directory if directory.suffix == ".jsonl" else directory / "records.jsonl"
+    if not path.exists():
+        raise InputError(f"{path}: no records file (run `infscale sweep` or `infscale train` first)")
+    records = read_records(path)
+    done = {r["run_id"] for r in records}
+    runs_dir = path.parent / "runs"
+    partial = sorted(p.parent.name for p in runs_dir.glob("*/ckpt.pt") if p.parent.name not in done) \
+        if runs_dir.is_dir() else []
+    if json_out:
+        for r in records:
+            typer.echo(json.dumps(r))
+        return
+    _table(f"{path} ({len(records)} finished)", records)
+    for name in partial:
+        typer.echo(f"in progress (checkpoint): {name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("sweep")(sweep_cmd)
+    app.command("runs")(runs_cmd)

@@ -1,0 +1,165 @@
+"""Typed training and sweep configs (pydantic, unknown keys are errors) and YAML loading with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from infscale.errors import InputError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """The shape to train; the vocabulary size comes from the tokenizer."""
+
+    d_model: int = Field(gt=0, description="Residual stream width.")
+    n_layers: int = Field(gt=0, description="Number of transformer blocks.")
+    n_heads: int = Field(gt=0, description="Query heads.")
+    n_kv_heads: int | None = Field(default=None, description="Key/value heads (GQA); None = n_heads.")
+    d_ff: int | None = Field(default=None, description="FFN hidden width; None = the SwiGLU rule of infscale.arch.")
+    ffn_kind: Literal["swiglu", "gelu"] = "swiglu"
+    tied_embeddings: bool = Field(default=True, description="Share the input embedding with the LM head.")
+    context_length: int = Field(default=128, gt=0, description="Training sequence length (tokens).")
+
+
+class DataConfig(_Strict):
+    corpus: str | list[str] = Field(default="default", description="'default', a path, or a list of paths.")
+    vocab_size: int = Field(default=512, description="Byte-level BPE vocabulary size.")
+    val_fraction: float = Field(default=0.01, description="Tail fraction of every document held out for validation.")
+    cache_dir: str | None = Field(default=None, description="Token cache root (default $INFSCALE_CACHE or ~/.cache).")
+    max_bytes: int | None = Field(default=None, gt=0, description="Use only the first max_bytes of the corpus.")
+
+
+class OptimConfig(_Strict):
+    """AdamW with linear warm-up then cosine decay (seed A's recipe scaled down)."""
+
+    lr: float = Field(default=3e-3, gt=0)
+    min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="Final lr = lr * min_lr_ratio (3e-3 -> 3e-5).")
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = Field(default=0.033, ge=0)
+    warmup_fraction: float = Field(default=0.05, ge=0, lt=1, description="Warm-up steps as a fraction of all steps.")
+    grad_clip: float = Field(default=1.0, ge=0, description="Global grad-norm clip; 0 disables.")
+    z_loss: float = Field(default=1e-4, ge=0, description="z-loss coefficient; 0 disables.")
+
+
+class TrainConfig(_Strict):
+    """One training run. Give ``tokens`` or ``tokens_per_param`` (D = round(M * N))."""
+
+    model: ModelConfig
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    batch_size: int = Field(default=32, gt=0, description="Sequences per micro-batch (per process).")
+    grad_accum: int = Field(default=1, gt=0, description="Micro-batches per optimizer step.")
+    tokens: int | None = Field(default=None, gt=0, description="Training tokens D.")
+    tokens_per_param: float | None = Field(default=None, gt=0, description="D / N.")
+    dtype: Literal["bf16", "fp32"] = Field(default="bf16", description="bf16 autocast (CPU and CUDA) or fp32.")
+    device: str = Field(default="auto", description="'auto' (cuda if available), 'cpu' or 'cuda[:i]'.")
+    threads: int | None = Field(default=None, gt=0, description="torch CPU threads (None = torch's default).")
+    seed: int = 0
+    eval_every: int = Field(default=0, ge=0, description="Steps between validation passes (0 = only at the end).")
+    eval_tokens: int = Field(default=32768, gt=0, description="Validation tokens per pass (from the held-out split).")
+    log_every: int = Field(default=10, gt=0, description="Steps between metrics lines.")
+    checkpoint_every: int = Field(default=100, ge=0, description="Steps between checkpoints (0 = never).")
+    ema_beta: float = Field(default=0.95, gt=0, lt=1, description="Smoothing of the training loss (bias-corrected EMA).")
+    memory_limit_gb: float | None = Field(default=None, gt=0, description="Refuse shapes above this (default: free).")
+    progress: bool = True
+    group: str | None = Field(default=None, description="Size-group label written into the record.")
+    run_id: str | None = Field(default=None, description="Run name (default: derived from shape and D).")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainConfig:
+        if (self.tokens is None) == (self.tokens_per_param is None):
+            raise ValueError("give exactly one of 'tokens' or 'tokens_per_param'")
+        return self
+
+
+class ShapeEntry(_Strict):
+    d_model: int = Field(gt=0)
+    n_layers: int = Field(gt=0)
+    n_heads: int = Field(gt=0)
+    n_kv_heads: int | None = None
+    d_ff: int | None = None
+
+
+class NearSpec(_Strict):
+    """All shapes whose exact N is within ``rel_tol`` of ``n_params`` (widths x depths, heads of ``head_dim``)."""
+
+    n_params: int = Field(gt=0)
+    rel_tol: float = Field(default=0.1, gt=0, lt=1)
+    d_model: list[int]
+    n_layers: list[int]
+    head_dim: int = Field(default=16, gt=0)
+    d_ff_ratio: float | None = Field(default=None, gt=0, description="d_ff = round(ratio * d); None = SwiGLU rule.")
+    max_shapes: int = Field(default=3, gt=0, description="Keep the shapes closest to n_params, at most this many.")
+
+
+class SweepGroup(_Strict):
+    name: str
+    shapes: list[ShapeEntry] = []
+    near: NearSpec | None = None
+    tokens_per_param: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _has_shapes(self) -> SweepGroup:
+        if not self.shapes and self.near is None:
+            raise ValueError(f"group {self.name!r}: give 'shapes' or 'near'")
+        return self
+
+
+class SweepConfig(_Strict):
+    """A grid: for each group, its shapes x its tokens-per-param multipliers, on top of ``base``."""
+
+    base: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run.")
+    groups: list[SweepGroup] = Field(min_length=1)
+    executor: str = Field(default="local", description="Executor name (see infscale.train.sweep.EXECUTORS).")
+    workers: int = Field(default=1, gt=0, description="Concurrent runs (local pool size / Ray trials).")
+    address: str | None = Field(default=None, description="Ray cluster address (None = local ray.init()).")
+
+
+def _format_error(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+    return f"{source}: field {loc}: {err['msg']}"
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"config {p}: no such file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"config {p}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"config {p}: expected a mapping at the top level")
+    return data
+
+
+def parse_train(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_format_error(source, exc)) from None
+
+
+def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
+    try:
+        return SweepConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_format_error(source, exc)) from None
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    return parse_train(load_yaml(path), str(path))
+
+
+def load_sweep_config(path: str | Path) -> SweepConfig:
+    return parse_sweep(load_yaml(path), str(path))

@@ -1,0 +1,270 @@
+"""Sweeps: expand a YAML grid into runs, execute them by a named executor, keep one append-only record file.
+
+Layout of a sweep directory ``out``:
+- ``sweep.yaml``     the resolved sweep (every run's full config);
+- ``runs/<run_id>/`` one run directory per run (see `infscale.train.trainer`);
+- ``records.jsonl``  one line per finished run, appended by this (single-writer) process under a file lock.
+
+Idempotent and resumable: a run whose id is already in ``records.jsonl`` is skipped; a run with ``runs/<id>/record.json``
+but no line (killed between the two writes) gets its line without training again; an interrupted run resumes from its
+``ckpt.pt``. Executors run the pending runs and hand records back; only the parent appends, after re-reading the file
+under the lock, so no record is ever duplicated even when two sweeps share a directory.
+
+Executors (registry `EXECUTORS`, looked up by name): ``local`` (in-process one at a time, or a process pool with
+``workers > 1``) and ``ray`` (local ``ray.init()`` or a cluster ``address``; one GPU per trial when GPUs exist).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infscale.arch import TransformerShape
+from infscale.errors import InputError
+from infscale.train.config import NearSpec, SweepConfig, TrainConfig, parse_train
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One run of a sweep: its id, its full train config (as a dict) and where its data and outputs live."""
+
+    run_id: str
+    config: dict[str, Any]
+    run_dir: str
+    data_dir: str
+
+
+# ----- grid expansion -----------------------------------------------------------------------------------------------
+def shapes_near(spec: NearSpec, vocab_size: int, tied: bool, context_length: int) -> list[dict[str, int]]:
+    """Shapes (d_model x n_layers, heads of ``head_dim``) whose exact N is within ``rel_tol`` of ``n_params``,
+    closest first, at most ``max_shapes``."""
+    found = []
+    for d in spec.d_model:
+        if d % spec.head_dim:
+            continue
+        d_ff = None if spec.d_ff_ratio is None else max(1, round(spec.d_ff_ratio * d))
+        for L in spec.n_layers:
+            shape = TransformerShape(d_model=d, n_layers=L, n_heads=d // spec.head_dim, d_ff=d_ff,
+                                     vocab_size=vocab_size, tied_embeddings=tied, context_length=context_length)
+            err = abs(shape.n_params - spec.n_params) / spec.n_params
+            if err <= spec.rel_tol:
+                entry = {"d_model": d, "n_layers": L, "n_heads": d // spec.head_dim}
+                if d_ff is not None:
+                    entry["d_ff"] = d_ff
+                found.append((err, entry))
+    found.sort(key=lambda t: t[0])
+    return [e for _, e in found[: spec.max_shapes]]
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def expand(sweep: SweepConfig, vocab_size: int, source: str = "<sweep>") -> list[tuple[str, TrainConfig]]:
+    """(run_id, TrainConfig) for every group x shape x tokens-per-param, in order. Run ids are unique."""
+    base_model = dict(sweep.base.get("model", {}))
+    tied = bool(base_model.get("tied_embeddings", True))
+    ctx = int(base_model.get("context_length", 128))
+    runs: list[tuple[str, TrainConfig]] = []
+    for group in sweep.groups:
+        shapes = [s.model_dump(exclude_none=True) for s in group.shapes]
+        if group.near is not None:
+            near = shapes_near(group.near, vocab_size, tied, ctx)
+            if not near:
+                raise InputError(f"{source}: group {group.name!r}: no shape within {group.near.rel_tol:.0%} of "
+                                 f"N={group.near.n_params:,}")
+            shapes += near
+        for s in shapes:
+            for m in group.tokens_per_param:
+                run_id = f"{group.name}-d{s['d_model']}xL{s['n_layers']}h{s['n_heads']}-m{m:g}"
+                data = _merge(sweep.base, {"model": s, "tokens_per_param": m, "group": group.name, "run_id": run_id})
+                data.pop("tokens", None)
+                runs.append((run_id, parse_train(data, f"{source}: run {run_id}")))
+    ids = [r for r, _ in runs]
+    dup = {r for r in ids if ids.count(r) > 1}
+    if dup:
+        raise InputError(f"{source}: duplicate runs {sorted(dup)}")
+    return runs
+
+
+# ----- the record file (single writer, file lock) -----------------------------------------------------------------
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a ``records.jsonl`` (a torn last line from a killed writer is ignored)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                continue
+            raise InputError(f"{path}: line {i + 1} is not valid JSON") from None
+    return rows
+
+
+def append_record(path: str | Path, record: dict[str, Any]) -> bool:
+    """Append ``record`` unless its ``run_id`` is already there; True when written."""
+    path = Path(path)
+    with _locked(path):
+        if any(r.get("run_id") == record["run_id"] for r in read_records(path)):
+            return False
+        data = path.read_bytes() if path.exists() else b""
+        with open(path, "a") as fh:
+            if data and not data.endswith(b"\n"):
+                fh.write("\n")  # terminate a torn line left by a killed writer
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    return True
+
+
+# ----- executors --------------------------------------------------------------------------------------------------
+def run_job(job: Job) -> dict[str, Any]:
+    """Execute one job (in whatever process the executor chose) and return its record."""
+    from infscale.train.data import open_token_data
+    from infscale.train.trainer import train
+
+    cfg = TrainConfig.model_validate(job.config)
+    record = train(cfg, job.run_dir, data=open_token_data(job.data_dir))
+    assert record is not None
+    return record
+
+
+class LocalExecutor:
+    """Runs jobs in this process one after another, or in a process pool of ``workers``."""
+
+    def __init__(self, workers: int = 1, **_: Any) -> None:
+        self.workers = workers
+
+    def map(self, fn: Callable[[Job], dict[str, Any]], jobs: list[Job]) -> Iterator[dict[str, Any]]:
+        if self.workers <= 1:
+            for job in jobs:
+                yield fn(job)
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(fn, job) for job in jobs]
+            for fut in as_completed(futures):
+                yield fut.result()
+
+
+class RayExecutor:
+    """Runs jobs as Ray tasks: one GPU per trial when the cluster has GPUs, otherwise ``threads`` CPUs each."""
+
+    def __init__(self, workers: int = 1, address: str | None = None, threads: int = 1, **_: Any) -> None:
+        self.workers, self.address, self.threads = workers, address, threads
+
+    def map(self, fn: Callable[[Job], dict[str, Any]], jobs: list[Job]) -> Iterator[dict[str, Any]]:
+        try:
+            import ray
+        except ImportError:
+            raise InputError("executor 'ray' needs the ray package: pip install 'infscale[ray]'") from None
+        started = False
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address)
+            else:
+                ray.init(num_cpus=self.workers * self.threads, include_dashboard=False, log_to_driver=False)
+            started = True
+        try:
+            gpus = ray.cluster_resources().get("GPU", 0)
+            task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=self.threads, max_retries=0)(fn)
+            pending = [task.remote(job) for job in jobs]
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(ready[0])
+        finally:
+            if started:
+                ray.shutdown()
+
+
+EXECUTORS: dict[str, type] = {"local": LocalExecutor, "ray": RayExecutor}
+
+
+def get_executor(name: str, **settings: Any):
+    """An executor instance by name; unknown names are an `InputError` listing the known ones."""
+    if name not in EXECUTORS:
+        raise InputError(f"executor {name!r} is unknown; known: {', '.join(sorted(EXECUTORS))}")
+    return EXECUTORS[name](**settings)
+
+
+# ----- the sweep ----------------------------------------------------------------------------------------------------
+def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = None, workers: int | None = None,
+              source: str = "<sweep>", on_record: Callable[[dict[str, Any], bool], None] | None = None
+              ) -> list[dict[str, Any]]:
+    """Run every pending run of ``sweep`` into ``out_dir``; returns the records of all its runs (old and new).
+
+    ``on_record(record, new)`` is called for each run as it is settled (``new`` False for skipped runs).
+    """
+    import yaml
+
+    from infscale.train.data import prepare_data
+
+    name = executor or sweep.executor
+    workers = workers or sweep.workers
+    exe = get_executor(name, workers=workers, address=sweep.address,
+                       threads=max(1, (os.cpu_count() or 1) // workers))
+    out = Path(out_dir)
+    base = parse_train(_merge(sweep.base, {"model": {"d_model": 1, "n_layers": 1, "n_heads": 1},
+                                           "tokens_per_param": 1}), f"{source}: base")
+    d = base.data
+    data = prepare_data(d.corpus, d.vocab_size, d.val_fraction, d.cache_dir, d.max_bytes)
+    runs = expand(sweep, data.vocab_size, source)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = sweep.model_dump(mode="json") | {"runs": {rid: cfg.model_dump(mode="json") for rid, cfg in runs}}
+    (out / "sweep.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    records_path = out / "records.jsonl"
+    done = {r.get("run_id"): r for r in read_records(records_path)}
+    jobs: list[Job] = []
+    for run_id, cfg in runs:
+        run_dir = out / "runs" / run_id
+        if run_id in done:
+            if on_record:
+                on_record(done[run_id], False)
+            continue
+        finished = run_dir / "record.json"
+        if finished.exists():  # trained, but killed before its line was appended
+            rec = json.loads(finished.read_text())
+            append_record(records_path, rec)
+            done[run_id] = rec
+            if on_record:
+                on_record(rec, False)
+            continue
+        config = cfg.model_dump(mode="json")
+        if config["threads"] is None and workers > 1:  # a pool shares the cores
+            config["threads"] = max(1, (os.cpu_count() or 1) // workers)
+        jobs.append(Job(run_id, config, str(run_dir), str(data.directory)))
+    for rec in exe.map(run_job, jobs):
+        new = append_record(records_path, rec)
+        done[rec["run_id"]] = rec
+        if on_record:
+            on_record(rec, new)
+    return [done[rid] for rid, _ in runs if rid in done]

@@ -1,0 +1,311 @@
+"""The trainer: one run from a `TrainConfig` to a run record (nanoGPT-style single loop).
+
+Run directory layout (``run_dir``):
+- ``config.yaml``  the resolved config (shape with the tokenizer's vocabulary, D, steps);
+- ``metrics.jsonl`` append-only metrics (``train`` lines every ``log_every`` steps, ``val`` lines, ``resume`` events);
+- ``ckpt.pt``      the latest checkpoint (model, optimizer, step, smoothed loss, elapsed time), written atomically;
+- ``record.json``  the run record, written last: its presence means the run is finished (re-running returns it).
+
+Recipe: AdamW (decay on matrices only), linear warm-up then cosine to ``lr * min_lr_ratio``, global grad-norm clipping,
+optional z-loss, bf16 autocast on CPU and CUDA, gradient accumulation. Batches are a pure function of (seed, step, rank)
+(`infscale.train.data.batch_at`), so resuming from a checkpoint reproduces the uninterrupted run.
+
+Data parallel: launched by ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DDP (gloo on CPU, NCCL on CUDA);
+each rank draws its own batches, rank 0 writes every file. ``torchrun --nproc_per_node 2 --no-python infscale train C``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from infscale.arch import TransformerShape, train_flops_6nd
+from infscale.errors import InputError
+from infscale.train.config import TrainConfig
+from infscale.train.data import TokenData, batch_at, prepare_data
+from infscale.train.memory import available_bytes, estimate_train_bytes
+
+
+def resolve_shape(cfg: TrainConfig, vocab_size: int) -> TransformerShape:
+    m = cfg.model
+    try:
+        return TransformerShape(
+            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, n_kv_heads=m.n_kv_heads, d_ff=m.d_ff,
+            ffn_kind=m.ffn_kind, tied_embeddings=m.tied_embeddings, context_length=m.context_length,
+            vocab_size=vocab_size,
+        )
+    except ValueError as exc:
+        raise InputError(f"model: {exc}") from None
+
+
+def plan_tokens(cfg: TrainConfig, n_params: int, world_size: int = 1) -> tuple[int, int]:
+    """(steps, D): D is the requested token count rounded up to whole optimizer steps."""
+    target = cfg.tokens if cfg.tokens is not None else round(cfg.tokens_per_param * n_params)
+    per_step = cfg.batch_size * cfg.model.context_length * cfg.grad_accum * world_size
+    steps = max(1, math.ceil(target / per_step))
+    return steps, steps * per_step
+
+
+def default_run_id(shape: TransformerShape, n_tokens: int, group: str | None = None) -> str:
+    head = f"{group}-" if group else ""
+    return f"{head}d{shape.d_model}xL{shape.n_layers}h{shape.n_heads}-D{n_tokens}"
+
+
+def lr_at(step: int, steps: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_fraction * steps`` then cosine decay to ``lr * min_lr_ratio`` at the last step."""
+    o = cfg.optim
+    warmup = int(o.warmup_fraction * steps)
+    if step < warmup:
+        return o.lr * (step + 1) / warmup
+    span = max(1, steps - 1 - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    floor = o.lr * o.min_lr_ratio
+    return floor + 0.5 * (o.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def check_memory(cfg: TrainConfig, shape: TransformerShape, device: str) -> float:
+    """Refuse (InputError) a shape whose estimated training memory exceeds the limit; returns the estimate in bytes."""
+    need = estimate_train_bytes(shape, cfg.batch_size, cfg.model.context_length, cfg.dtype)
+    have = cfg.memory_limit_gb * 1e9 if cfg.memory_limit_gb is not None else available_bytes(device)
+    if need > have:
+        raise InputError(
+            f"model d_model={shape.d_model} n_layers={shape.n_layers} (N={shape.n_params:,}): needs ~{need / 1e9:.2f} GB "
+            f"to train at batch {cfg.batch_size} x {cfg.model.context_length}, only {have / 1e9:.2f} GB available on {device}"
+        )
+    return need
+
+
+class _Dist:
+    """Rank/world from torchrun's environment; initialises the process group when world > 1."""
+
+    def __init__(self, device_kind: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.active = self.world > 1
+        if self.active:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+
+    def barrier(self) -> None:
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _device(cfg: TrainConfig, dist: _Dist | None = None) -> str:
+    import torch
+
+    if cfg.device == "auto":
+        if torch.cuda.is_available():
+            return f"cuda:{dist.local_rank}" if dist is not None and dist.active else "cuda"
+        return "cpu"
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device={cfg.device!r}: CUDA is not available")
+    return cfg.device
+
+
+def evaluate(model, tokens, cfg: TrainConfig, device: str) -> float:
+    """Mean next-token loss over the first ``eval_tokens`` of ``tokens`` (contiguous windows, no z-loss)."""
+    import numpy as np
+    import torch
+
+    from infscale.train.model import lm_loss
+
+    T = cfg.model.context_length
+    n_windows = max(1, min(cfg.eval_tokens, tokens.shape[0] - 1) // T)
+    if (tokens.shape[0] - 1) < T:
+        raise InputError(f"validation split has {tokens.shape[0]} tokens: fewer than context_length+1={T + 1}")
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, n_windows, cfg.batch_size):
+            idx = range(start, min(n_windows, start + cfg.batch_size))
+            win = np.stack([np.asarray(tokens[i * T:i * T + T + 1], dtype=np.int64) for i in idx])
+            x = torch.from_numpy(win[:, :-1]).to(device)
+            y = torch.from_numpy(win[:, 1:]).to(device)
+            with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+                logits = model(x)
+            total += float(lm_loss(logits, y)) * len(idx)
+            count += len(idx)
+    model.train(was_training)
+    return total / count
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
+          stop_after_steps: int | None = None) -> dict[str, Any] | None:
+    """Train one run into ``run_dir`` and return its record (resuming from ``ckpt.pt`` when present).
+
+    ``stop_after_steps`` ends the process's work early after that many optimizer steps (a checkpoint is written) and
+    returns None: the run is then resumed by calling `train` again.
+    """
+    import torch
+    import yaml
+
+    from infscale.train.model import LlamaModel, lm_loss
+
+    run_dir = Path(run_dir)
+    if (run_dir / "record.json").exists():
+        return json.loads((run_dir / "record.json").read_text())
+
+    device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
+        else "cpu"
+    dist = _Dist(device_kind)
+    device = _device(cfg, dist)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+
+    if data is None:
+        if dist.main:
+            data = prepare_data(cfg.data.corpus, cfg.data.vocab_size, cfg.data.val_fraction, cfg.data.cache_dir,
+                                cfg.data.max_bytes)
+        dist.barrier()
+        if data is None:
+            data = prepare_data(cfg.data.corpus, cfg.data.vocab_size, cfg.data.val_fraction, cfg.data.cache_dir,
+                                cfg.data.max_bytes)
+    shape = resolve_shape(cfg, data.vocab_size)
+    need_bytes = check_memory(cfg, shape, device)  # before any parameter is allocated
+    steps, n_tokens = plan_tokens(cfg, shape.n_params, dist.world)
+    run_id = cfg.run_id or default_run_id(shape, n_tokens, cfg.group)
+
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = cfg.model_dump(mode="json") | {
+            "resolved": {"shape": shape.to_dict(), "n_params": shape.n_params, "n_tokens": n_tokens, "steps": steps,
+                         "world_size": dist.world, "device": device, "corpus_hash": data.corpus_hash,
+                         "memory_estimate_bytes": need_bytes, "run_id": run_id}
+        }
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    torch.manual_seed(cfg.seed)
+    model = LlamaModel(shape).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    o = cfg.optim
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=o.lr, betas=(o.beta1, o.beta2), fused=device.startswith("cuda"),
+    )
+    start_step, ema, ema_weight, elapsed, train_time = 0, 0.0, 0.0, 0.0, 0.0
+    ckpt_path = run_dir / "ckpt.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start_step, ema, ema_weight = ckpt["step"], ckpt["ema"], ckpt["ema_weight"]
+        elapsed, train_time = ckpt["elapsed_s"], ckpt["train_time_s"]
+        if dist.main:
+            _append(run_dir / "metrics.jsonl", {"event": "resume", "step": start_step})
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
+
+    def save_checkpoint(step: int) -> None:
+        if not dist.main:
+            return
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "ema": ema,
+                    "ema_weight": ema_weight, "elapsed_s": elapsed, "train_time_s": train_time}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=steps, initial=start_step, desc=run_id, unit="step", leave=False,
+               disable=(not cfg.progress) or (not dist.main) or not sys.stderr.isatty())
+    amp = dict(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.dtype == "bf16")
+    T, B, A = cfg.model.context_length, cfg.batch_size, cfg.grad_accum
+    beta = cfg.ema_beta
+    done_here = 0
+    t_wall = time.perf_counter()
+    model.train()
+    for step in range(start_step, steps):
+        t0 = time.perf_counter()
+        lr = lr_at(step, steps, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        for micro in range(A):
+            xb, yb = batch_at(data.train, B, T, cfg.seed, step * A + micro, dist.rank)
+            x = torch.from_numpy(xb).to(device, non_blocking=True)
+            y = torch.from_numpy(yb).to(device, non_blocking=True)
+            sync_ctx = net.no_sync() if (dist.active and micro < A - 1) else nullcontext()
+            with sync_ctx:
+                with torch.autocast(**amp):
+                    logits = net(x)
+                loss = lm_loss(logits, y, o.z_loss) / A
+                loss.backward()
+            loss_sum += float(loss.detach())
+        if o.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema = beta * ema + (1 - beta) * loss_sum
+        ema_weight = beta * ema_weight + (1 - beta)
+        dt = time.perf_counter() - t0
+        train_time += dt
+        bar.update(1)
+        done = step + 1
+        if dist.main and (done % cfg.log_every == 0 or done == steps):
+            _append(run_dir / "metrics.jsonl", {"step": done, "tokens": done * B * T * A * dist.world,
+                                                "loss": loss_sum, "loss_smoothed": ema / ema_weight, "lr": lr,
+                                                "tokens_per_s": B * T * A * dist.world / dt})
+        if cfg.eval_every and done % cfg.eval_every == 0 and done < steps and dist.main:
+            _append(run_dir / "metrics.jsonl", {"step": done, "val_loss": evaluate(model, data.val, cfg, device)})
+        done_here += 1
+        now = time.perf_counter()
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < steps) or (
+                stop_after_steps is not None and done_here >= stop_after_steps):
+            elapsed += now - t_wall
+            t_wall = now
+            save_checkpoint(done)
+            dist.barrier()
+        if stop_after_steps is not None and done_here >= stop_after_steps and done < steps:
+            bar.close()
+            return None
+    bar.close()
+    val_loss = evaluate(model, data.val, cfg, device)
+    elapsed += time.perf_counter() - t_wall
+    n = shape.n_params
+    record = {
+        "run_id": run_id, "group": cfg.group, "N": n, "D": n_tokens, "loss": val_loss,
+        "train_loss_smoothed": ema / ema_weight, "d_model": shape.d_model, "n_layers": shape.n_layers,
+        "n_heads": shape.n_heads, "n_kv_heads": shape.kv_heads, "d_ff": shape.ffn_hidden,
+        "vocab_size": shape.vocab_size, "context_length": T, "aspect_ratio": shape.aspect_ratio,
+        "tokens_per_param": n_tokens / n, "flops": train_flops_6nd(n, n_tokens),
+        "flops_exact": shape.flops_train_token(T) * n_tokens, "steps": steps, "wall_s": elapsed,
+        "train_time_s": train_time, "tokens_per_s": n_tokens / train_time if train_time > 0 else float("nan"),
+        "world_size": dist.world, "device": device, "dtype": cfg.dtype, "corpus_hash": data.corpus_hash,
+        "n_train_tokens_corpus": data.n_train_tokens, "epochs": n_tokens / data.n_train_tokens,
+        "config": cfg.model_dump(mode="json"),
+    }
+    if dist.main:
+        _append(run_dir / "metrics.jsonl", {"step": steps, "val_loss": val_loss, "final": True})
+        tmp = run_dir / "record.json.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, run_dir / "record.json")
+        ckpt_path.unlink(missing_ok=True)
+    dist.barrier()
+    return record

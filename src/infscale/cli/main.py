@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.data",
     "infscale.cli.plan",
     "infscale.cli.latency",
+    "infscale.cli.train",
 ]
 
 for _name in COMMAND_MODULES:

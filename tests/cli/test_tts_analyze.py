@@ -1,0 +1,112 @@
+"""`infscale tts analyze` end to end through the console entry point: records -> tables, plots, JSON; seed B tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from infscale.tts.records import Candidate, FlopsLedger, ProblemRecord
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "infscale.cli.main", "tts", "analyze", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def _records(rng, model, n_params, p_correct, strategy, budget, n_problems=30):
+    """Synthetic run: per problem, candidates drawn from (correct, two wrong answers, unfinished)."""
+    out = []
+    for i in range(n_problems):
+        probs = np.array([p_correct, (1 - p_correct) * 0.5, (1 - p_correct) * 0.4, (1 - p_correct) * 0.1])
+        draws = rng.choice(4, size=budget, p=probs)
+        cands = tuple(
+            Candidate(text="...", answer=None if d == 3 else str(d), finished=bool(d != 3),
+                      score=float(np.clip((0.8 if d == 0 else 0.4) + 0.1 * rng.standard_normal(), 0, 1)),
+                      completion_tokens=20, correct=None if d == 3 else bool(d == 0))
+            for d in draws)
+        gen = 20 * budget
+        ledger = FlopsLedger(policy_prefill_flops=2.0 * n_params * 30, policy_decode_flops=2.0 * n_params * gen,
+                             reward_flops=2.0 * 1e6 * gen, seed_b_flops=2.0 * n_params * gen, generated_tokens=gen)
+        votes = {}
+        for c in cands:
+            if c.answer is not None:
+                votes[c.answer] = votes.get(c.answer, 0) + 1
+        chosen = max(votes, key=votes.get) if votes else None
+        out.append(ProblemRecord(run="t", model=model, n_params=n_params, strategy=strategy, budget=budget,
+                                 problem_id=f"q{i}", gold="0", candidates=cands, answers={"majority": chosen},
+                                 correct={"majority": chosen == "0"}, ledger=ledger))
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("tts")
+    recs = _records(rng, "small", 1_000_000, 0.45, "sampling", 16) + _records(rng, "big", 8_000_000, 0.6, "sampling", 16)
+    for b in (2, 4, 8):
+        recs += _records(rng, "small", 1_000_000, 0.5, "rebase", b)
+    (root / "run").mkdir()
+    with (root / "run" / "records.jsonl").open("w") as fh:
+        for r in recs:
+            fh.write(json.dumps(r.to_json()) + "\n")
+    return root
+
+
+def test_analyze_runs_json_tables_and_plots(run_dir):
+    res = _cli("run", "--out", "out", "--json", "--bootstrap", "100", cwd=run_dir)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["n_records"] == 30 * 5
+    strategies = {(p["model"], p["strategy"]) for p in out["points"]}
+    assert ("small", "sampling+majority") in strategies and ("small", "rebase+majority") in strategies
+    assert ("big", "sampling+best_of_n") in strategies
+    # the frontier is non-decreasing in accuracy and FLOPs
+    front = out["frontier"]
+    assert [p["flops_used"] for p in front] == sorted(p["flops_used"] for p in front)
+    assert all(a["accuracy"] < b["accuracy"] for a, b in zip(front, front[1:], strict=False))
+    # saturation: MV at n = pool equals the plug-in Theorem 1 limit
+    sat = out["saturation"]["small sampling"]
+    assert sat["accuracy_at_n"]["majority"]["ns"][-1] == 16
+    assert sat["accuracy_at_n"]["majority"]["accuracy"][-1] == pytest.approx(sat["mv_limit"])
+    for name in ("points.csv", "frontier.csv", "accuracy_vs_flops.png", "saturation.png", "analysis.json"):
+        assert (run_dir / "out" / name).stat().st_size > 0
+    assert "a" in out["size_law"] or "skipped" in out["size_law"]
+
+
+def test_analyze_prints_tables(run_dir):
+    res = _cli("run/records.jsonl", "--out", "out2", "--bootstrap", "50", "--no-plot", "--accounting", "seed_b",
+               cwd=run_dir)
+    assert res.returncode == 0, res.stderr
+    assert "Pareto frontier" in res.stdout and "Compute-optimal choice per budget" in res.stdout
+
+
+def test_seed_b_tables(tmp_path):
+    res = _cli("--seed-b", "--json", "--out", "sb", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert all(s["holds"] for s in out["statements"])
+    assert out["frontier"]["MATH500"][-1]["model"] == "Llemma-34B"
+    assert (tmp_path / "sb" / "seed_b_math500.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["missing.jsonl"], "missing.jsonl"),
+    (["--accounting", "tokens", "--seed-b"], "--accounting"),
+    ([], "--seed-b"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
+    res = _cli(*args, cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_torn_record_line_is_an_error_with_file_and_line(tmp_path):
+    bad = tmp_path / "r.jsonl"
+    bad.write_text('{"run": 1}\n{"run": "x"}\n')
+    res = _cli(str(bad), cwd=tmp_path)
+    assert res.returncode == 2 and "r.jsonl:1" in res.stderr

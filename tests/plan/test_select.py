@@ -123,3 +123,27 @@ def test_select_with_measured_latency_times_candidates_in_rank_order(tmp_path):
     labels = [f"d{r['d_model']}x{r['n_layers']}" for r in report2.runs]
     assert slow not in labels and labels[0] in {r["label"] for r in timed}
     assert all(r["predicted_latency_s"] <= cut for r in report2.runs)
+
+
+def test_shipped_select_recipes_load_and_plan():
+    from pathlib import Path
+
+    import yaml
+
+    import infscale
+    from infscale.latency.model import Workload
+    from infscale.plan.adapters import latency_from_profile, loss_from_law
+    from infscale.plan.select import _rules
+
+    recipes = sorted((Path(infscale.__file__).parent / "recipes").glob("select_*.yaml"))
+    assert recipes
+    for path in recipes:
+        cfg = parse_select(yaml.safe_load(path.read_text()), str(path))
+        grid = enumerate_shapes(_rules(cfg), cfg.min_params, cfg.max_params)
+        law = FittedLaw.from_dict(cfg.law.law, cfg.law.params)
+        w = cfg.workload
+        lat = latency_from_profile(cfg.hardware, Workload(batch=w.batch, input_len=w.input_len,
+                                                          output_len=w.output_len, dtype=w.dtype))
+        res = plan_shapes(grid, loss_from_law(law), PlanConstraints(max_latency_s=cfg.max_latency_s,
+                                                                   n_tokens=cfg.tokens), lat)
+        assert len(shortlist(res, cfg.shortlist)) == cfg.shortlist, path.name

@@ -356,7 +356,7 @@ def select_command(
         table.add_row(str(r["rank"]), f"d{r['d_model']}x{r['n_layers']} h{r['n_heads']}{mark}", _fmt(r["n_params"]),
                       _fmt(r["n_tokens"]), f"{r['predicted_loss']:.4f}", f"{r['predicted_latency_s']:.4f}",
                       f"{r['achieved_loss']:.4f}", str(r["achieved_rank"]))
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     console.print(table)
     console.print(f"chosen: {report.chosen['run_id']} (val loss {report.chosen['achieved_loss']:.4f}); Spearman "
                   f"predicted vs achieved order: {report.spearman:.3f}; wrote {out / 'report.json'}")

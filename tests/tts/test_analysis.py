@@ -27,12 +27,12 @@ from infscale.tts.analysis import (
 from infscale.tts.records import Candidate, FlopsLedger, ProblemRecord
 
 
-def small_pools(seed: int, p: int = 7, m: int = 8, tied_scores: bool = False) -> CandidatePools:
+def small_pools(seed: int, p: int = 7, m: int = 8, tied_scores: bool = False, k: int = 4) -> CandidatePools:
     rng = np.random.default_rng(seed)
-    ans = rng.integers(-1, 4, (p, m))
+    ans = rng.integers(-1, k, (p, m))
     scores = rng.integers(1, 3, (p, m)) / 2.0 if tied_scores else rng.random((p, m))  # ties: 0.5 and 1.0
     scores[0, :3] = np.nan
-    correct = rng.integers(-1, 4, p)
+    correct = rng.integers(-1, k, p)
     correct[1] = ans[1, 0] if ans[1, 0] >= 0 else 0
     return CandidatePools(answer_ids=ans, scores=scores, correct_ids=correct)
 
@@ -45,6 +45,17 @@ def test_vectorised_enumeration_equals_python_enumeration(seed, tied):
         curves = accuracy_at_n(pools, [n], max_exact_subsets=10**6, n_bootstrap=10, random_state=seed)
         for agg in ("majority", "weighted", "best_of_n"):
             assert curves[agg].exact[0]
+            assert curves[agg].accuracy[0] == pytest.approx(exact_accuracy_bruteforce(pools, n, agg), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_enumeration_with_frequent_and_rare_classes(seed):
+    """12-candidate pools over 8 classes: some classes get a column, rare ones share the bounded column."""
+    pools = small_pools(seed, p=5, m=12, k=8, tied_scores=bool(seed % 2))
+    for n in (3, 5, 8, 12):
+        curves = accuracy_at_n(pools, [n], aggregations=["majority", "weighted"], max_exact_subsets=10**6,
+                               n_bootstrap=10, random_state=seed)
+        for agg in ("majority", "weighted"):
             assert curves[agg].accuracy[0] == pytest.approx(exact_accuracy_bruteforce(pools, n, agg), abs=1e-12)
 
 

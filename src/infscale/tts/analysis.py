@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -163,24 +163,34 @@ def default_ns(pool_size: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------- layouts
 @dataclass(slots=True)
 class _VoteLayout:
-    """Position x column one-hot matrices of all problems side by side (each problem's pool in its own order)."""
+    """Position x column one-hot matrices of all problems side by side (each problem's pool in its own order).
 
-    counts_h: np.ndarray  # (M, ncols) float32: 1 where the candidate at a position belongs to a column's class
+    "Major" classes (the correct one and wrong ones with more than ``minor_max`` candidates in the pool) get a column
+    each; the many rare wrong answers ("minor" classes) of a problem share one summed column, which bounds their
+    largest vote from above. Only (subset, problem) pairs the bound cannot decide are resolved exactly, by a gather.
+    """
+
+    counts_h: np.ndarray  # (M, ncols) float32: 1 where the candidate at a position belongs to a major column's class
     weights_h: np.ndarray  # (M, ncols) float32: the candidate's vote weight in that column
-    singles_h: np.ndarray  # (M, P) float32: wrong singleton classes of each problem, lumped (majority only)
+    minor_counts_h: np.ndarray  # (M, P) float32: 1 where the candidate belongs to one of the problem's minor classes
+    minor_weights_h: np.ndarray  # (M, P) float32: its weight
     starts: np.ndarray  # (P,) first column of each problem
     seg_len: np.ndarray  # (P,) columns per problem
     correct_col: np.ndarray  # (P,) column of the correct class, -1 if none
-    n_problems: int = 0
-    extra: dict = field(default_factory=dict)
+    minor_pos: np.ndarray  # (P, S) positions of the minor candidates (padded with 0)
+    minor_cls: np.ndarray  # (P, S) their class, numbered 0.. within the problem (padded with 0)
+    minor_w: np.ndarray  # (P, S) float32 their weight (padding: 0)
+    minor_valid: np.ndarray  # (P, S) bool
+    n_minor_classes: int  # largest number of minor classes of a problem (>= 1)
 
 
-def _build_layout(answer_ids: np.ndarray, scores: np.ndarray, correct_ids: np.ndarray, *, lump_singles: bool
+def _build_layout(answer_ids: np.ndarray, scores: np.ndarray, correct_ids: np.ndarray, *, minor_max: int = 2
                   ) -> _VoteLayout:
     p_count, m = answer_ids.shape
     valid = answer_ids >= 0
     rows, pos = np.nonzero(valid)
     cls = answer_ids[rows, pos].astype(np.int64)
+    w_all = np.maximum(np.nan_to_num(scores[rows, pos].astype(np.float64), nan=0.0), _MIN_VOTE_WEIGHT)
     # compact (problem, class) pairs into columns; one extra empty column per problem keeps every segment non-empty
     span = int(cls.max()) + 2 if cls.size else 2
     keys = rows.astype(np.int64) * span + cls
@@ -190,61 +200,86 @@ def _build_layout(answer_ids: np.ndarray, scores: np.ndarray, correct_ids: np.nd
     col_problem = uniq // span
     col_class = uniq % span
     is_correct_col = (col_class == correct_ids[col_problem]) & (correct_ids[col_problem] >= 0)
-    singles = np.zeros((m, p_count), dtype=np.float32)
-    if lump_singles:
-        lumped = (pool_count == 1) & ~is_correct_col & (col_class != span - 1)
-        keep_col = ~lumped
-        cand_lumped = lumped[inverse]
-        singles[pos[cand_lumped], rows[cand_lumped]] = 1.0
-        new_index = np.cumsum(keep_col) - 1
-        uniq, col_problem, is_correct_col = uniq[keep_col], col_problem[keep_col], is_correct_col[keep_col]
-        keep_cand = ~cand_lumped
-        rows, pos, inverse = rows[keep_cand], pos[keep_cand], new_index[inverse[keep_cand]]
+    minor_col = (pool_count <= minor_max) & ~is_correct_col & (col_class != span - 1)
+    # minor candidates: summed column per problem + padded member lists
+    cand_minor = minor_col[inverse]
+    minor_counts_h = np.zeros((m, p_count), dtype=np.float32)
+    minor_weights_h = np.zeros((m, p_count), dtype=np.float32)
+    minor_counts_h[pos[cand_minor], rows[cand_minor]] = 1.0
+    minor_weights_h[pos[cand_minor], rows[cand_minor]] = w_all[cand_minor]
+    mrow, mpos, mcol, mw = rows[cand_minor], pos[cand_minor], inverse[cand_minor], w_all[cand_minor]
+    order = np.lexsort((mcol, mrow))
+    mrow, mpos, mcol, mw = mrow[order], mpos[order], mcol[order], mw[order]
+    per_row = np.bincount(mrow, minlength=p_count)
+    s_max = max(int(per_row.max()) if per_row.size else 0, 1)
+    first = np.concatenate([[0], np.cumsum(per_row)[:-1]])
+    slot = np.arange(mrow.size) - first[mrow]
+    # local class number within the problem: count of distinct minor columns before this one in the row
+    new_cls = np.ones(mrow.size, dtype=bool)
+    new_cls[1:] = (mcol[1:] != mcol[:-1]) | (mrow[1:] != mrow[:-1])
+    cum = np.cumsum(new_cls) - 1
+    local = cum - cum[first[mrow]] if mrow.size else cum
+    minor_pos = np.zeros((p_count, s_max), dtype=np.int64)
+    minor_cls = np.zeros((p_count, s_max), dtype=np.int64)
+    minor_w = np.zeros((p_count, s_max), dtype=np.float32)
+    minor_valid = np.zeros((p_count, s_max), dtype=bool)
+    minor_pos[mrow, slot], minor_cls[mrow, slot], minor_w[mrow, slot], minor_valid[mrow, slot] = mpos, local, mw, True
+    n_minor = max(int(local.max()) + 1 if local.size else 1, 1)
+    # major columns
+    keep_col = ~minor_col
+    new_index = np.cumsum(keep_col) - 1
+    uniq, col_problem, is_correct_col = uniq[keep_col], col_problem[keep_col], is_correct_col[keep_col]
+    keep = ~cand_minor
+    rows, pos, inverse, w = rows[keep], pos[keep], new_index[inverse[keep]], w_all[keep]
     ncols = uniq.size
     counts_h = np.zeros((m, ncols), dtype=np.float32)
     counts_h[pos, inverse] = 1.0
-    w = np.nan_to_num(scores[rows, pos].astype(np.float64), nan=0.0)
     weights_h = np.zeros((m, ncols), dtype=np.float32)
-    weights_h[pos, inverse] = np.maximum(w, _MIN_VOTE_WEIGHT)
+    weights_h[pos, inverse] = w
     starts = np.searchsorted(col_problem, np.arange(p_count))
     seg_len = np.diff(np.append(starts, ncols))
     correct_col = np.full(p_count, -1, dtype=np.int64)
     correct_col[col_problem[is_correct_col]] = np.nonzero(is_correct_col)[0]
-    return _VoteLayout(counts_h, weights_h, singles, starts, seg_len, correct_col, p_count)
+    return _VoteLayout(counts_h, weights_h, minor_counts_h, minor_weights_h, starts, seg_len, correct_col,
+                       minor_pos, minor_cls, minor_w, minor_valid, n_minor)
 
 
 def _vote_outcomes(layout: _VoteLayout, subsets: np.ndarray, *, weighted: bool) -> np.ndarray:
     """Expected correctness (ties broken uniformly) of MV or WV for each subset row and problem: (R, P)."""
     lhs = subsets.astype(np.float32)
-    votes = lhs @ (layout.weights_h if weighted else layout.counts_h)
+    votes = lhs @ (layout.weights_h if weighted else layout.counts_h)  # (R, ncols) major classes
+    minor_sum = lhs @ (layout.minor_weights_h if weighted else layout.minor_counts_h)  # (R, P) >= largest minor
     has = layout.correct_col >= 0
     safe = np.where(has, layout.correct_col, 0)
-    star = np.where(has[None, :], votes[:, safe], 0.0)  # (R, P) votes of the correct class
-    votes[:, layout.correct_col[has]] = -1.0  # from here on `votes` holds the other classes only
-    best_other = np.maximum.reduceat(votes, layout.starts, axis=1)
-    singles = None
-    if not weighted and layout.singles_h.any():
-        singles = lhs @ layout.singles_h  # wrong singleton classes drawn, per problem (each has 1 vote)
-        best_other = np.maximum(best_other, np.minimum(singles, 1.0))
-    out = ((star > best_other) & (star > 0)).astype(np.float64)
-    # ties at the top: count the tied classes only where they occur (expected value of a uniform tie-break)
-    r_idx, p_idx = np.nonzero((star == best_other) & (star > 0))
+    star = np.where(has[None, :], votes[:, safe], np.float32(0.0))  # (R, P) votes of the correct class
+    votes[:, layout.correct_col[has]] = -1.0  # from here on `votes` holds the other major classes only
+    best_major = np.maximum.reduceat(votes, layout.starts, axis=1)
+    present = star > 0
+    win = present & (star > best_major) & (star > minor_sum)
+    out = win.astype(np.float64)
+    # undecided: the correct class is not behind the best major class but the minor bound does not settle it, or ties
+    r_idx, p_idx = np.nonzero(present & (star >= best_major) & ~win)
     if r_idx.size:
+        e = r_idx.size
+        mw = layout.minor_w if weighted else layout.minor_valid.astype(np.float32)
+        drawn = lhs[r_idx[:, None], layout.minor_pos[p_idx]] * mw[p_idx] * layout.minor_valid[p_idx]
+        k = layout.n_minor_classes
+        flat = (np.arange(e)[:, None] * k + layout.minor_cls[p_idx]).ravel()
+        sums = np.bincount(flat, weights=drawn.ravel(), minlength=e * k).reshape(e, k).astype(np.float32)
+        s_val = star[r_idx, p_idx]
+        top = np.maximum(best_major[r_idx, p_idx], sums.max(axis=1))
         kmax = int(layout.seg_len.max())
         offs = np.arange(kmax)
         cols = np.minimum(layout.starts[p_idx][:, None] + offs, votes.shape[1] - 1)
         in_seg = offs[None, :] < layout.seg_len[p_idx][:, None]
-        s_val = star[r_idx, p_idx]
-        ties = ((votes[r_idx[:, None], cols] == s_val[:, None]) & in_seg).sum(axis=1).astype(np.float64)
-        if singles is not None:
-            ties += np.where(s_val == 1.0, singles[r_idx, p_idx], 0.0)
-        out[r_idx, p_idx] = 1.0 / (1.0 + ties)
+        ties = ((votes[r_idx[:, None], cols] == s_val[:, None]) & in_seg).sum(axis=1) + (sums == s_val[:, None]).sum(1)
+        out[r_idx, p_idx] = np.where(s_val > top, 1.0, np.where(s_val == top, 1.0 / (1.0 + ties), 0.0))
     return out
 
 
 def _chunked_vote_outcomes(layout: _VoteLayout, subsets: np.ndarray, *, weighted: bool,
                            max_cells: int = 8_000_000) -> np.ndarray:
-    ncols = layout.counts_h.shape[1]
+    ncols = layout.counts_h.shape[1] + layout.minor_counts_h.shape[1]
     step = max(1, max_cells // max(ncols, 1))
     return np.concatenate([_vote_outcomes(layout, subsets[i:i + step], weighted=weighted)
                            for i in range(0, subsets.shape[0], step)], axis=0)
@@ -336,11 +371,8 @@ def accuracy_at_n(
     correct = (answers == pools.correct_ids[:, None]) & (pools.correct_ids[:, None] >= 0)
     weights = rng.multinomial(p_count, np.full(p_count, 1.0 / p_count), size=n_bootstrap).astype(np.float64)
 
-    layouts: dict[bool, _VoteLayout] = {}
     need_vote = [a for a in aggregations if a in ("majority", "weighted")]
-    for agg in need_vote:
-        weighted = agg == "weighted"
-        layouts[weighted] = _build_layout(answers, scores, pools.correct_ids, lump_singles=not weighted)
+    layout = _build_layout(answers, scores, pools.correct_ids) if need_vote else None
     # one random order of positions per replicate; subsets for every n are its prefixes
     rep_keys = rng.random((n_bootstrap, m)) if need_vote else None
     rep_rank = np.argsort(np.argsort(rep_keys, axis=1), axis=1) if need_vote else None
@@ -357,7 +389,7 @@ def accuracy_at_n(
                 reps = weights @ per_problem / p_count
                 acc, exact = float(per_problem.mean()), True
             else:
-                layout = layouts[agg == "weighted"]
+                assert layout is not None
                 if math.comb(m, n) <= max_exact_subsets:
                     per_problem = _chunked_vote_outcomes(layout, _all_subsets(m, n), weighted=agg == "weighted")
                     per_problem = per_problem.mean(axis=0)

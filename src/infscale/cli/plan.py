@@ -87,6 +87,7 @@ def plan_command(
     max_train_flops: float = typer.Option(None, "--max-train-flops", help="C: most training FLOPs (6ND)."),
     max_latency: float = typer.Option(None, "--max-latency", help="T: latency limit per request, seconds."),
     family: str = typer.Option("seed-a", "--family", help="Shape family: seed-a | llama | gpt."),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="Vocabulary size (default: the family's)."),
     batch_size: int = typer.Option(1, "--batch", help="Sequences per request."),
     prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Input tokens per sequence."),
     new_tokens: int = typer.Option(256, "--new-tokens", help="Generated tokens per sequence."),
@@ -118,8 +119,12 @@ def plan_command(
     fitted = _load_law(law)
     try:
         rules = get_family(family)
+        if vocab_size is not None:
+            rules = rules.with_(vocab_size=vocab_size)
     except KeyError as exc:
         raise InputError(f"--family: {exc.args[0]}") from None
+    except ValueError as exc:
+        raise InputError(f"--vocab-size: {exc}") from None
     if params is None and (min_params is None or max_params is None):
         raise InputError("--params (or both --min-params and --max-params) is required")
     lo, hi = band(params, params_band) if params is not None else (min_params, max_params)
@@ -131,7 +136,10 @@ def plan_command(
         constraints = PlanConstraints(max_latency_s=max_latency, max_params=max_params, max_tokens=max_tokens,
                                       max_train_flops=max_train_flops, n_tokens=tokens)
     except ValueError as exc:
-        raise InputError(str(exc).replace("PlanConstraints: ", "").replace("PlanConstraints.", "--")) from None
+        msg = str(exc).replace("PlanConstraints: ", "").replace("PlanConstraints.", "--")
+        if "give n_tokens" in msg:
+            msg = "give --tokens, --max-tokens or --max-train-flops (the loss needs the training tokens D)"
+        raise InputError(msg) from None
     grid = enumerate_shapes(rules, lo, hi)
     baselines: dict[str, int] = {}
     if baseline:
@@ -199,7 +207,7 @@ def plan_command(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     console.print(f"[bold]Recommended[/bold] {best['label']}  N={_fmt(best['n_params'])}  D={_fmt(best['n_tokens'])}  "
                   f"d_ff={best['d_ff']}  loss={best['loss']:.4f}  latency={best['latency_s']:.3f}s  "
                   f"({result.feasible.sum()} of {len(grid)} candidates feasible)")
@@ -295,8 +303,9 @@ def lifetime_command(
     for name, p, c in (("lifetime-optimal", plan, plan.cost), ("Chinchilla-optimal", chinchilla, chin_cost)):
         table.add_row(name, _fmt(p.n_params), _fmt(p.train_tokens), f"{p.tokens_per_param:.1f}", f"{p.loss:.4f}",
                       _fmt(p.train_flops), _fmt(2.0 * p.n_params * (prefill_tokens + decode_tokens)), _fmt(c))
-    Console().print(table)
-    Console().print(f"saving vs Chinchilla-optimal at equal loss: {100 * payload['saving']:.1f}%")
+    console = Console(width=max(Console().width, 120))
+    console.print(table)
+    console.print(f"saving vs Chinchilla-optimal at equal loss: {100 * payload['saving']:.1f}%")
 
 
 def select_command(

@@ -13,7 +13,7 @@ Pure: numpy and infscale.arch only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -100,6 +100,10 @@ class ShapeRules:
                 raise ValueError(f"ShapeRules.{name} must hold positive integers, got {values!r}")
         if self.ffn_kind not in FFN_RULES:
             raise ValueError(f"ShapeRules.ffn_kind must be one of {sorted(FFN_RULES)}, got {self.ffn_kind!r}")
+
+    def with_(self, **changes: object) -> ShapeRules:
+        """A copy with some fields changed (validated)."""
+        return replace(self, **changes)
 
 
 # Named families (registry, not if-chains). "seed-a" is the open_lm space of Bian et al.: 16 heads at every width, SwiGLU

@@ -134,9 +134,11 @@ def append_record(path: str | Path, record: dict[str, Any]) -> bool:
         if any(r.get("run_id") == record["run_id"] for r in read_records(path)):
             return False
         data = path.read_bytes() if path.exists() else b""
+        if data and not data.endswith(b"\n"):
+            # a writer killed mid-line left a fragment (its run still has record.json): drop the fragment
+            with open(path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
         with open(path, "a") as fh:
-            if data and not data.endswith(b"\n"):
-                fh.write("\n")  # terminate a torn line left by a killed writer
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -1,0 +1,178 @@
+"""Sweeps: grid expansion, the single-writer record file, idempotent re-runs, kill -9 + resume, the Ray executor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infscale.arch import TransformerShape
+from infscale.errors import InputError
+from infscale.train.config import NearSpec, load_sweep_config, parse_sweep
+from infscale.train.sweep import (
+    EXECUTORS,
+    append_record,
+    expand,
+    get_executor,
+    read_records,
+    run_sweep,
+    shapes_near,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sweep_dict(text_corpus, token_cache, **over):
+    base = {
+        "model": {"context_length": 32, "tied_embeddings": True},
+        "data": {"corpus": str(text_corpus), "vocab_size": 320, "val_fraction": 0.05, "cache_dir": str(token_cache)},
+        "batch_size": 8, "eval_tokens": 1024, "log_every": 5, "checkpoint_every": 5, "threads": 1, "progress": False,
+    }
+    return {
+        "base": base,
+        "groups": [
+            {"name": "a", "shapes": [{"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
+                                     {"d_model": 16, "n_layers": 2, "n_heads": 2, "d_ff": 32}],
+             "tokens_per_param": [0.3]},
+            {"name": "b", "shapes": [{"d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64}], "tokens_per_param": [0.3]},
+        ],
+    } | over
+
+
+def test_expand_grid_and_ids(text_corpus, token_cache):
+    sweep = parse_sweep(sweep_dict(text_corpus, token_cache) | {"groups": [
+        {"name": "g", "shapes": [{"d_model": 32, "n_layers": 1, "n_heads": 2}, {"d_model": 16, "n_layers": 3,
+                                                                               "n_heads": 2}],
+         "tokens_per_param": [20, 80]}]})
+    runs = expand(sweep, vocab_size=320)
+    assert [r for r, _ in runs] == ["g-d32xL1h2-m20", "g-d32xL1h2-m80", "g-d16xL3h2-m20", "g-d16xL3h2-m80"]
+    cfg = runs[3][1]
+    assert cfg.tokens_per_param == 80 and cfg.model.n_layers == 3 and cfg.group == "g" and cfg.batch_size == 8
+
+
+def test_shapes_near_are_within_tolerance():
+    spec = NearSpec(n_params=200_000, rel_tol=0.1, d_model=[32, 48, 64, 80, 96, 128], n_layers=list(range(1, 13)),
+                    head_dim=16, max_shapes=3)
+    found = shapes_near(spec, vocab_size=512, tied=True, context_length=128)
+    assert len(found) == 3
+    for s in found:
+        n = TransformerShape(d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"], vocab_size=512,
+                             tied_embeddings=True).n_params
+        assert abs(n - 200_000) / 200_000 <= 0.1
+
+
+def test_unknown_executor_and_bad_sweep(text_corpus, token_cache, tmp_path):
+    with pytest.raises(InputError, match="executor 'slurm' is unknown; known: local, ray"):
+        get_executor("slurm")
+    assert set(EXECUTORS) == {"local", "ray"}
+    with pytest.raises(InputError, match="field groups.0.tokens_per_param"):
+        parse_sweep({"groups": [{"name": "x", "shapes": [{"d_model": 8, "n_layers": 1, "n_heads": 1}]}]})
+    bad = tmp_path / "s.yaml"
+    bad.write_text("groups: [\n")
+    with pytest.raises(InputError, match="invalid YAML"):
+        load_sweep_config(bad)
+
+
+def test_append_record_never_duplicates_and_survives_torn_line(tmp_path):
+    path = tmp_path / "records.jsonl"
+    assert append_record(path, {"run_id": "a", "loss": 1.0})
+    assert not append_record(path, {"run_id": "a", "loss": 2.0})
+    with open(path, "a") as fh:
+        fh.write('{"run_id": "b", "lo')  # a writer killed mid-line
+    assert [r["run_id"] for r in read_records(path)] == ["a"]
+    assert append_record(path, {"run_id": "c", "loss": 3.0})
+    assert [r["run_id"] for r in read_records(path)] == ["a", "c"]
+
+
+def test_sweep_is_idempotent(text_corpus, token_cache, tmp_path):
+    sweep = parse_sweep(sweep_dict(text_corpus, token_cache))
+    first = run_sweep(sweep, tmp_path)
+    assert len(first) == 3
+    lines = (tmp_path / "records.jsonl").read_text()
+    seen = []
+    second = run_sweep(sweep, tmp_path, on_record=lambda r, new: seen.append(new))
+    assert seen == [False, False, False] and second == first
+    assert (tmp_path / "records.jsonl").read_text() == lines
+    # a run trained but killed before its line was appended: the line is added without training again
+    rec_path = tmp_path / "runs" / first[0]["run_id"] / "record.json"
+    kept = [r for r in read_records(tmp_path / "records.jsonl") if r["run_id"] != first[0]["run_id"]]
+    (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    mtime = rec_path.stat().st_mtime
+    third = run_sweep(sweep, tmp_path)
+    assert {r["run_id"] for r in third} == {r["run_id"] for r in first} and rec_path.stat().st_mtime == mtime
+    assert len(read_records(tmp_path / "records.jsonl")) == 3
+
+
+def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path):
+    """kill -9 the sweep process mid-run; the re-run keeps finished runs, resumes the interrupted one from its
+    checkpoint, and ends with the same records (run ids, N, D, losses) as an uninterrupted sweep."""
+    d = sweep_dict(text_corpus, token_cache)
+    d["groups"][1]["tokens_per_param"] = [2.0]  # the last run is long enough to be killed inside
+    cfg_path = tmp_path / "sweep.yaml"
+    cfg_path.write_text(yaml.safe_dump(d))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "infscale.cli.main", "sweep", str(cfg_path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt = out / "runs" / "b-d32xL2h2-m2" / "ckpt.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ckpt.exists(), "the sweep never checkpointed its last run"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_records(out / "records.jsonl")
+    assert [r["run_id"] for r in before] == ["a-d32xL1h2-m0.3", "a-d16xL2h2-m0.3"]
+    assert not (out / "runs" / "b-d32xL2h2-m2" / "record.json").exists()
+
+    done = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = read_records(out / "records.jsonl")
+    assert [r["run_id"] for r in after] == ["a-d32xL1h2-m0.3", "a-d16xL2h2-m0.3", "b-d32xL2h2-m2"]
+    assert after[:2] == before
+    metrics = (out / "runs" / "b-d32xL2h2-m2" / "metrics.jsonl").read_text()
+    assert '"event": "resume"' in metrics
+    # the uninterrupted sweep gives the same totals and the same losses (batches are a function of the step)
+    clean = run_sweep(load_sweep_config(cfg_path), tmp_path / "clean")
+    for a, b in zip(after, clean, strict=True):
+        assert (a["run_id"], a["N"], a["D"]) == (b["run_id"], b["N"], b["D"])
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    assert sum(r["D"] for r in after) == sum(r["D"] for r in clean)
+
+
+def test_ray_executor_gives_the_same_records(text_corpus, token_cache, tmp_path):
+    pytest.importorskip("ray")
+    sweep = parse_sweep(sweep_dict(text_corpus, token_cache))
+    local = run_sweep(sweep, tmp_path / "local")
+    ray_recs = run_sweep(sweep, tmp_path / "ray", executor="ray", workers=2)
+    assert sorted(r["run_id"] for r in ray_recs) == sorted(r["run_id"] for r in local)
+    by_id = {r["run_id"]: r for r in ray_recs}
+    for r in local:
+        other = by_id[r["run_id"]]
+        assert (other["N"], other["D"]) == (r["N"], r["D"])
+        assert other["loss"] == pytest.approx(r["loss"], rel=1e-6)
+    # re-running with ray skips everything
+    assert len(run_sweep(sweep, tmp_path / "ray", executor="ray")) == 3
+    assert len(read_records(tmp_path / "ray" / "records.jsonl")) == 3
+
+
+def test_bundled_micro_sweep_loads():
+    sweep = load_sweep_config(REPO / "src" / "infscale" / "recipes" / "micro_sweep.yaml")
+    runs = expand(sweep, vocab_size=512)
+    assert len(runs) == 12
+    ns = {}
+    for _, cfg in runs:
+        m = cfg.model
+        shape = TransformerShape(d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, d_ff=m.d_ff,
+                                 vocab_size=512, tied_embeddings=True, context_length=128)
+        ns.setdefault(cfg.group, []).append(shape.n_params)
+    assert len(ns) == 4
+    for group, values in ns.items():  # shapes of a size group lie within 15% of each other
+        assert max(values) / min(values) < 1.15, group
+    assert {cfg.tokens_per_param for _, cfg in runs} == {20, 80}

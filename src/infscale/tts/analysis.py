@@ -177,11 +177,9 @@ class _VoteLayout:
     starts: np.ndarray  # (P,) first column of each problem
     seg_len: np.ndarray  # (P,) columns per problem
     correct_col: np.ndarray  # (P,) column of the correct class, -1 if none
-    minor_pos: np.ndarray  # (P, S) positions of the minor candidates (padded with 0)
-    minor_cls: np.ndarray  # (P, S) their class, numbered 0.. within the problem (padded with 0)
-    minor_w: np.ndarray  # (P, S) float32 their weight (padding: 0)
-    minor_valid: np.ndarray  # (P, S) bool
-    n_minor_classes: int  # largest number of minor classes of a problem (>= 1)
+    minor_pos: np.ndarray  # (P, C, minor_max) positions of the members of each minor class (padded with 0)
+    minor_w: np.ndarray  # (P, C, minor_max) float32 their weights (padding: 0)
+    minor_one: np.ndarray  # (P, C, minor_max) float32 1 for a member, 0 for padding
 
 
 def _build_layout(answer_ids: np.ndarray, scores: np.ndarray, correct_ids: np.ndarray, *, minor_max: int = 2
@@ -210,21 +208,21 @@ def _build_layout(answer_ids: np.ndarray, scores: np.ndarray, correct_ids: np.nd
     mrow, mpos, mcol, mw = rows[cand_minor], pos[cand_minor], inverse[cand_minor], w_all[cand_minor]
     order = np.lexsort((mcol, mrow))
     mrow, mpos, mcol, mw = mrow[order], mpos[order], mcol[order], mw[order]
-    per_row = np.bincount(mrow, minlength=p_count)
-    s_max = max(int(per_row.max()) if per_row.size else 0, 1)
-    first = np.concatenate([[0], np.cumsum(per_row)[:-1]])
-    slot = np.arange(mrow.size) - first[mrow]
-    # local class number within the problem: count of distinct minor columns before this one in the row
+    idx = np.arange(mrow.size)
     new_cls = np.ones(mrow.size, dtype=bool)
     new_cls[1:] = (mcol[1:] != mcol[:-1]) | (mrow[1:] != mrow[:-1])
-    cum = np.cumsum(new_cls) - 1
-    local = cum - cum[first[mrow]] if mrow.size else cum
-    minor_pos = np.zeros((p_count, s_max), dtype=np.int64)
-    minor_cls = np.zeros((p_count, s_max), dtype=np.int64)
-    minor_w = np.zeros((p_count, s_max), dtype=np.float32)
-    minor_valid = np.zeros((p_count, s_max), dtype=bool)
-    minor_pos[mrow, slot], minor_cls[mrow, slot], minor_w[mrow, slot], minor_valid[mrow, slot] = mpos, local, mw, True
+    group = np.cumsum(new_cls) - 1  # minor class number, global
+    group_start = idx[new_cls]
+    member = idx - group_start[group]  # slot within its class (< minor_max)
+    new_row = np.ones(mrow.size, dtype=bool)
+    new_row[1:] = mrow[1:] != mrow[:-1]
+    row_first_group = np.maximum.accumulate(np.where(new_row, group, 0))
+    local = group - row_first_group  # class number within the problem
     n_minor = max(int(local.max()) + 1 if local.size else 1, 1)
+    minor_pos = np.zeros((p_count, n_minor, minor_max), dtype=np.int64)
+    minor_w = np.zeros((p_count, n_minor, minor_max), dtype=np.float32)
+    minor_one = np.zeros((p_count, n_minor, minor_max), dtype=np.float32)
+    minor_pos[mrow, local, member], minor_w[mrow, local, member], minor_one[mrow, local, member] = mpos, mw, 1.0
     # major columns
     keep_col = ~minor_col
     new_index = np.cumsum(keep_col) - 1
@@ -241,7 +239,7 @@ def _build_layout(answer_ids: np.ndarray, scores: np.ndarray, correct_ids: np.nd
     correct_col = np.full(p_count, -1, dtype=np.int64)
     correct_col[col_problem[is_correct_col]] = np.nonzero(is_correct_col)[0]
     return _VoteLayout(counts_h, weights_h, minor_counts_h, minor_weights_h, starts, seg_len, correct_col,
-                       minor_pos, minor_cls, minor_w, minor_valid, n_minor)
+                       minor_pos, minor_w, minor_one)
 
 
 def _vote_outcomes(layout: _VoteLayout, subsets: np.ndarray, *, weighted: bool) -> np.ndarray:
@@ -260,19 +258,17 @@ def _vote_outcomes(layout: _VoteLayout, subsets: np.ndarray, *, weighted: bool) 
     # undecided: the correct class is not behind the best major class but the minor bound does not settle it, or ties
     r_idx, p_idx = np.nonzero(present & (star >= best_major) & ~win)
     if r_idx.size:
-        e = r_idx.size
-        mw = layout.minor_w if weighted else layout.minor_valid.astype(np.float32)
-        drawn = lhs[r_idx[:, None], layout.minor_pos[p_idx]] * mw[p_idx] * layout.minor_valid[p_idx]
-        k = layout.n_minor_classes
-        flat = (np.arange(e)[:, None] * k + layout.minor_cls[p_idx]).ravel()
-        sums = np.bincount(flat, weights=drawn.ravel(), minlength=e * k).reshape(e, k).astype(np.float32)
+        mw = (layout.minor_w if weighted else layout.minor_one)[p_idx]  # (E, C, minor_max)
+        flat_pos = layout.minor_pos[p_idx] + (r_idx * lhs.shape[1])[:, None, None]
+        sums = (np.take(lhs.ravel(), flat_pos) * mw).sum(axis=2)  # (E, C) votes of each minor class
         s_val = star[r_idx, p_idx]
         top = np.maximum(best_major[r_idx, p_idx], sums.max(axis=1))
         kmax = int(layout.seg_len.max())
         offs = np.arange(kmax)
         cols = np.minimum(layout.starts[p_idx][:, None] + offs, votes.shape[1] - 1)
         in_seg = offs[None, :] < layout.seg_len[p_idx][:, None]
-        ties = ((votes[r_idx[:, None], cols] == s_val[:, None]) & in_seg).sum(axis=1) + (sums == s_val[:, None]).sum(1)
+        major = np.take(votes.ravel(), cols + (r_idx * votes.shape[1])[:, None])
+        ties = ((major == s_val[:, None]) & in_seg).sum(axis=1) + (sums == s_val[:, None]).sum(axis=1)
         out[r_idx, p_idx] = np.where(s_val > top, 1.0, np.where(s_val == top, 1.0 / (1.0 + ties), 0.0))
     return out
 

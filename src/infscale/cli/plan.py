@@ -208,8 +208,9 @@ def plan_command(
     from rich.table import Table
 
     console = Console(width=max(Console().width, 110))
+    latency_txt = "n/a" if best["latency_s"] is None else f"{best['latency_s']:.3f}s"
     console.print(f"[bold]Recommended[/bold] {best['label']}  N={_fmt(best['n_params'])}  D={_fmt(best['n_tokens'])}  "
-                  f"d_ff={best['d_ff']}  loss={best['loss']:.4f}  latency={best['latency_s']:.3f}s  "
+                  f"d_ff={best['d_ff']}  loss={best['loss']:.4f}  latency={latency_txt}  "
                   f"({result.feasible.sum()} of {len(grid)} candidates feasible)")
     table = Table(title="Loss-vs-latency frontier (admissible shapes)")
     for col in ("shape", "N", "D", "R", "loss", "latency s", ""):
@@ -224,12 +225,16 @@ def plan_command(
         mark = "optimum" if int(i) == result.best else ("" if r["feasible"] else "over limit")
         table.add_row(r["label"], _fmt(r["n_params"]), _fmt(r["n_tokens"]), f"{r['aspect_ratio']:.0f}",
                       f"{r['loss']:.4f}", f"{r['latency_s']:.3f}", mark)
-    console.print(table)
+    if len(result.frontier):
+        console.print(table)
+    else:
+        console.print("no frontier: no latency model (give --hardware or --measured)")
     for name, r in base_rows.items():
         verdict = (f"dominated by {r['n_dominating']} shapes, e.g. {r['dominated_by']} (loss "
                    f"{r['dominated_by_loss']:.4f}, {r['dominated_by_latency_s']:.3f}s)" if r["dominated"]
-                   else "on the frontier")
-        console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={r['latency_s']:.3f}s -> {verdict}")
+                   else "on the frontier" if r["on_frontier"] else "no latency to compare")
+        lat = "n/a" if r["latency_s"] is None else f"{r['latency_s']:.3f}s"
+        console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={lat} -> {verdict}")
     console.print(f"wrote {out / 'plan.json'}, {out / 'frontier.csv'}" + (f", {png}" if png else ""))
 
 

@@ -107,7 +107,8 @@ class PlanResult:
             "n_heads": int(g.n_heads[i]), "n_kv_heads": int(g.n_kv_heads[i]), "head_dim": int(g.head_dim[i]),
             "d_ff": int(g.d_ff[i]), "n_params": int(g.n_params[i]), "aspect_ratio": float(g.aspect_ratio[i]),
             "n_tokens": float(self.n_tokens[i]), "train_flops": float(self.train_flops[i]),
-            "loss": float(self.loss[i]), "latency_s": float(self.latency_s[i]),
+            "loss": float(self.loss[i]),
+            "latency_s": float(self.latency_s[i]) if np.isfinite(self.latency_s[i]) else None,
             "latency_measured": bool(self.latency_measured[i]), "feasible": bool(self.feasible[i]),
             "on_frontier": bool(np.isin(i, self.frontier)),
         }

@@ -232,7 +232,8 @@ def plan_command(
     for name, r in base_rows.items():
         verdict = (f"dominated by {r['n_dominating']} shapes, e.g. {r['dominated_by']} (loss "
                    f"{r['dominated_by_loss']:.4f}, {r['dominated_by_latency_s']:.3f}s)" if r["dominated"]
-                   else "on the frontier" if r["on_frontier"] else "no latency to compare")
+                   else "no latency to compare" if r["latency_s"] is None
+                   else "on the frontier" if r["on_frontier"] else "undominated (outside the budgets)")
         lat = "n/a" if r["latency_s"] is None else f"{r['latency_s']:.3f}s"
         console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={lat} -> {verdict}")
     console.print(f"wrote {out / 'plan.json'}, {out / 'frontier.csv'}" + (f", {png}" if png else ""))

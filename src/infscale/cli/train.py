@@ -9,8 +9,9 @@ from pathlib import Path
 
 import typer
 
-COLUMNS = ("run_id", "N", "D", "tokens_per_param", "d_model", "n_layers", "loss", "train_loss_smoothed", "wall_s",
-           "tokens_per_s")
+# record field -> column header
+COLUMNS = {"run_id": "run", "N": "N", "D": "D", "tokens_per_param": "D/N", "d_model": "d", "n_layers": "L",
+           "loss": "val loss", "train_loss_smoothed": "train loss", "wall_s": "wall s", "tokens_per_s": "tok/s"}
 
 
 def _resolve(config: str) -> Path:
@@ -28,8 +29,8 @@ def _table(title: str, records: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for col in COLUMNS:
-        table.add_column(col, justify="left" if col == "run_id" else "right")
+    for col, header in COLUMNS.items():
+        table.add_column(header, justify="left" if col == "run_id" else "right", no_wrap=True)
     for r in records:
         cells = []
         for col in COLUMNS:
@@ -41,7 +42,10 @@ def _table(title: str, records: list[dict]) -> None:
             else:
                 cells.append("" if v is None else str(v))
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
 
 
 def train_cmd(

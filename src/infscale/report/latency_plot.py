@@ -45,21 +45,22 @@ def plot_latency_vs_aspect(records: Sequence[dict[str, Any]], profile: HardwareP
     predicted = pred["decode_s"] / steps * 1e3
     aspect = np.array([o.shape.aspect_ratio for o in obs])
     n_ne = [o.shape.n_params_non_embedding for o in obs]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
     for k, fam in enumerate(param_families(n_ne)):
         fam = sorted(fam, key=lambda i: aspect[i])
         colour = f"C{k % 10}"
         label = f"~{np.median([n_ne[i] for i in fam]) / 1e6:.1f}M non-emb"
-        ax.plot(aspect[fam], measured[fam], "o", color=colour, label=f"{label} measured")
-        ax.plot(aspect[fam], predicted[fam], "--", color=colour, label=f"{label} predicted")
+        ax.plot(aspect[fam], measured[fam], "o", color=colour, label=label)
+        ax.plot(aspect[fam], predicted[fam], "--", color=colour)
         for i in fam:
             ax.annotate(obs[i].shape.label, (aspect[i], measured[i]), fontsize=6, xytext=(3, 3),
                         textcoords="offset points")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("aspect ratio d_model / n_layers")
     ax.set_ylabel("decode latency per token (ms)")
-    ax.set_title(f"decode latency vs shape at equal parameters ({profile.name})")
-    ax.legend(fontsize=7)
+    ax.set_yscale("log")
+    ax.set_title(f"decode latency vs shape at equal parameters: markers measured, dashes {profile.name}", fontsize=9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out = Path(out)

@@ -110,3 +110,11 @@ def test_torn_record_line_is_an_error_with_file_and_line(tmp_path):
     bad.write_text('{"run": 1}\n{"run": "x"}\n')
     res = _cli(str(bad), cwd=tmp_path)
     assert res.returncode == 2 and "r.jsonl:1" in res.stderr
+
+
+def test_only_failed_records_is_a_clear_error(tmp_path):
+    rec = ProblemRecord(run="t", model="m", n_params=10, strategy="sampling", budget=4, problem_id="q0", gold="1",
+                        candidates=(), error="RuntimeError: server died")
+    (tmp_path / "r.jsonl").write_text(json.dumps(rec.to_json()) + "\n")
+    res = _cli("r.jsonl", cwd=tmp_path)
+    assert res.returncode == 2 and "no record carries an answer" in res.stderr

@@ -118,6 +118,10 @@ def _analyze_runs(runs: list[Path], out: Path, accounting: str, n_boot: int, see
     records = _read_runs(runs)
     n_failed = sum(1 for r in records if r.error is not None)
     points, curves = operating_points_from_records(records, n_bootstrap=n_boot, random_state=seed)
+    if not points:
+        from infscale.errors import InputError
+
+        raise InputError(f"{', '.join(str(r) for r in runs)}: no record carries an answer to score")
     flops = np.array([p.flops_for(accounting) for p in points])
     acc = np.array([p.accuracy for p in points])
     front = [points[i] for i in pareto_frontier(flops, acc)]

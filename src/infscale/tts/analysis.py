@@ -521,7 +521,7 @@ def operating_points_from_records(
     for (model, strategy), by_budget in sorted(groups.items()):
         top_budget = max(by_budget)
         top = by_budget[top_budget]
-        if strategy in IID_STRATEGIES and _mode_pool_size(top) >= 2:
+        if strategy in IID_STRATEGIES and any(r.candidates for r in top) and _mode_pool_size(top) >= 2:
             pools = pools_from_records(top)
             aggs = ["majority", "pass"] + (["weighted", "best_of_n"] if pools.has_scores else [])
             cur = accuracy_at_n(pools, aggregations=aggs, n_bootstrap=n_bootstrap, confidence=confidence,

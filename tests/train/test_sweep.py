@@ -176,3 +176,13 @@ def test_bundled_micro_sweep_loads():
     for group, values in ns.items():  # shapes of a size group lie within 15% of each other
         assert max(values) / min(values) < 1.15, group
     assert {cfg.tokens_per_param for _, cfg in runs} == {20, 80}
+
+
+def test_local_process_pool_gives_the_same_records(text_corpus, token_cache, tmp_path):
+    sweep = parse_sweep(sweep_dict(text_corpus, token_cache))
+    serial = run_sweep(sweep, tmp_path / "serial")
+    pooled = run_sweep(sweep, tmp_path / "pool", workers=2)
+    assert [r["run_id"] for r in pooled] == [r["run_id"] for r in serial]  # returned in grid order
+    for a, b in zip(serial, pooled, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6) and b["D"] == a["D"]
+    assert len(read_records(tmp_path / "pool" / "records.jsonl")) == 3

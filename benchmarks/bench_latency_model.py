@@ -24,6 +24,7 @@ from infscale.latency.calibrate import (
     SEED_A_WORKLOAD,
     calibrate_holdout,
     calibrate_seed_a,
+    default_free,
     observations_from_records,
 )
 from infscale.latency.io import DATA_DIR, latest_records, read_records
@@ -32,11 +33,13 @@ from infscale.latency.model import HARDWARE_PRESETS, Workload, predict, predict_
 
 def held_out_cpu(path: Path) -> None:
     obs = observations_from_records(latest_records(read_records(path)), source=str(path))
-    res = calibrate_holdout(obs, HARDWARE_PRESETS["generic-cpu"], n_fit=5)
+    base = HARDWARE_PRESETS["generic-cpu"]
+    res = calibrate_holdout(obs, base, n_fit=5, free=default_free(base))
     p = res.calibrator.profile_
     print(f"CPU records: {path.name}, {len(obs)} shapes; calibrated on {', '.join(res.fit_labels)}")
     print(f"  compute eff {p.compute_efficiency:.3f}, memory eff {p.memory_efficiency:.3f}, "
-          f"per-layer {p.layer_overhead_s * 1e3:.4f} ms, per-step {p.step_overhead_s * 1e3:.4f} ms")
+          f"per-layer {p.layer_overhead_s * 1e3:.4f} ms, per-step {p.step_overhead_s * 1e3:.4f} ms, "
+          f"cache {p.cache_bytes / 1e6:.1f} MB at {p.cache_bandwidth_bytes_per_s / 1e9:.0f} GB/s")
     for label, err in zip(res.test_labels, res.test_errors["decode_s"], strict=True):
         print(f"  held-out {label:>10}: decode error {err * 100:+6.1f}%")
     print(f"held-out decode |error| over {len(res.test_labels)} shapes: median {res.median_abs_error() * 100:.1f}%, "

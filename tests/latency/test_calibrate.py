@@ -12,6 +12,7 @@ from infscale.latency.calibrate import (
     LatencyObservation,
     calibrate_holdout,
     calibrate_seed_a,
+    default_free,
     predict_observations,
     seed_a_observations,
     spread_subset,
@@ -143,3 +144,16 @@ def test_predict_observations_matches_predict():
     got = predict_observations(obs, TRUE_CPU)
     for i, o in enumerate(obs):
         assert got["decode_s"][i] == pytest.approx(predict(o.shape, o.workload, TRUE_CPU).decode_s, rel=1e-12)
+
+
+def test_recovers_cache_terms():
+    # shapes on both sides of a 12 MB cache (weights 7-117 MB): the fit is exact, the other terms are recovered,
+    # and the cache size and bandwidth within 5% (beyond the cache only C (1/cache_bw - 1/bw) is identified)
+    true = TRUE_CPU.with_(cache_bytes=12e6, cache_bandwidth_bytes_per_s=150e9)
+    base = HARDWARE_PRESETS["generic-cpu"]
+    cal = LatencyCalibrator(base, free=default_free(base)).fit(_synthetic(true))
+    assert np.max(np.abs(cal.relative_errors_["decode_s"])) < 1e-6
+    assert cal.params_["cache_bytes"] == pytest.approx(12e6, rel=0.05)
+    assert cal.params_["cache_bandwidth_bytes_per_s"] == pytest.approx(150e9, rel=0.05)
+    for term in ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s"):
+        assert cal.params_[term] == pytest.approx(getattr(true, term), rel=1e-3), term

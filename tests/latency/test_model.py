@@ -154,3 +154,18 @@ def test_validation_and_roundtrip():
     assert Workload.from_dict(wl.to_dict()) == wl and wl.kv_bytes == 1.0
     with pytest.raises(ValueError, match="unknown"):
         HardwareProfile.from_dict({**_profile().to_dict(), "colour": "red"})
+
+
+def test_cache_bandwidth_mixture():
+    # no FLOP limit, no overheads: memory time = bytes * (h / cache_bw + (1 - h) / dram_bw), h = min(1, C / ws)
+    wl = Workload(batch=1, input_len=32, output_len=9, dtype="fp32")
+    dram = _profile(peak_flops_per_s={"fp32": HUGE}, memory_bandwidth_bytes_per_s=1e10)
+    base = predict(SHAPE, wl, dram).decode_s
+    ws = SHAPE.n_params_matmul * 4 + 2 * SHAPE.n_layers * (32 + 9 / 2) * SHAPE.d_kv * 4
+    for cache_bytes in (ws / 4, ws / 2, 2 * ws):
+        h = min(1.0, cache_bytes / ws)
+        cached = dram.with_(cache_bytes=cache_bytes, cache_bandwidth_bytes_per_s=5e10)
+        expected = base * 1e10 * (h / 5e10 + (1 - h) / 1e10)
+        assert predict(SHAPE, wl, cached).decode_s == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="cache_bandwidth"):
+        dram.with_(cache_bytes=1e6)

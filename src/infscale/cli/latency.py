@@ -118,6 +118,8 @@ def calibrate(
     seed_a: bool = typer.Option(False, "--seed-a", help="calibrate from seed A's published A100 latencies"),
     out: Path = typer.Option(None, help="write the calibrated profile (JSON)"),
     name: str = typer.Option(None, help="name of the calibrated profile"),
+    free: list[str] = typer.Option(None, "--free", help="terms to fit (repeatable; default: efficiencies, overheads, "
+                                                        "and the cache terms when the base has a cache)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Fit efficiency and overhead terms (least squares) and report held-out errors."""
@@ -126,7 +128,13 @@ def calibrate(
     from rich.table import Table
 
     from infscale.errors import InputError
-    from infscale.latency.calibrate import calibrate_holdout, calibrate_seed_a, observations_from_records
+    from infscale.latency.calibrate import (
+        FREE_TERMS,
+        calibrate_holdout,
+        calibrate_seed_a,
+        default_free,
+        observations_from_records,
+    )
     from infscale.latency.io import get_profile, latest_records, read_records, save_profile
     from infscale.latency.model import predict as predict_one
 
@@ -155,8 +163,13 @@ def calibrate(
     labels = [o.label for o in obs]
     if len(set(labels)) != len(labels):
         raise InputError(f"{records}: several records share a shape label; calibrate one backend/workload per file")
-    result = calibrate_holdout(obs, get_profile(base), n_fit=n_fit, fit_labels=fit_on or None,
-                               name=name or f"{get_profile(base).name}-calibrated")
+    base_profile = get_profile(base)
+    bad = [t for t in free or () if t not in FREE_TERMS]
+    if bad:
+        raise InputError(f"--free: unknown term(s) {bad}; known: {', '.join(FREE_TERMS)}")
+    result = calibrate_holdout(obs, base_profile, n_fit=n_fit, fit_labels=fit_on or None,
+                               free=tuple(free) if free else default_free(base_profile),
+                               name=name or f"{base_profile.name}-calibrated")
     profile = result.calibrator.profile_
     summary = {
         "profile": profile.to_dict(), "fit_on": result.fit_labels, "held_out": result.test_labels,
@@ -172,7 +185,8 @@ def calibrate(
         return
     console.print(f"calibrated {profile.name} on {', '.join(result.fit_labels)}: compute eff "
                   f"{profile.compute_efficiency:.3f}, memory eff {profile.memory_efficiency:.3f}, per-layer "
-                  f"{profile.layer_overhead_s * 1e3:.4f} ms, per-step {profile.step_overhead_s * 1e3:.4f} ms")
+                  f"{profile.layer_overhead_s * 1e3:.4f} ms, per-step {profile.step_overhead_s * 1e3:.4f} ms, "
+                  f"cache {profile.cache_bytes / 1e6:.1f} MB at {profile.cache_bandwidth_bytes_per_s / 1e9:.0f} GB/s")
     table = Table(title="held-out decode latency")
     for col in ("shape", "error %"):
         table.add_column(col, justify="right")

@@ -34,6 +34,7 @@ __all__ = [
     "observations_from_records",
     "predict_observations",
     "spread_subset",
+    "default_free",
     "SEED_A_SHAPES",
     "seed_a_observations",
     "calibrate_seed_a",
@@ -42,7 +43,12 @@ __all__ = [
     "calibrate_holdout",
 ]
 
-FREE_TERMS = ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s")
+FREE_TERMS = ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s", "cache_bytes",
+              "cache_bandwidth_bytes_per_s")
+DEFAULT_FREE = FREE_TERMS[:4]
+_LOG_TERMS = ("compute_efficiency", "memory_efficiency", "cache_bytes", "cache_bandwidth_bytes_per_s")
+_LOG_BOUNDS = {"compute_efficiency": (1e-3, 50.0), "memory_efficiency": (1e-3, 50.0), "cache_bytes": (1e4, 1e11),
+               "cache_bandwidth_bytes_per_s": (1e8, 1e14)}
 TARGETS = ("prefill_s", "decode_s", "total_s")
 
 
@@ -118,7 +124,8 @@ def _evaluate(design: dict[str, np.ndarray], profile: HardwareProfile, layer_ove
         flops_per_s=design["peak"] * profile.compute_efficiency,
         bytes_per_s=profile.memory_bandwidth_bytes_per_s * profile.memory_efficiency,
         layer_overhead_s=layer_overhead, step_overhead_s=profile.step_overhead_s,
-        overlap_overhead=profile.overlap_overhead, **args,
+        overlap_overhead=profile.overlap_overhead, cache_bytes=profile.cache_bytes,
+        cache_bytes_per_s=profile.cache_bandwidth_bytes_per_s, **args,
     )
     out["total_s"] = out["prefill_s"] + out["decode_s"]
     return out
@@ -128,6 +135,11 @@ def predict_observations(observations: Sequence[LatencyObservation], profile: Ha
                          ) -> dict[str, np.ndarray]:
     """Predicted ``prefill_s``, ``decode_s``, ``total_s`` for each observation's shape and workload."""
     return _evaluate(_design(observations, profile), profile, profile.layer_overhead_s)
+
+
+def default_free(base: HardwareProfile) -> tuple[str, ...]:
+    """Terms worth fitting for ``base``: efficiencies and overheads, plus the cache terms when it has a cache."""
+    return FREE_TERMS if base.cache_bytes > 0 else DEFAULT_FREE
 
 
 def spread_subset(n: int, k: int) -> list[int]:
@@ -150,7 +162,7 @@ class LatencyCalibrator:
     name: name of the fitted profile (default: base name + ``-calibrated``).
     """
 
-    def __init__(self, base: HardwareProfile, *, free: Sequence[str] = FREE_TERMS,
+    def __init__(self, base: HardwareProfile, *, free: Sequence[str] = DEFAULT_FREE,
                  targets: Sequence[str] = ("prefill_s", "decode_s"), group_layer_overhead: bool = False,
                  reference_group: str | None = None, name: str | None = None) -> None:
         self.base = base
@@ -191,7 +203,7 @@ class LatencyCalibrator:
             for t in self.free:
                 if t == "layer_overhead_s":
                     continue
-                values[t] = float(np.exp(x[i])) if t.endswith("efficiency") else float(x[i]) * 1e-3
+                values[t] = float(np.exp(x[i])) if t in _LOG_TERMS else float(x[i]) * 1e-3
                 i += 1
             profile = self.base.with_(**values)
             taus = x[i:] * 1e-3 if fit_layer else np.array([self.base.layer_overhead_s])
@@ -199,10 +211,11 @@ class LatencyCalibrator:
 
         x0, lo, hi = [], [], []
         for t in names:
-            if t.endswith("efficiency"):
-                x0.append(np.log(getattr(self.base, t)))
-                lo.append(np.log(1e-3))
-                hi.append(np.log(50.0))
+            if t in _LOG_TERMS:
+                low, high = _LOG_BOUNDS[t]
+                x0.append(np.log(np.clip(getattr(self.base, t), low, high)))
+                lo.append(np.log(low))
+                hi.append(np.log(high))
             else:
                 start = getattr(self.base, t.split("[")[0]) * 1e3
                 x0.append(max(start, 1e-4))
@@ -218,7 +231,7 @@ class LatencyCalibrator:
         # overheads hidden behind device time (overlap) have zero gradient: also start from 10x and 100x larger
         # overheads and keep the best solution
         x0 = np.array(x0)
-        is_tau = np.array([not t.endswith("efficiency") for t in names])
+        is_tau = np.array([t not in _LOG_TERMS for t in names])
         sol = None
         for factor in (1.0, 10.0, 100.0):
             start = np.clip(np.where(is_tau, x0 * factor, x0), lo, hi)

@@ -106,6 +106,11 @@ class HardwareProfile:
     """Fixed cost per layer per forward step (kernel launches, framework work)."""
     step_overhead_s: float = 0.0
     """Fixed cost per forward step (sampling, Python loop, synchronisation)."""
+    cache_bytes: float = 0.0
+    """Cache that keeps weights between steps (a CPU's last-level cache); 0 = none. The fraction
+    ``min(1, cache_bytes / working_set)`` of the traffic streams at ``cache_bandwidth_bytes_per_s``."""
+    cache_bandwidth_bytes_per_s: float = 0.0
+    """Effective bandwidth of that cache (already including its efficiency); used only with ``cache_bytes > 0``."""
     overlap_overhead: bool = False
     """``True`` when the host issues work asynchronously (CUDA): a step takes ``max(device time, overhead)``, as
     kernel launches for the next ops run while the device computes. ``False`` (CPU): the same cores do both, so
@@ -126,7 +131,9 @@ class HardwareProfile:
         for name in ("memory_bandwidth_bytes_per_s", "compute_efficiency", "memory_efficiency"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"HardwareProfile {self.name}: {name} must be positive, got {getattr(self, name)!r}")
-        for name in ("layer_overhead_s", "step_overhead_s"):
+        if self.cache_bytes > 0 and not self.cache_bandwidth_bytes_per_s > 0:
+            raise ValueError(f"HardwareProfile {self.name}: cache_bytes needs a positive cache_bandwidth_bytes_per_s")
+        for name in ("layer_overhead_s", "step_overhead_s", "cache_bytes", "cache_bandwidth_bytes_per_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"HardwareProfile {self.name}: {name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -194,6 +201,8 @@ def latency_terms(
     kv_bytes: np.ndarray | float,
     full_prefill_logits: np.ndarray | bool = False,
     overlap_overhead: np.ndarray | bool = False,
+    cache_bytes: np.ndarray | float = 0.0,
+    cache_bytes_per_s: np.ndarray | float = 0.0,
 ) -> dict[str, np.ndarray]:
     """The model's core, every argument broadcastable: effective rates (already multiplied by the efficiencies),
     overheads, widths and workloads. Returns seconds: ``prefill_s``, ``decode_s`` and their parts.
@@ -203,7 +212,10 @@ def latency_terms(
     cache (``2 B t d_kv kv_bytes`` bytes, ``4 B t d_attn`` FLOPs per layer at context ``t``). Activations entering
     and leaving each matmul are counted as memory traffic too. With ``overlap_overhead`` a step costs
     ``max(roofline, overhead)`` instead of their sum; the decode sum over steps stays closed-form because the
-    roofline part grows linearly with the context.
+    roofline part grows linearly with the context. With a cache (``cache_bytes > 0``) the fraction
+    ``h = min(1, cache_bytes / working_set)`` of all traffic streams at ``cache_bytes_per_s``:
+    ``1 / bandwidth_eff = h / cache_bytes_per_s + (1 - h) / bytes_per_s``, the working set being the matmul weights
+    plus the KV cache at the mean decode context.
     """
     f64 = np.float64
     d = np.asarray(d_model, f64)
@@ -226,6 +238,15 @@ def latency_terms(
     w_proj = 2.0 * d * da + 2.0 * d * dkv
     w_ffn = m * d * ff
     w_head = V * d
+    # a cache holding part of the working set raises the effective bandwidth
+    cache = np.asarray(cache_bytes, f64)
+    working_set = (L * (w_proj + w_ffn) + w_head) * wb + 2.0 * B * L * (s + n / 2.0) * dkv * kvb
+    hit = np.where(cache > 0, np.minimum(1.0, cache / working_set), 0.0)
+    cache_bw = np.asarray(cache_bytes_per_s, f64)
+    with np.errstate(divide="ignore"):
+        inv_cache = np.where(hit > 0, 1.0 / np.where(cache_bw > 0, cache_bw, 1.0), 0.0)
+    BW = 1.0 / (hit * inv_cache + (1.0 - hit) / BW)
+
     # activations in and out of each op group, per token (elements)
     act_proj = 2.0 * d + 2.0 * da + 2.0 * dkv
     act_ffn = 2.0 * d + m * ff
@@ -314,7 +335,8 @@ def predict_latency_arrays(
         d_model=d, n_layers=L, d_attn=h * hd, d_kv=kv * hd, d_ff=ff, ffn_matrices=ffn_matrices,
         vocab_size=vocab_size, batch=wl.batch, input_len=wl.input_len, output_len=wl.output_len,
         weight_bytes=wl.weight_bytes, kv_bytes=wl.kv_bytes, full_prefill_logits=wl.full_prefill_logits,
-        overlap_overhead=profile.overlap_overhead,
+        overlap_overhead=profile.overlap_overhead, cache_bytes=profile.cache_bytes,
+        cache_bytes_per_s=profile.cache_bandwidth_bytes_per_s,
     )
     out["total_s"] = out["prefill_s"] + out["decode_s"]
     out["decode_per_token_s"] = out["decode_s"] / max(wl.output_len - 1, 1)
@@ -373,7 +395,9 @@ HARDWARE_PRESETS: dict[str, HardwareProfile] = {
             name="generic-cpu", peak_flops_per_s={"fp32": 192e9, "bf16": 192e9, "fp16": 96e9},
             memory_bandwidth_bytes_per_s=20e9, compute_efficiency=0.5, memory_efficiency=0.7,
             layer_overhead_s=150e-6, step_overhead_s=0.5e-3, memory_bytes=24e9,
-            description="a 2-core AVX2 server CPU; overheads from REFERENCE.md §3 (0.14-0.17 ms/layer/token)",
+            cache_bytes=32e6, cache_bandwidth_bytes_per_s=60e9,
+            description="a 2-core AVX2 server CPU with a 32 MB L3; overheads from REFERENCE.md §3 "
+                        "(0.14-0.17 ms/layer/token)",
         ),
     )
 }

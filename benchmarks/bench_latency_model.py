@@ -39,7 +39,7 @@ def held_out_cpu(path: Path) -> None:
     print(f"CPU records: {path.name}, {len(obs)} shapes; calibrated on {', '.join(res.fit_labels)}")
     print(f"  compute eff {p.compute_efficiency:.3f}, memory eff {p.memory_efficiency:.3f}, "
           f"per-layer {p.layer_overhead_s * 1e3:.4f} ms, per-step {p.step_overhead_s * 1e3:.4f} ms, "
-          f"cache {p.cache_bytes / 1e6:.1f} MB at {p.cache_bandwidth_bytes_per_s / 1e9:.0f} GB/s")
+          f"attention eff {p.attention_efficiency:.3f}")
     for label, err in zip(res.test_labels, res.test_errors["decode_s"], strict=True):
         print(f"  held-out {label:>10}: decode error {err * 100:+6.1f}%")
     print(f"held-out decode |error| over {len(res.test_labels)} shapes: median {res.median_abs_error() * 100:.1f}%, "

@@ -20,7 +20,8 @@ from infscale.latency.calibrate import (
 from infscale.latency.model import HARDWARE_PRESETS, Workload, predict
 
 TRUE_CPU = HARDWARE_PRESETS["generic-cpu"].with_(
-    compute_efficiency=0.37, memory_efficiency=1.3, layer_overhead_s=0.21e-3, step_overhead_s=0.8e-3)
+    compute_efficiency=0.37, memory_efficiency=1.3, layer_overhead_s=0.21e-3, step_overhead_s=0.8e-3,
+    attention_efficiency=0.2)
 SHAPES = [TransformerShape(d_model=d, n_layers=L, n_heads=d // 32, d_ff=8 * d // 3 // 32 * 32, vocab_size=4096)
           for d, L in [(64, 32), (128, 8), (256, 2), (128, 32), (256, 8), (512, 2), (256, 32), (512, 8), (1024, 2)]]
 WORKLOADS = [Workload(batch=b, input_len=s, output_len=64, dtype="fp32") for b in (1, 8) for s in (32, 128)]
@@ -47,7 +48,8 @@ def group_tau(group):
 
 def test_recovers_known_terms_exactly_without_noise():
     cal = LatencyCalibrator(HARDWARE_PRESETS["generic-cpu"]).fit(_synthetic(TRUE_CPU))
-    for term in ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s"):
+    for term in ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s",
+                 "attention_efficiency"):
         assert cal.params_[term] == pytest.approx(getattr(TRUE_CPU, term), rel=1e-6), term
     assert cal.fit(_synthetic(TRUE_CPU)) is cal  # fit returns self
     assert np.max(np.abs(cal.relative_errors_["decode_s"])) < 1e-8
@@ -59,6 +61,7 @@ def test_recovers_known_terms_with_two_percent_noise():
     assert cal.params_["compute_efficiency"] == pytest.approx(0.37, rel=0.05)
     assert cal.params_["layer_overhead_s"] == pytest.approx(0.21e-3, rel=0.1)
     assert cal.params_["step_overhead_s"] == pytest.approx(0.8e-3, rel=0.2)
+    assert cal.params_["attention_efficiency"] == pytest.approx(0.2, rel=0.1)
 
 
 def test_per_group_layer_overheads_and_overlap():
@@ -150,10 +153,11 @@ def test_recovers_cache_terms():
     # shapes on both sides of a 12 MB cache (weights 7-117 MB): the fit is exact, the other terms are recovered,
     # and the cache size and bandwidth within 5% (beyond the cache only C (1/cache_bw - 1/bw) is identified)
     true = TRUE_CPU.with_(cache_bytes=12e6, cache_bandwidth_bytes_per_s=150e9)
-    base = HARDWARE_PRESETS["generic-cpu"]
+    base = HARDWARE_PRESETS["generic-cpu"].with_(cache_bytes=32e6, cache_bandwidth_bytes_per_s=60e9)
     cal = LatencyCalibrator(base, free=default_free(base)).fit(_synthetic(true))
     assert np.max(np.abs(cal.relative_errors_["decode_s"])) < 1e-6
     assert cal.params_["cache_bytes"] == pytest.approx(12e6, rel=0.05)
     assert cal.params_["cache_bandwidth_bytes_per_s"] == pytest.approx(150e9, rel=0.05)
-    for term in ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s"):
+    for term in ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s",
+                 "attention_efficiency"):
         assert cal.params_[term] == pytest.approx(getattr(true, term), rel=1e-3), term

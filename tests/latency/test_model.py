@@ -169,3 +169,12 @@ def test_cache_bandwidth_mixture():
         assert predict(SHAPE, wl, cached).decode_s == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="cache_bandwidth"):
         dram.with_(cache_bytes=1e6)
+
+
+def test_attention_efficiency_scales_only_the_attention_term():
+    wl = Workload(batch=1, input_len=300, output_len=40, dtype="fp32")
+    a = predict(SHAPE, wl, _profile())
+    b = predict(SHAPE, wl, _profile(attention_efficiency=0.25))
+    assert b.breakdown["attention"] == pytest.approx(4 * a.breakdown["attention"], rel=1e-12)
+    assert b.breakdown["matmul"] == a.breakdown["matmul"]
+    assert b.decode_s - a.decode_s == pytest.approx(3 * a.breakdown["attention"], rel=1e-9)

@@ -186,7 +186,7 @@ def calibrate(
     console.print(f"calibrated {profile.name} on {', '.join(result.fit_labels)}: compute eff "
                   f"{profile.compute_efficiency:.3f}, memory eff {profile.memory_efficiency:.3f}, per-layer "
                   f"{profile.layer_overhead_s * 1e3:.4f} ms, per-step {profile.step_overhead_s * 1e3:.4f} ms, "
-                  f"cache {profile.cache_bytes / 1e6:.1f} MB at {profile.cache_bandwidth_bytes_per_s / 1e9:.0f} GB/s")
+                  f"attention eff {profile.attention_efficiency:.3f}")
     table = Table(title="held-out decode latency")
     for col in ("shape", "error %"):
         table.add_column(col, justify="right")

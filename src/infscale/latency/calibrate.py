@@ -43,12 +43,13 @@ __all__ = [
     "calibrate_holdout",
 ]
 
-FREE_TERMS = ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s", "cache_bytes",
+FREE_TERMS = ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s",
+              "attention_efficiency", "cache_bytes", "cache_bandwidth_bytes_per_s")
+DEFAULT_FREE = FREE_TERMS[:5]
+_LOG_TERMS = ("compute_efficiency", "memory_efficiency", "attention_efficiency", "cache_bytes",
               "cache_bandwidth_bytes_per_s")
-DEFAULT_FREE = FREE_TERMS[:4]
-_LOG_TERMS = ("compute_efficiency", "memory_efficiency", "cache_bytes", "cache_bandwidth_bytes_per_s")
-_LOG_BOUNDS = {"compute_efficiency": (1e-3, 50.0), "memory_efficiency": (1e-3, 50.0), "cache_bytes": (1e4, 1e11),
-               "cache_bandwidth_bytes_per_s": (1e8, 1e14)}
+_LOG_BOUNDS = {"compute_efficiency": (1e-3, 50.0), "memory_efficiency": (1e-3, 50.0),
+               "attention_efficiency": (1e-4, 10.0), "cache_bytes": (1e4, 1e11), "cache_bandwidth_bytes_per_s": (1e8, 1e14)}
 TARGETS = ("prefill_s", "decode_s", "total_s")
 
 
@@ -125,7 +126,8 @@ def _evaluate(design: dict[str, np.ndarray], profile: HardwareProfile, layer_ove
         bytes_per_s=profile.memory_bandwidth_bytes_per_s * profile.memory_efficiency,
         layer_overhead_s=layer_overhead, step_overhead_s=profile.step_overhead_s,
         overlap_overhead=profile.overlap_overhead, cache_bytes=profile.cache_bytes,
-        cache_bytes_per_s=profile.cache_bandwidth_bytes_per_s, **args,
+        cache_bytes_per_s=profile.cache_bandwidth_bytes_per_s, attention_efficiency=profile.attention_efficiency,
+        **args,
     )
     out["total_s"] = out["prefill_s"] + out["decode_s"]
     return out
@@ -138,7 +140,8 @@ def predict_observations(observations: Sequence[LatencyObservation], profile: Ha
 
 
 def default_free(base: HardwareProfile) -> tuple[str, ...]:
-    """Terms worth fitting for ``base``: efficiencies and overheads, plus the cache terms when it has a cache."""
+    """Terms worth fitting for ``base``: efficiencies (matmul compute and memory, attention) and overheads, plus the
+    cache terms when it has a cache."""
     return FREE_TERMS if base.cache_bytes > 0 else DEFAULT_FREE
 
 

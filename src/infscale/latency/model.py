@@ -106,6 +106,9 @@ class HardwareProfile:
     """Fixed cost per layer per forward step (kernel launches, framework work)."""
     step_overhead_s: float = 0.0
     """Fixed cost per forward step (sampling, Python loop, synchronisation)."""
+    attention_efficiency: float = 1.0
+    """Extra factor on both rates for the attention over the KV cache (small strided per-head reads and copies run
+    far below streaming bandwidth on CPUs); 1 = like the matmuls."""
     cache_bytes: float = 0.0
     """Cache that keeps weights between steps (a CPU's last-level cache); 0 = none. The fraction
     ``min(1, cache_bytes / working_set)`` of the traffic streams at ``cache_bandwidth_bytes_per_s``."""
@@ -128,7 +131,7 @@ class HardwareProfile:
         for dtype, value in self.peak_flops_per_s.items():
             if dtype not in DTYPE_BYTES or not value > 0:
                 raise ValueError(f"HardwareProfile {self.name}: bad peak_flops_per_s entry {dtype!r}: {value!r}")
-        for name in ("memory_bandwidth_bytes_per_s", "compute_efficiency", "memory_efficiency"):
+        for name in ("memory_bandwidth_bytes_per_s", "compute_efficiency", "memory_efficiency", "attention_efficiency"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"HardwareProfile {self.name}: {name} must be positive, got {getattr(self, name)!r}")
         if self.cache_bytes > 0 and not self.cache_bandwidth_bytes_per_s > 0:
@@ -203,6 +206,7 @@ def latency_terms(
     overlap_overhead: np.ndarray | bool = False,
     cache_bytes: np.ndarray | float = 0.0,
     cache_bytes_per_s: np.ndarray | float = 0.0,
+    attention_efficiency: np.ndarray | float = 1.0,
 ) -> dict[str, np.ndarray]:
     """The model's core, every argument broadcastable: effective rates (already multiplied by the efficiencies),
     overheads, widths and workloads. Returns seconds: ``prefill_s``, ``decode_s`` and their parts.
@@ -257,7 +261,8 @@ def latency_terms(
     t_ffn = _roofline(2.0 * B * w_ffn, w_ffn * wb + B * act_ffn * wb, P, BW)
     t_head = _roofline(2.0 * B * w_head, w_head * wb + B * (d + V) * wb, P, BW)
     # attention at context t is linear in t for both FLOPs and bytes, so the max is taken per unit of context
-    attn_per_key = np.maximum(4.0 * B * da / P, 2.0 * B * dkv * kvb / BW)
+    ea = np.asarray(attention_efficiency, f64)
+    attn_per_key = np.maximum(4.0 * B * da / (P * ea), 2.0 * B * dkv * kvb / (BW * ea))
     sum_context = steps * s + steps * (steps + 1.0) / 2.0  # sum over k = 1..n-1 of (s + k)
     decode_matmul = steps * L * (t_proj + t_ffn)
     decode_attn = L * attn_per_key * sum_context
@@ -281,7 +286,8 @@ def latency_terms(
     p_proj = _roofline(2.0 * tok * w_proj, w_proj * wb + tok * act_proj * wb, P, BW)
     p_ffn = _roofline(2.0 * tok * w_ffn, w_ffn * wb + tok * act_ffn * wb, P, BW)
     # causal attention: token i attends to i keys; K and V are written once and read back
-    p_attn = _roofline(4.0 * B * da * s * (s + 1.0) / 2.0, 4.0 * B * s * dkv * kvb + 2.0 * tok * da * wb, P, BW)
+    p_attn = _roofline(4.0 * B * da * s * (s + 1.0) / 2.0, 4.0 * B * s * dkv * kvb + 2.0 * tok * da * wb, P * ea,
+                       BW * ea)
     head_pos = np.where(np.asarray(full_prefill_logits, bool), s, 1.0)
     p_head = _roofline(2.0 * B * head_pos * w_head, w_head * wb + B * head_pos * (d + V) * wb, P, BW)
     prefill_roofline = L * (p_proj + p_ffn + p_attn) + p_head
@@ -336,7 +342,7 @@ def predict_latency_arrays(
         vocab_size=vocab_size, batch=wl.batch, input_len=wl.input_len, output_len=wl.output_len,
         weight_bytes=wl.weight_bytes, kv_bytes=wl.kv_bytes, full_prefill_logits=wl.full_prefill_logits,
         overlap_overhead=profile.overlap_overhead, cache_bytes=profile.cache_bytes,
-        cache_bytes_per_s=profile.cache_bandwidth_bytes_per_s,
+        cache_bytes_per_s=profile.cache_bandwidth_bytes_per_s, attention_efficiency=profile.attention_efficiency,
     )
     out["total_s"] = out["prefill_s"] + out["decode_s"]
     out["decode_per_token_s"] = out["decode_s"] / max(wl.output_len - 1, 1)
@@ -395,9 +401,7 @@ HARDWARE_PRESETS: dict[str, HardwareProfile] = {
             name="generic-cpu", peak_flops_per_s={"fp32": 192e9, "bf16": 192e9, "fp16": 96e9},
             memory_bandwidth_bytes_per_s=20e9, compute_efficiency=0.5, memory_efficiency=0.7,
             layer_overhead_s=150e-6, step_overhead_s=0.5e-3, memory_bytes=24e9,
-            cache_bytes=32e6, cache_bandwidth_bytes_per_s=60e9,
-            description="a 2-core AVX2 server CPU with a 32 MB L3; overheads from REFERENCE.md §3 "
-                        "(0.14-0.17 ms/layer/token)",
+            description="a 2-core AVX2 server CPU; overheads from REFERENCE.md §3 (0.14-0.17 ms/layer/token)",
         ),
     )
 }

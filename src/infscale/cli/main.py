@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.plan",
     "infscale.cli.latency",
     "infscale.cli.train",
+    "infscale.cli.demo",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,74 @@
+"""`infscale demo`: fit, measure, calibrate, plan and compare test-time strategies end to end; one run directory and a
+self-contained HTML report. Thin: the work is `infscale.demo.run_demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def demo(
+    out: Path = typer.Option(None, "--out", help="Run directory (default ./infscale-out/demo-<UTC time>). Rerunning "
+                             "into the same directory reuses its latency and tts records."),
+    quick: bool = typer.Option(False, "--quick", help="Reduced demo (fewer shapes, runs and problems; under a minute)."),
+    config: Path = typer.Option(None, "--config", help="YAML laid over the default (or --quick) config; unknown keys "
+                                "are errors. The resolved config is saved as config.yaml in the run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
+) -> None:
+    """The main job: laws, latency, plans (1B on an A100, micro on this machine), test-time compute, HTML report."""
+    import json
+    import time
+
+    from rich.console import Console
+
+    from infscale.demo import _finite, default_out_dir, load_demo_config, run_demo
+
+    cfg = load_demo_config(config, quick=quick)
+    out = out or default_out_dir()
+    err = Console(stderr=True)
+    t0 = time.perf_counter()
+
+    def progress(step: str, message: str) -> None:
+        err.print(f"[dim]{time.perf_counter() - t0:6.1f}s[/] [bold cyan]{step:8}[/] {message}")
+
+    summary = run_demo(cfg, out, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(_finite(summary), indent=1, allow_nan=False))
+        return
+    _print(summary)
+
+
+def _print(s: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title="infscale demo", title_justify="left")
+    t.add_column("step")
+    t.add_column("result")
+    main = s["laws"]["fits"][0]
+    held = main["validation"].get("held_out") or main["validation"]["all"]
+    t.add_row("laws", f"{main['law']}: held-out R^2 {held['r2']:.4f}, Spearman {held['spearman']:.3f} "
+                      f"({held['n_runs']} runs)")
+    lat = s["latency"]
+    med = lat["held_out_median_abs_error"]
+    t.add_row("latency", f"{len(lat['rows'])} shapes timed; calibrated on {len(lat['fit_on'])}, held-out decode "
+                         f"error median {'-' if med is None else f'{100 * med:.1f}%'}")
+    a = s["plan"]["a100"]
+    t.add_row("plan A100", f"{a['best']['label']} (N={a['best']['n_params']:.3g}, loss {a['best']['loss']:.4f}, "
+                           f"{a['best']['latency_s']:.3f} s) of {a['n_candidates']} shapes in {a['plan_seconds']:.3f} s")
+    m = s["plan"]["micro"]
+    t.add_row("plan micro", m["infeasible"] if "infeasible" in m else
+              f"{m['best']['label']} (N={m['best']['n_params']:.3g}, {m['best']['latency_s'] * 1e3:.0f} ms predicted)")
+    front = s["tts"]["frontier"]
+    top = max(front, key=lambda p: p["accuracy"]) if front else None
+    t.add_row("tts", f"{len(s['tts']['points'])} operating points; best on the frontier "
+                     + (f"{top['strategy']} n={top['n']} {100 * top['accuracy']:.1f}%" if top else "-"))
+    t.add_row("time", f"{sum(v for k, v in s['timings_s'].items() if k != 'total_before_report'):.1f} s")
+    console.print(t)
+    console.print(f"report: {s['report']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -110,7 +110,7 @@ def _latency(s: dict[str, Any]) -> str:
             for r in s["rows"]]
     err_rows = [[k, 100 * v] for k, v in s["held_out_decode_errors"].items()]
     return "".join([
-        f"<p>Own backend on this machine ({_esc(env.get('device', 'cpu'))}, {_esc(env.get('threads', '-'))} thread(s), "
+        f"<p>Own backend on this machine ({_esc(env.get('device', 'cpu'))}, {_esc(env.get('torch_threads', '-'))} thread(s), "
         f"torch {_esc(env.get('torch', '-'))}); batch {wl['batch']}, {wl['input_len']} tokens in, {wl['output_len']} out, "
         f"{_esc(wl['dtype'])}; medians of the timed repeats.</p>",
         table(["shape", "params", "d/L", "prefill ms", "decode ms", "decode IQR ms", "predicted decode ms", "role"],
@@ -125,7 +125,7 @@ def _latency(s: dict[str, Any]) -> str:
     ])
 
 
-def _plan_block(p: dict[str, Any], title: str, unit_note: str) -> str:
+def _plan_block(p: dict[str, Any], title: str, unit_note: str, max_rows: int = 16) -> str:
     if "infeasible" in p:
         return f"<h3>{_esc(title)}</h3><p class='warn'>infeasible: {_esc(p['infeasible'])}</p>"
     b = p["best"]
@@ -143,9 +143,14 @@ def _plan_block(p: dict[str, Any], title: str, unit_note: str) -> str:
                    else "not dominated")
         out.append(f"<p>Baseline <b>{_esc(name)}</b> ({_esc(r['label'])}): loss {fmt(r['loss'])}, latency "
                    f"{fmt(r['latency_s'])} s &rarr; {_esc(verdict)}.</p>")
+    front = p["frontier"]
+    k = next((i for i, r in enumerate(front) if r["label"] == b["label"]), len(front) // 2)
+    start = min(max(k - max_rows // 2, 0), max(len(front) - max_rows, 0))
     rows = [[r["label"], r["n_params"], r["aspect_ratio"], r["loss"], r["latency_s"],
              "optimum" if r["label"] == b["label"] else ("" if r["feasible"] else "over limit")]
-            for r in p["frontier"]]
+            for r in front[start:start + max_rows]]
+    shown = f" ({len(rows)} of {len(front)} rows, around the optimum)" if len(rows) < len(front) else ""
+    out.append(f"<p class='small'>Loss-vs-latency frontier{shown}; all rows in the frontier CSV.</p>")
     out.append(table(["frontier shape", "N", "d/L", "predicted loss", "latency s", ""], rows))
     out.append(figure(p.get("plot"), f"{title}: predicted loss vs latency, Pareto frontier and optimum"))
     return "".join(out)

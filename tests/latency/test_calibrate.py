@@ -161,3 +161,14 @@ def test_recovers_cache_terms():
     for term in ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s",
                  "attention_efficiency"):
         assert cal.params_[term] == pytest.approx(getattr(true, term), rel=1e-3), term
+
+
+def test_decode_below_noise_floor_falls_back_on_total():
+    from infscale.latency.calibrate import observations_from_records
+
+    shape = SHAPES[0]
+    wl = Workload(batch=1, input_len=8, output_len=2, dtype="fp32")
+    base = {"shape": shape.to_dict(), "workload": wl.to_dict(), "prefill_s": 0.01, "total_s": 0.0098}
+    neg, pos = observations_from_records([{**base, "decode_s": -0.0002}, {**base, "decode_s": 0.003}])
+    assert neg.decode_s is None and neg.total_s == pytest.approx(0.0098)
+    assert pos.decode_s == pytest.approx(0.003)

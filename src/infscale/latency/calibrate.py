@@ -87,8 +87,13 @@ def observations_from_records(records: Iterable[dict[str, Any]], *, source: str 
         try:
             shape = TransformerShape.from_dict(r["shape"])
             wl = Workload.from_dict(r["workload"])
+            # decode = generate - prefill; at or below the timer's noise floor it can come out <= 0: then it
+            # carries no information and the observation falls back on total_s
+            decode = r.get("decode_s")
+            if wl.output_len <= 1 or decode is None or decode <= 0:
+                decode = None
             obs = LatencyObservation(shape=shape, workload=wl, prefill_s=r.get("prefill_s"),
-                                     decode_s=r.get("decode_s") if wl.output_len > 1 else None,
+                                     decode_s=decode,
                                      total_s=r.get("total_s"), group=r.get("backend", ""),
                                      label=r.get("label", shape.label))
         except (KeyError, TypeError, ValueError) as exc:

@@ -80,8 +80,9 @@ class PlanMicroStep(_Strict):
 
 
 class TtsStep(_Strict):
-    n_problems: int = Field(12, ge=1)
-    difficulty: int = Field(4, ge=1)
+    n_problems: int = Field(16, ge=1)
+    difficulty: int = Field(5, ge=1)
+    """One operation beyond the policy's training range (2-4): greedy is right about 3 times in 4, search can help."""
     task_seed: int = 1000
     generator_seed: int = 0
     strategies: dict[str, list[int]] = Field(default_factory=lambda: {

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from infscale.errors import InputError
-from infscale.tts.generation import ScriptedArithmeticGenerator
+from infscale.tts.generation import SamplingParams, ScriptedArithmeticGenerator
 from infscale.tts.records import Candidate
 from infscale.tts.rewards import ExactVerifier
 from infscale.tts.strategies import (
@@ -175,6 +175,56 @@ def test_depth_cap_reports_unfinished(engine):
         rec = eng.run(strategy, task.load()[0], 4)
         assert rec.candidates and all(not c.finished for c in rec.candidates)
         assert rec.answers["majority"] is None
+        # a path stopped by the cap says so; MCTS may also return open (unexpanded) leaves
+        assert {c.finish_reason for c in rec.candidates} <= {"depth", None}
+        assert any(c.finish_reason == "depth" for c in rec.candidates)
+
+
+def test_finished_candidates_record_their_finish_reason(engine):
+    task, eng = engine
+    for strategy in ("sampling", "rebase"):
+        rec = eng.run(strategy, task.load()[1], 4)
+        assert all(c.finish_reason in ("stop", "eos") for c in rec.candidates if c.finished)
+        assert all(c.finish_reason is not None for c in rec.candidates if c.finished)
+
+
+@pytest.mark.parametrize("strategy", ["rebase", "beam", "mcts"])
+def test_path_filling_the_context_ends_as_length(strategy):
+    """An untrained 32-token model writes no answers, so every path grows until it fills the context: the search must
+    stop those paths as unfinished ``length`` candidates instead of asking the generator for a prompt it cannot hold
+    (the torch generator raises on a prompt of >= context tokens)."""
+    import torch
+
+    from infscale.arch import TransformerShape
+    from infscale.train.model import LlamaModel
+    from infscale.tts.records import ProblemRecord
+    from infscale.tts.tokenizer import CharTokenizer
+    from infscale.tts.torch_generator import TorchGenerator
+
+    ctx = 32
+    torch.manual_seed(0)
+    model = LlamaModel(TransformerShape(d_model=32, n_layers=1, n_heads=2, vocab_size=CharTokenizer().vocab_size,
+                                        context_length=ctx))
+    gen = TorchGenerator(model=model, seed=0)
+    task = ArithmeticTask(n_problems=1, difficulty=4, seed=1)
+    problem = task.load()[0]
+    with pytest.raises(ValueError, match="does not fit"):  # what the search used to run into
+        gen.generate([task.prompt(problem) + "x" * ctx], 1, SamplingParams(max_tokens=4))
+    eng = Engine(task, gen, ExactVerifier(task), SearchSettings(max_step_tokens=8, depth_cap=25))
+    rec = eng.run(strategy, problem, 8)
+    assert rec.candidates
+    n_prompt = gen.count_tokens(task.prompt(problem)) + 1  # + BOS
+    lengths = [c for c in rec.candidates if c.finish_reason == "length"]
+    assert lengths, [c.finish_reason for c in rec.candidates]
+    for c in lengths:
+        assert not c.finished
+        assert n_prompt + c.completion_tokens >= ctx  # the path used up the context
+    # no path outgrew it (re-encoded text: a sampled special token adds a token but no text)
+    prompt = task.prompt(problem)
+    assert max(gen.count_tokens(prompt + c.text) + 1 for c in rec.candidates) == ctx
+    # the reason survives the JSON round trip of the records file
+    back = ProblemRecord.from_json(rec.to_json())
+    assert [c.finish_reason for c in back.candidates] == [c.finish_reason for c in rec.candidates]
 
 
 def test_tree_search_needs_reward():

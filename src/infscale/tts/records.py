@@ -30,6 +30,10 @@ class Candidate:
     """Tokens generated for this candidate (tree search: along its own path)."""
     correct: bool | None = None
     """Whether ``answer`` matches the gold answer (``None`` when not checkable)."""
+    finish_reason: str | None = None
+    """Why the text ended: ``stop`` / ``eos`` (the model finished), ``length`` (the token limit or the model's context
+    was reached), ``depth`` (tree search's depth cap); ``None``: a tree-search path still open when the search stopped
+    (or a record written before this field existed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

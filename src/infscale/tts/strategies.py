@@ -77,6 +77,9 @@ class Node:
     """Tokens of prompt + path (what a child's request re-reads; all of it is in the KV cache once produced)."""
     finished: bool = False
     terminal: bool = False
+    finish_reason: str | None = None
+    """``stop``/``eos`` for a finished node, ``length`` (its path fills the policy's context), ``depth`` (depth cap),
+    ``None`` while it can still be expanded."""
     step_scores: tuple[float, ...] = ()
     children: list[Node] = field(default_factory=list)
     visits: int = 0
@@ -198,6 +201,12 @@ class Engine:
         self.ledger.add_reward([s.n_tokens for s in scored])
         return [s.scores for s in scored]
 
+    @property
+    def context_tokens(self) -> int | None:
+        """The policy's context window in tokens, ``None`` when its shape does not say."""
+        ctx = getattr(self.generator.shape, "context_length", None)
+        return int(ctx) if ctx else None
+
     def params(self, *, temperature: float | None = None, max_tokens: int | None = None,
                stop: tuple[str, ...] = ()) -> SamplingParams:
         s = self.settings
@@ -206,18 +215,24 @@ class Engine:
 
     # -- candidates ---------------------------------------------------------------------------------------------
     def candidate(self, problem: Problem, text: str, finished: bool, step_scores: Sequence[float],
-                  prompt_tokens: int, completion_tokens: int) -> Candidate:
+                  prompt_tokens: int, completion_tokens: int, finish_reason: str | None = None) -> Candidate:
         answer = self.task.parse_answer(text)
         return Candidate(text=text, answer=answer, finished=finished, step_scores=tuple(step_scores),
                          score=aggregate(step_scores, self.settings.aggregation), prompt_tokens=prompt_tokens,
-                         completion_tokens=completion_tokens, correct=self.task.is_correct(answer, problem.gold))
+                         completion_tokens=completion_tokens, correct=self.task.is_correct(answer, problem.gold),
+                         finish_reason=finish_reason)
 
     def node_candidate(self, problem: Problem, node: Node, prompt_tokens: int) -> Candidate:
-        return self.candidate(problem, node.text, node.finished, node.step_scores, prompt_tokens, node.path_tokens)
+        return self.candidate(problem, node.text, node.finished, node.step_scores, prompt_tokens, node.path_tokens,
+                              node.finish_reason)
 
     # -- tree helpers --------------------------------------------------------------------------------------------
     def expand(self, problem: Problem, prompt: str, nodes: Sequence[Node], widths: Sequence[int]) -> list[Node]:
-        """Sample one step for ``widths[i]`` children of each node; score the new nodes with the reward model."""
+        """Sample one step for ``widths[i]`` children of each node; score the new nodes with the reward model.
+
+        A child is terminal when it is final, at the depth cap, or when its path fills the policy's context (no token
+        could be generated after it): that last one ends unfinished with finish reason ``length`` instead of asking
+        the generator for a prompt it cannot hold."""
         todo = [(nd, w) for nd, w in zip(nodes, widths, strict=True) if w > 0]
         if not todo:
             return []
@@ -228,6 +243,7 @@ class Engine:
             cached.append(nd.prefix_tokens if (nd.parent is not None or nd.expanded_before) else 0)
             nd.expanded_before = True
         outs = self.gen([prompt + nd.text for nd, _ in todo], [w for _, w in todo], params, cached)
+        ctx = self.context_tokens
         children = []
         for (nd, _), comps in zip(todo, outs, strict=True):
             for comp in comps:
@@ -235,9 +251,18 @@ class Engine:
                 text = "".join(steps)
                 final = comp.finish_reason == "eos" or self.task.is_final(text)
                 depth = nd.depth + 1
+                prefix = comp.prompt_tokens + comp.completion_tokens
+                if final:
+                    reason: str | None = comp.finish_reason
+                elif ctx is not None and prefix >= ctx:
+                    reason = "length"
+                elif depth >= self.settings.depth_cap:
+                    reason = "depth"
+                else:
+                    reason = None
                 child = Node(steps=steps, parent=nd, depth=depth, path_tokens=nd.path_tokens + comp.completion_tokens,
-                             prefix_tokens=comp.prompt_tokens + comp.completion_tokens, finished=final,
-                             terminal=final or depth >= self.settings.depth_cap)
+                             prefix_tokens=prefix, finished=final, terminal=reason is not None,
+                             finish_reason=reason)
                 nd.children.append(child)
                 children.append(child)
         scores = self.score(problem, prompt, [c.steps for c in children])
@@ -286,8 +311,8 @@ def _sample_solutions(eng: Engine, problem: Problem, n: int, temperature: float 
     comps = eng.gen([prompt], [n], params, [0])[0]
     steps = [eng.task.split_steps(c.text) for c in comps]
     scores = eng.score(problem, prompt, steps)
-    return [eng.candidate(problem, c.text, c.finish_reason != "length", s, c.prompt_tokens, c.completion_tokens)
-            for c, s in zip(comps, scores, strict=True)]
+    return [eng.candidate(problem, c.text, c.finish_reason != "length", s, c.prompt_tokens, c.completion_tokens,
+                          c.finish_reason) for c, s in zip(comps, scores, strict=True)]
 
 
 @STRATEGIES.register("greedy")

@@ -1,4 +1,5 @@
-"""`infscale tts ...`: test-time compute runs (`run`) and their analysis (`analyze`, in cli/tts_analyze.py)."""
+"""`infscale tts ...`: test-time compute runs (`run`), their analysis (`analyze`, in cli/tts_analyze.py) and seed B in
+miniature (`mini`, in cli/tts_mini.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ tts_app = typer.Typer(help="Test-time compute: run strategies under a budget, an
 TTS_COMMAND_MODULES: list[str] = [
     "infscale.cli.tts_run",
     "infscale.cli.tts_analyze",
+    "infscale.cli.tts_mini",
 ]
 
 

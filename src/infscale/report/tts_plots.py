@@ -13,7 +13,7 @@ import numpy as np
 from infscale.tts.analysis import AccuracyCurve, OperatingPoint, pareto_frontier
 from infscale.tts.saturation import SaturationSummary
 
-__all__ = ["plot_accuracy_vs_flops", "plot_saturation"]
+__all__ = ["plot_accuracy_vs_flops", "plot_model_strategy_grid", "plot_saturation"]
 
 
 def _pyplot():
@@ -92,5 +92,58 @@ def plot_saturation(curves: Mapping[str, Mapping[str, AccuracyCurve]], summaries
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+_STYLES = (("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--"), ("X", "-."), ("*", ":"))
+
+
+def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, accounting: str = "ours",
+                             strategies: Sequence[str] | None = None,
+                             title: str = "Accuracy vs inference FLOPs") -> Path:
+    """Accuracy vs FLOPs with one colour per model (by size) and one marker/line style per strategy, for comparing
+    model sizes across strategies. Only ``strategies`` (``strategy+aggregation`` names, default: all) are drawn; the
+    Pareto frontier (black) is computed over every point given."""
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    sizes = {p.model: p.n_params for p in points}
+    models = sorted(sizes, key=sizes.__getitem__)
+    names = list(strategies) if strategies is not None else sorted({p.strategy for p in points})
+    colours = plt.cm.viridis(np.linspace(0.05, 0.8, max(len(models), 2)))
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    for mi, model in enumerate(models):
+        for si, strategy in enumerate(names):
+            pts = sorted((p for p in points if p.model == model and p.strategy == strategy),
+                         key=lambda p: p.flops_for(accounting))
+            if not pts:
+                continue
+            marker, ls = _STYLES[si % len(_STYLES)]
+            ax.plot([p.flops_for(accounting) for p in pts], [100 * p.accuracy for p in pts], marker=marker, ls=ls,
+                    ms=5, lw=1.1, color=colours[mi], alpha=0.9)
+    f_all = np.array([p.flops_for(accounting) for p in points])
+    a_all = np.array([100 * p.accuracy for p in points])
+    front = pareto_frontier(f_all, a_all)
+    if front.size:
+        ax.step(f_all[front], a_all[front], where="post", color="black", lw=2, alpha=0.5)
+        ax.scatter(f_all[front], a_all[front], s=70, facecolors="none", edgecolors="black", lw=1.2, zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"inference FLOPs per problem ({'ours: policy + reward model' if accounting == 'ours' else 'seed B: 2 N T'})")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    model_handles = [Line2D([], [], color=colours[i], lw=3, label=f"{m} ({sizes[m] / 1e6:.2g}M)")
+                     for i, m in enumerate(models)]
+    strategy_handles = [Line2D([], [], color="grey", marker=_STYLES[i % len(_STYLES)][0],
+                               ls=_STYLES[i % len(_STYLES)][1], label=s) for i, s in enumerate(names)]
+    strategy_handles.append(Line2D([], [], color="black", lw=2, alpha=0.5, marker="o", mfc="none",
+                                   label="Pareto frontier (all points)"))
+    first = ax.legend(handles=model_handles, loc="upper left", fontsize=8, title="policy", title_fontsize=8)
+    ax.add_artist(first)
+    ax.legend(handles=strategy_handles, loc="lower right", fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -1,0 +1,82 @@
+"""`infscale tts mini [RECIPE]`: seed B in miniature (thin wrapper over `infscale.tts.mini`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def add_commands(tts_app: typer.Typer) -> None:
+    @tts_app.command("mini")
+    def mini_cmd(
+        recipe: str = typer.Argument(None, help="Study recipe: a YAML path or a bundled name (default: seed_b_mini)."),
+        out: Path = typer.Option(None, "--out", help="Output directory (default: runs/<recipe name>)."),
+        quick: bool = typer.Option(False, "--quick", help="Minutes-long smoke version: a tenth of the training, "
+                                   "4 problems, the two smallest budgets."),
+        plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the accuracy-vs-FLOPs figures."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    ) -> None:
+        """Train policies of several sizes and a PRM on synthetic arithmetic (CPU), run greedy, sampling (MV, BoN, WV),
+        beam, MCTS and REBASE at several budgets, and report whether smaller models with REBASE match or beat larger
+        ones with majority voting at no more FLOPs (both FLOPs accountings). Resumable: rerun to continue."""
+        import json
+        import sys
+
+        from infscale.tts.mini import jsonable, load_mini_config, run_study
+
+        cfg = load_mini_config(recipe)
+        if quick:
+            cfg = cfg.quick()
+        out = out or Path("runs") / cfg.name
+        log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if as_json else (lambda msg: print(msg, flush=True))
+        report = run_study(cfg, out, log=log, plot=plot)
+        if as_json:
+            typer.echo(json.dumps(jsonable(report.to_json()), indent=1, allow_nan=False))
+            return
+        _print(report, out)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _print(report, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 120))
+    t = Table(title=f"{report.name}: policies (greedy accuracy, 95% interval)")
+    for col in ("policy", "params", "train steps", "train s", "final loss", "greedy"):
+        t.add_column(col, justify="left" if col == "policy" else "right")
+    for m in report.models:
+        ci = m["greedy_ci"]
+        greedy = _pct(m["greedy_accuracy"]) + ("" if ci is None else f" [{_pct(ci[0])}, {_pct(ci[1])}]")
+        t.add_row(m["name"], f"{m['n_params']:,}", str(m["steps"]), f"{m['train_s']:.0f}", f"{m['final_loss']:.4f}",
+                  greedy)
+    console.print(t)
+    prm = report.prm
+    console.print(f"PRM {prm['name']}" + (f" ({prm['n_params']:,} params)" if "n_params" in prm else "")
+                  + f": step AUC on held-out corrupted solutions {prm['step_auc']:.3f}")
+    for acc, front in report.frontier.items():
+        f = Table(title=f"Pareto frontier ({acc} FLOPs)")
+        for col in ("policy", "strategy", "n", "FLOPs/problem", "accuracy"):
+            f.add_column(col, justify="left" if col in ("policy", "strategy") else "right")
+        for p in front:
+            f.add_row(p["model"], p["strategy"], str(p["n"]), f"{p['flops_used']:.3g}", _pct(p["accuracy"]))
+        console.print(f)
+    v = Table(title=f"smaller + {report.small_strategy} vs larger + {report.large_strategy}, within the larger one's "
+                    "FLOPs")
+    for col in ("FLOPs", "larger", "n", "FLOPs/problem", "acc", "smaller", "n ", "FLOPs/problem ", "acc ", "verdict"):
+        v.add_column(col.strip(), justify="left" if col.strip() in ("FLOPs", "larger", "smaller", "verdict")
+                     else "right")
+    for x in report.verdicts:
+        none = x.small_accuracy is None
+        v.add_row(x.accounting, x.large, str(x.large_n), f"{x.large_flops:.3g}", _pct(x.large_accuracy), x.small,
+                  "-" if none else str(x.small_n), "-" if none else f"{x.small_flops:.3g}", _pct(x.small_accuracy),
+                  {"small": "smaller wins", "tie": "tie", "large": "larger wins", "none": "no smaller point"}[x.outcome])
+    console.print(v)
+    print(f"records: {report.n_records} ({report.n_failed} failed); training {report.train_s:.0f} s, strategies "
+          f"{report.run_s:.0f} s; report, points and figures in {out}")
+    for line in report.summary_lines():
+        print(line)

@@ -20,7 +20,6 @@ records already there are reused, the cheap steps are recomputed.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infscale.errors import InputError
+from infscale.jsonsafe import finite
 
 __all__ = ["DemoConfig", "quick_config", "load_demo_config", "run_demo", "STEPS"]
 
@@ -142,22 +142,10 @@ def load_demo_config(path: str | Path | None, *, quick: bool = False) -> DemoCon
         raise InputError(f"{path}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}") from None
 
 
-# ------------------------------------------------------------------------------------------------------------ helpers
-def _finite(obj: Any) -> Any:
-    """Strict-JSON copy: NaN/inf -> None, numpy scalars/arrays -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _finite(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _write_json(path: Path, data: Any) -> str:
-    path.write_text(json.dumps(_finite(data), indent=1, allow_nan=False), encoding="utf-8")
+    path.write_text(json.dumps(finite(data), indent=1, allow_nan=False), encoding="utf-8")
     return str(path)
 
 
@@ -168,7 +156,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> str:
         if rows:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows(_finite(rows))
+            writer.writerows(finite(rows))
     return str(path)
 
 

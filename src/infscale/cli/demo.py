@@ -22,7 +22,8 @@ def demo(
 
     from rich.console import Console
 
-    from infscale.demo import _finite, default_out_dir, load_demo_config, run_demo
+    from infscale.demo import default_out_dir, load_demo_config, run_demo
+    from infscale.jsonsafe import finite
 
     cfg = load_demo_config(config, quick=quick)
     out = out or default_out_dir()
@@ -34,7 +35,7 @@ def demo(
 
     summary = run_demo(cfg, out, progress=progress)
     if as_json:
-        typer.echo(json.dumps(_finite(summary), indent=1, allow_nan=False))
+        typer.echo(json.dumps(finite(summary), indent=1, allow_nan=False))
         return
     _print(summary)
 

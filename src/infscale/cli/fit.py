@@ -7,10 +7,11 @@ the tied-exponent Chinchilla baseline, tested on all 76 runs and on the 49 held-
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
+
+from infscale.jsonsafe import finite
 
 DEFAULT_OUT = Path("infscale-out/fit")
 
@@ -79,20 +80,11 @@ def fit(
                                                      title=f"{runs.source}: fit on {fit_on or 'all rows'}"))
     payload["files"] = files
     if as_json:
-        typer.echo(json.dumps(_finite(payload), indent=2, default=float, allow_nan=False))
+        typer.echo(json.dumps(finite(payload), indent=2, default=float, allow_nan=False))
         return
     _print_tables(reports, runs, files)
 
 
-def _finite(obj):
-    """NaN/inf (e.g. Spearman of a one-run group) -> null, so the output is strict JSON."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _fmt(x: float) -> str:

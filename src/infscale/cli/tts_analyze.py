@@ -7,10 +7,11 @@ JSON object on stdout).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
+
+from infscale.jsonsafe import finite
 
 DEFAULT_OUT = Path("infscale-out/tts-analysis")
 
@@ -45,22 +46,11 @@ def add_commands(tts_app: typer.Typer) -> None:
         if as_json:
             import json
 
-            typer.echo(json.dumps(_finite(payload), indent=2, allow_nan=False))
+            typer.echo(json.dumps(finite(payload), indent=2, allow_nan=False))
             return
         _print(payload)
 
 
-# -------------------------------------------------------------------------------------------------------- helpers
-def _finite(obj):
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _finite(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _point_dict(p, accounting: str | None = None) -> dict:
@@ -183,7 +173,7 @@ def _analyze_runs(runs: list[Path], out: Path, accounting: str, n_boot: int, see
     payload["files"] = files
     import json
 
-    (out / "analysis.json").write_text(json.dumps(_finite(payload), indent=1, allow_nan=False), encoding="utf-8")
+    (out / "analysis.json").write_text(json.dumps(finite(payload), indent=1, allow_nan=False), encoding="utf-8")
     files["analysis_json"] = str(out / "analysis.json")
     return payload
 

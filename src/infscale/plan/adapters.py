@@ -41,7 +41,8 @@ def resolve_profile(profile: Any) -> Any:
     presets = latency_model.HARDWARE_PRESETS
     if profile in presets:
         return presets[profile]
-    raise KeyError(f"unknown hardware profile {profile!r}; known: {', '.join(sorted(presets))}")
+    raise KeyError(f"unknown hardware preset {profile!r}; known: {', '.join(sorted(presets))} (shipped calibrations "
+                   "and JSON files: pass the profile from infscale.latency.io.get_profile)")
 
 
 def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:

@@ -119,3 +119,49 @@ def test_measured_latency_overrides_prediction(seed_a_law, tmp_path):
     bad.write_text("d_model,n_layers,n_heads,latency_s\n3072,12,16,fast\n")
     proc = run(*args, "--measured", str(bad), check=False)
     assert proc.returncode == 2 and "bad.csv: row 2" in proc.stderr
+
+
+def _select_yaml(tmp_path, **over):
+    import yaml
+
+    cfg = {
+        "law": {"law": "inference_aware",
+                "params": {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}},
+        "rules": {"head_dims": [16], "kv_heads": [], "d_model_multiple": 16, "d_model_min": 32, "d_model_max": 80,
+                  "n_layers_min": 1, "n_layers_max": 4, "ffn_multiple": 16},
+        "min_params": 9000, "max_params": 80000, "tokens": 8192, "workload": {"batch": 1, "input_len": 16,
+                                                                              "output_len": 16},
+        "max_latency_s": 0.016, "shortlist": 2, "model": {"context_length": 32},
+        "downstream": {"cloze": {"examples": 20}, "next_line": {"examples": 20, "line_tokens": 8}},
+        "choose_by": "next_line_acc",
+        "train": {"batch_size": 8, "threads": 1, "eval_tokens": 2048, "checkpoint_every": 0, "progress": False,
+                  "data": {"vocab_size": 320, "max_bytes": 300000, "val_fraction": 0.05,
+                           "cache_dir": str(tmp_path / "cache")}},
+    } | over
+    path = tmp_path / "sel.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_select_reports_downstream_metrics(tmp_path):
+    path = _select_yaml(tmp_path)
+    payload = json.loads(run("select", str(path), "--out", str(tmp_path / "o"), "--json").stdout)
+    assert payload["choose_by"] == "next_line_acc"
+    assert set(payload["spearman_downstream"]) == {"cloze_acc", "cloze_logprob", "next_line_acc"}
+    best = max(r["downstream"]["next_line_acc"] for r in payload["runs"])
+    assert payload["chosen"]["downstream"]["next_line_acc"] == best
+    # re-run (resumes, trains nothing): the table has a column per metric and both correlations
+    out = run("select", str(path), "--out", str(tmp_path / "o")).stdout
+    assert "cloze_acc" in out and "cloze_logprob" in out and "next_line_acc" in out
+    assert f"chosen by next_line_acc: {payload['chosen']['run_id']}" in out
+    rhos = out.split("Spearman predicted vs achieved order: ")[1]
+    assert rhos.startswith("val loss") and "cloze_logprob" in rhos and "next_line_acc" in rhos
+
+
+def test_select_unknown_task_is_one_line(tmp_path):
+    proc = run("select", str(_select_yaml(tmp_path, downstream=["lambada"])), "--out", str(tmp_path / "o"),
+               check=False)
+    assert proc.returncode == 2
+    assert "sel.yaml: field downstream:" in proc.stderr and "unknown task 'lambada'; known: cloze, next_line" \
+        in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

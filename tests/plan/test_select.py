@@ -147,3 +147,73 @@ def test_shipped_select_recipes_load_and_plan():
         res = plan_shapes(grid, loss_from_law(law), PlanConstraints(max_latency_s=cfg.max_latency_s,
                                                                    n_tokens=cfg.tokens), lat)
         assert len(shortlist(res, cfg.shortlist)) == cfg.shortlist, path.name
+
+
+TASKS_SMALL = {"cloze": {"examples": 30}, "next_line": {"examples": 30, "line_tokens": 8}}
+
+
+def _with_tasks(tmp_path, **over):
+    """The tiny selection with a 5% validation split (room for 30 examples of each task)."""
+    base = _tiny_config(tmp_path).train
+    train = base | {"data": base["data"] | {"val_fraction": 0.05}}
+    return _tiny_config(tmp_path, **({"shortlist": 3, "downstream": TASKS_SMALL, "train": train} | over))
+
+
+def test_select_config_with_downstream_tasks(tmp_path):
+    cfg = _tiny_config(tmp_path, downstream=["cloze"], choose_by="cloze_acc")
+    assert set(cfg.downstream) == {"cloze"} and cfg.downstream["cloze"]["examples"] == 200
+    assert _tiny_config(tmp_path).choose_by == "val_loss" and _tiny_config(tmp_path).downstream == {}
+    with pytest.raises(InputError, match=r"^tiny.yaml: field downstream: .*unknown task 'lambada'; known: cloze, "
+                                         r"next_line$"):
+        _tiny_config(tmp_path, downstream=["lambada"])
+    with pytest.raises(InputError, match=r"^tiny.yaml: field choose_by: .*unknown metric 'next_line_acc'; with these "
+                                         r"downstream tasks: val_loss, cloze_acc, cloze_logprob$"):
+        _tiny_config(tmp_path, downstream=["cloze"], choose_by="next_line_acc")
+    with pytest.raises(InputError, match="train.downstream: name the tasks in the top-level 'downstream' field"):
+        _tiny_config(tmp_path, train={"downstream": ["cloze"]})
+
+
+def test_select_with_downstream_tasks_chooses_by_the_named_metric(tmp_path):
+    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    out = tmp_path / "sel"
+    cfg = _with_tasks(tmp_path, choose_by="cloze_logprob")
+    report = run_selection(cfg, out, law=law)
+    records = {r["run_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+    metrics = ["cloze_acc", "cloze_logprob", "next_line_acc"]
+    predicted = [r["predicted_loss"] for r in report.runs]
+    for r in report.runs:
+        assert r["downstream"] == {m: records[r["run_id"]]["downstream"][m] for m in metrics}
+        assert records[r["run_id"]]["downstream_examples"] == {"cloze": 30, "next_line": 30}
+    logprob = [r["downstream"]["cloze_logprob"] for r in report.runs]
+    assert len(set(logprob)) == 3  # three different models score differently
+    assert report.choose_by == "cloze_logprob" and report.chosen["downstream"]["cloze_logprob"] == max(logprob)
+    # ranks: 1 = best (highest) on each metric; correlations read +1 when the predicted order is the achieved one
+    assert [r["downstream_rank"]["cloze_logprob"] for r in report.runs] == \
+        [1 + sum(o > v for o in logprob) for v in logprob]
+    for m in metrics:
+        values = [r["downstream"][m] for r in report.runs]
+        expected = spearman(predicted, [-v for v in values])
+        got = report.spearman_downstream[m]
+        assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
+    assert report.spearman_downstream["cloze_logprob"] == pytest.approx(-spearman(predicted, logprob))
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["choose_by"] == "cloze_logprob" and set(saved["spearman_downstream"]) == set(metrics)
+    assert saved["chosen"]["run_id"] == report.chosen["run_id"]
+    # the same runs chosen by validation loss: no retraining, the choice follows the other metric
+    by_loss = run_selection(_with_tasks(tmp_path), out, law=law)
+    assert len((out / "records.jsonl").read_text().splitlines()) == 3
+    assert by_loss.chosen["achieved_loss"] == min(r["achieved_loss"] for r in report.runs)
+    assert by_loss.spearman_downstream["cloze_logprob"] == report.spearman_downstream["cloze_logprob"]
+    # other task settings would compare metrics on other examples: refused, nothing retrained
+    with pytest.raises(InputError, match=r"was scored with other downstream tasks or settings \(cloze_acc, "
+                                         r"cloze_logprob, next_line_acc; its record predates this config\)"):
+        run_selection(_with_tasks(tmp_path, downstream={"cloze": {"examples": 10}}), out, law=law)
+
+
+def test_select_refuses_runs_trained_without_the_tasks(tmp_path):
+    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    out = tmp_path / "old"
+    run_selection(_tiny_config(tmp_path, shortlist=1), out, law=law)
+    with pytest.raises(InputError, match=r"run r1-\S+ was scored with other downstream tasks or settings \(no "
+                                         r"downstream metrics; its record predates this config\): use another --out"):
+        run_selection(_tiny_config(tmp_path, shortlist=1, downstream=["cloze"]), out, law=law)

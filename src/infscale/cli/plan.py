@@ -315,7 +315,7 @@ def lifetime_command(
 
 
 def select_command(
-    config: Path = typer.Argument(..., help="Selection config (YAML), e.g. src/infscale/recipes/select_micro.yaml."),
+    config: str = typer.Argument(..., help="Selection config (YAML) or a bundled recipe name, e.g. select_micro."),
     out: Path = typer.Option(None, "--out", help="Output directory (default: select_out/<config name>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -326,11 +326,13 @@ def select_command(
     """
     import yaml
 
+    from infscale.cli.train import _resolve
     from infscale.errors import InputError
     from infscale.latency.io import get_profile
     from infscale.laws import FittedLaw
     from infscale.plan.select import LawSpec, parse_select, run_selection
 
+    config = _resolve(config)
     if not config.exists():
         raise InputError(f"config {config}: no such file")
     try:
@@ -357,24 +359,32 @@ def select_command(
     report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured,
                            source=str(config))
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        from infscale.jsonsafe import finite
+
+        print(json.dumps(finite(report.to_dict()), indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Model selection: {report.n_feasible} of {report.n_candidates} candidates under the limit, "
                         f"top {len(report.runs)} trained")
-    for col in ("rank", "shape", "N", "D", "pred. loss", "pred. latency s", "val loss", "achieved rank"):
+    metrics = list(report.spearman_downstream)
+    for col in ("rank", "shape", "N", "D", "pred. loss", "pred. latency s", "val loss", "achieved rank", *metrics):
         table.add_column(col, justify="right")
     for r in report.runs:
         mark = " *" if r["run_id"] == report.chosen["run_id"] else ""
         table.add_row(str(r["rank"]), f"d{r['d_model']}x{r['n_layers']} h{r['n_heads']}{mark}", _fmt(r["n_params"]),
                       _fmt(r["n_tokens"]), f"{r['predicted_loss']:.4f}", f"{r['predicted_latency_s']:.4f}",
-                      f"{r['achieved_loss']:.4f}", str(r["achieved_rank"]))
-    console = Console(width=max(Console().width, 110))
+                      f"{r['achieved_loss']:.4f}", str(r["achieved_rank"]),
+                      *(f"{r['downstream'][m]:.4f} ({r['downstream_rank'][m]})" for m in metrics))
+    console = Console(width=max(Console().width, 110 + 18 * len(metrics)))
     console.print(table)
-    console.print(f"chosen: {report.chosen['run_id']} (val loss {report.chosen['achieved_loss']:.4f}); Spearman "
-                  f"predicted vs achieved order: {report.spearman:.3f}; wrote {out / 'report.json'}")
+    c = report.chosen
+    by = (f"val loss {c['achieved_loss']:.4f}" if report.choose_by == "val_loss"
+          else f"{report.choose_by} {c['downstream'][report.choose_by]:.4f}, val loss {c['achieved_loss']:.4f}")
+    rhos = ", ".join([f"val loss {report.spearman:.3f}"] + [f"{m} {v:.3f}" for m, v in report.spearman_downstream.items()])
+    console.print(f"chosen by {report.choose_by}: {c['run_id']} ({by})")
+    console.print(f"Spearman predicted vs achieved order: {rhos}; wrote {out / 'report.json'}")
 
 
 def register(app: typer.Typer) -> None:

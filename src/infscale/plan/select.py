@@ -1,8 +1,9 @@
 """Seed A's model selection as a workflow (Bian et al. 2025, §1 of REFERENCE.md).
 
     candidates -> predicted loss (law) and latency (profile or measurements) -> keep those under the latency limit
-    -> rank by predicted loss -> shortlist the top k -> train them through the trainer -> evaluate (validation loss)
-    -> choose, reporting the rank correlation between the predicted and the achieved order.
+    -> rank by predicted loss -> shortlist the top k -> train them through the trainer -> evaluate (validation loss,
+    and downstream metrics when ``downstream`` names tasks) -> choose (by ``choose_by``: validation loss by default),
+    reporting the rank correlation between the predicted and the achieved order for every metric.
 
 Ranking, not the loss value, is what the law is trusted for: seed A found loss-to-accuracy mappings too noisy to pick a
 model by predicted loss alone, so the shortlist is trained and the achieved order decides.
@@ -12,7 +13,11 @@ Files in the output directory (append-only where it matters, so an interrupted s
 - ``candidates.json``  every feasible candidate in predicted order (label, shape, N, D, predicted loss and latency);
 - ``sweep.yaml``, ``records.jsonl``, ``runs/<run_id>/``  the trainer's sweep of the shortlist (group ``r<rank>`` per
   candidate): one record line per finished run, checkpoints that make a half-finished run resume;
-- ``report.json``      the choice, the shortlist with predicted and achieved losses, and the Spearman correlation.
+- ``report.json``      the choice, the shortlist with predicted and achieved losses (and downstream metrics), and the
+  Spearman correlations.
+
+Downstream tasks (`infscale.train.downstream.TASKS`, e.g. ``cloze``, ``next_line``) are scored by the trainer at the
+end of each run, on the held-out split, while the model is in memory; their metrics land in the run records.
 
 The shortlist is trained by the trainer's sweep runner with any of its executors (local, ray); torch is imported only
 when training starts.
@@ -24,14 +29,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from infscale.errors import InputError
+from infscale.jsonsafe import finite
 from infscale.plan.adapters import latency_from_profile, loss_from_law
 from infscale.plan.optimum import PlanConstraints, PlanResult, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes, get_family
@@ -90,11 +104,35 @@ class SelectConfig(_Strict):
     model: dict[str, Any] = Field(default_factory=dict,
                                   description="ModelConfig fields shared by every run (context_length, tied_embeddings).")
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run.")
+    downstream: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Downstream tasks scored on every trained run (names, or name -> settings; "
+                                          "infscale.train.downstream.TASKS).")
+    choose_by: str = Field(default="val_loss", description="What decides the choice: val_loss or a downstream metric "
+                                                           "of the named tasks (e.g. cloze_acc).")
+
+    @field_validator("downstream", mode="before")
+    @classmethod
+    def _tasks(cls, value: Any) -> dict[str, dict[str, Any]]:
+        from infscale.train.downstream import validate_tasks
+
+        return validate_tasks(value)
+
+    @field_validator("choose_by")
+    @classmethod
+    def _metric(cls, value: str, info: ValidationInfo) -> str:
+        from infscale.train.downstream import metric_directions
+
+        known = ["val_loss", *metric_directions(info.data.get("downstream") or {})]
+        if value not in known:
+            raise ValueError(f"unknown metric {value!r}; with these downstream tasks: {', '.join(known)}")
+        return value
 
     @model_validator(mode="after")
     def _range(self) -> SelectConfig:
         if self.min_params > self.max_params:
             raise ValueError(f"min_params {self.min_params:g} > max_params {self.max_params:g}")
+        if "downstream" in self.train:
+            raise ValueError("train.downstream: name the tasks in the top-level 'downstream' field")
         for key in ("model", "tokens", "tokens_per_param", "run_id"):
             if key in self.train:
                 raise ValueError(f"train.{key} is set by the selection, remove it")
@@ -169,13 +207,19 @@ class SelectionReport:
     """The outcome: every shortlisted run with its predicted and achieved loss, the choice, the rank correlation."""
 
     runs: list[dict[str, Any]]
-    """Shortlist in predicted order with ``achieved_loss`` (validation loss) and ``achieved_rank``."""
+    """Shortlist in predicted order with ``achieved_loss`` (validation loss) and ``achieved_rank`` (its rank by
+    validation loss), and with downstream tasks ``downstream`` ({metric: value}) and ``downstream_rank`` ({metric:
+    rank, 1 = best})."""
     chosen: dict[str, Any]
-    """The run with the lowest achieved loss."""
+    """The best run by ``choose_by`` (ties: the better predicted rank)."""
     spearman: float
     """Rank correlation of predicted and achieved loss over the shortlist."""
     n_candidates: int
     n_feasible: int
+    choose_by: str = "val_loss"
+    spearman_downstream: dict[str, float] = field(default_factory=dict)
+    """Per downstream metric, the rank correlation of the predicted order and the achieved order on that metric
+    (+1: the law's order is the metric's order, best first)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -265,7 +309,8 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
 
     groups = [{"name": f"r{j.rank}", "shapes": [j.shape], "tokens_per_param": [j.n_tokens / j.n_params]}
               for j in jobs]
-    sweep = parse_sweep({"base": {**cfg.train, "model": dict(cfg.model)}, "groups": groups,
+    base = {**cfg.train, "model": dict(cfg.model)} | ({"downstream": cfg.downstream} if cfg.downstream else {})
+    sweep = parse_sweep({"base": base, "groups": groups,
                          "executor": cfg.executor, "workers": cfg.workers}, source)
     by_group: dict[str, dict[str, Any]] = {}
 
@@ -277,19 +322,36 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     if missing:
         raise InputError(f"{source}: the trainer returned no record for {', '.join(missing)}")
 
+    from infscale.train.downstream import metric_directions
+
+    higher = metric_directions(cfg.downstream)
     runs = []
     for job in jobs:
         rec = by_group[f"r{job.rank}"]
+        scores = rec.get("downstream") or {}
+        if higher and (rec.get("config") or {}).get("downstream") != cfg.downstream:
+            had = ", ".join(scores) or "no downstream metrics"
+            raise InputError(f"{source}: run {rec['run_id']} was scored with other downstream tasks or settings ({had}; "
+                             f"its record predates this config): use another --out, or delete "
+                             f"{out / 'runs' / rec['run_id']} and its line in {out / 'records.jsonl'}")
         runs.append({"rank": job.rank, "run_id": rec["run_id"], **job.shape, "n_params": int(rec["N"]),
                      "planned_n_params": job.n_params, "n_tokens": int(rec["D"]),
                      "predicted_loss": job.predicted_loss, "predicted_latency_s": job.predicted_latency_s,
-                     "achieved_loss": float(rec["loss"])})
+                     "achieved_loss": float(rec["loss"])}
+                    | ({"downstream": {m: float(scores[m]) for m in higher}} if higher else {}))
     achieved = np.array([r["achieved_loss"] for r in runs])
+    predicted = [r["predicted_loss"] for r in runs]
     for pos, r in enumerate(np.argsort(achieved, kind="stable"), start=1):
         runs[int(r)]["achieved_rank"] = pos
-    chosen = runs[int(np.argmin(achieved))]
-    report = SelectionReport(runs=runs, chosen=chosen,
-                             spearman=spearman([r["predicted_loss"] for r in runs], achieved),
-                             n_candidates=len(grid), n_feasible=int(result.feasible.sum()))
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    # every metric as a cost (lower is better), so ranks, correlations and the choice read the same way
+    costs = {"val_loss": achieved} | {m: np.array([(-1.0 if up else 1.0) * r["downstream"][m] for r in runs])
+                                      for m, up in higher.items()}
+    for m in higher:
+        for pos, r in enumerate(np.argsort(costs[m], kind="stable"), start=1):
+            runs[int(r)].setdefault("downstream_rank", {})[m] = pos
+    chosen = runs[int(np.argmin(costs[cfg.choose_by]))]
+    report = SelectionReport(runs=runs, chosen=chosen, spearman=spearman(predicted, achieved),
+                             n_candidates=len(grid), n_feasible=int(result.feasible.sum()), choose_by=cfg.choose_by,
+                             spearman_downstream={m: spearman(predicted, costs[m]) for m in higher})
+    (out / "report.json").write_text(json.dumps(finite(report.to_dict()), indent=2))  # NaN correlations: null
     return report

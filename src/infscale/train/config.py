@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from infscale.errors import InputError
+from infscale.train.downstream import validate_tasks
 
 
 class _Strict(BaseModel):
@@ -71,6 +72,14 @@ class TrainConfig(_Strict):
     progress: bool = True
     group: str | None = Field(default=None, description="Size-group label written into the record.")
     run_id: str | None = Field(default=None, description="Run name (default: derived from shape and D).")
+    downstream: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Downstream tasks scored at the end (infscale.train.downstream.TASKS): "
+                                          "a list of names or a mapping name -> settings.")
+
+    @field_validator("downstream", mode="before")
+    @classmethod
+    def _tasks(cls, value: Any) -> dict[str, dict[str, Any]]:
+        return validate_tasks(value)
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:

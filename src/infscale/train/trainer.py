@@ -6,6 +6,9 @@ Run directory layout (``run_dir``):
 - ``ckpt.pt``      the latest checkpoint (model, optimizer, step, smoothed loss, elapsed time), written atomically;
 - ``record.json``  the run record, written last: its presence means the run is finished (re-running returns it).
 
+With ``downstream`` tasks (`infscale.train.downstream`) their examples are cut from the validation split before training
+and the model is scored on them after the final validation pass, into the record's ``downstream`` ({metric: value}).
+
 Recipe: AdamW (decay on matrices only), linear warm-up then cosine to ``lr * min_lr_ratio``, global grad-norm clipping,
 optional z-loss, bf16 autocast on CPU and CUDA, gradient accumulation. Batches are a pure function of (seed, step, rank)
 (`infscale.train.data.batch_at`), so resuming from a checkpoint reproduces the uninterrupted run.
@@ -29,6 +32,7 @@ from infscale.arch import TransformerShape, train_flops_6nd
 from infscale.errors import InputError
 from infscale.train.config import TrainConfig
 from infscale.train.data import TokenData, batch_at, prepare_data
+from infscale.train.downstream import Corpus, prepare_tasks, run_tasks
 from infscale.train.memory import available_bytes, estimate_train_bytes
 
 
@@ -188,6 +192,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
     need_bytes = check_memory(cfg, shape, device)  # before any parameter is allocated
     steps, n_tokens = plan_tokens(cfg, shape.n_params, dist.world)
     run_id = cfg.run_id or default_run_id(shape, n_tokens, cfg.group)
+    # the downstream examples are cut now, so a split too small for them fails before any training
+    tasks = prepare_tasks(cfg.downstream, Corpus.from_token_data(data), cfg.model.context_length) \
+        if cfg.downstream and dist.main else []
 
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +294,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
             return None
     bar.close()
     val_loss = evaluate(model, data.val, cfg, device)
+    downstream, downstream_n, t_down = {}, {}, time.perf_counter()
+    if tasks:  # scored now, while the trained model is in memory (the checkpoint is deleted below)
+        model.eval()
+        downstream, downstream_n = run_tasks(model, tasks, device)
+        model.train()
+    downstream_s = time.perf_counter() - t_down
     elapsed += time.perf_counter() - t_wall
     n = shape.n_params
     record = {
@@ -299,10 +312,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
         "train_time_s": train_time, "tokens_per_s": n_tokens / train_time if train_time > 0 else float("nan"),
         "world_size": dist.world, "device": device, "dtype": cfg.dtype, "corpus_hash": data.corpus_hash,
         "n_train_tokens_corpus": data.n_train_tokens, "epochs": n_tokens / data.n_train_tokens,
+        "downstream": downstream, "downstream_examples": downstream_n, "downstream_s": downstream_s,
         "config": cfg.model_dump(mode="json"),
     }
     if dist.main:
-        _append(run_dir / "metrics.jsonl", {"step": steps, "val_loss": val_loss, "final": True})
+        _append(run_dir / "metrics.jsonl", {"step": steps, "val_loss": val_loss, **downstream, "final": True})
         tmp = run_dir / "record.json.tmp"
         tmp.write_text(json.dumps(record, indent=1))
         os.replace(tmp, run_dir / "record.json")

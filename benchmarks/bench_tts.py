@@ -4,6 +4,9 @@ For sampling, beam search and REBASE at the same n on the same arithmetic proble
 - controller overhead = (wall - generation - scoring) / wall: the time the strategy code itself costs;
 - throughput = generated tokens / wall time (end to end) and generated tokens / generation time (generator only).
 Acceptance (issue 6): overhead < 5 % of wall time; tree-search tokens/s >= 0.8x sampling's.
+The policy and PRM reuse K/V of prefixes they ran before (tts/prefix_cache.py); both stores are emptied before every
+(strategy, problem) run, outside the timed region, so a run reuses only what it computed itself, never another
+strategy's or repeat's work on the same problem.
 Medians over repeats; the last line is the headline ratio. Run under the CPU lock:
     flock /tmp/infscale-cpu.lock .venv/bin/python benchmarks/bench_tts.py
 """
@@ -24,6 +27,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--difficulty", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prefix-cache-mb", type=float, default=64.0,
+                    help="prefix K/V store of the policy and of the PRM (0: off, every prefix recomputed)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -34,8 +39,8 @@ def main() -> None:
 
     task = ArithmeticTask(n_problems=args.problems, difficulty=args.difficulty, seed=777)
     problems = task.load()
-    gen = TorchGenerator(seed=0)
-    prm = TorchPRM(task)
+    gen = TorchGenerator(seed=0, prefix_cache_mb=args.prefix_cache_mb)
+    prm = TorchPRM(task, prefix_cache_mb=args.prefix_cache_mb)
     eng = Engine(task, gen, prm, SearchSettings(max_tokens=160, max_step_tokens=32, depth_cap=10))
     eng.run("sampling", problems[0], 4)  # warm-up
     strategies = ["sampling", "beam", "rebase"]
@@ -47,6 +52,9 @@ def main() -> None:
             wall = gen_s = score_s = 0.0
             tokens = correct = 0
             for p in problems:
+                for store in (gen.prefix_store, prm.prefix_store):
+                    if store is not None:
+                        store.clear()
                 t0 = time.perf_counter()
                 rec = eng.run(s, p, args.n)
                 wall += time.perf_counter() - t0
@@ -65,7 +73,8 @@ def main() -> None:
             r["acc"].append(correct / len(problems))
     med = {s: {k: statistics.median(v) for k, v in r.items()} for s, r in rows.items()}
     print(f"policy {gen.shape.label} ({gen.shape.n_params:,} params), PRM {prm.shape.label}; n={args.n}, "
-          f"{args.problems} problems x {args.repeats} repeats, {args.threads} threads; medians")
+          f"{args.problems} problems x {args.repeats} repeats, {args.threads} threads, prefix K/V store "
+          f"{args.prefix_cache_mb:g} MB; medians")
     print(f"{'strategy':<10}{'wall s':>9}{'gen s':>8}{'score s':>9}{'tokens':>9}{'overhead':>10}{'tok/s':>9}"
           f"{'gen tok/s':>11}{'wv acc':>8}")
     for s in strategies:

@@ -45,3 +45,47 @@ def test_context_overflow_raises():
     shape = SHAPES[0]
     with pytest.raises(ValueError, match="context_length"):
         LlamaModel(shape)(torch.zeros(1, shape.context_length + 1, dtype=torch.long))
+
+
+def test_per_row_positions_keep_moved_keys_valid():
+    """Keys computed for each sequence alone (positions 0..L-1) and copied into a left-padded batch cache at different
+    slots stay valid when the batch decodes with per-row (B, T) ``positions``: every row gets its unpadded logits."""
+    shape = SHAPES[1]
+    torch.manual_seed(1)
+    model = LlamaModel(shape).eval()
+    lengths = [4, 9, 7]
+    seqs = [torch.randint(1, shape.vocab_size, (n + 2,)) for n in lengths]  # prompt + 2 tokens to decode
+    B, T = len(lengths), max(lengths)
+    real = torch.zeros(B, T + 2, dtype=torch.bool)
+    batch = KVCache.empty(shape, B, T + 2, "cpu", torch.float32)
+    with torch.no_grad():
+        for r, (x, n) in enumerate(zip(seqs, lengths, strict=True)):
+            alone = KVCache.empty(shape, 1, n, "cpu", torch.float32)
+            model(x[None, :n], cache=alone)
+            batch.k[:, r, :, T - n:T] = alone.k[:, 0]
+            batch.v[:, r, :, T - n:T] = alone.v[:, 0]
+            real[r, T - n:T] = True
+        batch.length = T
+        base = torch.tensor(lengths)[:, None]
+        steps = []
+        for k in range(2):
+            real[:, T + k] = True
+            tok = torch.stack([x[n + k] for x, n in zip(seqs, lengths, strict=True)])[:, None]
+            steps.append(model(tok, cache=batch, attn_mask=real[:, None, None, :T + k + 1], positions=base + k))
+        for r, (x, n) in enumerate(zip(seqs, lengths, strict=True)):
+            ref = model(x[None])[0, n:]
+            torch.testing.assert_close(torch.cat([steps[0][r], steps[1][r]]), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_cache_select_forks_independent_rows():
+    shape = SHAPES[0]
+    cache = KVCache.empty(shape, batch=3, max_len=5, device="cpu", dtype=torch.float32)
+    cache.k.copy_(torch.arange(cache.k.numel(), dtype=torch.float32).view_as(cache.k))
+    cache.v.copy_(-cache.k)
+    cache.length = 4
+    fork = cache.select(torch.tensor([2, 0, 2]))
+    assert fork.length == 4 and fork.k.shape[1] == 3
+    assert torch.equal(fork.k[:, 0], cache.k[:, 2]) and torch.equal(fork.v[:, 1], cache.v[:, 0])
+    before = cache.k.clone()
+    fork.k.zero_()
+    assert torch.equal(cache.k, before)  # the fork owns its memory

@@ -76,8 +76,8 @@ class KVCache:
         return self.k.shape[3]
 
     def select(self, index: torch.Tensor) -> KVCache:
-        """Rows of the batch (e.g. to fork beams): a new cache holding ``index``'s sequences."""
-        return KVCache(self.k[:, index].clone(), self.v[:, index].clone(), self.length)
+        """Rows of the batch (e.g. to fork beams): a new cache holding ``index``'s sequences (indexing copies)."""
+        return KVCache(self.k[:, index], self.v[:, index], self.length)
 
 
 class Attention(nn.Module):
@@ -181,7 +181,8 @@ class LlamaModel(nn.Module):
 
         With ``cache``, the T tokens are appended after ``cache.length`` cached ones (positions continue from there)
         and ``cache.length`` advances by T. ``attn_mask`` (bool, broadcastable to (B, 1, T, S), True = attend) allows
-        padded batches; ``positions`` (T,) overrides the rotary positions.
+        padded batches; ``positions`` overrides the rotary positions: (T,) for the whole batch or (B, T) per sequence
+        (a padded batch whose rows keep their own unpadded positions, so cached keys stay valid wherever they sit).
         """
         B, T = idx.shape
         start = 0 if cache is None else cache.length
@@ -192,6 +193,8 @@ class LlamaModel(nn.Module):
             sin = self.rope_sin[start:start + T]
         else:
             cos, sin = self.rope_cos[positions], self.rope_sin[positions]
+            if positions.dim() == 2:  # (B, T, hs/2) -> (B, 1, T, hs/2): broadcast over the heads
+                cos, sin = cos[:, None], sin[:, None]
         if cache is not None and attn_mask is None and start > 0 and T > 1:
             # new tokens attend to everything cached plus causally among themselves
             attn_mask = torch.ones(T, start + T, dtype=torch.bool, device=idx.device).tril(diagonal=start)

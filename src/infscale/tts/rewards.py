@@ -84,18 +84,29 @@ class _TagReader:
 
 @REWARDS.register("torch_prm")
 class TorchPRM(_TagReader):
-    """The project's own PRM checkpoint (default: the bundled arithmetic PRM)."""
+    """The project's own PRM checkpoint (default: the bundled arithmetic PRM).
+
+    Scores incrementally: every scored sequence's K/V and per-token P(good) stay in a bounded `PrefixStore`
+    (``prefix_cache_mb``, 0 turns it off; cleared when the weights change), so a tree-search child (a scored parent
+    path + one step) runs only its new step through the model. P(good) at a position depends only on the tokens up to
+    it (causal attention), so the cached values are the full recomputation's.
+    """
 
     name = "torch_prm"
 
     def __init__(self, task: Task | None = None, checkpoint: str | None = None, device: str = "cpu",
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, prefix_cache_mb: float = 64.0) -> None:
+        from infscale.tts.prefix_cache import PrefixStore, store_tokens
         from infscale.tts.torch_generator import DEFAULT_PRM, load_checkpoint
 
         self.model, self.tokenizer, _ = load_checkpoint(checkpoint or DEFAULT_PRM, device, expect_kind="prm")
         self.shape = self.model.shape
         self.batch_size = batch_size
         self.good_id, self.bad_id = self.tokenizer.stoi["+"], self.tokenizer.stoi["-"]
+        if prefix_cache_mb < 0:
+            raise InputError(f"reward torch_prm: prefix_cache_mb must be >= 0, got {prefix_cache_mb}")
+        tokens = store_tokens(self.model, prefix_cache_mb)
+        self.prefix_store = PrefixStore(tokens) if tokens > 0 else None
 
     def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
         ids = self.tokenizer.encode(prompt + "".join(steps), bos=True)
@@ -109,15 +120,35 @@ class TorchPRM(_TagReader):
     def _forward(self, ids: list[list[int]]) -> list[list[float]]:
         import torch
 
-        T = max(len(x) for x in ids)
-        dev = next(self.model.parameters()).device
-        batch = torch.full((len(ids), T), self.tokenizer.pad_id, dtype=torch.long, device=dev)
-        for r, x in enumerate(ids):
-            batch[r, : len(x)] = torch.tensor(x, device=dev)
+        from infscale.tts.prefix_cache import prefill
+
+        store = self.prefix_store
+        distinct: dict[tuple[int, ...], int] = {}
+        for x in ids:
+            distinct.setdefault(tuple(x), len(distinct))
+        seqs = list(distinct)
         with torch.inference_mode():
-            logits = self.model(batch).float()  # (B, T, V); right padding is harmless under causal attention
+            if store is not None:
+                store.sync(self.model)
+            pre = prefill(self.model, seqs, store, 0, self.tokenizer.pad_id)
+            logits = pre.logits.float()  # (U, S, V): the computed window; earlier positions come from the store
             two = torch.stack((logits[..., self.good_id], logits[..., self.bad_id]), -1)
-            return torch.softmax(two, -1)[..., 0].tolist()
+            window = torch.softmax(two, -1)[..., 0].tolist()
+        probs = []
+        P, S = pre.width, pre.window
+        for r, seq in enumerate(seqs):
+            keep = len(seq) - S
+            head: list[float] = []
+            if keep > 0:
+                cached = pre.hits[r][0]
+                assert cached is not None and cached.extra is not None
+                head = cached.extra[:keep]
+            row = head + window[r][max(0, -keep):]
+            probs.append(row)
+            if store is not None:
+                off = P - len(seq)
+                store.insert(seq, pre.cache.k[:, r, :, off:P], pre.cache.v[:, r, :, off:P], row)
+        return [probs[distinct[tuple(x)]] for x in ids]
 
 
 @REWARDS.register("torch_orm")

@@ -28,11 +28,11 @@ class CharTokenizer:
 
     def encode(self, text: str, bos: bool = False) -> list[int]:
         ids = [BOS] if bos else []
-        parts = text.split(STEP_TAG)
-        for k, part in enumerate(parts):
+        get = self.stoi.get
+        for k, part in enumerate(text.split(STEP_TAG)):
             if k:
                 ids.append(TAG)
-            ids.extend(self.stoi.get(ch, UNK) for ch in part)
+            ids += [get(ch, UNK) for ch in part]
         return ids
 
     def decode(self, ids: list[int]) -> str:

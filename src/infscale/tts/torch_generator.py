@@ -1,12 +1,13 @@
-"""The project's own torch generator: `LlamaModel` + `KVCache`, batched sampling with shared-prefix prefill.
+"""The project's own torch generator: `LlamaModel` + `KVCache`, batched sampling with prefix K/V reuse.
 
 One ``generate`` call handles many prompts with different sample counts (tree search asks for a few children of many
 nodes at once): the distinct prompts are left-padded and prefilled together once, the cache rows are forked to one per
-sample (``KVCache.select``), then all samples decode in one batch; rows that hit a stop string, end-of-sequence or
-``max_tokens`` are dropped from the batch. Rotary attention depends only on relative positions, so left padding with
-shared positions and a key mask gives each row exactly its unpadded computation.
+sample (``KVCache.select``), then all samples decode in one batch. Every row keeps its own unpadded rotary positions
+and a key mask hides the padding, so each row gets exactly its unpadded computation. Rows that hit a stop string,
+end-of-sequence or ``max_tokens`` stop; the batch is compacted once half its rows are done. A finished row's K/V goes
+to a bounded `PrefixStore` (tts/prefix_cache.py), so a later prompt that extends it (a tree-search child: the parent's
+prompt + the parent's step) prefills only its new tail.
 """
-
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.train.model import KVCache, LlamaModel
 from infscale.tts.generation import Completion, FinishReason, SamplingParams, as_counts, cut_at_stop
+from infscale.tts.prefix_cache import PrefixStore, prefill, store_tokens
 from infscale.tts.tokenizer import CharTokenizer
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -51,12 +53,16 @@ def load_checkpoint(path: str | Path, device: str = "cpu",
 
 
 class TorchGenerator:
-    """Samples from a `LlamaModel` checkpoint (default: the bundled arithmetic policy)."""
+    """Samples from a `LlamaModel` checkpoint (default: the bundled arithmetic policy).
+
+    ``prefix_cache_mb`` bounds the prefix K/V store (0 turns it off); it is cleared whenever the weights change.
+    """
 
     name = "torch"
 
     def __init__(self, checkpoint: str | None = None, device: str = "cpu", seed: int = 0,
-                 model: LlamaModel | None = None, threads: int | None = None) -> None:
+                 model: LlamaModel | None = None, threads: int | None = None,
+                 prefix_cache_mb: float = 64.0) -> None:
         if threads:
             torch.set_num_threads(threads)
         if model is None:
@@ -68,6 +74,10 @@ class TorchGenerator:
         self.device = next(model.parameters()).device
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(seed)
+        if prefix_cache_mb < 0:
+            raise InputError(f"torch generator: prefix_cache_mb must be >= 0, got {prefix_cache_mb}")
+        tokens = store_tokens(model, prefix_cache_mb)
+        self.prefix_store: PrefixStore | None = PrefixStore(tokens) if tokens > 0 else None
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
@@ -79,38 +89,44 @@ class TorchGenerator:
         if params.seed is not None:
             self.rng.manual_seed(params.seed)
         out: list[list[Completion]] = [[] for _ in prompts]
-        active = [i for i, c in enumerate(counts) if c > 0]
-        if not active:
+        # identical prompts (tree search: siblings that wrote the same step) share one prefilled row
+        distinct: dict[str, int] = {}
+        for i, c in enumerate(counts):
+            if c > 0:
+                distinct.setdefault(prompts[i], len(distinct))
+        if not distinct:
             return out
         tok, dev, ctx = self.tokenizer, self.device, self.shape.context_length
-        enc = [tok.encode(prompts[i], bos=True) for i in active]
+        enc = [tok.encode(p, bos=True) for p in distinct]
         lens = [len(e) for e in enc]
         P = max(lens)
         if P >= ctx:
             raise ValueError(f"prompt of {P} tokens does not fit the model's context of {ctx}")
         max_new = min(params.max_tokens, ctx - P)
-        U = len(active)
-        ids = torch.full((U, P), tok.pad_id, dtype=torch.long, device=dev)
-        valid = torch.zeros((U, P + max_new), dtype=torch.bool, device=dev)
-        for r, e in enumerate(enc):
-            ids[r, P - len(e):] = torch.tensor(e, device=dev)
-            valid[r, P - len(e):P] = True
-        # prefill the distinct prompts once: causal, pads masked (each row may still see itself: no empty rows)
-        causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
-        mask = (causal[None] & valid[:, None, :P]) | torch.eye(P, dtype=torch.bool, device=dev)[None]
-        cache = KVCache.empty(self.shape, U, P + max_new, dev, next(self.model.parameters()).dtype)
-        logits = self.model(ids, cache=cache, attn_mask=mask[:, None])[:, -1]  # (U, V)
-        # fork one row per sample
-        owner = torch.repeat_interleave(torch.arange(U, device=dev), torch.tensor([counts[i] for i in active],
-                                                                                  device=dev))
-        cache = cache.select(owner)
-        valid = valid[owner]
-        logits = logits[owner]
-        B = owner.numel()
-        rows = list(range(B))  # live row -> sample index
+        store = self.prefix_store
+        if store is not None:
+            store.sync(self.model)
+        pre = prefill(self.model, enc, store, max_new, tok.pad_id)
+        # fork one row per sample, in request order
+        per_row = [0] * len(enc)
+        requests: list[tuple[int, int]] = []  # (request index, distinct row) per sample
+        for i, c in enumerate(counts):
+            if c > 0:
+                u = distinct[prompts[i]]
+                per_row[u] += c
+                requests += [(i, u)] * c
+        requests.sort(key=lambda q: q[1])  # stable: samples of one distinct row are contiguous
+        owner = torch.repeat_interleave(torch.arange(len(enc), device=dev), torch.tensor(per_row, device=dev))
+        cache = pre.cache.select(owner)
+        valid = pre.valid[owner]
+        logits = pre.logits[owner, -1]
         owners = owner.tolist()
+        B = len(owners)
+        pos0 = torch.tensor(lens, device=dev)[owner][:, None]  # each row's own position of its first new token
+        live = list(range(B))  # sample index of each cache row (finished rows stay until the batch is compacted)
+        alive = B
+        ids: list[list[int]] = [[] for _ in range(B)]
         texts = [""] * B
-        ntok = [0] * B
         logp = [0.0] * B
         reason: list[FinishReason | None] = [None] * B
         stop = params.stop
@@ -118,42 +134,46 @@ class TorchGenerator:
         for step in range(max_new):
             nxt, lp = self._sample(logits, params)
             nxt_l, lp_l = nxt.tolist(), lp.tolist()
-            keep = []
-            for j, s in enumerate(rows):
+            for j, s in enumerate(live):
+                if reason[s] is not None:
+                    continue
                 t = nxt_l[j]
-                ntok[s] += 1
+                ids[s].append(t)
                 logp[s] += lp_l[j]
                 if t == tok.eos_id:
                     reason[s] = "eos"
-                    continue
-                texts[s] += tok.token_text(t)
-                if stop:
-                    tail = texts[s][-(longest_stop + 8):]
-                    if any(x in tail for x in stop):
+                else:
+                    texts[s] += tok.token_text(t)
+                    if stop and any(x in texts[s][-(longest_stop + 8):] for x in stop):
                         reason[s] = "stop"
-                        continue
-                if step == max_new - 1:
-                    reason[s] = "length"
-                    continue
-                keep.append(j)
-            if not keep:
+                    elif step == max_new - 1:
+                        reason[s] = "length"
+                if reason[s] is not None:
+                    alive -= 1
+                    self._remember(cache, j, P - lens[owners[s]], P + step, enc[owners[s]] + ids[s][:step])
+            if not alive:
                 break
-            if len(keep) < len(rows):
+            if 2 * alive <= len(live):  # compact: drop finished rows once they are half the batch
+                keep = [j for j, s in enumerate(live) if reason[s] is None]
                 index = torch.tensor(keep, device=dev)
                 cache = cache.select(index)
-                valid = valid[index]
-                nxt = nxt[index]
-                rows = [rows[j] for j in keep]
+                valid, nxt, pos0 = valid[index], nxt[index], pos0[index]
+                live = [live[j] for j in keep]
             pos = P + step
             valid[:, pos] = True
-            logits = self.model(nxt[:, None], cache=cache, attn_mask=valid[:, None, None, :pos + 1])[:, -1]
-        for s in range(B):
-            i = active[owners[s]]
+            logits = self.model(nxt[:, None], cache=cache, attn_mask=valid[:, None, None, :pos + 1],
+                                positions=pos0 + step)[:, -1]
+        for s, (i, u) in enumerate(requests):
             text = cut_at_stop(texts[s], stop)[0] if reason[s] == "stop" else texts[s]
-            out[i].append(Completion(text=text, prompt_tokens=lens[owners[s]], completion_tokens=ntok[s],
+            out[i].append(Completion(text=text, prompt_tokens=lens[u], completion_tokens=len(ids[s]),
                                      finish_reason=reason[s] or "length",
                                      logprob=logp[s] if params.logprobs else None))
         return out
+
+    def _remember(self, cache: KVCache, row: int, start: int, end: int, ids: list[int]) -> None:
+        """Keep a finished row's K/V (slots start..end-1, every token it fed) in the prefix store."""
+        if self.prefix_store is not None:
+            self.prefix_store.insert(ids, cache.k[:, row, :, start:end], cache.v[:, row, :, start:end])
 
     def _sample(self, logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
         logits = logits.float()

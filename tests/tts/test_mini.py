@@ -56,7 +56,7 @@ def test_bundled_recipe_is_a_three_size_study_whose_context_holds_every_path():
     assert not isinstance(cfg.prm, str)  # a PRM is trained too
     assert {s.name for s in cfg.strategies} >= {"greedy", "sampling", "beam", "mcts", "rebase"}
     assert all(len(s.budgets) >= 3 for s in cfg.strategies if s.name in ("beam", "mcts", "rebase"))
-    # difficulty 5: prompt "d op op op op op\n" + BOS = 1 + 5 x 3 + 2 = 18 tokens; paths of up to 10 steps x 32
+    # prompt "d op op op\n" + BOS = 1 + 3 x difficulty + 2 tokens; paths of up to 10 steps x 32
     assert cfg.max_prompt_tokens() == 3 * cfg.task.difficulty + 3
     assert cfg.max_prompt_tokens() + cfg.max_path_tokens() <= cfg.train.context_length
 

@@ -313,7 +313,9 @@ def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log
     if path.exists():
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         extra = ckpt.get("extra", {})
-        if ckpt.get("kind") != kind or extra.get("config") != want:
+        had = dict(extra.get("config", {}))
+        had.pop("threads", None)  # the thread count does not change what was trained
+        if ckpt.get("kind") != kind or had != {k: v for k, v in want.items() if k != "threads"}:
             raise InputError(f"{path}: a {ckpt.get('kind')} checkpoint trained with other settings than the recipe's "
                              f"{spec.name!r}; delete it or choose another output directory")
         metrics, reused = extra.get("metrics", {}), True

@@ -25,7 +25,9 @@ TINY = {
         {"name": "p24", "d_model": 24, "n_layers": 1, "n_heads": 2, "max_steps": 3, "max_time_s": 60},
         {"name": "p32", "d_model": 32, "n_layers": 2, "n_heads": 2, "max_steps": 3, "max_time_s": 60},
     ],
-    "prm": {"name": "prm16", "d_model": 16, "n_layers": 1, "n_heads": 2, "max_steps": 3, "max_time_s": 60},
+    # fine-tuned from p16 at a learning rate so small that 3 steps leave it at p16's weights
+    "prm": {"name": "prm16", "d_model": 16, "n_layers": 1, "n_heads": 2, "max_steps": 3, "max_time_s": 60,
+            "lr": 1e-7, "init_from": "p16"},
     "task": {"difficulty": 2, "n_problems": 2, "seed": 7},
     "strategies": [{"name": "greedy"}, {"name": "sampling", "budgets": [4]}, {"name": "beam", "budgets": [2, 4]},
                    {"name": "mcts", "budgets": [2, 4]}, {"name": "rebase", "budgets": [2, 4]}],
@@ -53,7 +55,8 @@ def test_bundled_recipe_is_a_three_size_study_whose_context_holds_every_path():
     assert sizes[-1] / sizes[0] >= 10  # a real spread of sizes
     # the same training data and steps for every policy: only the size differs
     assert len({p.max_steps for p in cfg.policies}) == 1
-    assert not isinstance(cfg.prm, str)  # a PRM is trained too
+    assert not isinstance(cfg.prm, str)  # a PRM is trained too, fine-tuned from the largest policy
+    assert cfg.prm.init_from == cfg.policies[-1].name
     assert {s.name for s in cfg.strategies} >= {"greedy", "sampling", "beam", "mcts", "rebase"}
     assert all(len(s.budgets) >= 3 for s in cfg.strategies if s.name in ("beam", "mcts", "rebase"))
     # prompt "d op op op\n" + BOS = 1 + 3 x difficulty + 2 tokens; paths of up to 10 steps x 32
@@ -79,6 +82,9 @@ def test_quick_version_shrinks_every_budget():
         (lambda d: d.update(policies=d["policies"][:1]), "at least two model sizes"),
         (lambda d: d["strategies"].append({"name": "tree_of_thought"}), "unknown strategy 'tree_of_thought'"),
         (lambda d: d["analysis"].update(small_strategy="bon+weighted"), "analysis.small_strategy"),
+        (lambda d: d["prm"].update(init_from="p99"), "prm.init_from: 'p99' is not a policy"),
+        (lambda d: d["prm"].update(init_from="p32"), "prm.init_from: policy 'p32' has another shape"),
+        (lambda d: d["policies"][1].update(init_from="p16"), "init_from is for the PRM"),
     ],
 )
 def test_bad_recipes_are_one_line_errors_naming_the_field(tmp_path, change, message):
@@ -151,6 +157,12 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert all(m["steps"] == 3 and not m["reused"] for m in report["models"])
     assert all(0.0 <= m["greedy_accuracy"] <= 1.0 for m in report["models"])
     assert 0.0 <= report["prm"]["step_auc"] <= 1.0 and report["prm"]["steps"] == 3
+    import torch
+
+    prm = torch.load(out / "models" / "prm16.pt", weights_only=True)
+    base = torch.load(out / "models" / "p16.pt", weights_only=True)
+    assert prm["kind"] == "prm" and prm["extra"]["init_from"] == str(out / "models" / "p16.pt")
+    assert max(float((prm["state_dict"][k] - v).abs().max()) for k, v in base["state_dict"].items()) < 1e-5
 
     # verdicts: every (larger model's MV point n = 1, 2, 4) x (each smaller model), under both accountings
     vs = report["verdicts"]

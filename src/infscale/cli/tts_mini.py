@@ -23,7 +23,8 @@ def add_commands(tts_app: typer.Typer) -> None:
         import json
         import sys
 
-        from infscale.tts.mini import jsonable, load_mini_config, run_study
+        from infscale.jsonsafe import finite
+        from infscale.tts.mini import load_mini_config, run_study
 
         cfg = load_mini_config(recipe)
         if quick:
@@ -32,7 +33,7 @@ def add_commands(tts_app: typer.Typer) -> None:
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if as_json else (lambda msg: print(msg, flush=True))
         report = run_study(cfg, out, log=log, plot=plot)
         if as_json:
-            typer.echo(json.dumps(jsonable(report.to_json()), indent=1, allow_nan=False))
+            typer.echo(json.dumps(finite(report.to_json()), indent=1, allow_nan=False))
             return
         _print(report, out)
 

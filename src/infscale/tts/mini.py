@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infscale.errors import InputError
+from infscale.jsonsafe import finite
 from infscale.tts.config import SearchConfig, StrategyConfig
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -59,6 +60,10 @@ class ModelSpec(_Strict):
     n_heads: int = Field(gt=0)
     max_steps: int = Field(gt=0)
     max_time_s: float = Field(gt=0)
+    lr: float | None = Field(None, gt=0)
+    """Peak learning rate for this model (default: ``train.lr``)."""
+    init_from: str | None = None
+    """PRM only: the name of a policy of the recipe (same shape) to fine-tune from instead of a random start."""
 
 
 class TrainSettings(_Strict):
@@ -121,6 +126,14 @@ class MiniStudyConfig(_Strict):
             raise ValueError("policies: the study needs at least two model sizes")
         if len(set(names)) != len(names):
             raise ValueError(f"policies: names must be distinct, got {names}")
+        if any(p.init_from for p in self.policies):
+            raise ValueError("policies: init_from is for the PRM (policies train from scratch)")
+        if isinstance(self.prm, ModelSpec) and self.prm.init_from is not None:
+            base = next((p for p in self.policies if p.name == self.prm.init_from), None)
+            if base is None:
+                raise ValueError(f"prm.init_from: {self.prm.init_from!r} is not a policy of the recipe ({names})")
+            if (base.d_model, base.n_layers, base.n_heads) != (self.prm.d_model, self.prm.n_layers, self.prm.n_heads):
+                raise ValueError(f"prm.init_from: policy {base.name!r} has another shape than the PRM")
         if self.train.min_difficulty > self.train.max_difficulty:
             raise ValueError("train: min_difficulty is above max_difficulty")
         for s in self.strategies:
@@ -298,12 +311,15 @@ def train_config(cfg: MiniStudyConfig, spec: ModelSpec):  # -> SmallTrainConfig
     """The `SmallTrainConfig` of one model of the recipe."""
     from infscale.tts.train_small import SmallTrainConfig
 
+    shared = cfg.train.model_dump()
+    if spec.lr is not None:
+        shared["lr"] = spec.lr
     return SmallTrainConfig(d_model=spec.d_model, n_layers=spec.n_layers, n_heads=spec.n_heads,
-                            max_steps=spec.max_steps, max_time_s=spec.max_time_s, threads=cfg.threads,
-                            **cfg.train.model_dump())
+                            max_steps=spec.max_steps, max_time_s=spec.max_time_s, threads=cfg.threads, **shared)
 
 
-def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log: Log) -> TrainedModel:
+def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log: Log,
+               init_from: Path | None = None) -> TrainedModel:
     import torch
 
     from infscale.tts.tokenizer import CharTokenizer
@@ -315,15 +331,18 @@ def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log
         extra = ckpt.get("extra", {})
         had = dict(extra.get("config", {}))
         had.pop("threads", None)  # the thread count does not change what was trained
-        if ckpt.get("kind") != kind or had != {k: v for k, v in want.items() if k != "threads"}:
+        same_start = extra.get("init_from") == (None if init_from is None else str(init_from))
+        if ckpt.get("kind") != kind or had != {k: v for k, v in want.items() if k != "threads"} or not same_start:
             raise InputError(f"{path}: a {ckpt.get('kind')} checkpoint trained with other settings than the recipe's "
                              f"{spec.name!r}; delete it or choose another output directory")
         metrics, reused = extra.get("metrics", {}), True
         log(f"{kind} {spec.name}: reusing {path}")
     else:
-        log(f"{kind} {spec.name}: training (d_model {spec.d_model}, {spec.n_layers} layers, at most {spec.max_steps} "
-            f"steps / {spec.max_time_s:.0f} s)")
-        metrics, reused = train(kind, train_config(cfg, spec), path, log_every=0), False
+        start = "" if init_from is None else f", from {spec.init_from}"
+        log(f"{kind} {spec.name}: training (d_model {spec.d_model}, {spec.n_layers} layers{start}, at most "
+            f"{spec.max_steps} steps / {spec.max_time_s:.0f} s)")
+        metrics = train(kind, train_config(cfg, spec), path, log_every=0, init_from=init_from)
+        reused = False
         log(f"{kind} {spec.name}: {metrics['steps']} steps in {metrics['train_s']:.0f} s, "
             f"loss {metrics['final_loss']:.4f}")
     n_params = small_shape(train_config(cfg, spec), CharTokenizer().vocab_size).n_params
@@ -337,7 +356,8 @@ def train_models(cfg: MiniStudyConfig, out: Path, log: Log = print
     policies = [_train_one(cfg, spec, "policy", out / "models" / f"{spec.name}.pt", log) for spec in cfg.policies]
     prm = None
     if isinstance(cfg.prm, ModelSpec):
-        prm = _train_one(cfg, cfg.prm, "prm", out / "models" / f"{cfg.prm.name}.pt", log)
+        base = next((Path(p.path) for p in policies if p.name == cfg.prm.init_from), None)
+        prm = _train_one(cfg, cfg.prm, "prm", out / "models" / f"{cfg.prm.name}.pt", log, init_from=base)
     return policies, prm
 
 
@@ -458,6 +478,8 @@ def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedM
 
     t0 = time.perf_counter()
     points, _ = operating_points_from_records(records, n_bootstrap=cfg.analysis.n_bootstrap, random_state=0)
+    # greedy has one candidate: its majority / best-of-n / weighted answers are the greedy answer again
+    points = [p for p in points if not p.strategy.startswith("greedy+") or p.strategy == "greedy+greedy"]
     if not points:
         raise InputError(f"{out}: no record carries an answer to score")
     greedy = {p.model: p for p in points if p.strategy == "greedy+greedy"}
@@ -507,18 +529,6 @@ def _write_points(path: Path, points: Sequence) -> None:
         w.writerows(rows)
 
 
-def jsonable(obj: Any) -> Any:
-    import math
-
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool = True) -> MiniReport:
     """Train, run and analyse (see the module docstring); everything goes under ``out``."""
     import yaml
@@ -537,5 +547,6 @@ def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool =
     report = replace(report, train_s=sum(m.train_s for m in policies) + (prm.train_s if prm else 0.0),
                      run_s=t2 - t1)
     _write_points(out / "points.csv", points)
-    (out / "report.json").write_text(json.dumps(jsonable(report.to_json()), indent=1), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(finite(report.to_json()), indent=1, allow_nan=False),
+                                     encoding="utf-8")
     return report

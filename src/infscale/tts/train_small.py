@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from infscale.arch import TransformerShape
+from infscale.errors import InputError
 from infscale.train.model import LlamaModel
 from infscale.tts.tasks import STEP_TAG, ArithmeticTask, Problem
 from infscale.tts.tokenizer import CharTokenizer
-from infscale.tts.torch_generator import save_checkpoint
+from infscale.tts.torch_generator import load_checkpoint, save_checkpoint
 
 IGNORE = -100
 
@@ -115,14 +116,25 @@ def _batch(examples: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, t
     return ids, tgt
 
 
-def train(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int = 50) -> dict[str, float]:
-    """Train a ``policy`` or ``prm`` and save it to ``out``; returns the final metrics."""
+def train(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int = 50,
+          init_from: Path | None = None) -> dict[str, float]:
+    """Train a ``policy`` or ``prm`` and save it to ``out``; returns the final metrics.
+
+    ``init_from``: start from the weights of that checkpoint (same shape) instead of a random initialisation, e.g. a
+    PRM fine-tuned from a trained policy, as Math-Shepherd PRMs are fine-tuned from a math language model. The path is
+    kept in the checkpoint (``extra["init_from"]``)."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed + (0 if kind == "policy" else 1))
     tok = CharTokenizer()
     task = ArithmeticTask()
     model = LlamaModel(small_shape(cfg, tok.vocab_size))
+    if init_from is not None:
+        start, _, _ = load_checkpoint(init_from)
+        if start.shape != model.shape:
+            raise InputError(f"{init_from}: shape {start.shape.to_dict()} differs from the model to train "
+                             f"{model.shape.to_dict()}")
+        model.load_state_dict(start.state_dict())
     make = policy_example if kind == "policy" else prm_example
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     t0 = time.perf_counter()
@@ -149,5 +161,8 @@ def train(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int = 50) -> d
             break
     metrics = {"steps": step, "final_loss": sum(history[-20:]) / len(history[-20:]),
                "train_s": time.perf_counter() - t0}
-    save_checkpoint(out, model, kind, {"config": asdict(cfg), "metrics": metrics})
+    extra = {"config": asdict(cfg), "metrics": metrics}
+    if init_from is not None:
+        extra["init_from"] = str(init_from)
+    save_checkpoint(out, model, kind, extra)
     return metrics

@@ -88,3 +88,19 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
 
     res = _cli("runs", str(tmp_path / "nothing"))
     assert res.returncode == 2 and "no records file" in res.stderr
+
+
+def test_recipe_name_wins_over_a_directory_of_that_name(tmp_path, monkeypatch):
+    from infscale.cli.train import _resolve
+    from infscale.train.config import load_yaml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "micro_sweep").mkdir()  # e.g. a sweep output directory named after the recipe
+    resolved = _resolve("micro_sweep")
+    assert resolved.is_file() and resolved.parent.name == "recipes"
+    assert "groups" in load_yaml(resolved)
+    (tmp_path / "outdir").mkdir()
+    res = subprocess.run([sys.executable, "-m", "infscale.cli.main", "sweep", "outdir"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert res.returncode == 2
+    assert "is a directory" in res.stderr + res.stdout

@@ -16,7 +16,7 @@ COLUMNS = {"run_id": "run", "N": "N", "D": "D", "tokens_per_param": "D/N", "d_mo
 
 def _resolve(config: str) -> Path:
     path = Path(config)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
         return path
     import infscale
 

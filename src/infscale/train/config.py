@@ -143,6 +143,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise InputError(f"config {p}: no such file")
+    if not p.is_file():
+        raise InputError(f"config {p}: is a directory, not a YAML file")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:

@@ -112,7 +112,7 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
     models = sorted(sizes, key=sizes.__getitem__)
     names = list(strategies) if strategies is not None else sorted({p.strategy for p in points})
     colours = plt.cm.viridis(np.linspace(0.05, 0.8, max(len(models), 2)))
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    fig, ax = plt.subplots(figsize=(10.5, 5.5))
     for mi, model in enumerate(models):
         for si, strategy in enumerate(names):
             pts = sorted((p for p in points if p.model == model and p.strategy == strategy),
@@ -139,9 +139,11 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
                                ls=_STYLES[i % len(_STYLES)][1], label=s) for i, s in enumerate(names)]
     strategy_handles.append(Line2D([], [], color="black", lw=2, alpha=0.5, marker="o", mfc="none",
                                    label="Pareto frontier (all points)"))
-    first = ax.legend(handles=model_handles, loc="upper left", fontsize=8, title="policy", title_fontsize=8)
+    first = ax.legend(handles=model_handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="policy",
+                      title_fontsize=8)
     ax.add_artist(first)
-    ax.legend(handles=strategy_handles, loc="lower right", fontsize=7, ncol=2)
+    ax.legend(handles=strategy_handles, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8,
+              title="strategy+aggregation", title_fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

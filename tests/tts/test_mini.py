@@ -203,3 +203,11 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     changed["policies"][0]["max_steps"] = 4
     with pytest.raises(InputError, match="p16.pt: a policy checkpoint trained with other settings"):
         run_study(MiniStudyConfig.model_validate(changed), out, log=lambda _: None, plot=False)
+
+
+def test_bundled_name_resolves_beside_a_directory_of_that_name(tmp_path, monkeypatch):
+    (tmp_path / "seed_b_mini").mkdir()  # e.g. an output directory named after the recipe
+    monkeypatch.chdir(tmp_path)
+    assert load_mini_config("seed_b_mini").name == "seed_b_mini"
+    with pytest.raises(InputError, match="no_such_recipe: recipe not found"):
+        load_mini_config("no_such_recipe")

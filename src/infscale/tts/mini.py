@@ -196,7 +196,7 @@ def resolve_recipe(recipe: str | Path | None) -> Path:
     if recipe is None:
         return DEFAULT_RECIPE
     path = Path(recipe)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
         return path
     bundled = RECIPES_DIR / f"{recipe}.yaml"
     return bundled if bundled.is_file() else path

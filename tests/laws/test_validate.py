@@ -35,5 +35,15 @@ def test_seed_a_20n_only_fit_warns_about_overtrained_points():
     # REFERENCE.md / fitted_coefficients.json "inference_aware_20N_only": A < 0, test MSE 0.116510, R^2 0.62929, 1B rho 0.8
     assert rep.law.params_["A"] == pytest.approx(-16248.04, rel=5e-4)
     assert rep.validation.all.mse == pytest.approx(0.116510, rel=1e-4)  # 3 significant figures (ill-conditioned fit)
-    assert rep.validation.all.r2 == pytest.approx(0.62929, abs=2e-5)
+    # The 20N-only optimum lies in a flat valley: the paper's coefficients and ours have the same sum of squares to
+    # 1e-13 relative, and which point of the valley a solver stops at moves R^2 in its 5th digit across scipy releases
+    # (0.629297 from the paper's coefficients, 0.629310 here with scipy 1.17). Hold the fit to the valley's floor and
+    # R^2 to 4 significant figures.
+    paper = FittedLaw.from_dict("inference_aware", {"A": -16248.042763, "B": 958439.20069, "E": 2.4095515389,
+                                                    "alpha": 0.60080777287, "eps": 0.0010752621685})
+    fit_rows = runs.frame.eval("in_main_fit_set == 1 and tokens_per_param < 25").to_numpy()
+    paper_sse = float(np.sum((paper.predict(runs.n_params, runs.n_tokens, runs.aspect_ratio)[fit_rows]
+                              - runs.loss[fit_rows]) ** 2))
+    assert rep.law.meta["sse"] <= paper_sse * (1 + 1e-9)
+    assert rep.validation.all.r2 == pytest.approx(0.62929, abs=5e-5)
     assert rep.validation.group("1B").spearman == pytest.approx(0.8)

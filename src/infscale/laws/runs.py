@@ -81,8 +81,9 @@ class Runs:
                 bad = bad & frame[col].notna()  # optional columns may be blank
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputError(f"{source}: row {i + 1}, field {col!r}: {frame[col].iloc[i]!r} is not a positive "
-                                 "finite number")
+                raw = frame[col].iloc[i]
+                shown = repr(raw) if isinstance(raw, str) else str(raw)  # numpy scalars print bare, text quoted
+                raise InputError(f"{source}: row {i + 1}, field {col!r}: {shown} is not a positive finite number")
             frame[col] = values.astype(float)
         if "d_model" in frame.columns and "n_layers" in frame.columns:
             frame["aspect_ratio"] = frame["d_model"] / frame["n_layers"]

@@ -42,6 +42,10 @@ class Features:
     def take(self, index: np.ndarray) -> Features:
         return Features(self.log_n[index], self.log_d[index], None if self.log_r is None else self.log_r[index])
 
+    def astype(self, dtype: np.dtype | str) -> Features:
+        return Features(self.log_n.astype(dtype), self.log_d.astype(dtype),
+                        None if self.log_r is None else self.log_r.astype(dtype))
+
 
 def _col(params: np.ndarray, i: int) -> np.ndarray:
     """Column i of a (p,) or (B, p) parameter array, shaped to broadcast against (n,) data: () or (B, 1)."""
@@ -70,16 +74,15 @@ def _lse3(t1: np.ndarray, t2: np.ndarray, t3: np.ndarray) -> tuple[np.ndarray, n
         w1 = e1 * inv
         w2 = e2 * inv
         w3 = np.broadcast_to(e3, shape) * inv
-    bad = ~np.isfinite(lse) | ~np.isfinite(inv) | (s == 0)
+        # a row is redone when any of its values over- or underflowed (s = 0 makes lse = -inf): one sum per row
+        # finds it (a sum that overflows with finite terms only sends a row down the stable path needlessly)
+        bad = ~(np.isfinite(lse.sum(axis=-1)) & np.isfinite(inv.sum(axis=-1)))
     if bad.any():
-        rows = np.flatnonzero(bad.reshape(-1, shape[-1]).any(axis=1)) if len(shape) > 1 else None
-        if rows is None:
+        if len(shape) < 2:
             return _lse3_stable(t1, t2, t3)
-        sub = [np.broadcast_to(t, shape)[rows] for t in (t1, t2, t3)]
-        out = _lse3_stable(*sub)
-        lse, w1, w2 = np.array(lse), np.array(w1), np.array(w2)
-        w3 = np.array(w3)
-        for arr, val in zip((lse, w1, w2, w3), out, strict=True):
+        rows = np.flatnonzero(bad.reshape(-1))
+        out = _lse3_stable(*(np.broadcast_to(t, shape)[rows] for t in (t1, t2, t3)))
+        for arr, val in zip((lse, w1, w2, w3), out, strict=True):  # fresh ufunc results: written in place
             arr[rows] = val
     return lse, w1, w2, w3
 

@@ -1,6 +1,7 @@
 """Trainer overhead: tokens/s of `infscale.train.trainer.train` vs a minimal hand-written torch loop.
 
-Same model (`LlamaModel`), same shape, batch, sequence length, dtype (bf16 autocast), optimizer (AdamW), grad clipping and
+Same model (`LlamaModel`), same shape, batch, sequence length, dtype (the trainer's `auto`: bf16 autocast where the
+device computes bf16 natively, else fp32), optimizer (AdamW), grad clipping and
 data (random windows of the same memory-mapped token shard). The trainer adds its schedule, logging, EMA and
 bookkeeping; z-loss and periodic checkpoints/evaluation are off in both so the same arithmetic is timed. Trials
 alternate between the two (A B A B ...) and the medians are compared. Each trainer trial runs `train()` end to end
@@ -25,13 +26,14 @@ from infscale.arch import TransformerShape
 from infscale.train.config import parse_train
 from infscale.train.data import prepare_data
 from infscale.train.model import LlamaModel
-from infscale.train.trainer import train
+from infscale.train.trainer import resolve_dtype, train
 
 # peak dense bf16 tensor FLOP/s by device name (vendor data sheets; no sparsity)
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
 
 
-def hand_loop(shape: TransformerShape, tokens: np.ndarray, batch: int, steps: int, device: str, lr: float) -> float:
+def hand_loop(shape: TransformerShape, tokens: np.ndarray, batch: int, steps: int, device: str, lr: float,
+              bf16: bool) -> float:
     """The minimal loop (nanoGPT-style). Returns tokens/s over the optimizer steps."""
     torch.manual_seed(0)
     model = LlamaModel(shape).to(device)
@@ -45,7 +47,7 @@ def hand_loop(shape: TransformerShape, tokens: np.ndarray, batch: int, steps: in
         starts = rng.integers(0, len(tokens) - T - 1, size=batch)
         win = torch.from_numpy(np.stack([tokens[s:s + T + 1].astype(np.int64) for s in starts])).to(device)
         x, y = win[:, :-1], win[:, 1:]
-        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
         loss.backward()
@@ -82,16 +84,18 @@ def main() -> None:
                  "tied_embeddings": True}
     cfg = {"model": model_cfg, "data": {"corpus": "default", "vocab_size": 512, "val_fraction": 0.01,
                                         "max_bytes": 2_000_000},
-           "batch_size": args.batch, "dtype": "bf16", "device": device, "optim": {"z_loss": 0.0, "warmup_fraction": 0.0},
+           "batch_size": args.batch, "dtype": "auto", "device": device, "optim": {"z_loss": 0.0, "warmup_fraction": 0.0},
            "checkpoint_every": 0, "eval_every": 0, "eval_tokens": args.seq, "log_every": 10, "progress": False}
     shape = TransformerShape(d_model=args.d_model, n_layers=args.n_layers, n_heads=heads, vocab_size=data.vocab_size,
                              tied_embeddings=True, context_length=args.seq)
+    dtype = resolve_dtype("auto", device)
     print(f"device {device}, threads {torch.get_num_threads()}, shape d{args.d_model}xL{args.n_layers} "
-          f"N={shape.n_params:,}, batch {args.batch}x{args.seq}, bf16, {args.steps} steps x {args.trials} trials")
+          f"N={shape.n_params:,}, batch {args.batch}x{args.seq}, {dtype}, {args.steps} steps x {args.trials} trials")
     ours, base = [], []
-    hand_loop(shape, np.asarray(data.train), args.batch, 3, device, 3e-3)  # warm-up (allocator, kernels)
+    hand_loop(shape, np.asarray(data.train), args.batch, 3, device, 3e-3, dtype == "bf16")  # warm-up (allocator, kernels)
     for i in range(args.trials):
-        base.append(hand_loop(shape, np.asarray(data.train), args.batch, args.steps, device, 3e-3))
+        base.append(hand_loop(shape, np.asarray(data.train), args.batch, args.steps, device, 3e-3,
+                              dtype == "bf16"))
         ours.append(trainer_run(cfg, args.steps, args.batch, args.seq))
         print(f"trial {i}: hand loop {base[-1]:,.0f} tok/s, infscale train {ours[-1]:,.0f} tok/s")
     mo, mb = statistics.median(ours), statistics.median(base)

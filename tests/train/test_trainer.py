@@ -12,7 +12,7 @@ from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.train.config import parse_train
 from infscale.train.memory import estimate_train_bytes
-from infscale.train.trainer import lr_at, plan_tokens, train
+from infscale.train.trainer import lr_at, native_bf16, plan_tokens, resolve_dtype, train
 
 from .conftest import tiny_config
 
@@ -100,6 +100,21 @@ def test_fp32_and_z_loss_run(text_corpus, token_cache, tmp_path):
     a = train(_cfg(text_corpus, token_cache, dtype="fp32", optim={"z_loss": 0.0}), tmp_path / "a")
     b = train(_cfg(text_corpus, token_cache, dtype="fp32", optim={"z_loss": 0.1}), tmp_path / "b")
     assert a["loss"] != b["loss"] and math.isfinite(b["loss"])
+
+
+def test_auto_dtype_follows_native_bf16(text_corpus, token_cache, tmp_path, monkeypatch):
+    import torch
+
+    assert resolve_dtype("fp32", "cpu") == "fp32" and resolve_dtype("bf16", "cpu") == "bf16"
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert native_bf16("cpu") is native
+        assert resolve_dtype("auto", "cpu") == ("bf16" if native else "fp32")
+    # the record and the resolved config name the dtype the run computed in
+    rec = train(_cfg(text_corpus, token_cache, dtype="auto", device="cpu"), tmp_path / "auto")
+    assert rec["dtype"] == "fp32" and rec["config"]["dtype"] == "auto"
+    assert "dtype: fp32" in (tmp_path / "auto" / "config.yaml").read_text()
 
 
 def test_config_errors_are_one_line():

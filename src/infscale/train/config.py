@@ -59,7 +59,9 @@ class TrainConfig(_Strict):
     grad_accum: int = Field(default=1, gt=0, description="Micro-batches per optimizer step.")
     tokens: int | None = Field(default=None, gt=0, description="Training tokens D.")
     tokens_per_param: float | None = Field(default=None, gt=0, description="D / N.")
-    dtype: Literal["bf16", "fp32"] = Field(default="bf16", description="bf16 autocast (CPU and CUDA) or fp32.")
+    dtype: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="bf16 autocast (CPU and CUDA), fp32, or 'auto': bf16 where the device computes it "
+                                    "natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX), else fp32.")
     device: str = Field(default="auto", description="'auto' (cuda if available), 'cpu' or 'cuda[:i]'.")
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads (None = torch's default).")
     seed: int = 0

@@ -186,3 +186,27 @@ def test_local_process_pool_gives_the_same_records(text_corpus, token_cache, tmp
     for a, b in zip(serial, pooled, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-6) and b["D"] == a["D"]
     assert len(read_records(tmp_path / "pool" / "records.jsonl")) == 3
+
+
+def test_a_pool_gets_the_runs_longest_first(text_corpus, token_cache, tmp_path, monkeypatch):
+    """With several workers the runs are handed out by training FLOPs, largest first, so that no worker is left
+    alone with a long run at the end; one worker keeps the grid order."""
+    from infscale.train.sweep import LocalExecutor
+
+    handed: list[list[str]] = []
+
+    class Recording(LocalExecutor):
+        def map(self, fn, jobs):
+            handed.append([job.run_id for job in jobs])
+            for job in jobs:  # in-process, in the order given
+                yield fn(job)
+
+    monkeypatch.setitem(EXECUTORS, "recording", Recording)
+    d = sweep_dict(text_corpus, token_cache)
+    d["groups"][0]["tokens_per_param"] = [0.3, 0.6]
+    sweep = parse_sweep(d)
+    records = run_sweep(sweep, tmp_path / "pool", executor="recording", workers=2)
+    flops = {r["run_id"]: r["flops_exact"] for r in records}
+    assert handed[0] == sorted(flops, key=lambda rid: -flops[rid]) != [r["run_id"] for r in records]
+    run_sweep(sweep, tmp_path / "serial", executor="recording", workers=1)
+    assert handed[1] == [rid for rid, _ in expand(sweep, vocab_size=320)]

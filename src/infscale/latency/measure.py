@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -95,6 +96,9 @@ class Runner(Protocol):
         """Prefill the prompt and produce exactly ``n_new`` tokens per sequence (greedy), synchronised on return;
         returns the new token ids, (batch, n_new)."""
 
+    def close(self) -> None:
+        """Release the model (and any engine process or files) once the shape is timed."""
+
 
 class Backend(Protocol):
     name: str
@@ -136,6 +140,9 @@ class _OwnRunner:
                 tokens.append(nxt)
         synchronize(self.ids.device)
         return torch.cat(tokens, dim=1)  # (B, n_new)
+
+    def close(self) -> None:
+        self.model = None
 
 
 class OwnBackend:
@@ -189,6 +196,9 @@ class _HfRunner:
         synchronize(self.ids.device)
         return out[:, self.ids.shape[1]:]
 
+    def close(self) -> None:
+        self.model = None
+
 
 class HfBackend:
     """transformers ``LlamaForCausalLM`` from a ``LlamaConfig`` with random weights, timed through ``generate``."""
@@ -211,8 +221,9 @@ class HfBackend:
 
 
 class _VllmRunner:
-    def __init__(self, llm: Any, prompts: list[dict[str, list[int]]], params: Callable[[int], Any]) -> None:
-        self.llm, self.prompts, self.params = llm, prompts, params
+    def __init__(self, llm: Any, prompts: list[dict[str, list[int]]], params: Callable[[int], Any],
+                 folder: Path) -> None:
+        self.llm, self.prompts, self.params, self.folder = llm, prompts, params, folder
 
     def generate(self, n_new: int) -> torch.Tensor:
         outs = self.llm.generate(self.prompts, self.params(n_new), use_tqdm=False)
@@ -220,6 +231,14 @@ class _VllmRunner:
         if any(g != n_new for g in got):
             raise RuntimeError(f"vllm produced {got} tokens, asked {n_new}")
         return torch.tensor([list(o.outputs[0].token_ids) for o in outs])
+
+    def close(self) -> None:
+        # stop the engine-core process now (it holds its KV-cache pool until then; a sweep would stack them up) and
+        # remove the random-weight checkpoint written for it
+        if self.llm is not None:
+            self.llm.llm_engine.engine_core.shutdown()
+            self.llm = None
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class VllmBackend:
@@ -247,8 +266,13 @@ class VllmBackend:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
             engine = {"enforce_eager": True, "gpu_memory_utilization": 0.3}
         dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[workload.dtype]
-        llm = LLM(model=str(folder), skip_tokenizer_init=True, dtype=dtype, seed=seed,
-                  max_model_len=workload.input_len + workload.output_len, **engine)
+        try:
+            # no prefix caching: every timed run must prefill its prompt, not find it cached by the previous run
+            llm = LLM(model=str(folder), skip_tokenizer_init=True, dtype=dtype, seed=seed, enable_prefix_caching=False,
+                      max_model_len=workload.input_len + workload.output_len, **engine)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         ids = _prompt(shape, workload, torch.device("cpu"), seed).tolist()
         prompts = [{"prompt_token_ids": row} for row in ids]
 
@@ -256,7 +280,7 @@ class VllmBackend:
             return SamplingParams(max_tokens=n_new, min_tokens=n_new, ignore_eos=True, temperature=0.0,
                                   detokenize=False)
 
-        return _VllmRunner(llm, prompts, params)
+        return _VllmRunner(llm, prompts, params, folder)
 
     def versions(self) -> dict[str, str]:
         import vllm
@@ -307,18 +331,21 @@ def measure_one(shape: TransformerShape, workload: Workload, backend: str | Back
     if workload.input_len + workload.output_len > shape.context_length:
         shape = shape.with_(context_length=workload.input_len + workload.output_len)
     runner = be.load(shape, workload, device, settings.seed)
-    for _ in range(settings.warmup):
-        runner.generate(1)
-        runner.generate(workload.output_len)
     prefill, total = [], []
-    for _ in range(settings.repeats):
-        t0 = time.perf_counter()
-        runner.generate(1)
-        t1 = time.perf_counter()
-        runner.generate(workload.output_len)
-        t2 = time.perf_counter()
-        prefill.append(t1 - t0)
-        total.append(t2 - t1)
+    try:
+        for _ in range(settings.warmup):
+            runner.generate(1)
+            runner.generate(workload.output_len)
+        for _ in range(settings.repeats):
+            t0 = time.perf_counter()
+            runner.generate(1)
+            t1 = time.perf_counter()
+            runner.generate(workload.output_len)
+            t2 = time.perf_counter()
+            prefill.append(t1 - t0)
+            total.append(t2 - t1)
+    finally:
+        runner.close()
     decode = [t - p for t, p in zip(total, prefill, strict=True)]
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
     return {

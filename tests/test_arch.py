@@ -47,8 +47,6 @@ def test_morph_1b_by_seed_a_formula():
 
 def test_open_lm_configs_match_seed_a_table():
     path = Path(__file__).resolve().parents[1] / "src/infscale/data/seed_a/open_lm_morph_model_configs.csv"
-    if not path.exists():  # bundled by the data layer
-        path = Path(__file__).resolve().parents[2] / "shared/data/seed1/open_lm_morph_model_configs.csv"
     rows = list(csv.DictReader(path.open()))
     assert len(rows) > 10
     for r in rows:

@@ -29,17 +29,21 @@ def plot_accuracy_vs_flops(points: Sequence[OperatingPoint], path: Path, *, acco
                            title: str = "Accuracy vs inference FLOPs") -> Path:
     """One line per model x strategy (points by increasing FLOPs, bootstrap intervals as bars), frontier in black."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     groups: dict[tuple[str, str], list[OperatingPoint]] = {}
     for p in points:
         groups.setdefault((p.model, p.strategy), []).append(p)
-    for (model, strategy), pts in sorted(groups.items()):
+    # up to 20 distinct colours (the default cycle repeats after 10), and a marker per colour round
+    colours = plt.get_cmap("tab20").colors
+    markers = "osD^v<>"
+    for i, ((model, strategy), pts) in enumerate(sorted(groups.items())):
         pts = sorted(pts, key=lambda p: p.flops_for(accounting))
         f = np.array([p.flops_for(accounting) for p in pts])
         a = np.array([100 * p.accuracy for p in pts])
         lo = np.array([100 * p.ci_low for p in pts])
         hi = np.array([100 * p.ci_high for p in pts])
-        line = ax.plot(f, a, marker="o", ms=4, lw=1.2, label=f"{model} {strategy}")[0]
+        line = ax.plot(f, a, marker=markers[(i // len(colours)) % len(markers)], ms=4, lw=1.2,
+                       color=colours[i % len(colours)], label=f"{model} {strategy}")[0]
         if np.isfinite(lo).all() and np.isfinite(hi).all():
             ax.errorbar(f, a, yerr=[np.clip(a - lo, 0, None), np.clip(hi - a, 0, None)], fmt="none",
                         ecolor=line.get_color(), alpha=0.5, lw=0.8)
@@ -53,10 +57,11 @@ def plot_accuracy_vs_flops(points: Sequence[OperatingPoint], path: Path, *, acco
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right", ncol=1 if len(groups) < 12 else 2)
+    # beside the axes, never over the points (a legend inside hid MCTS's 0% points in the demo report)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 if len(groups) < 24 else 2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -5,7 +5,8 @@
   once in a batched numpy L-BFGS with analytic gradients (`infscale.laws.lbfgs`); after a few iterations the worst starts are
   dropped (successive halving), the survivors run to convergence, and the best few are polished with scipy's L-BFGS-B at tight
   tolerance. The first, screening stage evaluates the law in float32: it only ranks the starts, and float64 exp and log have
-  no SIMD path on AVX2-only CPUs (3x their float32 twins there); every later stage runs in float64. Bootstrap refits run batched too, each replicate warm-started from the optimum with multinomial row weights.
+  no SIMD path on AVX2-only CPUs (3x their float32 twins there); every later stage runs in float64. Bootstrap refits run
+  batched too, each replicate warm-started from the optimum with multinomial row weights.
 - `LeastSquaresFitter`: seed A's method: plain least squares on raw loss (Levenberg-Marquardt from the all-ones start, as
   scipy's `curve_fit` in the paper's scripts), plus the form's extra starts; the lowest sum of squares wins.
 """

@@ -3,7 +3,8 @@
 `fg(x, rows)` returns the objectives (k,) and gradients (k, p) of the batch members `rows` at points x (k, p), so that one call
 evaluates every start (or every bootstrap replicate) with a few large array operations instead of B Python-level optimiser
 loops. Each member keeps its own memory of m curvature pairs (two-loop recursion, Nocedal & Wright alg. 7.4) and its own
-backtracking (Armijo) step, contracted by 0.5 four times, then by 0.1; members stop independently when the relative decrease or the gradient falls below tolerance.
+backtracking (Armijo) step, contracted by 0.5 four times, then by 0.1; members stop independently when the relative
+decrease or the gradient falls below tolerance.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ but no line (killed between the two writes) gets its line without training again
 under the lock, so no record is ever duplicated even when two sweeps share a directory.
 
 Executors (registry `EXECUTORS`, looked up by name): ``local`` (in-process one at a time, or a process pool with
-``workers > 1``, fed the runs longest first by training FLOPs) and ``ray`` (local ``ray.init()`` or a cluster ``address``; one GPU per trial when GPUs exist).
+``workers > 1``, fed the runs longest first by training FLOPs) and ``ray`` (local ``ray.init()`` or a cluster
+``address``; one GPU per trial when GPUs exist).
 """
 
 from __future__ import annotations
@@ -247,7 +248,6 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
     records_path = out / "records.jsonl"
     done = {r.get("run_id"): r for r in read_records(records_path)}
     jobs: list[Job] = []
-    cost: dict[str, float] = {}
     for run_id, cfg in runs:
         run_dir = out / "runs" / run_id
         if run_id in done:
@@ -266,10 +266,15 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
         if config["threads"] is None and workers > 1:  # a pool shares the cores
             config["threads"] = max(1, (os.cpu_count() or 1) // workers)
         jobs.append(Job(run_id, config, str(run_dir), str(data.directory)))
-        shape = resolve_shape(cfg, data.vocab_size)
-        cost[run_id] = shape.flops_train_token(cfg.model.context_length) * plan_tokens(cfg, shape.n_params)[1]
     if workers > 1:  # longest first (by training FLOPs): no worker is left alone with a long run at the end
-        jobs.sort(key=lambda job: -cost[job.run_id])
+        configs = dict(runs)
+
+        def train_flops(job: Job) -> float:
+            cfg = configs[job.run_id]
+            shape = resolve_shape(cfg, data.vocab_size)
+            return shape.flops_train_token(cfg.model.context_length) * plan_tokens(cfg, shape.n_params)[1]
+
+        jobs.sort(key=train_flops, reverse=True)
     for rec in exe.map(run_job, jobs):
         new = append_record(records_path, rec)
         done[rec["run_id"]] = rec

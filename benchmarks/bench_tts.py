@@ -32,10 +32,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from infscale.tts.rewards import TorchPRM
-    from infscale.tts.strategies import Engine, SearchSettings
-    from infscale.tts.tasks import ArithmeticTask
-    from infscale.tts.torch_generator import TorchGenerator
+    from infscale.tts.backends.torch import TorchGenerator
+    from infscale.tts.core.rewards import TorchPRM
+    from infscale.tts.core.strategies import Engine, SearchSettings
+    from infscale.tts.core.tasks import ArithmeticTask
 
     task = ArithmeticTask(n_problems=args.problems, difficulty=args.difficulty, seed=777)
     problems = task.load()

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from infscale.tts.records import Candidate, FlopsLedger, ProblemRecord
+from infscale.tts.core.records import Candidate, FlopsLedger, ProblemRecord
 
 
 def _cli(*args, cwd):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infscale.demo import quick_config, run_demo
 from infscale.report.html import fmt, img_tag, table
+from infscale.workflows.demo import quick_config, run_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

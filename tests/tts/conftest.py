@@ -14,7 +14,7 @@ def save_tiny_llama(path: Path, with_tag: bool = True, hidden: int = 32, heads: 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from infscale.tts.tasks import ArithmeticTask
+    from infscale.tts.core.tasks import ArithmeticTask
 
     corpus = [ArithmeticTask.solution(p) for p in ArithmeticTask(n_problems=200, difficulty=3).load()]
     if not with_tag:

@@ -1,5 +1,5 @@
 """`infscale demo`: fit, measure, calibrate, plan and compare test-time strategies end to end; one run directory and a
-self-contained HTML report. Thin: the work is `infscale.demo.run_demo`."""
+self-contained HTML report. Thin: the work is `infscale.workflows.demo.run_demo`."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def demo(
 
     from rich.console import Console
 
-    from infscale.demo import default_out_dir, load_demo_config, run_demo
     from infscale.jsonsafe import finite
+    from infscale.workflows.demo import default_out_dir, load_demo_config, run_demo
 
     cfg = load_demo_config(config, quick=quick)
     out = out or default_out_dir()

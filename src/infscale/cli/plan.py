@@ -330,7 +330,7 @@ def select_command(
     from infscale.errors import InputError
     from infscale.latency.io import get_profile
     from infscale.laws import FittedLaw
-    from infscale.plan.select import LawSpec, parse_select, run_selection
+    from infscale.workflows.select import LawSpec, parse_select, run_selection
 
     config = _resolve(config)
     if not config.exists():

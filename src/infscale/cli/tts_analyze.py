@@ -1,7 +1,7 @@
 """`infscale tts analyze RUNS...`: accuracy vs FLOPs, Pareto frontier, compute-optimal choices and saturation.
 
 Thin: reads the runs' records (or seed B's bundled tables with ``--seed-b``), calls `infscale.tts.analysis`,
-`infscale.tts.saturation` and `infscale.report.tts_plots`, writes CSV/JSON/PNG files and prints tables (``--json``: one
+`infscale.tts.analysis.saturation` and `infscale.report.tts_plots`, writes CSV/JSON/PNG files and prints tables (``--json``: one
 JSON object on stdout).
 """
 
@@ -76,7 +76,7 @@ def _write_csv(path: Path, rows: list[dict]) -> str:
 
 def _read_runs(runs: list[Path]):
     from infscale.errors import InputError
-    from infscale.tts.runner import RECORDS, read_records
+    from infscale.tts.core.runner import RECORDS, read_records
 
     records = []
     for run in runs:
@@ -103,7 +103,7 @@ def _analyze_runs(runs: list[Path], out: Path, accounting: str, n_boot: int, see
         pareto_frontier,
         pools_from_records,
     )
-    from infscale.tts.saturation import saturation_summary
+    from infscale.tts.analysis.saturation import saturation_summary
 
     records = _read_runs(runs)
     n_failed = sum(1 for r in records if r.error is not None)
@@ -180,7 +180,7 @@ def _analyze_runs(runs: list[Path], out: Path, accounting: str, n_boot: int, see
 
 def _analyze_seed_b(out: Path, plot: bool) -> dict:
     from infscale.tts.analysis import pareto_frontier
-    from infscale.tts.seedb_tables import load_seed_b_points, seed_b_statements
+    from infscale.workflows.seedb_tables import load_seed_b_points, seed_b_statements
 
     statements = seed_b_statements()
     payload: dict = {"source": "seed B published tables (Wu et al., ICLR 2025; CC-BY-4.0)", "accounting": "seed_b",

@@ -1,4 +1,4 @@
-"""`infscale tts mini [RECIPE]`: seed B in miniature (thin wrapper over `infscale.tts.mini`)."""
+"""`infscale tts mini [RECIPE]`: seed B in miniature (thin wrapper over `infscale.workflows.tts_mini`)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def add_commands(tts_app: typer.Typer) -> None:
         import sys
 
         from infscale.jsonsafe import finite
-        from infscale.tts.mini import load_mini_config, run_study
+        from infscale.workflows.tts_mini import load_mini_config, run_study
 
         cfg = load_mini_config(recipe)
         if quick:

@@ -1,4 +1,4 @@
-"""`infscale tts run CONFIG` and `infscale tts train`: thin wrappers over `infscale.tts.runner` / `train_small`."""
+"""`infscale tts run CONFIG` and `infscale tts train`: thin wrappers over `infscale.tts.core.runner` / `train_small`."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def add_commands(tts_app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from infscale.tts.config import load_config
-        from infscale.tts.runner import read_records, run
+        from infscale.tts.core.config import load_config
+        from infscale.tts.core.runner import read_records, run
 
         cfg = load_config(config)
         if max_problems is not None:
@@ -65,7 +65,7 @@ def add_commands(tts_app: typer.Typer) -> None:
         seed: int = typer.Option(0),
     ) -> None:
         """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU)."""
-        from infscale.tts.train_small import SmallTrainConfig, train
+        from infscale.tts.own_models.train import SmallTrainConfig, train
 
         cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=minutes * 60, seed=seed)
         for kind in ("policy", "prm"):

@@ -1,6 +1,6 @@
 """The demo's self-contained HTML report: one file, plots embedded as base64 PNG, tables of the run's own numbers.
 
-`write_report(summary, path)` takes the summary `infscale.demo.run_demo` builds (every figure in it computed by that
+`write_report(summary, path)` takes the summary `infscale.workflows.demo.run_demo` builds (every figure in it computed by that
 run) and writes one HTML page with no external resources (no scripts, fonts or stylesheets fetched), so it opens
 offline and in a headless browser without console errors.
 """

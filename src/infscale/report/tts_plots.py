@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from infscale.tts.analysis import AccuracyCurve, OperatingPoint, pareto_frontier
-from infscale.tts.saturation import SaturationSummary
+from infscale.tts.analysis.saturation import SaturationSummary
 
 __all__ = ["plot_accuracy_vs_flops", "plot_model_strategy_grid", "plot_saturation"]
 

@@ -1,0 +1,149 @@
+"""Every file the toolkit reads, and every YAML/JSON config it validates, goes through here.
+
+- `read_text` / `read_bytes`: a missing path, a directory, a binary or non-UTF-8 file is one `InputError` naming it.
+- `load_yaml` / `load_json`: parse (one line naming the file and line on a syntax error), require the top-level kind,
+  and validate into a pydantic model when one is given.
+- `Strict`: the one base model of every config (unknown keys are errors).
+- `validate`: a model from data; a validation error is one line ``SOURCE: field a.b: message``.
+- `write_text` / `write_json` / `write_csv` / `save_config`: the output side, parents created, strict JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from infscale.errors import InputError
+from infscale.jsonsafe import finite
+
+__all__ = ["Strict", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
+           "write_text", "write_json", "write_csv", "save_config"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """The bytes of ``path``; missing, a directory or unreadable -> one `InputError` naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such {what}")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a {what}")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """UTF-8 text of ``path``; binary (NUL bytes) or non-UTF-8 content is one `InputError` naming it."""
+    data = read_bytes(path, what)
+    if b"\x00" in data:
+        raise InputError(f"{path}: binary content, not a text {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def validation_message(source: str, exc: ValidationError) -> str:
+    """The first error of ``exc`` as ``SOURCE: field a.b: message``."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+    return f"{source}: field {loc}: {err['msg']}"
+
+
+def validate(data: Any, model: type[M], source: str) -> M:
+    """``model`` validated from ``data``; errors become one `InputError` line naming ``source`` and the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(validation_message(source, exc)) from None
+
+
+def _check_kind(data: Any, path: str | Path, kind: type | None) -> Any:
+    if kind is not None and not isinstance(data, kind):
+        name = {dict: "a mapping", list: "a list"}.get(kind, kind.__name__)
+        raise InputError(f"{path}: expected {name} at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_yaml(path: str | Path, model: type[M] | None = None, *, what: str = "YAML file",
+              kind: type | None = dict) -> Any:
+    """Parse a YAML file (empty -> ``{}``) and validate it into ``model`` when given."""
+    import yaml
+
+    text = read_text(path, what)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or 'syntax error'})") \
+            from None
+    data = {} if data is None and kind is dict else data
+    data = _check_kind(data, path, kind)
+    return data if model is None else validate(data, model, str(path))
+
+
+def load_json(path: str | Path, model: type[M] | None = None, *, what: str = "JSON file",
+              kind: type | None = dict) -> Any:
+    """Parse a JSON file (strict: no NaN/Infinity) and validate it into ``model`` when given."""
+    text = read_text(path, what)
+
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"non-finite number {name}")
+
+    try:
+        data = json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    data = _check_kind(data, path, kind)
+    return data if model is None else validate(data, model, str(path))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def write_json(path: str | Path, data: Any, indent: int = 1) -> str:
+    """Strict JSON (numpy values converted, NaN/inf as null)."""
+    write_text(path, json.dumps(finite(data), indent=indent, allow_nan=False) + "\n")
+    return str(path)
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV, the first row's keys as the header (an empty file for no rows)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("w", newline="", encoding="utf-8") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(finite(list(rows)))
+    return str(p)
+
+
+def save_config(path: str | Path, data: BaseModel | dict[str, Any]) -> Path:
+    """The resolved config of a run, as YAML (what every run directory stores)."""
+    import yaml
+
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    return write_text(path, yaml.safe_dump(finite(data), sort_keys=False))

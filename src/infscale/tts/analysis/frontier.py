@@ -1,0 +1,49 @@
+"""The Pareto frontier of accuracy vs FLOPs and the compute-optimal point per budget (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from infscale.tts.analysis.accuracy import OperatingPoint
+
+__all__ = ["pareto_frontier", "compute_optimal", "compute_optimal_sizes"]
+
+
+# ---------------------------------------------------------------------------------------- Pareto and compute-optimal
+def pareto_frontier(flops: Sequence[float], accuracy: Sequence[float]) -> np.ndarray:
+    """Indices of the points no other point beats (fewer or equal FLOPs and higher accuracy), by increasing FLOPs."""
+    f = np.asarray(flops, dtype=np.float64)
+    a = np.asarray(accuracy, dtype=np.float64)
+    order = np.lexsort((-a, f))  # by FLOPs, then best accuracy first
+    keep: list[int] = []
+    best = -np.inf
+    for i in order:
+        if a[i] > best:
+            keep.append(int(i))
+            best = a[i]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def compute_optimal(points: Sequence[OperatingPoint], budgets: Sequence[float], *, accounting: str = "ours"
+                    ) -> list[OperatingPoint | None]:
+    """For each FLOPs budget, the most accurate point that fits in it (``None`` when none fits)."""
+    f = np.array([p.flops_for(accounting) for p in points])
+    a = np.array([p.accuracy for p in points])
+    front = pareto_frontier(f, a)
+    ff = f[front]
+    out: list[OperatingPoint | None] = []
+    for c in budgets:
+        k = int(np.searchsorted(ff, c, side="right")) - 1
+        out.append(points[int(front[k])] if k >= 0 else None)
+    return out
+
+
+def compute_optimal_sizes(points: Sequence[OperatingPoint], budgets: Sequence[float], *, accounting: str = "ours"
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(budgets, N_opt) pairs: the parameter count of the compute-optimal point at each budget that any point fits."""
+    best = compute_optimal(points, budgets, accounting=accounting)
+    c = np.array([b for b, p in zip(budgets, best, strict=True) if p is not None], dtype=np.float64)
+    n = np.array([p.n_params for p in best if p is not None], dtype=np.float64)
+    return c, n

@@ -1,0 +1,121 @@
+"""Run a test-time compute config: every (strategy, budget, problem) becomes one appended JSONL `ProblemRecord`.
+
+Resumable: records already in the file are skipped (keyed by strategy, budget and problem id); a problem that raises
+is recorded with its ``error`` and the run continues. Nothing already written is ever rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from infscale.errors import InputError
+from infscale.tts.core.config import RunConfig
+from infscale.tts.core.records import ProblemRecord
+
+RECORDS = "records.jsonl"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    records_path: str
+    written: int
+    skipped: int
+    failed: int
+
+
+def read_records(path: Path) -> Iterator[ProblemRecord]:
+    """Records of a JSONL file; a torn last line (an interrupted write) is ignored."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield ProblemRecord.from_json(json.loads(line))
+        except (json.JSONDecodeError, TypeError) as exc:
+            if i == len(lines):
+                return
+            raise InputError(f"{path}:{i}: not a tts record ({exc.__class__.__name__})") from None
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """An interrupted write can leave a last line without its newline: it holds no finished record, so cut it
+    before appending (every complete line is kept byte for byte)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    with path.open("r+b") as fh:
+        fh.truncate(data.rfind(b"\n") + 1)
+
+
+def _key(strategy: str, budget: int, problem_id: str) -> tuple[str, int, str]:
+    return (strategy, budget, problem_id)
+
+
+def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
+    from infscale.tts.core.generation import GENERATORS
+    from infscale.tts.core.rewards import make_reward
+    from infscale.tts.core.strategies import NEEDS_REWARD, STRATEGIES, Engine, SearchSettings
+    from infscale.tts.core.tasks import make_task
+
+    for s in cfg.strategies:
+        STRATEGIES.get(s.name)
+        if any(b < 1 for b in s.budgets):
+            raise InputError(f"strategy {s.name!r}: budgets must be >= 1, got {s.budgets}")
+        if s.name in NEEDS_REWARD and cfg.reward is None:
+            raise InputError(f"strategy {s.name!r} needs a reward model: set `reward:` in the config")
+    task = make_task(cfg.task.name, **cfg.task.params)
+    try:
+        generator = GENERATORS.get(cfg.generator.name)(**cfg.generator.params)
+    except TypeError as exc:
+        raise InputError(f"generator {cfg.generator.name!r}: bad parameters ({exc})") from None
+    reward = None if cfg.reward is None else make_reward(cfg.reward.name, task, **cfg.reward.params)
+    settings = SearchSettings(**cfg.search.model_dump())
+    return task, generator, reward, Engine(task, generator, reward, settings)
+
+
+def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> RunSummary:
+    """Execute ``cfg``; ``progress(done, total)`` is called after every problem."""
+    import yaml
+
+    out = Path(cfg.out_dir) / cfg.run
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    path = out / RECORDS
+    _drop_torn_tail(path)
+    done = {_key(r.strategy, r.budget, r.problem_id) for r in read_records(path) if r.error is None}
+    task, generator, reward, engine = build(cfg)
+    problems = task.load()[: cfg.max_problems]
+    if not problems:
+        raise InputError(f"task {cfg.task.name!r}: no problems to run")
+    model = cfg.model_name or cfg.generator.name
+    jobs = [(s.name, b, p) for s in cfg.strategies for b in ([1] if s.name == "greedy" else s.budgets)
+            for p in problems]
+    written = skipped = failed = 0
+    with path.open("a", encoding="utf-8") as fh:
+        for i, (strategy, budget, problem) in enumerate(jobs, start=1):
+            if _key(strategy, budget, problem.problem_id) in done:
+                skipped += 1
+            else:
+                try:
+                    rec = engine.run(strategy, problem, budget, run_name=cfg.run, model_name=model,
+                                     reward_name=None if cfg.reward is None else cfg.reward.name)
+                except InputError:
+                    raise
+                except Exception as exc:  # recorded, and the run goes on
+                    failed += 1
+                    rec = ProblemRecord(run=cfg.run, model=model, n_params=generator.shape.n_params,
+                                        strategy=strategy, budget=budget, problem_id=problem.problem_id,
+                                        gold=problem.gold, candidates=(), error=f"{type(exc).__name__}: {exc}")
+                fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+                fh.flush()
+                written += 1
+            if progress:
+                progress(i, len(jobs))
+    return RunSummary(records_path=str(path), written=written, skipped=skipped, failed=failed)

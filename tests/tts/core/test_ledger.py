@@ -1,0 +1,62 @@
+"""FLOPs ledger vs closed forms from `TransformerShape` (REFERENCE.md §3)."""
+
+import pytest
+
+from infscale.arch import TransformerShape
+from infscale.tts.core.generation import Completion, ScriptedArithmeticGenerator
+from infscale.tts.core.ledger import LedgerBuilder
+from infscale.tts.core.rewards import ExactVerifier
+from infscale.tts.core.strategies import Engine, SearchSettings
+from infscale.tts.core.tasks import ArithmeticTask
+
+SHAPE = TransformerShape(d_model=64, n_layers=2, n_heads=4, vocab_size=100, context_length=512)
+PRM = TransformerShape(d_model=32, n_layers=2, n_heads=2, vocab_size=100, context_length=512)
+
+
+def _c(p, g):
+    return Completion(text="x" * g, prompt_tokens=p, completion_tokens=g, finish_reason="eos")
+
+
+def test_sampling_request_closed_form():
+    led = LedgerBuilder(SHAPE, PRM)
+    led.add_request([_c(10, 5), _c(10, 7), _c(10, 3), _c(10, 9)], cached_tokens=0)
+    led.add_reward([15, 17, 13, 19])
+    f = led.freeze()
+    Nm, L, da = SHAPE.n_params_matmul, SHAPE.n_layers, SHAPE.d_attn
+    prefill = 2 * Nm * 10 + 4 * L * da * (10 * 11 / 2)
+    assert f.policy_prefill_flops == pytest.approx(prefill)  # shared prompt processed once
+    assert f.policy_prefill_nocache_flops == pytest.approx(4 * prefill)
+    decode = sum(2 * Nm * g + 4 * L * da * (g * 10 + g * (g + 1) / 2) for g in (5, 7, 3, 9))
+    assert f.policy_decode_flops == pytest.approx(decode)
+    assert f.generated_tokens == 24 and f.prompt_tokens == 10
+    assert f.seed_b_flops == 2 * SHAPE.n_params * 24
+    assert f.reward_flops == pytest.approx(sum(PRM.flops_prefill(q) for q in (15, 17, 13, 19)))
+    assert f.reward_tokens == 64
+    assert f.total_flops == pytest.approx(prefill + decode + f.reward_flops)
+    assert f.total_nocache_flops > f.total_flops
+
+
+def test_cached_prefix_costs_only_new_tokens():
+    led = LedgerBuilder(SHAPE)
+    led.add_request([_c(30, 4), _c(30, 4)], cached_tokens=25)
+    f = led.freeze()
+    assert f.policy_prefill_flops == pytest.approx(SHAPE.flops_prefill(5, cached=25))
+    assert f.policy_prefill_nocache_flops == pytest.approx(2 * SHAPE.flops_prefill(30))
+    # a fully cached prefix (tree search: the path was generated before) costs no prefill
+    led2 = LedgerBuilder(SHAPE)
+    led2.add_request([_c(30, 4)], cached_tokens=30)
+    assert led2.freeze().policy_prefill_flops == 0.0
+
+
+def test_verifier_costs_nothing_and_tree_search_shares_prefixes():
+    task = ArithmeticTask(n_problems=1, difficulty=4)
+    eng = Engine(task, ScriptedArithmeticGenerator(error_rate=0.2, shape=SHAPE.to_dict()), ExactVerifier(task),
+                 SearchSettings(max_step_tokens=40))
+    problem = task.load()[0]
+    rec = eng.run("rebase", problem, 8)
+    n_prompt = len(task.prompt(problem))
+    # with prefix caching only the question is prefilled, once
+    assert rec.ledger.policy_prefill_flops == pytest.approx(SHAPE.flops_prefill(n_prompt))
+    assert rec.ledger.prompt_tokens == n_prompt
+    assert rec.ledger.policy_prefill_nocache_flops > 8 * SHAPE.flops_prefill(n_prompt)
+    assert rec.ledger.reward_flops == 0.0

@@ -1,0 +1,139 @@
+"""`infscale tts run`: append-only records, resume without regenerating, recorded failures, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import infscale
+from infscale.errors import InputError
+from infscale.tts.core.config import load_config
+from infscale.tts.core.records import ProblemRecord
+from infscale.tts.core.runner import read_records, run
+
+RECIPES = Path(infscale.__file__).parent / "recipes"
+
+
+def _config(tmp_path, **over):
+    cfg = {
+        "run": "t", "out_dir": str(tmp_path / "runs"),
+        "task": {"name": "arith", "params": {"n_problems": 3, "difficulty": 3, "seed": 5}},
+        "generator": {"name": "scripted", "params": {"error_rate": 0.3}},
+        "reward": {"name": "verifier"},
+        "strategies": [{"name": "greedy"}, {"name": "weighted_vote", "budgets": [2, 4]}, {"name": "rebase",
+                                                                                         "budgets": [4]}],
+        "search": {"max_step_tokens": 40},
+    }
+    cfg.update(over)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_run_writes_records_and_resumes(tmp_path):
+    cfg = load_config(_config(tmp_path))
+    s1 = run(cfg)
+    assert (s1.written, s1.skipped, s1.failed) == (12, 0, 0)  # (1 + 2 + 1) settings x 3 problems
+    path = Path(s1.records_path)
+    first = path.read_text()
+    recs = list(read_records(path))
+    assert {(r.strategy, r.budget) for r in recs} == {("greedy", 1), ("weighted_vote", 2), ("weighted_vote", 4),
+                                                      ("rebase", 4)}
+    assert all(r.candidates and r.ledger.generated_tokens > 0 for r in recs)
+    assert (path.parent / "config.yaml").exists()
+    # resume: nothing regenerated, file untouched
+    s2 = run(cfg)
+    assert (s2.written, s2.skipped) == (0, 12)
+    assert path.read_text() == first
+    # an interrupted run (torn last line) resumes and keeps every finished record
+    lines = first.splitlines(keepends=True)
+    path.write_text("".join(lines[:5]) + lines[5][:40])
+    s3 = run(cfg)
+    assert s3.written == 7
+    assert len(list(read_records(path))) == 12
+
+
+def test_failure_is_recorded_and_run_continues(tmp_path):
+    # rebase without a reward model is a config error; a generator that raises mid-run is a recorded failure
+    cfg = load_config(_config(tmp_path, generator={"name": "scripted", "params": {"error_rate": 0.3}}))
+    from infscale.tts.core import runner
+
+    calls = {"n": 0}
+    original = runner.build
+
+    def flaky_build(c):
+        task, gen, reward, eng = original(c)
+        real = gen.generate
+
+        def generate(prompts, n, params):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise ConnectionError("server closed the connection")
+            return real(prompts, n, params)
+
+        gen.generate = generate
+        return task, gen, reward, eng
+
+    runner.build = flaky_build
+    try:
+        s = run(cfg)
+    finally:
+        runner.build = original
+    assert s.failed == 1 and s.written == 12
+    recs = list(read_records(Path(s.records_path)))
+    bad = [r for r in recs if r.error]
+    assert len(bad) == 1 and "ConnectionError" in bad[0].error
+    # the failed problem is retried on resume, nothing else
+    s2 = run(cfg)
+    assert (s2.written, s2.skipped) == (1, 11)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(InputError, match="unknown_key"):
+        load_config(_config(tmp_path, unknown_key=1))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    cfg = load_config(_config(tmp_path, task={"name": "gsm", "params": {"path": str(empty)}}))
+    with pytest.raises(InputError, match="empty"):
+        run(cfg)
+    cfg = load_config(_config(tmp_path, strategies=[{"name": "nope"}]))
+    with pytest.raises(InputError, match="unknown strategy 'nope'"):
+        run(cfg)
+
+
+def test_records_round_trip(tmp_path):
+    s = run(load_config(_config(tmp_path)))
+    line = Path(s.records_path).read_text().splitlines()[0]
+    rec = ProblemRecord.from_json(json.loads(line))
+    assert json.loads(json.dumps(rec.to_json())) == json.loads(line)
+
+
+def test_shipped_recipes_load():
+    names = sorted(p.name for p in RECIPES.glob("tts_*.yaml"))
+    assert "tts_arith_own.yaml" in names
+    for name in names:
+        load_config(RECIPES / name)
+
+
+def test_cli_run_and_bad_config(tmp_path):
+    cfg = _config(tmp_path)
+    exe = [sys.executable, "-m", "infscale.cli.main"]
+    out = subprocess.run([*exe, "tts", "run", str(cfg), "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["written"] == 12
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: x\ntask: {name: arith}\n")
+    out = subprocess.run([*exe, "tts", "run", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_strategy_needing_reward_is_refused_before_running(tmp_path):
+    cfg = load_config(_config(tmp_path, reward=None))
+    with pytest.raises(InputError, match="'weighted_vote' needs a reward model"):
+        run(cfg)
+    records = tmp_path / "runs" / "t" / "records.jsonl"
+    assert not records.exists() or not records.read_text()

@@ -1,0 +1,128 @@
+"""`infscale.workflows.demo`: the reduced demo end to end — seed A's figures come out of the fit and the A100 plan, the run directory
+holds every artefact, the report is built from the run's own numbers, reruns resume, bad config is one clear error."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infscale.errors import InputError
+from infscale.latency.io import read_records
+from infscale.report.html import render_report
+from infscale.workflows.demo import DemoConfig, load_demo_config, quick_config, run_demo
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    messages = []
+    summary = run_demo(quick_config(), out, progress=lambda step, msg: messages.append((step, msg)))
+    return out, summary, messages
+
+
+def test_run_directory_holds_every_artefact(quick_run):
+    out, summary, _ = quick_run
+    for name in ("config.yaml", "law.json", "fit_predicted_vs_actual.png", "latency_records.jsonl", "latency.csv",
+                 "cpu_profile.json", "latency_vs_aspect.png", "plan.json", "plan_a100_frontier.png",
+                 "plan_a100_frontier.csv", "tts_points.csv", "tts_accuracy_vs_flops.png", "tts_analysis.json",
+                 "summary.json", "report.html", "tts/arith-own/records.jsonl"):
+        assert (out / name).is_file(), name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "summary.json").read_text())["report"] == str(out / "report.html")
+    assert summary["report"] == str(out / "report.html")
+
+
+def test_resolved_config_is_saved_and_reloads(quick_run):
+    out, _, _ = quick_run
+    assert load_demo_config(out / "config.yaml") == quick_config()
+
+
+def test_fit_reproduces_seed_a_main_fit(quick_run):
+    _, s, _ = quick_run
+    ours, base = s["laws"]["fits"]
+    assert (ours["law"], base["law"]) == ("inference_aware", "chinchilla_tied")
+    assert (ours["n_fit"], ours["n_held_out"]) == (27, 49)
+    assert round(ours["params"]["alpha"], 4) == 0.6146  # seed A's published fit
+    assert round(ours["validation"]["held_out"]["r2"], 5) == 0.99753
+    assert ours["validation"]["all"]["mse"] < base["validation"]["all"]["mse"]
+
+
+def test_a100_plan_is_seed_a_decision(quick_run):
+    _, s, _ = quick_run
+    a = s["plan"]["a100"]
+    assert a["n_candidates"] == 572  # seed-a family 0.5B-2B (both baselines are in it)
+    best = a["best"]
+    assert (best["d_model"], best["n_layers"]) == (3328, 12)  # a 12-layer shape like Morph-1B
+    assert best["latency_s"] <= 2.0
+    assert a["baselines"]["open-lm-1b"]["n_dominating"] > 0  # the 24-layer Open-LM-1B is dominated
+    assert a["baselines"]["open-lm-1b"]["latency_s"] == pytest.approx(3.61, rel=0.02)  # published 3.61 s
+    assert a["plan_seconds"] < 2.0
+
+
+def test_micro_plan_respects_this_machines_profile(quick_run):
+    _, s, _ = quick_run
+    m = s["plan"]["micro"]
+    assert "infeasible" not in m
+    limit = s["config"]["plan_micro"]["max_latency_s"]
+    assert 0 < m["best"]["latency_s"] <= limit
+    assert all(r["latency_s"] > limit for r in m["frontier"] if not r["feasible"])
+    assert m["hardware"] == s["latency"]["profile"]["name"]
+
+
+def test_latency_step_measured_every_shape_and_held_some_out(quick_run):
+    out, s, messages = quick_run
+    labels = [r["label"] for r in s["latency"]["rows"]]
+    assert len(labels) == len(quick_config().latency.shapes)
+    assert sorted(s["latency"]["fit_on"] + s["latency"]["held_out"]) == sorted(labels)
+    assert all(r["decode_s"] > 0 and r["prefill_s"] > 0 for r in s["latency"]["rows"])
+    assert sum(1 for step, _ in messages if step == "latency" and _.startswith("[")) == len(labels)
+
+
+def test_tts_frontier_is_pareto_and_compute_optimal_fits_budget(quick_run):
+    _, s, _ = quick_run
+    t = s["tts"]
+    assert t["n_records"] == 2 * 3 and t["n_failed"] == 0
+    front = t["frontier"]
+    assert [p["flops"] for p in front] == sorted(p["flops"] for p in front)
+    assert all(b["accuracy"] > a["accuracy"] for a, b in zip(front, front[1:], strict=False))
+    for c in t["compute_optimal"]:
+        if "flops" in c:
+            assert c["flops"] <= c["budget_flops"] * (1 + 1e-12)
+            # nothing within the budget is more accurate
+            assert c["accuracy"] == max(p["accuracy"] for p in t["points"] if p["flops"] <= c["budget_flops"])
+
+
+def test_report_is_built_from_the_run_numbers(quick_run):
+    out, s, _ = quick_run
+    page = (out / "report.html").read_text()
+    assert page.count("<img ") == 5 and "data:image/png;base64," in page
+    assert s["plan"]["a100"]["best"]["label"] in page
+    assert f"{s['laws']['fits'][0]['params']['alpha']:.4g}" in page
+    # change one computed number: the page changes with it (nothing is pasted in)
+    altered = json.loads(json.dumps(s))
+    altered["laws"]["fits"][0]["params"]["alpha"] = 0.123456
+    assert "0.1235" in render_report(altered) and "0.1235" not in page
+
+
+def test_rerun_resumes_records(quick_run, tmp_path):
+    out, s, _ = quick_run
+    n_lat = len(read_records(out / "latency_records.jsonl"))
+    n_tts = len((out / "tts/arith-own/records.jsonl").read_text().splitlines())
+    again = run_demo(quick_config(), out)
+    assert len(read_records(out / "latency_records.jsonl")) == n_lat
+    assert len((out / "tts/arith-own/records.jsonl").read_text().splitlines()) == n_tts
+    assert again["latency"]["rows"] == s["latency"]["rows"]  # the same records, not re-timed
+
+
+def test_bad_config_is_one_clear_error(tmp_path):
+    bad = tmp_path / "demo.yaml"
+    bad.write_text("latency: {repeats: 0}\n")
+    with pytest.raises(InputError, match=r"demo.yaml: field 'latency.repeats'"):
+        load_demo_config(bad)
+    bad.write_text("tts: {unknown_key: 1}\n")
+    with pytest.raises(InputError, match="unknown_key"):
+        load_demo_config(bad)
+    with pytest.raises(InputError, match="not found"):
+        load_demo_config(Path(tmp_path / "missing.yaml"))
+    assert isinstance(load_demo_config(None), DemoConfig)

@@ -23,17 +23,16 @@ from infscale.latency.calibrate import (
     SEED_A_SHAPES,
     SEED_A_WORKLOAD,
     calibrate_holdout,
-    calibrate_seed_a,
     default_free,
     observations_from_records,
 )
-from infscale.latency.io import DATA_DIR, latest_records, read_records
-from infscale.latency.model import HARDWARE_PRESETS, Workload, predict, predict_latency_arrays
+from infscale.latency.io import DATA_DIR, calibrate_seed_a, latest_records, read_records
+from infscale.latency.model import HARDWARE, Workload, predict, predict_latency_arrays
 
 
 def held_out_cpu(path: Path) -> None:
     obs = observations_from_records(latest_records(read_records(path)), source=str(path))
-    base = HARDWARE_PRESETS["generic-cpu"]
+    base = HARDWARE["generic-cpu"]
     res = calibrate_holdout(obs, base, n_fit=5, free=default_free(base))
     p = res.calibrator.profile_
     print(f"CPU records: {path.name}, {len(obs)} shapes; calibrated on {', '.join(res.fit_labels)}")
@@ -65,7 +64,7 @@ def timing(n: int = 100_000, n_scalar: int = 2_000) -> None:
     d = heads * 128
     layers = rng.integers(4, 96, n)
     kv = heads // rng.choice([1, 4, 8], n)
-    prof = HARDWARE_PRESETS["a100-40gb-seed-a"]
+    prof = HARDWARE["a100-40gb-seed-a"]
     wl = Workload()
     vec = []
     for _ in range(7):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from infscale.arch import PRESETS, TransformerShape, get_preset, param_count, seed_a_params, swiglu_hidden
+from infscale.errors import InputError
 
 PUBLISHED = {
     "gpt2-124m": 124_439_808,
@@ -115,5 +116,5 @@ def test_impossible_shapes_raise(kwargs):
 
 
 def test_unknown_preset():
-    with pytest.raises(KeyError, match="unknown shape preset"):
+    with pytest.raises(InputError, match="unknown shape preset .gpt-5.; known: chinchilla-70b, gpt2-124m"):
         get_preset("gpt-5")

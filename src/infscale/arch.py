@@ -15,10 +15,14 @@ Conventions (REFERENCE.md §3, Kaplan et al. 2020):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+
+from infscale.errors import InputError
+from infscale.registry import Registry
 
 FfnKind = Literal["swiglu", "gelu"]
 NormKind = Literal["rmsnorm", "layernorm"]
@@ -277,7 +281,8 @@ def train_flops_6nd(n_params: float, n_tokens: float) -> float:
     return 6.0 * n_params * n_tokens
 
 
-PRESETS: dict[str, TransformerShape] = {
+PRESETS: Registry[TransformerShape] = Registry("shape preset", normalize=str.lower)
+for _name, _shape in {
     # GPT-2 small: published 124,439,808 parameters (tied wte, learned wpe, biases, LayerNorm)
     "gpt2-124m": TransformerShape(
         d_model=768, n_layers=12, n_heads=12, d_ff=3072, vocab_size=50257, tied_embeddings=True,
@@ -306,12 +311,38 @@ PRESETS: dict[str, TransformerShape] = {
     "morph-1b": TransformerShape.open_lm(3072, 12, 16),
     # Open-LM-1B baseline (seed A): d 2048, 24 layers
     "open-lm-1b": TransformerShape.open_lm(2048, 24, 16),
-}
+}.items():
+    PRESETS.register(_name, _shape)
 
 
 def get_preset(name: str) -> TransformerShape:
-    """Look up a preset shape by name (case-insensitive)."""
-    key = name.lower()
-    if key not in PRESETS:
-        raise KeyError(f"unknown shape preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    return PRESETS[key]
+    """A preset shape by name (case-insensitive); an unknown name is an `InputError` listing the known ones."""
+    return PRESETS.get(name.strip())
+
+
+_SPEC = re.compile(r"^d(\d+)x(\d+)(?:h(\d+))?(?:kv(\d+))?(?:f(\d+))?(?:v(\d+))?$")
+
+
+def parse_shape_spec(spec: str, *, vocab_size: int | None = None, context_length: int = 2048) -> TransformerShape:
+    """A `TransformerShape` from ``d256x4[hN][kvN][fN][vN]`` or a preset name; bad specs are `InputError`s.
+
+    ``d256x4`` is d_model 256 with 4 layers, optionally followed by ``h4`` (heads), ``kv2`` (KV heads), ``f688`` (FFN
+    width) and ``v4096`` (vocabulary). Defaults: ``n_heads = max(1, d_model // 64)``, the SwiGLU width rule,
+    vocabulary 50432 (or ``vocab_size``).
+    """
+    text = spec.strip().lower()
+    if text in PRESETS:
+        shape = PRESETS.get(text)
+        return shape if vocab_size is None else shape.with_(vocab_size=vocab_size)
+    m = _SPEC.match(text)
+    if not m:
+        raise InputError(f"shape {spec!r}: expected dDxL[hH][kvK][fF][vV] (e.g. d256x4h4) or a preset "
+                         f"({', '.join(PRESETS.names())})")
+    d, layers, heads, kv, ff, vocab = (None if g is None else int(g) for g in m.groups())
+    heads = heads if heads is not None else max(1, d // 64)
+    vocab = vocab if vocab is not None else (vocab_size if vocab_size is not None else 50432)
+    try:
+        return TransformerShape(d_model=d, n_layers=layers, n_heads=heads, n_kv_heads=kv, d_ff=ff, vocab_size=vocab,
+                                context_length=context_length)
+    except ValueError as exc:
+        raise InputError(f"shape {spec!r}: {exc}") from None

@@ -22,7 +22,7 @@ from infscale.errors import InputError
 from infscale.jsonsafe import finite
 
 __all__ = ["Strict", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
-           "write_text", "write_json", "write_csv", "save_config"]
+           "resolve_recipe", "write_text", "write_json", "write_csv", "save_config"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,8 +60,9 @@ def read_text(path: str | Path, what: str = "file") -> str:
 def validation_message(source: str, exc: ValidationError) -> str:
     """The first error of ``exc`` as ``SOURCE: field a.b: message``."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-    return f"{source}: field {loc}: {err['msg']}"
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{source}: field {loc}: {msg}" if loc else f"{source}: {msg}"
 
 
 def validate(data: Any, model: type[M], source: str) -> M:
@@ -70,6 +71,8 @@ def validate(data: Any, model: type[M], source: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InputError(validation_message(source, exc)) from None
+    except InputError as exc:  # raised by a lookup while building the model
+        raise InputError(f"{source}: {exc}") from None
 
 
 def _check_kind(data: Any, path: str | Path, kind: type | None) -> Any:
@@ -113,6 +116,16 @@ def load_json(path: str | Path, model: type[M] | None = None, *, what: str = "JS
         raise InputError(f"{path}: not valid JSON ({exc})") from None
     data = _check_kind(data, path, kind)
     return data if model is None else validate(data, model, str(path))
+
+
+def resolve_recipe(config: str | Path) -> Path:
+    """A YAML path, or the name of a recipe bundled in ``infscale/recipes/`` (``micro_sweep``, ``seed_b_mini``): a
+    name resolves to the bundled recipe even when a folder of that name is in the working directory."""
+    path = Path(config)
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
+        return path
+    bundled = Path(__file__).resolve().parent / "recipes" / f"{config}.yaml"
+    return bundled if bundled.is_file() else path
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 
 from infscale.errors import InputError
 
-__all__ = ["RecordWarning", "RecordWriter", "read_records", "latest", "append_one"]
+__all__ = ["RecordWarning", "RecordWriter", "read_records", "read_numbered", "latest", "append_one"]
 
 Key = Callable[[dict[str, Any]], Any]
 
@@ -34,9 +34,10 @@ class RecordWarning(UserWarning):
     """A torn last line was skipped or cut."""
 
 
-def _parse_lines(path: Path, data: bytes) -> tuple[list[dict[str, Any]], int | None]:
-    """Records of ``data`` and, when the last non-empty line does not parse, the byte offset where it starts."""
-    records: list[dict[str, Any]] = []
+def _parse_lines(path: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], int | None]:
+    """(line number, record) of ``data`` and, when the last non-empty line does not parse, the byte offset where it
+    starts."""
+    records: list[tuple[int, dict[str, Any]]] = []
     lines = data.split(b"\n")
     offsets, pos = [], 0
     for line in lines:
@@ -57,12 +58,17 @@ def _parse_lines(path: Path, data: bytes) -> tuple[list[dict[str, Any]], int | N
             if i == last:
                 return records, offsets[i]
             raise InputError(f"{path}:{i + 1}: a record must be a JSON object")
-        records.append(rec)
+        records.append((i + 1, rec))
     return records, None
 
 
 def read_records(path: str | Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
     """Every record of ``path`` in file order (a torn last line skipped with a `RecordWarning`)."""
+    return [rec for _, rec in read_numbered(path, missing_ok=missing_ok)]
+
+
+def read_numbered(path: str | Path, *, missing_ok: bool = False) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` of every record of ``path``, for readers that name the line of a bad record."""
     p = Path(path)
     if not p.exists():
         if missing_ok:

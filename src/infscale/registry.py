@@ -75,6 +75,11 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[key] = entry
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test's or a plugin's own entry); unknown names are an `InputError`."""
+        self.get(name)
+        del self._entries[self._normalize(name)]
+
     def get(self, name: str) -> T:
         """The entry for ``name``; an unknown name is an `InputError` listing the known ones."""
         load_plugins()
@@ -100,6 +105,10 @@ class Registry(Generic[T]):
     def items(self) -> Iterator[tuple[str, T]]:
         for name in self.names():
             yield name, self.get(name)
+
+    def values(self) -> Iterator[T]:
+        for _, entry in self.items():
+            yield entry
 
     def __contains__(self, name: object) -> bool:
         load_plugins()

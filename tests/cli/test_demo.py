@@ -32,5 +32,5 @@ def test_bad_config_one_line_exit_2(tmp_path):
     res = _cli("demo", "--quick", "--config", "demo.yaml", "--out", "run", cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0
-    assert "demo.yaml: field 'plan_a100.max_latency_s'" in res.stderr
+    assert "demo.yaml: field plan_a100.max_latency_s:" in res.stderr
     assert not (tmp_path / "run").exists()  # nothing started

@@ -8,8 +8,8 @@ import pytest
 
 from infscale.arch import TransformerShape
 from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD
-from infscale.latency.io import append_record
-from infscale.latency.model import HARDWARE_PRESETS, Workload, predict
+from infscale.latency.model import HARDWARE, Workload, predict
+from infscale.records import append_one
 
 
 def run(*args, check=True):
@@ -23,7 +23,7 @@ def test_predict_json_matches_library():
     out = json.loads(run("predict", "--shape", "morph-1b", "--shape", "open-lm-1b", "--json").stdout)
     assert out["hardware"] == "a100-40gb-seed-a"
     got = {p["shape"]: p["total_s"] for p in out["predictions"]}
-    prof = HARDWARE_PRESETS["a100-40gb-seed-a"]
+    prof = HARDWARE["a100-40gb-seed-a"]
     assert got["morph-1b"] == pytest.approx(predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, prof).total_s)
     assert got["open-lm-1b"] / got["morph-1b"] == pytest.approx(1.84, rel=0.10)
 
@@ -31,7 +31,7 @@ def test_predict_json_matches_library():
 @pytest.mark.parametrize("args, message", [
     (("predict", "--shape", "d100x2h3"), "not divisible by n_heads"),
     (("predict", "--shape", "d128x0"), "n_layers must be a positive integer"),
-    (("predict", "--shape", "d128x2", "--hardware", "tpu-v9"), "unknown name 'tpu-v9'"),
+    (("predict", "--shape", "d128x2", "--hardware", "tpu-v9"), "unknown hardware profile 'tpu-v9'"),
     (("predict", "--shape", "d128x2", "--dtype", "fp64"), "workload"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -67,13 +67,13 @@ def test_measure_then_resume(tmp_path):
 
 def test_calibrate_on_synthetic_records_and_plot(tmp_path):
     # records generated from known terms: the CLI fits 5, reports (near-)zero held-out error, saves a usable profile
-    true = HARDWARE_PRESETS["generic-cpu"].with_(memory_efficiency=1.2, layer_overhead_s=0.2e-3)
+    true = HARDWARE["generic-cpu"].with_(memory_efficiency=1.2, layer_overhead_s=0.2e-3)
     wl = Workload(batch=1, input_len=64, output_len=65, dtype="fp32", full_prefill_logits=True)
     path = tmp_path / "rec.jsonl"
     for d, L in [(64, 32), (128, 8), (256, 2), (128, 32), (256, 8), (512, 2), (256, 32), (512, 8)]:
         shape = TransformerShape(d_model=d, n_layers=L, n_heads=d // 32, vocab_size=4096)
         p = predict(shape, wl, true)
-        append_record(path, {"key": shape.label, "label": shape.label, "backend": "own", "shape": shape.to_dict(),
+        append_one(path, {"key": shape.label, "label": shape.label, "backend": "own", "shape": shape.to_dict(),
                              "workload": wl.to_dict(), "prefill_s": p.prefill_s, "decode_s": p.decode_s,
                              "total_s": p.total_s})
     prof = tmp_path / "cpu.json"

@@ -61,7 +61,7 @@ def test_plan_table_output(seed_a_law, tmp_path):
     (("--max-latency", "0.2"), "binding constraint latency <= 0.2s (--max-latency); closest feasible point d"),
     (("--max-train-flops", "1e18"), "binding constraint training FLOPs <= 1e+18 (--max-train-flops)"),
     (("--family", "mystery"), "--family: unknown shape family 'mystery'"),
-    (("--hardware", "tpu-v9"), "unknown name 'tpu-v9'"),
+    (("--hardware", "tpu-v9"), "unknown hardware profile 'tpu-v9'"),
     (("--baseline", "gpt-17"), "--baseline: unknown shape preset 'gpt-17'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(seed_a_law, tmp_path, args, message):
@@ -162,6 +162,6 @@ def test_select_unknown_task_is_one_line(tmp_path):
     proc = run("select", str(_select_yaml(tmp_path, downstream=["lambada"])), "--out", str(tmp_path / "o"),
                check=False)
     assert proc.returncode == 2
-    assert "sel.yaml: field downstream:" in proc.stderr and "unknown task 'lambada'; known: cloze, next_line" \
+    assert "sel.yaml: field downstream:" in proc.stderr and "unknown downstream task 'lambada'; known: cloze, next_line" \
         in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -78,7 +78,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     sweep.write_text(yaml.safe_dump({"base": _base(tmp_path), "groups": [
         {"name": "g", "shapes": [{"d_model": 32, "n_layers": 1, "n_heads": 2}], "tokens_per_param": [1]}]}))
     res = _cli("sweep", str(sweep), "--executor", "slurm", "--out", str(tmp_path / "o2"))
-    assert res.returncode == 2 and "executor 'slurm' is unknown" in res.stderr and res.stderr.count("\n") == 1
+    assert res.returncode == 2 and "unknown executor 'slurm'" in res.stderr and res.stderr.count("\n") == 1
 
     big = _base(tmp_path) | {"model": {"d_model": 16384, "n_layers": 120, "n_heads": 128}, "tokens": 100}
     path.write_text(yaml.safe_dump(big))
@@ -91,12 +91,12 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
 
 
 def test_recipe_name_wins_over_a_directory_of_that_name(tmp_path, monkeypatch):
-    from infscale.cli.train import _resolve
+    from infscale.configio import resolve_recipe
     from infscale.train.config import load_yaml
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "micro_sweep").mkdir()  # e.g. a sweep output directory named after the recipe
-    resolved = _resolve("micro_sweep")
+    resolved = resolve_recipe("micro_sweep")
     assert resolved.is_file() and resolved.parent.name == "recipes"
     assert "groups" in load_yaml(resolved)
     (tmp_path / "outdir").mkdir()

@@ -11,15 +11,14 @@ from infscale.latency.calibrate import (
     LatencyCalibrator,
     LatencyObservation,
     calibrate_holdout,
-    calibrate_seed_a,
     default_free,
     predict_observations,
-    seed_a_observations,
     spread_subset,
 )
-from infscale.latency.model import HARDWARE_PRESETS, Workload, predict
+from infscale.latency.io import calibrate_seed_a, seed_a_observations
+from infscale.latency.model import HARDWARE, Workload, predict
 
-TRUE_CPU = HARDWARE_PRESETS["generic-cpu"].with_(
+TRUE_CPU = HARDWARE["generic-cpu"].with_(
     compute_efficiency=0.37, memory_efficiency=1.3, layer_overhead_s=0.21e-3, step_overhead_s=0.8e-3,
     attention_efficiency=0.2)
 SHAPES = [TransformerShape(d_model=d, n_layers=L, n_heads=d // 32, d_ff=8 * d // 3 // 32 * 32, vocab_size=4096)
@@ -47,7 +46,7 @@ def group_tau(group):
 
 
 def test_recovers_known_terms_exactly_without_noise():
-    cal = LatencyCalibrator(HARDWARE_PRESETS["generic-cpu"]).fit(_synthetic(TRUE_CPU))
+    cal = LatencyCalibrator(HARDWARE["generic-cpu"]).fit(_synthetic(TRUE_CPU))
     for term in ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "step_overhead_s",
                  "attention_efficiency"):
         assert cal.params_[term] == pytest.approx(getattr(TRUE_CPU, term), rel=1e-6), term
@@ -56,7 +55,7 @@ def test_recovers_known_terms_exactly_without_noise():
 
 
 def test_recovers_known_terms_with_two_percent_noise():
-    cal = LatencyCalibrator(HARDWARE_PRESETS["generic-cpu"]).fit(_synthetic(TRUE_CPU, noise=0.02, seed=1))
+    cal = LatencyCalibrator(HARDWARE["generic-cpu"]).fit(_synthetic(TRUE_CPU, noise=0.02, seed=1))
     assert cal.params_["memory_efficiency"] == pytest.approx(1.3, rel=0.05)
     assert cal.params_["compute_efficiency"] == pytest.approx(0.37, rel=0.05)
     assert cal.params_["layer_overhead_s"] == pytest.approx(0.21e-3, rel=0.1)
@@ -66,7 +65,7 @@ def test_recovers_known_terms_with_two_percent_noise():
 
 def test_per_group_layer_overheads_and_overlap():
     # a GPU-like profile (overheads overlapped with device work) and two implementations
-    true = HARDWARE_PRESETS["a100-40gb"].with_(step_overhead_s=0.5e-3)
+    true = HARDWARE["a100-40gb"].with_(step_overhead_s=0.5e-3)
     big = [TransformerShape.open_lm(d, L, d // 128, vocab_size=32000) for d, L in
            [(1024, 8), (1024, 32), (2048, 8), (2048, 24), (3072, 12), (4096, 4)]]
     obs = []
@@ -86,7 +85,7 @@ def test_per_group_layer_overheads_and_overlap():
 
 def test_holdout_predicts_unseen_shapes():
     obs = [o for o in _synthetic(TRUE_CPU, noise=0.01, seed=2) if o.workload == WORKLOADS[1]]
-    res = calibrate_holdout(obs, HARDWARE_PRESETS["generic-cpu"], n_fit=5)
+    res = calibrate_holdout(obs, HARDWARE["generic-cpu"], n_fit=5)
     assert len(res.fit_labels) == 5 and len(res.test_labels) == len(SHAPES) - 5
     assert not set(res.fit_labels) & set(res.test_labels)
     assert res.median_abs_error() < 0.03
@@ -99,7 +98,7 @@ def test_spread_subset_and_errors():
         spread_subset(3, 4)
     few = _synthetic(TRUE_CPU)[:1]
     with pytest.raises(InputError, match="cannot determine"):
-        LatencyCalibrator(HARDWARE_PRESETS["generic-cpu"], targets=("decode_s",)).fit(few)
+        LatencyCalibrator(HARDWARE["generic-cpu"], targets=("decode_s",)).fit(few)
     with pytest.raises(ValueError, match="unknown free"):
         LatencyCalibrator(TRUE_CPU, free=("speed",)).fit(_synthetic(TRUE_CPU))
     with pytest.raises(ValueError, match="positive"):
@@ -121,7 +120,7 @@ def test_seed_a_profile_reproduces_morph_vs_openlm_ratio():
     assert np.max(np.abs(cal.relative_errors_["total_s"])) < 0.10
     assert cal.layer_overhead_by_group_["open_lm"] == pytest.approx(0.56e-3, rel=0.10)
     # the preset shipped for the planner is this calibration
-    shipped = HARDWARE_PRESETS["a100-40gb-seed-a"]
+    shipped = HARDWARE["a100-40gb-seed-a"]
     assert shipped.layer_overhead_s == pytest.approx(cal.profile_.layer_overhead_s, rel=1e-5)
     assert shipped.step_overhead_s == pytest.approx(cal.profile_.step_overhead_s, rel=1e-5)
 
@@ -136,7 +135,7 @@ def test_seed_a_held_out_morph_1b():
 
 def test_seed_a_uncalibrated_preset_misses_the_ratio():
     # the datasheet roofline alone gets the shape effect backwards (REFERENCE §3): calibration is what fixes it
-    ratio, _ = _ratio(HARDWARE_PRESETS["a100-40gb"].with_(layer_overhead_s=0.0, step_overhead_s=0.0))
+    ratio, _ = _ratio(HARDWARE["a100-40gb"].with_(layer_overhead_s=0.0, step_overhead_s=0.0))
     assert ratio < 1.0
     with pytest.raises(InputError, match="no published latency"):
         seed_a_observations(["GPT-5"])
@@ -153,7 +152,7 @@ def test_recovers_cache_terms():
     # shapes on both sides of a 12 MB cache (weights 7-117 MB): the fit is exact, the other terms are recovered,
     # and the cache size and bandwidth within 5% (beyond the cache only C (1/cache_bw - 1/bw) is identified)
     true = TRUE_CPU.with_(cache_bytes=12e6, cache_bandwidth_bytes_per_s=150e9)
-    base = HARDWARE_PRESETS["generic-cpu"].with_(cache_bytes=32e6, cache_bandwidth_bytes_per_s=60e9)
+    base = HARDWARE["generic-cpu"].with_(cache_bytes=32e6, cache_bandwidth_bytes_per_s=60e9)
     cal = LatencyCalibrator(base, free=default_free(base)).fit(_synthetic(true))
     assert np.max(np.abs(cal.relative_errors_["decode_s"])) < 1e-6
     assert cal.params_["cache_bytes"] == pytest.approx(12e6, rel=0.05)

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from infscale.arch import TransformerShape
+from infscale.arch import TransformerShape, parse_shape_spec
 from infscale.errors import InputError
-from infscale.latency.io import latest_records, parse_shape_spec, read_records
+from infscale.latency.io import latest_records, read_records
 from infscale.latency.measure import (
     BACKENDS,
     MeasureSettings,
@@ -108,7 +108,7 @@ def test_bad_input_errors():
         parse_shape_spec("d128x0")
     with pytest.raises(InputError, match="expected"):
         parse_shape_spec("wide-and-shallow")
-    with pytest.raises(InputError, match="unknown backend"):
+    with pytest.raises(InputError, match="unknown latency backend"):
         get_backend("tensorrt")
     with pytest.raises(InputError, match="dtype"):
         get_backend("own").load(TINY[0], Workload(dtype="int8"), torch.device("cpu"), 0)

@@ -5,7 +5,7 @@ import pytest
 
 from infscale.arch import TransformerShape
 from infscale.latency.model import (
-    HARDWARE_PRESETS,
+    HARDWARE,
     HardwareProfile,
     Workload,
     latency_terms,
@@ -82,7 +82,7 @@ def test_vectorised_equals_scalar():
     L = rng.integers(1, 40, 50)
     kv = heads // rng.choice([1, 2, 4], 50)
     ff = rng.integers(100, 5000, 50)
-    prof = HARDWARE_PRESETS["h100"]
+    prof = HARDWARE["h100"]
     wl = Workload(batch=3, input_len=200, output_len=50)
     arr = predict_latency_arrays(prof, d_model=d, n_layers=L, n_heads=heads, n_kv_heads=kv, d_ff=ff,
                                  vocab_size=32000, workload=wl)
@@ -96,7 +96,7 @@ def test_vectorised_equals_scalar():
 
 
 def test_default_widths_follow_transformershape():
-    prof = HARDWARE_PRESETS["a100-40gb"]
+    prof = HARDWARE["a100-40gb"]
     a = predict_latency_arrays(prof, d_model=np.array([2048, 3072]), n_layers=np.array([24, 12]),
                                n_heads=np.array([16, 16]))
     for i, shape in enumerate([TransformerShape.open_lm(2048, 24, 16), TransformerShape.open_lm(3072, 12, 16)]):
@@ -109,20 +109,20 @@ def test_deeper_is_slower_only_through_the_layer_overhead():
     wide = TransformerShape(d_model=256, n_layers=4, n_heads=8, d_ff=768, vocab_size=4096)
     assert deep.n_params_non_embedding == pytest.approx(wide.n_params_non_embedding, rel=0.01)
     wl = Workload(batch=1, input_len=128, output_len=256, dtype="fp32")
-    roof = HARDWARE_PRESETS["generic-cpu"].with_(layer_overhead_s=0.0, step_overhead_s=0.0)
+    roof = HARDWARE["generic-cpu"].with_(layer_overhead_s=0.0, step_overhead_s=0.0)
     # pure roofline: the deep shape is not slower (less LM-head traffic, equal weights)
     assert predict(deep, wl, roof).decode_s <= predict(wide, wl, roof).decode_s * 1.05
-    cpu = HARDWARE_PRESETS["generic-cpu"]
+    cpu = HARDWARE["generic-cpu"]
     assert predict(deep, wl, cpu).decode_s > 1.5 * predict(wide, wl, cpu).decode_s
 
 
 def test_monotone_in_lengths_and_batch():
-    prof = HARDWARE_PRESETS["l4"].with_(overlap_overhead=False)  # overlapped, a small shape is overhead-bound
+    prof = HARDWARE["l4"].with_(overlap_overhead=False)  # overlapped, a small shape is overhead-bound
     base = predict(SHAPE, Workload(), prof)
     assert predict(SHAPE, Workload(output_len=512), prof).decode_s > base.decode_s
     assert predict(SHAPE, Workload(input_len=1024), prof).prefill_s > base.prefill_s
     assert predict(SHAPE, Workload(batch=64), prof).decode_s >= base.decode_s
-    overlapped = HARDWARE_PRESETS["l4"]
+    overlapped = HARDWARE["l4"]
     assert predict(SHAPE, Workload(input_len=1024), overlapped).prefill_s >= predict(SHAPE, Workload(), overlapped).prefill_s
 
 
@@ -147,7 +147,7 @@ def test_validation_and_roundtrip():
         _profile().peak_flops("int8")
     with pytest.raises(ValueError, match="positive"):
         predict_latency_arrays(_profile(), d_model=[128, 0], n_layers=2, n_heads=2)
-    for prof in HARDWARE_PRESETS.values():
+    for _, prof in HARDWARE.items():
         assert HardwareProfile.from_dict(prof.to_dict()) == prof
         assert prof.peak_flops("bf16") > 0
     wl = Workload(batch=2, kv_dtype="fp8")

@@ -64,7 +64,7 @@ def test_save_load_round_trip(tmp_path):
 def test_load_fit_errors(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(InputError, match="invalid JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         load_fit(bad)
     bad.write_text(json.dumps({"law": "chinchilla", "params": {"A": 1.0}}))
     with pytest.raises(InputError, match="params"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from infscale.errors import InfeasibleError
-from infscale.plan.optimum import PlanConstraints, dominated_by, pareto_front, plan_shapes
+from infscale.plan.optimum import PlanConstraints, dominated_by, pareto_frontier, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes
 
 # Seed A's published 27-point fit (REFERENCE.md §1), written out as a closed form
@@ -32,11 +32,11 @@ def test_pareto_front_matches_pairwise_definition():
     rng = np.random.default_rng(1)
     loss, lat = rng.random(400), rng.random(400)
     lat[::7] = lat[3]  # ties in latency
-    front = set(pareto_front(loss, lat).tolist())
+    front = set(pareto_frontier(lat, loss).tolist())
     for i in range(400):
         dominated = dominated_by(loss[i], lat[i], loss, lat).any()
         assert (i in front) == (not dominated)
-    assert np.all(np.diff(lat[pareto_front(loss, lat)]) >= 0)
+    assert np.all(np.diff(lat[pareto_frontier(lat, loss)]) >= 0)
 
 
 def test_optimum_is_the_exhaustive_argmin():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from infscale.arch import TransformerShape, get_preset, swiglu_hidden
+from infscale.errors import InputError
 from infscale.plan.shapes import FAMILIES, ShapeGrid, ShapeRules, enumerate_shapes, get_family, params_band
 
 
@@ -91,6 +92,6 @@ def test_bad_rules_and_ranges():
         ShapeRules(d_model_multiple=0)
     with pytest.raises(ValueError, match="min_params"):
         enumerate_shapes(FAMILIES["llama"], 2e9, 1e9)
-    with pytest.raises(KeyError, match="known"):
+    with pytest.raises(InputError, match="unknown shape family .* known"):
         get_family("nope")
     assert len(enumerate_shapes(FAMILIES["seed-a"], 1.0, 2.0)) == 0

@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from infscale.errors import InputError
 from infscale.train.config import parse_train
 from infscale.train.downstream import (
-    TASKS,
+    DOWNSTREAM_TASKS,
     ClozeSettings,
     Corpus,
     NextLineSettings,
@@ -221,7 +221,7 @@ def test_calibrated_next_line_ignores_how_common_a_line_is(small_data):
         def forward(self, idx):
             return torch.from_numpy(np.log(counts / counts.sum(1, keepdims=True))).float()[idx]
 
-    calibrated = run_tasks(Bigram(), [(TASKS["next_line"], ns)])[0]["next_line_acc"]
+    calibrated = run_tasks(Bigram(), [(DOWNSTREAM_TASKS["next_line"], ns)])[0]["next_line_acc"]
     assert calibrated == pytest.approx(0.25, abs=1e-12)
     raw = option_logprobs(Bigram(), ns, "cpu")  # uncalibrated the options differ, by how common each opening is
     assert (raw.max(1) - raw.min(1) > 0.5).all()
@@ -246,7 +246,7 @@ def test_config_names_tasks_by_registry(text_corpus, token_cache):
     assert cfg.downstream["cloze"]["examples"] == 7 and cfg.downstream["cloze"]["min_chars"] == 4
     assert metric_directions(cfg.downstream) == {"cloze_acc": True, "cloze_logprob": True}
     assert parse_train(tiny_config(text_corpus, token_cache)).downstream == {}
-    with pytest.raises(InputError, match=r"t.yaml: field downstream: .*unknown task 'lambada'; known: cloze, "
+    with pytest.raises(InputError, match=r"t.yaml: field downstream: .*unknown downstream task 'lambada'; known: cloze, "
                                          r"next_line$"):
         parse_train(tiny_config(text_corpus, token_cache, downstream=["lambada"]), "t.yaml")
     with pytest.raises(InputError, match=r"field downstream: .*next_line.choices: Input should be greater than or "
@@ -269,7 +269,7 @@ def test_trainer_scores_the_tasks_into_the_record(text_corpus, token_cache, tmp_
 
     data = prepare_data(str(text_corpus), 320, 0.05, token_cache)
     cs = prepare_tasks(cfg.downstream, Corpus.from_token_data(data), 32)[0][1]
-    uniform = run_tasks(Uniform(data.vocab_size), [(TASKS["cloze"], cs)])[0]["cloze_logprob"]
+    uniform = run_tasks(Uniform(data.vocab_size), [(DOWNSTREAM_TASKS["cloze"], cs)])[0]["cloze_logprob"]
     assert rec["downstream"]["cloze_logprob"] > uniform + 1.0
     final = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert final["final"] and final["cloze_acc"] == rec["downstream"]["cloze_acc"]

@@ -69,14 +69,14 @@ def test_shapes_near_are_within_tolerance():
 
 
 def test_unknown_executor_and_bad_sweep(text_corpus, token_cache, tmp_path):
-    with pytest.raises(InputError, match="executor 'slurm' is unknown; known: local, ray"):
+    with pytest.raises(InputError, match="unknown executor 'slurm'; known: local, ray"):
         get_executor("slurm")
     assert set(EXECUTORS) == {"local", "ray"}
     with pytest.raises(InputError, match="field groups.0.tokens_per_param"):
         parse_sweep({"groups": [{"name": "x", "shapes": [{"d_model": 8, "n_layers": 1, "n_heads": 1}]}]})
     bad = tmp_path / "s.yaml"
     bad.write_text("groups: [\n")
-    with pytest.raises(InputError, match="invalid YAML"):
+    with pytest.raises(InputError, match="not valid YAML"):
         load_sweep_config(bad)
 
 
@@ -201,12 +201,15 @@ def test_a_pool_gets_the_runs_longest_first(text_corpus, token_cache, tmp_path, 
             for job in jobs:  # in-process, in the order given
                 yield fn(job)
 
-    monkeypatch.setitem(EXECUTORS, "recording", Recording)
-    d = sweep_dict(text_corpus, token_cache)
-    d["groups"][0]["tokens_per_param"] = [0.3, 0.6]
-    sweep = parse_sweep(d)
-    records = run_sweep(sweep, tmp_path / "pool", executor="recording", workers=2)
-    flops = {r["run_id"]: r["flops_exact"] for r in records}
-    assert handed[0] == sorted(flops, key=lambda rid: -flops[rid]) != [r["run_id"] for r in records]
-    run_sweep(sweep, tmp_path / "serial", executor="recording", workers=1)
-    assert handed[1] == [rid for rid, _ in expand(sweep, vocab_size=320)]
+    EXECUTORS.register("recording", Recording)
+    try:
+        d = sweep_dict(text_corpus, token_cache)
+        d["groups"][0]["tokens_per_param"] = [0.3, 0.6]
+        sweep = parse_sweep(d)
+        records = run_sweep(sweep, tmp_path / "pool", executor="recording", workers=2)
+        flops = {r["run_id"]: r["flops_exact"] for r in records}
+        assert handed[0] == sorted(flops, key=lambda rid: -flops[rid]) != [r["run_id"] for r in records]
+        run_sweep(sweep, tmp_path / "serial", executor="recording", workers=1)
+        assert handed[1] == [rid for rid, _ in expand(sweep, vocab_size=320)]
+    finally:
+        EXECUTORS.unregister("recording")

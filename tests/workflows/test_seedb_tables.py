@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infscale.tts.analysis import compute_optimal, pareto_frontier
+from infscale.tts.analysis import compute_optimal, frontier_points
 from infscale.workflows.seedb_tables import load_seed_b_points, seed_b_statements
 
 
@@ -38,7 +38,7 @@ def test_table1_rebase_needs_several_times_fewer_flops(statements):
 
 def test_math500_frontier_is_small_models_with_rebase_beyond_greedy():
     pts = load_seed_b_points("MATH500")
-    front = [pts[i] for i in pareto_frontier([p.flops for p in pts], [p.accuracy for p in pts])]
+    front = frontier_points(pts, accounting="seed_b")
     assert front[-1].model == "Llemma-34B" and front[-1].strategy == "REBASE+WV" and front[-1].accuracy == pytest.approx(0.492)
     assert not any(p.model == "Llemma-34B" and p.strategy.startswith("Sampling") for p in front)
     # at the Llemma-34B sampling budget the best choice is Llemma-7B + REBASE (46.8%)

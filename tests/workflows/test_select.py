@@ -8,9 +8,10 @@ from scipy.stats import spearmanr
 
 from infscale.errors import InputError
 from infscale.laws import FittedLaw
+from infscale.laws.validate import spearman
 from infscale.plan.optimum import PlanConstraints, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes
-from infscale.workflows.select import parse_select, run_selection, shortlist, spearman
+from infscale.workflows.select import parse_select, run_selection, shortlist
 
 SEED_A = {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}
 
@@ -163,7 +164,7 @@ def test_select_config_with_downstream_tasks(tmp_path):
     cfg = _tiny_config(tmp_path, downstream=["cloze"], choose_by="cloze_acc")
     assert set(cfg.downstream) == {"cloze"} and cfg.downstream["cloze"]["examples"] == 200
     assert _tiny_config(tmp_path).choose_by == "val_loss" and _tiny_config(tmp_path).downstream == {}
-    with pytest.raises(InputError, match=r"^tiny.yaml: field downstream: .*unknown task 'lambada'; known: cloze, "
+    with pytest.raises(InputError, match=r"^tiny.yaml: field downstream: .*unknown downstream task 'lambada'; known: cloze, "
                                          r"next_line$"):
         _tiny_config(tmp_path, downstream=["lambada"])
     with pytest.raises(InputError, match=r"^tiny.yaml: field choose_by: .*unknown metric 'next_line_acc'; with these "

@@ -40,7 +40,7 @@ def fit(
     from infscale.errors import InputError
     from infscale.laws import get_law, load_runs, run_fit, save_fit
 
-    info = DATASETS.get(data)
+    info = DATASETS.get(data) if data in DATASETS else None
     law = law or (info.default_law if info else "chinchilla")
     fitter = fitter or ("least_squares" if data == "seed-a" else "huber")
     if fit_on is None and info is not None:

@@ -78,8 +78,9 @@ def predict(
     from rich.console import Console
     from rich.table import Table
 
+    from infscale.arch import parse_shape_spec
     from infscale.errors import InputError
-    from infscale.latency.io import get_profile, parse_shape_spec
+    from infscale.latency.io import get_profile
     from infscale.latency.model import Workload
     from infscale.latency.model import predict as predict_one
 
@@ -131,11 +132,10 @@ def calibrate(
     from infscale.latency.calibrate import (
         FREE_TERMS,
         calibrate_holdout,
-        calibrate_seed_a,
         default_free,
         observations_from_records,
     )
-    from infscale.latency.io import get_profile, latest_records, read_records, save_profile
+    from infscale.latency.io import calibrate_seed_a, get_profile, latest_records, read_records, save_profile
     from infscale.latency.model import predict as predict_one
 
     console = Console()

@@ -10,75 +10,17 @@ from pathlib import Path
 
 import typer
 
+from infscale.errors import InputError
+
 
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _load_law(path: Path):
-    from infscale.errors import InputError
-    from infscale.laws import load_fit
-
-    if not path.exists():
-        raise InputError(f"{path}: law file not found (write one with `infscale fit ... --save FIT.json`)")
-    try:
-        return load_fit(path)
-    except InputError:
-        raise
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a fitted law: {exc}") from None
-
-
-def _load_measured(path: Path, workload: tuple[int, int, int] | None = None) -> dict[tuple[int, int, int, int], float]:
-    """Measured latencies per shape ``(d_model, n_layers, n_heads, n_kv_heads)``: a CSV with d_model, n_layers,
-    n_heads, latency_s (optional n_kv_heads), or the JSONL records of `infscale latency measure` (``total_s`` of the
-    records whose workload is ``(batch, input_len, output_len)``)."""
-    import csv
-
-    from infscale.errors import InputError
-
-    if not path.exists():
-        raise InputError(f"{path}: measured-latency file not found")
-    if path.suffix == ".jsonl":
-        from infscale.latency.io import latest_records, read_records
-
-        found: dict[tuple[int, int, int, int], float] = {}
-        for no, rec in enumerate(latest_records(read_records(path)), start=1):
-            try:
-                shape, wl = rec["shape"], rec["workload"]
-                if workload is not None and (wl["batch"], wl["input_len"], wl["output_len"]) != workload:
-                    continue
-                heads = int(shape["n_heads"])
-                kv = int(shape["n_kv_heads"]) if shape.get("n_kv_heads") else heads
-                found[(int(shape["d_model"]), int(shape["n_layers"]), heads, kv)] = float(rec["total_s"])
-            except (KeyError, TypeError, ValueError):
-                raise InputError(f"{path}: record {no}: needs shape, workload and total_s fields") from None
-        return found
-    out: dict[tuple[int, int, int, int], float] = {}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        need = {"d_model", "n_layers", "n_heads", "latency_s"}
-        missing = need - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for row_no, row in enumerate(reader, start=2):
-            try:
-                d, layers, heads = int(row["d_model"]), int(row["n_layers"]), int(row["n_heads"])
-                kv = int(row["n_kv_heads"]) if row.get("n_kv_heads") else heads
-                lat = float(row["latency_s"])
-            except (TypeError, ValueError):
-                raise InputError(f"{path}: row {row_no}: d_model/n_layers/n_heads/n_kv_heads must be integers and "
-                                 "latency_s a number") from None
-            if not lat > 0:
-                raise InputError(f"{path}: row {row_no}: field latency_s must be positive, got {lat}")
-            out[(d, layers, heads, kv)] = lat
-    return out
-
-
 def plan_command(
     law: Path = typer.Option(..., "--law", help="Fitted law (JSON written by `infscale fit --save`)."),
     hardware: str = typer.Option(None, "--hardware", help="Hardware profile name for predicted latency."),
-    params: float = typer.Option(None, "--params", help="Nominal size; candidates span [params/band, params*band]."),
+    params: float = typer.Option(None, "--params", help="Nominal size; candidates span params/band to params*band."),
     params_band: float = typer.Option(2.0, "--params-band", help="Width factor of the size class around --params."),
     min_params: float = typer.Option(None, "--min-params", help="Smallest N enumerated (overrides the band)."),
     max_params: float = typer.Option(None, "--max-params", help="N_C: most parameters (overrides the band)."),
@@ -99,119 +41,30 @@ def plan_command(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Recommend the shape, N and D with the lowest predicted loss under the budgets; print and plot the frontier."""
-    import numpy as np
+    from infscale.workflows.plan import PlanRequest, run_plan
 
-    from infscale.arch import get_preset
-    from infscale.errors import InputError
-    from infscale.plan import (
-        PlanConstraints,
-        ShapeGrid,
-        enumerate_shapes,
-        get_family,
-        latency_from_profile,
-        loss_from_law,
-        plan_shapes,
-    )
-    from infscale.plan import (
-        params_band as band,
-    )
-
-    fitted = _load_law(law)
-    try:
-        rules = get_family(family)
-        if vocab_size is not None:
-            rules = rules.with_(vocab_size=vocab_size)
-    except KeyError as exc:
-        raise InputError(f"--family: {exc.args[0]}") from None
-    except ValueError as exc:
-        raise InputError(f"--vocab-size: {exc}") from None
-    if params is None and (min_params is None or max_params is None):
-        raise InputError("--params (or both --min-params and --max-params) is required")
-    lo, hi = band(params, params_band) if params is not None else (min_params, max_params)
-    lo = min_params if min_params is not None else lo
-    hi = max_params if max_params is not None else hi
-    if not 0 < lo <= hi:
-        raise InputError(f"--min-params {lo:g} must be positive and <= --max-params {hi:g}")
-    try:
-        constraints = PlanConstraints(max_latency_s=max_latency, max_params=max_params, max_tokens=max_tokens,
-                                      max_train_flops=max_train_flops, n_tokens=tokens)
-    except ValueError as exc:
-        msg = str(exc).replace("PlanConstraints: ", "").replace("PlanConstraints.", "--")
-        if "give n_tokens" in msg:
-            msg = "give --tokens, --max-tokens or --max-train-flops (the loss needs the training tokens D)"
-        raise InputError(msg) from None
-    grid = enumerate_shapes(rules, lo, hi)
-    baselines: dict[str, int] = {}
-    if baseline:
-        try:
-            shapes = {name: get_preset(name) for name in baseline}
-        except KeyError as exc:
-            raise InputError(f"--baseline: {exc.args[0]}") from None
-        grid = grid.concat(ShapeGrid.from_shapes(shapes.values()))
-        baselines = {name: grid.find(s) for name, s in shapes.items()}
-    latency_fn = None
-    if hardware is not None:
-        from infscale.latency.io import get_profile
-        from infscale.latency.model import Workload
-
-        profile = get_profile(hardware)
-        try:
-            workload = Workload(batch=batch_size, input_len=prompt_tokens, output_len=new_tokens)
-            latency_fn = latency_from_profile(profile, workload)
-        except ValueError as exc:
-            raise InputError(f"--batch/--prompt-tokens/--new-tokens: {exc}") from None
-    elif max_latency is not None and measured is None:
-        raise InputError("--max-latency needs --hardware (a latency profile) or --measured")
-    measured_map = (_load_measured(measured, (batch_size, prompt_tokens, new_tokens)) if measured is not None
-                    else None)
-    try:
-        result = plan_shapes(grid, loss_from_law(fitted), constraints, latency_fn, measured=measured_map)
-    except ValueError as exc:
-        if type(exc) is ValueError:
-            raise InputError(f"{law}: {exc}") from None
-        raise
-
-    best = result.row(result.best)
-    base_rows = {}
-    for name, i in baselines.items():
-        row = result.row(i)
-        doms = result.dominators(i)
-        row["dominated"] = bool(doms.size)
-        row["n_dominating"] = int(doms.size)
-        if doms.size:
-            # the fastest dominating shape (ties: lowest loss) and the dominating shape with the lowest loss
-            fastest = int(doms[np.lexsort((result.loss[doms], result.latency_s[doms]))[0]])
-            row["dominated_by"] = grid.label(fastest)
-            row["dominated_by_latency_s"] = float(result.latency_s[fastest])
-            row["dominated_by_loss"] = float(result.loss[fastest])
-            row["best_dominating"] = grid.label(int(doms[np.argmin(result.loss[doms])]))
-        base_rows[name] = row
-    frontier = [result.row(int(i)) for i in result.frontier]
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"law": str(law), "hardware": hardware, "family": family, "params_range": [lo, hi],
-               "constraints": {k: getattr(constraints, k) for k in constraints.__dataclass_fields__},
-               "workload": {"batch_size": batch_size, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens},
-               "n_candidates": len(grid), "n_feasible": int(result.feasible.sum()), "best": best,
-               "baselines": base_rows, "frontier": frontier}
-    (out / "plan.json").write_text(json.dumps(payload, indent=2))
-    _write_csv(out / "frontier.csv", frontier)
-    png = None
-    if hardware is not None or measured is not None:
-        from infscale.report.plan_plot import plot_frontier
-
-        png = plot_frontier(result, out / "frontier.png", baselines=baselines)
+    report = run_plan(PlanRequest(
+        law=law, hardware=hardware, params=params, params_band=params_band, min_params=min_params,
+        max_params=max_params, tokens=tokens, max_tokens=max_tokens, max_train_flops=max_train_flops,
+        max_latency_s=max_latency, family=family, vocab_size=vocab_size, batch=batch_size,
+        prompt_tokens=prompt_tokens, new_tokens=new_tokens, measured=measured, baselines=tuple(baseline), out=out))
     if as_json:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
         return
+    _print_plan(report, top)
 
+
+def _print_plan(report, top: int) -> None:
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
+    result, best = report.result, report.best
     console = Console(width=max(Console().width, 110))
     latency_txt = "n/a" if best["latency_s"] is None else f"{best['latency_s']:.3f}s"
     console.print(f"[bold]Recommended[/bold] {best['label']}  N={_fmt(best['n_params'])}  D={_fmt(best['n_tokens'])}  "
                   f"d_ff={best['d_ff']}  loss={best['loss']:.4f}  latency={latency_txt}  "
-                  f"({result.feasible.sum()} of {len(grid)} candidates feasible)")
+                  f"({report.n_feasible} of {report.n_candidates} candidates feasible)")
     table = Table(title="Loss-vs-latency frontier (admissible shapes)")
     for col in ("shape", "N", "D", "R", "loss", "latency s", ""):
         table.add_column(col, justify="right")
@@ -229,26 +82,14 @@ def plan_command(
         console.print(table)
     else:
         console.print("no frontier: no latency model (give --hardware or --measured)")
-    for name, r in base_rows.items():
+    for name, r in report.baselines.items():
         verdict = (f"dominated by {r['n_dominating']} shapes, e.g. {r['dominated_by']} (loss "
                    f"{r['dominated_by_loss']:.4f}, {r['dominated_by_latency_s']:.3f}s)" if r["dominated"]
                    else "no latency to compare" if r["latency_s"] is None
                    else "on the frontier" if r["on_frontier"] else "undominated (outside the budgets)")
         lat = "n/a" if r["latency_s"] is None else f"{r['latency_s']:.3f}s"
         console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={lat} -> {verdict}")
-    console.print(f"wrote {out / 'plan.json'}, {out / 'frontier.csv'}" + (f", {png}" if png else ""))
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    import csv
-
-    if not rows:
-        path.write_text("")
-        return
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    console.print("wrote " + ", ".join(report.files.values()))
 
 
 def lifetime_command(
@@ -266,52 +107,39 @@ def lifetime_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Sardana et al.: the N and D_train minimising training + inference cost for a loss target (or the inverse)."""
-    from infscale.errors import InputError
-    from infscale.plan import CostModel, lifetime_optimal, lowest_loss_for_budget
-
-    if (loss_target is None) == (budget is None):
-        raise InputError("give exactly one of --loss-target and --budget")
-    fitted = _load_law(law)
-    from infscale.plan import loss_from_law
+    from infscale.plan import CostModel
+    from infscale.workflows.plan import run_lifetime
 
     try:
         cost = (CostModel() if usd_per_hour is None else
                 CostModel(usd_per_hour=usd_per_hour, peak_flops=peak_flops, util_train=util_train,
                           util_prefill=util_prefill, util_decode=util_decode))
-        kwargs = dict(prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, cost=cost, aspect_ratio=aspect_ratio)
-        loss_fn = loss_from_law(fitted)
-        if loss_target is not None:
-            plan = lifetime_optimal(loss_fn, loss_target, **kwargs)
-            chinchilla = lifetime_optimal(loss_fn, loss_target, cost=cost, aspect_ratio=aspect_ratio)
-        else:
-            plan = lowest_loss_for_budget(loss_fn, budget, **kwargs)
-            chinchilla = lifetime_optimal(loss_fn, plan.loss, cost=cost, aspect_ratio=aspect_ratio)
     except ValueError as exc:
-        if type(exc) is ValueError:
-            raise InputError(f"{exc} (shape-aware laws need --aspect-ratio)" if "aspect" in str(exc) else str(exc)) \
-                from None
-        raise
-    from infscale.plan import lifetime_cost
-
-    chin_cost = float(lifetime_cost(chinchilla.n_params, chinchilla.train_tokens, prefill_tokens=prefill_tokens,
-                                    decode_tokens=decode_tokens, cost=cost))
-    payload = {"optimal": plan.to_dict(), "chinchilla_optimal": chinchilla.to_dict(),
-               "chinchilla_lifetime_cost": chin_cost, "saving": 1.0 - plan.cost / chin_cost}
+        raise InputError(str(exc)) from None
+    report = run_lifetime(law, loss_target=loss_target, budget=budget, prefill_tokens=prefill_tokens,
+                          decode_tokens=decode_tokens, aspect_ratio=aspect_ratio, cost=cost)
     if as_json:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
         return
+    _print_lifetime(report)
+
+
+def _print_lifetime(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    plan, chinchilla = report.optimal, report.chinchilla
+    served = report.prefill_tokens + report.decode_tokens
     table = Table(title=f"Lifetime-optimal model ({plan.unit})")
     for col in ("", "N", "D_train", "D/N", "loss", "train FLOPs", "inference FLOPs", f"lifetime {plan.unit}"):
         table.add_column(col, justify="right")
-    for name, p, c in (("lifetime-optimal", plan, plan.cost), ("Chinchilla-optimal", chinchilla, chin_cost)):
+    for name, p, c in (("lifetime-optimal", plan, plan.cost), ("Chinchilla-optimal", chinchilla,
+                                                                 report.chinchilla_cost)):
         table.add_row(name, _fmt(p.n_params), _fmt(p.train_tokens), f"{p.tokens_per_param:.1f}", f"{p.loss:.4f}",
-                      _fmt(p.train_flops), _fmt(2.0 * p.n_params * (prefill_tokens + decode_tokens)), _fmt(c))
+                      _fmt(p.train_flops), _fmt(2.0 * p.n_params * served), _fmt(c))
     console = Console(width=max(Console().width, 120))
     console.print(table)
-    console.print(f"saving vs Chinchilla-optimal at equal loss: {100 * payload['saving']:.1f}%")
+    console.print(f"saving vs Chinchilla-optimal at equal loss: {100 * report.saving:.1f}%")
 
 
 def select_command(
@@ -324,45 +152,18 @@ def select_command(
     Re-running the same command resumes: finished runs are read from records.jsonl, a half-finished run from its
     checkpoint.
     """
-    import yaml
+    from infscale.workflows.select import select_from_file
 
-    from infscale.cli.train import _resolve
-    from infscale.errors import InputError
-    from infscale.latency.io import get_profile
-    from infscale.laws import FittedLaw
-    from infscale.workflows.select import LawSpec, parse_select, run_selection
-
-    config = _resolve(config)
-    if not config.exists():
-        raise InputError(f"config {config}: no such file")
-    try:
-        data = yaml.safe_load(config.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"config {config}: invalid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"config {config}: expected a mapping at the top level")
-    cfg = parse_select(data, str(config))
-    if isinstance(cfg.law, LawSpec):
-        try:
-            law = FittedLaw.from_dict(cfg.law.law, cfg.law.params, {"source": str(config)})
-        except (KeyError, ValueError) as exc:
-            raise InputError(f"config {config}: field law: {exc}") from None
-    else:
-        law = _load_law((config.parent / cfg.law) if not Path(cfg.law).is_absolute() else Path(cfg.law))
-    measured = None
-    if cfg.measured is not None:
-        measured = _load_measured(config.parent / cfg.measured if not Path(cfg.measured).is_absolute()
-                                  else Path(cfg.measured))
-    out = out or Path("select_out") / config.stem
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured,
-                           source=str(config))
+    report, out = select_from_file(config, out)
     if as_json:
         from infscale.jsonsafe import finite
 
         print(json.dumps(finite(report.to_dict()), indent=2))
         return
+    _print_selection(report, out)
+
+
+def _print_selection(report, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -9,19 +9,11 @@ from pathlib import Path
 
 import typer
 
+from infscale.configio import resolve_recipe
+
 # record field -> column header
 COLUMNS = {"run_id": "run", "N": "N", "D": "D", "tokens_per_param": "D/N", "d_model": "d", "n_layers": "L",
            "loss": "val loss", "train_loss_smoothed": "train loss", "wall_s": "wall s", "tokens_per_s": "tok/s"}
-
-
-def _resolve(config: str) -> Path:
-    path = Path(config)
-    if path.is_file() or path.suffix in (".yaml", ".yml"):
-        return path
-    import infscale
-
-    bundled = Path(infscale.__file__).parent / "recipes" / f"{config}.yaml"
-    return bundled if bundled.is_file() else path
 
 
 def _table(title: str, records: list[dict]) -> None:
@@ -62,7 +54,7 @@ def train_cmd(
     from infscale.train.sweep import append_record
     from infscale.train.trainer import default_run_id, plan_tokens, resolve_shape, train
 
-    path = _resolve(config)
+    path = resolve_recipe(config)
     cfg = load_train_config(path)
 
     d = cfg.data
@@ -93,7 +85,7 @@ def sweep_cmd(
     from infscale.train.config import load_sweep_config
     from infscale.train.sweep import run_sweep
 
-    path = _resolve(config)
+    path = resolve_recipe(config)
     sweep = load_sweep_config(path)
 
     def report(rec: dict, new: bool) -> None:

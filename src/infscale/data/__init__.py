@@ -1,13 +1,16 @@
 """Bundled training-run datasets, looked up by name.
 
 Each entry names its file (beside this module), the mapping of its columns onto the canonical `Runs` columns, the default
-fit/held-out split, and its source and licence (also written in SOURCE.md beside the files). Standard library only.
+fit/held-out split, and its source and licence (also written in SOURCE.md beside the files). Standard library only
+(and the shared `infscale.registry`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from infscale.registry import Registry
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -32,13 +35,11 @@ class DatasetInfo:
         return DATA_DIR / self.file
 
 
-DATASETS: dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
 
 
 def register(info: DatasetInfo) -> None:
-    if info.name in DATASETS:
-        raise ValueError(f"dataset {info.name!r} registered twice")
-    DATASETS[info.name] = info
+    DATASETS.register(info.name, info)
 
 
 register(DatasetInfo(
@@ -80,8 +81,5 @@ register(DatasetInfo(
 
 
 def get_dataset(name: str) -> DatasetInfo:
-    """The registered dataset `name`; KeyError lists the known names."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
+    """The registered dataset ``name``; an unknown name is an `InputError` listing the known ones."""
+    return DATASETS.get(name)

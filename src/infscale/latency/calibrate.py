@@ -8,24 +8,22 @@ weigh the same. Efficiencies are fitted in log space.
 
 ``group_layer_overhead=True`` fits one per-layer overhead per implementation ``group`` (HF's OPT, GPT-NeoX and
 open_lm code launch different kernels per layer) sharing the hardware terms; the profile keeps the overhead of
-``reference_group``. `calibrate_seed_a` does this on seed A's published A100 latencies (latency/data/).
+``reference_group``. `seed_a_calibrator` does this for seed A's published A100 latencies (read by `infscale.latency.io.calibrate_seed_a`).
 """
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from infscale.arch import TransformerShape
+from infscale.arch import PRESETS, TransformerShape
 from infscale.errors import InputError
-from infscale.latency.model import HARDWARE_PRESETS, HardwareProfile, Workload, latency_terms
+from infscale.latency.model import HARDWARE, HardwareProfile, Workload, latency_terms
 
 __all__ = [
     "LatencyObservation",
@@ -36,8 +34,7 @@ __all__ = [
     "spread_subset",
     "default_free",
     "SEED_A_SHAPES",
-    "seed_a_observations",
-    "calibrate_seed_a",
+    "seed_a_calibrator",
     "HoldoutResult",
     "calibration_order",
     "calibrate_holdout",
@@ -277,13 +274,11 @@ class LatencyCalibrator:
 
 
 # ---- seed A's published A100 latencies -----------------------------------------------------------------------------
-SEED_A_CSV = Path(__file__).parent / "data" / "seed_a_a100_latency.csv"
-
 SEED_A_SHAPES: dict[str, tuple[TransformerShape, str]] = {
     # open_lm models (one code base: the same kernels per layer)
-    "Morph-1B": (TransformerShape.open_lm(3072, 12, 16), "open_lm"),
+    "Morph-1B": (PRESETS["morph-1b"], "open_lm"),
     "Morph-1B-v2": (TransformerShape.open_lm(2560, 16, 20), "open_lm"),
-    "Open-LM-1B": (TransformerShape.open_lm(2048, 24, 16), "open_lm"),
+    "Open-LM-1B": (PRESETS["open-lm-1b"], "open_lm"),
     # HF implementations of the baselines (published configs)
     "OPT-1.3B": (TransformerShape(d_model=2048, n_layers=24, n_heads=32, d_ff=8192, vocab_size=50272,
                                   tied_embeddings=True, ffn_kind="gelu", norm_kind="layernorm", bias=True,
@@ -305,35 +300,19 @@ SEED_A_WORKLOAD = Workload(batch=1, input_len=128, output_len=256, dtype="bf16")
 """Seed A's protocol: HF generate, batch 1, 128 in / 256 out, bf16, one A100-40GB."""
 
 
-def seed_a_observations(models: Iterable[str] | None = None) -> list[LatencyObservation]:
-    """Seed A's published A100 generate latencies as observations (``total_s``)."""
-    with SEED_A_CSV.open(encoding="utf-8") as fh:
-        rows = {r["model"]: r for r in csv.DictReader(fh)}
-    names = list(SEED_A_SHAPES) if models is None else list(models)
-    out = []
-    for name in names:
-        if name not in SEED_A_SHAPES or name not in rows:
-            raise InputError(f"{SEED_A_CSV.name}: no published latency for model {name!r}; known {sorted(SEED_A_SHAPES)}")
-        shape, group = SEED_A_SHAPES[name]
-        out.append(LatencyObservation(shape=shape, workload=SEED_A_WORKLOAD, total_s=float(rows[name]["latency_s"]),
-                                      group=group, label=name))
-    return out
-
-
-def calibrate_seed_a(models: Iterable[str] | None = None, base: HardwareProfile | None = None,
-                     name: str = "a100-40gb-seed-a") -> LatencyCalibrator:
-    """Fit the A100 per-layer (one per implementation) and per-step overheads to seed A's published latencies.
+def seed_a_calibrator(observations: Sequence[LatencyObservation], base: HardwareProfile | None = None,
+                      name: str = "a100-40gb-seed-a") -> LatencyCalibrator:
+    """The calibrator for seed A's published latencies: it fits the A100 per-layer (one per implementation) and
+    per-step overheads.
 
     The peaks and efficiencies stay at the preset's values: four to seven totals at batch 1 cannot separate them
     from the overheads. The profile keeps the open_lm per-layer overhead (the planner plans open_lm shapes).
     """
-    base = base or HARDWARE_PRESETS["a100-40gb"]
-    obs = seed_a_observations(models)
-    groups = {o.group for o in obs}
-    cal = LatencyCalibrator(base, free=("layer_overhead_s", "step_overhead_s"), targets=("total_s",),
-                            group_layer_overhead=len(groups) > 1,
-                            reference_group="open_lm" if "open_lm" in groups else None, name=name)
-    return cal.fit(obs)
+    base = base or HARDWARE["a100-40gb"]
+    groups = {o.group for o in observations}
+    return LatencyCalibrator(base, free=("layer_overhead_s", "step_overhead_s"), targets=("total_s",),
+                             group_layer_overhead=len(groups) > 1,
+                             reference_group="open_lm" if "open_lm" in groups else None, name=name)
 
 
 # ---- held-out evaluation ---------------------------------------------------------------------------------------------

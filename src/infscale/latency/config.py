@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from infscale.arch import TransformerShape
+from infscale.arch import TransformerShape, parse_shape_spec
 from infscale.latency.model import Workload
 
 
@@ -39,13 +39,9 @@ class SweepConfig(BaseModel):
     @field_validator("shapes")
     @classmethod
     def _specs_parse(cls, specs: list[str]) -> list[str]:
-        from infscale.latency.io import parse_shape_spec
-
         for spec in specs:
             parse_shape_spec(spec)
         return specs
 
     def build_shapes(self) -> list[TransformerShape]:
-        from infscale.latency.io import parse_shape_spec
-
         return [parse_shape_spec(s, vocab_size=self.vocab_size) for s in self.shapes]

@@ -1,47 +1,58 @@
-"""Files of the latency part: measurement records (JSONL), hardware profiles (JSON), sweep configs (YAML), shape specs.
+"""Files of the latency part: measurement records (JSONL), hardware profiles (JSON), sweep configs (YAML), measured
+latencies for the planner (CSV or records) and seed A's published A100 latencies.
 
-- Records are appended one JSON object per line and never rewritten; `read_records` tolerates only a truncated
-  last line (a run killed mid-write) and names the file and line of anything else that is broken. A shape measured
-  again appends a record with the same key, which supersedes the old one (`latest_records`).
-- Profiles are looked up by name: the built-in presets of `latency.model.HARDWARE_PRESETS`, then the calibrated
-  profiles shipped in ``latency/data/profiles/``; a path to a ``.json`` file works too.
-- Shape specs: ``d256x4`` (d_model 256, 4 layers), optionally followed by ``h4`` (heads), ``kv2`` (KV heads),
-  ``f688`` (FFN width) and ``v4096`` (vocabulary), or a preset name of `infscale.arch.PRESETS`.
+- Records go through `infscale.records` (one writer, fsynced lines, one torn-tail rule). A shape measured again
+  appends a record with the same key, which supersedes the old one (`latest_records`).
+- Profiles are looked up by name in `infscale.latency.model.HARDWARE`: the built-in presets, the calibrated profiles
+  shipped in ``latency/data/profiles/`` (registered here) and any a plugin adds; a path to a ``.json`` file works too.
+- Every file is read through `infscale.configio` (missing, directory, binary, wrong shape: one line naming it).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
-import os
-import re
-from collections.abc import Iterator
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from infscale.arch import PRESETS, TransformerShape
+from infscale import records as store
+from infscale.arch import TransformerShape
+from infscale.configio import load_json, load_yaml, read_text, write_text
 from infscale.errors import InputError
-from infscale.latency.model import HARDWARE_PRESETS, HardwareProfile, Workload
+from infscale.latency.calibrate import (
+    SEED_A_SHAPES,
+    SEED_A_WORKLOAD,
+    LatencyCalibrator,
+    LatencyObservation,
+    seed_a_calibrator,
+)
+from infscale.latency.model import HARDWARE, HardwareProfile, Workload
+from infscale.registry import Lazy
 
 __all__ = [
     "DATA_DIR",
     "PROFILE_DIR",
+    "SEED_A_CSV",
     "record_key",
-    "append_record",
     "read_records",
     "latest_records",
-    "parse_shape_spec",
     "get_profile",
     "list_profiles",
     "save_profile",
     "load_profile_file",
     "load_sweep_config",
+    "load_measured",
+    "seed_a_observations",
+    "calibrate_seed_a",
 ]
 
 DATA_DIR = Path(__file__).parent / "data"
 PROFILE_DIR = DATA_DIR / "profiles"
-
-_SPEC = re.compile(r"^d(\d+)x(\d+)(?:h(\d+))?(?:kv(\d+))?(?:f(\d+))?(?:v(\d+))?$")
+SEED_A_CSV = DATA_DIR / "seed_a_a100_latency.csv"
 
 
 def record_key(shape: TransformerShape, workload: Workload, backend: str, device: str) -> str:
@@ -50,144 +61,124 @@ def record_key(shape: TransformerShape, workload: Workload, backend: str, device
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def append_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record as a JSON line and flush it to disk."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _iter_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    complete_last = text.endswith("\n")
-    for i, line in enumerate(lines, start=1):
-        is_last = i == len(lines) or (i == len(lines) - 1 and complete_last)
-        yield i, line, is_last and not complete_last
-
-
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a JSONL file. A truncated final line (no newline, bad JSON) is skipped; any other bad line
-    is an `InputError` naming the file and line."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such records file")
-    out = []
-    for lineno, line, unterminated in _iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if unterminated:
-                continue  # a run killed while writing its last record
-            raise InputError(f"{path}:{lineno}: not a JSON record ({exc.msg})") from None
-        if not isinstance(record, dict) or "key" not in record:
-            raise InputError(f"{path}:{lineno}: a record must be an object with a 'key' field")
-        out.append(record)
+    """All measurement records of a JSONL file (each an object with a ``key``), in file order."""
+    out = store.read_records(path)
+    for i, record in enumerate(out, start=1):
+        if "key" not in record:
+            raise InputError(f"{path}: record {i}: a measurement record needs a 'key' field")
     return out
 
 
-def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per key, the last one appended (a re-measurement supersedes the earlier record), in first-seen
-    order."""
-    latest: dict[str, dict[str, Any]] = {}
-    for r in records:
-        latest[r["key"]] = r
-    return list(latest.values())
-
-
-def parse_shape_spec(spec: str, *, vocab_size: int | None = None, context_length: int = 2048) -> TransformerShape:
-    """A `TransformerShape` from ``d256x4[hN][kvN][fN][vN]`` or a preset name; bad specs are `InputError`s.
-
-    Defaults: ``n_heads = max(1, d_model // 64)``, SwiGLU width by the open_lm rule, vocabulary 50432 (or
-    ``vocab_size``).
-    """
-    text = spec.strip().lower()
-    if text in PRESETS:
-        shape = PRESETS[text]
-        return shape if vocab_size is None else shape.with_(vocab_size=vocab_size)
-    m = _SPEC.match(text)
-    if not m:
-        raise InputError(f"shape {spec!r}: expected dDxL[hH][kvK][fF][vV] (e.g. d256x4h4) or a preset "
-                         f"({', '.join(sorted(PRESETS))})")
-    d, layers, heads, kv, ff, vocab = (None if g is None else int(g) for g in m.groups())
-    heads = heads if heads is not None else max(1, d // 64)
-    vocab = vocab if vocab is not None else (vocab_size if vocab_size is not None else 50432)
-    try:
-        return TransformerShape(d_model=d, n_layers=layers, n_heads=heads, n_kv_heads=kv, d_ff=ff, vocab_size=vocab,
-                                context_length=context_length)
-    except ValueError as exc:
-        raise InputError(f"shape {spec!r}: {exc}") from None
+def latest_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per key, the last one appended (a re-measurement supersedes the earlier one)."""
+    return store.latest(records, key=lambda r: r["key"])
 
 
 # ---- hardware profiles --------------------------------------------------------------------------------------------
 def load_profile_file(path: str | Path) -> HardwareProfile:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such profile file") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    data = load_json(path, what="hardware profile file")
     try:
         return HardwareProfile.from_dict(data.get("profile", data))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{path}: bad hardware profile ({exc})") from None
 
 
-def _shipped() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PROFILE_DIR.glob("*.json"))} if PROFILE_DIR.exists() else {}
+for _path in sorted(PROFILE_DIR.glob("*.json")):
+    HARDWARE.register(_path.stem, Lazy(partial(load_profile_file, _path)))
 
 
 def list_profiles() -> list[str]:
-    """Names usable with `get_profile`: presets and shipped calibrated profiles."""
-    return sorted(set(HARDWARE_PRESETS) | set(_shipped()))
+    """Names usable with `get_profile`: presets, shipped calibrated profiles and plugins' profiles."""
+    return HARDWARE.names()
 
 
 def get_profile(name: str) -> HardwareProfile:
-    """A hardware profile by name (preset or shipped calibration) or by path to a JSON file."""
-    key = name.strip().lower()
-    if key in HARDWARE_PRESETS:
-        return HARDWARE_PRESETS[key]
-    shipped = _shipped()
-    if key in shipped:
-        return load_profile_file(shipped[key])
-    if name.endswith(".json"):
+    """A hardware profile by name or by path to a JSON file."""
+    if name.strip().lower() not in HARDWARE and name.endswith(".json"):
         return load_profile_file(name)
-    raise InputError(f"hardware: unknown name {name!r}; known: {', '.join(list_profiles())} (or a .json file)")
+    try:
+        return HARDWARE.get(name)
+    except InputError as exc:
+        raise InputError(f"{exc} (or a .json profile file)") from None
 
 
 def save_profile(profile: HardwareProfile, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write ``{"profile": ..., "meta": ...}`` as JSON (meta: how it was calibrated, errors)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"profile": profile.to_dict(), "meta": meta or {}}, indent=2, sort_keys=True) + "\n",
-                    encoding="utf-8")
-    return path
+    text = json.dumps({"profile": profile.to_dict(), "meta": meta or {}}, indent=2, sort_keys=True) + "\n"
+    return write_text(path, text)
 
 
 # ---- sweep configs ------------------------------------------------------------------------------------------------
 def load_sweep_config(path: str | Path) -> Any:
     """Read and validate a measurement sweep YAML (see `SweepConfig` in latency/config.py)."""
-    import yaml
-    from pydantic import ValidationError
-
     from infscale.latency.config import SweepConfig
 
+    return load_yaml(path, SweepConfig, what="sweep config")
+
+
+# ---- measured latencies for the planner ---------------------------------------------------------------------------
+ShapeKey = tuple[int, int, int, int]
+
+
+def _measured_from_records(path: Path, workload: tuple[int, int, int] | None) -> dict[ShapeKey, float]:
+    found: dict[ShapeKey, float] = {}
+    for no, rec in enumerate(latest_records(read_records(path)), start=1):
+        try:
+            shape, wl = rec["shape"], rec["workload"]
+            if workload is not None and (wl["batch"], wl["input_len"], wl["output_len"]) != workload:
+                continue
+            heads = int(shape["n_heads"])
+            kv = int(shape["n_kv_heads"]) if shape.get("n_kv_heads") else heads
+            found[(int(shape["d_model"]), int(shape["n_layers"]), heads, kv)] = float(rec["total_s"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{path}: record {no}: needs shape, workload and total_s fields") from None
+    return found
+
+
+def load_measured(path: str | Path, workload: tuple[int, int, int] | None = None) -> dict[ShapeKey, float]:
+    """Measured latencies per shape ``(d_model, n_layers, n_heads, n_kv_heads)``: a CSV with d_model, n_layers,
+    n_heads, latency_s (optional n_kv_heads), or the JSONL records of `infscale latency measure` (``total_s`` of the
+    records whose workload is ``(batch, input_len, output_len)``)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such sweep config") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
-    try:
-        return SweepConfig.model_validate(data or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"{path}: field {where}: {err['msg']}") from None
+    if path.suffix == ".jsonl":
+        return _measured_from_records(path, workload)
+    reader = csv.DictReader(io.StringIO(read_text(path, "measured-latency file"), newline=""))
+    missing = {"d_model", "n_layers", "n_heads", "latency_s"} - set(reader.fieldnames or [])
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    out: dict[ShapeKey, float] = {}
+    for row_no, row in enumerate(reader, start=2):
+        try:
+            d, layers, heads = int(row["d_model"]), int(row["n_layers"]), int(row["n_heads"])
+            kv = int(row["n_kv_heads"]) if row.get("n_kv_heads") else heads
+            lat = float(row["latency_s"])
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: row {row_no}: d_model/n_layers/n_heads/n_kv_heads must be integers and "
+                             "latency_s a number") from None
+        if not lat > 0:
+            raise InputError(f"{path}: row {row_no}: field latency_s must be positive, got {lat}")
+        out[(d, layers, heads, kv)] = lat
+    return out
+
+
+# ---- seed A's published A100 latencies ----------------------------------------------------------------------------
+def seed_a_observations(models: Iterable[str] | None = None) -> list[LatencyObservation]:
+    """Seed A's published A100 generate latencies (bundled CSV) as observations (``total_s``)."""
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(read_text(SEED_A_CSV)))}
+    names = list(SEED_A_SHAPES) if models is None else list(models)
+    out = []
+    for name in names:
+        if name not in SEED_A_SHAPES or name not in rows:
+            raise InputError(f"{SEED_A_CSV.name}: no published latency for model {name!r}; known {sorted(SEED_A_SHAPES)}")
+        shape, group = SEED_A_SHAPES[name]
+        out.append(LatencyObservation(shape=shape, workload=SEED_A_WORKLOAD, total_s=float(rows[name]["latency_s"]),
+                                      group=group, label=name))
+    return out
+
+
+def calibrate_seed_a(models: Iterable[str] | None = None, base: HardwareProfile | None = None,
+                     name: str = "a100-40gb-seed-a") -> LatencyCalibrator:
+    """The A100 calibrated on seed A's published latencies (see `infscale.latency.calibrate.seed_a_calibrator`)."""
+    obs = seed_a_observations(models)
+    return seed_a_calibrator(obs, base, name).fit(obs)

@@ -32,8 +32,10 @@ import torch
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.latency.io import append_record, latest_records, read_records, record_key
+from infscale.latency.io import latest_records, read_records, record_key
 from infscale.latency.model import Workload
+from infscale.records import RecordWriter
+from infscale.registry import Registry
 
 __all__ = [
     "MeasureSettings",
@@ -288,14 +290,15 @@ class VllmBackend:
         return {"torch": torch.__version__, "vllm": vllm.__version__}
 
 
-BACKENDS: dict[str, Callable[[], Backend]] = {"own": OwnBackend, "hf": HfBackend, "vllm": VllmBackend}
+BACKENDS: Registry[Callable[[], Backend]] = Registry("latency backend")
 """Measurement backends by name."""
+BACKENDS.register("own", OwnBackend)
+BACKENDS.register("hf", HfBackend)
+BACKENDS.register("vllm", VllmBackend)
 
 
 def get_backend(name: str) -> Backend:
-    if name not in BACKENDS:
-        raise InputError(f"backend: unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name]()
+    return BACKENDS.get(name)()
 
 
 def environment(device: torch.device, backend: Backend) -> dict[str, Any]:
@@ -382,23 +385,23 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
     device = str(resolve_device(settings.device))
     shapes = list(shapes)
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
-    path = Path(out)
-    done = {r["key"]: r for r in latest_records(read_records(path))} if path.exists() else {}
     redo = set(redo)
     result: dict[str, dict[str, Any]] = {}
-    todo = []
-    for shape in shapes:
-        if workload.input_len + workload.output_len > shape.context_length:
-            shape = shape.with_(context_length=workload.input_len + workload.output_len)
-        key = record_key(shape, wl, be.name, device)
-        if key in done and shape.label not in redo:
-            result[key] = done[key]
-        else:
-            todo.append((key, shape))
-    for i, (key, shape) in enumerate(todo):
-        record = measure_one(shape, workload, be, settings)
-        append_record(path, record)
-        result[key] = record
-        if progress is not None:
-            progress(record, i + 1, len(todo))
+    with RecordWriter(out) as writer:
+        done = {r["key"]: r for r in latest_records(read_records(writer.path))} if writer.path.exists() else {}
+        todo = []
+        for shape in shapes:
+            if workload.input_len + workload.output_len > shape.context_length:
+                shape = shape.with_(context_length=workload.input_len + workload.output_len)
+            key = record_key(shape, wl, be.name, device)
+            if key in done and shape.label not in redo:
+                result[key] = done[key]
+            else:
+                todo.append((key, shape))
+        for i, (key, shape) in enumerate(todo):
+            record = measure_one(shape, workload, be, settings)
+            writer.append(record)
+            result[key] = record
+            if progress is not None:
+                progress(record, i + 1, len(todo))
     return list(result.values())

@@ -14,7 +14,7 @@ first new token; *decode* is the remaining ``output_len - 1`` single-token steps
 ``input_len + k`` keys. Units: seconds, FLOP/s, bytes/s.
 
 Everything is vectorised: `predict_latency_arrays` evaluates 1e5 shapes in a few milliseconds.
-Hardware presets are data (`HARDWARE_PRESETS`); loading and saving profiles lives in `latency/profiles.py`.
+Hardware presets are data (`HARDWARE`); loading and saving profiles lives in `latency/io.py`.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from infscale.arch import TransformerShape
+from infscale.registry import Registry
 
 __all__ = [
     "DTYPE_BYTES",
     "Workload",
     "HardwareProfile",
     "LatencyPrediction",
-    "HARDWARE_PRESETS",
+    "HARDWARE",
     "predict_latency_arrays",
     "predict",
     "latency_terms",
@@ -379,9 +380,10 @@ def _gpu(name: str, flops: dict[str, float], bw: float, mem_gb: float, desc: str
     )
 
 
-HARDWARE_PRESETS: dict[str, HardwareProfile] = {
-    p.name: p
-    for p in (
+HARDWARE: Registry[HardwareProfile] = Registry("hardware profile", normalize=lambda s: s.strip().lower())
+"""Hardware profiles by name: the datasheet presets below, seed A's calibrated A100, the profiles shipped in
+``latency/data/profiles/`` (registered by `infscale.latency.io`) and any a plugin adds."""
+for _p in (
         _gpu("a100-40gb", {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12, "int8": 624e12},
              1.555e12, 40, "NVIDIA A100 SXM4 40GB datasheet (dense); default efficiencies/overheads"),
         _gpu("a100-80gb", {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12, "int8": 624e12},
@@ -403,14 +405,15 @@ HARDWARE_PRESETS: dict[str, HardwareProfile] = {
             layer_overhead_s=150e-6, step_overhead_s=0.5e-3, memory_bytes=24e9,
             description="a 2-core AVX2 server CPU; overheads from REFERENCE.md §3 (0.14-0.17 ms/layer/token)",
         ),
-    )
-}
-"""Built-in hardware presets by name (datasheet peaks, default efficiencies and overheads)."""
+):
+    HARDWARE.register(_p.name, _p)
+    if _p.name == "a100-40gb":
+        _a100_40gb = _p
 
 # Seed A's A100-40GB as calibrated by `infscale.latency.calibrate.calibrate_seed_a` on the published HF-generate
 # latencies (Morph-1B 1.96 s, Open-LM-1B 3.61 s, OPT, Pythia, GPT-Neo; batch 1, 128 in / 256 out, bf16): the open_lm
 # per-layer overhead and the shared per-step overhead. tests/latency/test_calibrate.py re-fits and checks these values.
-HARDWARE_PRESETS["a100-40gb-seed-a"] = HARDWARE_PRESETS["a100-40gb"].with_(
+HARDWARE.register("a100-40gb-seed-a", _a100_40gb.with_(
     name="a100-40gb-seed-a", layer_overhead_s=0.5406773e-3, step_overhead_s=1.229622e-3,
     description="A100-40GB calibrated on seed A's published HF generate latencies (open_lm per-layer overhead)",
-)
+))

@@ -21,6 +21,7 @@ from infscale.laws.fitted import FittedLaw
 from infscale.laws.forms import Features, LawForm, get_law
 from infscale.laws.lbfgs import batched_lbfgs
 from infscale.laws.runs import Runs
+from infscale.registry import Registry
 
 
 def _features(form: LawForm, runs: Runs) -> Features:
@@ -209,14 +210,14 @@ class LeastSquaresFitter:
         return out
 
 
-FITTERS = {"huber": HuberFitter, "least_squares": LeastSquaresFitter}
+FITTERS: Registry[type] = Registry("fitter")
+FITTERS.register("huber", HuberFitter)
+FITTERS.register("least_squares", LeastSquaresFitter)
 
 
 def make_fitter(name: str, law: str):
-    try:
-        return FITTERS[name](law)
-    except KeyError:
-        raise KeyError(f"unknown fitter {name!r}; known: {', '.join(sorted(FITTERS))}") from None
+    """A fitter by name (``huber``, ``least_squares``) for the law ``law``; unknown names are `InputError`s."""
+    return FITTERS.get(name)(law)
 
 
 def scipy_loop_huber(law: str, runs: Runs, starts: np.ndarray | None = None, delta: float = 1e-3,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infscale.registry import Registry
+
 Vjp = Callable[[np.ndarray], np.ndarray]
 
 
@@ -343,13 +345,11 @@ class Gadre(LawForm):
                      [0.05, 0.1, 0.2, 0.3, 0.5])
 
 
-LAWS: dict[str, LawForm] = {}
+LAWS: Registry[LawForm] = Registry("law")
 
 
 def register_law(form: LawForm) -> None:
-    if form.name in LAWS:
-        raise ValueError(f"law {form.name!r} registered twice")
-    LAWS[form.name] = form
+    LAWS.register(form.name, form)
 
 
 register_law(ChinchillaFamily("chinchilla", tie_beta=False, shape=False))
@@ -361,7 +361,5 @@ register_law(Gadre())
 
 
 def get_law(name: str) -> LawForm:
-    try:
-        return LAWS[name]
-    except KeyError:
-        raise KeyError(f"unknown law {name!r}; known: {', '.join(sorted(LAWS))}") from None
+    """The law form ``name``; an unknown name is an `InputError` listing the known ones."""
+    return LAWS.get(name)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from infscale.configio import load_json
 from infscale.data import DATASETS, get_dataset
 from infscale.errors import InputError
 from infscale.laws.fitted import FittedLaw
@@ -97,16 +98,15 @@ def save_fit(law: FittedLaw, path: str | Path) -> Path:
 def load_fit(path: str | Path) -> FittedLaw:
     """Read a fitted law written by `save_fit` (or `infscale fit --save`)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(data, dict) or "law" not in data or "params" not in data:
+    if not path.exists():
+        raise InputError(f"{path}: law file not found (write one with `infscale fit ... --save FIT.json`)")
+    data = load_json(path, what="saved fit")
+    if "law" not in data or "params" not in data:
         raise InputError(f"{path}: not a saved fit: expected keys 'law' and 'params'")
     try:
         return FittedLaw.from_dict(data["law"], data["params"], data.get("meta"))
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: field 'params': {exc}") from None
 

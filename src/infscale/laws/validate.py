@@ -6,6 +6,7 @@ the held-out runs only, so `validate` returns both (`all` and `held_out`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +49,12 @@ class Validation:
         raise KeyError(name)
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho (average ranks for ties); nan for fewer than 2 points or a constant input."""
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Spearman's rho (average ranks for ties); nan for fewer than 2 points or a constant input. The one rank
+    correlation of the toolkit (fit validation, model selection)."""
     from scipy.stats import spearmanr
 
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan")
     return float(spearmanr(x, y).statistic)

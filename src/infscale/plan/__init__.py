@@ -17,12 +17,12 @@ from infscale.plan.lifetime import (
     lowest_loss_for_budget,
     tokens_for_loss,
 )
-from infscale.plan.optimum import PlanConstraints, PlanResult, dominated_by, pareto_front, plan_shapes
+from infscale.plan.optimum import PlanConstraints, PlanResult, dominated_by, pareto_frontier, plan_shapes
 from infscale.plan.shapes import FAMILIES, ShapeGrid, ShapeRules, enumerate_shapes, get_family, params_band
 
 __all__ = [
     "FAMILIES", "FLOPS_COST", "CostModel", "LifetimePlan", "PlanConstraints", "PlanResult", "ShapeGrid", "ShapeRules",
     "dominated_by", "enumerate_shapes", "get_family", "latency_from_profile", "lifetime_cost",
-    "lifetime_optimal", "loss_from_law", "lowest_loss_for_budget", "pareto_front", "params_band", "plan_shapes", "resolve_profile",
+    "lifetime_optimal", "loss_from_law", "lowest_loss_for_budget", "pareto_frontier", "params_band", "plan_shapes", "resolve_profile",
     "tokens_for_loss",
 ]

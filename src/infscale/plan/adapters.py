@@ -33,16 +33,12 @@ def loss_from_law(law: Law) -> LossFn:
 
 
 def resolve_profile(profile: Any) -> Any:
-    """A `HardwareProfile` from itself or a registered name (`infscale.latency` presets and calibrated profiles)."""
+    """A `HardwareProfile` from itself or a registered name (`infscale.latency.model.HARDWARE`)."""
     if not isinstance(profile, str):
         return profile
-    from infscale.latency import model as latency_model
+    from infscale.latency.model import HARDWARE
 
-    presets = latency_model.HARDWARE_PRESETS
-    if profile in presets:
-        return presets[profile]
-    raise KeyError(f"unknown hardware preset {profile!r}; known: {', '.join(sorted(presets))} (shipped calibrations "
-                   "and JSON files: pass the profile from infscale.latency.io.get_profile)")
+    return HARDWARE.get(profile)
 
 
 def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:

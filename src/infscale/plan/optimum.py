@@ -13,7 +13,7 @@ Pure: numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,8 @@ __all__ = [
     "LatencyFn",
     "PlanConstraints",
     "PlanResult",
-    "pareto_front",
+    "pareto_frontier",
+    "baseline_verdict",
     "dominated_by",
     "plan_shapes",
     "measured_override",
@@ -126,18 +127,20 @@ class PlanResult:
         return pos[order]
 
 
-def pareto_front(loss: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Positions of the points no other point beats in both loss and latency, by increasing latency.
+def pareto_frontier(cost: Sequence[float] | np.ndarray, loss: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Positions of the points no other point beats (no more ``cost`` and strictly lower ``loss``), by increasing
+    cost; of points equal in both, the first. The one frontier of the toolkit: loss vs latency in the planner,
+    ``-accuracy`` vs FLOPs in the test-time compute analysis.
 
-    Sort by (latency, loss); a point is on the front when its loss is strictly below every loss before it.
+    Sort by (cost, loss); a point is on the frontier when its loss is strictly below every loss before it.
     """
     loss = np.asarray(loss, dtype=np.float64)
-    latency = np.asarray(latency, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
     if loss.size == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((loss, latency))
+    order = np.lexsort((loss, cost))
     best_before = np.concatenate([[np.inf], np.minimum.accumulate(loss[order])[:-1]])
-    return order[loss[order] < best_before]
+    return order[loss[order] < best_before].astype(np.int64)
 
 
 def dominated_by(loss_i: float, latency_i: float, loss: np.ndarray, latency: np.ndarray) -> np.ndarray:
@@ -210,7 +213,7 @@ def plan_shapes(
     lat_key = np.where(np.isnan(latency[pos]), 0.0, latency[pos])
     best = int(pos[np.lexsort((lat_key, loss[pos]))[0]])
     front_pos = np.flatnonzero(admissible & np.isfinite(latency))
-    frontier = front_pos[pareto_front(loss[front_pos], latency[front_pos])]
+    frontier = front_pos[pareto_frontier(latency[front_pos], loss[front_pos])]
     return PlanResult(grid=grid, n_tokens=d, loss=loss, latency_s=latency, latency_measured=measured_mask,
                       train_flops=flops, admissible=admissible, feasible=feasible, best=best, frontier=frontier,
                       constraints=constraints)
@@ -248,3 +251,19 @@ def _infeasible_message(grid: ShapeGrid, ratios: dict[str, np.ndarray], ok: dict
     point = (f"{grid.label(closest)} (N={grid.n_params[closest]:.4g}, D={values['max_tokens'][closest]:.4g}"
              + (f", latency={values['max_latency_s'][closest]:.3g}s" if "max_latency_s" in keys else "") + ")")
     return f"infeasible: binding constraint {names}; closest feasible point {point} needs {relax}"
+
+
+def baseline_verdict(result: PlanResult, i: int) -> dict[str, object]:
+    """Candidate ``i`` (a baseline placed on the grid) as a row, with who dominates it: how many admissible shapes,
+    the fastest of them (ties: lowest loss) and the one with the lowest loss."""
+    row = result.row(i)
+    doms = result.dominators(i)
+    row["dominated"] = bool(doms.size)
+    row["n_dominating"] = int(doms.size)
+    if doms.size:
+        fastest = int(doms[np.lexsort((result.loss[doms], result.latency_s[doms]))[0]])
+        row["dominated_by"] = result.grid.label(fastest)
+        row["dominated_by_latency_s"] = float(result.latency_s[fastest])
+        row["dominated_by_loss"] = float(result.loss[fastest])
+        row["best_dominating"] = result.grid.label(int(doms[np.argmin(result.loss[doms])]))
+    return row

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from infscale.arch import TransformerShape, param_count
+from infscale.registry import Registry
 
 __all__ = [
     "FFN_RULES",
@@ -108,22 +109,21 @@ class ShapeRules:
 
 # Named families (registry, not if-chains). "seed-a" is the open_lm space of Bian et al.: 16 heads at every width, SwiGLU
 # rounded to 256, untied embeddings, GPT-NeoX vocabulary. "llama" uses 64/128-wide heads and GQA.
-FAMILIES: dict[str, ShapeRules] = {
+FAMILIES: Registry[ShapeRules] = Registry("shape family", normalize=str.lower)
+for _name, _rules in {
     "seed-a": ShapeRules(n_heads=(16,), head_dims=None, d_model_multiple=128, d_model_min=256, d_model_max=8192,
                          n_layers_min=2, n_layers_max=48),
     "llama": ShapeRules(head_dims=(64, 128), kv_heads=(1, 2, 4, 8), d_model_multiple=128, d_model_min=256,
                         d_model_max=16384, n_layers_min=2, n_layers_max=128, vocab_size=32000),
     "gpt": ShapeRules(head_dims=(64, 128), ffn_kind="gelu", d_model_multiple=64, d_model_min=256, d_model_max=12288,
                       n_layers_min=2, n_layers_max=96, vocab_size=50304),
-}
+}.items():
+    FAMILIES.register(_name, _rules)
 
 
 def get_family(name: str) -> ShapeRules:
     """Look up a shape family by name."""
-    try:
-        return FAMILIES[name.lower()]
-    except KeyError:
-        raise KeyError(f"unknown shape family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None
+    return FAMILIES.get(name)
 
 
 def params_band(n_params: float, factor: float = 2.0) -> tuple[float, float]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from infscale.tts.analysis import AccuracyCurve, OperatingPoint, pareto_frontier
+from infscale.plan.optimum import pareto_frontier
+from infscale.tts.analysis import AccuracyCurve, OperatingPoint
 from infscale.tts.analysis.saturation import SaturationSummary
 
 __all__ = ["plot_accuracy_vs_flops", "plot_model_strategy_grid", "plot_saturation"]
@@ -49,7 +50,7 @@ def plot_accuracy_vs_flops(points: Sequence[OperatingPoint], path: Path, *, acco
                         ecolor=line.get_color(), alpha=0.5, lw=0.8)
     f_all = np.array([p.flops_for(accounting) for p in points])
     a_all = np.array([100 * p.accuracy for p in points])
-    front = pareto_frontier(f_all, a_all)
+    front = pareto_frontier(f_all, -a_all)
     if front.size:
         ax.step(f_all[front], a_all[front], where="post", color="black", lw=2, alpha=0.6, label="Pareto frontier")
     ax.set_xscale("log")
@@ -129,7 +130,7 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
                     ms=5, lw=1.1, color=colours[mi], alpha=0.9)
     f_all = np.array([p.flops_for(accounting) for p in points])
     a_all = np.array([100 * p.accuracy for p in points])
-    front = pareto_frontier(f_all, a_all)
+    front = pareto_frontier(f_all, -a_all)
     if front.size:
         ax.step(f_all[front], a_all[front], where="post", color="black", lw=2, alpha=0.5)
         ax.scatter(f_all[front], a_all[front], s=70, facecolors="none", edgecolors="black", lw=1.2, zorder=5)

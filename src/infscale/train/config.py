@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from infscale.errors import InputError
+from infscale import configio
+from infscale.configio import Strict
 from infscale.train.downstream import validate_tasks
 
 
@@ -15,7 +16,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """The shape to train; the vocabulary size comes from the tokenizer."""
 
     d_model: int = Field(gt=0, description="Residual stream width.")
@@ -28,7 +29,7 @@ class ModelConfig(_Strict):
     context_length: int = Field(default=128, gt=0, description="Training sequence length (tokens).")
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     corpus: str | list[str] = Field(default="default", description="'default', a path, or a list of paths.")
     vocab_size: int = Field(default=512, description="Byte-level BPE vocabulary size.")
     val_fraction: float = Field(default=0.01, description="Tail fraction of every document held out for validation.")
@@ -36,7 +37,7 @@ class DataConfig(_Strict):
     max_bytes: int | None = Field(default=None, gt=0, description="Use only the first max_bytes of the corpus.")
 
 
-class OptimConfig(_Strict):
+class OptimConfig(Strict):
     """AdamW with linear warm-up then cosine decay (seed A's recipe scaled down)."""
 
     lr: float = Field(default=3e-3, gt=0)
@@ -49,7 +50,7 @@ class OptimConfig(_Strict):
     z_loss: float = Field(default=1e-4, ge=0, description="z-loss coefficient; 0 disables.")
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     """One training run. Give ``tokens`` or ``tokens_per_param`` (D = round(M * N))."""
 
     model: ModelConfig
@@ -75,7 +76,7 @@ class TrainConfig(_Strict):
     group: str | None = Field(default=None, description="Size-group label written into the record.")
     run_id: str | None = Field(default=None, description="Run name (default: derived from shape and D).")
     downstream: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Downstream tasks scored at the end (infscale.train.downstream.TASKS): "
+        default_factory=dict, description="Downstream tasks scored at the end (infscale.train.downstream.DOWNSTREAM_TASKS): "
                                           "a list of names or a mapping name -> settings.")
 
     @field_validator("downstream", mode="before")
@@ -90,7 +91,7 @@ class TrainConfig(_Strict):
         return self
 
 
-class ShapeEntry(_Strict):
+class ShapeEntry(Strict):
     d_model: int = Field(gt=0)
     n_layers: int = Field(gt=0)
     n_heads: int = Field(gt=0)
@@ -98,7 +99,7 @@ class ShapeEntry(_Strict):
     d_ff: int | None = None
 
 
-class NearSpec(_Strict):
+class NearSpec(Strict):
     """All shapes whose exact N is within ``rel_tol`` of ``n_params`` (widths x depths, heads of ``head_dim``)."""
 
     n_params: int = Field(gt=0)
@@ -110,7 +111,7 @@ class NearSpec(_Strict):
     max_shapes: int = Field(default=3, gt=0, description="Keep the shapes closest to n_params, at most this many.")
 
 
-class SweepGroup(_Strict):
+class SweepGroup(Strict):
     name: str
     shapes: list[ShapeEntry] = []
     near: NearSpec | None = None
@@ -123,7 +124,7 @@ class SweepGroup(_Strict):
         return self
 
 
-class SweepConfig(_Strict):
+class SweepConfig(Strict):
     """A grid: for each group, its shapes x its tokens-per-param multipliers, on top of ``base``."""
 
     base: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run.")
@@ -133,41 +134,16 @@ class SweepConfig(_Strict):
     address: str | None = Field(default=None, description="Ray cluster address (None = local ray.init()).")
 
 
-def _format_error(source: str, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-    return f"{source}: field {loc}: {err['msg']}"
-
-
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"config {p}: no such file")
-    if not p.is_file():
-        raise InputError(f"config {p}: is a directory, not a YAML file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"config {p}: invalid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"config {p}: expected a mapping at the top level")
-    return data
+    return configio.load_yaml(path, what="YAML config")
 
 
 def parse_train(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(_format_error(source, exc)) from None
+    return configio.validate(data, TrainConfig, source)
 
 
 def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
-    try:
-        return SweepConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(_format_error(source, exc)) from None
+    return configio.validate(data, SweepConfig, source)
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

@@ -1,4 +1,4 @@
-"""Downstream evaluation of a trained LM on its own held-out split, looked up by task name in `TASKS`.
+"""Downstream evaluation of a trained LM on its own held-out split, looked up by task name in `DOWNSTREAM_TASKS`.
 
 The trainer runs the tasks named in ``TrainConfig.downstream`` at the end of training, while the model is in memory, and
 stores ``{metric: value}`` in the run record. Every example is cut deterministically from the validation tokens (the
@@ -43,11 +43,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from infscale.errors import InputError
+from infscale.registry import Registry
 
 __all__ = [
-    "TASKS",
+    "DOWNSTREAM_TASKS",
     "Corpus",
-    "Task",
+    "DownstreamTask",
     "validate_tasks",
     "metric_directions",
     "prepare_tasks",
@@ -388,7 +389,7 @@ def score_next_line(forward: LogitsFn, ns: NextLineSet, device: str) -> dict[str
 
 # ---- the registry ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Task:
+class DownstreamTask:
     """A downstream task: its settings model, its metrics (name -> higher is better), how examples are cut from the
     held-out split and how a model is scored on them."""
 
@@ -399,12 +400,12 @@ class Task:
     score: Callable[[LogitsFn, Any, str], dict[str, float]]
 
 
-TASKS: dict[str, Task] = {
-    t.name: t for t in (
-        Task("cloze", ClozeSettings, {"cloze_acc": True, "cloze_logprob": True}, build_cloze, score_cloze),
-        Task("next_line", NextLineSettings, {"next_line_acc": True}, build_next_line, score_next_line),
-    )
-}
+DOWNSTREAM_TASKS: Registry[DownstreamTask] = Registry("downstream task")
+for _task in (
+    DownstreamTask("cloze", ClozeSettings, {"cloze_acc": True, "cloze_logprob": True}, build_cloze, score_cloze),
+    DownstreamTask("next_line", NextLineSettings, {"next_line_acc": True}, build_next_line, score_next_line),
+):
+    DOWNSTREAM_TASKS.register(_task.name, _task)
 
 
 def validate_tasks(spec: Any) -> dict[str, dict[str, Any]]:
@@ -420,9 +421,7 @@ def validate_tasks(spec: Any) -> dict[str, dict[str, Any]]:
         raise ValueError("expected a list of task names or a mapping task -> settings")
     out: dict[str, dict[str, Any]] = {}
     for name, settings in spec.items():
-        task = TASKS.get(name)
-        if task is None:
-            raise ValueError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}")
+        task = DOWNSTREAM_TASKS.get(name)
         try:
             out[name] = task.settings.model_validate(settings or {}).model_dump()
         except ValidationError as exc:
@@ -434,16 +433,16 @@ def validate_tasks(spec: Any) -> dict[str, dict[str, Any]]:
 
 def metric_directions(spec: dict[str, dict[str, Any]]) -> dict[str, bool]:
     """Metric name -> higher is better, for the tasks named in ``spec``."""
-    return {m: up for name in spec for m, up in TASKS[name].metrics.items()}
+    return {m: up for name in spec for m, up in DOWNSTREAM_TASKS[name].metrics.items()}
 
 
-def prepare_tasks(spec: dict[str, dict[str, Any]], corpus: Corpus, context_length: int) -> list[tuple[Task, Any]]:
+def prepare_tasks(spec: dict[str, dict[str, Any]], corpus: Corpus, context_length: int) -> list[tuple[DownstreamTask, Any]]:
     """Cut every named task's examples from ``corpus`` (raises `InputError` when the split cannot supply them)."""
-    return [(TASKS[name], TASKS[name].build(corpus, TASKS[name].settings(**settings), context_length))
+    return [(DOWNSTREAM_TASKS[name], DOWNSTREAM_TASKS[name].build(corpus, DOWNSTREAM_TASKS[name].settings(**settings), context_length))
             for name, settings in spec.items()]
 
 
-def run_tasks(forward: LogitsFn, prepared: list[tuple[Task, Any]], device: str = "cpu"
+def run_tasks(forward: LogitsFn, prepared: list[tuple[DownstreamTask, Any]], device: str = "cpu"
               ) -> tuple[dict[str, float], dict[str, int]]:
     """Score ``forward`` (a model in eval mode) on prepared tasks: ({metric: value}, {task: examples})."""
     metrics: dict[str, float] = {}

@@ -17,17 +17,19 @@ Executors (registry `EXECUTORS`, looked up by name): ``local`` (in-process one a
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infscale import records as store
 from infscale.arch import TransformerShape
+from infscale.configio import save_config
 from infscale.errors import InputError
+from infscale.records import RecordWriter, latest
+from infscale.registry import Registry
 from infscale.train.config import NearSpec, SweepConfig, TrainConfig, parse_train
 
 
@@ -97,52 +99,19 @@ def expand(sweep: SweepConfig, vocab_size: int, source: str = "<sweep>") -> list
     return runs
 
 
-# ----- the record file (single writer, file lock) -----------------------------------------------------------------
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
+# ----- the record file (infscale.records: one writer, fsynced lines, one torn-tail rule) ---------------------------
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a ``records.jsonl`` (a torn last line from a killed writer is ignored)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                continue
-            raise InputError(f"{path}: line {i + 1} is not valid JSON") from None
-    return rows
+    """One record per run of a ``records.jsonl`` (the latest line of a run id wins; a torn last line is skipped)."""
+    return latest(store.read_records(path, missing_ok=True), key=lambda r: r.get("run_id"))
 
 
 def append_record(path: str | Path, record: dict[str, Any]) -> bool:
-    """Append ``record`` unless its ``run_id`` is already there; True when written."""
-    path = Path(path)
-    with _locked(path):
-        if any(r.get("run_id") == record["run_id"] for r in read_records(path)):
+    """Append ``record`` unless its ``run_id`` is already there; True when written (a writer holding the file is
+    refused in one line)."""
+    with RecordWriter(path) as writer:
+        if any(r.get("run_id") == record["run_id"] for r in writer.records()):
             return False
-        data = path.read_bytes() if path.exists() else b""
-        if data and not data.endswith(b"\n"):
-            # a writer killed mid-line left a fragment (its run still has record.json): drop the fragment
-            with open(path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
-        with open(path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        writer.append(record)
     return True
 
 
@@ -208,17 +177,25 @@ class RayExecutor:
                 ray.shutdown()
 
 
-EXECUTORS: dict[str, type] = {"local": LocalExecutor, "ray": RayExecutor}
+EXECUTORS: Registry[type] = Registry("executor")
+EXECUTORS.register("local", LocalExecutor)
+EXECUTORS.register("ray", RayExecutor)
 
 
 def get_executor(name: str, **settings: Any):
     """An executor instance by name; unknown names are an `InputError` listing the known ones."""
-    if name not in EXECUTORS:
-        raise InputError(f"executor {name!r} is unknown; known: {', '.join(sorted(EXECUTORS))}")
-    return EXECUTORS[name](**settings)
+    return EXECUTORS.get(name)(**settings)
 
 
 # ----- the sweep ----------------------------------------------------------------------------------------------------
+def _train_flops(cfg: TrainConfig, vocab_size: int) -> float:
+    """Planned training FLOPs of a run (the exact per-token count times its tokens)."""
+    from infscale.train.trainer import plan_tokens, resolve_shape
+
+    shape = resolve_shape(cfg, vocab_size)
+    return shape.flops_train_token(cfg.model.context_length) * plan_tokens(cfg, shape.n_params)[1]
+
+
 def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = None, workers: int | None = None,
               source: str = "<sweep>", on_record: Callable[[dict[str, Any], bool], None] | None = None
               ) -> list[dict[str, Any]]:
@@ -226,10 +203,8 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
 
     ``on_record(record, new)`` is called for each run as it is settled (``new`` False for skipped runs).
     """
-    import yaml
 
     from infscale.train.data import prepare_data
-    from infscale.train.trainer import plan_tokens, resolve_shape
 
     name = executor or sweep.executor
     workers = workers or sweep.workers
@@ -243,41 +218,36 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
     runs = expand(sweep, data.vocab_size, source)
     out.mkdir(parents=True, exist_ok=True)
     resolved = sweep.model_dump(mode="json") | {"runs": {rid: cfg.model_dump(mode="json") for rid, cfg in runs}}
-    (out / "sweep.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    save_config(out / "sweep.yaml", resolved)
 
-    records_path = out / "records.jsonl"
-    done = {r.get("run_id"): r for r in read_records(records_path)}
-    jobs: list[Job] = []
-    for run_id, cfg in runs:
-        run_dir = out / "runs" / run_id
-        if run_id in done:
+    with RecordWriter(out / "records.jsonl") as writer:
+        done = {r.get("run_id"): r for r in latest(writer.records(), key=lambda r: r.get("run_id"))}
+        jobs: list[Job] = []
+        for run_id, cfg in runs:
+            run_dir = out / "runs" / run_id
+            if run_id in done:
+                if on_record:
+                    on_record(done[run_id], False)
+                continue
+            finished = run_dir / "record.json"
+            if finished.exists():  # trained, but killed before its line was appended
+                rec = json.loads(finished.read_text())
+                writer.append(rec)
+                done[run_id] = rec
+                if on_record:
+                    on_record(rec, False)
+                continue
+            config = cfg.model_dump(mode="json")
+            if config["threads"] is None and workers > 1:  # a pool shares the cores
+                config["threads"] = max(1, (os.cpu_count() or 1) // workers)
+            jobs.append(Job(run_id, config, str(run_dir), str(data.directory)))
+        if workers > 1:  # longest first (by training FLOPs): no worker is left alone with a long run at the end
+            jobs.sort(key=lambda job: _train_flops(dict(runs)[job.run_id], data.vocab_size), reverse=True)
+        for rec in exe.map(run_job, jobs):
+            new = rec["run_id"] not in done
+            if new:
+                writer.append(rec)
+            done[rec["run_id"]] = rec
             if on_record:
-                on_record(done[run_id], False)
-            continue
-        finished = run_dir / "record.json"
-        if finished.exists():  # trained, but killed before its line was appended
-            rec = json.loads(finished.read_text())
-            append_record(records_path, rec)
-            done[run_id] = rec
-            if on_record:
-                on_record(rec, False)
-            continue
-        config = cfg.model_dump(mode="json")
-        if config["threads"] is None and workers > 1:  # a pool shares the cores
-            config["threads"] = max(1, (os.cpu_count() or 1) // workers)
-        jobs.append(Job(run_id, config, str(run_dir), str(data.directory)))
-    if workers > 1:  # longest first (by training FLOPs): no worker is left alone with a long run at the end
-        configs = dict(runs)
-
-        def train_flops(job: Job) -> float:
-            cfg = configs[job.run_id]
-            shape = resolve_shape(cfg, data.vocab_size)
-            return shape.flops_train_token(cfg.model.context_length) * plan_tokens(cfg, shape.n_params)[1]
-
-        jobs.sort(key=train_flops, reverse=True)
-    for rec in exe.map(run_job, jobs):
-        new = append_record(records_path, rec)
-        done[rec["run_id"]] = rec
-        if on_record:
-            on_record(rec, new)
+                on_record(rec, new)
     return [done[rid] for rid, _ in runs if rid in done]

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from infscale.arch import TransformerShape, train_flops_6nd
+from infscale.configio import save_config
 from infscale.errors import InputError
+from infscale.records import append_one
 from infscale.train.config import TrainConfig
 from infscale.train.data import TokenData, batch_at, prepare_data
 from infscale.train.downstream import Corpus, prepare_tasks, run_tasks
@@ -112,8 +114,7 @@ class _Dist:
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    append_one(path, row)
 
 
 def _device(cfg: TrainConfig, dist: _Dist | None = None) -> str:
@@ -184,7 +185,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
     returns None: the run is then resumed by calling `train` again.
     """
     import torch
-    import yaml
 
     from infscale.train.model import LlamaModel, lm_loss
 
@@ -225,7 +225,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
                          "world_size": dist.world, "device": device, "dtype": dtype, "corpus_hash": data.corpus_hash,
                          "memory_estimate_bytes": need_bytes, "run_id": run_id}
         }
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        save_config(run_dir / "config.yaml", resolved)
 
     torch.manual_seed(cfg.seed)
     model = LlamaModel(shape).to(device)
@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
     start_step, ema, ema_weight, elapsed, train_time = 0, 0.0, 0.0, 0.0, 0.0
     ckpt_path = run_dir / "ckpt.pt"
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_step, ema, ema_weight = ckpt["step"], ckpt["ema"], ckpt["ema_weight"]

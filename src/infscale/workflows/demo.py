@@ -19,25 +19,20 @@ records already there are reused, the cheap steps are recomputed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from infscale.configio import Strict, load_yaml, save_config, validate, write_csv, write_json
 from infscale.errors import InputError
-from infscale.jsonsafe import finite
 
 __all__ = ["DemoConfig", "quick_config", "load_demo_config", "run_demo", "STEPS"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LawsStep(_Strict):
+class LawsStep(Strict):
     data: str = "seed-a"
     law: str = "inference_aware"
     baseline: str = "chinchilla_tied"
@@ -46,7 +41,7 @@ class LawsStep(_Strict):
     seed: int = 0
 
 
-class LatencyStep(_Strict):
+class LatencyStep(Strict):
     shapes: list[str] = Field(default_factory=lambda: [
         "d64x32h2f160", "d128x8h4f352", "d256x2h8f672",        # ~1.6M non-embedding, aspect 2 .. 128
         "d128x16h4f352", "d256x4h8f672",                       # ~3.1M: deep-narrow vs shallow-wide
@@ -62,7 +57,7 @@ class LatencyStep(_Strict):
     base_profile: str = "generic-cpu"
 
 
-class PlanA100Step(_Strict):
+class PlanA100Step(Strict):
     params: float = Field(1e9, gt=0)
     params_band: float = Field(2.0, ge=1)
     tokens: float = Field(29e9, gt=0)
@@ -71,7 +66,7 @@ class PlanA100Step(_Strict):
     baselines: list[str] = Field(default_factory=lambda: ["open-lm-1b", "morph-1b"])
 
 
-class PlanMicroStep(_Strict):
+class PlanMicroStep(Strict):
     min_params: float = Field(2e6, gt=0)
     max_params: float = Field(2e7, gt=0)
     tokens: float = Field(2e8, gt=0)
@@ -79,7 +74,7 @@ class PlanMicroStep(_Strict):
     """On this machine, for the latency step's workload (batch 1, input_len in / output_len out, fp32)."""
 
 
-class TtsStep(_Strict):
+class TtsStep(Strict):
     n_problems: int = Field(16, ge=1)
     difficulty: int = Field(5, ge=1)
     """One operation beyond the policy's training range (2-4): greedy is right about 3 times in 4, search can help."""
@@ -93,7 +88,7 @@ class TtsStep(_Strict):
     n_boot: int = Field(400, ge=1)
 
 
-class DemoConfig(_Strict):
+class DemoConfig(Strict):
     laws: LawsStep = Field(default_factory=LawsStep)
     latency: LatencyStep = Field(default_factory=LatencyStep)
     plan_a100: PlanA100Step = Field(default_factory=PlanA100Step)
@@ -118,46 +113,14 @@ def load_demo_config(path: str | Path | None, *, quick: bool = False) -> DemoCon
     base = quick_config() if quick else DemoConfig()
     if path is None:
         return base
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping at the top level")
+    data = load_yaml(path, what="demo config")
     merged = base.model_dump()
     for key, value in data.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
-    try:
-        return DemoConfig.model_validate(merged)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(f"{path}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}") from None
-
-
-
-
-def _write_json(path: Path, data: Any) -> str:
-    path.write_text(json.dumps(finite(data), indent=1, allow_nan=False), encoding="utf-8")
-    return str(path)
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> str:
-    import csv
-
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        if rows:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(finite(rows))
-    return str(path)
+    return validate(merged, DemoConfig, str(path))
 
 
 Progress = Callable[[str, str], None]
@@ -170,7 +133,7 @@ def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
     from infscale.laws import load_runs, run_fit, save_fit
     from infscale.report.fit_plot import plot_predicted_vs_actual
 
-    info = DATASETS.get(cfg.data)
+    info = DATASETS.get(cfg.data) if cfg.data in DATASETS else None
     fit_on = info.default_fit_on if info is not None else None
     runs = load_runs(cfg.data)
     reports = []
@@ -178,7 +141,7 @@ def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
         progress("laws", f"fitting {law} ({cfg.fitter}, {cfg.n_boot} bootstrap refits)")
         try:
             reports.append(run_fit(runs, law, cfg.fitter, fit_on, n_boot=cfg.n_boot, random_state=cfg.seed))
-        except (KeyError, ValueError) as exc:
+        except ValueError as exc:
             raise InputError(f"demo config laws: law {law!r}: {exc}") from None
     save_fit(reports[0].law, out / "law.json")
     plot = plot_predicted_vs_actual(reports, runs, out / "fit_predicted_vs_actual.png",
@@ -188,8 +151,9 @@ def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
 
 
 def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, Any]:
+    from infscale.arch import parse_shape_spec
     from infscale.latency.calibrate import calibrate_holdout, default_free, observations_from_records
-    from infscale.latency.io import get_profile, latest_records, parse_shape_spec, save_profile
+    from infscale.latency.io import get_profile, latest_records, save_profile
     from infscale.latency.measure import MeasureSettings, measure_sweep
     from infscale.latency.model import Workload
     from infscale.report.latency_plot import plot_latency_vs_aspect
@@ -226,7 +190,7 @@ def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, A
                      "decode_iqr_s": r["spread"]["decode_s"]["q75"] - r["spread"]["decode_s"]["q25"],
                      "predicted_decode_s": float(pred["decode_s"][i]), "predicted_total_s": float(pred["total_s"][i]),
                      "used_for_fit": r["label"] in hold.fit_labels})
-    _write_csv(out / "latency.csv", rows)
+    write_csv(out / "latency.csv", rows)
     errs = hold.test_errors.get("decode_s")
     return {"workload": wl.to_dict(), "vocab_size": cfg.vocab_size, "records": str(path), "rows": rows, "fit_on": hold.fit_labels,
             "held_out": hold.test_labels,
@@ -252,21 +216,11 @@ def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_
 
 
 def _plan_summary(result: Any, baselines: dict[str, int], seconds: float) -> dict[str, Any]:
-    import numpy as np
+    from infscale.plan.optimum import baseline_verdict
 
-    base_rows = {}
-    for name, i in baselines.items():
-        row = result.row(i)
-        doms = result.dominators(i)
-        row["n_dominating"] = int(doms.size)
-        if doms.size:
-            fastest = int(doms[np.lexsort((result.loss[doms], result.latency_s[doms]))[0]])
-            row["dominated_by"] = result.grid.label(fastest)
-            row["dominated_by_loss"] = float(result.loss[fastest])
-            row["dominated_by_latency_s"] = float(result.latency_s[fastest])
-        base_rows[name] = row
     return {"n_candidates": len(result.grid), "n_feasible": int(result.feasible.sum()),
-            "best": result.row(result.best), "baselines": base_rows,
+            "best": result.row(result.best),
+            "baselines": {name: baseline_verdict(result, i) for name, i in baselines.items()},
             "frontier": [result.row(int(i)) for i in result.frontier], "plan_seconds": seconds,
             "constraints": {k: getattr(result.constraints, k) for k in result.constraints.__dataclass_fields__}}
 
@@ -275,8 +229,8 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
               progress: Progress) -> dict[str, Any]:
     from infscale.arch import get_preset
     from infscale.errors import InfeasibleError
-    from infscale.latency.calibrate import SEED_A_WORKLOAD, calibrate_seed_a
-    from infscale.latency.io import load_profile_file
+    from infscale.latency.calibrate import SEED_A_WORKLOAD
+    from infscale.latency.io import calibrate_seed_a, load_profile_file
     from infscale.latency.model import Workload
     from infscale.laws import load_fit
     from infscale.plan import PlanConstraints, get_family, latency_from_profile, params_band
@@ -290,8 +244,8 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
     try:
         baselines = {name: get_preset(name) for name in cfg_a100.baselines}
         rules = get_family(cfg_a100.family)
-    except KeyError as exc:
-        raise InputError(f"demo config plan_a100: {exc.args[0]}") from None
+    except InputError as exc:
+        raise InputError(f"demo config plan_a100: {exc}") from None
     a100_cons = PlanConstraints(max_latency_s=cfg_a100.max_latency_s, n_tokens=cfg_a100.tokens)
     progress("plan", f"1B on the A100: {cfg_a100.family} shapes {lo:.3g}-{hi:.3g} params, D={cfg_a100.tokens:.3g}, "
                      f"latency <= {cfg_a100.max_latency_s:g} s")
@@ -303,7 +257,7 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
     a100["seed_a_calibration_rel_errors"] = seed_a.relative_errors_["total_s"].tolist()
     a100["plot"] = str(plot_frontier(result, out / "plan_a100_frontier.png", baselines=idx,
                                      title="1B on the A100 (seed A profile): predicted loss vs latency"))
-    _write_csv(out / "plan_a100_frontier.csv", a100["frontier"])
+    write_csv(out / "plan_a100_frontier.csv", a100["frontier"])
 
     # the micro model for this machine: the CPU sweep's rules (head width 32, SwiGLU rounded to 32, small vocabulary)
     progress("plan", f"micro model on this machine: {cfg_micro.min_params:.3g}-{cfg_micro.max_params:.3g} params, "
@@ -323,21 +277,18 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
         micro = _plan_summary(m_result, {}, m_secs)
         micro["plot"] = str(plot_frontier(m_result, out / "plan_micro_frontier.png",
                                           title="Micro model on this CPU (calibrated profile)"))
-        _write_csv(out / "plan_micro_frontier.csv", micro["frontier"])
+        write_csv(out / "plan_micro_frontier.csv", micro["frontier"])
     micro["hardware"] = profile.name
     micro["workload"] = wl.to_dict()
     summary = {"a100": a100, "micro": micro}
-    _write_json(out / "plan.json", summary)
+    write_json(out / "plan.json", summary)
     return summary
 
 
 def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
-    import numpy as np
-
-    from infscale.report.tts_plots import plot_accuracy_vs_flops
-    from infscale.tts.analysis import compute_optimal, operating_points_from_records, pareto_frontier
     from infscale.tts.core.config import RunConfig
-    from infscale.tts.core.runner import RECORDS, read_records, run
+    from infscale.tts.core.runner import read_records, run
+    from infscale.workflows.tts_analysis import analyse_records
 
     run_cfg = RunConfig.model_validate({
         "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d128x4",
@@ -356,31 +307,13 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
 
     summary = run(run_cfg, progress=each)
     records = list(read_records(Path(summary.records_path)))
-    points, _curves = operating_points_from_records(records, n_bootstrap=cfg.n_boot, random_state=0)
-    if not points:
-        raise InputError(f"{Path(run_cfg.out_dir) / run_cfg.run / RECORDS}: no record carries an answer to score")
-    flops = np.array([p.flops for p in points])
-    acc = np.array([p.accuracy for p in points])
-    front = [points[i] for i in pareto_frontier(flops, acc)]
-    pos = flops[flops > 0]
-    budgets = np.geomspace(pos.min(), pos.max(), 7) if pos.size else np.array([])
-    best = compute_optimal(points, budgets)
-
-    def pd(p: Any) -> dict[str, Any]:
-        return {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "n": p.n, "flops": p.flops,
-                "seed_b_flops": p.seed_b_flops, "accuracy": p.accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
-                "n_problems": p.n_problems, "source": p.source}
-
-    _write_csv(out / "tts_points.csv", [pd(p) for p in points])
-    plot = plot_accuracy_vs_flops(points, out / "tts_accuracy_vs_flops.png",
-                                  title="Own policy + PRM on arithmetic: accuracy vs inference FLOPs")
-    result = {"records": summary.records_path, "n_records": len(records),
-              "n_failed": sum(1 for r in records if r.error is not None), "n_problems": cfg.n_problems,
-              "points": [pd(p) for p in points], "frontier": [pd(p) for p in front],
-              "compute_optimal": [{"budget_flops": float(c), **(pd(p) if p is not None else {})}
-                                  for c, p in zip(budgets, best, strict=True)],
-              "plot": str(plot), "run_seconds": time.perf_counter() - t0}
-    _write_json(out / "tts_analysis.json", result)
+    analysis = analyse_records(records, out, n_boot=cfg.n_boot, seed=0, prefix="tts_", source=summary.records_path,
+                               title="Own policy + PRM on arithmetic: accuracy vs inference FLOPs")
+    result = {"records": summary.records_path, "n_records": len(records), "n_failed": analysis.n_failed,
+              "n_problems": cfg.n_problems, **{k: v for k, v in analysis.to_dict().items()
+                                               if k in ("points", "frontier", "compute_optimal")},
+              "plot": analysis.files["accuracy_vs_flops_png"], "run_seconds": time.perf_counter() - t0}
+    write_json(out / "tts_analysis.json", result)
     return result
 
 
@@ -393,11 +326,10 @@ def default_out_dir(root: str | Path = "infscale-out") -> Path:
 
 def run_demo(cfg: DemoConfig, out: str | Path, progress: Progress | None = None) -> dict[str, Any]:
     """Run every step into ``out``; returns the summary (also written as ``summary.json``) with ``report`` = the HTML."""
-    import yaml
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    save_config(out / "config.yaml", cfg)
     say = progress or (lambda step, msg: None)
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"out_dir": str(out), "config": cfg.model_dump(),
@@ -427,5 +359,5 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: Progress | None = None)
     say("report", f"done in {timings['report']:.1f} s")
     summary["report"] = str(report)
     summary["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    _write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)
     return summary

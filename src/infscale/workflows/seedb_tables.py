@@ -15,7 +15,8 @@ from importlib import resources
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.tts.analysis import ComputeOptimalSizeFit, OperatingPoint, compute_optimal, pareto_frontier
+from infscale.plan.optimum import pareto_frontier
+from infscale.tts.analysis import ComputeOptimalSizeFit, OperatingPoint, compute_optimal, frontier_points
 
 __all__ = ["NOMINAL_N_PARAMS", "SEED_B_SIZE_LAW", "Statement", "load_seed_b_points", "seed_b_statements"]
 
@@ -108,8 +109,7 @@ def _compare(key: str, claim: str, a: OperatingPoint, b: OperatingPoint, *, equa
 
 def _frontier_statement(dataset: str) -> tuple[Statement, list[OperatingPoint]]:
     pts = load_seed_b_points(dataset)
-    f = np.array([p.flops for p in pts])
-    front = [pts[i] for i in pareto_frontier(f, [p.accuracy for p in pts])]
+    front = frontier_points(pts, accounting="seed_b")
     rebase_from = min(p.flops for p in pts if p.strategy.startswith("REBASE"))
     beyond = [p for p in front if p.flops >= rebase_from]
     big_sampling = [p for p in front if p.n_params >= 30e9 and p.strategy.startswith("Sampling")]
@@ -165,7 +165,7 @@ def seed_b_statements() -> list[Statement]:
     rows = _read_csv("table3_mbpp_llama3.csv")
     mb_f = [float(r["sampling_flops"]) for r in rows] + [float(r["rebase_flops"]) for r in rows]
     mb_a = [float(r["sampling_pass_rate"]) for r in rows] + [float(r["rebase_pass_rate"]) for r in rows]
-    mb_front = pareto_frontier(mb_f, mb_a)
+    mb_front = pareto_frontier(mb_f, [-a for a in mb_a])
     per_n = [(float(r["rebase_pass_rate"]) - float(r["sampling_pass_rate"]),
               float(r["rebase_flops"]) / float(r["sampling_flops"])) for r in rows]
     n_rebase_front = int((mb_front >= len(rows)).sum())

@@ -16,7 +16,7 @@ Files in the output directory (append-only where it matters, so an interrupted s
 - ``report.json``      the choice, the shortlist with predicted and achieved losses (and downstream metrics), and the
   Spearman correlations.
 
-Downstream tasks (`infscale.train.downstream.TASKS`, e.g. ``cloze``, ``next_line``) are scored by the trainer at the
+Downstream tasks (`infscale.train.downstream.DOWNSTREAM_TASKS`, e.g. ``cloze``, ``next_line``) are scored by the trainer at the
 end of each run, on the held-out split, while the model is in memory; their metrics land in the run records.
 
 The shortlist is trained by the trainer's sweep runner with any of its executors (local, ray); torch is imported only
@@ -27,8 +27,6 @@ Unlike the rest of `infscale.plan` this module does file I/O (it is the workflow
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -38,14 +36,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from infscale.configio import Strict, validate
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
+from infscale.laws.validate import spearman
 from infscale.plan.adapters import latency_from_profile, loss_from_law
 from infscale.plan.optimum import PlanConstraints, PlanResult, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes, get_family
@@ -54,7 +53,6 @@ __all__ = [
     "SelectConfig",
     "Job",
     "SelectionReport",
-    "spearman",
     "shortlist",
     "parse_select",
     "run_selection",
@@ -65,14 +63,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class LawSpec(_Strict):
+class LawSpec(Strict):
     """A law given inline: its registered form and parameters."""
 
     law: str = Field(description="Registered law form, e.g. inference_aware.")
     params: dict[str, float] = Field(description="Fitted parameters of the form.")
 
 
-class WorkloadSpec(_Strict):
+class WorkloadSpec(Strict):
     """The request whose latency is limited (seed A: batch 1, 128 in / 256 out)."""
 
     batch: int = Field(default=1, gt=0)
@@ -81,7 +79,7 @@ class WorkloadSpec(_Strict):
     dtype: str = Field(default="fp32", description="bf16 | fp16 | fp32 (CPU inference runs in fp32).")
 
 
-class SelectConfig(_Strict):
+class SelectConfig(Strict):
     """A model-selection run. ``train`` holds the trainer fields shared by every candidate (not model or tokens)."""
 
     law: str | LawSpec = Field(description="Fitted law: a FIT.json path (relative to the config) or inline.")
@@ -106,7 +104,7 @@ class SelectConfig(_Strict):
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run.")
     downstream: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Downstream tasks scored on every trained run (names, or name -> settings; "
-                                          "infscale.train.downstream.TASKS).")
+                                          "infscale.train.downstream.DOWNSTREAM_TASKS).")
     choose_by: str = Field(default="val_loss", description="What decides the choice: val_loss or a downstream metric "
                                                            "of the named tasks (e.g. cloze_acc).")
 
@@ -144,34 +142,11 @@ class SelectConfig(_Strict):
 
 def parse_select(data: dict[str, Any], source: str = "<config>") -> SelectConfig:
     """Validate a mapping into a `SelectConfig`; errors become one `InputError` line naming the field."""
-    try:
-        return SelectConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise InputError(f"{source}: field {loc}: {err['msg']}") from None
+    return validate(data, SelectConfig, source)
 
 
 # ---- pure pieces -------------------------------------------------------------------------------------------------
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN with fewer than two points or a constant side."""
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if x.size < 2:
-        return float("nan")
 
-    def ranks(v: np.ndarray) -> np.ndarray:
-        order = np.argsort(v, kind="stable")
-        r = np.empty(v.size)
-        r[order] = np.arange(v.size, dtype=np.float64)
-        for value in np.unique(v):  # average the ranks of ties
-            tie = v == value
-            r[tie] = r[tie].mean()
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
-    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -289,7 +264,7 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
     if cfg.executor not in EXECUTORS:
-        raise InputError(f"field executor: unknown {cfg.executor!r}; known: {', '.join(sorted(EXECUTORS))}")
+        raise InputError(f"field executor: unknown {cfg.executor!r}; known: {', '.join(EXECUTORS)}")
     rules = _rules(cfg)
     grid = enumerate_shapes(rules, cfg.min_params, cfg.max_params)
     w = cfg.workload
@@ -355,3 +330,31 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
                              spearman_downstream={m: spearman(predicted, costs[m]) for m in higher})
     (out / "report.json").write_text(json.dumps(finite(report.to_dict()), indent=2))  # NaN correlations: null
     return report
+
+
+def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> tuple[SelectionReport, Path]:
+    """`infscale select CONFIG`: load the YAML (or a bundled recipe name), resolve its law, profile and measured
+    latencies (paths relative to the config), store the resolved config and run (or resume) the selection.
+    Returns the report and the output directory (default ``select_out/<config name>``)."""
+    from infscale.configio import load_yaml, resolve_recipe, save_config
+    from infscale.latency.io import get_profile, load_measured
+    from infscale.laws import FittedLaw, load_fit
+
+    path = resolve_recipe(config)
+    cfg = parse_select(load_yaml(path, what="selection config"), str(path))
+
+    def near(p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() else path.parent / p
+
+    if isinstance(cfg.law, LawSpec):
+        try:
+            law = FittedLaw.from_dict(cfg.law.law, cfg.law.params, {"source": str(path)})
+        except (KeyError, ValueError) as exc:
+            raise InputError(f"{path}: field law: {exc}") from None
+    else:
+        law = load_fit(near(cfg.law))
+    measured = load_measured(near(cfg.measured)) if cfg.measured is not None else None
+    out = Path(out_dir) if out_dir is not None else Path("select_out") / path.stem
+    save_config(out / "config.yaml", cfg)
+    report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured, source=str(path))
+    return report, out

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from infscale.configio import save_config
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
 from infscale.tts.core.config import SearchConfig, StrategyConfig
@@ -474,7 +475,7 @@ def _point(p, accounting: str | None = None) -> dict[str, Any]:
 def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedModel], prm: TrainedModel | None,
             out: Path, *, plot: bool = True) -> tuple[MiniReport, list]:
     """Operating points, frontier, verdicts and figures from the study's records; returns the report and the points."""
-    from infscale.tts.analysis import operating_points_from_records, pareto_frontier
+    from infscale.tts.analysis import frontier_points, operating_points_from_records
 
     t0 = time.perf_counter()
     points, _ = operating_points_from_records(records, n_bootstrap=cfg.analysis.n_bootstrap, random_state=0)
@@ -495,8 +496,7 @@ def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedM
     largest = max(m.n_params for m in policies)
     frontier, all_verdicts, counts, share, figures = {}, [], {}, {}, {}
     for acc in ACCOUNTINGS:
-        idx = pareto_frontier([p.flops_for(acc) for p in points], [p.accuracy for p in points])
-        front = [points[i] for i in idx]
+        front = frontier_points(points, accounting=acc)
         frontier[acc] = [_point(p, acc) for p in front]
         vs = verdicts(points, acc, small_s, large_s)
         all_verdicts += vs
@@ -531,10 +531,9 @@ def _write_points(path: Path, points: Sequence) -> None:
 
 def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool = True) -> MiniReport:
     """Train, run and analyse (see the module docstring); everything goes under ``out``."""
-    import yaml
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    save_config(out / "config.yaml", cfg)
     policies, prm = train_models(cfg, out, log)
     t1 = time.perf_counter()
     paths = run_policies(cfg, out, policies, prm, log)

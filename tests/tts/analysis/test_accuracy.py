@@ -19,8 +19,8 @@ from infscale.tts.analysis import (
     compute_optimal_sizes,
     default_ns,
     exact_accuracy_bruteforce,
+    frontier_points,
     operating_points_from_records,
-    pareto_frontier,
     pass_at_k,
     pools_from_records,
 )
@@ -127,9 +127,9 @@ def test_default_ns_and_bad_n():
 def test_pareto_frontier_and_compute_optimal():
     f = [1, 2, 2, 3, 5, 8]
     a = [0.1, 0.3, 0.2, 0.25, 0.5, 0.45]
-    assert pareto_frontier(f, a).tolist() == [0, 1, 4]
     pts = [OperatingPoint(model=f"m{i}", n_params=10 ** (i + 6), strategy="s", n=1, flops=float(fi), seed_b_flops=0.0,
                           accuracy=ai) for i, (fi, ai) in enumerate(zip(f, a, strict=True))]
+    assert frontier_points(pts) == [pts[0], pts[1], pts[4]]
     best = compute_optimal(pts, [0.5, 1, 4, 100])
     assert best[0] is None
     assert [p.model for p in best[1:]] == ["m0", "m1", "m4"]

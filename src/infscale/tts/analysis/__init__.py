@@ -13,7 +13,7 @@ from infscale.tts.analysis.accuracy import (
     pass_at_k,
 )
 from infscale.tts.analysis.fits import ComputeOptimalSizeFit, ErrorComputeFit
-from infscale.tts.analysis.frontier import compute_optimal, compute_optimal_sizes, pareto_frontier
+from infscale.tts.analysis.frontier import compute_optimal, compute_optimal_sizes, frontier_points
 from infscale.tts.analysis.points import operating_points_from_records, pools_from_records
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "ErrorComputeFit",
     "compute_optimal",
     "compute_optimal_sizes",
-    "pareto_frontier",
+    "frontier_points",
     "operating_points_from_records",
     "pools_from_records",
 ]

@@ -6,24 +6,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from infscale.plan.optimum import pareto_frontier
 from infscale.tts.analysis.accuracy import OperatingPoint
 
-__all__ = ["pareto_frontier", "compute_optimal", "compute_optimal_sizes"]
+__all__ = ["frontier_points", "compute_optimal", "compute_optimal_sizes"]
 
 
 # ---------------------------------------------------------------------------------------- Pareto and compute-optimal
-def pareto_frontier(flops: Sequence[float], accuracy: Sequence[float]) -> np.ndarray:
-    """Indices of the points no other point beats (fewer or equal FLOPs and higher accuracy), by increasing FLOPs."""
-    f = np.asarray(flops, dtype=np.float64)
-    a = np.asarray(accuracy, dtype=np.float64)
-    order = np.lexsort((-a, f))  # by FLOPs, then best accuracy first
-    keep: list[int] = []
-    best = -np.inf
-    for i in order:
-        if a[i] > best:
-            keep.append(int(i))
-            best = a[i]
-    return np.asarray(keep, dtype=np.int64)
+def frontier_points(points: Sequence[OperatingPoint], *, accounting: str = "ours") -> list[OperatingPoint]:
+    """The points no other point beats (no more FLOPs under ``accounting`` and higher accuracy), by increasing FLOPs."""
+    f = [p.flops_for(accounting) for p in points]
+    return [points[int(i)] for i in pareto_frontier(f, [-p.accuracy for p in points])]
 
 
 def compute_optimal(points: Sequence[OperatingPoint], budgets: Sequence[float], *, accounting: str = "ours"
@@ -31,7 +24,7 @@ def compute_optimal(points: Sequence[OperatingPoint], budgets: Sequence[float], 
     """For each FLOPs budget, the most accurate point that fits in it (``None`` when none fits)."""
     f = np.array([p.flops_for(accounting) for p in points])
     a = np.array([p.accuracy for p in points])
-    front = pareto_frontier(f, a)
+    front = pareto_frontier(f, -a)
     ff = f[front]
     out: list[OperatingPoint | None] = []
     for c in budgets:

@@ -5,29 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from infscale.errors import InputError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from infscale.configio import Strict, load_yaml
 
 
-class NamedConfig(_Strict):
+class NamedConfig(Strict):
     name: str
     """Registry name."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the constructor."""
 
 
-class StrategyConfig(_Strict):
+class StrategyConfig(Strict):
     name: str
     budgets: list[int] = Field(default_factory=lambda: [1])
     """Widths / numbers of samples ``n`` to run (greedy ignores it)."""
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 512
@@ -41,7 +37,7 @@ class SearchConfig(_Strict):
     mcts_c: float = 1.0
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     run: str
     """Run name (records' ``run`` field)."""
     out_dir: str = "runs/tts"
@@ -56,20 +52,5 @@ class RunConfig(_Strict):
 
 
 def load_config(path: str | Path) -> RunConfig:
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping at the top level")
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"{path}: field {where!r}: {err['msg']}") from None
+    """A tts run config; every problem is one `InputError` line naming the file and field."""
+    return load_yaml(path, RunConfig, what="tts run config")

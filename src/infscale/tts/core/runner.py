@@ -6,12 +6,14 @@ is recorded with its ``error`` and the run continues. Nothing already written is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from infscale import records as store
+from infscale.configio import save_config
 from infscale.errors import InputError
+from infscale.records import RecordWriter, latest
 from infscale.tts.core.config import RunConfig
 from infscale.tts.core.records import ProblemRecord
 
@@ -27,31 +29,15 @@ class RunSummary:
 
 
 def read_records(path: Path) -> Iterator[ProblemRecord]:
-    """Records of a JSONL file; a torn last line (an interrupted write) is ignored."""
-    if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    """The records of a run's JSONL file, one per (model, strategy, budget, problem): the latest written wins, so a
+    failed then retried problem counts once. A torn last line (an interrupted write) is skipped."""
+    parsed = []
+    for line, data in store.read_numbered(path, missing_ok=True):
         try:
-            yield ProblemRecord.from_json(json.loads(line))
-        except (json.JSONDecodeError, TypeError) as exc:
-            if i == len(lines):
-                return
-            raise InputError(f"{path}:{i}: not a tts record ({exc.__class__.__name__})") from None
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """An interrupted write can leave a last line without its newline: it holds no finished record, so cut it
-    before appending (every complete line is kept byte for byte)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    with path.open("r+b") as fh:
-        fh.truncate(data.rfind(b"\n") + 1)
+            parsed.append(ProblemRecord.from_json(data))
+        except (TypeError, KeyError, ValueError) as exc:
+            raise InputError(f"{path}:{line}: not a tts record ({exc.__class__.__name__}: {exc})") from None
+    yield from latest(parsed, key=lambda r: (r.model, r.strategy, r.budget, r.problem_id))
 
 
 def _key(strategy: str, budget: int, problem_id: str) -> tuple[str, int, str]:
@@ -82,14 +68,11 @@ def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
 
 def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> RunSummary:
     """Execute ``cfg``; ``progress(done, total)`` is called after every problem."""
-    import yaml
 
     out = Path(cfg.out_dir) / cfg.run
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    save_config(out / "config.yaml", cfg)
     path = out / RECORDS
-    _drop_torn_tail(path)
-    done = {_key(r.strategy, r.budget, r.problem_id) for r in read_records(path) if r.error is None}
     task, generator, reward, engine = build(cfg)
     problems = task.load()[: cfg.max_problems]
     if not problems:
@@ -98,7 +81,8 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> R
     jobs = [(s.name, b, p) for s in cfg.strategies for b in ([1] if s.name == "greedy" else s.budgets)
             for p in problems]
     written = skipped = failed = 0
-    with path.open("a", encoding="utf-8") as fh:
+    with RecordWriter(path) as writer:
+        done = {_key(r.strategy, r.budget, r.problem_id) for r in read_records(path) if r.error is None}
         for i, (strategy, budget, problem) in enumerate(jobs, start=1):
             if _key(strategy, budget, problem.problem_id) in done:
                 skipped += 1
@@ -113,8 +97,7 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> R
                     rec = ProblemRecord(run=cfg.run, model=model, n_params=generator.shape.n_params,
                                         strategy=strategy, budget=budget, problem_id=problem.problem_id,
                                         gold=problem.gold, candidates=(), error=f"{type(exc).__name__}: {exc}")
-                fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
-                fh.flush()
+                writer.append(rec.to_json())
                 written += 1
             if progress:
                 progress(i, len(jobs))

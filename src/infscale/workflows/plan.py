@@ -1,0 +1,216 @@
+"""`infscale plan` as a workflow: the shape, N and D with the lowest predicted loss under latency, parameter, token
+and FLOP budgets, the loss-vs-latency frontier and the verdict on each baseline; files into the output directory.
+
+`PlanRequest` holds what the user asked (the CLI's flags); `run_plan` validates it completely before any work,
+enumerates the shape family, scores every candidate with the saved law and the hardware profile (or measured
+latencies) through `infscale.plan`, and writes ``plan.json``, ``frontier.csv`` and ``frontier.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infscale.configio import write_csv, write_text
+from infscale.errors import InputError
+
+__all__ = ["PlanRequest", "PlanReport", "run_plan"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRequest:
+    law: Path
+    """A saved fit (``infscale fit --save``)."""
+    hardware: str | None = None
+    params: float | None = None
+    params_band: float = 2.0
+    min_params: float | None = None
+    max_params: float | None = None
+    tokens: float | None = None
+    max_tokens: float | None = None
+    max_train_flops: float | None = None
+    max_latency_s: float | None = None
+    family: str = "seed-a"
+    vocab_size: int | None = None
+    batch: int = 1
+    prompt_tokens: int = 128
+    new_tokens: int = 256
+    measured: Path | None = None
+    baselines: tuple[str, ...] = ()
+    out: Path = Path("plan_out")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanReport:
+    """What `run_plan` found; ``result`` is the scored grid (`infscale.plan.PlanResult`) behind the rows."""
+
+    request: PlanRequest
+    params_range: tuple[float, float]
+    n_candidates: int
+    n_feasible: int
+    best: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
+    frontier: list[dict[str, Any]]
+    result: Any
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        req, cons = self.request, self.result.constraints
+        return {"law": str(req.law), "hardware": req.hardware, "family": req.family,
+                "params_range": list(self.params_range),
+                "constraints": {k: getattr(cons, k) for k in cons.__dataclass_fields__},
+                "workload": {"batch_size": req.batch, "prompt_tokens": req.prompt_tokens,
+                             "new_tokens": req.new_tokens},
+                "n_candidates": self.n_candidates, "n_feasible": self.n_feasible, "best": self.best,
+                "baselines": self.baselines, "frontier": self.frontier}
+
+
+def _params_range(req: PlanRequest) -> tuple[float, float]:
+    from infscale.plan import params_band
+
+    if req.params is None and (req.min_params is None or req.max_params is None):
+        raise InputError("--params (or both --min-params and --max-params) is required")
+    lo, hi = params_band(req.params, req.params_band) if req.params is not None else (req.min_params, req.max_params)
+    lo = req.min_params if req.min_params is not None else lo
+    hi = req.max_params if req.max_params is not None else hi
+    if not 0 < lo <= hi:
+        raise InputError(f"--min-params {lo:g} must be positive and <= --max-params {hi:g}")
+    return lo, hi
+
+
+def _constraints(req: PlanRequest) -> Any:
+    from infscale.plan import PlanConstraints
+
+    try:
+        return PlanConstraints(max_latency_s=req.max_latency_s, max_params=req.max_params, max_tokens=req.max_tokens,
+                               max_train_flops=req.max_train_flops, n_tokens=req.tokens)
+    except ValueError as exc:
+        msg = str(exc).replace("PlanConstraints: ", "").replace("PlanConstraints.", "--")
+        if "give n_tokens" in msg:
+            msg = "give --tokens, --max-tokens or --max-train-flops (the loss needs the training tokens D)"
+        raise InputError(msg) from None
+
+
+def _latency_fn(req: PlanRequest) -> Any:
+    from infscale.latency.io import get_profile
+    from infscale.latency.model import Workload
+    from infscale.plan import latency_from_profile
+
+    if req.hardware is None:
+        if req.max_latency_s is not None and req.measured is None:
+            raise InputError("--max-latency needs --hardware (a latency profile) or --measured")
+        return None
+    profile = get_profile(req.hardware)
+    try:
+        workload = Workload(batch=req.batch, input_len=req.prompt_tokens, output_len=req.new_tokens)
+    except ValueError as exc:
+        raise InputError(f"--batch/--prompt-tokens/--new-tokens: {exc}") from None
+    return latency_from_profile(profile, workload)
+
+
+def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int]]:
+    from infscale.arch import get_preset
+    from infscale.plan import ShapeGrid, enumerate_shapes, get_family
+
+    try:
+        rules = get_family(req.family)
+    except InputError as exc:
+        raise InputError(f"--family: {exc}") from None
+    if req.vocab_size is not None:
+        try:
+            rules = rules.with_(vocab_size=req.vocab_size)
+        except ValueError as exc:
+            raise InputError(f"--vocab-size: {exc}") from None
+    grid = enumerate_shapes(rules, lo, hi)
+    if not req.baselines:
+        return grid, {}
+    try:
+        shapes = {name: get_preset(name) for name in req.baselines}
+    except InputError as exc:
+        raise InputError(f"--baseline: {exc}") from None
+    grid = grid.concat(ShapeGrid.from_shapes(shapes.values()))
+    return grid, {name: grid.find(s) for name, s in shapes.items()}
+
+
+def run_plan(req: PlanRequest) -> PlanReport:
+    """Validate ``req``, plan, write the files; `InputError`/`InfeasibleError` name what is wrong."""
+    from infscale.latency.io import load_measured
+    from infscale.laws import load_fit
+    from infscale.plan import loss_from_law, plan_shapes
+    from infscale.plan.optimum import baseline_verdict
+
+    fitted = load_fit(req.law)
+    lo, hi = _params_range(req)
+    constraints = _constraints(req)
+    latency_fn = _latency_fn(req)
+    measured = (load_measured(req.measured, (req.batch, req.prompt_tokens, req.new_tokens))
+                if req.measured is not None else None)
+    grid, baselines = _grid(req, lo, hi)
+    try:
+        result = plan_shapes(grid, loss_from_law(fitted), constraints, latency_fn, measured=measured)
+    except ValueError as exc:
+        if type(exc) is ValueError:
+            raise InputError(f"{req.law}: {exc}") from None
+        raise
+    report = PlanReport(request=req, params_range=(lo, hi), n_candidates=len(grid),
+                        n_feasible=int(result.feasible.sum()), best=result.row(result.best),
+                        baselines={name: baseline_verdict(result, i) for name, i in baselines.items()},
+                        frontier=[result.row(int(i)) for i in result.frontier], result=result)
+    files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),
+             "frontier_csv": write_csv(req.out / "frontier.csv", report.frontier)}
+    if req.hardware is not None or req.measured is not None:
+        from infscale.report.plan_plot import plot_frontier
+
+        files["frontier_png"] = str(plot_frontier(result, req.out / "frontier.png", baselines=baselines))
+    report.files.update(files)
+    return report
+
+
+# ----- infscale lifetime --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifetimeReport:
+    """Sardana et al.: the lifetime-optimal model and the Chinchilla-optimal one at the same loss, with their costs."""
+
+    optimal: Any
+    chinchilla: Any
+    chinchilla_cost: float
+    prefill_tokens: float
+    decode_tokens: float
+
+    @property
+    def saving(self) -> float:
+        return 1.0 - self.optimal.cost / self.chinchilla_cost
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"optimal": self.optimal.to_dict(), "chinchilla_optimal": self.chinchilla.to_dict(),
+                "chinchilla_lifetime_cost": self.chinchilla_cost, "saving": self.saving}
+
+
+def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, prefill_tokens: float,
+                 decode_tokens: float, aspect_ratio: float | None, cost: Any) -> LifetimeReport:
+    """The N and D_train minimising training + inference cost for ``loss_target`` (or the lowest loss for
+    ``budget``), and the Chinchilla-optimal model at the same loss for comparison."""
+    from infscale.laws import load_fit
+    from infscale.plan import lifetime_cost, lifetime_optimal, loss_from_law, lowest_loss_for_budget
+
+    if (loss_target is None) == (budget is None):
+        raise InputError("give exactly one of --loss-target and --budget")
+    loss_fn = loss_from_law(load_fit(law))
+    kwargs = dict(prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, cost=cost, aspect_ratio=aspect_ratio)
+    try:
+        if loss_target is not None:
+            plan = lifetime_optimal(loss_fn, loss_target, **kwargs)
+        else:
+            plan = lowest_loss_for_budget(loss_fn, budget, **kwargs)
+        chinchilla = lifetime_optimal(loss_fn, plan.loss, cost=cost, aspect_ratio=aspect_ratio)
+    except ValueError as exc:
+        if type(exc) is ValueError:
+            raise InputError(f"{exc} (shape-aware laws need --aspect-ratio)" if "aspect" in str(exc) else str(exc)) \
+                from None
+        raise
+    chin_cost = float(lifetime_cost(chinchilla.n_params, chinchilla.train_tokens, prefill_tokens=prefill_tokens,
+                                    decode_tokens=decode_tokens, cost=cost))
+    return LifetimeReport(optimal=plan, chinchilla=chinchilla, chinchilla_cost=chin_cost,
+                          prefill_tokens=prefill_tokens, decode_tokens=decode_tokens)

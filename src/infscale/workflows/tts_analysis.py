@@ -1,0 +1,212 @@
+"""The test-time compute analysis pipeline, shared by `infscale tts analyze` and the demo: records -> operating
+points (accuracy at n with intervals) -> Pareto frontier -> compute-optimal choice per budget -> size law and
+error-vs-compute fits -> saturation (seed B's Theorems 1-2) -> CSV/JSON/PNG files.
+
+`analyse_records` is the one path; `analyse_runs` reads run directories first, `analyse_seed_b` re-derives seed B's
+statements and frontiers from its bundled tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infscale.configio import write_csv, write_json
+from infscale.errors import InputError
+
+__all__ = ["N_BUDGETS", "TtsAnalysis", "check_settings", "point_dict", "read_runs", "analyse_records", "analyse_runs",
+           "analyse_seed_b"]
+
+N_BUDGETS = 9
+"""FLOPs budgets of the compute-optimal table: geometrically spaced from the cheapest point to the dearest."""
+
+
+def point_dict(p: Any, accounting: str | None = None) -> dict[str, Any]:
+    """An `OperatingPoint` as a flat row (``flops_used``: its FLOPs under ``accounting``)."""
+    d = {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "n": p.n, "flops": p.flops,
+         "seed_b_flops": p.seed_b_flops, "accuracy": p.accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
+         "n_problems": p.n_problems, "source": p.source}
+    if accounting is not None:
+        d["flops_used"] = p.flops_for(accounting)
+    return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TtsAnalysis:
+    """Everything the analysis found; ``points`` / ``frontier`` are `OperatingPoint`s."""
+
+    accounting: str
+    n_records: int
+    n_failed: int
+    points: list[Any]
+    frontier: list[Any]
+    compute_optimal: list[tuple[float, Any]]
+    """(budget FLOPs, the most accurate point within it or None)."""
+    size_law: dict[str, Any]
+    error_vs_compute: dict[str, dict[str, float]]
+    saturation: dict[str, dict[str, Any]]
+    sources: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        acc = self.accounting
+        out = {"runs": self.sources, "n_records": self.n_records, "n_failed": self.n_failed, "accounting": acc,
+               "points": [point_dict(p, acc) for p in self.points],
+               "frontier": [point_dict(p, acc) for p in self.frontier],
+               "compute_optimal": [{"budget_flops": float(c), **(point_dict(p, acc) if p is not None else {})}
+                                   for c, p in self.compute_optimal],
+               "size_law": self.size_law, "error_vs_compute": self.error_vs_compute, "files": self.files}
+        if self.saturation:
+            out["saturation"] = self.saturation
+        return out
+
+
+def check_settings(accounting: str, n_boot: int) -> None:
+    """The analysis settings, checked before any work."""
+    if accounting not in ("ours", "seed_b"):
+        raise InputError(f"--accounting {accounting!r}: expected ours or seed_b")
+    if n_boot < 1:
+        raise InputError(f"--bootstrap {n_boot}: must be >= 1")
+
+
+def read_runs(runs: Sequence[Path]) -> list[Any]:
+    """The records of run directories (holding ``records.jsonl``) or JSONL files; a missing or empty one is an
+    `InputError` naming it."""
+    from infscale.tts.core.runner import RECORDS, read_records
+
+    records = []
+    for run in runs:
+        path = run / RECORDS if run.is_dir() else run
+        if not path.exists():
+            raise InputError(f"{path}: no such records file")
+        got = list(read_records(path))
+        if not got:
+            raise InputError(f"{path}: no records")
+        records.extend(got)
+    return records
+
+
+def _size_law(points: list[Any], budgets: np.ndarray, accounting: str) -> dict[str, Any]:
+    from infscale.tts.analysis import ComputeOptimalSizeFit, compute_optimal_sizes
+
+    c_opt, n_opt = compute_optimal_sizes(points, budgets, accounting=accounting)
+    try:
+        fit = ComputeOptimalSizeFit().fit(n_opt, c_opt)
+    except ValueError as exc:
+        return {"skipped": str(exc)}
+    return {"a": fit.a_, "b": fit.b_, "r2": fit.r2_, "n_points": fit.n_points_, "seed_b": {"a": 1.19, "b": 2.03}}
+
+
+def _error_fits(points: list[Any], accounting: str) -> dict[str, dict[str, float]]:
+    from infscale.tts.analysis import ErrorComputeFit
+
+    groups: dict[str, list] = {}
+    for p in points:
+        groups.setdefault(f"{p.model} {p.strategy}", []).append(p)
+    fits = {}
+    for key, pts in sorted(groups.items()):
+        f = np.array([p.flops_for(accounting) for p in pts])
+        if len(pts) >= 3 and (f > 0).all():
+            e = ErrorComputeFit().fit(f, [1 - p.accuracy for p in pts])
+            fits[key] = {"err_inf": e.err_inf_, "k": e.k_, "gamma": e.gamma_, "flops_ref": e.flops_ref_,
+                         "rmse": e.rmse_}
+    return fits
+
+
+def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from infscale.tts.analysis import IID_STRATEGIES, pools_from_records
+    from infscale.tts.analysis.saturation import saturation_summary
+
+    by_group: dict[tuple[str, str], dict[int, list]] = {}
+    for r in records:
+        if r.strategy in IID_STRATEGIES:
+            by_group.setdefault((r.model, r.strategy), {}).setdefault(r.budget, []).append(r)
+    rows, summaries, sat_curves = {}, {}, {}
+    for (model, strategy), cur in curves.items():
+        recs = by_group[(model, strategy)][max(by_group[(model, strategy)])]
+        summ = saturation_summary(pools_from_records(recs), cur["majority"].ns)
+        key = f"{model} {strategy}"
+        summaries[key], sat_curves[key] = summ, cur
+        rows[key] = {
+            "mv_limit": summ.mv_limit, "wv_limit": summ.wv_limit, "oracle_pass_at_pool": summ.oracle,
+            "median_top2_gap": summ.median_gap, "hoeffding_rate_c": summ.rate_c,
+            "ns": summ.ns, "mv_bound": summ.mv_bound, "wv_bound": summ.wv_bound,
+            "accuracy_at_n": {a: {"ns": c.ns, "accuracy": c.accuracy, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                                  "exact": c.exact} for a, c in cur.items()},
+        }
+    return rows, summaries, sat_curves
+
+
+def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", n_boot: int = 1000, seed: int = 0,
+                    plot: bool = True, source: str = "records", title: str | None = None,
+                    prefix: str = "") -> TtsAnalysis:
+    """The whole analysis of ``records`` under ``accounting`` (``ours`` or ``seed_b``), files into ``out``."""
+    from infscale.tts.analysis import compute_optimal, frontier_points, operating_points_from_records
+
+    check_settings(accounting, n_boot)
+    points, curves = operating_points_from_records(records, n_bootstrap=n_boot, random_state=seed)
+    if not points:
+        raise InputError(f"{source}: no record carries an answer to score")
+    flops = np.array([p.flops_for(accounting) for p in points])
+    budgets = np.geomspace(flops[flops > 0].min(), flops.max(), N_BUDGETS) if (flops > 0).any() else np.array([])
+    best = compute_optimal(points, budgets, accounting=accounting)
+    sat_rows, summaries, sat_curves = _saturation(records, curves)
+    result = TtsAnalysis(
+        accounting=accounting, n_records=len(records), n_failed=sum(1 for r in records if r.error is not None),
+        points=points, frontier=frontier_points(points, accounting=accounting),
+        compute_optimal=list(zip(budgets.tolist(), best, strict=True)), size_law=_size_law(points, budgets, accounting),
+        error_vs_compute=_error_fits(points, accounting), saturation=sat_rows, sources=[source])
+    files = {"points_csv": write_csv(out / f"{prefix}points.csv", [point_dict(p, accounting) for p in points]),
+             "frontier_csv": write_csv(out / f"{prefix}frontier.csv",
+                                       [point_dict(p, accounting) for p in result.frontier])}
+    if plot:
+        from infscale.report.tts_plots import plot_accuracy_vs_flops, plot_saturation
+
+        files["accuracy_vs_flops_png"] = str(plot_accuracy_vs_flops(
+            points, out / f"{prefix}accuracy_vs_flops.png", accounting=accounting,
+            **({"title": title} if title else {})))
+        if summaries:
+            files["saturation_png"] = str(plot_saturation(sat_curves, summaries, out / f"{prefix}saturation.png"))
+    result.files.update(files)
+    result.files["analysis_json"] = str(out / f"{prefix}analysis.json")
+    write_json(out / f"{prefix}analysis.json", result.to_dict())
+    return result
+
+
+def analyse_runs(runs: Sequence[Path], out: Path, **kwargs: Any) -> TtsAnalysis:
+    """`analyse_records` on the records of run directories / JSONL files."""
+    if not runs:
+        raise InputError("give run directories / records JSONL files, or --seed-b for seed B's tables")
+    result = analyse_records(read_runs(runs), out, source=", ".join(str(r) for r in runs), **kwargs)
+    result.sources[:] = [str(r) for r in runs]
+    write_json(out / "analysis.json", result.to_dict())
+    return result
+
+
+def analyse_seed_b(out: Path, plot: bool = True) -> dict[str, Any]:
+    """Seed B's statements re-derived from its bundled tables, and the frontier of each dataset."""
+    from infscale.tts.analysis import frontier_points
+    from infscale.workflows.seedb_tables import load_seed_b_points, seed_b_statements
+
+    payload: dict[str, Any] = {
+        "source": "seed B published tables (Wu et al., ICLR 2025; CC-BY-4.0)", "accounting": "seed_b",
+        "statements": [{"key": s.key, "claim": s.claim, "holds": s.holds, "detail": s.detail, "figures": s.figures}
+                       for s in seed_b_statements()]}
+    files = {}
+    for ds in ("MATH500", "GSM8K"):
+        pts = load_seed_b_points(ds)
+        payload.setdefault("frontier", {})[ds] = [point_dict(p) for p in frontier_points(pts, accounting="seed_b")]
+        files[f"points_{ds.lower()}_csv"] = write_csv(out / f"seed_b_points_{ds.lower()}.csv",
+                                                      [point_dict(p) for p in pts])
+        if plot:
+            from infscale.report.tts_plots import plot_accuracy_vs_flops
+
+            files[f"{ds.lower()}_png"] = str(plot_accuracy_vs_flops(
+                pts, out / f"seed_b_{ds.lower()}.png", accounting="seed_b",
+                title=f"Seed B tables, {ds}: accuracy vs FLOPs (paper's accounting)"))
+    payload["files"] = files
+    return payload

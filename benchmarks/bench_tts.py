@@ -61,7 +61,7 @@ def main() -> None:
                 gen_s += rec.generation_s
                 score_s += rec.scoring_s
                 tokens += rec.ledger.generated_tokens
-                correct += bool(rec.correct.get("weighted"))
+                correct += bool(rec.correct.get("weighted_vote"))
             r = rows[s]
             r["wall"].append(wall)
             r["gen"].append(gen_s)

@@ -52,7 +52,7 @@ def loop_accuracy(pools: CandidatePools, ns: list[int], n_reps: int, seed: int) 
     gold = pools.correct_ids.tolist()
     p_count, m = pools.n_problems, pools.pool_size
     n_correct = [sum(1 for a in ans if g >= 0 and a == g) for ans, g in zip(answers, gold, strict=True)]
-    sums = {a: [0.0] * len(ns) for a in ("majority", "weighted", "best_of_n", "pass")}
+    sums = {a: [0.0] * len(ns) for a in ("majority_vote", "weighted_vote", "best_of_n", "pass")}
     for _ in range(n_reps):
         sample = [rnd.randrange(p_count) for _ in range(p_count)]
         for j, n in enumerate(ns):
@@ -64,7 +64,7 @@ def loop_accuracy(pools: CandidatePools, ns: list[int], n_reps: int, seed: int) 
                 if g >= 0 and g in votes:
                     top = max(votes.values())
                     if votes[g] == top:
-                        tot["majority"] += 1.0 / sum(1 for v in votes.values() if v == top)
+                        tot["majority_vote"] += 1.0 / sum(1 for v in votes.values() if v == top)
                 wsum: dict[int, float] = {}
                 for i in subset:
                     if ans[i] >= 0:
@@ -72,7 +72,7 @@ def loop_accuracy(pools: CandidatePools, ns: list[int], n_reps: int, seed: int) 
                 if g >= 0 and g in wsum:
                     top = max(wsum.values())
                     if wsum[g] == top:
-                        tot["weighted"] += 1.0 / sum(1 for v in wsum.values() if v == top)
+                        tot["weighted_vote"] += 1.0 / sum(1 for v in wsum.values() if v == top)
                 best = max(sc[i] for i in subset)
                 tops = [i for i in subset if sc[i] == best]
                 tot["best_of_n"] += sum(1.0 for i in tops if g >= 0 and ans[i] == g) / len(tops)
@@ -93,7 +93,7 @@ def main() -> None:
 
     pools = synthetic_pools(args.problems, args.pool, seed=0)
     ns = [int(n) for n in default_ns(args.pool)]
-    aggs = ("majority", "weighted", "best_of_n", "pass")
+    aggs = ("majority_vote", "weighted_vote", "best_of_n", "pass")
     print(f"{args.problems} problems x pool {args.pool} x {args.bootstrap} bootstraps, n = {ns}, aggregations {aggs}")
 
     vec_times, curves = [], None

@@ -14,7 +14,6 @@ Conventions (REFERENCE.md §3, Kaplan et al. 2020):
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -33,15 +32,36 @@ __all__ = [
     "PRESETS",
     "get_preset",
     "swiglu_hidden",
+    "ffn_width",
+    "ffn_matrices",
+    "parse_shape_spec",
     "param_count",
     "seed_a_params",
     "train_flops_6nd",
 ]
 
 
+FFN_MATRICES: dict[str, int] = {"swiglu": 3, "gelu": 2}
+"""d_model x d_ff matrices per FFN: SwiGLU has gate, up and down; a GELU MLP up and down."""
+
+
+def ffn_matrices(ffn_kind: str) -> int:
+    """Number of d_model x d_ff matrices of an FFN of this kind (the one place this rule is written)."""
+    return FFN_MATRICES[ffn_kind]
+
+
+def ffn_width(d_model: np.ndarray | int, ffn_kind: str = "swiglu", multiple: int = 256) -> np.ndarray:
+    """The default FFN width (vectorised, exact integer arithmetic): SwiGLU (open_lm, seed A, Llama)
+    ``multiple * ceil((8 d / 3) / multiple)``; GELU (GPT-2, Pythia) ``4 d``. The one place the rule is written."""
+    d = np.asarray(d_model, dtype=np.int64)
+    if ffn_kind == "gelu":
+        return 4 * d
+    return multiple * (-(-(8 * d) // (3 * multiple)))
+
+
 def swiglu_hidden(d_model: int, multiple: int = 256) -> int:
-    """open_lm / seed A SwiGLU width: ``multiple * ceil((8 d / 3) / multiple)``."""
-    return multiple * math.ceil((8 * d_model / 3) / multiple)
+    """open_lm / seed A SwiGLU width of one d_model: ``multiple * ceil((8 d / 3) / multiple)``."""
+    return int(ffn_width(d_model, "swiglu", multiple))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,7 +143,7 @@ class TransformerShape:
     def ffn_hidden(self) -> int:
         if self.d_ff is not None:
             return self.d_ff
-        return swiglu_hidden(self.d_model) if self.ffn_kind == "swiglu" else 4 * self.d_model
+        return int(ffn_width(self.d_model, self.ffn_kind))
 
     @property
     def aspect_ratio(self) -> float:
@@ -136,7 +156,7 @@ class TransformerShape:
         return int(
             param_count(
                 self.d_model, 1, self.d_attn, self.d_kv, self.ffn_hidden, 0,
-                ffn_matrices=3 if self.ffn_kind == "swiglu" else 2,
+                ffn_matrices=ffn_matrices(self.ffn_kind),
                 norm_params=self._norm_params(), bias=self.bias, tied=True, final_norm=False,
             )
         )
@@ -167,7 +187,7 @@ class TransformerShape:
     @property
     def n_params_matmul(self) -> int:
         """Weights that multiply activations per token: non-embedding matrices + LM head (biases/norms excluded)."""
-        ffn_m = 3 if self.ffn_kind == "swiglu" else 2
+        ffn_m = ffn_matrices(self.ffn_kind)
         per_layer = 2 * self.d_model * self.d_attn + 2 * self.d_model * self.d_kv + ffn_m * self.d_model * self.ffn_hidden
         return self.n_layers * per_layer + self.vocab_size * self.d_model
 
@@ -272,8 +292,7 @@ def param_count(
 def seed_a_params(d_model: np.ndarray | int, n_layers: np.ndarray | int, vocab_size: int = 50432) -> np.ndarray:
     """Seed A's N: ``2 V d + L (4 d^2 + 3 d h + 2 d) + d`` with ``h = 256 ceil(8d/3/256)``."""
     d = np.asarray(d_model, dtype=np.int64)
-    h = 256 * np.ceil((8 * d / 3) / 256).astype(np.int64)
-    return param_count(d, n_layers, d, d, h, vocab_size)
+    return param_count(d, n_layers, d, d, ffn_width(d), vocab_size)
 
 
 def train_flops_6nd(n_params: float, n_tokens: float) -> float:

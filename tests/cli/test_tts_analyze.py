@@ -37,8 +37,8 @@ def _records(rng, model, n_params, p_correct, strategy, budget, n_problems=30):
                 votes[c.answer] = votes.get(c.answer, 0) + 1
         chosen = max(votes, key=votes.get) if votes else None
         out.append(ProblemRecord(run="t", model=model, n_params=n_params, strategy=strategy, budget=budget,
-                                 problem_id=f"q{i}", gold="0", candidates=cands, answers={"majority": chosen},
-                                 correct={"majority": chosen == "0"}, ledger=ledger))
+                                 problem_id=f"q{i}", gold="0", candidates=cands, answers={"majority_vote": chosen},
+                                 correct={"majority_vote": chosen == "0"}, ledger=ledger))
     return out
 
 
@@ -62,7 +62,7 @@ def test_analyze_runs_json_tables_and_plots(run_dir):
     out = json.loads(res.stdout)
     assert out["n_records"] == 30 * 5
     strategies = {(p["model"], p["strategy"]) for p in out["points"]}
-    assert ("small", "sampling+majority") in strategies and ("small", "rebase+majority") in strategies
+    assert ("small", "sampling+majority_vote") in strategies and ("small", "rebase+majority_vote") in strategies
     assert ("big", "sampling+best_of_n") in strategies
     # the frontier is non-decreasing in accuracy and FLOPs
     front = out["frontier"]
@@ -70,8 +70,8 @@ def test_analyze_runs_json_tables_and_plots(run_dir):
     assert all(a["accuracy"] < b["accuracy"] for a, b in zip(front, front[1:], strict=False))
     # saturation: MV at n = pool equals the plug-in Theorem 1 limit
     sat = out["saturation"]["small sampling"]
-    assert sat["accuracy_at_n"]["majority"]["ns"][-1] == 16
-    assert sat["accuracy_at_n"]["majority"]["accuracy"][-1] == pytest.approx(sat["mv_limit"])
+    assert sat["accuracy_at_n"]["majority_vote"]["ns"][-1] == 16
+    assert sat["accuracy_at_n"]["majority_vote"]["accuracy"][-1] == pytest.approx(sat["mv_limit"])
     for name in ("points.csv", "frontier.csv", "accuracy_vs_flops.png", "saturation.png", "analysis.json"):
         assert (run_dir / "out" / name).stat().st_size > 0
     assert "a" in out["size_law"] or "skipped" in out["size_law"]

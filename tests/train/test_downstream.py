@@ -249,10 +249,10 @@ def test_config_names_tasks_by_registry(text_corpus, token_cache):
     with pytest.raises(InputError, match=r"t.yaml: field downstream: .*unknown downstream task 'lambada'; known: cloze, "
                                          r"next_line$"):
         parse_train(tiny_config(text_corpus, token_cache, downstream=["lambada"]), "t.yaml")
-    with pytest.raises(InputError, match=r"field downstream: .*next_line.choices: Input should be greater than or "
+    with pytest.raises(InputError, match=r"field downstream: .*next_line: field choices: Input should be greater than or "
                                          r"equal to 2"):
         parse_train(tiny_config(text_corpus, token_cache, downstream={"next_line": {"choices": 1}}))
-    with pytest.raises(InputError, match=r"field downstream: .*cloze.example: Extra inputs are not permitted"):
+    with pytest.raises(InputError, match=r"field downstream: .*cloze: field example: Extra inputs are not permitted"):
         parse_train(tiny_config(text_corpus, token_cache, downstream={"cloze": {"example": 3}}))
 
 

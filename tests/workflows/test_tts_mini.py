@@ -14,7 +14,8 @@ import yaml
 
 from infscale.errors import InputError
 from infscale.tts.analysis import OperatingPoint
-from infscale.workflows.tts_mini import DEFAULT_RECIPE, MiniStudyConfig, load_mini_config, run_study, verdicts
+from infscale.workflows.tts_mini import run_study, verdicts
+from infscale.workflows.tts_mini_config import DEFAULT_RECIPE, MiniStudyConfig, load_mini_config
 
 TINY = {
     "name": "tiny",
@@ -81,7 +82,7 @@ def test_quick_version_shrinks_every_budget():
         (lambda d: d["train"].update(context_length=32), "context_length 32 is too short.*needs 33"),
         (lambda d: d.update(policies=d["policies"][:1]), "at least two model sizes"),
         (lambda d: d["strategies"].append({"name": "tree_of_thought"}), "unknown strategy 'tree_of_thought'"),
-        (lambda d: d["analysis"].update(small_strategy="bon+weighted"), "analysis.small_strategy"),
+        (lambda d: d["analysis"].update(small_strategy="bon+weighted_vote"), "analysis.small_strategy"),
         (lambda d: d["prm"].update(init_from="p99"), "prm.init_from: 'p99' is not a policy"),
         (lambda d: d["prm"].update(init_from="p32"), "prm.init_from: policy 'p32' has another shape"),
         (lambda d: d["policies"][1].update(init_from="p16"), "init_from is for the PRM"),
@@ -104,26 +105,26 @@ def _pt(model, n_params, strategy, n, flops, seed_b, acc):
 
 def test_verdicts_compare_within_the_larger_models_flops():
     pts = [
-        _pt("L", 100, "sampling+majority", 1, 10.0, 5.0, 0.50),
-        _pt("L", 100, "sampling+majority", 4, 40.0, 20.0, 0.60),
-        _pt("L", 100, "sampling+weighted", 4, 40.0, 20.0, 0.99),  # another aggregation: ignored
-        _pt("S", 10, "rebase+weighted", 4, 12.0, 2.0, 0.55),
-        _pt("S", 10, "rebase+weighted", 8, 30.0, 4.0, 0.60),
-        _pt("S", 10, "rebase+majority", 8, 1.0, 1.0, 0.99),  # another aggregation: ignored
+        _pt("L", 100, "sampling+majority_vote", 1, 10.0, 5.0, 0.50),
+        _pt("L", 100, "sampling+majority_vote", 4, 40.0, 20.0, 0.60),
+        _pt("L", 100, "sampling+weighted_vote", 4, 40.0, 20.0, 0.99),  # another aggregation: ignored
+        _pt("S", 10, "rebase+weighted_vote", 4, 12.0, 2.0, 0.55),
+        _pt("S", 10, "rebase+weighted_vote", 8, 30.0, 4.0, 0.60),
+        _pt("S", 10, "rebase+majority_vote", 8, 1.0, 1.0, 0.99),  # another aggregation: ignored
     ]
-    ours = verdicts(pts, "ours", "rebase+weighted", "sampling+majority")
+    ours = verdicts(pts, "ours", "rebase+weighted_vote", "sampling+majority_vote")
     # L n=1 costs 10 (ours): no S point that cheap; L n=4 (40): S n=8 (30 FLOPs, 0.60) ties 0.60
     assert [(v.large_n, v.outcome, v.small_n) for v in ours] == [(1, "none", None), (4, "tie", 8)]
-    seed_b = verdicts(pts, "seed_b", "rebase+weighted", "sampling+majority")
+    seed_b = verdicts(pts, "seed_b", "rebase+weighted_vote", "sampling+majority_vote")
     # seed B FLOPs: at 5 S n=4 (2 FLOPs, 0.55) and n=8 (4, 0.60) fit -> 0.60 > 0.50; at 20 -> 0.60 ties 0.60
     assert [(v.large_n, v.outcome, v.small_n, v.small_flops) for v in seed_b] == [(1, "small", 8, 4.0),
                                                                                    (4, "tie", 8, 4.0)]
     assert all(v.small == "S" and v.large == "L" for v in ours + seed_b)
     # the smaller side losing
     worse = [p if p.model == "L" else _pt("S", 10, p.strategy, p.n, p.flops, p.seed_b_flops, 0.1) for p in pts]
-    assert {v.outcome for v in verdicts(worse, "seed_b", "rebase+weighted", "sampling+majority")} == {"large"}
+    assert {v.outcome for v in verdicts(worse, "seed_b", "rebase+weighted_vote", "sampling+majority_vote")} == {"large"}
     # a model is never compared with itself or a larger one
-    assert verdicts([p for p in pts if p.model == "L"], "ours", "rebase+weighted", "sampling+majority") == []
+    assert verdicts([p for p in pts if p.model == "L"], "ours", "rebase+weighted_vote", "sampling+majority_vote") == []
 
 
 # ----- a tiny study end to end ---------------------------------------------------------------------------------------
@@ -209,5 +210,5 @@ def test_bundled_name_resolves_beside_a_directory_of_that_name(tmp_path, monkeyp
     (tmp_path / "seed_b_mini").mkdir()  # e.g. an output directory named after the recipe
     monkeypatch.chdir(tmp_path)
     assert load_mini_config("seed_b_mini").name == "seed_b_mini"
-    with pytest.raises(InputError, match="no_such_recipe: recipe not found"):
+    with pytest.raises(InputError, match="no_such_recipe: no such recipe"):
         load_mini_config("no_such_recipe")

@@ -24,7 +24,8 @@ def add_commands(tts_app: typer.Typer) -> None:
         import sys
 
         from infscale.jsonsafe import finite
-        from infscale.workflows.tts_mini import load_mini_config, run_study
+        from infscale.workflows.tts_mini import run_study
+        from infscale.workflows.tts_mini_config import load_mini_config
 
         cfg = load_mini_config(recipe)
         if quick:

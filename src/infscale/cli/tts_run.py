@@ -51,7 +51,7 @@ def add_commands(tts_app: typer.Typer) -> None:
                 vals = [r.correct[key] for r in rs if key in r.correct]
                 return f"{sum(vals) / len(vals):.3f}" if vals else "-"
             n = len(rs)
-            table.add_row(strategy, str(budget), str(n), acc("majority"), acc("weighted"),
+            table.add_row(strategy, str(budget), str(n), acc("majority_vote"), acc("weighted_vote"),
                           f"{sum(r.ledger.generated_tokens for r in rs) / n:.0f}",
                           f"{sum(r.ledger.total_flops for r in rs) / n:.3g}",
                           f"{sum(r.ledger.seed_b_flops for r in rs) / n:.3g}")
@@ -65,9 +65,9 @@ def add_commands(tts_app: typer.Typer) -> None:
         seed: int = typer.Option(0),
     ) -> None:
         """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU)."""
-        from infscale.tts.own_models.train import SmallTrainConfig, train
+        from infscale.tts.own_models.train import SmallTrainConfig, train_own_model
 
         cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=minutes * 60, seed=seed)
         for kind in ("policy", "prm"):
-            metrics = train(kind, cfg, out_dir / f"arith_{kind}.pt")
+            metrics = train_own_model(kind, cfg, out_dir / f"arith_{kind}.pt")
             print(f"{kind}: {metrics}")

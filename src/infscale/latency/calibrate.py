@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
-from infscale.arch import PRESETS, TransformerShape
+from infscale.arch import PRESETS, TransformerShape, ffn_matrices
 from infscale.errors import InputError
 from infscale.latency.model import HARDWARE, HardwareProfile, Workload, latency_terms
 
@@ -109,7 +109,7 @@ def _design(observations: Sequence[LatencyObservation], profile: HardwareProfile
         "d_attn": np.array([s.d_attn for s in sh]),
         "d_kv": np.array([s.d_kv for s in sh]),
         "d_ff": np.array([s.ffn_hidden for s in sh]),
-        "ffn_matrices": np.array([3 if s.ffn_kind == "swiglu" else 2 for s in sh]),
+        "ffn_matrices": np.array([ffn_matrices(s.ffn_kind) for s in sh]),
         "vocab_size": np.array([s.vocab_size for s in sh]),
         "batch": np.array([w.batch for w in wl]),
         "input_len": np.array([w.input_len for w in wl]),

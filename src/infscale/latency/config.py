@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from infscale.arch import TransformerShape, parse_shape_spec
+from infscale.configio import Strict
 from infscale.latency.model import Workload
 
 
-class WorkloadConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WorkloadConfig(Strict):
     batch: int = Field(1, ge=1, description="sequences per generate call")
     input_len: int = Field(128, ge=1, description="prompt tokens")
     output_len: int = Field(256, ge=1, description="generated tokens (the first comes from the prefill)")
@@ -22,10 +21,8 @@ class WorkloadConfig(BaseModel):
         return Workload(batch=self.batch, input_len=self.input_len, output_len=self.output_len, dtype=self.dtype)
 
 
-class SweepConfig(BaseModel):
+class LatencySweepConfig(Strict):
     """Shapes to time and how to time them."""
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: str = Field("own", description="measurement backend: own | hf | vllm")
     device: str = Field("auto", description="cpu | cuda | cuda:N | auto")

@@ -111,10 +111,10 @@ def save_profile(profile: HardwareProfile, path: str | Path, meta: dict[str, Any
 
 # ---- sweep configs ------------------------------------------------------------------------------------------------
 def load_sweep_config(path: str | Path) -> Any:
-    """Read and validate a measurement sweep YAML (see `SweepConfig` in latency/config.py)."""
-    from infscale.latency.config import SweepConfig
+    """Read and validate a measurement sweep YAML (see `LatencySweepConfig` in latency/config.py)."""
+    from infscale.latency.config import LatencySweepConfig
 
-    return load_yaml(path, SweepConfig, what="sweep config")
+    return load_yaml(path, LatencySweepConfig, what="sweep config")
 
 
 # ---- measured latencies for the planner ---------------------------------------------------------------------------

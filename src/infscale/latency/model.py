@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from infscale.arch import TransformerShape
+from infscale.arch import TransformerShape, ffn_width
+from infscale.arch import ffn_matrices as arch_ffn_matrices
 from infscale.registry import Registry
 
 __all__ = [
@@ -333,7 +334,7 @@ def predict_latency_arrays(
         raise ValueError("predict_latency_arrays: d_model, n_layers and n_heads must be positive")
     hd = d // h if head_dim is None else np.asarray(head_dim, np.int64)
     kv = h if n_kv_heads is None else np.asarray(n_kv_heads, np.int64)
-    ff = (256 * np.ceil((8.0 * d / 3.0) / 256.0)).astype(np.int64) if d_ff is None else np.asarray(d_ff, np.int64)
+    ff = ffn_width(d) if d_ff is None else np.asarray(d_ff, np.int64)
     out = latency_terms(
         flops_per_s=profile.peak_flops(wl.dtype) * profile.compute_efficiency,
         bytes_per_s=profile.memory_bandwidth_bytes_per_s * profile.memory_efficiency,
@@ -355,7 +356,7 @@ def predict(shape: TransformerShape, workload: Workload, profile: HardwareProfil
     out = predict_latency_arrays(
         profile, d_model=shape.d_model, n_layers=shape.n_layers, n_heads=shape.n_heads,
         n_kv_heads=shape.kv_heads, d_ff=shape.ffn_hidden, vocab_size=shape.vocab_size, head_dim=shape.hd,
-        ffn_matrices=3 if shape.ffn_kind == "swiglu" else 2, workload=workload,
+        ffn_matrices=arch_ffn_matrices(shape.ffn_kind), workload=workload,
     )
     breakdown = {
         "matmul": float(out["decode_matmul_s"]),

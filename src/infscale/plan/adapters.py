@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from infscale.arch import ffn_matrices
 from infscale.plan.optimum import LatencyFn, LossFn
 from infscale.plan.shapes import ShapeGrid
 
@@ -55,7 +56,7 @@ def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:
         out = latency_model.predict_latency_arrays(
             hw, d_model=grid.d_model, n_layers=grid.n_layers, n_heads=grid.n_heads, n_kv_heads=grid.n_kv_heads,
             d_ff=grid.d_ff, vocab_size=grid.vocab_size, head_dim=grid.head_dim,
-            ffn_matrices=3 if grid.ffn_kind == "swiglu" else 2, workload=wl,
+            ffn_matrices=ffn_matrices(grid.ffn_kind), workload=wl,
         )
         return np.asarray(out["total_s"], dtype=np.float64)
 

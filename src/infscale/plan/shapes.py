@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from infscale.arch import TransformerShape, param_count
+from infscale.arch import FFN_MATRICES, TransformerShape, ffn_matrices, ffn_width, param_count
 from infscale.registry import Registry
 
 __all__ = [
@@ -32,21 +32,9 @@ __all__ = [
 ]
 
 
-def _swiglu_width(d_model: np.ndarray, multiple: int) -> np.ndarray:
-    """open_lm / Llama SwiGLU width: ``multiple * ceil((8 d / 3) / multiple)`` (integer arithmetic)."""
-    d = np.asarray(d_model, dtype=np.int64)
-    return multiple * (-(-(8 * d) // (3 * multiple)))
-
-
-def _gelu_width(d_model: np.ndarray, multiple: int) -> np.ndarray:
-    """GPT-2 / Pythia FFN width: ``4 d`` (already a multiple of any multiple dividing d)."""
-    return 4 * np.asarray(d_model, dtype=np.int64)
-
-
 # name -> (width rule, number of d_model x d_ff matrices)
 FFN_RULES: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], int]] = {
-    "swiglu": (_swiglu_width, 3),
-    "gelu": (_gelu_width, 2),
+    kind: (lambda d, multiple, kind=kind: ffn_width(d, kind, multiple), ffn_matrices(kind)) for kind in FFN_MATRICES
 }
 
 

@@ -75,14 +75,14 @@ def plot_saturation(curves: Mapping[str, Mapping[str, AccuracyCurve]], summaries
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(5.5 * max(len(keys), 1), 4.2), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=False):
         summ = summaries[key]
-        for agg, limit, bound, color in (("majority", summ.mv_limit, summ.mv_bound, "tab:blue"),
-                                         ("weighted", summ.wv_limit, summ.wv_bound, "tab:orange")):
+        for agg, limit, bound, color in (("majority_vote", summ.mv_limit, summ.mv_bound, "tab:blue"),
+                                         ("weighted_vote", summ.wv_limit, summ.wv_bound, "tab:orange")):
             cur = curves[key].get(agg)
             if cur is None:
                 continue
             ax.plot(cur.ns, 100 * cur.accuracy, marker="o", color=color, label=f"{agg} (measured)")
             ax.fill_between(cur.ns, 100 * cur.ci_low, 100 * cur.ci_high, color=color, alpha=0.15)
-            ax.axhline(100 * limit, color=color, ls="--", lw=1, label=f"{agg} limit (Thm {1 if agg == 'majority' else 2})")
+            ax.axhline(100 * limit, color=color, ls="--", lw=1, label=f"{agg} limit (Thm {1 if agg == 'majority_vote' else 2})")
             env = np.interp(cur.ns, summ.ns, bound)
             show = env < 0.5  # the bound is vacuous (about 1) at small n
             if show.any():

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from infscale.configio import validation_message
 from infscale.errors import InputError
 from infscale.registry import Registry
 
@@ -425,9 +426,7 @@ def validate_tasks(spec: Any) -> dict[str, dict[str, Any]]:
         try:
             out[name] = task.settings.model_validate(settings or {}).model_dump()
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ValueError(f"{name}{'.' + loc if loc else ''}: {err['msg']}") from None
+            raise ValueError(validation_message(name, exc)) from None
     return out
 
 

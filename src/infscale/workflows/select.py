@@ -51,7 +51,7 @@ from infscale.plan.shapes import ShapeRules, enumerate_shapes, get_family
 
 __all__ = [
     "SelectConfig",
-    "Job",
+    "ShortlistEntry",
     "SelectionReport",
     "shortlist",
     "parse_select",
@@ -150,7 +150,7 @@ def parse_select(data: dict[str, Any], source: str = "<config>") -> SelectConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Job:
+class ShortlistEntry:
     """One shortlisted candidate to train."""
 
     rank: int
@@ -164,14 +164,14 @@ class Job:
     predicted_latency_s: float
 
 
-def shortlist(result: PlanResult, k: int) -> list[Job]:
+def shortlist(result: PlanResult, k: int) -> list[ShortlistEntry]:
     """The k feasible candidates with the lowest predicted loss, as training jobs."""
     jobs = []
     for rank, i in enumerate(result.ranked()[:k], start=1):
         row = result.row(int(i))
         shape = {key: int(row[key]) for key in ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff")}
         run_id = f"r{rank}-d{shape['d_model']}x{shape['n_layers']}h{shape['n_heads']}kv{shape['n_kv_heads']}"
-        jobs.append(Job(rank=rank, run_id=run_id, shape=shape, n_params=int(row["n_params"]),
+        jobs.append(ShortlistEntry(rank=rank, run_id=run_id, shape=shape, n_params=int(row["n_params"]),
                         n_tokens=int(row["n_tokens"]), predicted_loss=float(row["loss"]),
                         predicted_latency_s=float(row["latency_s"])))
     return jobs

@@ -128,7 +128,7 @@ def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[
     rows, summaries, sat_curves = {}, {}, {}
     for (model, strategy), cur in curves.items():
         recs = by_group[(model, strategy)][max(by_group[(model, strategy)])]
-        summ = saturation_summary(pools_from_records(recs), cur["majority"].ns)
+        summ = saturation_summary(pools_from_records(recs), cur["majority_vote"].ns)
         key = f"{model} {strategy}"
         summaries[key], sat_curves[key] = summ, cur
         rows[key] = {

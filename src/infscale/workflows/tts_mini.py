@@ -28,203 +28,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Any
 
 from infscale.configio import save_config
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
-from infscale.tts.core.config import SearchConfig, StrategyConfig
+from infscale.workflows.tts_mini_config import (
+    MiniStudyConfig,
+    ModelSpec,
+)
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-DEFAULT_RECIPE = RECIPES_DIR / "seed_b_mini.yaml"
 ACCOUNTINGS = ("ours", "seed_b")
 OUTCOMES = ("small", "tie", "large", "none")
 """Verdict outcomes: the smaller model is more accurate, equally accurate, less accurate (the larger one wins), or has
 no point within the larger one's FLOPs."""
 
 Log = Callable[[str], None]
-
-
-# ----- the recipe ---------------------------------------------------------------------------------------------------
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelSpec(_Strict):
-    """One model to train: its shape and its training budget (whichever of steps / seconds runs out first)."""
-
-    name: str
-    d_model: int = Field(gt=0)
-    n_layers: int = Field(gt=0)
-    n_heads: int = Field(gt=0)
-    max_steps: int = Field(gt=0)
-    max_time_s: float = Field(gt=0)
-    lr: float | None = Field(None, gt=0)
-    """Peak learning rate for this model (default: ``train.lr``)."""
-    init_from: str | None = None
-    """PRM only: the name of a policy of the recipe (same shape) to fine-tune from instead of a random start."""
-
-
-class TrainSettings(_Strict):
-    """Settings every model shares (`infscale.tts.own_models.train.SmallTrainConfig` fields)."""
-
-    context_length: int = Field(512, gt=0)
-    min_difficulty: int = Field(2, ge=1)
-    max_difficulty: int = Field(5, ge=1)
-    batch_size: int = Field(64, gt=0)
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(0.05, ge=0)
-    warmup_steps: int = Field(30, ge=1)
-    error_rate: float = Field(0.25, ge=0, le=1)
-    """PRM data: probability that a step's result is corrupted."""
-    seed: int = 0
-
-
-class TaskSpec(_Strict):
-    """The evaluation problems: synthetic arithmetic (`infscale.tts.core.tasks.ArithmeticTask`)."""
-
-    difficulty: int = Field(5, ge=1)
-    n_problems: int = Field(40, ge=1)
-    seed: int = 1000
-    max_value: int = Field(99, ge=1)
-
-
-class AnalysisSpec(_Strict):
-    small_strategy: str = "rebase+weighted"
-    """The smaller models' side of the comparison (``strategy+aggregation``)."""
-    large_strategy: str = "sampling+majority"
-    """The larger models' side."""
-    n_bootstrap: int = Field(1000, ge=1)
-    plot_strategies: list[str] = Field(default_factory=lambda: [
-        "greedy+greedy", "sampling+majority", "sampling+best_of_n", "sampling+weighted", "beam+weighted",
-        "mcts+weighted", "rebase+weighted"])
-    """The ``strategy+aggregation`` lines drawn in the figures (the frontier is computed over every point)."""
-
-
-class MiniStudyConfig(_Strict):
-    name: str
-    threads: int = Field(2, ge=1)
-    """torch threads for training and generation."""
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    policies: list[ModelSpec]
-    """At least two sizes; the comparison pairs every smaller one with every larger one."""
-    prm: ModelSpec | Literal["bundled"] = "bundled"
-    """A PRM to train, or ``bundled`` for the package's arithmetic PRM."""
-    task: TaskSpec = Field(default_factory=TaskSpec)
-    strategies: list[StrategyConfig]
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    generation_seed: int = 0
-    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
-
-    @model_validator(mode="after")
-    def _check(self) -> MiniStudyConfig:
-        from infscale.tts.core.strategies import STRATEGIES
-
-        names = [p.name for p in self.policies]
-        if len(names) < 2:
-            raise ValueError("policies: the study needs at least two model sizes")
-        if len(set(names)) != len(names):
-            raise ValueError(f"policies: names must be distinct, got {names}")
-        if any(p.init_from for p in self.policies):
-            raise ValueError("policies: init_from is for the PRM (policies train from scratch)")
-        if isinstance(self.prm, ModelSpec) and self.prm.init_from is not None:
-            base = next((p for p in self.policies if p.name == self.prm.init_from), None)
-            if base is None:
-                raise ValueError(f"prm.init_from: {self.prm.init_from!r} is not a policy of the recipe ({names})")
-            if (base.d_model, base.n_layers, base.n_heads) != (self.prm.d_model, self.prm.n_layers, self.prm.n_heads):
-                raise ValueError(f"prm.init_from: policy {base.name!r} has another shape than the PRM")
-        if self.train.min_difficulty > self.train.max_difficulty:
-            raise ValueError("train: min_difficulty is above max_difficulty")
-        for s in self.strategies:
-            STRATEGIES.get(s.name)
-            if any(b < 1 for b in s.budgets):
-                raise ValueError(f"strategies: {s.name!r} budgets must be >= 1, got {s.budgets}")
-        run = {s.name for s in self.strategies}
-        for key in ("small_strategy", "large_strategy"):
-            strategy, plus, agg = getattr(self.analysis, key).partition("+")
-            if not plus or strategy not in run or agg not in ("majority", "weighted", "best_of_n", "greedy"):
-                raise ValueError(f"analysis.{key}: {getattr(self.analysis, key)!r} must be 'strategy+aggregation' "
-                                 f"with a strategy of the recipe ({', '.join(sorted(run))}) and an aggregation "
-                                 "(majority, weighted, best_of_n, greedy)")
-        need = self.max_prompt_tokens() + self.max_path_tokens()
-        if need > self.train.context_length:
-            raise ValueError(
-                f"train.context_length {self.train.context_length} is too short: the longest prompt "
-                f"({self.max_prompt_tokens()} tokens) plus the longest path a strategy can write "
-                f"({self.max_path_tokens()} tokens: max(search.max_tokens, search.depth_cap x search.max_step_tokens))"
-                f" needs {need}")
-        return self
-
-    def max_prompt_tokens(self) -> int:
-        """Tokens of the longest evaluation prompt, BOS included (the policies' character tokenizer)."""
-        from infscale.tts.own_models.tokenizer import CharTokenizer
-
-        task, tok = self.make_task(), CharTokenizer()
-        return max(len(tok.encode(task.prompt(p), bos=True)) for p in task.load())
-
-    def max_path_tokens(self) -> int:
-        s = self.search
-        return max(s.max_tokens, s.depth_cap * s.max_step_tokens)
-
-    def make_task(self):  # -> ArithmeticTask
-        from infscale.tts.core.tasks import ArithmeticTask
-
-        t = self.task
-        return ArithmeticTask(n_problems=t.n_problems, difficulty=t.difficulty, seed=t.seed, max_value=t.max_value)
-
-    def quick(self) -> MiniStudyConfig:
-        """A minutes-long smoke version: a tenth of each training budget (at least 20 steps, at most 30 s), 4 problems,
-        the two smallest budgets of each strategy, 200 bootstrap replicates."""
-        def shrink(spec: ModelSpec) -> ModelSpec:
-            return spec.model_copy(update={"max_steps": max(20, spec.max_steps // 10),
-                                           "max_time_s": min(30.0, spec.max_time_s)})
-
-        data = self.model_dump()
-        data["policies"] = [shrink(p).model_dump() for p in self.policies]
-        if isinstance(self.prm, ModelSpec):
-            data["prm"] = shrink(self.prm).model_dump()
-        data["task"]["n_problems"] = min(4, self.task.n_problems)
-        data["strategies"] = [{**s.model_dump(), "budgets": sorted(s.budgets)[:2]} for s in self.strategies]
-        data["analysis"]["n_bootstrap"] = min(200, self.analysis.n_bootstrap)
-        data["name"] = f"{self.name}-quick"
-        return MiniStudyConfig.model_validate(data)
-
-
-def resolve_recipe(recipe: str | Path | None) -> Path:
-    """A YAML path, or the name of a bundled recipe (``seed_b_mini``); ``None``: the bundled seed-B recipe."""
-    if recipe is None:
-        return DEFAULT_RECIPE
-    path = Path(recipe)
-    if path.is_file() or path.suffix in (".yaml", ".yml"):
-        return path
-    bundled = RECIPES_DIR / f"{recipe}.yaml"
-    return bundled if bundled.is_file() else path
-
-
-def load_mini_config(recipe: str | Path | None = None) -> MiniStudyConfig:
-    """Read and validate a study recipe; every problem is one `InputError` line naming the file and field."""
-    import yaml
-
-    path = resolve_recipe(recipe)
-    if not path.is_file():
-        raise InputError(f"{path}: recipe not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping at the top level")
-    try:
-        return MiniStudyConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        raise InputError(f"{path}: " + (f"field {where!r}: {msg}" if where else msg)) from None
-    except InputError as exc:  # an unknown strategy name
-        raise InputError(f"{path}: {exc}") from None
 
 
 # ----- results ------------------------------------------------------------------------------------------------------
@@ -324,7 +143,7 @@ def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log
     import torch
 
     from infscale.tts.own_models.tokenizer import CharTokenizer
-    from infscale.tts.own_models.train import small_shape, train
+    from infscale.tts.own_models.train import small_shape, train_own_model
 
     want = asdict(train_config(cfg, spec))
     if path.exists():
@@ -342,7 +161,7 @@ def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log
         start = "" if init_from is None else f", from {spec.init_from}"
         log(f"{kind} {spec.name}: training (d_model {spec.d_model}, {spec.n_layers} layers{start}, at most "
             f"{spec.max_steps} steps / {spec.max_time_s:.0f} s)")
-        metrics = train(kind, train_config(cfg, spec), path, log_every=0, init_from=init_from)
+        metrics = train_own_model(kind, train_config(cfg, spec), path, log_every=0, init_from=init_from)
         reused = False
         log(f"{kind} {spec.name}: {metrics['steps']} steps in {metrics['train_s']:.0f} s, "
             f"loss {metrics['final_loss']:.4f}")

@@ -43,7 +43,7 @@ def test_vectorised_enumeration_equals_python_enumeration(seed, tied):
     pools = small_pools(seed, tied_scores=tied)
     for n in range(1, pools.pool_size + 1):
         curves = accuracy_at_n(pools, [n], max_exact_subsets=10**6, n_bootstrap=10, random_state=seed)
-        for agg in ("majority", "weighted", "best_of_n"):
+        for agg in ("majority_vote", "weighted_vote", "best_of_n"):
             assert curves[agg].exact[0]
             assert curves[agg].accuracy[0] == pytest.approx(exact_accuracy_bruteforce(pools, n, agg), abs=1e-12)
 
@@ -53,9 +53,9 @@ def test_enumeration_with_frequent_and_rare_classes(seed):
     """12-candidate pools over 8 classes: some classes get a column, rare ones share the bounded column."""
     pools = small_pools(seed, p=5, m=12, k=8, tied_scores=bool(seed % 2))
     for n in (3, 5, 8, 12):
-        curves = accuracy_at_n(pools, [n], aggregations=["majority", "weighted"], max_exact_subsets=10**6,
+        curves = accuracy_at_n(pools, [n], aggregations=["majority_vote", "weighted_vote"], max_exact_subsets=10**6,
                                n_bootstrap=10, random_state=seed)
-        for agg in ("majority", "weighted"):
+        for agg in ("majority_vote", "weighted_vote"):
             assert curves[agg].accuracy[0] == pytest.approx(exact_accuracy_bruteforce(pools, n, agg), abs=1e-12)
 
 
@@ -67,7 +67,7 @@ def test_subsampled_accuracy_equals_exact_enumeration(seed):
     for n in (2, 4, 6):
         exact = accuracy_at_n(pools, [n], max_exact_subsets=10**6, n_bootstrap=10, random_state=seed)
         mc = accuracy_at_n(pools, [n], max_exact_subsets=0, n_bootstrap=b, random_state=seed + 100)
-        for agg in ("majority", "weighted"):
+        for agg in ("majority_vote", "weighted_vote"):
             assert not mc[agg].exact[0]
             se = 0.5 / math.sqrt(b * pools.n_problems)  # per-draw outcomes lie in [0, 1]
             assert abs(mc[agg].accuracy[0] - exact[agg].accuracy[0]) < 4 * se, (n, agg)
@@ -88,11 +88,11 @@ def test_majority_at_full_pool_and_best_of_n_closed_forms():
     pools = CandidatePools(answer_ids=np.array([[0, 0, 0, 1, 1, -1]]),
                            scores=np.array([[0.2, 0.3, 0.1, 0.9, 0.8, np.nan]]), correct_ids=np.array([0]))
     cur = accuracy_at_n(pools, n_bootstrap=50, random_state=0, max_exact_subsets=10**6)
-    mv = dict(zip(cur["majority"].ns.tolist(), cur["majority"].accuracy, strict=True))
+    mv = dict(zip(cur["majority_vote"].ns.tolist(), cur["majority_vote"].accuracy, strict=True))
     assert mv[6] == 1.0  # 3 votes vs 2
     assert mv[1] == pytest.approx(0.5)  # 3 correct of 6
     # WV at the full pool: 0.6 vs 1.7 -> wrong; BoN at n=6 picks the 0.9 candidate -> wrong
-    assert cur["weighted"].accuracy[-1] == 0.0
+    assert cur["weighted_vote"].accuracy[-1] == 0.0
     assert cur["best_of_n"].accuracy[-1] == 0.0
     # BoN at n=2: correct iff both drawn are class-0 or one class-0 with the unfinished one: (3 + 3) / 15
     bon = dict(zip(cur["best_of_n"].ns.tolist(), cur["best_of_n"].accuracy, strict=True))
@@ -106,8 +106,8 @@ def test_bootstrap_interval_brackets_estimate_and_narrows_with_problems():
         ans = rng.integers(0, 3, (p, 16))
         return CandidatePools(answer_ids=ans, scores=rng.random((p, 16)), correct_ids=np.zeros(p, dtype=int))
 
-    small = accuracy_at_n(pools(40), [4], n_bootstrap=400, random_state=1)["majority"]
-    large = accuracy_at_n(pools(640), [4], n_bootstrap=400, random_state=1)["majority"]
+    small = accuracy_at_n(pools(40), [4], n_bootstrap=400, random_state=1)["majority_vote"]
+    large = accuracy_at_n(pools(640), [4], n_bootstrap=400, random_state=1)["majority_vote"]
     for c in (small, large):
         assert c.ci_low[0] <= c.accuracy[0] <= c.ci_high[0]
     # width ~ 1/sqrt(P): 16x the problems -> about 4x narrower
@@ -171,7 +171,7 @@ def _record(problem: str, strategy: str, budget: int, answers, correct_answer: s
                                correct=None if a is None else str(a) == correct_answer))
     return ProblemRecord(run="r", model="tiny", n_params=1_000_000, strategy=strategy, budget=budget,
                          problem_id=problem, gold=correct_answer, candidates=tuple(cands),
-                         correct={"majority": Counter_majority(answers) == correct_answer},
+                         correct={"majority_vote": Counter_majority(answers) == correct_answer},
                          ledger=FlopsLedger(policy_prefill_flops=10.0, policy_decode_flops=decode, reward_flops=20.0,
                                             seed_b_flops=decode, generated_tokens=10 * len(answers)))
 
@@ -197,11 +197,11 @@ def test_pools_from_records_and_operating_points():
     points, curves = operating_points_from_records(recs, n_bootstrap=50)
     samp = {(p.strategy, p.n): p for p in points if p.strategy.startswith("sampling")}
     # n = 4: MV correct on p1, wrong on p2; FLOPs = prefill + (decode + reward) * n / M
-    assert samp[("sampling+majority", 4)].accuracy == pytest.approx(0.5)
-    assert samp[("sampling+majority", 2)].flops == pytest.approx(10 + 120 * 2 / 4)
-    assert samp[("sampling+majority", 2)].seed_b_flops == pytest.approx(50.0)
+    assert samp[("sampling+majority_vote", 4)].accuracy == pytest.approx(0.5)
+    assert samp[("sampling+majority_vote", 2)].flops == pytest.approx(10 + 120 * 2 / 4)
+    assert samp[("sampling+majority_vote", 2)].seed_b_flops == pytest.approx(50.0)
     assert samp[("sampling+best_of_n", 4)].accuracy == pytest.approx(1.0)
-    reb = [p for p in points if p.strategy == "rebase+majority"]
+    reb = [p for p in points if p.strategy == "rebase+majority_vote"]
     assert len(reb) == 1 and reb[0].flops == pytest.approx(130.0) and reb[0].n == 2
     assert ("tiny", "sampling") in curves
     with pytest.raises(InputError):

@@ -90,16 +90,16 @@ def test_subsampled_pool_curves_approach_predicted_limits():
     rho = np.tile([0.9, 0.3, 0.3], (p, 1))
     pools = sample_pools(probs, correct, 256, random_state=2, score_means=rho, score_noise=0.05)
     curves = accuracy_at_n(pools, n_bootstrap=300, random_state=3)
-    summ = saturation_summary(pools, curves["majority"].ns)
-    assert curves["majority"].accuracy[-1] == pytest.approx(summ.mv_limit, abs=1e-12)
+    summ = saturation_summary(pools, curves["majority_vote"].ns)
+    assert curves["majority_vote"].accuracy[-1] == pytest.approx(summ.mv_limit, abs=1e-12)
     true_mv = limit_accuracy(probs, correct).mean()
     true_wv = limit_accuracy(probs * rho, correct).mean()
     assert true_wv > true_mv + 0.2
     assert abs(summ.mv_limit - true_mv) < 0.05
     assert abs(summ.wv_limit - true_wv) < 0.05
-    assert abs(curves["weighted"].accuracy[-1] - true_wv) < 0.05
+    assert abs(curves["weighted_vote"].accuracy[-1] - true_wv) < 0.05
     # the measured gap to the limit shrinks with n
-    gap = np.abs(curves["majority"].accuracy - summ.mv_limit)
+    gap = np.abs(curves["majority_vote"].accuracy - summ.mv_limit)
     assert gap[-2] < gap[0]
 
 

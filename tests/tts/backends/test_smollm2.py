@@ -102,7 +102,7 @@ def test_every_strategy_runs(engine, strategy):
     assert rec.candidates
     assert rec.ledger.generated_tokens > 0 and rec.ledger.policy_decode_flops > 0
     assert rec.ledger.seed_b_flops == 2 * gen.shape.n_params * rec.ledger.generated_tokens
-    assert set(rec.correct) <= {"greedy", "majority", "best_of_n", "weighted"}
+    assert set(rec.correct) <= {"greedy", "majority_vote", "best_of_n", "weighted_vote"}
     for c in rec.candidates:
         assert c.completion_tokens > 0
         assert c.answer == task.parse_answer(c.text)
@@ -117,7 +117,7 @@ def test_every_strategy_runs(engine, strategy):
         assert rec.ledger.generated_tokens == sum(c.completion_tokens for c in rec.candidates)
         # greedy is deterministic; 4 samples at T 0.6 (the same 4 for the sampling strategies) state an answer
         assert any(c.answer is not None for c in rec.candidates), [c.text for c in rec.candidates]
-        assert rec.answers["majority"] is not None
+        assert rec.answers["majority_vote"] is not None
     PARSED[strategy] = sum(c.answer is not None for c in rec.candidates)
 
 

@@ -164,7 +164,7 @@ def test_rebase_returns_budget_completed_leaves(engine):
         finished = [c for c in rec.candidates if c.finished]
         assert len(finished) == 8  # budget decremented by completed leaves until 0
         # the exact verifier steers REBASE: with rewards 0/1 and T_b=0.2 the wrong nodes get width 0
-        assert rec.correct["weighted"]
+        assert rec.correct["weighted_vote"]
 
 
 def test_depth_cap_reports_unfinished(engine):
@@ -174,7 +174,7 @@ def test_depth_cap_reports_unfinished(engine):
     for strategy in ("rebase", "beam", "mcts"):
         rec = eng.run(strategy, task.load()[0], 4)
         assert rec.candidates and all(not c.finished for c in rec.candidates)
-        assert rec.answers["majority"] is None
+        assert rec.answers["majority_vote"] is None
         # a path stopped by the cap says so; MCTS may also return open (unexpanded) leaves
         assert {c.finish_reason for c in rec.candidates} <= {"depth", None}
         assert any(c.finish_reason == "depth" for c in rec.candidates)

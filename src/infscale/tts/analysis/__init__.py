@@ -3,7 +3,6 @@ operating points, the Pareto frontier and compute-optimal choices, error-vs-comp
 
 from infscale.tts.analysis.accuracy import (
     AGGREGATIONS,
-    IID_STRATEGIES,
     AccuracyCurve,
     CandidatePools,
     OperatingPoint,
@@ -15,6 +14,7 @@ from infscale.tts.analysis.accuracy import (
 from infscale.tts.analysis.fits import ComputeOptimalSizeFit, ErrorComputeFit
 from infscale.tts.analysis.frontier import compute_optimal, compute_optimal_sizes, frontier_points
 from infscale.tts.analysis.points import operating_points_from_records, pools_from_records
+from infscale.tts.core.records import IID_STRATEGIES
 
 __all__ = [
     "AGGREGATIONS",

@@ -6,9 +6,9 @@ ids (``-1`` = no answer / unfinished, never wins a vote), reward scores and the 
 
 Accuracy at n (seed B, REFERENCE.md §2; search-and-learn's "subsample one large pool"): the expected accuracy of an
 aggregation over a uniformly random ``n``-subset of the pool (drawn without replacement).
-- ``majority`` (MV): the most frequent answer class wins; ties are broken uniformly at random (we score the expected
+- ``majority_vote`` (MV): the most frequent answer class wins; ties are broken uniformly at random (we score the expected
   value ``1 / (1 + ties)``, which equals breaking ties by first occurrence in a random order).
-- ``weighted`` (WV): the class with the largest sum of scores wins (seed B's Theorem 2: ``pi * rho``).
+- ``weighted_vote`` (WV): the class with the largest sum of scores wins (seed B's Theorem 2: ``pi * rho``).
 - ``best_of_n`` (BoN): the candidate with the highest score; exact closed form for every n from the rank distribution of
   the best drawn candidate, ``P(best rank = r) = C(M-1-r, n-1) / C(M, n)``.
 - ``pass`` (pass@k): unbiased estimator of Chen et al. 2021, ``1 - C(M-c, k) / C(M, k)`` with ``c`` correct candidates.
@@ -33,7 +33,6 @@ import numpy as np
 
 __all__ = [
     "AGGREGATIONS",
-    "IID_STRATEGIES",
     "CandidatePools",
     "AccuracyCurve",
     "OperatingPoint",
@@ -44,10 +43,8 @@ __all__ = [
 ]
 
 # aggregation names used in records (`ProblemRecord.answers` keys) and in curves
-AGGREGATIONS: tuple[str, ...] = ("majority", "weighted", "best_of_n", "pass")
+AGGREGATIONS: tuple[str, ...] = ("majority_vote", "weighted_vote", "best_of_n", "pass")
 
-# strategies whose candidates are i.i.d. samples, so one large pool can be subsampled to any n <= pool size
-IID_STRATEGIES: frozenset[str] = frozenset({"sampling"})
 
 # a drawn candidate's weight in weighted voting is at least this, so a drawn class always outweighs an absent one.
 # Votes are summed in float32 (exact for counts; for weights, sums that differ by less than ~1e-7 relative tie, so a
@@ -120,7 +117,7 @@ class OperatingPoint:
     model: str
     n_params: int
     strategy: str
-    """Strategy and aggregation, e.g. ``sampling+majority`` or ``rebase+weighted``."""
+    """Strategy and aggregation, e.g. ``sampling+majority_vote`` or ``rebase+weighted_vote``."""
     n: int
     flops: float
     """Our accounting: policy prefill (prefix-cached) + decode + reward model, mean per problem."""
@@ -328,7 +325,7 @@ def accuracy_at_n(
     pools: CandidatePools,
     ns: Sequence[int] | None = None,
     *,
-    aggregations: Sequence[str] = ("majority", "weighted", "best_of_n", "pass"),
+    aggregations: Sequence[str] = ("majority_vote", "weighted_vote", "best_of_n", "pass"),
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     max_exact_subsets: int = 1000,
@@ -356,7 +353,7 @@ def accuracy_at_n(
     correct = (answers == pools.correct_ids[:, None]) & (pools.correct_ids[:, None] >= 0)
     weights = rng.multinomial(p_count, np.full(p_count, 1.0 / p_count), size=n_bootstrap).astype(np.float64)
 
-    need_vote = [a for a in aggregations if a in ("majority", "weighted")]
+    need_vote = [a for a in aggregations if a in ("majority_vote", "weighted_vote")]
     layout = _build_layout(answers, scores, pools.correct_ids) if need_vote else None
     # one random order of positions per replicate; subsets for every n are its prefixes
     rep_keys = rng.random((n_bootstrap, m)) if need_vote else None
@@ -376,12 +373,12 @@ def accuracy_at_n(
             else:
                 assert layout is not None
                 if math.comb(m, n) <= max_exact_subsets:
-                    per_problem = _chunked_vote_outcomes(layout, _all_subsets(m, n), weighted=agg == "weighted")
+                    per_problem = _chunked_vote_outcomes(layout, _all_subsets(m, n), weighted=agg == "weighted_vote")
                     per_problem = per_problem.mean(axis=0)
                     reps = weights @ per_problem / p_count
                     acc, exact = float(per_problem.mean()), True
                 else:
-                    outcomes = _chunked_vote_outcomes(layout, rep_rank < n, weighted=agg == "weighted")  # (B, P)
+                    outcomes = _chunked_vote_outcomes(layout, rep_rank < n, weighted=agg == "weighted_vote")  # (B, P)
                     reps = (weights * outcomes).sum(axis=1) / p_count
                     acc, exact = float(outcomes.mean()), False
             lo, hi = _percentiles(reps, confidence)
@@ -421,7 +418,7 @@ def exact_accuracy_bruteforce(pools: CandidatePools, n: int, aggregation: str) -
             for i in subset:
                 if ans[i] < 0:
                     continue
-                w = max(sc[i] if math.isfinite(sc[i]) else 0.0, _MIN_VOTE_WEIGHT) if aggregation == "weighted" else 1.0
+                w = max(sc[i] if math.isfinite(sc[i]) else 0.0, _MIN_VOTE_WEIGHT) if aggregation == "weighted_vote" else 1.0
                 votes[ans[i]] = votes.get(ans[i], 0.0) + w
             if gold >= 0 and gold in votes:
                 top = max(votes.values())

@@ -9,14 +9,13 @@ import numpy as np
 
 from infscale.errors import InputError
 from infscale.tts.analysis.accuracy import (
-    IID_STRATEGIES,
     AccuracyCurve,
     CandidatePools,
     OperatingPoint,
     _percentiles,
     accuracy_at_n,
 )
-from infscale.tts.core.records import ProblemRecord
+from infscale.tts.core.records import IID_STRATEGIES, ProblemRecord
 
 __all__ = ["pools_from_records", "operating_points_from_records"]
 
@@ -102,7 +101,7 @@ def operating_points_from_records(
         top = by_budget[top_budget]
         if strategy in IID_STRATEGIES and any(r.candidates for r in top) and _mode_pool_size(top) >= 2:
             pools = pools_from_records(top)
-            aggs = ["majority", "pass"] + (["weighted", "best_of_n"] if pools.has_scores else [])
+            aggs = ["majority_vote", "pass"] + (["weighted_vote", "best_of_n"] if pools.has_scores else [])
             cur = accuracy_at_n(pools, aggregations=aggs, n_bootstrap=n_bootstrap, confidence=confidence,
                                 random_state=rng)
             curves[(model, strategy)] = cur

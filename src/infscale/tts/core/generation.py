@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from infscale.arch import TransformerShape
 from infscale.registry import Registry
+from infscale.tts.core.tasks import ARITH_OPS, STEP_RE
 
 FinishReason = Literal["stop", "eos", "length"]
 
@@ -102,8 +102,6 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text, False) if best < 0 else (text[:best], True)
 
 
-_STATE_LINE = re.compile(r"Step\s+(\d+):\s*(-?\d+)\s*([+\-*])\s*(\d+)\s*=\s*(-?\d+)")
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 
 class ScriptedArithmeticGenerator:
@@ -137,12 +135,12 @@ class ScriptedArithmeticGenerator:
         value = int(tokens[0])
         ops = [(t[0], int(t[1:])) for t in tokens[1:]]
         done = 0
-        for m in _STATE_LINE.finditer(body):
+        for m in STEP_RE.finditer(body):
             done, value = int(m.group(1)), int(m.group(5))
         out = []
         for k in range(done, len(ops)):
             op, b = ops[k]
-            new = _OPS[op](value, b)
+            new = ARITH_OPS[op](value, b)
             if not greedy and rng.random() < self.error_rate:
                 new += rng.choice((-3, -2, -1, 1, 2, 3))
             out.append(f"Step {k + 1}: {value}{op}{b}={new} ки\n")

@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+IID_STRATEGIES: frozenset[str] = frozenset({"sampling", "majority_vote", "best_of_n", "weighted_vote"})
+"""Strategies whose candidates are i.i.d. full solutions of one sampling call: they differ only in the answer they
+report (every aggregation is computed on the same pool), and the analysis subsamples their largest pool to any n.
+The one definition, shared by the strategies and the analysis."""
+
+TIE_RULE = "first-seen"
+"""Vote ties go to the answer seen first. The strategies apply it to the candidates in generation order; the analysis
+scores its expectation over a random order of each subset (``1 / (1 + ties)``): for i.i.d. candidates the two agree."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
@@ -83,7 +92,8 @@ class ProblemRecord:
     candidates: tuple[Candidate, ...]
     """Every candidate, unfinished ones included (they never win a vote)."""
     answers: dict[str, str | None] = field(default_factory=dict)
-    """Chosen answer per aggregation: ``majority``, ``best_of_n``, ``weighted`` (and ``greedy``)."""
+    """Chosen answer per aggregation, named as the strategies: ``majority_vote``, ``best_of_n``, ``weighted_vote`` (and
+    ``greedy``)."""
     correct: dict[str, bool] = field(default_factory=dict)
     """Correctness of each chosen answer."""
     ledger: FlopsLedger = field(default_factory=FlopsLedger)

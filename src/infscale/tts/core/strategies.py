@@ -20,22 +20,22 @@ from infscale.errors import InputError
 from infscale.registry import Registry
 from infscale.tts.core.generation import Completion, Generator, SamplingParams
 from infscale.tts.core.ledger import LedgerBuilder
-from infscale.tts.core.records import Candidate, ProblemRecord
+from infscale.tts.core.records import IID_STRATEGIES, Candidate, ProblemRecord
 from infscale.tts.core.rewards import Reward
 from infscale.tts.core.tasks import Problem, Task
 
 # ----- score aggregation -----------------------------------------------------------------------------------------
 
-AGGREGATIONS: Registry[Callable[[Sequence[float]], float]] = Registry("score aggregation")
-AGGREGATIONS.register("last", lambda s: s[-1])
-AGGREGATIONS.register("min", min)
-AGGREGATIONS.register("mean", lambda s: sum(s) / len(s))
-AGGREGATIONS.register("prod", lambda s: math.prod(s))
+SCORE_AGGREGATIONS: Registry[Callable[[Sequence[float]], float]] = Registry("score aggregation")
+SCORE_AGGREGATIONS.register("last", lambda s: s[-1])
+SCORE_AGGREGATIONS.register("min", min)
+SCORE_AGGREGATIONS.register("mean", lambda s: sum(s) / len(s))
+SCORE_AGGREGATIONS.register("prod", lambda s: math.prod(s))
 
 
 def aggregate(step_scores: Sequence[float], how: str = "last") -> float | None:
     """Per-solution score from its step scores (seed B: last by default; min, mean, prod)."""
-    return AGGREGATIONS.get(how)(step_scores) if step_scores else None
+    return SCORE_AGGREGATIONS.get(how)(step_scores) if step_scores else None
 
 
 def majority_vote(candidates: Sequence[Candidate]) -> str | None:
@@ -175,7 +175,7 @@ class Engine:
                  settings: SearchSettings | None = None) -> None:
         self.task, self.generator, self.reward = task, generator, reward
         self.settings = settings or SearchSettings()
-        AGGREGATIONS.get(self.settings.aggregation)  # validate the name early
+        SCORE_AGGREGATIONS.get(self.settings.aggregation)  # validate the name early
 
     # -- accounted calls ---------------------------------------------------------------------------------------
     def _begin(self) -> None:
@@ -285,10 +285,10 @@ class Engine:
         answers: dict[str, str | None] = {}
         if strategy == "greedy":
             answers["greedy"] = candidates[0].answer if candidates else None
-        answers["majority"] = majority_vote(candidates)
+        answers["majority_vote"] = majority_vote(candidates)
         if any(c.score is not None for c in candidates):
             answers["best_of_n"] = best_of_n(candidates)
-            answers["weighted"] = weighted_vote(candidates)
+            answers["weighted_vote"] = weighted_vote(candidates)
         correct = {}
         if problem.gold is not None:
             correct = {k: bool(self.task.is_correct(a, problem.gold)) for k, a in answers.items()}
@@ -321,27 +321,20 @@ def greedy(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
     return _sample_solutions(eng, problem, 1, temperature=0.0)
 
 
-@STRATEGIES.register("sampling")
-def sampling(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
-    """``budget`` independent full solutions; every aggregation is computed on them."""
-    return _sample_solutions(eng, problem, budget)
+def _iid_strategy(name: str) -> StrategyFn:
+    def strategy(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
+        if name in NEEDS_REWARD:
+            eng.need_reward(name)
+        return _sample_solutions(eng, problem, budget)
+
+    strategy.__name__ = strategy.__qualname__ = f"{name}_strategy"
+    strategy.__doc__ = (f"``budget`` independent full solutions (reported answer: {name}); every aggregation is "
+                        "computed on them.")
+    return strategy
 
 
-@STRATEGIES.register("majority_vote")
-def majority_vote_strategy(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
-    return _sample_solutions(eng, problem, budget)
-
-
-@STRATEGIES.register("best_of_n")
-def best_of_n_strategy(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
-    eng.need_reward("best_of_n")
-    return _sample_solutions(eng, problem, budget)
-
-
-@STRATEGIES.register("weighted_vote")
-def weighted_vote_strategy(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
-    eng.need_reward("weighted_vote")
-    return _sample_solutions(eng, problem, budget)
+for _name in sorted(IID_STRATEGIES):
+    STRATEGIES.register(_name, _iid_strategy(_name))
 
 
 def _root(eng: Engine, problem: Problem) -> tuple[str, Node, int]:

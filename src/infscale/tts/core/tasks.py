@@ -13,9 +13,10 @@ A task never sees a model: it formats prompts, splits a solution into steps, par
 from __future__ import annotations
 
 import json
+import operator
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -104,8 +105,11 @@ class Task:
 
 # ----- synthetic multi-step arithmetic ---------------------------------------------------------------------------
 
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-_STEP_RE = re.compile(r"Step\s+(\d+):\s*(-?\d+)\s*([+\-*])\s*(\d+)\s*=\s*(-?\d+)")
+ARITH_OPS: dict[str, Callable[[int, int], int]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+"""The arithmetic task's operations (the one table: the task, its scripted generator and the own-model training
+data read it)."""
+STEP_RE = re.compile(r"Step\s+(\d+):\s*(-?\d+)\s*([+\-*])\s*(\d+)\s*=\s*(-?\d+)")
+"""One solution step: ``Step k: a op b = c``."""
 _ANSWER_RE = re.compile(r"The answer is\s*(-?\d+)")
 
 
@@ -134,7 +138,7 @@ class ArithmeticTask(Task):
         for _ in range(difficulty):
             while True:
                 op, b = rng.choice("+-*"), rng.randint(1, 9)
-                new = _OPS[op](value, b)
+                new = ARITH_OPS[op](value, b)
                 if 0 <= new <= max_value and not (op == "*" and b == 1):
                     break
             ops.append((op, b))
@@ -145,7 +149,7 @@ class ArithmeticTask(Task):
         start, ops = self.sample_ops(rng, difficulty or self.difficulty, self.max_value)
         value = start
         for op, b in ops:
-            value = _OPS[op](value, b)
+            value = ARITH_OPS[op](value, b)
         question = f"{start} " + " ".join(f"{op}{b}" for op, b in ops)
         return Problem(problem_id=f"arith-d{len(ops)}-{index}", question=question, gold=str(value),
                        meta=(("ops", ops), ("start", start)))
@@ -162,7 +166,7 @@ class ArithmeticTask(Task):
         """The reference solution (training data for the policy)."""
         value, lines = problem.get("start"), []
         for k, (op, b) in enumerate(problem.get("ops"), start=1):
-            new = _OPS[op](value, b)
+            new = ARITH_OPS[op](value, b)
             lines.append(f"Step {k}: {value}{op}{b}={new} {STEP_TAG}\n")
             value = new
         return "".join(lines) + f"The answer is {value}."
@@ -179,10 +183,10 @@ class ArithmeticTask(Task):
         value, ok, scores = problem.get("start"), True, []
         k = 0
         for step in steps:
-            m = _STEP_RE.search(step)
+            m = STEP_RE.search(step)
             if m is not None and ok:
                 idx, a, op, b, c = int(m.group(1)), int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5))
-                good = (idx == k + 1 and k < len(ops) and (op, b) == ops[k] and a == value and c == _OPS[op](a, b))
+                good = (idx == k + 1 and k < len(ops) and (op, b) == ops[k] and a == value and c == ARITH_OPS[op](a, b))
                 if good:
                     value, k = c, k + 1
                 ok = good

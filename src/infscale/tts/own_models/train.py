@@ -24,7 +24,7 @@ from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.train.model import LlamaModel
 from infscale.tts.backends.torch import load_checkpoint, save_checkpoint
-from infscale.tts.core.tasks import STEP_TAG, ArithmeticTask, Problem
+from infscale.tts.core.tasks import ARITH_OPS, STEP_TAG, ArithmeticTask, Problem
 from infscale.tts.own_models.tokenizer import CharTokenizer
 
 IGNORE = -100
@@ -75,12 +75,11 @@ def corrupted_solution(p: Problem, rng: random.Random, error_rate: float) -> tup
     (the final answer line included) whether every step up to it is correct."""
     ops = p.get("ops")
     value, true_value, ok, lines, labels = p.get("start"), p.get("start"), True, [], []
-    apply = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
     for k, (op, b) in enumerate(ops, start=1):
-        new = apply[op](value, b)
+        new = ARITH_OPS[op](value, b)
         if rng.random() < error_rate:
             new += rng.choice((-10, -3, -2, -1, 1, 2, 3, 10))
-        true_value = apply[op](true_value, b)
+        true_value = ARITH_OPS[op](true_value, b)
         ok = ok and new == true_value
         lines.append(f"Step {k}: {value}{op}{b}={new} {STEP_TAG}\n")
         labels.append(ok)
@@ -116,7 +115,7 @@ def _batch(examples: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, t
     return ids, tgt
 
 
-def train(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int = 50,
+def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int = 50,
           init_from: Path | None = None) -> dict[str, float]:
     """Train a ``policy`` or ``prm`` and save it to ``out``; returns the final metrics.
 

@@ -1,32 +1,273 @@
-"""Structural rules: the pure core imports no torch, typer, yaml, transformers or matplotlib."""
+"""Architecture rules, checked on the source (AST), not by importing it, so lazy imports inside functions count too:
 
+1. the pure modules (an explicit list: a missing one fails) import no torch, yaml, typer, pydantic, rich,
+   matplotlib, transformers, ray or vllm, do no file I/O, keep no global random state, and import nothing from the
+   I/O layers (configio, records, workflows, cli, report);
+2. layers point down: cli -> workflows -> report/tts/train/latency I/O -> plan/laws/latency model -> arch and the
+   shared bottom (errors, registry, records, configio, data);
+3. no import cycles in src/;
+4. no command function in cli/ longer than 60 lines, no file in src/ longer than 500 lines.
+
+Each rule is also run on a small tree with a deliberate violation, and must report it.
+"""
+
+from __future__ import annotations
+
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
-PURE = ["infscale.arch", "infscale.laws", "infscale.plan", "infscale.latency.model"]
-FORBIDDEN = ["torch", "typer", "yaml", "transformers", "matplotlib", "ray", "vllm"]
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+PURE_MODULES = [
+    "infscale.arch",
+    "infscale.laws",
+    "infscale.laws.bootstrap",
+    "infscale.laws.diagnostics",
+    "infscale.laws.fit",
+    "infscale.laws.fitted",
+    "infscale.laws.forms",
+    "infscale.laws.lbfgs",
+    "infscale.laws.pipeline",
+    "infscale.laws.runs",
+    "infscale.laws.validate",
+    "infscale.latency.model",
+    "infscale.latency.calibrate",
+    "infscale.plan",
+    "infscale.plan.adapters",
+    "infscale.plan.lifetime",
+    "infscale.plan.optimum",
+    "infscale.plan.shapes",
+    "infscale.tts.analysis",
+    "infscale.tts.analysis.accuracy",
+    "infscale.tts.analysis.fits",
+    "infscale.tts.analysis.frontier",
+    "infscale.tts.analysis.points",
+    "infscale.tts.analysis.saturation",
+]
+FORBIDDEN_IN_PURE = ("torch", "yaml", "typer", "pydantic", "rich", "matplotlib", "transformers", "ray", "vllm",
+                     "tokenizers", "infscale.configio", "infscale.records", "infscale.workflows", "infscale.cli",
+                     "infscale.report")
+IO_CALLS = {"open", "read_text", "write_text", "read_bytes", "write_bytes", "mkdir", "unlink", "glob", "rglob",
+            "iterdir", "read_csv", "read_parquet", "read_json", "to_csv", "savefig", "save", "load", "savetxt",
+            "loadtxt"}
+GLOBAL_RANDOM = {"seed", "rand", "randn", "randint", "random", "choice", "shuffle", "permutation", "normal",
+                 "uniform"}
+
+# (module prefix, layer): the most specific prefix decides; a module may import only layers <= its own
+LAYERS = [
+    ("infscale", 0), ("infscale.arch", 0), ("infscale.errors", 0), ("infscale.jsonsafe", 0),
+    ("infscale.registry", 0), ("infscale.records", 0), ("infscale.configio", 0), ("infscale.data", 0),
+    ("infscale.laws", 1), ("infscale.plan", 1), ("infscale.latency.model", 1), ("infscale.latency.calibrate", 1),
+    ("infscale.latency", 2), ("infscale.train", 2), ("infscale.tts", 2), ("infscale.report", 2),
+    ("infscale.workflows", 3),
+    ("infscale.cli", 4),
+]
 
 
-def test_pure_core_imports_no_heavy_modules():
-    code = (
-        "import importlib, sys\n"
-        f"for m in {PURE!r}:\n"
-        "    try:\n"
-        "        importlib.import_module(m)\n"
-        "    except ModuleNotFoundError as e:\n"
-        "        if not e.name.startswith('infscale'): raise\n"
-        f"bad = [m for m in {FORBIDDEN!r} if m in sys.modules]\n"
-        "print(','.join(bad))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"pure core imported: {out.stdout.strip()}"
+# ----- the checker --------------------------------------------------------------------------------------------------
+def modules(root: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every .py under ``root`` (a folder holding the ``infscale`` package)."""
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
 
 
-def test_cli_help_does_not_import_torch():
-    code = (
-        "import sys\n"
-        "from infscale.cli import main\n"
-        "print('torch' in sys.modules, 'scipy' in sys.modules)\n"
-    )
+def imports(path: Path, module: str, known: dict[str, Path]) -> list[tuple[str, int]]:
+    """Every import in the file (module level and inside functions), resolved to module names, with its line."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                found.append((sub if sub in known else base, node.lineno))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == \
+                "import_module" and node.args and isinstance(node.args[0], ast.Constant):
+            found.append((str(node.args[0].value), node.lineno))
+    return found
+
+
+def layer_of(module: str) -> int:
+    best = max((p for p, _ in LAYERS if module == p or module.startswith(p + ".")), key=len)
+    return dict(LAYERS)[best]
+
+
+def pure_violations(root: Path, pure: list[str]) -> list[str]:
+    known = modules(root)
+    bad = []
+    for mod in pure:
+        if mod not in known:
+            bad.append(f"{mod}: listed as pure but missing")
+            continue
+        path = known[mod]
+        for name, line in imports(path, mod, known):
+            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_PURE):
+                bad.append(f"{mod}:{line}: imports {name}")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if isinstance(f, ast.Name) and f.id == "open":
+                bad.append(f"{mod}:{node.lineno}: file I/O (open)")
+            elif isinstance(f, ast.Attribute) and f.attr in IO_CALLS and not (
+                    isinstance(f.value, ast.Name) and f.value.id in ("re", "json", "self")):
+                bad.append(f"{mod}:{node.lineno}: file I/O (.{f.attr})")
+            elif isinstance(f, ast.Attribute) and f.attr in GLOBAL_RANDOM and isinstance(f.value, ast.Attribute) \
+                    and f.value.attr == "random" and isinstance(f.value.value, ast.Name) and f.value.value.id == "np":
+                bad.append(f"{mod}:{node.lineno}: global random state (np.random.{f.attr})")
+            elif isinstance(f, ast.Attribute) and f.attr in GLOBAL_RANDOM and isinstance(f.value, ast.Name) \
+                    and f.value.id == "random":
+                bad.append(f"{mod}:{node.lineno}: global random state (random.{f.attr})")
+    return bad
+
+
+def layer_violations(root: Path) -> list[str]:
+    known = modules(root)
+    bad = []
+    for mod, path in known.items():
+        for name, line in imports(path, mod, known):
+            if name.startswith("infscale") and layer_of(name) > layer_of(mod):
+                bad.append(f"{mod}:{line}: imports {name} (layer {layer_of(name)} above {layer_of(mod)})")
+    return bad
+
+
+def cycles(root: Path) -> list[list[str]]:
+    """Strongly connected components of more than one module in the import graph (Tarjan)."""
+    known = modules(root)
+    graph = {m: sorted({n for n, _ in imports(p, m, known) if n in known and n != m}) for m, p in known.items()}
+    # a package's __init__ re-exporting its own submodules is not a cycle of the code
+    graph = {m: [n for n in deps if not (m == n.rpartition(".")[0] or n == m.rpartition(".")[0])]
+             for m, deps in graph.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10_000)
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def size_violations(root: Path, max_file: int = 500, max_command: int = 60) -> list[str]:
+    bad = []
+    for mod, path in modules(root).items():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > max_file:
+            bad.append(f"{mod}: {len(text.splitlines())} lines")
+        if mod.startswith("infscale.cli"):
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > max_command:
+                    bad.append(f"{mod}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    return bad
+
+
+# ----- the rules on the real source ---------------------------------------------------------------------------------
+def test_pure_modules_are_pure():
+    assert pure_violations(SRC, PURE_MODULES) == []
+
+
+def test_layers_point_down():
+    assert layer_violations(SRC) == []
+
+
+def test_no_import_cycles():
+    assert cycles(SRC) == []
+
+
+def test_file_and_command_sizes():
+    assert size_violations(SRC) == []
+
+
+def test_cli_help_does_not_import_torch_or_scipy():
+    code = "import sys\nfrom infscale.cli import main\nprint('torch' in sys.modules, 'scipy' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+# ----- each rule fails on a deliberate violation --------------------------------------------------------------------
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        p = tmp_path / "infscale" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    for d in [tmp_path / "infscale", *(p for p in (tmp_path / "infscale").rglob("*") if p.is_dir())]:
+        (d / "__init__.py").touch()
+    return tmp_path
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("def f():\n    import torch\n", "imports torch"),                      # a lazy import counts
+    ("from infscale.workflows import demo\n", "imports infscale.workflows"),
+    ("def f(p):\n    return open(p).read()\n", "file I/O (open)"),
+    ("def f(p):\n    return p.read_text()\n", "file I/O (.read_text)"),
+    ("import numpy as np\nx = np.random.rand(3)\n", "global random state"),
+])
+def test_purity_rule_catches_a_violation(tmp_path, body, needle):
+    root = _tree(tmp_path, {"laws/forms.py": body})
+    bad = pure_violations(root, ["infscale.laws.forms"])
+    assert len(bad) == 1 and needle in bad[0]
+
+
+def test_purity_rule_fails_when_a_listed_module_is_missing(tmp_path):
+    root = _tree(tmp_path, {"laws/forms.py": "x = 1\n"})
+    assert pure_violations(root, ["infscale.laws.renamed"]) == ["infscale.laws.renamed: listed as pure but missing"]
+
+
+def test_layer_rule_catches_an_upward_import(tmp_path):
+    root = _tree(tmp_path, {"tts/mini.py": "def f():\n    from infscale.report import html\n",
+                            "report/html.py": "x = 1\n", "workflows/demo.py": "from infscale.tts import mini\n"})
+    assert layer_violations(root) == []  # report and tts share a layer; workflows may import both
+    root = _tree(tmp_path, {"plan/select.py": "from infscale.train import trainer\n", "train/trainer.py": "x = 1\n"})
+    bad = layer_violations(root)
+    assert len(bad) == 1 and "infscale.plan.select:1: imports infscale.train.trainer" in bad[0]
+
+
+def test_cycle_rule_catches_a_cycle_through_a_lazy_import(tmp_path):
+    root = _tree(tmp_path, {"latency/config.py": "def f():\n    from infscale.latency.io import parse\n",
+                            "latency/io.py": "from infscale.latency.config import SweepConfig\n"})
+    assert cycles(root) == [["infscale.latency.config", "infscale.latency.io"]]
+
+
+def test_size_rule_catches_a_long_command(tmp_path):
+    long_fn = "def plan_command():\n" + "    x = 1\n" * 61
+    root = _tree(tmp_path, {"cli/plan.py": long_fn, "big.py": "x = 1\n" * 501})
+    assert sorted(size_violations(root)) == ["infscale.big: 501 lines", "infscale.cli.plan.plan_command: 62 lines"]

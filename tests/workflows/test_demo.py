@@ -126,3 +126,27 @@ def test_bad_config_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="missing.yaml: no such demo config"):
         load_demo_config(Path(tmp_path / "missing.yaml"))
     assert isinstance(load_demo_config(None), DemoConfig)
+
+
+# ----- the re-layout changed no number: laws, plan and tts accuracies equal those recorded before it -------------------
+REFERENCE = json.loads((Path(__file__).parent / "data" / "demo_reference.json").read_text())
+
+
+def _against_reference(s: dict, ref: dict) -> None:
+    for fit in s["laws"]["fits"]:
+        assert fit["params"] == pytest.approx(ref["laws"][fit["law"]], rel=1e-8), fit["law"]
+    a = s["plan"]["a100"]
+    got = {"best": a["best"]["label"], "n_candidates": a["n_candidates"], "n_feasible": a["n_feasible"],
+           "n_dominating": {k: v["n_dominating"] for k, v in a["baselines"].items()}}
+    assert got == ref["plan_a100"]
+    accuracy = sorted([p["strategy"], p["n"], p["accuracy"]] for p in s["tts"]["points"])
+    assert accuracy == ref["tts_accuracy"]
+
+
+def test_quick_demo_numbers_equal_the_recorded_ones(quick_run):
+    _against_reference(quick_run[1], REFERENCE["quick"])
+
+
+@pytest.mark.slow
+def test_full_demo_numbers_equal_the_recorded_ones(tmp_path):
+    _against_reference(run_demo(DemoConfig(), tmp_path / "full"), REFERENCE["full"])

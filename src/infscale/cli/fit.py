@@ -36,55 +36,14 @@ def fit(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Fit a scaling law; print coefficients with bootstrap intervals, held-out validation and warnings."""
-    from infscale.data import DATASETS
-    from infscale.errors import InputError
-    from infscale.laws import get_law, load_runs, run_fit, save_fit
+    from infscale.workflows.fit import FitRequest, run_fit_request
 
-    info = DATASETS.get(data) if data in DATASETS else None
-    law = law or (info.default_law if info else "chinchilla")
-    fitter = fitter or ("least_squares" if data == "seed-a" else "huber")
-    if fit_on is None and info is not None:
-        fit_on = info.default_fit_on
-    if fit_on == "all":
-        fit_on = None
-    if baseline is None:
-        baseline = "chinchilla_tied" if data == "seed-a" and law != "chinchilla_tied" else "none"
-    laws = [law] + ([] if baseline == "none" else [baseline])
-    for name in laws:
-        try:
-            get_law(name)
-        except KeyError as exc:
-            raise InputError(f"--law/--baseline: {exc.args[0]}") from None
-    if fitter not in ("huber", "least_squares"):
-        raise InputError(f"--fitter {fitter!r}: expected huber or least_squares")
-    if n_boot < 0:
-        raise InputError(f"--bootstrap {n_boot}: must be >= 0")
-
-    runs = load_runs(data)
-    reports = []
-    for name in laws:
-        try:
-            reports.append(run_fit(runs, name, fitter, fit_on, n_boot=n_boot, random_state=seed))
-        except ValueError as exc:
-            raise InputError(f"{runs.source}: law {name!r}: {exc}") from None
-
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"data": runs.source, "n_runs": len(runs), "fits": [r.to_dict() for r in reports]}
-    files = {"fit_json": str(save_fit(reports[0].law, out / "fit.json"))}
-    if save is not None:
-        files["saved"] = str(save_fit(reports[0].law, save))
-    if plot:
-        from infscale.report.fit_plot import plot_predicted_vs_actual
-
-        files["plot"] = str(plot_predicted_vs_actual(reports, runs, out / "predicted_vs_actual.png",
-                                                     title=f"{runs.source}: fit on {fit_on or 'all rows'}"))
-    payload["files"] = files
+    result = run_fit_request(FitRequest(data=data, law=law, fitter=fitter, fit_on=fit_on, baseline=baseline,
+                                        n_boot=n_boot, seed=seed, out=out, save=save, plot=plot))
     if as_json:
-        typer.echo(json.dumps(finite(payload), indent=2, default=float, allow_nan=False))
+        typer.echo(json.dumps(finite(result.to_dict()), indent=2, default=float, allow_nan=False))
         return
-    _print_tables(reports, runs, files)
-
-
+    _print_tables(result.reports, result.runs, result.files)
 
 
 def _fmt(x: float) -> str:

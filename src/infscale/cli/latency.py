@@ -124,65 +124,30 @@ def calibrate(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Fit efficiency and overhead terms (least squares) and report held-out errors."""
-    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
     from infscale.errors import InputError
-    from infscale.latency.calibrate import (
-        FREE_TERMS,
-        calibrate_holdout,
-        default_free,
-        observations_from_records,
-    )
-    from infscale.latency.io import calibrate_seed_a, get_profile, latest_records, read_records, save_profile
-    from infscale.latency.model import predict as predict_one
+    from infscale.workflows.latency import calibrate_on_records, calibrate_on_seed_a
 
     console = Console()
     if seed_a:
-        cal = calibrate_seed_a(name=name or "a100-40gb-seed-a")
-        from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD
-
-        morph = predict_one(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
-        openlm = predict_one(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
-        summary = {"profile": cal.profile_.to_dict(), "layer_overhead_by_group_s": cal.layer_overhead_by_group_,
-                   "morph_1b_s": morph, "open_lm_1b_s": openlm, "ratio": openlm / morph, "published_ratio": 3.61 / 1.96,
-                   "relative_errors_total": cal.relative_errors_["total_s"].tolist()}
-        if out:
-            save_profile(cal.profile_, out, meta={"source": "seed A published A100 latencies", **summary})
+        cal = calibrate_on_seed_a(name, out)
         if as_json:
-            _print_json(summary)
+            _print_json(cal.summary)
             return
-        console.print(f"{cal.profile_.name}: per-layer overhead {cal.profile_.layer_overhead_s * 1e3:.3f} ms "
-                      f"(open_lm), per-step {cal.profile_.step_overhead_s * 1e3:.3f} ms; Morph-1B {morph:.2f} s, "
-                      f"Open-LM-1B {openlm:.2f} s, ratio {openlm / morph:.2f}x (published 1.84x)")
+        p, s = cal.profile, cal.summary
+        console.print(f"{p.name}: per-layer overhead {p.layer_overhead_s * 1e3:.3f} ms (open_lm), per-step "
+                      f"{p.step_overhead_s * 1e3:.3f} ms; Morph-1B {s['morph_1b_s']:.2f} s, Open-LM-1B "
+                      f"{s['open_lm_1b_s']:.2f} s, ratio {s['ratio']:.2f}x (published 1.84x)")
         return
     if records is None:
         raise InputError("calibrate: give a RECORDS file or --seed-a")
-    obs = observations_from_records(latest_records(read_records(records)), source=str(records))
-    labels = [o.label for o in obs]
-    if len(set(labels)) != len(labels):
-        raise InputError(f"{records}: several records share a shape label; calibrate one backend/workload per file")
-    base_profile = get_profile(base)
-    bad = [t for t in free or () if t not in FREE_TERMS]
-    if bad:
-        raise InputError(f"--free: unknown term(s) {bad}; known: {', '.join(FREE_TERMS)}")
-    result = calibrate_holdout(obs, base_profile, n_fit=n_fit, fit_labels=fit_on or None,
-                               free=tuple(free) if free else default_free(base_profile),
-                               name=name or f"{base_profile.name}-calibrated")
-    profile = result.calibrator.profile_
-    summary = {
-        "profile": profile.to_dict(), "fit_on": result.fit_labels, "held_out": result.test_labels,
-        "held_out_decode_rel_errors": dict(zip(result.test_labels, result.test_errors.get("decode_s", np.array([])).tolist(),
-                                               strict=True)),
-        "held_out_decode_median_abs_error": result.median_abs_error() if result.test_labels else None,
-        "fit_relative_errors_decode": result.calibrator.relative_errors_["decode_s"].tolist(),
-    }
-    if out:
-        save_profile(profile, out, meta={"source": str(records), **summary})
+    cal = calibrate_on_records(records, base=base, n_fit=n_fit, fit_on=fit_on, free=free, name=name, out=out)
     if as_json:
-        _print_json(summary)
+        _print_json(cal.summary)
         return
+    profile, result = cal.profile, cal.holdout
     console.print(f"calibrated {profile.name} on {', '.join(result.fit_labels)}: compute eff "
                   f"{profile.compute_efficiency:.3f}, memory eff {profile.memory_efficiency:.3f}, per-layer "
                   f"{profile.layer_overhead_s * 1e3:.4f} ms, per-step {profile.step_overhead_s * 1e3:.4f} ms, "
@@ -190,7 +155,7 @@ def calibrate(
     table = Table(title="held-out decode latency")
     for col in ("shape", "error %"):
         table.add_column(col, justify="right")
-    for lab, err in summary["held_out_decode_rel_errors"].items():
+    for lab, err in cal.summary["held_out_decode_rel_errors"].items():
         table.add_row(lab, f"{err * 100:+.1f}")
     console.print(table)
     if result.test_labels:

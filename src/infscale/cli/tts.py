@@ -10,7 +10,7 @@ import typer
 tts_app = typer.Typer(help="Test-time compute: run strategies under a budget, analyse accuracy vs FLOPs.",
                       no_args_is_help=True)
 
-# modules adding commands to the `tts` group: each exposes `add_commands(tts_app)`
+# modules adding commands to the `tts` group: each exposes `register(tts_app)`, like the top-level modules
 TTS_COMMAND_MODULES: list[str] = [
     "infscale.cli.tts_run",
     "infscale.cli.tts_analyze",
@@ -20,5 +20,5 @@ TTS_COMMAND_MODULES: list[str] = [
 
 def register(app: typer.Typer) -> None:
     for name in TTS_COMMAND_MODULES:
-        importlib.import_module(name).add_commands(tts_app)
+        importlib.import_module(name).register(tts_app)
     app.add_typer(tts_app, name="tts")

@@ -15,35 +15,33 @@ from infscale.jsonsafe import finite
 DEFAULT_OUT = Path("infscale-out/tts-analysis")
 
 
-def add_commands(tts_app: typer.Typer) -> None:
-    @tts_app.command("analyze")
-    def analyze_cmd(
-        runs: list[Path] = typer.Argument(None, help="Run directories (holding records.jsonl) or JSONL record files."),
-        out: Path = typer.Option(DEFAULT_OUT, "--out", help="Output directory for the tables and plots."),
-        accounting: str = typer.Option("ours", "--accounting", help="FLOPs for the frontier and the compute-optimal "
-                                       "choices: ours (policy prefill + decode + reward model) or seed_b (2 N T)."),
-        n_boot: int = typer.Option(1000, "--bootstrap", help="Bootstrap replicates for the intervals."),
-        seed: int = typer.Option(0, "--seed", help="Random seed (subsets and bootstrap)."),
-        seed_b: bool = typer.Option(False, "--seed-b", help="Analyse seed B's published tables (bundled) instead."),
-        plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the PNG plots."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-    ) -> None:
-        """Accuracy vs FLOPs per model x strategy, the Pareto frontier, the compute-optimal (model, strategy, n) per
-        budget, the compute-optimal size and error-vs-compute fits, and saturation (Theorems 1-2)."""
-        from infscale.workflows.tts_analysis import analyse_runs, analyse_seed_b, check_settings
+def analyze_cmd(
+    runs: list[Path] = typer.Argument(None, help="Run directories (holding records.jsonl) or JSONL record files."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Output directory for the tables and plots."),
+    accounting: str = typer.Option("ours", "--accounting", help="FLOPs for the frontier and the compute-optimal "
+                                   "choices: ours (policy prefill + decode + reward model) or seed_b (2 N T)."),
+    n_boot: int = typer.Option(1000, "--bootstrap", help="Bootstrap replicates for the intervals."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (subsets and bootstrap)."),
+    seed_b: bool = typer.Option(False, "--seed-b", help="Analyse seed B's published tables (bundled) instead."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the PNG plots."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Accuracy vs FLOPs per model x strategy, the Pareto frontier, the compute-optimal (model, strategy, n) per
+    budget, the compute-optimal size and error-vs-compute fits, and saturation (Theorems 1-2)."""
+    from infscale.workflows.tts_analysis import analyse_runs, analyse_seed_b, check_settings
 
-        check_settings(accounting, n_boot)
-        if seed_b:
-            payload = analyse_seed_b(out, plot)
-        else:
-            payload = analyse_runs(runs or [], out, accounting=accounting, n_boot=n_boot, seed=seed,
-                                   plot=plot).to_dict()
-        if as_json:
-            import json
+    check_settings(accounting, n_boot)
+    if seed_b:
+        payload = analyse_seed_b(out, plot)
+    else:
+        payload = analyse_runs(runs or [], out, accounting=accounting, n_boot=n_boot, seed=seed,
+                               plot=plot).to_dict()
+    if as_json:
+        import json
 
-            typer.echo(json.dumps(finite(payload), indent=2, allow_nan=False))
-            return
-        _print(payload)
+        typer.echo(json.dumps(finite(payload), indent=2, allow_nan=False))
+        return
+    _print(payload)
 
 
 def _print(payload: dict) -> None:
@@ -89,3 +87,7 @@ def _print(payload: dict) -> None:
                           f"median top-2 gap {s['median_top2_gap']:.3f}")
     for k, v in payload.get("files", {}).items():
         console.print(f"{k}: {v}")
+
+
+def register(tts_app: typer.Typer) -> None:
+    tts_app.command("analyze")(analyze_cmd)

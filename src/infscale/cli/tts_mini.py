@@ -7,36 +7,34 @@ from pathlib import Path
 import typer
 
 
-def add_commands(tts_app: typer.Typer) -> None:
-    @tts_app.command("mini")
-    def mini_cmd(
-        recipe: str = typer.Argument(None, help="Study recipe: a YAML path or a bundled name (default: seed_b_mini)."),
-        out: Path = typer.Option(None, "--out", help="Output directory (default: runs/<recipe name>)."),
-        quick: bool = typer.Option(False, "--quick", help="Minutes-long smoke version: a tenth of the training, "
-                                   "4 problems, the two smallest budgets."),
-        plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the accuracy-vs-FLOPs figures."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
-    ) -> None:
-        """Train policies of several sizes and a PRM on synthetic arithmetic (CPU), run greedy, sampling (MV, BoN, WV),
-        beam, MCTS and REBASE at several budgets, and report whether smaller models with REBASE match or beat larger
-        ones with majority voting at no more FLOPs (both FLOPs accountings). Resumable: rerun to continue."""
-        import json
-        import sys
+def mini_cmd(
+    recipe: str = typer.Argument(None, help="Study recipe: a YAML path or a bundled name (default: seed_b_mini)."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: runs/<recipe name>)."),
+    quick: bool = typer.Option(False, "--quick", help="Minutes-long smoke version: a tenth of the training, "
+                               "4 problems, the two smallest budgets."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the accuracy-vs-FLOPs figures."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Train policies of several sizes and a PRM on synthetic arithmetic (CPU), run greedy, sampling (MV, BoN, WV),
+    beam, MCTS and REBASE at several budgets, and report whether smaller models with REBASE match or beat larger
+    ones with majority voting at no more FLOPs (both FLOPs accountings). Resumable: rerun to continue."""
+    import json
+    import sys
 
-        from infscale.jsonsafe import finite
-        from infscale.workflows.tts_mini import run_study
-        from infscale.workflows.tts_mini_config import load_mini_config
+    from infscale.jsonsafe import finite
+    from infscale.workflows.tts_mini import run_study
+    from infscale.workflows.tts_mini_config import load_mini_config
 
-        cfg = load_mini_config(recipe)
-        if quick:
-            cfg = cfg.quick()
-        out = out or Path("runs") / cfg.name
-        log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if as_json else (lambda msg: print(msg, flush=True))
-        report = run_study(cfg, out, log=log, plot=plot)
-        if as_json:
-            typer.echo(json.dumps(finite(report.to_json()), indent=1, allow_nan=False))
-            return
-        _print(report, out)
+    cfg = load_mini_config(recipe)
+    if quick:
+        cfg = cfg.quick()
+    out = out or Path("runs") / cfg.name
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if as_json else (lambda msg: print(msg, flush=True))
+    report = run_study(cfg, out, log=log, plot=plot)
+    if as_json:
+        typer.echo(json.dumps(finite(report.to_json()), indent=1, allow_nan=False))
+        return
+    _print(report, out)
 
 
 def _pct(x: float | None) -> str:
@@ -82,3 +80,7 @@ def _print(report, out: Path) -> None:
           f"{report.run_s:.0f} s; report, points and figures in {out}")
     for line in report.summary_lines():
         print(line)
+
+
+def register(tts_app: typer.Typer) -> None:
+    tts_app.command("mini")(mini_cmd)

@@ -7,67 +7,75 @@ from pathlib import Path
 import typer
 
 
-def add_commands(tts_app: typer.Typer) -> None:
-    @tts_app.command("run")
-    def run_cmd(
-        config: Path = typer.Argument(..., help="YAML run config (see src/infscale/recipes/tts_*.yaml)."),
-        max_problems: int = typer.Option(None, help="Override the config's max_problems."),
-        json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    ) -> None:
-        """Run strategies on a task; append every problem's candidates and FLOPs ledger to records.jsonl (resumable)."""
-        import json
-        from dataclasses import asdict
+def run_cmd(
+    config: Path = typer.Argument(..., help="YAML run config (see src/infscale/recipes/tts_*.yaml)."),
+    max_problems: int = typer.Option(None, help="Override the config's max_problems."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Run strategies on a task; append every problem's candidates and FLOPs ledger to records.jsonl (resumable)."""
+    import json
+    from dataclasses import asdict
 
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from infscale.tts.core.config import load_config
-        from infscale.tts.core.runner import read_records, run
+    from infscale.tts.core.config import load_config
+    from infscale.tts.core.runner import run
 
-        cfg = load_config(config)
-        if max_problems is not None:
-            cfg = cfg.model_copy(update={"max_problems": max_problems})
-        console = Console(stderr=True)
-        with Progress(TextColumn("[bold]tts run"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, disable=json_out) as bar:
-            task_id = bar.add_task("run", total=None)
-            summary = run(cfg, progress=lambda i, n: bar.update(task_id, completed=i, total=n))
-        if json_out:
-            print(json.dumps(asdict(summary)))
-            return
-        from rich.table import Table
+    cfg = load_config(config)
+    if max_problems is not None:
+        cfg = cfg.model_copy(update={"max_problems": max_problems})
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]tts run"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=json_out) as bar:
+        task_id = bar.add_task("run", total=None)
+        summary = run(cfg, progress=lambda i, n: bar.update(task_id, completed=i, total=n))
+    if json_out:
+        print(json.dumps(asdict(summary)))
+        return
+    _print_summary(cfg.run, summary)
 
-        records = [r for r in read_records(Path(summary.records_path)) if r.error is None]
-        table = Table(title=f"{cfg.run}: {summary.written} written, {summary.skipped} resumed, "
-                            f"{summary.failed} failed")
-        for col in ("strategy", "budget", "problems", "majority acc", "weighted acc", "tokens/problem",
-                    "FLOPs/problem", "seed-B FLOPs"):
-            table.add_column(col, justify="right" if col != "strategy" else "left")
-        groups: dict[tuple[str, int], list] = {}
-        for r in records:
-            groups.setdefault((r.strategy, r.budget), []).append(r)
-        for (strategy, budget), rs in sorted(groups.items()):
-            def acc(key: str, rs: list = rs) -> str:
-                vals = [r.correct[key] for r in rs if key in r.correct]
-                return f"{sum(vals) / len(vals):.3f}" if vals else "-"
-            n = len(rs)
-            table.add_row(strategy, str(budget), str(n), acc("majority_vote"), acc("weighted_vote"),
-                          f"{sum(r.ledger.generated_tokens for r in rs) / n:.0f}",
-                          f"{sum(r.ledger.total_flops for r in rs) / n:.3g}",
-                          f"{sum(r.ledger.seed_b_flops for r in rs) / n:.3g}")
-        Console().print(table)
-        print(f"records: {summary.records_path}")
+def train_cmd(
+    out_dir: Path = typer.Option(Path("runs/tts-models"), help="Where arith_policy.pt and arith_prm.pt go."),
+    minutes: float = typer.Option(4.0, help="Wall-clock minutes per model."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU)."""
+    from infscale.tts.own_models.train import SmallTrainConfig, train_own_model
 
-    @tts_app.command("train")
-    def train_cmd(
-        out_dir: Path = typer.Option(Path("runs/tts-models"), help="Where arith_policy.pt and arith_prm.pt go."),
-        minutes: float = typer.Option(4.0, help="Wall-clock minutes per model."),
-        seed: int = typer.Option(0),
-    ) -> None:
-        """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU)."""
-        from infscale.tts.own_models.train import SmallTrainConfig, train_own_model
+    cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=minutes * 60, seed=seed)
+    for kind in ("policy", "prm"):
+        metrics = train_own_model(kind, cfg, out_dir / f"arith_{kind}.pt")
+        print(f"{kind}: {metrics}")
 
-        cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=minutes * 60, seed=seed)
-        for kind in ("policy", "prm"):
-            metrics = train_own_model(kind, cfg, out_dir / f"arith_{kind}.pt")
-            print(f"{kind}: {metrics}")
+
+def _print_summary(run_name: str, summary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from infscale.tts.core.runner import read_records
+
+    records = [r for r in read_records(Path(summary.records_path)) if r.error is None]
+    table = Table(title=f"{run_name}: {summary.written} written, {summary.skipped} resumed, {summary.failed} failed")
+    for col in ("strategy", "budget", "problems", "majority acc", "weighted acc", "tokens/problem",
+                "FLOPs/problem", "seed-B FLOPs"):
+        table.add_column(col, justify="right" if col != "strategy" else "left")
+    groups: dict[tuple[str, int], list] = {}
+    for r in records:
+        groups.setdefault((r.strategy, r.budget), []).append(r)
+    for (strategy, budget), rs in sorted(groups.items()):
+        def acc(key: str, rs: list = rs) -> str:
+            vals = [r.correct[key] for r in rs if key in r.correct]
+            return f"{sum(vals) / len(vals):.3f}" if vals else "-"
+        n = len(rs)
+        table.add_row(strategy, str(budget), str(n), acc("majority_vote"), acc("weighted_vote"),
+                      f"{sum(r.ledger.generated_tokens for r in rs) / n:.0f}",
+                      f"{sum(r.ledger.total_flops for r in rs) / n:.3g}",
+                      f"{sum(r.ledger.seed_b_flops for r in rs) / n:.3g}")
+    Console().print(table)
+    print(f"records: {summary.records_path}")
+
+
+def register(tts_app: typer.Typer) -> None:
+    tts_app.command("run")(run_cmd)
+    tts_app.command("train")(train_cmd)

@@ -1,0 +1,81 @@
+"""`infscale latency calibrate` as a workflow: a hardware profile calibrated on seed A's published A100 latencies or
+on the JSONL records of `infscale latency measure` (fit on some shapes, held-out errors on the others), optionally
+written as a profile JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infscale.errors import InputError
+
+__all__ = ["Calibration", "calibrate_on_seed_a", "calibrate_on_records"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Calibration:
+    """A calibrated profile and the figures that judge it (``summary``, also the profile file's ``meta``)."""
+
+    profile: Any
+    summary: dict[str, Any]
+    holdout: Any = None
+    """The `HoldoutResult` (records calibration only)."""
+
+
+def calibrate_on_seed_a(name: str | None = None, out: Path | None = None) -> Calibration:
+    """The A100 per-layer and per-step overheads fitted to seed A's published latencies; the Morph-1B vs
+    Open-LM-1B ratio it predicts (published: 3.61 s / 1.96 s = 1.84x)."""
+    from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD
+    from infscale.latency.io import calibrate_seed_a, save_profile
+    from infscale.latency.model import predict
+
+    cal = calibrate_seed_a(name=name or "a100-40gb-seed-a")
+    morph = predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
+    openlm = predict(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
+    summary = {"profile": cal.profile_.to_dict(), "layer_overhead_by_group_s": cal.layer_overhead_by_group_,
+               "morph_1b_s": morph, "open_lm_1b_s": openlm, "ratio": openlm / morph, "published_ratio": 3.61 / 1.96,
+               "relative_errors_total": cal.relative_errors_["total_s"].tolist()}
+    if out:
+        save_profile(cal.profile_, out, meta={"source": "seed A published A100 latencies", **summary})
+    return Calibration(profile=cal.profile_, summary=summary)
+
+
+def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int = 5,
+                         fit_on: Sequence[str] | None = None, free: Sequence[str] | None = None,
+                         name: str | None = None, out: Path | None = None) -> Calibration:
+    """Fit the ``free`` terms of ``base`` on ``n_fit`` records spread over sizes and shapes (or the ``fit_on``
+    labels), report the held-out decode errors."""
+    from infscale.latency.calibrate import (
+        FREE_TERMS,
+        calibrate_holdout,
+        default_free,
+        observations_from_records,
+    )
+    from infscale.latency.io import get_profile, latest_records, read_records, save_profile
+
+    obs = observations_from_records(latest_records(read_records(records)), source=str(records))
+    labels = [o.label for o in obs]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"{records}: several records share a shape label; calibrate one backend/workload per file")
+    base_profile = get_profile(base)
+    bad = [t for t in free or () if t not in FREE_TERMS]
+    if bad:
+        raise InputError(f"--free: unknown term(s) {bad}; known: {', '.join(FREE_TERMS)}")
+    result = calibrate_holdout(obs, base_profile, n_fit=n_fit, fit_labels=list(fit_on) if fit_on else None,
+                               free=tuple(free) if free else default_free(base_profile),
+                               name=name or f"{base_profile.name}-calibrated")
+    profile = result.calibrator.profile_
+    errors = result.test_errors.get("decode_s", np.array([])).tolist()
+    summary = {
+        "profile": profile.to_dict(), "fit_on": result.fit_labels, "held_out": result.test_labels,
+        "held_out_decode_rel_errors": dict(zip(result.test_labels, errors, strict=True)),
+        "held_out_decode_median_abs_error": result.median_abs_error() if result.test_labels else None,
+        "fit_relative_errors_decode": result.calibrator.relative_errors_["decode_s"].tolist(),
+    }
+    if out:
+        save_profile(profile, out, meta={"source": str(records), **summary})
+    return Calibration(profile=profile, summary=summary, holdout=result)

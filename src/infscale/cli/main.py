@@ -36,8 +36,16 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+    return f"warning: {message}\n"
+
+
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+    """Console entry point: user errors become one line on stderr and exit code 2; warnings (a torn record cut,
+    an extrapolation) one line each."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     try:
         app()
     except (InputError, InfeasibleError) as exc:

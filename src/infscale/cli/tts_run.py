@@ -1,4 +1,4 @@
-"""`infscale tts run CONFIG` and `infscale tts train`: thin wrappers over `infscale.tts.core.runner` / `train_small`."""
+"""`infscale tts run CONFIG` and `infscale tts train`: thin wrappers over `infscale.tts.core.runner` / `infscale.tts.own_models.train`."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from infscale.configio import Strict, load_yaml, resolve_recipe
-from infscale.tts.core.config import SearchConfig, StrategyConfig
+from infscale.tts.core.config import SearchSettings, StrategyConfig
 
 __all__ = ["RECIPES_DIR", "DEFAULT_RECIPE", "ModelSpec", "TrainSettings", "TaskSpec", "AnalysisSpec",
            "MiniStudyConfig", "load_mini_config"]
@@ -82,7 +82,7 @@ class MiniStudyConfig(Strict):
     """A PRM to train, or ``bundled`` for the package's arithmetic PRM."""
     task: TaskSpec = Field(default_factory=TaskSpec)
     strategies: list[StrategyConfig]
-    search: SearchConfig = Field(default_factory=SearchConfig)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     generation_seed: int = 0
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
 

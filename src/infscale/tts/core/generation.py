@@ -80,7 +80,7 @@ GENERATORS.register("scripted", "infscale.tts.core.generation:ScriptedArithmetic
 GENERATORS.register("torch", "infscale.tts.backends.torch:TorchGenerator")
 GENERATORS.register("hf", "infscale.tts.backends.hf:HFGenerator")
 GENERATORS.register("openai", "infscale.tts.backends.openai:OpenAIServerGenerator")
-GENERATORS.register("vllm", "infscale.tts.backends.hf:VLLMGenerator")
+GENERATORS.register("vllm", "infscale.tts.backends.vllm:VLLMGenerator")
 
 
 def as_counts(prompts: Sequence[str], n: Sequence[int] | int) -> list[int]:

@@ -47,7 +47,7 @@ def _key(strategy: str, budget: int, problem_id: str) -> tuple[str, int, str]:
 def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
     from infscale.tts.core.generation import GENERATORS
     from infscale.tts.core.rewards import make_reward
-    from infscale.tts.core.strategies import NEEDS_REWARD, STRATEGIES, Engine, SearchSettings
+    from infscale.tts.core.strategies import NEEDS_REWARD, STRATEGIES, Engine
     from infscale.tts.core.tasks import make_task
 
     for s in cfg.strategies:
@@ -62,8 +62,7 @@ def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
     except TypeError as exc:
         raise InputError(f"generator {cfg.generator.name!r}: bad parameters ({exc})") from None
     reward = None if cfg.reward is None else make_reward(cfg.reward.name, task, **cfg.reward.params)
-    settings = SearchSettings(**cfg.search.model_dump())
-    return task, generator, reward, Engine(task, generator, reward, settings)
+    return task, generator, reward, Engine(task, generator, reward, cfg.search)
 
 
 def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> RunSummary:

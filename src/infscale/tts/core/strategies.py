@@ -14,10 +14,11 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from infscale.errors import InputError
 from infscale.registry import Registry
+from infscale.tts.core.config import SearchSettings
 from infscale.tts.core.generation import Completion, Generator, SamplingParams
 from infscale.tts.core.ledger import LedgerBuilder
 from infscale.tts.core.records import IID_STRATEGIES, Candidate, ProblemRecord
@@ -143,29 +144,6 @@ def backup(node: Node | None, value: float) -> None:
 
 
 # ----- the engine -------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SearchSettings:
-    """Knobs shared by the strategies (defaults from seed B's released configuration)."""
-
-    temperature: float = 1.0
-    """Sampling temperature (greedy always uses 0)."""
-    top_p: float = 1.0
-    max_tokens: int = 512
-    """Most tokens of a whole solution (sampling strategies)."""
-    max_step_tokens: int = 256
-    """Most tokens of one step (tree search)."""
-    depth_cap: int = 25
-    """Tree search stops expanding at this depth; unfinished nodes there are reported unfinished."""
-    aggregation: str = "last"
-    """Per-solution score from step scores: last, min, mean or prod."""
-    beam_width: int = 4
-    """Beam search: each kept beam gets this many children; ``budget // beam_width`` beams are kept."""
-    rebase_temperature: float = 0.2
-    """REBASE's balance temperature T_b (paper 0.1, released config 0.2)."""
-    mcts_root_width: int = 4
-    mcts_width: int = 2
-    mcts_c: float = 1.0
 
 
 class Engine:
@@ -422,4 +400,4 @@ def mcts(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
 
 
 def with_settings(settings: SearchSettings, **changes: object) -> SearchSettings:
-    return replace(settings, **changes)
+    return settings.model_copy(update=changes)

@@ -6,7 +6,7 @@ A focused supervised loop over `LlamaModel` with the character tokenizer:
 - PRM (Math-Shepherd style): solutions with injected step errors; at every step tag and at the final token the target
   is ``+`` (every step so far correct) or ``-``; cross-entropy on those positions only, so the reward is
   ``softmax([logit('+'), logit('-')])[0]`` at the tag.
-Checkpoints hold the shape, the state dict and the training log (`torch_generator.save_checkpoint`).
+Checkpoints hold the shape, the state dict and the training log (`infscale.tts.backends.torch.save_checkpoint`).
 """
 
 from __future__ import annotations

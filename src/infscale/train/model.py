@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -217,3 +218,23 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0) ->
     if z_loss:
         ce = ce + z_loss * torch.logsumexp(logits, dim=-1).pow(2).mean()
     return ce
+
+
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu", *, what: str = "checkpoint") -> dict:
+    """A checkpoint written by infscale (a dict of tensors and plain values), loaded with ``weights_only=True``: a
+    pickle that would run code, or any file that is not such a checkpoint, is refused in one line naming it. The
+    one place the toolkit calls ``torch.load``."""
+    from infscale.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such {what}" if not path.exists() else f"{path}: not a file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a foreign pickle (refused by the weights-only unpickler), a torn or corrupt file
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise InputError(f"{path}: not an infscale {what}, refused ({type(exc).__name__}{': ' + first if first else ''})") \
+            from None
+    if not isinstance(ckpt, dict):
+        raise InputError(f"{path}: not an infscale {what} (holds a {type(ckpt).__name__}, expected a mapping)")
+    return ckpt

@@ -186,7 +186,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
     """
     import torch
 
-    from infscale.train.model import LlamaModel, lm_loss
+    from infscale.train.model import LlamaModel, lm_loss, load_weights
 
     run_dir = Path(run_dir)
     if (run_dir / "record.json").exists():
@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
     start_step, ema, ema_weight, elapsed, train_time = 0, 0.0, 0.0, 0.0, 0.0
     ckpt_path = run_dir / "ckpt.pt"
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        ckpt = load_weights(ckpt_path, map_location=device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_step, ema, ema_weight = ckpt["step"], ckpt["ema"], ckpt["ema_weight"]

@@ -4,7 +4,7 @@ A recipe (``recipes/seed_b_mini.yaml``, validated into `MiniStudyConfig`; unknow
 sizes and their training budget, the PRM, the arithmetic problems, the strategies and their budgets, the search
 settings and the comparison. `run_study` then, all on CPU:
 
-1. trains every policy and the PRM with `infscale.tts.own_models.train.train` (a checkpoint already in the output directory
+1. trains every policy and the PRM with `infscale.tts.own_models.train.train_own_model` (a checkpoint already in the output directory
    is reused when it was trained with the same settings; one trained with other settings is an error, never a silent
    mix);
 2. runs every strategy at every budget on every policy with `infscale.tts.core.runner.run` (append-only JSONL per policy:
@@ -140,14 +140,13 @@ def train_config(cfg: MiniStudyConfig, spec: ModelSpec):  # -> SmallTrainConfig
 
 def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log: Log,
                init_from: Path | None = None) -> TrainedModel:
-    import torch
-
+    from infscale.train.model import load_weights
     from infscale.tts.own_models.tokenizer import CharTokenizer
     from infscale.tts.own_models.train import small_shape, train_own_model
 
     want = asdict(train_config(cfg, spec))
     if path.exists():
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_weights(path)
         extra = ckpt.get("extra", {})
         had = dict(extra.get("config", {}))
         had.pop("threads", None)  # the thread count does not change what was trained

@@ -18,7 +18,7 @@ import torch
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.train.model import KVCache, LlamaModel
+from infscale.train.model import KVCache, LlamaModel, load_weights
 from infscale.tts.backends.prefix_cache import PrefixStore, prefill, store_tokens
 from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts, cut_at_stop
 from infscale.tts.own_models.tokenizer import CharTokenizer
@@ -40,10 +40,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu",
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: checkpoint not found (train one with `infscale tts train`)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise InputError(f"{path}: not an infscale checkpoint ({type(exc).__name__})") from None
+    ckpt = load_weights(path)
     if expect_kind and ckpt.get("kind") != expect_kind:
         raise InputError(f"{path}: checkpoint kind is {ckpt.get('kind')!r}, expected {expect_kind!r}")
     model = LlamaModel(TransformerShape.from_dict(ckpt["shape"]))

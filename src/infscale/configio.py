@@ -14,17 +14,38 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
 
-__all__ = ["Strict", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
+__all__ = ["Strict", "SafeName", "check_name", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
            "resolve_recipe", "write_text", "write_json", "write_csv", "save_config"]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+MAX_NAME_CHARS = 100
+
+
+def check_name(value: str) -> str:
+    """A name used as a path component (a run, a sweep group, a study, a model): not empty, at most 100 characters,
+    no path separator, not ``.`` or ``..``, no control characters. The one check, so no name writes outside the
+    output directory."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty name")
+    if len(value) > MAX_NAME_CHARS:
+        raise ValueError(f"must be at most {MAX_NAME_CHARS} characters (got {len(value)})")
+    if "/" in value or "\\" in value or value in (".", "..") or any(ord(c) < 32 for c in value):
+        raise ValueError(f"{value!r} must be a plain name (no path separators, not '.' or '..', no control "
+                         "characters): it names a folder inside the output directory")
+    return value
+
+
+SafeName = Annotated[str, AfterValidator(check_name)]
+"""A config field used as a path component (see `check_name`)."""
 
 
 class Strict(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infscale import configio
-from infscale.configio import Strict
+from infscale.configio import SafeName, Strict
 from infscale.train.downstream import validate_tasks
 
 
@@ -73,8 +73,8 @@ class TrainConfig(Strict):
     ema_beta: float = Field(default=0.95, gt=0, lt=1, description="Smoothing of the training loss (bias-corrected EMA).")
     memory_limit_gb: float | None = Field(default=None, gt=0, description="Refuse shapes above this (default: free).")
     progress: bool = True
-    group: str | None = Field(default=None, description="Size-group label written into the record.")
-    run_id: str | None = Field(default=None, description="Run name (default: derived from shape and D).")
+    group: SafeName | None = Field(default=None, description="Size-group label written into the record.")
+    run_id: SafeName | None = Field(default=None, description="Run name (default: derived from shape and D).")
     downstream: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Downstream tasks scored at the end (infscale.train.downstream.DOWNSTREAM_TASKS): "
                                           "a list of names or a mapping name -> settings.")
@@ -112,7 +112,7 @@ class NearSpec(Strict):
 
 
 class SweepGroup(Strict):
-    name: str
+    name: SafeName
     shapes: list[ShapeEntry] = []
     near: NearSpec | None = None
     tokens_per_param: list[float] = Field(min_length=1)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from infscale.configio import Strict, load_yaml, resolve_recipe
+from infscale.configio import SafeName, Strict, load_yaml, resolve_recipe
 from infscale.tts.core.config import SearchSettings, StrategyConfig
 
 __all__ = ["RECIPES_DIR", "DEFAULT_RECIPE", "ModelSpec", "TrainSettings", "TaskSpec", "AnalysisSpec",
@@ -23,7 +23,7 @@ DEFAULT_RECIPE = RECIPES_DIR / "seed_b_mini.yaml"
 class ModelSpec(Strict):
     """One model to train: its shape and its training budget (whichever of steps / seconds runs out first)."""
 
-    name: str
+    name: SafeName
     d_model: int = Field(gt=0)
     n_layers: int = Field(gt=0)
     n_heads: int = Field(gt=0)
@@ -72,7 +72,7 @@ class AnalysisSpec(Strict):
 
 
 class MiniStudyConfig(Strict):
-    name: str
+    name: SafeName
     threads: int = Field(2, ge=1)
     """torch threads for training and generation."""
     train: TrainSettings = Field(default_factory=TrainSettings)

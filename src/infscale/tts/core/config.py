@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from infscale.configio import Strict, load_yaml
+from infscale.configio import SafeName, Strict, load_yaml
 
 
 class NamedConfig(Strict):
@@ -50,7 +50,7 @@ class SearchSettings(Strict):
 
 
 class RunConfig(Strict):
-    run: str
+    run: SafeName
     """Run name (records' ``run`` field)."""
     out_dir: str = "runs/tts"
     """Records go to ``<out_dir>/<run>/records.jsonl``, the resolved config beside them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -32,8 +33,12 @@ def run_cmd(
         summary = run(cfg, progress=lambda i, n: bar.update(task_id, completed=i, total=n))
     if json_out:
         print(json.dumps(asdict(summary)))
-        return
-    _print_summary(cfg.run, summary)
+    else:
+        _print_summary(cfg.run, summary)
+    if summary.failed:
+        print(f"error: {summary.failed} of {summary.written} problems failed (recorded with their error); rerun "
+              "the same command to retry them", file=sys.stderr)
+        raise typer.Exit(1)
 
 def train_cmd(
     out_dir: Path = typer.Option(Path("runs/tts-models"), help="Where arith_policy.pt and arith_prm.pt go."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
@@ -17,9 +17,13 @@ class NamedConfig(Strict):
     """Keyword arguments for the constructor."""
 
 
+MAX_BUDGET = 65_536
+"""The largest width / number of samples a strategy may be given (a budget beyond it is a typo, not a run)."""
+
+
 class StrategyConfig(Strict):
     name: str
-    budgets: list[int] = Field(default_factory=lambda: [1])
+    budgets: list[Annotated[int, Field(ge=1, le=MAX_BUDGET)]] = Field(default_factory=lambda: [1], min_length=1)
     """Widths / numbers of samples ``n`` to run (greedy ignores it)."""
 
 
@@ -29,24 +33,24 @@ class SearchSettings(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float = 1.0
+    temperature: float = Field(1.0, ge=0, allow_inf_nan=False)
     """Sampling temperature (greedy always uses 0)."""
-    top_p: float = 1.0
-    max_tokens: int = 512
+    top_p: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
+    max_tokens: int = Field(512, ge=1, le=1_000_000)
     """Most tokens of a whole solution (sampling strategies)."""
-    max_step_tokens: int = 256
+    max_step_tokens: int = Field(256, ge=1, le=1_000_000)
     """Most tokens of one step (tree search)."""
-    depth_cap: int = 25
+    depth_cap: int = Field(25, ge=1, le=10_000)
     """Tree search stops expanding at this depth; unfinished nodes there are reported unfinished."""
     aggregation: str = "last"
     """Per-solution score from step scores: last, min, mean or prod."""
-    beam_width: int = 4
+    beam_width: int = Field(4, ge=1, le=MAX_BUDGET)
     """Beam search: each kept beam gets this many children; ``budget // beam_width`` beams are kept."""
-    rebase_temperature: float = 0.2
+    rebase_temperature: float = Field(0.2, gt=0, allow_inf_nan=False)
     """REBASE's balance temperature T_b (paper 0.1, released config 0.2)."""
-    mcts_root_width: int = 4
-    mcts_width: int = 2
-    mcts_c: float = 1.0
+    mcts_root_width: int = Field(4, ge=1, le=MAX_BUDGET)
+    mcts_width: int = Field(2, ge=1, le=MAX_BUDGET)
+    mcts_c: float = Field(1.0, ge=0, allow_inf_nan=False)
 
 
 class RunConfig(Strict):
@@ -58,9 +62,9 @@ class RunConfig(Strict):
     task: NamedConfig
     generator: NamedConfig
     reward: NamedConfig | None = None
-    strategies: list[StrategyConfig]
+    strategies: list[StrategyConfig] = Field(min_length=1)
     search: SearchSettings = Field(default_factory=SearchSettings)
-    max_problems: int | None = None
+    max_problems: int | None = Field(None, ge=1)
 
 
 def load_config(path: str | Path) -> RunConfig:

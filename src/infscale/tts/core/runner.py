@@ -69,13 +69,20 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> R
     """Execute ``cfg``; ``progress(done, total)`` is called after every problem."""
 
     out = Path(cfg.out_dir) / cfg.run
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(out / "config.yaml", cfg)
-    path = out / RECORDS
-    task, generator, reward, engine = build(cfg)
+    task, generator, reward, engine = build(cfg)  # every name and setting checked before anything is written
     problems = task.load()[: cfg.max_problems]
     if not problems:
         raise InputError(f"task {cfg.task.name!r}: no problems to run")
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[p.problem_id] = counts.get(p.problem_id, 0) + 1
+    dup = sorted(pid for pid, c in counts.items() if c > 1)
+    if dup:
+        raise InputError(f"task {cfg.task.name!r}: duplicate problem ids {dup[:5]}{' ...' if len(dup) > 5 else ''} "
+                         "(a resumed run would drop all but the first)")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(out / "config.yaml", cfg)
+    path = out / RECORDS
     model = cfg.model_name or cfg.generator.name
     jobs = [(s.name, b, p) for s in cfg.strategies for b in ([1] if s.name == "greedy" else s.budgets)
             for p in problems]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
 
-__all__ = ["Strict", "SafeName", "check_name", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
+__all__ = ["Strict", "SafeName", "check_name", "check_number", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
            "resolve_recipe", "write_text", "write_json", "write_csv", "save_config"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,9 +50,10 @@ SafeName = Annotated[str, AfterValidator(check_name)]
 
 
 class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors."""
+    """Base of every (frozen) config model: unknown keys are errors, and so are NaN and infinite numbers (no setting of the
+    toolkit means anything at infinity: a limit is omitted, not set to ``.inf``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 def read_bytes(path: str | Path, what: str = "file") -> bytes:
@@ -84,6 +86,20 @@ def validation_message(source: str, exc: ValidationError) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     return f"{source}: field {loc}: {msg}" if loc else f"{source}: {msg}"
+
+
+def check_number(flag: str, value: float | None, *, low: float = 0.0, inclusive: bool = False,
+                 high: float | None = None) -> None:
+    """A numeric flag, checked before any work: finite, above ``low`` (or at it with ``inclusive``), at most
+    ``high``; ``None`` (not given) passes. One line naming the flag otherwise."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise InputError(f"{flag} {value}: must be a finite number")
+    if value < low or (value == low and not inclusive):
+        raise InputError(f"{flag} {value:g}: must be {'>=' if inclusive else '>'} {low:g}")
+    if high is not None and value > high:
+        raise InputError(f"{flag} {value:g}: must be at most {high:g}")
 
 
 def validate(data: Any, model: type[M], source: str) -> M:

@@ -30,7 +30,7 @@ def analyze_cmd(
     budget, the compute-optimal size and error-vs-compute fits, and saturation (Theorems 1-2)."""
     from infscale.workflows.tts_analysis import analyse_runs, analyse_seed_b, check_settings
 
-    check_settings(accounting, n_boot)
+    check_settings(accounting, n_boot, seed)
     if seed_b:
         payload = analyse_seed_b(out, plot)
     else:

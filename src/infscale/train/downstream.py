@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from infscale.configio import validation_message
+from infscale.configio import Strict, validation_message
 from infscale.errors import InputError
 from infscale.registry import Registry
 
@@ -149,8 +149,8 @@ def _even(n_found: int, n: int) -> np.ndarray:
 
 
 # ---- settings ------------------------------------------------------------------------------------------------------
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Settings(Strict):
+    """Settings of one downstream task."""
 
 
 class ClozeSettings(_Settings):

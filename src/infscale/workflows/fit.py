@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infscale.configio import check_number
 from infscale.errors import InputError
+
+MAX_BOOTSTRAP = 100_000
+"""Bootstrap refits beyond this change no reported digit and only cost time and memory."""
 
 __all__ = ["FitRequest", "FitResult", "run_fit_request"]
 
@@ -62,8 +66,8 @@ def run_fit_request(req: FitRequest) -> FitResult:
             raise InputError(f"--law/--baseline: {exc}") from None
     if fitter not in FITTERS:
         raise InputError(f"--fitter {fitter!r}: expected {' or '.join(FITTERS.names())}")
-    if req.n_boot < 0:
-        raise InputError(f"--bootstrap {req.n_boot}: must be >= 0")
+    check_number("--bootstrap", req.n_boot, inclusive=True, high=MAX_BOOTSTRAP)
+    check_number("--seed", req.seed, inclusive=True)
     runs = load_runs(req.data)
     reports = []
     for name in laws:

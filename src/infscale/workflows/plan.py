@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infscale.configio import write_csv, write_text
+from infscale.configio import check_number, write_csv, write_text
 from infscale.errors import InputError
 
 __all__ = ["PlanRequest", "PlanReport", "run_plan"]
@@ -67,9 +67,21 @@ class PlanReport:
                 "baselines": self.baselines, "frontier": self.frontier}
 
 
+def _check_numbers(req: PlanRequest) -> None:
+    for flag, value in (("--params", req.params), ("--min-params", req.min_params), ("--max-params", req.max_params),
+                        ("--tokens", req.tokens), ("--max-tokens", req.max_tokens),
+                        ("--max-train-flops", req.max_train_flops), ("--max-latency", req.max_latency_s)):
+        check_number(flag, value)
+    check_number("--params-band", req.params_band, low=1.0, inclusive=True)
+    for flag, value in (("--batch", req.batch), ("--prompt-tokens", req.prompt_tokens),
+                        ("--new-tokens", req.new_tokens), ("--vocab-size", req.vocab_size)):
+        check_number(flag, value, low=1, inclusive=True)
+
+
 def _params_range(req: PlanRequest) -> tuple[float, float]:
     from infscale.plan import params_band
 
+    _check_numbers(req)
     if req.params is None and (req.min_params is None or req.max_params is None):
         raise InputError("--params (or both --min-params and --max-params) is required")
     lo, hi = params_band(req.params, req.params_band) if req.params is not None else (req.min_params, req.max_params)
@@ -197,6 +209,11 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
 
     if (loss_target is None) == (budget is None):
         raise InputError("give exactly one of --loss-target and --budget")
+    check_number("--loss-target", loss_target)
+    check_number("--budget", budget)
+    check_number("--prefill-tokens", prefill_tokens, inclusive=True)
+    check_number("--decode-tokens", decode_tokens, inclusive=True)
+    check_number("--aspect-ratio", aspect_ratio)
     loss_fn = loss_from_law(load_fit(law))
     kwargs = dict(prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, cost=cost, aspect_ratio=aspect_ratio)
     try:

@@ -33,8 +33,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -57,10 +55,6 @@ __all__ = [
     "parse_select",
     "run_selection",
 ]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LawSpec(Strict):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from infscale.configio import write_csv, write_json
+from infscale.configio import check_number, write_csv, write_json
 from infscale.errors import InputError
 
 __all__ = ["N_BUDGETS", "TtsAnalysis", "check_settings", "point_dict", "read_runs", "analyse_records", "analyse_runs",
@@ -65,12 +65,16 @@ class TtsAnalysis:
         return out
 
 
-def check_settings(accounting: str, n_boot: int) -> None:
+MAX_BOOTSTRAP = 100_000
+"""More replicates change no reported digit (intervals at 95% move by < 0.1 point past 10^4) and cost memory."""
+
+
+def check_settings(accounting: str, n_boot: int, seed: int = 0) -> None:
     """The analysis settings, checked before any work."""
+    check_number("--seed", seed, inclusive=True)
     if accounting not in ("ours", "seed_b"):
         raise InputError(f"--accounting {accounting!r}: expected ours or seed_b")
-    if n_boot < 1:
-        raise InputError(f"--bootstrap {n_boot}: must be >= 1")
+    check_number("--bootstrap", n_boot, low=1, inclusive=True, high=MAX_BOOTSTRAP)
 
 
 def read_runs(runs: Sequence[Path]) -> list[Any]:
@@ -147,7 +151,7 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
     """The whole analysis of ``records`` under ``accounting`` (``ours`` or ``seed_b``), files into ``out``."""
     from infscale.tts.analysis import compute_optimal, frontier_points, operating_points_from_records
 
-    check_settings(accounting, n_boot)
+    check_settings(accounting, n_boot, seed)
     points, curves = operating_points_from_records(records, n_bootstrap=n_boot, random_state=seed)
     if not points:
         raise InputError(f"{source}: no record carries an answer to score")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from infscale.configio import SafeName, Strict, load_yaml
 
@@ -30,8 +30,6 @@ class StrategyConfig(Strict):
 class SearchSettings(Strict):
     """Knobs shared by the strategies (defaults from seed B's released configuration): the ``search:`` block of a
     run config and the settings the search engine runs with."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     temperature: float = Field(1.0, ge=0, allow_inf_nan=False)
     """Sampling temperature (greedy always uses 0)."""

@@ -38,6 +38,7 @@ __all__ = [
     "param_count",
     "seed_a_params",
     "train_flops_6nd",
+    "serving_memory_bytes",
 ]
 
 
@@ -222,6 +223,10 @@ class TransformerShape:
     def weight_bytes(self, bytes_per_weight: float = 2.0) -> float:
         return self.n_params * bytes_per_weight
 
+    def serving_bytes(self, context: int, batch: int = 1, bytes_per_elem: float = 2.0) -> float:
+        """Weights plus the KV cache of ``batch`` sequences of ``context`` tokens (`serving_memory_bytes`)."""
+        return float(serving_memory_bytes(self.n_params, self.n_layers, self.d_kv, context, batch, bytes_per_elem))
+
     def decode_step_bytes(self, context: int, batch: int = 1, bytes_per_weight: float = 2.0,
                           kv_bytes: float = 2.0) -> float:
         """Bytes moved by one decode step: every matmul weight once, plus the KV cache read."""
@@ -287,6 +292,15 @@ def param_count(
     if final_norm:
         total = total + norm_params * d
     return total
+
+
+def serving_memory_bytes(n_params: np.ndarray | int, n_layers: np.ndarray | int, d_kv: np.ndarray | int,
+                         context: int, batch: int = 1, bytes_per_elem: float = 2.0) -> np.ndarray:
+    """Device memory a served model needs (vectorised): every weight once plus the K and V of ``batch`` sequences of
+    ``context`` tokens, ``N b + 2 L d_kv context batch b`` (activations and the runtime's own pool not counted)."""
+    n = np.asarray(n_params, dtype=np.float64)
+    kv = 2.0 * np.asarray(n_layers, dtype=np.float64) * np.asarray(d_kv, dtype=np.float64) * context * batch
+    return (n + kv) * bytes_per_elem
 
 
 def seed_a_params(d_model: np.ndarray | int, n_layers: np.ndarray | int, vocab_size: int = 50432) -> np.ndarray:

@@ -26,6 +26,7 @@ CASES = [
     (PLAN + ("--params", "1e9", "--max-latency", "-2"), "--max-latency -2: must be > 0"),
     (PLAN + ("--params", "1e9", "--batch", "0"), "--batch 0: must be >= 1"),
     (PLAN + ("--params", "1e9", "--baseline", "gpt-17"), "--baseline: unknown shape preset 'gpt-17'"),
+    (PLAN + ("--params", "7e10", "--family", "llama"), "infeasible: binding constraint memory <= 4e+10 B"),
     (("plan", "--law", "missing.json", "--params", "1e9", "--tokens", "1e9"), "missing.json: law file not found"),
     (("plan", "--law", ".", "--params", "1e9", "--tokens", "1e9"), ".: is a directory, not a saved fit"),
     (("lifetime", "--law", "law.json", "--loss-target", "2.9", "--decode-tokens", "inf", "--aspect-ratio", "256"),
@@ -65,3 +66,16 @@ def test_controls_pass(cwd):
     assert _cli(*PLAN, "--params", "1e9", "--max-latency", "2", "--json", cwd=cwd).returncode == 0
     assert _cli("lifetime", "--law", "law.json", "--loss-target", "2.9", "--aspect-ratio", "256",
                 cwd=cwd).returncode == 0
+
+
+def test_latency_predict_says_when_a_model_does_not_fit(cwd):
+    res = _cli("latency", "predict", "--shape", "chinchilla-70b", "--shape", "d2048x24h16", "--hardware",
+               "a100-40gb", "--json", cwd=cwd)
+    assert res.returncode == 0
+    import json
+
+    rows = {r["shape"]: r for r in json.loads(res.stdout)["predictions"]}
+    assert rows["chinchilla-70b"]["fits_memory"] is False and rows["d2048x24h16"]["fits_memory"] is True
+    assert rows["chinchilla-70b"]["memory_bytes"] == pytest.approx(64.95e9 * 2 + 2 * 80 * 8192 * 384 * 2, rel=1e-3)
+    warn = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warn) == 1 and "chinchilla-70b needs 130.9 GB" in warn[0] and "does not fit" in warn[0]

@@ -115,3 +115,28 @@ def test_constraints_validate():
         PlanConstraints(max_latency_s=1.0)
     with pytest.raises(ValueError, match="max_latency_s"):
         PlanConstraints(max_latency_s=-1.0, n_tokens=1e9)
+
+
+def test_memory_is_a_constraint_and_can_bind():
+    """Serving memory (weights + KV at the workload) must fit the device: every feasible shape fits, and a size class
+    that cannot fit is infeasible with memory named as the binding constraint."""
+    from infscale.latency.model import Workload
+    from infscale.plan.adapters import memory_from_workload
+
+    rules = ShapeRules(head_dims=(128,), d_model_min=1024, d_model_max=16384, n_layers_min=2, n_layers_max=128)
+    wl = Workload(batch=4, input_len=512, output_len=512, dtype="bf16")
+    mem = memory_from_workload(wl)
+    grid = enumerate_shapes(rules, 5e9, 4e10)
+    need = mem(grid)
+    # closed form for one shape: N * 2 bytes + 2 * L * d_kv * 1024 tokens * 4 sequences * 2 bytes
+    i = 0
+    assert need[i] == pytest.approx(grid.n_params[i] * 2 + 2 * grid.n_layers[i] * grid.d_kv[i] * 1024 * 4 * 2)
+    cons = PlanConstraints(n_tokens=1e12, max_memory_bytes=40e9)
+    res = plan_shapes(grid, lambda n, d, r: 2.0 + 400 / n ** 0.3 + 400 / d ** 0.3, cons, memory_fn=mem)
+    assert res.feasible.any() and (res.memory_bytes[res.feasible] <= 40e9).all()
+    assert (res.memory_bytes[~res.feasible] > 40e9).all()
+    assert res.row(res.best)["memory_bytes"] <= 40e9
+    with pytest.raises(InfeasibleError, match=r"binding constraint memory <= 4e\+10 B \(device memory\)"):
+        plan_shapes(enumerate_shapes(rules, 5e10, 8e10), lambda n, d, r: 2.0 + 1 / n, cons, memory_fn=mem)
+    with pytest.raises(ValueError, match="a memory limit needs a memory model"):
+        plan_shapes(grid, lambda n, d, r: 2.0 + 1 / n, cons)

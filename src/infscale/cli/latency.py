@@ -7,6 +7,7 @@ Heavy imports (numpy, scipy, torch, matplotlib) happen inside the commands.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -81,7 +82,7 @@ def predict(
     from infscale.arch import parse_shape_spec
     from infscale.errors import InputError
     from infscale.latency.io import get_profile
-    from infscale.latency.model import Workload
+    from infscale.latency.model import DTYPE_BYTES, Workload
     from infscale.latency.model import predict as predict_one
 
     profile = get_profile(hardware)
@@ -96,17 +97,26 @@ def predict(
             p = predict_one(shape, wl, profile)
         except ValueError as exc:
             raise InputError(f"--hardware {hardware}: {exc}") from None
+        need = shape.serving_bytes(input_len + output_len, batch, DTYPE_BYTES[dtype])
+        fits = profile.memory_bytes is None or need <= profile.memory_bytes
         rows.append({"shape": spec, "label": shape.label, "n_params": shape.n_params, "prefill_s": p.prefill_s,
-                     "decode_s": p.decode_s, "total_s": p.total_s, "decode_per_token_s": p.decode_per_token_s})
+                     "decode_s": p.decode_s, "total_s": p.total_s, "decode_per_token_s": p.decode_per_token_s,
+                     "memory_bytes": need, "fits_memory": fits})
+    too_big = [r for r in rows if not r["fits_memory"]]
+    for r in too_big:
+        print(f"warning: {r['shape']} needs {r['memory_bytes'] / 1e9:.1f} GB for weights + KV cache at this workload; "
+              f"{profile.name} has {profile.memory_bytes / 1e9:.0f} GB: it does not fit one device, its prediction "
+              "is not a latency it can reach", file=sys.stderr)
     if as_json:
         _print_json({"hardware": profile.name, "workload": wl.to_dict(), "predictions": rows})
         return
     table = Table(title=f"predicted latency on {profile.name} (batch {batch}, {input_len} in / {output_len} out, {dtype})")
-    for col in ("shape", "params", "prefill ms", "decode ms", "total s", "ms/token"):
+    for col in ("shape", "params", "prefill ms", "decode ms", "total s", "ms/token", "memory GB"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(r["shape"], f"{r['n_params'] / 1e6:.1f}M", f"{r['prefill_s'] * 1e3:.2f}",
-                      f"{r['decode_s'] * 1e3:.1f}", f"{r['total_s']:.3f}", f"{r['decode_per_token_s'] * 1e3:.3f}")
+                      f"{r['decode_s'] * 1e3:.1f}", f"{r['total_s']:.3f}", f"{r['decode_per_token_s'] * 1e3:.3f}",
+                      f"{r['memory_bytes'] / 1e9:.2f}" + ("" if r["fits_memory"] else " (does not fit)"))
     Console().print(table)
 
 

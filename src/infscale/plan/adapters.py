@@ -10,11 +10,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from infscale.arch import ffn_matrices
-from infscale.plan.optimum import LatencyFn, LossFn
+from infscale.arch import ffn_matrices, serving_memory_bytes
+from infscale.plan.optimum import LatencyFn, LossFn, MemoryFn
 from infscale.plan.shapes import ShapeGrid
 
-__all__ = ["Law", "loss_from_law", "latency_from_profile", "resolve_profile"]
+__all__ = ["Law", "loss_from_law", "latency_from_profile", "memory_from_workload", "resolve_profile"]
 
 
 class Law(Protocol):
@@ -61,3 +61,18 @@ def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:
         return np.asarray(out["total_s"], dtype=np.float64)
 
     return latency
+
+
+def memory_from_workload(workload: Any = None) -> MemoryFn:
+    """Serving memory of every shape of a grid at ``workload`` (weights and KV cache in its dtype, the KV of
+    ``batch`` sequences of ``input_len + output_len`` tokens)."""
+    from infscale.latency import model as latency_model
+
+    wl = latency_model.Workload() if workload is None else workload
+    elem = latency_model.DTYPE_BYTES[wl.dtype]
+
+    def memory(grid: ShapeGrid) -> np.ndarray:
+        return serving_memory_bytes(grid.n_params, grid.n_layers, grid.d_kv, wl.input_len + wl.output_len, wl.batch,
+                                    elem)
+
+    return memory

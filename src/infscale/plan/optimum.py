@@ -37,6 +37,8 @@ LossFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """``loss(n_params, n_tokens, aspect_ratio) -> loss`` on arrays (a fitted law's ``predict``)."""
 LatencyFn = Callable[[ShapeGrid], np.ndarray]
 """``latency(grid) -> seconds per request`` for every shape of a grid."""
+MemoryFn = Callable[[ShapeGrid], np.ndarray]
+"""``memory(grid) -> bytes`` a served shape needs (weights + KV cache at the workload)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,9 +55,11 @@ class PlanConstraints:
     """C: most training FLOPs (``6 N D``)."""
     n_tokens: float | None = None
     """Fixed training tokens D for every shape; ``None``: the most the budgets allow."""
+    max_memory_bytes: float | None = None
+    """M: device memory for serving (weights + KV cache at the workload), bytes; from the hardware profile."""
 
     def __post_init__(self) -> None:
-        for name in ("max_latency_s", "max_params", "max_tokens", "max_train_flops", "n_tokens"):
+        for name in ("max_latency_s", "max_params", "max_tokens", "max_train_flops", "n_tokens", "max_memory_bytes"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise ValueError(f"PlanConstraints.{name} must be a positive number, got {value!r}")
@@ -90,6 +94,8 @@ class PlanResult:
     """True where the latency comes from a measurement."""
     train_flops: np.ndarray
     """``6 N D``."""
+    memory_bytes: np.ndarray
+    """Serving memory of each shape (weights + KV cache); NaN without a memory model."""
     admissible: np.ndarray
     """Meets every constraint but the latency limit (the frontier is drawn over these)."""
     feasible: np.ndarray
@@ -110,7 +116,9 @@ class PlanResult:
             "n_tokens": float(self.n_tokens[i]), "train_flops": float(self.train_flops[i]),
             "loss": float(self.loss[i]),
             "latency_s": float(self.latency_s[i]) if np.isfinite(self.latency_s[i]) else None,
-            "latency_measured": bool(self.latency_measured[i]), "feasible": bool(self.feasible[i]),
+            "latency_measured": bool(self.latency_measured[i]),
+            "memory_bytes": float(self.memory_bytes[i]) if np.isfinite(self.memory_bytes[i]) else None,
+            "feasible": bool(self.feasible[i]),
             "on_frontier": bool(np.isin(i, self.frontier)),
         }
 
@@ -167,6 +175,7 @@ _CONSTRAINTS = (
     ("parameters", "max_params", "--max-params", "", "{:.4g}"),
     ("training tokens", "max_tokens", "--max-tokens", "", "{:.4g}"),
     ("training FLOPs", "max_train_flops", "--max-train-flops", "", "{:.4g}"),
+    ("memory", "max_memory_bytes", "device memory", " B", "{:.3g}"),
 )
 
 
@@ -177,8 +186,12 @@ def plan_shapes(
     latency_fn: LatencyFn | None = None,
     *,
     measured: Mapping[tuple[int, int, int, int], float] | None = None,
+    memory_fn: MemoryFn | None = None,
 ) -> PlanResult:
-    """Score every shape, apply the constraints, return the optimum and the frontier (raises `InfeasibleError`)."""
+    """Score every shape, apply the constraints, return the optimum and the frontier (raises `InfeasibleError`).
+
+    ``memory_fn`` gives each shape's serving memory; with ``constraints.max_memory_bytes`` a shape that does not fit
+    the device is infeasible (an infeasible plan can name ``memory`` as its binding constraint)."""
     if len(grid) == 0:
         raise InfeasibleError("no candidate shapes: the parameter range and the family rules admit no shape")
     if constraints.max_latency_s is not None and latency_fn is None and not measured:
@@ -194,7 +207,11 @@ def plan_shapes(
     if measured:
         latency, measured_mask = measured_override(grid, latency, measured)
 
-    values = {"max_latency_s": latency, "max_params": n, "max_tokens": d, "max_train_flops": flops}
+    if constraints.max_memory_bytes is not None and memory_fn is None:
+        raise ValueError("plan_shapes: a memory limit needs a memory model (memory_fn)")
+    memory = np.full(n.shape, np.nan) if memory_fn is None else np.asarray(memory_fn(grid), dtype=np.float64)
+    values = {"max_latency_s": latency, "max_params": n, "max_tokens": d, "max_train_flops": flops,
+              "max_memory_bytes": memory}
     # ratio value / limit per active constraint; > 1 violates
     ratios = {key: values[key] / getattr(constraints, key) for _, key, *_ in _CONSTRAINTS
               if getattr(constraints, key) is not None}
@@ -215,7 +232,7 @@ def plan_shapes(
     front_pos = np.flatnonzero(admissible & np.isfinite(latency))
     frontier = front_pos[pareto_frontier(latency[front_pos], loss[front_pos])]
     return PlanResult(grid=grid, n_tokens=d, loss=loss, latency_s=latency, latency_measured=measured_mask,
-                      train_flops=flops, admissible=admissible, feasible=feasible, best=best, frontier=frontier,
+                      train_flops=flops, memory_bytes=memory, admissible=admissible, feasible=feasible, best=best, frontier=frontier,
                       constraints=constraints)
 
 

@@ -201,9 +201,9 @@ def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, A
             "env": records[0]["env"] if records else {}}
 
 
-def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_fn: Any,
+def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_fn: Any, workload: Any,
           baselines: dict[str, Any] | None = None) -> tuple[Any, dict[str, int], float]:
-    from infscale.plan import ShapeGrid, enumerate_shapes, loss_from_law, plan_shapes
+    from infscale.plan import ShapeGrid, enumerate_shapes, loss_from_law, memory_from_workload, plan_shapes
 
     t0 = time.perf_counter()
     grid = enumerate_shapes(rules, lo, hi)
@@ -211,7 +211,8 @@ def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_
     if baselines:
         grid = grid.concat(ShapeGrid.from_shapes(baselines.values()))
         idx = {name: grid.find(s) for name, s in baselines.items()}
-    result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn)
+    result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn,
+                         memory_fn=memory_from_workload(workload) if constraints.max_memory_bytes else None)
     return result, idx, time.perf_counter() - t0
 
 
@@ -246,11 +247,12 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
         rules = get_family(cfg_a100.family)
     except InputError as exc:
         raise InputError(f"demo config plan_a100: {exc}") from None
-    a100_cons = PlanConstraints(max_latency_s=cfg_a100.max_latency_s, n_tokens=cfg_a100.tokens)
+    a100_cons = PlanConstraints(max_latency_s=cfg_a100.max_latency_s, n_tokens=cfg_a100.tokens,
+                                max_memory_bytes=seed_a.profile_.memory_bytes)
     progress("plan", f"1B on the A100: {cfg_a100.family} shapes {lo:.3g}-{hi:.3g} params, D={cfg_a100.tokens:.3g}, "
                      f"latency <= {cfg_a100.max_latency_s:g} s")
     result, idx, secs = _plan(law, rules, lo, hi, a100_cons, latency_from_profile(seed_a.profile_, SEED_A_WORKLOAD),
-                              baselines)
+                              SEED_A_WORKLOAD, baselines)
     a100 = _plan_summary(result, idx, secs)
     a100["hardware"] = seed_a.profile_.name
     a100["workload"] = SEED_A_WORKLOAD.to_dict()
@@ -267,10 +269,11 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
                              n_layers_max=32, ffn_multiple=32, vocab_size=int(latency["vocab_size"]))
     wl = Workload(batch=1, input_len=lat_cfg["input_len"], output_len=lat_cfg["output_len"], dtype="fp32")
     profile = load_profile_file(latency["profile_json"])
-    micro_cons = PlanConstraints(max_latency_s=cfg_micro.max_latency_s, n_tokens=cfg_micro.tokens)
+    micro_cons = PlanConstraints(max_latency_s=cfg_micro.max_latency_s, n_tokens=cfg_micro.tokens,
+                                 max_memory_bytes=profile.memory_bytes)
     try:
         m_result, _, m_secs = _plan(law, micro_rules, cfg_micro.min_params, cfg_micro.max_params, micro_cons,
-                                    latency_from_profile(profile, wl))
+                                    latency_from_profile(profile, wl), wl)
     except InfeasibleError as exc:
         micro = {"infeasible": str(exc)}
     else:

@@ -92,12 +92,13 @@ def _params_range(req: PlanRequest) -> tuple[float, float]:
     return lo, hi
 
 
-def _constraints(req: PlanRequest) -> Any:
+def _constraints(req: PlanRequest, memory_bytes: float | None) -> Any:
     from infscale.plan import PlanConstraints
 
     try:
         return PlanConstraints(max_latency_s=req.max_latency_s, max_params=req.max_params, max_tokens=req.max_tokens,
-                               max_train_flops=req.max_train_flops, n_tokens=req.tokens)
+                               max_train_flops=req.max_train_flops, n_tokens=req.tokens,
+                               max_memory_bytes=memory_bytes)
     except ValueError as exc:
         msg = str(exc).replace("PlanConstraints: ", "").replace("PlanConstraints.", "--")
         if "give n_tokens" in msg:
@@ -105,21 +106,22 @@ def _constraints(req: PlanRequest) -> Any:
         raise InputError(msg) from None
 
 
-def _latency_fn(req: PlanRequest) -> Any:
+def _hardware(req: PlanRequest) -> tuple[Any, Any, float | None]:
+    """The latency and memory models of ``--hardware`` at the workload, and the device memory (None: unknown)."""
     from infscale.latency.io import get_profile
     from infscale.latency.model import Workload
-    from infscale.plan import latency_from_profile
+    from infscale.plan import latency_from_profile, memory_from_workload
 
     if req.hardware is None:
         if req.max_latency_s is not None and req.measured is None:
             raise InputError("--max-latency needs --hardware (a latency profile) or --measured")
-        return None
+        return None, None, None
     profile = get_profile(req.hardware)
     try:
         workload = Workload(batch=req.batch, input_len=req.prompt_tokens, output_len=req.new_tokens)
     except ValueError as exc:
         raise InputError(f"--batch/--prompt-tokens/--new-tokens: {exc}") from None
-    return latency_from_profile(profile, workload)
+    return latency_from_profile(profile, workload), memory_from_workload(workload), profile.memory_bytes
 
 
 def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int]]:
@@ -155,13 +157,14 @@ def run_plan(req: PlanRequest) -> PlanReport:
 
     fitted = load_fit(req.law)
     lo, hi = _params_range(req)
-    constraints = _constraints(req)
-    latency_fn = _latency_fn(req)
+    latency_fn, memory_fn, memory_bytes = _hardware(req)
+    constraints = _constraints(req, memory_bytes)
     measured = (load_measured(req.measured, (req.batch, req.prompt_tokens, req.new_tokens))
                 if req.measured is not None else None)
     grid, baselines = _grid(req, lo, hi)
     try:
-        result = plan_shapes(grid, loss_from_law(fitted), constraints, latency_fn, measured=measured)
+        result = plan_shapes(grid, loss_from_law(fitted), constraints, latency_fn, measured=measured,
+                             memory_fn=memory_fn)
     except ValueError as exc:
         if type(exc) is ValueError:
             raise InputError(f"{req.law}: {exc}") from None

@@ -43,7 +43,7 @@ from infscale.configio import Strict, validate
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
 from infscale.laws.validate import spearman
-from infscale.plan.adapters import latency_from_profile, loss_from_law
+from infscale.plan.adapters import latency_from_profile, loss_from_law, memory_from_workload, resolve_profile
 from infscale.plan.optimum import PlanConstraints, PlanResult, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes, get_family
 
@@ -266,11 +266,14 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
         workload = Workload(batch=w.batch, input_len=w.input_len, output_len=w.output_len, dtype=w.dtype)
     except ValueError as exc:
         raise InputError(f"field workload: {exc}") from None
-    latency_fn = latency_from_profile(profile if profile is not None else cfg.hardware, workload)
-    constraints = PlanConstraints(max_latency_s=cfg.max_latency_s, n_tokens=float(cfg.tokens))
+    hw = resolve_profile(profile if profile is not None else cfg.hardware)
+    latency_fn = latency_from_profile(hw, workload)
+    constraints = PlanConstraints(max_latency_s=cfg.max_latency_s, n_tokens=float(cfg.tokens),
+                                  max_memory_bytes=hw.memory_bytes)
     if cfg.latency_source == "measured":
         measured = {**(measured or {}), **_measure_in_rank_order(cfg, grid, law, latency_fn, workload, out)}
-    result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn, measured=measured)
+    result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn, measured=measured,
+                         memory_fn=memory_from_workload(workload) if hw.memory_bytes else None)
     ranked = result.ranked()
     (out / "candidates.json").write_text(json.dumps([{"rank": k + 1, **result.row(int(i))}
                                                      for k, i in enumerate(ranked)], indent=1))

@@ -69,3 +69,40 @@ def test_load_fit_errors(tmp_path):
     bad.write_text(json.dumps({"law": "chinchilla", "params": {"A": 1.0}}))
     with pytest.raises(InputError, match="params"):
         load_fit(bad)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"E": -5.0}, "field 'params.E': -5 <= 0"),
+    ({"A": 0.0}, "field 'params.A': 0 <= 0"),
+    ({"alpha": -0.5}, "field 'params.alpha': exponent -0.5 outside (0, 2)"),
+    ({"alpha": 2.5}, "exponent 2.5 outside (0, 2)"),
+    ({"B": float("nan")}, "not valid JSON (non-finite number NaN)"),
+    ({"eps": True}, "field 'params.eps': True is not a finite number"),
+    ({"E": "2.4"}, "field 'params.E': '2.4' is not a finite number"),
+])
+def test_a_saved_law_that_is_not_physical_is_refused(tmp_path, change, needle):
+    import json
+
+    good = {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}
+    path = tmp_path / "law.json"
+    path.write_text(json.dumps({"law": "inference_aware", "params": {**good, **change}}))
+    with pytest.raises(InputError) as err:
+        load_fit(path)
+    assert needle in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_saved_fit_carries_its_warnings_and_plan_repeats_them(tmp_path):
+    import subprocess
+    import sys
+
+    from infscale.laws.io import save_fit
+
+    law = FittedLaw.from_dict("inference_aware", {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574,
+                                                  "eps": 0.00114621})
+    save_fit(law, tmp_path / "law.json", warnings=["only 2 fit runs at >= 40 tokens/param"])
+    assert load_fit(tmp_path / "law.json").meta["warnings"] == ["only 2 fit runs at >= 40 tokens/param"]
+    res = subprocess.run([sys.executable, "-m", "infscale.cli.main", "plan", "--law", "law.json", "--params", "1e9",
+                          "--tokens", "29e9", "--hardware", "a100-40gb-seed-a", "--json"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "warning: law.json: the fit was saved with a warning: only 2 fit runs at >= 40 tokens/param" in res.stderr

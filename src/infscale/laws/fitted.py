@@ -14,6 +14,27 @@ import numpy as np
 
 from infscale.laws.forms import ChinchillaFamily, LawForm, get_law
 
+POSITIVE = ("A", "B", "E", "N_c", "D_c")
+"""Coefficients a law is a sum of positive terms of: a saved law with one <= 0 is refused."""
+EXPONENT_RANGE = (0.0, 2.0)
+"""Where a power-law exponent of N or D must lie (every published fit: 0.05-0.8); outside it a law is refused."""
+BOUNDED_EXPONENTS = ("alpha", "beta", "alpha_N", "alpha_D", "eta")
+
+
+def physical_problems(params: dict[str, object]) -> list[str]:
+    """Why ``params`` cannot describe a loss: a value that is not a finite number (a JSON ``true`` included), a
+    coefficient <= 0, an exponent of N or D outside (0, 2). Empty when the law is usable."""
+    out = []
+    for name, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            out.append(f"field 'params.{name}': {value!r} is not a finite number")
+        elif name in POSITIVE and not value > 0:
+            out.append(f"field 'params.{name}': {value:g} <= 0, but a coefficient of the law must be positive")
+        elif name in BOUNDED_EXPONENTS and not EXPONENT_RANGE[0] < value < EXPONENT_RANGE[1]:
+            out.append(f"field 'params.{name}': exponent {value:g} outside ({EXPONENT_RANGE[0]:g}, "
+                       f"{EXPONENT_RANGE[1]:g}): the law would not fall as a power of scale")
+    return out
+
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
@@ -38,6 +59,7 @@ class FittedLaw:
         missing = [p for p in form.param_names if p not in params]
         if missing:
             raise ValueError(f"law {law!r} needs parameters {', '.join(missing)}")
+
         return cls(form, {p: float(params[p]) for p in form.param_names}, dict(meta or {}))
 
     @property

@@ -13,7 +13,7 @@ import pandas as pd
 from infscale.configio import load_json
 from infscale.data import DATASETS, get_dataset
 from infscale.errors import InputError
-from infscale.laws.fitted import FittedLaw
+from infscale.laws.fitted import FittedLaw, physical_problems
 from infscale.laws.runs import Runs
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "jsonl",
@@ -87,11 +87,14 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.json_normalize(records, sep=".")
 
 
-def save_fit(law: FittedLaw, path: str | Path) -> Path:
-    """Write a fitted law as JSON (law name, parameters, provenance)."""
+def save_fit(law: FittedLaw, path: str | Path, warnings: list[str] | tuple[str, ...] = ()) -> Path:
+    """Write a fitted law as JSON (law name, parameters, provenance, and the fit's warnings, which every command
+    that plans with the law repeats)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(law.to_dict(), indent=2, default=_jsonable) + "\n")
+    data = law.to_dict()
+    data["meta"] = {**data.get("meta", {}), "warnings": list(warnings)}
+    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
     return path
 
 
@@ -101,8 +104,11 @@ def load_fit(path: str | Path) -> FittedLaw:
     if not path.exists():
         raise InputError(f"{path}: law file not found (write one with `infscale fit ... --save FIT.json`)")
     data = load_json(path, what="saved fit")
-    if "law" not in data or "params" not in data:
-        raise InputError(f"{path}: not a saved fit: expected keys 'law' and 'params'")
+    if "law" not in data or "params" not in data or not isinstance(data["params"], dict):
+        raise InputError(f"{path}: not a saved fit: expected keys 'law' and 'params' (a mapping)")
+    problems = physical_problems(data["params"])
+    if problems:
+        raise InputError(f"{path}: {problems[0]}")
     try:
         return FittedLaw.from_dict(data["law"], data["params"], data.get("meta"))
     except InputError as exc:

@@ -143,7 +143,7 @@ def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
             reports.append(run_fit(runs, law, cfg.fitter, fit_on, n_boot=cfg.n_boot, random_state=cfg.seed))
         except ValueError as exc:
             raise InputError(f"demo config laws: law {law!r}: {exc}") from None
-    save_fit(reports[0].law, out / "law.json")
+    save_fit(reports[0].law, out / "law.json", reports[0].warnings)
     plot = plot_predicted_vs_actual(reports, runs, out / "fit_predicted_vs_actual.png",
                                     title=f"{runs.source}: fit on {fit_on or 'all rows'}")
     return {"data": runs.source, "n_runs": len(runs), "fit_on": fit_on, "fits": [r.to_dict() for r in reports],

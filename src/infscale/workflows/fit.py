@@ -75,9 +75,9 @@ def run_fit_request(req: FitRequest) -> FitResult:
             reports.append(run_fit(runs, name, fitter, fit_on, n_boot=req.n_boot, random_state=req.seed))
         except ValueError as exc:
             raise InputError(f"{runs.source}: law {name!r}: {exc}") from None
-    files = {"fit_json": str(save_fit(reports[0].law, req.out / "fit.json"))}
+    files = {"fit_json": str(save_fit(reports[0].law, req.out / "fit.json", reports[0].warnings))}
     if req.save is not None:
-        files["saved"] = str(save_fit(reports[0].law, req.save))
+        files["saved"] = str(save_fit(reports[0].law, req.save, reports[0].warnings))
     if req.plot:
         from infscale.report.fit_plot import plot_predicted_vs_actual
 

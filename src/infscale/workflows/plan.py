@@ -78,6 +78,14 @@ def _check_numbers(req: PlanRequest) -> None:
         check_number(flag, value, low=1, inclusive=True)
 
 
+def repeat_fit_warnings(path: Path, law: Any) -> None:
+    """The warnings a saved fit was written with, repeated (one line each) wherever it is planned with."""
+    import warnings
+
+    for w in law.meta.get("warnings", []):
+        warnings.warn(f"{path}: the fit was saved with a warning: {w}", UserWarning, stacklevel=3)
+
+
 def _params_range(req: PlanRequest) -> tuple[float, float]:
     from infscale.plan import params_band
 
@@ -156,6 +164,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
     from infscale.plan.optimum import baseline_verdict
 
     fitted = load_fit(req.law)
+    repeat_fit_warnings(req.law, fitted)
     lo, hi = _params_range(req)
     latency_fn, memory_fn, memory_bytes = _hardware(req)
     constraints = _constraints(req, memory_bytes)
@@ -217,7 +226,9 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
     check_number("--prefill-tokens", prefill_tokens, inclusive=True)
     check_number("--decode-tokens", decode_tokens, inclusive=True)
     check_number("--aspect-ratio", aspect_ratio)
-    loss_fn = loss_from_law(load_fit(law))
+    fitted = load_fit(law)
+    repeat_fit_warnings(law, fitted)
+    loss_fn = loss_from_law(fitted)
     kwargs = dict(prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, cost=cost, aspect_ratio=aspect_ratio)
     try:
         if loss_target is not None:

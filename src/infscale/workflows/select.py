@@ -336,6 +336,7 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
     from infscale.configio import load_yaml, resolve_recipe, save_config
     from infscale.latency.io import get_profile, load_measured
     from infscale.laws import FittedLaw, load_fit
+    from infscale.laws.fitted import physical_problems
 
     path = resolve_recipe(config)
     cfg = parse_select(load_yaml(path, what="selection config"), str(path))
@@ -344,6 +345,9 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
         return Path(p) if Path(p).is_absolute() else path.parent / p
 
     if isinstance(cfg.law, LawSpec):
+        problems = physical_problems(dict(cfg.law.params))
+        if problems:
+            raise InputError(f"{path}: law: {problems[0]}")
         try:
             law = FittedLaw.from_dict(cfg.law.law, cfg.law.params, {"source": str(path)})
         except (KeyError, ValueError) as exc:

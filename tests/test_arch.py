@@ -118,3 +118,19 @@ def test_impossible_shapes_raise(kwargs):
 def test_unknown_preset():
     with pytest.raises(InputError, match="unknown shape preset .gpt-5.; known: chinchilla-70b, gpt2-124m"):
         get_preset("gpt-5")
+
+
+def test_parameter_counts_are_exact_at_any_size():
+    """A single shape is counted in Python integers: d_model 1e9 x 1e6 layers would overflow int64 (it printed a
+    negative count); grids stay vectorised in int64."""
+    from infscale.arch import parse_shape_spec
+
+    d, L, V = 10**9, 10**6, 50432
+    s = parse_shape_spec(f"d{d}x{L}")
+    h = 256 * -(-(8 * d) // (3 * 256))
+    assert s.n_params == L * (4 * d * d + 3 * d * h + 2 * d) + 2 * V * d + d  # exact, > 2**63
+    assert s.n_params > 2**63 and isinstance(s.n_params, int)
+    grid = param_count(np.array([2048, 3072]), np.array([24, 12]), np.array([2048, 3072]), np.array([2048, 3072]),
+                       np.array([5632, 8192]), 50432)
+    assert grid.dtype == np.int64 and grid.tolist() == [get_preset("open-lm-1b").n_params,
+                                                       get_preset("morph-1b").n_params]

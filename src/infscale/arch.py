@@ -42,6 +42,14 @@ __all__ = [
 ]
 
 
+def _exact_ints(*values: np.ndarray | int) -> list[np.ndarray]:
+    """int64 arrays for grids; for single shapes (all scalars) Python integers, so a count is exact at any size
+    (``d1000000000x1000000`` would overflow int64)."""
+    if all(np.ndim(v) == 0 for v in values):
+        return [np.asarray(int(v), dtype=object) for v in values]
+    return [np.asarray(v, dtype=np.int64) for v in values]
+
+
 FFN_MATRICES: dict[str, int] = {"swiglu": 3, "gelu": 2}
 """d_model x d_ff matrices per FFN: SwiGLU has gate, up and down; a GELU MLP up and down."""
 
@@ -54,10 +62,9 @@ def ffn_matrices(ffn_kind: str) -> int:
 def ffn_width(d_model: np.ndarray | int, ffn_kind: str = "swiglu", multiple: int = 256) -> np.ndarray:
     """The default FFN width (vectorised, exact integer arithmetic): SwiGLU (open_lm, seed A, Llama)
     ``multiple * ceil((8 d / 3) / multiple)``; GELU (GPT-2, Pythia) ``4 d``. The one place the rule is written."""
-    d = np.asarray(d_model, dtype=np.int64)
-    if ffn_kind == "gelu":
-        return 4 * d
-    return multiple * (-(-(8 * d) // (3 * multiple)))
+    (d,) = _exact_ints(d_model)
+    width = 4 * d if ffn_kind == "gelu" else multiple * (-(-(8 * d) // (3 * multiple)))
+    return width if isinstance(width, np.ndarray) else np.asarray(width, dtype=object)
 
 
 def swiglu_hidden(d_model: int, multiple: int = 256) -> int:
@@ -278,12 +285,7 @@ def param_count(
     Per layer: ``2 d d_attn + 2 d d_kv + m d d_ff`` matrices, two norms of ``norm_params * d``, and with ``bias``
     the biases of Q, K, V, O and the FFN. Plus embeddings ``V d`` (x2 untied) and a final norm.
     """
-    d = np.asarray(d_model, dtype=np.int64)
-    L = np.asarray(n_layers, dtype=np.int64)
-    da = np.asarray(d_attn, dtype=np.int64)
-    dkv = np.asarray(d_kv, dtype=np.int64)
-    ff = np.asarray(d_ff, dtype=np.int64)
-    V = np.asarray(vocab_size, dtype=np.int64)
+    d, L, da, dkv, ff, V = _exact_ints(d_model, n_layers, d_attn, d_kv, d_ff, vocab_size)
     per_layer = 2 * d * da + 2 * d * dkv + ffn_matrices * d * ff + 2 * norm_params * d
     if bias:
         # q, k, v biases + output bias + FFN biases (the up/gate matrices and the down matrix)
@@ -291,7 +293,7 @@ def param_count(
     total = L * per_layer + V * d * (1 if tied else 2)
     if final_norm:
         total = total + norm_params * d
-    return total
+    return total if isinstance(total, np.ndarray) else np.asarray(total, dtype=object)
 
 
 def serving_memory_bytes(n_params: np.ndarray | int, n_layers: np.ndarray | int, d_kv: np.ndarray | int,

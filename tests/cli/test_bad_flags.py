@@ -42,6 +42,7 @@ CASES = [
     (("tts", "run", "."), ".: is a directory"),
     (("tts", "run", "bin.yaml"), "bin.yaml: binary content"),
     (("latency", "predict", "--shape", "d128x2", "--hardware", "."), "is a directory"),
+    (("latency", "measure", "huge.yaml", "--out", "r.jsonl"), "shape d16384x64: timing it needs ~"),
 ]
 
 
@@ -50,6 +51,7 @@ def cwd(tmp_path):
     (tmp_path / "law.json").write_text(LAW)
     (tmp_path / "inf.yaml").write_text("plan_a100: {max_latency_s: .inf}\n")
     (tmp_path / "bin.yaml").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "huge.yaml").write_text("device: cpu\nshapes: [d64x1h2, d16384x64]\n")
     return tmp_path
 
 
@@ -59,7 +61,7 @@ def test_bad_input_is_one_line_exit_2(cwd, args, needle):
     assert res.returncode == 2, (res.returncode, res.stdout[-500:], res.stderr[-1500:])
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr
-    assert not (cwd / "infscale-out").exists() and not (cwd / "plan_out").exists()
+    assert not (cwd / "infscale-out").exists() and not (cwd / "plan_out").exists() and not (cwd / "r.jsonl").exists()
 
 
 def test_controls_pass(cwd):

@@ -44,6 +44,8 @@ __all__ = [
     "resolve_device",
     "measure_one",
     "measure_sweep",
+    "estimate_measure_bytes",
+    "check_fits",
     "environment",
 ]
 
@@ -393,6 +395,36 @@ def measure_one(shape: TransformerShape, workload: Workload, backend: str | Back
     }
 
 
+def estimate_measure_bytes(shape: TransformerShape, workload: Workload) -> float:
+    """Peak bytes to time ``shape``: weights and the KV cache at the workload's dtype, the prefill's activations
+    (residual, attention and FFN of one layer at a time) and its logits, with a 20% margin. An estimate."""
+    from infscale.arch import serving_memory_bytes
+    from infscale.latency.model import DTYPE_BYTES
+
+    elem = DTYPE_BYTES[workload.dtype]
+    ctx = workload.input_len + workload.output_len
+    resident = float(serving_memory_bytes(shape.n_params, shape.n_layers, shape.d_kv, ctx, workload.batch, elem))
+    tokens = workload.batch * workload.input_len
+    activations = tokens * (4 * shape.d_model + 2 * shape.d_attn + 2 * shape.ffn_hidden) * elem
+    logit_rows = tokens if workload.full_prefill_logits else workload.batch
+    logits = logit_rows * shape.vocab_size * 4.0
+    return 1.2 * (resident + activations + logits)
+
+
+def check_fits(shapes: Iterable[TransformerShape], workload: Workload, device: str) -> None:
+    """Before any shape is timed: every shape must fit the memory ``device`` has free, else one line naming the
+    first that does not (instead of growing to the limit and dying mid-sweep)."""
+    from infscale.train.memory import available_bytes
+
+    free = available_bytes(device)
+    for shape in shapes:
+        need = estimate_measure_bytes(shape, workload)
+        if need > free:
+            raise InputError(f"shape {shape.label}: timing it needs ~{need / 1e9:.3g} GB (weights + KV cache + "
+                             f"activations at {workload.dtype}), {device} has {free / 1e9:.3g} GB free; drop it or "
+                             "measure on a larger device")
+
+
 def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: str | Path, backend: str = "own",
                   settings: MeasureSettings | None = None,
                   progress: Callable[[dict[str, Any], int, int], None] | None = None,
@@ -411,17 +443,19 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
     redo = set(redo)
     result: dict[str, dict[str, Any]] = {}
-    with RecordWriter(out) as writer:
-        done = {r["key"]: r for r in latest_records(read_records(writer.path))} if writer.path.exists() else {}
-        todo = []
-        for shape in shapes:
-            if workload.input_len + workload.output_len > shape.context_length:
-                shape = shape.with_(context_length=workload.input_len + workload.output_len)
-            key = record_key(shape, wl, be.name, device)
-            if key in done and shape.label not in redo:
-                result[key] = done[key]
-            else:
-                todo.append((key, shape))
+    path = Path(out)
+    done = {r["key"]: r for r in latest_records(read_records(path))} if path.is_file() else {}
+    todo = []
+    for shape in shapes:
+        if workload.input_len + workload.output_len > shape.context_length:
+            shape = shape.with_(context_length=workload.input_len + workload.output_len)
+        key = record_key(shape, wl, be.name, device)
+        if key in done and shape.label not in redo:
+            result[key] = done[key]
+        else:
+            todo.append((key, shape))
+    check_fits([shape for _, shape in todo], wl, device)  # before anything is timed or written
+    with RecordWriter(path) as writer:
         for i, (key, shape) in enumerate(todo):
             record = measure_one(shape, workload, be, settings)
             writer.append(record)

@@ -91,7 +91,7 @@ def list_profiles() -> list[str]:
 
 def get_profile(name: str) -> HardwareProfile:
     """A hardware profile by name or by path to a JSON file."""
-    if name.strip().lower() not in HARDWARE and (name.endswith(".json") or Path(name).exists()):
+    if name not in HARDWARE and (name.endswith(".json") or Path(name).exists()):
         return load_profile_file(name)
     try:
         return HARDWARE.get(name)

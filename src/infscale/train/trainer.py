@@ -31,7 +31,7 @@ from typing import Any
 from infscale.arch import TransformerShape, train_flops_6nd
 from infscale.configio import save_config
 from infscale.errors import InputError
-from infscale.records import append_one
+from infscale.records import RecordWriter
 from infscale.train.config import TrainConfig
 from infscale.train.data import TokenData, batch_at, prepare_data
 from infscale.train.downstream import Corpus, prepare_tasks, run_tasks
@@ -113,8 +113,23 @@ class _Dist:
         return self.rank == 0
 
 
-def _append(path: Path, row: dict[str, Any]) -> None:
-    append_one(path, row)
+class _Metrics:
+    """``metrics.jsonl`` of a run: one `RecordWriter`, opened at the first line (only the main rank writes) and held
+    until the run returns, so a second trainer of the same run directory is refused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: RecordWriter | None = None
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._writer = RecordWriter(self.path).__enter__()
+        self._writer.append(row)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.__exit__(None, None, None)
+            self._writer = None
 
 
 def _device(cfg: TrainConfig, dist: _Dist | None = None) -> str:
@@ -184,11 +199,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
     ``stop_after_steps`` ends the process's work early after that many optimizer steps (a checkpoint is written) and
     returns None: the run is then resumed by calling `train` again.
     """
+    metrics = _Metrics(Path(run_dir) / "metrics.jsonl")
+    try:
+        return _train(cfg, Path(run_dir), data, stop_after_steps, metrics)
+    finally:
+        metrics.close()
+
+
+def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_steps: int | None,
+           log: _Metrics) -> dict[str, Any] | None:
     import torch
 
     from infscale.train.model import LlamaModel, lm_loss, load_weights
 
-    run_dir = Path(run_dir)
     if (run_dir / "record.json").exists():
         return json.loads((run_dir / "record.json").read_text())
 
@@ -245,7 +268,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
         start_step, ema, ema_weight = ckpt["step"], ckpt["ema"], ckpt["ema_weight"]
         elapsed, train_time = ckpt["elapsed_s"], ckpt["train_time_s"]
         if dist.main:
-            _append(run_dir / "metrics.jsonl", {"event": "resume", "step": start_step})
+            log({"event": "resume", "step": start_step})
     net = model
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
@@ -298,11 +321,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
         bar.update(1)
         done = step + 1
         if dist.main and (done % cfg.log_every == 0 or done == steps):
-            _append(run_dir / "metrics.jsonl", {"step": done, "tokens": done * B * T * A * dist.world,
-                                                "loss": loss_sum, "loss_smoothed": ema / ema_weight, "lr": lr,
-                                                "tokens_per_s": B * T * A * dist.world / dt})
+            log({"step": done, "tokens": done * B * T * A * dist.world, "loss": loss_sum,
+                 "loss_smoothed": ema / ema_weight, "lr": lr, "tokens_per_s": B * T * A * dist.world / dt})
         if cfg.eval_every and done % cfg.eval_every == 0 and done < steps and dist.main:
-            _append(run_dir / "metrics.jsonl", {"step": done, "val_loss": evaluate(model, data.val, cfg, device, dtype)})
+            log({"step": done, "val_loss": evaluate(model, data.val, cfg, device, dtype)})
         done_here += 1
         now = time.perf_counter()
         if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < steps) or (
@@ -338,7 +360,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
         "config": cfg.model_dump(mode="json"),
     }
     if dist.main:
-        _append(run_dir / "metrics.jsonl", {"step": steps, "val_loss": val_loss, **downstream, "final": True})
+        log({"step": steps, "val_loss": val_loss, **downstream, "final": True})
         tmp = run_dir / "record.json.tmp"
         tmp.write_text(json.dumps(record, indent=1))
         os.replace(tmp, run_dir / "record.json")

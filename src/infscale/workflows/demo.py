@@ -310,7 +310,7 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
 
     summary = run(run_cfg, progress=each)
     records = list(read_records(Path(summary.records_path)))
-    analysis = analyse_records(records, out, n_boot=cfg.n_boot, seed=0, prefix="tts_", source=summary.records_path,
+    analysis = analyse_records(records, out, n_boot=cfg.n_boot, seed=0, prefix="tts_", sources=[summary.records_path],
                                title="Own policy + PRM on arithmetic: accuracy vs inference FLOPs")
     result = {"records": summary.records_path, "n_records": len(records), "n_failed": analysis.n_failed,
               "n_problems": cfg.n_problems, **{k: v for k, v in analysis.to_dict().items()

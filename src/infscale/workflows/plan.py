@@ -89,7 +89,6 @@ def repeat_fit_warnings(path: Path, law: Any) -> None:
 def _params_range(req: PlanRequest) -> tuple[float, float]:
     from infscale.plan import params_band
 
-    _check_numbers(req)
     if req.params is None and (req.min_params is None or req.max_params is None):
         raise InputError("--params (or both --min-params and --max-params) is required")
     lo, hi = params_band(req.params, req.params_band) if req.params is not None else (req.min_params, req.max_params)
@@ -163,6 +162,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
     from infscale.plan import loss_from_law, plan_shapes
     from infscale.plan.optimum import baseline_verdict
 
+    _check_numbers(req)
     fitted = load_fit(req.law)
     repeat_fit_warnings(req.law, fitted)
     lo, hi = _params_range(req)

@@ -146,15 +146,16 @@ def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[
 
 
 def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", n_boot: int = 1000, seed: int = 0,
-                    plot: bool = True, source: str = "records", title: str | None = None,
+                    plot: bool = True, sources: Sequence[str] = ("records",), title: str | None = None,
                     prefix: str = "") -> TtsAnalysis:
-    """The whole analysis of ``records`` under ``accounting`` (``ours`` or ``seed_b``), files into ``out``."""
+    """The whole analysis of ``records`` (read from ``sources``) under ``accounting`` (``ours`` or ``seed_b``):
+    tables and figures into ``out``."""
     from infscale.tts.analysis import compute_optimal, frontier_points, operating_points_from_records
 
     check_settings(accounting, n_boot, seed)
     points, curves = operating_points_from_records(records, n_bootstrap=n_boot, random_state=seed)
     if not points:
-        raise InputError(f"{source}: no record carries an answer to score")
+        raise InputError(f"{', '.join(sources)}: no record carries an answer to score")
     flops = np.array([p.flops_for(accounting) for p in points])
     budgets = np.geomspace(flops[flops > 0].min(), flops.max(), N_BUDGETS) if (flops > 0).any() else np.array([])
     best = compute_optimal(points, budgets, accounting=accounting)
@@ -163,7 +164,7 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
         accounting=accounting, n_records=len(records), n_failed=sum(1 for r in records if r.error is not None),
         points=points, frontier=frontier_points(points, accounting=accounting),
         compute_optimal=list(zip(budgets.tolist(), best, strict=True)), size_law=_size_law(points, budgets, accounting),
-        error_vs_compute=_error_fits(points, accounting), saturation=sat_rows, sources=[source])
+        error_vs_compute=_error_fits(points, accounting), saturation=sat_rows, sources=list(sources))
     files = {"points_csv": write_csv(out / f"{prefix}points.csv", [point_dict(p, accounting) for p in points]),
              "frontier_csv": write_csv(out / f"{prefix}frontier.csv",
                                        [point_dict(p, accounting) for p in result.frontier])}
@@ -176,18 +177,15 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
         if summaries:
             files["saturation_png"] = str(plot_saturation(sat_curves, summaries, out / f"{prefix}saturation.png"))
     result.files.update(files)
-    result.files["analysis_json"] = str(out / f"{prefix}analysis.json")
-    write_json(out / f"{prefix}analysis.json", result.to_dict())
     return result
 
 
 def analyse_runs(runs: Sequence[Path], out: Path, **kwargs: Any) -> TtsAnalysis:
-    """`analyse_records` on the records of run directories / JSONL files."""
+    """`analyse_records` on the records of run directories / JSONL files, and ``analysis.json`` beside its tables."""
     if not runs:
         raise InputError("give run directories / records JSONL files, or --seed-b for seed B's tables")
-    result = analyse_records(read_runs(runs), out, source=", ".join(str(r) for r in runs), **kwargs)
-    result.sources[:] = [str(r) for r in runs]
-    write_json(out / "analysis.json", result.to_dict())
+    result = analyse_records(read_runs(runs), out, sources=[str(r) for r in runs], **kwargs)
+    result.files["analysis_json"] = write_json(out / "analysis.json", result.to_dict())
     return result
 
 

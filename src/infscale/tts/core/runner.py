@@ -6,6 +6,7 @@ is recorded with its ``error`` and the run continues. Nothing already written is
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +52,7 @@ def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
     from infscale.tts.core.tasks import make_task
 
     for s in cfg.strategies:
-        STRATEGIES.get(s.name)
-        if any(b < 1 for b in s.budgets):
-            raise InputError(f"strategy {s.name!r}: budgets must be >= 1, got {s.budgets}")
+        STRATEGIES.get(s.name)  # budgets are bounded by the config model
         if s.name in NEEDS_REWARD and cfg.reward is None:
             raise InputError(f"strategy {s.name!r} needs a reward model: set `reward:` in the config")
     task = make_task(cfg.task.name, **cfg.task.params)
@@ -73,10 +72,7 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> R
     problems = task.load()[: cfg.max_problems]
     if not problems:
         raise InputError(f"task {cfg.task.name!r}: no problems to run")
-    counts: dict[str, int] = {}
-    for p in problems:
-        counts[p.problem_id] = counts.get(p.problem_id, 0) + 1
-    dup = sorted(pid for pid, c in counts.items() if c > 1)
+    dup = sorted(pid for pid, c in Counter(p.problem_id for p in problems).items() if c > 1)
     if dup:
         raise InputError(f"task {cfg.task.name!r}: duplicate problem ids {dup[:5]}{' ...' if len(dup) > 5 else ''} "
                          "(a resumed run would drop all but the first)")

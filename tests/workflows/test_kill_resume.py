@@ -1,5 +1,6 @@
 """kill -9 each long job mid-run, run it again: its records hold every unit of work once (nothing lost, nothing
-duplicated) and the same units as an uninterrupted run. (The sweep and the trainer: tests/train/test_sweep.py.)"""
+duplicated) and equal an uninterrupted seeded run's record for record, timings aside. (The sweep and the trainer:
+tests/train/test_sweep.py, tests/train/test_trainer.py.)"""
 
 from __future__ import annotations
 
@@ -51,6 +52,15 @@ def _tts_key(r: dict) -> tuple:
     return (r["model"], r["strategy"], r["budget"], r["problem_id"])
 
 
+TTS_TIMINGS = ("wall_s", "generation_s", "scoring_s")
+LATENCY_TIMINGS = ("prefill_s", "decode_s", "total_s", "spread", "runs", "env", "time_utc")
+
+
+def _untimed(path: Path, timings: tuple[str, ...], key: Callable[[dict], object]) -> dict:
+    """Every record of ``path`` by key, without the fields that measure time (they differ between any two runs)."""
+    return {key(r): {k: v for k, v in r.items() if k not in timings} for r in read_records(path)}
+
+
 def test_latency_measure(tmp_path):
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("device: cpu\nthreads: 1\nwarmup: 0\nrepeats: 3\nvocab_size: 97\n"
@@ -64,7 +74,8 @@ def test_latency_measure(tmp_path):
     after = _keys(out, lambda r: r["key"])
     _finish(_cli("latency", "measure", str(cfg), "--out", str(tmp_path / "clean.jsonl"), cwd=tmp_path), tmp_path)
     assert after[: len(before)] == before and len(set(after)) == len(after) == 6
-    assert sorted(after) == sorted(_keys(tmp_path / "clean.jsonl", lambda r: r["key"]))
+    key = lambda r: r["key"]  # noqa: E731
+    assert _untimed(out, LATENCY_TIMINGS, key) == _untimed(tmp_path / "clean.jsonl", LATENCY_TIMINGS, key)
 
 
 def test_tts_run(tmp_path):
@@ -83,20 +94,39 @@ def test_tts_run(tmp_path):
     after = _keys(records, _tts_key)
     assert after[: len(before)] == before and len(set(after)) == len(after) == 800
     assert _n_lines(records) == 800  # every finished unit written once
+    # the same records as an uninterrupted run of the same config (its randomness is keyed per unit of work)
+    clean = tmp_path / "clean.yaml"
+    clean.write_text(yaml.safe_dump({**cfg, "out_dir": str(tmp_path / "clean")}))
+    _finish(_cli("tts", "run", str(clean), "--json", cwd=tmp_path), tmp_path)
+    resumed = _untimed(records, TTS_TIMINGS, _tts_key)
+    assert resumed == _untimed(tmp_path / "clean" / "k" / "records.jsonl", TTS_TIMINGS, _tts_key)
+    # and the records depend on the seed: another seed draws other mistakes
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**cfg, "out_dir": str(tmp_path / "other"), "seed": 1}))
+    _finish(_cli("tts", "run", str(other), "--json", cwd=tmp_path), tmp_path)
+    assert _untimed(tmp_path / "other" / "k" / "records.jsonl", TTS_TIMINGS, _tts_key) != resumed
 
 
 def test_demo_quick(tmp_path):
+    """Killed in its latency step, then in its tts step, the demo ends with the numbers of an uninterrupted seeded
+    run (tests/workflows/data/demo_reference.json, which test_demo.py also holds the uninterrupted run to)."""
     out = tmp_path / "run"
     cmd = _cli("demo", "--quick", "--out", str(out), "--json", cwd=tmp_path)
     _kill_when(cmd, tmp_path, lambda: _n_lines(out / "latency_records.jsonl") >= 2)
     lat_before = _keys(out / "latency_records.jsonl", lambda r: r["key"])
+    tts_records = out / "tts/arith-own/records.jsonl"
+    _kill_when(cmd, tmp_path, lambda: _n_lines(tts_records) >= 2)
+    tts_before = _keys(tts_records, _tts_key)
     _finish(cmd, tmp_path)
     lat = _keys(out / "latency_records.jsonl", lambda r: r["key"])
-    tts = _keys(out / "tts/arith-own/records.jsonl", _tts_key)
+    tts = _keys(tts_records, _tts_key)
     assert lat[: len(lat_before)] == lat_before and len(set(lat)) == len(lat) == 4
-    assert len(set(tts)) == len(tts) == 6
+    assert tts[: len(tts_before)] == tts_before and len(set(tts)) == len(tts) == _n_lines(tts_records) == 6
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tts"]["n_records"] == 6 and summary["plan"]["a100"]["best"]["label"].startswith("d3328x12")
+    ref = json.loads((Path(__file__).parent / "data" / "demo_reference.json").read_text())["quick"]
+    accuracy = sorted([p["strategy"], p["n"], p["accuracy"]] for p in summary["tts"]["points"])
+    assert accuracy == ref["tts_accuracy"]
 
 
 def _mini_recipe(tmp_path: Path) -> Path:

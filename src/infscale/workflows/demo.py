@@ -294,7 +294,7 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
     from infscale.workflows.tts_analysis import analyse_records
 
     run_cfg = RunConfig.model_validate({
-        "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d128x4",
+        "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d128x4", "seed": cfg.generator_seed,
         "task": {"name": "arith", "params": {"n_problems": cfg.n_problems, "difficulty": cfg.difficulty,
                                              "seed": cfg.task_seed}},
         "generator": {"name": "torch", "params": {"seed": cfg.generator_seed}},

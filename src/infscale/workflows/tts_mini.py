@@ -186,7 +186,7 @@ def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: Train
 
     t = cfg.task
     return RunConfig.model_validate({
-        "run": policy.name, "out_dir": str(out / "runs"), "model_name": policy.name,
+        "run": policy.name, "out_dir": str(out / "runs"), "model_name": policy.name, "seed": cfg.generation_seed,
         "task": {"name": "arith", "params": {"n_problems": t.n_problems, "difficulty": t.difficulty, "seed": t.seed,
                                              "max_value": t.max_value}},
         "generator": {"name": "torch", "params": {"checkpoint": policy.path, "seed": cfg.generation_seed,

@@ -19,7 +19,7 @@ from typing import Any
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts
+from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts, prompt_seed
 
 
 class ServerUnavailableError(ConnectionError):
@@ -104,15 +104,15 @@ class OpenAIServerGenerator:
         finally:
             self.base_url = url
 
-    def _one(self, prompt: str, n: int, params: SamplingParams) -> list[Completion]:
+    def _one(self, prompt: str, n: int, params: SamplingParams, seed: int | None) -> list[Completion]:
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": n, "temperature": params.temperature,
                                 "top_p": params.top_p, "max_tokens": params.max_tokens, "logprobs": 0,
                                 **self.extra_body}
         if params.stop:
             body["stop"] = list(params.stop)
             body["include_stop_str_in_output"] = True
-        if params.seed is not None:
-            body["seed"] = params.seed
+        if seed is not None:
+            body["seed"] = seed
         res = self._request("/completions", body)
         prompt_tokens = int(res.get("usage", {}).get("prompt_tokens", 0))
         out = []
@@ -140,6 +140,6 @@ class OpenAIServerGenerator:
                  params: SamplingParams) -> list[list[Completion]]:
         counts = as_counts(prompts, n)
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            futures = [pool.submit(self._one, p, c, params) if c else None for p, c in zip(prompts, counts,
-                                                                                           strict=True)]
+            futures = [pool.submit(self._one, p, c, params, prompt_seed(params, i)) if c else None
+                       for i, (p, c) in enumerate(zip(prompts, counts, strict=True))]
             return [[] if f is None else f.result() for f in futures]

@@ -8,7 +8,7 @@ from typing import Any
 
 from infscale.errors import InputError
 from infscale.tts.backends.hf import resolve_model_path, shape_from_hf_config
-from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts
+from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts, prompt_seed
 
 
 class VLLMGenerator:
@@ -37,7 +37,8 @@ class VLLMGenerator:
         todo = [i for i, c in enumerate(counts) if c > 0]
         sps = [self._vllm.SamplingParams(n=counts[i], temperature=params.temperature, top_p=params.top_p,
                                          max_tokens=params.max_tokens, stop=list(params.stop) or None,
-                                         include_stop_str_in_output=True, logprobs=0 if params.logprobs else None)
+                                         include_stop_str_in_output=True, logprobs=0 if params.logprobs else None,
+                                         seed=prompt_seed(params, i))
                for i in todo]
         results = self.llm.generate([prompts[i] for i in todo], sps, use_tqdm=False)
         for i, res in zip(todo, results, strict=True):

@@ -63,6 +63,8 @@ class RunConfig(Strict):
     strategies: list[StrategyConfig] = Field(min_length=1)
     search: SearchSettings = Field(default_factory=SearchSettings)
     max_problems: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0)
+    """Keys every unit's randomness: (seed, model, strategy, budget, problem id) -> that unit's generator seeds."""
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -92,6 +92,20 @@ def as_counts(prompts: Sequence[str], n: Sequence[int] | int) -> list[int]:
     return counts
 
 
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed that is a pure function of ``parts`` (sha256 of their text): how a run keys its randomness per
+    unit of work (run seed, model, strategy, budget, problem, call), so skipping finished units on resume changes
+    no later draw. 31 bits because every backend (torch, vLLM, OpenAI-compatible servers) accepts that range."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFF_FFFF
+
+
+def prompt_seed(params: SamplingParams, index: int) -> int | None:
+    """The seed of the ``index``-th prompt of a seeded batched call (``None`` when the call is unseeded), for
+    backends that sample each prompt as its own request."""
+    return None if params.seed is None else derive_seed(params.seed, index)
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Truncate ``text`` after the earliest stop string; returns (text, whether a stop string was found)."""
     best = -1
@@ -108,8 +122,9 @@ class ScriptedArithmeticGenerator:
     """Deterministic arithmetic solver with a controllable error rate (one token per character).
 
     Reads the question line (``"7 +5 *3 -4"``) and the steps already written, then writes the remaining steps, each
-    wrong (result off by 1..3) with probability ``error_rate``; an error propagates. The random stream is seeded by
-    ``seed``, the prompt text and how many times that prompt was seen, so runs are reproducible.
+    wrong (result off by 1..3) with probability ``error_rate``; an error propagates. The random stream of a prompt
+    is keyed by the call's ``params.seed``, the prompt's position and its text; an unseeded call uses ``seed``, the
+    text and how many times that prompt was seen. Either way runs are reproducible.
     """
 
     name = "scripted"
@@ -123,11 +138,12 @@ class ScriptedArithmeticGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    def _rng(self, prompt: str) -> random.Random:
+    def _rng(self, prompt: str, call_seed: int | None) -> random.Random:
+        if call_seed is not None:
+            return random.Random(derive_seed(call_seed, prompt))
         k = self._seen.get(prompt, 0)
         self._seen[prompt] = k + 1
-        digest = hashlib.sha256(f"{self.seed}|{k}|{prompt}".encode()).digest()
-        return random.Random(int.from_bytes(digest[:8], "little"))
+        return random.Random(derive_seed(self.seed, k, prompt))
 
     def _continue(self, prompt: str, rng: random.Random, greedy: bool) -> str:
         head, _, body = prompt.partition("\n")
@@ -152,8 +168,8 @@ class ScriptedArithmeticGenerator:
                  params: SamplingParams) -> list[list[Completion]]:
         counts = as_counts(prompts, n)
         result = []
-        for prompt, count in zip(prompts, counts, strict=True):
-            rng = self._rng(prompt)
+        for i, (prompt, count) in enumerate(zip(prompts, counts, strict=True)):
+            rng = self._rng(prompt, prompt_seed(params, i))
             row = []
             for _ in range(count):
                 full = self._continue(prompt, rng, params.temperature == 0)

@@ -1,7 +1,9 @@
 """Run a test-time compute config: every (strategy, budget, problem) becomes one appended JSONL `ProblemRecord`.
 
 Resumable: records already in the file are skipped (keyed by strategy, budget and problem id); a problem that raises
-is recorded with its ``error`` and the run continues. Nothing already written is ever rewritten.
+is recorded with its ``error`` and the run continues (and is retried on resume). Nothing already written is ever
+rewritten. Each unit's randomness is keyed by (``seed``, model, strategy, budget, problem id), so a resumed run writes
+the records an uninterrupted one would (timings aside).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from infscale.configio import save_config
 from infscale.errors import InputError
 from infscale.records import RecordWriter, latest
 from infscale.tts.core.config import RunConfig
+from infscale.tts.core.generation import derive_seed
 from infscale.tts.core.records import ProblemRecord
 
 RECORDS = "records.jsonl"
@@ -91,7 +94,8 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> R
             else:
                 try:
                     rec = engine.run(strategy, problem, budget, run_name=cfg.run, model_name=model,
-                                     reward_name=None if cfg.reward is None else cfg.reward.name)
+                                     reward_name=None if cfg.reward is None else cfg.reward.name,
+                                     seed=derive_seed(cfg.seed, model, strategy, budget, problem.problem_id))
                 except InputError:
                     raise
                 except Exception as exc:  # recorded, and the run goes on

@@ -14,12 +14,12 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from infscale.errors import InputError
 from infscale.registry import Registry
 from infscale.tts.core.config import SearchSettings
-from infscale.tts.core.generation import Completion, Generator, SamplingParams
+from infscale.tts.core.generation import Completion, Generator, SamplingParams, derive_seed
 from infscale.tts.core.ledger import LedgerBuilder
 from infscale.tts.core.records import IID_STRATEGIES, Candidate, ProblemRecord
 from infscale.tts.core.rewards import Reward
@@ -154,15 +154,21 @@ class Engine:
         self.task, self.generator, self.reward = task, generator, reward
         self.settings = settings or SearchSettings()
         SCORE_AGGREGATIONS.get(self.settings.aggregation)  # validate the name early
+        self._seed: int | None = None
+        self._calls = 0
 
     # -- accounted calls ---------------------------------------------------------------------------------------
-    def _begin(self) -> None:
+    def _begin(self, seed: int | None) -> None:
+        self._seed, self._calls = seed, 0
         self.ledger = LedgerBuilder(self.generator.shape, getattr(self.reward, "shape", None))
         self.generation_s = 0.0
         self.scoring_s = 0.0
 
     def gen(self, prompts: Sequence[str], n: Sequence[int], params: SamplingParams,
             cached_tokens: Sequence[int]) -> list[list[Completion]]:
+        if self._seed is not None:  # the k-th call of a unit gets the k-th seed of that unit, whatever ran before
+            params = replace(params, seed=derive_seed(self._seed, self._calls))
+            self._calls += 1
         t0 = time.perf_counter()
         out = self.generator.generate(prompts, n, params)
         self.generation_s += time.perf_counter() - t0
@@ -254,9 +260,11 @@ class Engine:
 
     # -- running -----------------------------------------------------------------------------------------------
     def run(self, strategy: str, problem: Problem, budget: int, *, run_name: str = "", model_name: str = "",
-            reward_name: str | None = None) -> ProblemRecord:
+            reward_name: str | None = None, seed: int | None = None) -> ProblemRecord:
+        """One unit of work. With ``seed`` every generator call of the unit is seeded from it (and its position in
+        the unit), so the record depends on nothing that ran before it; without, the generator's own stream runs on."""
         fn = STRATEGIES.get(strategy)
-        self._begin()
+        self._begin(seed)
         t0 = time.perf_counter()
         candidates = fn(self, problem, budget)
         wall = time.perf_counter() - t0

@@ -1,10 +1,16 @@
-"""A minimal OpenAI-compatible completions server in front of any infscale generator (stdlib `http.server`).
+"""A small OpenAI-compatible completions server in front of any infscale generator (stdlib `http.server`).
 
 Serves ``GET /v1/models``, ``POST /v1/completions`` (``n``, ``temperature``, ``top_p``, ``max_tokens``, ``stop``,
-``logprobs``, vLLM's ``stop_reason`` and ``include_stop_str_in_output``) and ``POST /tokenize``. It lets the project's
-own models sit behind the same `OpenAIServerGenerator` route as vLLM/SGLang, and gives the client a real loopback
-server in tests. One request is generated at a time (a lock around the generator).
-Run: ``python -m infscale.tts.backends.serve --port 8000`` (the bundled arithmetic policy).
+``logprobs``, ``seed``, vLLM's ``stop_reason`` and ``include_stop_str_in_output``) and ``POST /tokenize``. It lets the
+project's own models sit behind the same `OpenAIServerGenerator` route as vLLM/SGLang, and gives the client a real
+loopback server in tests.
+
+Every request gets an HTTP response with a JSON body; an error body is OpenAI's shape, ``{"error": {"message",
+"type", "param", "code"}}``, naming the field. `ServerLimits` bounds what one request may cost: body size (413), ``n``
+and ``n * max_tokens`` (400), a prompt that leaves no room in the context or ``max_tokens`` beyond it (400; otherwise
+``max_tokens`` is clipped to the room left, finish reason ``length``), a socket timeout for slow or short bodies (408),
+and a bounded queue in front of the one generator (429 when full, 503 after ``queue_timeout_s`` waiting).
+Run: ``python -m infscale.tts.backends.serve --port 8000`` (the bundled arithmetic policy). It binds 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -12,17 +18,203 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Annotated, Any
 
-from infscale.tts.core.generation import Generator, SamplingParams
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from infscale.tts.core.generation import Completion, Generator, SamplingParams
 
 
-def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0,
-                model_name: str = "infscale") -> ThreadingHTTPServer:
-    lock = threading.Lock()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerLimits:
+    """What one request may ask of the server."""
+
+    max_body_bytes: int = 1 << 20
+    max_n: int = 64
+    max_request_tokens: int = 1 << 16
+    """Most tokens one request may generate: ``n * max_tokens``."""
+    max_queue: int = 16
+    """Requests admitted at once (generating or waiting for the generator); one more is answered 429."""
+    queue_timeout_s: float = 60.0
+    """How long an admitted request waits for the generator before a 503."""
+    socket_timeout_s: float = 10.0
+    """A client that sends nothing for this long (a short body, a stalled upload) gets a 408."""
+
+
+class RequestError(Exception):
+    """An HTTP error answer: status, message and the request field it concerns."""
+
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+
+
+_Finite = Field(allow_inf_nan=False)
+
+
+class CompletionRequest(BaseModel):
+    """The fields of ``POST /v1/completions`` the server honours, with strict JSON types (``"2"`` is not 2, ``true``
+    is not 1); fields it does not know (``echo``, ``user``, ...) are ignored as OpenAI-compatible servers do."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model: StrictStr | None = None
+    prompt: StrictStr = Field(min_length=1)
+    n: StrictInt = Field(1, ge=1)
+    temperature: Annotated[float, _Finite] = Field(1.0, ge=0, le=100)
+    top_p: Annotated[float, _Finite] = Field(1.0, gt=0, le=1)
+    max_tokens: StrictInt = Field(16, ge=1)
+    stop: StrictStr | Annotated[list[Annotated[str, Field(min_length=1, strict=True)]], Field(max_length=16)] | None \
+        = None
+    logprobs: StrictInt | None = Field(None, ge=0, le=20)
+    seed: StrictInt | None = Field(None, ge=0, lt=1 << 63)
+    include_stop_str_in_output: StrictBool = False
+    stream: StrictBool = False
+
+
+class TokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model: StrictStr | None = None
+    prompt: StrictStr
+
+
+def _first_error(exc: ValidationError) -> RequestError:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or len(err["loc"]) > 1)
+    field = str(err["loc"][0]) if err["loc"] else None
+    return RequestError(400, f"field {where or 'body'}: {err['msg']}", field)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 naming what is wrong with it."""
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise RequestError(400, "body is not UTF-8") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise RequestError(400, f"body is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RequestError(400, f"body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def sampling_params(req: CompletionRequest, prompt_tokens: int, context: int | None,
+                    limits: ServerLimits) -> SamplingParams:
+    """The generator's params for ``req``: every cap checked, ``max_tokens`` clipped to the context left."""
+    if req.stream:
+        raise RequestError(400, "streaming is not served (set stream: false)", "stream")
+    if req.n > limits.max_n:
+        raise RequestError(400, f"n is {req.n}, this server allows at most {limits.max_n}", "n")
+    if req.n * req.max_tokens > limits.max_request_tokens:
+        raise RequestError(400, f"n * max_tokens is {req.n * req.max_tokens}, this server allows at most "
+                                f"{limits.max_request_tokens} tokens per request", "max_tokens")
+    max_tokens = req.max_tokens
+    if context is not None:
+        if prompt_tokens >= context:
+            raise RequestError(400, f"the prompt has {prompt_tokens} tokens; the model's context is {context}",
+                               "prompt")
+        if max_tokens > context:
+            raise RequestError(400, f"max_tokens is {max_tokens}, beyond the model's context of {context}",
+                               "max_tokens")
+        max_tokens = min(max_tokens, context - prompt_tokens)
+    stop = () if req.stop is None else (req.stop,) if isinstance(req.stop, str) else tuple(req.stop)
+    return SamplingParams(temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, stop=stop,
+                          logprobs=req.logprobs is not None, seed=req.seed)
+
+
+def completion_body(comps: list[Completion], params: SamplingParams, keep_stop: bool,
+                    model_name: str) -> dict[str, Any]:
+    choices = []
+    for i, c in enumerate(comps):
+        text, stop_reason = c.text, None
+        if c.finish_reason == "stop":
+            stop_reason = next((s for s in params.stop if text.endswith(s)), None)
+            if stop_reason and not keep_stop:
+                text = text[: -len(stop_reason)]
+        n_tok = c.completion_tokens - (1 if c.finish_reason == "eos" else 0)
+        per_tok = (c.logprob or 0.0) / max(c.completion_tokens, 1)
+        choices.append({"index": i, "text": text, "stop_reason": stop_reason,
+                        "finish_reason": "length" if c.finish_reason == "length" else "stop",
+                        "logprobs": {"tokens": [""] * n_tok, "token_logprobs": [per_tok] * n_tok}})
+    usage = {"prompt_tokens": comps[0].prompt_tokens if comps else 0,
+             "completion_tokens": sum(c.completion_tokens for c in comps)}
+    return {"object": "text_completion", "model": model_name, "choices": choices, "usage": usage}
+
+
+def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, model_name: str = "infscale",
+                limits: ServerLimits | None = None) -> ThreadingHTTPServer:
+    lim = limits or ServerLimits()
+    gen_lock = threading.Lock()
+    admitted = threading.BoundedSemaphore(lim.max_queue)
+    context = getattr(generator.shape, "context_length", None) or None
+
+    def complete(data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            req = CompletionRequest.model_validate(data)
+        except ValidationError as exc:
+            raise _first_error(exc) from None
+        params = sampling_params(req, generator.count_tokens(req.prompt), context, lim)
+        if not admitted.acquire(blocking=False):
+            raise RequestError(429, f"the server is busy ({lim.max_queue} requests in flight); retry later")
+        try:
+            if not gen_lock.acquire(timeout=lim.queue_timeout_s):
+                raise RequestError(503, f"no generator free after {lim.queue_timeout_s:g} s; retry later")
+            try:
+                comps = generator.generate([req.prompt], [req.n], params)[0]
+            finally:
+                gen_lock.release()
+        finally:
+            admitted.release()
+        return completion_body(comps, params, req.include_stop_str_in_output, model_name)
+
+    def tokenize(data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            req = TokenizeRequest.model_validate(data)
+        except ValidationError as exc:
+            raise _first_error(exc) from None
+        return {"count": generator.count_tokens(req.prompt)}
+
+    routes = {"/v1/completions": complete, "/tokenize": tokenize}
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = lim.socket_timeout_s
+        protocol_version = "HTTP/1.0"
+        default_request_version = "HTTP/1.0"  # so even an answer to a garbled request line has a status line
+
+        def handle_one_request(self) -> None:
+            # http.server's own loop, except that a client silent past the timeout gets a 408 instead of nothing
+            self.requestline, self.command, self.request_version = "", "", self.default_request_version
+            try:
+                self.raw_requestline = self.rfile.readline(65537)
+            except TimeoutError:
+                self.send_error(408, f"no request line within {lim.socket_timeout_s:g} s")
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if len(self.raw_requestline) > 65536:
+                self.send_error(414, "request line over 64 KiB")
+                return
+            try:
+                if not self.parse_request():
+                    return
+            except TimeoutError:
+                self.send_error(408, f"headers not complete within {lim.socket_timeout_s:g} s")
+                return
+            handler = getattr(self, f"do_{self.command}", None)
+            if handler is None:
+                self.send_error(405, f"{self.command} is not served")
+                return
+            handler()
+            self.wfile.flush()
+
         def log_message(self, *args: Any) -> None:  # quiet
             pass
 
@@ -31,57 +223,73 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0,
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if code in (429, 503):
+                self.send_header("Retry-After", "1")
             self.end_headers()
             self.wfile.write(body)
 
+        def _error(self, err: RequestError) -> None:
+            kind = "invalid_request_error" if err.status < 500 else "server_error"
+            self._send(err.status, {"error": {"message": err.message, "type": kind, "param": err.param,
+                                              "code": err.status}})
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # http.server's own errors (a garbled request line, a header too long) in the same JSON shape
+            self.close_connection = True
+            try:
+                self._error(RequestError(code, message or self.responses.get(code, ("error",))[0]))
+            except OSError:
+                pass
+
+        def _body(self) -> bytes:
+            raw = self.headers.get("Content-Length")
+            if raw is None:
+                raise RequestError(411, "a POST needs a Content-Length header")
+            try:
+                size = int(raw)
+            except ValueError:
+                raise RequestError(400, f"Content-Length {raw[:40]!r} is not a number") from None
+            if size < 0:
+                raise RequestError(400, f"Content-Length {size} is negative")
+            if size > lim.max_body_bytes:
+                raise RequestError(413, f"body of {size} bytes; this server takes at most {lim.max_body_bytes}")
+            try:
+                body = self.rfile.read(size)
+            except TimeoutError:
+                raise RequestError(408, f"no body within {lim.socket_timeout_s:g} s") from None
+            if len(body) < size:
+                raise RequestError(400, f"body ended after {len(body)} of {size} bytes")
+            return body
+
+        def _answer(self, fn: Any) -> None:
+            self.close_connection = True
+            try:
+                self._send(200, fn())
+            except RequestError as err:
+                self._error(err)
+            except Exception as exc:  # a generator failure is the server's, and still an answer
+                self._error(RequestError(500, f"generation failed: {type(exc).__name__}: {exc}"))
+
         def do_GET(self) -> None:  # noqa: N802
-            if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": model_name, "object": "model"}]})
-            else:
-                self._send(404, {"error": f"no route {self.path}"})
+            def models() -> dict[str, Any]:
+                if self.path.rstrip("/") != "/v1/models":
+                    raise RequestError(404, f"no route GET {self.path}")
+                return {"object": "list", "data": [{"id": model_name, "object": "model"}]}
+
+            self._answer(models)
 
         def do_POST(self) -> None:  # noqa: N802
-            try:
-                req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            except json.JSONDecodeError:
-                self._send(400, {"error": "body is not JSON"})
-                return
-            if self.path.rstrip("/") == "/tokenize":
-                self._send(200, {"count": generator.count_tokens(req.get("prompt", ""))})
-                return
-            if self.path.rstrip("/") != "/v1/completions":
-                self._send(404, {"error": f"no route {self.path}"})
-                return
-            try:
-                stop = req.get("stop") or ()
-                params = SamplingParams(temperature=float(req.get("temperature", 1.0)),
-                                        top_p=float(req.get("top_p", 1.0)), max_tokens=int(req.get("max_tokens", 16)),
-                                        stop=tuple([stop] if isinstance(stop, str) else stop),
-                                        logprobs=req.get("logprobs") is not None, seed=req.get("seed"))
-                n = int(req.get("n", 1))
-            except (TypeError, ValueError) as exc:
-                self._send(400, {"error": str(exc)})
-                return
-            with lock:
-                comps = generator.generate([req["prompt"]], [n], params)[0]
-            keep_stop = bool(req.get("include_stop_str_in_output", False))
-            choices = []
-            for i, c in enumerate(comps):
-                text, stop_reason = c.text, None
-                if c.finish_reason == "stop":
-                    stop_reason = next((s for s in params.stop if text.endswith(s)), None)
-                    if stop_reason and not keep_stop:
-                        text = text[: -len(stop_reason)]
-                n_tok = c.completion_tokens - (1 if c.finish_reason == "eos" else 0)
-                per_tok = (c.logprob or 0.0) / max(c.completion_tokens, 1)
-                choices.append({"index": i, "text": text, "stop_reason": stop_reason,
-                                "finish_reason": "length" if c.finish_reason == "length" else "stop",
-                                "logprobs": {"tokens": [""] * n_tok, "token_logprobs": [per_tok] * n_tok}})
-            usage = {"prompt_tokens": comps[0].prompt_tokens if comps else 0,
-                     "completion_tokens": sum(c.completion_tokens for c in comps)}
-            self._send(200, {"object": "text_completion", "model": model_name, "choices": choices, "usage": usage})
+            def post() -> dict[str, Any]:
+                route = routes.get(self.path.rstrip("/"))
+                if route is None:
+                    raise RequestError(404, f"no route POST {self.path}")
+                return route(parse_json(self._body()))
 
-    return ThreadingHTTPServer((host, port), Handler)
+            self._answer(post)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
 
 
 def main() -> None:
@@ -89,10 +297,15 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--max-n", type=int, default=ServerLimits.max_n)
+    ap.add_argument("--max-queue", type=int, default=ServerLimits.max_queue)
     args = ap.parse_args()
+    if args.max_n < 1 or args.max_queue < 1:
+        ap.error("--max-n and --max-queue must be >= 1")
     from infscale.tts.backends.torch import TorchGenerator
 
-    server = make_server(TorchGenerator(checkpoint=args.checkpoint), args.host, args.port)
+    limits = ServerLimits(max_n=args.max_n, max_queue=args.max_queue)
+    server = make_server(TorchGenerator(checkpoint=args.checkpoint), args.host, args.port, limits=limits)
     print(f"serving on http://{args.host}:{server.server_address[1]}/v1", flush=True)
     server.serve_forever()
 

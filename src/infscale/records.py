@@ -34,9 +34,21 @@ class RecordWarning(UserWarning):
     """A torn last line was skipped or cut."""
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a record may hold")
+
+
+def _torn(raw: bytes, i: int, last: int) -> bool:
+    """Whether line ``i`` can be the tail a killed writer left: the last non-empty line and the start of a JSON
+    object. Anything else that does not parse is damage, and is reported, never cut."""
+    return i == last and raw.lstrip().startswith(b"{")
+
+
 def _parse_lines(path: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], int | None]:
-    """(line number, record) of ``data`` and, when the last non-empty line does not parse, the byte offset where it
+    """(line number, record) of ``data`` and, when the last line is a torn tail (`_torn`), the byte offset where it
     starts."""
+    if b"\x00" in data:
+        raise InputError(f"{path}: binary content, not a JSONL records file")
     records: list[tuple[int, dict[str, Any]]] = []
     lines = data.split(b"\n")
     offsets, pos = [], 0
@@ -48,16 +60,15 @@ def _parse_lines(path: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            if i == last:
+            rec = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            if _torn(raw, i, last):
                 return records, offsets[i]
-            why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.msg
+            why = ("not UTF-8" if isinstance(exc, UnicodeDecodeError) else
+                   exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc))
             raise InputError(f"{path}:{i + 1}: not a JSON record ({why})") from None
         if not isinstance(rec, dict):
-            if i == last:
-                return records, offsets[i]
-            raise InputError(f"{path}:{i + 1}: a record must be a JSON object")
+            raise InputError(f"{path}:{i + 1}: a record must be a JSON object, got {type(rec).__name__}")
         records.append((i + 1, rec))
     return records, None
 

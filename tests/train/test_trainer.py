@@ -124,3 +124,43 @@ def test_config_errors_are_one_line():
         parse_train({"model": {"d_model": 8, "n_layers": 1, "n_heads": 1}, "tokens": 10, "bogus": 1})
     with pytest.raises(InputError, match="exactly one of"):
         parse_train({"model": {"d_model": 8, "n_layers": 1, "n_heads": 1}})
+
+
+TRAIN_TIMINGS = ("wall_s", "train_time_s", "tokens_per_s", "downstream_s")
+
+
+def test_kill_9_then_rerun_equals_the_uninterrupted_run(text_corpus, token_cache, tmp_path):
+    """`infscale train` killed (SIGKILL) after a checkpoint, run again: it resumes from the checkpoint, and its record
+    equals an uninterrupted run's field for field (timings aside; losses to float rounding)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = tiny_config(text_corpus, token_cache, tokens=8 * 32 * 400, checkpoint_every=20, run_id="k")
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-W", "ignore", "-m", "infscale.cli.main", "train", str(path), "--json"]
+    ckpt = tmp_path / "a" / "k" / "ckpt.pt"
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "a")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert ckpt.exists() and proc.poll() is None, "the run never checkpointed, or finished first"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "a" / "k" / "record.json").exists()
+    runs = []
+    for out in ("a", "clean"):
+        done = subprocess.run([*cmd, "--out", str(tmp_path / out)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout))
+    resumed, clean = ({k: v for k, v in r.items() if k not in TRAIN_TIMINGS} for r in runs)
+    for key in ("loss", "train_loss_smoothed"):
+        assert resumed.pop(key) == pytest.approx(clean.pop(key), rel=1e-6)
+    assert resumed == clean
+    metrics = (tmp_path / "a" / "k" / "metrics.jsonl").read_text()
+    assert '"event": "resume"' in metrics

@@ -80,11 +80,15 @@ def predict(
     from rich.table import Table
 
     from infscale.arch import parse_shape_spec
+    from infscale.configio import check_number
     from infscale.errors import InputError
     from infscale.latency.io import get_profile
     from infscale.latency.model import DTYPE_BYTES, Workload
     from infscale.latency.model import predict as predict_one
 
+    for flag, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len),
+                        ("--vocab-size", vocab_size)):
+        check_number(flag, value, low=1, inclusive=True)
     profile = get_profile(hardware)
     try:
         wl = Workload(batch=batch, input_len=input_len, output_len=output_len, dtype=dtype)
@@ -137,9 +141,11 @@ def calibrate(
     from rich.console import Console
     from rich.table import Table
 
+    from infscale.configio import check_number
     from infscale.errors import InputError
     from infscale.workflows.latency import calibrate_on_records, calibrate_on_seed_a
 
+    check_number("--n-fit", n_fit, low=1, inclusive=True)
     console = Console()
     if seed_a:
         cal = calibrate_on_seed_a(name, out)
@@ -179,10 +185,10 @@ def plot(
     out: Path = typer.Option(Path("latency_vs_aspect.png"), help="PNG to write"),
 ) -> None:
     """Decode latency vs aspect ratio d/L at (about) equal parameter counts, measured and predicted."""
-    from infscale.latency.io import get_profile, latest_records, read_records
+    from infscale.latency.io import get_profile, measurement_records
     from infscale.report.latency_plot import plot_latency_vs_aspect
 
-    path = plot_latency_vs_aspect(latest_records(read_records(records)), get_profile(hardware), out)
+    path = plot_latency_vs_aspect(measurement_records(records), get_profile(hardware), out)
     typer.echo(f"wrote {path}")
 
 

@@ -41,7 +41,10 @@ def plan_command(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Recommend the shape, N and D with the lowest predicted loss under the budgets; print and plot the frontier."""
+    from infscale.configio import check_number
     from infscale.workflows.plan import PlanRequest, run_plan
+
+    check_number("--top", top, inclusive=True)
 
     report = run_plan(PlanRequest(
         law=law, hardware=hardware, params=params, params_band=params_band, min_params=min_params,
@@ -107,9 +110,14 @@ def lifetime_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Sardana et al.: the N and D_train minimising training + inference cost for a loss target (or the inverse)."""
+    from infscale.configio import check_number
     from infscale.plan import CostModel
     from infscale.workflows.plan import run_lifetime
 
+    check_number("--usd-per-hour", usd_per_hour)
+    check_number("--peak-flops", peak_flops)
+    for flag, util in (("--util-train", util_train), ("--util-prefill", util_prefill), ("--util-decode", util_decode)):
+        check_number(flag, util, high=1.0)
     try:
         cost = (CostModel() if usd_per_hour is None else
                 CostModel(usd_per_hour=usd_per_hour, peak_flops=peak_flops, util_train=util_train,

@@ -82,9 +82,11 @@ def sweep_cmd(
     """Run a sweep grid; re-running skips finished runs and resumes interrupted ones."""
     import json
 
+    from infscale.configio import check_number
     from infscale.train.config import load_sweep_config
     from infscale.train.sweep import run_sweep
 
+    check_number("--workers", workers, low=1, inclusive=True)
     path = resolve_recipe(config)
     sweep = load_sweep_config(path)
 

@@ -20,9 +20,11 @@ def run_cmd(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from infscale.configio import check_number
     from infscale.tts.core.config import load_config
     from infscale.tts.core.runner import run
 
+    check_number("--max-problems", max_problems, low=1, inclusive=True)
     cfg = load_config(config)
     if max_problems is not None:
         cfg = cfg.model_copy(update={"max_problems": max_problems})
@@ -46,8 +48,11 @@ def train_cmd(
     seed: int = typer.Option(0),
 ) -> None:
     """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU)."""
+    from infscale.configio import check_number
     from infscale.tts.own_models.train import SmallTrainConfig, train_own_model
 
+    check_number("--minutes", minutes, high=24 * 60)
+    check_number("--seed", seed, inclusive=True)
     cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=minutes * 60, seed=seed)
     for kind in ("policy", "prm"):
         metrics = train_own_model(kind, cfg, out_dir / f"arith_{kind}.pt")

@@ -13,6 +13,7 @@ open_lm code launch different kernels per layer) sharing the hardware terms; the
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from scipy.optimize import least_squares
 
 from infscale.arch import PRESETS, TransformerShape, ffn_matrices
 from infscale.errors import InputError
-from infscale.latency.model import HARDWARE, HardwareProfile, Workload, latency_terms
+from infscale.latency.model import HARDWARE, MAX_EFFICIENCY, HardwareProfile, Workload, latency_terms
 
 __all__ = [
     "LatencyObservation",
@@ -45,7 +46,7 @@ FREE_TERMS = ("compute_efficiency", "memory_efficiency", "layer_overhead_s", "st
 DEFAULT_FREE = FREE_TERMS[:5]
 _LOG_TERMS = ("compute_efficiency", "memory_efficiency", "attention_efficiency", "cache_bytes",
               "cache_bandwidth_bytes_per_s")
-_LOG_BOUNDS = {"compute_efficiency": (1e-3, 50.0), "memory_efficiency": (1e-3, 50.0),
+_LOG_BOUNDS = {"compute_efficiency": (1e-3, MAX_EFFICIENCY), "memory_efficiency": (1e-3, MAX_EFFICIENCY),
                "attention_efficiency": (1e-4, 10.0), "cache_bytes": (1e4, 1e11), "cache_bandwidth_bytes_per_s": (1e8, 1e14)}
 TARGETS = ("prefill_s", "decode_s", "total_s")
 
@@ -76,11 +77,26 @@ class LatencyObservation:
                 raise ValueError(f"LatencyObservation {self.label}: {name} must be positive, got {value!r}")
 
 
+def _check_record(r: dict[str, Any], where: str) -> None:
+    """The fields a measurement record must hold, each checked by name (a latency is a finite number of seconds)."""
+    for name in ("shape", "workload"):
+        if not isinstance(r.get(name), dict):
+            raise InputError(f"{where}: field {name!r} must be an object, got {r.get(name)!r:.60}")
+    for name in ("prefill_s", "decode_s", "total_s"):
+        value = r.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"{where}: field {name!r} must be a finite number of seconds, got {value!r:.60}")
+    if r["prefill_s"] < 0 or r["total_s"] <= 0:
+        bad = "prefill_s" if r["prefill_s"] < 0 else "total_s"
+        raise InputError(f"{where}: field {bad!r} must be {'>= 0' if bad == 'prefill_s' else '> 0'}, got {r[bad]}")
+
+
 def observations_from_records(records: Iterable[dict[str, Any]], *, source: str = "records"
                               ) -> list[LatencyObservation]:
     """Observations from measurement records (`latency.measure`); a malformed record is an `InputError`."""
     out = []
     for i, r in enumerate(records, start=1):
+        _check_record(r, f"{source}: record {i}")
         try:
             shape = TransformerShape.from_dict(r["shape"])
             wl = Workload.from_dict(r["workload"])

@@ -71,6 +71,14 @@ def latest_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return store.latest(records, key=lambda r: r["key"])
 
 
+def measurement_records(path: str | Path) -> list[dict[str, Any]]:
+    """The latest record of every key in ``path``, for commands that need at least one (calibrate, plot)."""
+    out = latest_records(read_records(path))
+    if not out:
+        raise InputError(f"{path}: no measurement records (run `infscale latency measure` into it first)")
+    return out
+
+
 # ---- hardware profiles --------------------------------------------------------------------------------------------
 def load_profile_file(path: str | Path) -> HardwareProfile:
     data = load_json(path, what="hardware profile file")

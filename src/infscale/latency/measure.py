@@ -442,6 +442,10 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
     shapes = list(shapes)
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
     redo = set(redo)
+    unknown = sorted(redo - {s.label for s in shapes})
+    if unknown:
+        raise InputError(f"--redo {unknown[0]}: not a shape of this sweep (its shapes: "
+                         f"{', '.join(s.label for s in shapes)})")
     result: dict[str, dict[str, Any]] = {}
     path = Path(out)
     done = {r["key"]: r for r in latest_records(read_records(path))} if path.is_file() else {}

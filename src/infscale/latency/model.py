@@ -19,6 +19,8 @@ Hardware presets are data (`HARDWARE`); loading and saving profiles lives in `la
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
@@ -90,6 +92,20 @@ class Workload:
         return cls(**data)  # type: ignore[arg-type]
 
 
+MAX_EFFICIENCY = 50.0
+"""Upper bound of a profile's efficiencies, the calibrator's own bound. Above 1 is physical on CPUs only: a rate
+relative to the nominal peak, reached when weights or KV sit in cache; a compute or memory efficiency far above that
+is a typo or a wrong peak."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite_positive(value: object) -> bool:
+    return _is_number(value) and math.isfinite(value) and value > 0  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HardwareProfile:
     """A device's peak rates and the calibrated terms of the latency model."""
@@ -126,21 +142,33 @@ class HardwareProfile:
     """Where the numbers come from."""
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("HardwareProfile.name must not be empty")
-        if not self.peak_flops_per_s:
-            raise ValueError(f"HardwareProfile {self.name}: peak_flops_per_s is empty")
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"HardwareProfile.name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.peak_flops_per_s, Mapping) or not self.peak_flops_per_s:
+            raise ValueError(f"HardwareProfile {self.name}: peak_flops_per_s must be a non-empty mapping dtype -> "
+                             f"FLOP/s, got {self.peak_flops_per_s!r}")
         for dtype, value in self.peak_flops_per_s.items():
-            if dtype not in DTYPE_BYTES or not value > 0:
+            if dtype not in DTYPE_BYTES or not _finite_positive(value):
                 raise ValueError(f"HardwareProfile {self.name}: bad peak_flops_per_s entry {dtype!r}: {value!r}")
-        for name in ("memory_bandwidth_bytes_per_s", "compute_efficiency", "memory_efficiency", "attention_efficiency"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"HardwareProfile {self.name}: {name} must be positive, got {getattr(self, name)!r}")
+        if not _finite_positive(self.memory_bandwidth_bytes_per_s):
+            raise ValueError(f"HardwareProfile {self.name}: memory_bandwidth_bytes_per_s must be a finite positive "
+                             f"number, got {self.memory_bandwidth_bytes_per_s!r}")
+        for name in ("compute_efficiency", "memory_efficiency", "attention_efficiency"):
+            value = getattr(self, name)
+            if not _finite_positive(value) or value > MAX_EFFICIENCY:
+                raise ValueError(f"HardwareProfile {self.name}: {name} must be in (0, {MAX_EFFICIENCY:g}], got "
+                                 f"{value!r}")
+        for name in ("layer_overhead_s", "step_overhead_s", "cache_bytes", "cache_bandwidth_bytes_per_s"):
+            value = getattr(self, name)
+            if not (_finite_positive(value) or (_is_number(value) and value == 0)):
+                raise ValueError(f"HardwareProfile {self.name}: {name} must be a finite number >= 0, got {value!r}")
         if self.cache_bytes > 0 and not self.cache_bandwidth_bytes_per_s > 0:
             raise ValueError(f"HardwareProfile {self.name}: cache_bytes needs a positive cache_bandwidth_bytes_per_s")
-        for name in ("layer_overhead_s", "step_overhead_s", "cache_bytes", "cache_bandwidth_bytes_per_s"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"HardwareProfile {self.name}: {name} must be >= 0, got {getattr(self, name)!r}")
+        if self.memory_bytes is not None and not _finite_positive(self.memory_bytes):
+            raise ValueError(f"HardwareProfile {self.name}: memory_bytes must be a finite positive number or null, "
+                             f"got {self.memory_bytes!r}")
+        if not isinstance(self.overlap_overhead, bool):
+            raise ValueError(f"HardwareProfile {self.name}: overlap_overhead must be true or false")
 
     def peak_flops(self, dtype: str) -> float:
         """Peak FLOP/s for ``dtype``; fp16/bf16 stand in for each other, fp32 falls back to tf32."""

@@ -59,6 +59,10 @@ class FittedLaw:
         missing = [p for p in form.param_names if p not in params]
         if missing:
             raise ValueError(f"law {law!r} needs parameters {', '.join(missing)}")
+        unknown = sorted(set(params) - set(form.param_names))
+        if unknown:
+            raise ValueError(f"law {law!r} has no parameter {unknown[0]!r} (its parameters: "
+                             f"{', '.join(form.param_names)})")
 
         return cls(form, {p: float(params[p]) for p in form.param_names}, dict(meta or {}))
 

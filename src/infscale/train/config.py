@@ -27,7 +27,8 @@ class ModelConfig(Strict):
 
 class DataConfig(Strict):
     corpus: str | list[str] = Field(default="default", description="'default', a path, or a list of paths.")
-    vocab_size: int = Field(default=512, description="Byte-level BPE vocabulary size.")
+    vocab_size: int = Field(default=512, ge=1, le=1 << 20, description="Byte-level BPE vocabulary size (at most "
+                            "2^20: the BPE trainer aborts far beyond any corpus it can learn from).")
     val_fraction: float = Field(default=0.01, description="Tail fraction of every document held out for validation.")
     cache_dir: str | None = Field(default=None, description="Token cache root (default $INFSCALE_CACHE or ~/.cache).")
     max_bytes: int | None = Field(default=None, gt=0, description="Use only the first max_bytes of the corpus.")
@@ -38,8 +39,8 @@ class OptimConfig(Strict):
 
     lr: float = Field(default=3e-3, gt=0)
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="Final lr = lr * min_lr_ratio (3e-3 -> 3e-5).")
-    beta1: float = 0.9
-    beta2: float = 0.95
+    beta1: float = Field(default=0.9, ge=0, lt=1)
+    beta2: float = Field(default=0.95, ge=0, lt=1)
     weight_decay: float = Field(default=0.033, ge=0)
     warmup_fraction: float = Field(default=0.05, ge=0, lt=1, description="Warm-up steps as a fraction of all steps.")
     grad_clip: float = Field(default=1.0, ge=0, description="Global grad-norm clip; 0 disables.")
@@ -59,7 +60,8 @@ class TrainConfig(Strict):
     dtype: Literal["auto", "bf16", "fp32"] = Field(
         default="auto", description="bf16 autocast (CPU and CUDA), fp32, or 'auto': bf16 where the device computes it "
                                     "natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX), else fp32.")
-    device: str = Field(default="auto", description="'auto' (cuda if available), 'cpu' or 'cuda[:i]'.")
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+                        description="'auto' (cuda if available), 'cpu', 'mps' or 'cuda[:i]'.")
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads (None = torch's default).")
     seed: int = 0
     eval_every: int = Field(default=0, ge=0, description="Steps between validation passes (0 = only at the end).")
@@ -68,6 +70,8 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(default=100, ge=0, description="Steps between checkpoints (0 = never).")
     ema_beta: float = Field(default=0.95, gt=0, lt=1, description="Smoothing of the training loss (bias-corrected EMA).")
     memory_limit_gb: float | None = Field(default=None, gt=0, description="Refuse shapes above this (default: free).")
+    max_hours: float = Field(default=168.0, gt=0, description="Refuse a run whose time, estimated from one timed "
+                             "micro-batch before training, exceeds this.")
     progress: bool = True
     group: SafeName | None = Field(default=None, description="Size-group label written into the record.")
     run_id: SafeName | None = Field(default=None, description="Run name (default: derived from shape and D).")

@@ -88,6 +88,40 @@ def check_memory(cfg: TrainConfig, shape: TransformerShape, device: str, dtype: 
     return need
 
 
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def check_time(cfg: TrainConfig, model: Any, steps: int, device: str, dtype: str) -> float:
+    """Time one micro-batch on ``model`` (forward and backward on a batch of zeros: no weight changes, no random draw,
+    its gradients dropped) and refuse (InputError) a run whose estimate, ``steps * grad_accum`` of those, exceeds
+    ``cfg.max_hours``; returns the estimate in seconds."""
+    import torch
+
+    from infscale.train.model import lm_loss
+
+    x = torch.zeros((cfg.batch_size, cfg.model.context_length), dtype=torch.long, device=device)
+    best = math.inf
+    for _ in range(2):  # the first call pays for allocation; the faster one is the estimate
+        t0 = time.perf_counter()
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            logits = model(x)
+        lm_loss(logits, x, 0.0).backward()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    model.zero_grad(set_to_none=True)
+    estimate = best * cfg.grad_accum * steps
+    if estimate > cfg.max_hours * 3600:
+        per_s = cfg.batch_size * cfg.model.context_length / best
+        raise InputError(f"{steps:,} steps would take ~{_duration(estimate)} at the {per_s:,.0f} tokens/s measured on "
+                         f"{device} (max_hours {cfg.max_hours:g}): lower tokens / tokens_per_param, or raise max_hours")
+    return estimate
+
+
 class _Dist:
     """Rank/world from torchrun's environment; initialises the process group when world > 1."""
 
@@ -241,17 +275,18 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
     tasks = prepare_tasks(cfg.downstream, Corpus.from_token_data(data), cfg.model.context_length) \
         if cfg.downstream and dist.main else []
 
+    torch.manual_seed(cfg.seed)
+    model = LlamaModel(shape).to(device)
+    time_s = check_time(cfg, model, steps, device, dtype)  # before anything is written
+
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         resolved = cfg.model_dump(mode="json") | {
             "resolved": {"shape": shape.to_dict(), "n_params": shape.n_params, "n_tokens": n_tokens, "steps": steps,
                          "world_size": dist.world, "device": device, "dtype": dtype, "corpus_hash": data.corpus_hash,
-                         "memory_estimate_bytes": need_bytes, "run_id": run_id}
+                         "memory_estimate_bytes": need_bytes, "time_estimate_s": time_s, "run_id": run_id}
         }
         save_config(run_dir / "config.yaml", resolved)
-
-    torch.manual_seed(cfg.seed)
-    model = LlamaModel(shape).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     o = cfg.optim

@@ -55,9 +55,9 @@ def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int
         default_free,
         observations_from_records,
     )
-    from infscale.latency.io import get_profile, latest_records, read_records, save_profile
+    from infscale.latency.io import get_profile, measurement_records, save_profile
 
-    obs = observations_from_records(latest_records(read_records(records)), source=str(records))
+    obs = observations_from_records(measurement_records(records), source=str(records))
     labels = [o.label for o in obs]
     if len(set(labels)) != len(labels):
         raise InputError(f"{records}: several records share a shape label; calibrate one backend/workload per file")

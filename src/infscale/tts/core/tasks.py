@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from infscale.configio import read_text
 from infscale.errors import InputError
 from infscale.registry import Registry
 
@@ -206,21 +207,19 @@ GSM_CACHE = Path(__file__).resolve().parents[1] / "data" / "gsm_symbolic_eng.jso
 
 def read_problem_file(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL problem file; one-line errors name the file and row."""
-    if not path.exists():
-        raise InputError(f"{path}: problem file not found")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            for key in ("question",):
-                if key not in row:
-                    raise InputError(f"{path}:{lineno}: missing field {key!r}")
-            rows.append(row)
+    for lineno, line in enumerate(read_text(path, "problem file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{lineno}: a problem must be a JSON object, got {type(row).__name__}")
+        if not isinstance(row.get("question"), str):
+            raise InputError(f"{path}:{lineno}: field 'question' must be a string")
+        rows.append(row)
     if not rows:
         raise InputError(f"{path}: problem file is empty")
     return rows
@@ -236,6 +235,11 @@ class GSMTask(Task):
 
     def __init__(self, path: str | None = None, n_problems: int | None = None, offset: int = 0,
                  few_shot: bool = False) -> None:
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InputError(f"gsm task: offset must be an integer >= 0, got {offset!r}")
+        if n_problems is not None and (isinstance(n_problems, bool) or not isinstance(n_problems, int)
+                                       or n_problems < 1):
+            raise InputError(f"gsm task: n_problems must be an integer >= 1, got {n_problems!r}")
         self.path = Path(path) if path else GSM_CACHE
         self.n_problems, self.offset, self.few_shot = n_problems, offset, few_shot
 

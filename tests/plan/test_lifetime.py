@@ -97,3 +97,16 @@ def test_infeasible_targets():
         lifetime_optimal(law, 1.5)  # below the irreducible loss E
     with pytest.raises(InfeasibleError, match="binding constraint budget"):
         lowest_loss_for_budget(law, 1e10, decode_tokens=1e12)
+
+
+def test_a_solution_on_the_search_bound_is_reported_as_such():
+    n_opt, d_opt = chinchilla_optimum(1e23)  # ~5e10 parameters
+    target = law(n_opt, d_opt, None)
+    assert lifetime_optimal(law, target).at_bound is None  # interior: an optimum
+    capped = lifetime_optimal(law, target, n_params_range=(1e6, 1e10))
+    assert capped.at_bound == "max N" and capped.n_params == pytest.approx(1e10, rel=1e-9)
+    assert capped.to_dict()["at_bound"] == "max N"
+    floor = lifetime_optimal(law, target, n_params_range=(2e11, 1e13))
+    assert floor.at_bound == "min N"
+    assert lowest_loss_for_budget(law, 1e23).at_bound is None
+    assert lowest_loss_for_budget(law, 1e23, n_params_range=(1e6, 1e9)).at_bound == "max N"

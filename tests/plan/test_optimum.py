@@ -140,3 +140,15 @@ def test_memory_is_a_constraint_and_can_bind():
         plan_shapes(enumerate_shapes(rules, 5e10, 8e10), lambda n, d, r: 2.0 + 1 / n, cons, memory_fn=mem)
     with pytest.raises(ValueError, match="a memory limit needs a memory model"):
         plan_shapes(grid, lambda n, d, r: 2.0 + 1 / n, cons)
+
+
+def test_allocate_compute_flags_a_numeric_optimum_on_its_bound():
+    from infscale.laws import FittedLaw
+
+    ok = FittedLaw.from_dict("inference_aware", {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574,
+                                                 "eps": 0.00114621})
+    assert ok.allocate_compute(1e21, aspect_ratio=128).at_bound is None
+    # a law that never stops improving with N (B = 0: data costs nothing) ends on the largest N searched
+    greedy = FittedLaw.from_dict("inference_aware", {"A": 54754.3, "B": 0.0, "E": 2.44751, "alpha": 0.614574,
+                                                     "eps": 0.00114621})
+    assert greedy.allocate_compute(1e21, aspect_ratio=128).at_bound == "max N"

@@ -42,6 +42,9 @@ class Allocation:
     n_tokens: float
     loss: float
     train_flops: float
+    at_bound: str | None = None
+    """``"min N"`` / ``"max N"`` when the numeric search ended on an end of its range (then the point is the best
+    searched, not an optimum: the law keeps improving past it); ``None`` for an interior or closed-form optimum."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -87,6 +90,7 @@ class FittedLaw:
         if not c > 0:
             raise ValueError(f"train_flops must be positive, got {train_flops}")
         p = self.params_
+        at_bound = None
         if isinstance(self.law, ChinchillaFamily) and p["A"] > 0 and p["B"] > 0:
             alpha = p["alpha"]
             beta = p.get("beta", alpha)
@@ -99,13 +103,14 @@ class FittedLaw:
                 n = np.exp(log_n)
                 return float(self.predict(n, c / (6.0 * n), aspect_ratio))
 
-            hi = np.log(c / 6.0)
-            res = minimize_scalar(f, bounds=(np.log(1e3), hi - np.log(1e3)), method="bounded",
-                                  options={"xatol": 1e-10})
+            lo, hi = np.log(1e3), np.log(c / 6.0) - np.log(1e3)
+            res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
             n_opt = float(np.exp(res.x))
+            tol = 1e-4 * (hi - lo)
+            at_bound = "min N" if res.x <= lo + tol else "max N" if res.x >= hi - tol else None
         d_opt = c / (6.0 * n_opt)
         return Allocation(n_params=float(n_opt), n_tokens=float(d_opt),
-                          loss=float(self.predict(n_opt, d_opt, aspect_ratio)), train_flops=c)
+                          loss=float(self.predict(n_opt, d_opt, aspect_ratio)), train_flops=c, at_bound=at_bound)
 
     def to_dict(self) -> dict:
         return {"law": self.name, "params": dict(self.params_), "meta": self.meta}

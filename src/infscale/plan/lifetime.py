@@ -86,6 +86,9 @@ class LifetimePlan:
     cost: float
     """Lifetime cost in `unit` (FLOPs or USD)."""
     unit: str
+    at_bound: str | None = None
+    """``"min N"`` / ``"max N"`` when the search ended on an end of its size range (the true optimum may lie beyond
+    it: this is the best point searched, not an optimum); ``None`` for an interior optimum."""
 
     @property
     def tokens_per_param(self) -> float:
@@ -95,10 +98,10 @@ class LifetimePlan:
     def total_flops(self) -> float:
         return self.train_flops + self.inference_flops
 
-    def to_dict(self) -> dict[str, float | str]:
+    def to_dict(self) -> dict[str, float | str | None]:
         return {"n_params": self.n_params, "train_tokens": self.train_tokens, "tokens_per_param": self.tokens_per_param,
                 "loss": self.loss, "train_flops": self.train_flops, "inference_flops": self.inference_flops,
-                "total_flops": self.total_flops, "cost": self.cost, "unit": self.unit}
+                "total_flops": self.total_flops, "cost": self.cost, "unit": self.unit, "at_bound": self.at_bound}
 
 
 def _loss(loss_fn: LossFn, n: np.ndarray, d: np.ndarray, aspect_ratio: float | None) -> np.ndarray:
@@ -147,10 +150,18 @@ def _refine_min(objective, lo: float, hi: float, points: int = 257, rounds: int 
     return float(grid[k])
 
 
-def _plan(n: float, d: float, loss: float, prefill_tokens: float, decode_tokens: float, cost: CostModel) -> LifetimePlan:
+def search_bound(x: float, lo: float, hi: float) -> str | None:
+    """Which end of the size search ``[lo, hi]`` (in log N) ``x`` sits on: ``"min N"``, ``"max N"`` or ``None``."""
+    tol = 1e-6 * (hi - lo)
+    return "min N" if x <= lo + tol else "max N" if x >= hi - tol else None
+
+
+def _plan(n: float, d: float, loss: float, prefill_tokens: float, decode_tokens: float, cost: CostModel,
+          at_bound: str | None = None) -> LifetimePlan:
     total = float(lifetime_cost(n, d, prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, cost=cost))
     return LifetimePlan(n_params=n, train_tokens=d, loss=loss, train_flops=6.0 * n * d,
-                        inference_flops=2.0 * n * (prefill_tokens + decode_tokens), cost=total, unit=cost.unit)
+                        inference_flops=2.0 * n * (prefill_tokens + decode_tokens), cost=total, unit=cost.unit,
+                        at_bound=at_bound)
 
 
 def lifetime_optimal(loss_fn: LossFn, loss_target: float, *, prefill_tokens: float = 0.0, decode_tokens: float = 0.0,
@@ -177,7 +188,7 @@ def lifetime_optimal(loss_fn: LossFn, loss_target: float, *, prefill_tokens: flo
                               f"--loss-target {floor:.4g}")
     n = float(np.exp(best))
     d = float(tokens_for_loss(loss_fn, np.array([n]), loss_target, aspect_ratio=aspect_ratio)[0])
-    return _plan(n, d, loss_target, prefill_tokens, decode_tokens, cost)
+    return _plan(n, d, loss_target, prefill_tokens, decode_tokens, cost, search_bound(best, lo, hi))
 
 
 def lowest_loss_for_budget(loss_fn: LossFn, budget: float, *, prefill_tokens: float = 0.0, decode_tokens: float = 0.0,
@@ -215,4 +226,4 @@ def lowest_loss_for_budget(loss_fn: LossFn, budget: float, *, prefill_tokens: fl
     n = float(np.exp(best))
     d = float(tokens(np.array([n]))[0])
     loss = float(_loss(loss_fn, np.array([n]), np.array([d]), aspect_ratio)[0])
-    return _plan(n, d, loss, prefill_tokens, decode_tokens, cost)
+    return _plan(n, d, loss, prefill_tokens, decode_tokens, cost, search_bound(best, lo, hi))

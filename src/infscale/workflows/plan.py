@@ -9,6 +9,7 @@ latencies) through `infscale.plan`, and writes ``plan.json``, ``frontier.csv`` a
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,13 @@ def run_plan(req: PlanRequest) -> PlanReport:
         if type(exc) is ValueError:
             raise InputError(f"{req.law}: {exc}") from None
         raise
+    best_n = float(result.row(result.best)["n_params"])
+    if best_n >= hi / 1.05 or best_n <= lo * 1.05:
+        end = "top" if best_n >= hi / 1.05 else "bottom"
+        warnings.warn(f"the best shape (N={best_n:.3g}) sits at the {end} of the searched size range "
+                      f"[{lo:.3g}, {hi:.3g}]: a {'larger' if end == 'top' else 'smaller'} model was not considered; "
+                      "widen --params-band or --min-params/--max-params to know whether it is the optimum",
+                      stacklevel=2)
     report = PlanReport(request=req, params_range=(lo, hi), n_candidates=len(grid),
                         n_feasible=int(result.feasible.sum()), best=result.row(result.best),
                         baselines={name: baseline_verdict(result, i) for name, i in baselines.items()},
@@ -241,6 +249,9 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
             raise InputError(f"{exc} (shape-aware laws need --aspect-ratio)" if "aspect" in str(exc) else str(exc)) \
                 from None
         raise
+    if plan.at_bound is not None:
+        warnings.warn(f"the lifetime search ended on its {plan.at_bound} bound (N={plan.n_params:.3g}): this is the "
+                      "best size searched, not an optimum; the law keeps improving beyond it", stacklevel=2)
     chin_cost = float(lifetime_cost(chinchilla.n_params, chinchilla.train_tokens, prefill_tokens=prefill_tokens,
                                     decode_tokens=decode_tokens, cost=cost))
     return LifetimeReport(optimal=plan, chinchilla=chinchilla, chinchilla_cost=chin_cost,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -86,6 +87,43 @@ def validation_message(source: str, exc: ValidationError) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     return f"{source}: field {loc}: {msg}" if loc else f"{source}: {msg}"
+
+
+def _creatable(path: Path, what: str) -> None:
+    """The nearest existing ancestor of ``path`` is a writable directory (so ``path`` can be made)."""
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{what} {path}: cannot be created, {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: cannot be created, {parent} is not writable")
+
+
+def check_output_dir(path: str | Path, what: str = "--out") -> Path:
+    """``path`` can be (or is) a writable directory; checked before any work, so a run never fails at its end."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise InputError(f"{what} {p}: exists and is not a directory")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise InputError(f"{what} {p}: directory is not writable")
+    else:
+        _creatable(p, what)
+    return p
+
+
+def check_output_file(path: str | Path, what: str = "--out") -> Path:
+    """``path`` can be (or is) a writable file."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p}: is a directory, not a file")
+    if p.exists():
+        if not os.access(p, os.W_OK):
+            raise InputError(f"{what} {p}: file is not writable")
+    else:
+        _creatable(p, what)
+    return p
 
 
 def check_number(flag: str, value: float | None, *, low: float = 0.0, inclusive: bool = False,

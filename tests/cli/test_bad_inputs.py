@@ -343,7 +343,40 @@ def _unique(cases: list[Case]) -> list[Case]:
     return out
 
 
-ALL = _unique(_file_cases() + _flag_cases() + _config_cases())
+def _output_cases() -> list[Case]:
+    """An output path that cannot be one: a file where a directory goes, a directory where a file goes, a path
+    under a file. Checked before any work."""
+    a_file, a_dir = {"taken": "not a directory\n"}, {"taken": None}
+    specs = [
+        (("fit", "--no-plot", "--bootstrap", "0", "--out", "taken"), a_file),
+        (("fit", "--no-plot", "--bootstrap", "0", "--save", "taken"), a_dir),
+        (("fit", "--no-plot", "--bootstrap", "0", "--out", "taken/sub"), a_file),
+        ((*PLAN, "--out", "taken"), a_file),
+        ((*PLAN, "--out", "taken/sub"), a_file),
+        (("tts", "analyze", "--seed-b", "--no-plot", "--out", "taken"), a_file),
+        (("demo", "--quick", "--out", "taken"), a_file),
+        (("latency", "measure", "lat.yaml", "--out", "taken"), a_dir),
+        (("latency", "measure", "lat.yaml", "--out", "taken/r.jsonl"), a_file),
+        (("latency", "calibrate", "lat.jsonl", "--out", "taken"), a_dir),
+        (("latency", "calibrate", "--seed-a", "--out", "taken"), a_dir),
+        (("latency", "plot", "lat.jsonl", "--hardware", "generic-cpu", "--out", "taken"), a_dir),
+        (("sweep", "sweep.yaml", "--out", "taken"), a_file),
+        (("train", "t.yaml", "--out", "taken"), a_file),
+        (("tts", "mini", "--quick", "--no-plot", "--out", "taken"), a_file),
+        (("select", "select_micro", "--out", "taken"), a_file),
+        (("tts", "run", "o.yaml"), a_file),
+    ]
+    cases = []
+    for args, files in specs:
+        extra = {"t.yaml": _yaml(TRAIN_OK)} if args[0] == "train" else {}
+        if args[:2] == ("tts", "run"):
+            extra = {"o.yaml": _yaml(_over(TTS_OK, "out_dir", "taken"))}
+        cases.append(Case(f"output {' '.join(args[:2])} {args[-1]} ({'file' if files is a_file else 'dir'})", args,
+                          "taken", {**files, **extra}))
+    return cases
+
+
+ALL = _unique(_file_cases() + _flag_cases() + _config_cases() + _output_cases())
 
 
 @pytest.fixture()

@@ -185,9 +185,11 @@ def plot(
     out: Path = typer.Option(Path("latency_vs_aspect.png"), help="PNG to write"),
 ) -> None:
     """Decode latency vs aspect ratio d/L at (about) equal parameter counts, measured and predicted."""
+    from infscale.configio import check_output_file
     from infscale.latency.io import get_profile, measurement_records
     from infscale.report.latency_plot import plot_latency_vs_aspect
 
+    check_output_file(out)
     path = plot_latency_vs_aspect(measurement_records(records), get_profile(hardware), out)
     typer.echo(f"wrote {path}")
 

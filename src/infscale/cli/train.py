@@ -49,11 +49,13 @@ def train_cmd(
     import json
     import os
 
+    from infscale.configio import check_output_dir
     from infscale.train.config import load_train_config
     from infscale.train.data import prepare_data
     from infscale.train.sweep import append_record
     from infscale.train.trainer import default_run_id, plan_tokens, resolve_shape, train
 
+    check_output_dir(out)
     path = resolve_recipe(config)
     cfg = load_train_config(path)
 

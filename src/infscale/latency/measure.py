@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from infscale.arch import TransformerShape
+from infscale.configio import check_output_file
 from infscale.errors import InputError
 from infscale.latency.io import latest_records, read_records, record_key
 from infscale.latency.model import Workload
@@ -441,6 +442,7 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
     device = str(resolve_device(settings.device))
     shapes = list(shapes)
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
+    check_output_file(out)
     redo = set(redo)
     unknown = sorted(redo - {s.label for s in shapes})
     if unknown:

@@ -26,7 +26,7 @@ from typing import Any
 
 from infscale import records as store
 from infscale.arch import TransformerShape
-from infscale.configio import save_config
+from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
 from infscale.records import RecordWriter, latest
 from infscale.registry import Registry
@@ -203,6 +203,7 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
 
     ``on_record(record, new)`` is called for each run as it is settled (``new`` False for skipped runs).
     """
+    check_output_dir(out_dir)
 
     from infscale.train.data import prepare_data
 

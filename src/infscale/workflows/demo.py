@@ -26,7 +26,15 @@ from typing import Any
 
 from pydantic import Field
 
-from infscale.configio import Strict, load_yaml, save_config, validate, write_csv, write_json
+from infscale.configio import (
+    Strict,
+    check_output_dir,
+    load_yaml,
+    save_config,
+    validate,
+    write_csv,
+    write_json,
+)
 from infscale.errors import InputError
 
 __all__ = ["DemoConfig", "quick_config", "load_demo_config", "run_demo", "STEPS"]
@@ -330,7 +338,7 @@ def default_out_dir(root: str | Path = "infscale-out") -> Path:
 def run_demo(cfg: DemoConfig, out: str | Path, progress: Progress | None = None) -> dict[str, Any]:
     """Run every step into ``out``; returns the summary (also written as ``summary.json``) with ``report`` = the HTML."""
 
-    out = Path(out)
+    out = check_output_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(out / "config.yaml", cfg)
     say = progress or (lambda step, msg: None)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infscale.configio import check_number
+from infscale.configio import check_number, check_output_dir, check_output_file
 from infscale.errors import InputError
 
 MAX_BOOTSTRAP = 100_000
@@ -68,6 +68,9 @@ def run_fit_request(req: FitRequest) -> FitResult:
         raise InputError(f"--fitter {fitter!r}: expected {' or '.join(FITTERS.names())}")
     check_number("--bootstrap", req.n_boot, inclusive=True, high=MAX_BOOTSTRAP)
     check_number("--seed", req.seed, inclusive=True)
+    check_output_dir(req.out)
+    if req.save is not None:
+        check_output_file(req.save, "--save")
     runs = load_runs(req.data)
     reports = []
     for name in laws:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from infscale.configio import check_output_file
 from infscale.errors import InputError
 
 __all__ = ["Calibration", "calibrate_on_seed_a", "calibrate_on_records"]
@@ -33,6 +34,8 @@ def calibrate_on_seed_a(name: str | None = None, out: Path | None = None) -> Cal
     from infscale.latency.io import calibrate_seed_a, save_profile
     from infscale.latency.model import predict
 
+    if out is not None:
+        check_output_file(out)
     cal = calibrate_seed_a(name=name or "a100-40gb-seed-a")
     morph = predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
     openlm = predict(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
@@ -57,6 +60,8 @@ def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int
     )
     from infscale.latency.io import get_profile, measurement_records, save_profile
 
+    if out is not None:
+        check_output_file(out)
     obs = observations_from_records(measurement_records(records), source=str(records))
     labels = [o.label for o in obs]
     if len(set(labels)) != len(labels):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infscale.configio import check_number, write_csv, write_text
+from infscale.configio import check_number, check_output_dir, write_csv, write_text
 from infscale.errors import InputError
 
 __all__ = ["PlanRequest", "PlanReport", "run_plan"]
@@ -164,6 +164,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
     from infscale.plan.optimum import baseline_verdict
 
     _check_numbers(req)
+    check_output_dir(req.out)
     fitted = load_fit(req.law)
     repeat_fit_warnings(req.law, fitted)
     lo, hi = _params_range(req)

@@ -333,7 +333,7 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
     """`infscale select CONFIG`: load the YAML (or a bundled recipe name), resolve its law, profile and measured
     latencies (paths relative to the config), store the resolved config and run (or resume) the selection.
     Returns the report and the output directory (default ``select_out/<config name>``)."""
-    from infscale.configio import load_yaml, resolve_recipe, save_config
+    from infscale.configio import check_output_dir, load_yaml, resolve_recipe, save_config
     from infscale.latency.io import get_profile, load_measured
     from infscale.laws import FittedLaw, load_fit
     from infscale.laws.fitted import physical_problems
@@ -355,7 +355,7 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
     else:
         law = load_fit(near(cfg.law))
     measured = load_measured(near(cfg.measured)) if cfg.measured is not None else None
-    out = Path(out_dir) if out_dir is not None else Path("select_out") / path.stem
+    out = check_output_dir(Path(out_dir) if out_dir is not None else Path("select_out") / path.stem)
     save_config(out / "config.yaml", cfg)
     report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured, source=str(path))
     return report, out

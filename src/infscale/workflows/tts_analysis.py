@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from infscale.configio import check_number, write_csv, write_json
+from infscale.configio import check_number, check_output_dir, write_csv, write_json
 from infscale.errors import InputError
 
 __all__ = ["N_BUDGETS", "TtsAnalysis", "check_settings", "point_dict", "read_runs", "analyse_records", "analyse_runs",
@@ -184,6 +184,7 @@ def analyse_runs(runs: Sequence[Path], out: Path, **kwargs: Any) -> TtsAnalysis:
     """`analyse_records` on the records of run directories / JSONL files, and ``analysis.json`` beside its tables."""
     if not runs:
         raise InputError("give run directories / records JSONL files, or --seed-b for seed B's tables")
+    check_output_dir(out)
     result = analyse_records(read_runs(runs), out, sources=[str(r) for r in runs], **kwargs)
     result.files["analysis_json"] = write_json(out / "analysis.json", result.to_dict())
     return result
@@ -191,6 +192,7 @@ def analyse_runs(runs: Sequence[Path], out: Path, **kwargs: Any) -> TtsAnalysis:
 
 def analyse_seed_b(out: Path, plot: bool = True) -> dict[str, Any]:
     """Seed B's statements re-derived from its bundled tables, and the frontier of each dataset."""
+    check_output_dir(out)
     from infscale.tts.analysis import frontier_points
     from infscale.workflows.seedb_tables import load_seed_b_points, seed_b_statements
 

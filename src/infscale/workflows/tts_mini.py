@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from infscale.configio import save_config
+from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
 from infscale.workflows.tts_mini_config import (
@@ -349,7 +349,7 @@ def _write_points(path: Path, points: Sequence) -> None:
 
 def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool = True) -> MiniReport:
     """Train, run and analyse (see the module docstring); everything goes under ``out``."""
-
+    check_output_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(out / "config.yaml", cfg)
     policies, prm = train_models(cfg, out, log)

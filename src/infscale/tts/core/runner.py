@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infscale import records as store
-from infscale.configio import save_config
+from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
 from infscale.records import RecordWriter, latest
 from infscale.tts.core.config import RunConfig
@@ -70,7 +70,7 @@ def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
 def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> RunSummary:
     """Execute ``cfg``; ``progress(done, total)`` is called after every problem."""
 
-    out = Path(cfg.out_dir) / cfg.run
+    out = check_output_dir(Path(cfg.out_dir) / cfg.run, f"run directory (out_dir {cfg.out_dir})")
     task, generator, reward, engine = build(cfg)  # every name and setting checked before anything is written
     problems = task.load()[: cfg.max_problems]
     if not problems:

@@ -77,6 +77,21 @@ def check_settings(accounting: str, n_boot: int, seed: int = 0) -> None:
     check_number("--bootstrap", n_boot, low=1, inclusive=True, high=MAX_BOOTSTRAP)
 
 
+def check_memory(records: Sequence[Any], n_boot: int) -> None:
+    """The bootstrap's arrays, estimated from the largest pool, must fit the memory free now (before allocating)."""
+    from infscale.train.memory import available_bytes
+    from infscale.tts.analysis.accuracy import estimate_bootstrap_bytes
+
+    if not records:
+        return
+    n_problems = len({r.problem_id for r in records})
+    pool = max((len(r.candidates) for r in records), default=1)
+    need, free = estimate_bootstrap_bytes(n_problems, pool, n_boot), available_bytes("cpu")
+    if need > free:
+        raise InputError(f"--bootstrap {n_boot}: the intervals over {n_problems} problems and pools of {pool} "
+                         f"candidates need ~{need / 1e9:.3g} GB, {free / 1e9:.3g} GB is free; use fewer replicates")
+
+
 def read_runs(runs: Sequence[Path]) -> list[Any]:
     """The records of run directories (holding ``records.jsonl``) or JSONL files; a missing or empty one is an
     `InputError` naming it."""
@@ -153,6 +168,7 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
     from infscale.tts.analysis import compute_optimal, frontier_points, operating_points_from_records
 
     check_settings(accounting, n_boot, seed)
+    check_memory(records, n_boot)
     points, curves = operating_points_from_records(records, n_bootstrap=n_boot, random_state=seed)
     if not points:
         raise InputError(f"{', '.join(sources)}: no record carries an answer to score")

@@ -206,3 +206,22 @@ def test_pools_from_records_and_operating_points():
     assert ("tiny", "sampling") in curves
     with pytest.raises(InputError):
         pools_from_records([])
+
+
+def test_the_bootstrap_memory_estimate_bounds_the_measured_peak():
+    """`estimate_bootstrap_bytes` (the pre-flight of `tts analyze`) is above the peak numpy really allocates, and
+    not absurdly so."""
+    import tracemalloc
+
+    from infscale.tts.analysis.accuracy import estimate_bootstrap_bytes
+
+    rng = np.random.default_rng(0)
+    p, m, b = 300, 16, 800
+    pools = CandidatePools(answer_ids=rng.integers(0, 4, (p, m)), scores=rng.random((p, m)),
+                           correct_ids=np.zeros(p, dtype=int))
+    tracemalloc.start()
+    accuracy_at_n(pools, [1, 4, 16], n_bootstrap=b, max_exact_subsets=1, random_state=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    estimate = estimate_bootstrap_bytes(p, m, b)
+    assert peak <= estimate <= 20 * peak, (peak, estimate)

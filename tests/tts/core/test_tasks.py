@@ -69,7 +69,7 @@ def test_problem_file_errors(tmp_path):
     missing.write_text('{"gold": "2"}\n')
     with pytest.raises(InputError, match=r"m.jsonl:1: missing field 'question'"):
         GSMTask(path=str(missing)).load()
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="no such problem file"):
         GSMTask(path=str(tmp_path / "nope.jsonl")).load()
     with pytest.raises(InputError, match="unknown task"):
         make_task("chess")

@@ -140,9 +140,12 @@ def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path):
     assert '"event": "resume"' in metrics
     # the uninterrupted sweep gives the same totals and the same losses (batches are a function of the step)
     clean = run_sweep(load_sweep_config(cfg_path), tmp_path / "clean")
-    for a, b in zip(after, clean, strict=True):
-        assert (a["run_id"], a["N"], a["D"]) == (b["run_id"], b["N"], b["D"])
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    timings = ("wall_s", "train_time_s", "tokens_per_s", "downstream_s")
+    for a, b in zip(after, clean, strict=True):  # record for record, timings aside, losses to float rounding
+        a, b = ({k: v for k, v in r.items() if k not in timings} for r in (a, b))
+        for key in ("loss", "train_loss_smoothed"):
+            assert a.pop(key) == pytest.approx(b.pop(key), rel=1e-6)
+        assert a == b
     assert sum(r["D"] for r in after) == sum(r["D"] for r in clean)
 
 

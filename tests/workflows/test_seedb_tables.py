@@ -15,7 +15,8 @@ def statements():
 
 def test_every_statement_holds(statements):
     assert len(statements) == 11
-    failing = [s.key for s in statements.values() if not s.holds]
+    failing = [s.key for s in statements.values() if s.holds is False]
+    assert [s.key for s in statements.values() if s.holds is None] == ["optimal_size_law"]  # a formula, not a check
     assert failing == []
 
 

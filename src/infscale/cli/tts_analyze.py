@@ -55,7 +55,8 @@ def _print(payload: dict) -> None:
         t.add_column("claim")
         t.add_column("figures")
         for s in payload["statements"]:
-            t.add_row("[green]yes[/]" if s["holds"] else "[red]no[/]", s["claim"], s["detail"])
+            verdict = "formula" if s["holds"] is None else "[green]yes[/]" if s["holds"] else "[red]no[/]"
+            t.add_row(verdict, s["claim"], s["detail"])
         console.print(t)
     frontiers = payload["frontier"] if isinstance(payload["frontier"], dict) else {"": payload["frontier"]}
     for name, front in frontiers.items():

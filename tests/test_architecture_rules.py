@@ -46,6 +46,7 @@ PURE_MODULES = [
     "infscale.tts.analysis.fits",
     "infscale.tts.analysis.frontier",
     "infscale.tts.analysis.points",
+    "infscale.tts.analysis.reward_quality",
     "infscale.tts.analysis.saturation",
 ]
 FORBIDDEN_IN_PURE = ("torch", "yaml", "typer", "pydantic", "rich", "matplotlib", "transformers", "ray", "vllm",

@@ -15,6 +15,7 @@ TTS_COMMAND_MODULES: list[str] = [
     "infscale.cli.tts_run",
     "infscale.cli.tts_analyze",
     "infscale.cli.tts_mini",
+    "infscale.cli.tts_reward",
 ]
 
 

@@ -1,0 +1,75 @@
+"""`infscale tts eval-reward RUNS...`: how well each run's reward ranked the policy's own candidates.
+
+A run directory holds its records and its resolved config; the config rebuilds the task, whose exact checker labels
+every candidate's steps, and `infscale.tts.analysis.reward_quality` turns scores and labels into outcome AUC, step
+AUC, top-1 when solvable and the position bias (see that module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infscale.errors import InputError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RewardEval:
+    run: str
+    reward: str | None
+    strategies: tuple[str, ...]
+    quality: Any
+    """`infscale.tts.analysis.reward_quality.RewardQuality`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "reward": self.reward, "strategies": list(self.strategies), **self.quality.to_dict()}
+
+
+def scored_candidates(records: Sequence[Any], task: Any) -> list[Any]:
+    """Every candidate of ``records`` with the task's exact step labels (problems rebuilt by ``task.load()``)."""
+    from infscale.tts.analysis.reward_quality import ScoredCandidate
+
+    problems = {p.problem_id: p for p in task.load()}
+    out = []
+    for r in records:
+        if r.error is not None:
+            continue
+        problem = problems.get(r.problem_id)
+        for c in r.candidates:
+            labels: tuple[bool, ...] = ()
+            if problem is not None and c.step_scores:
+                steps = task.split_steps(c.text)
+                verdict = task.verify_steps(problem, steps)
+                if len(verdict) == len(steps) == len(c.step_scores):
+                    labels = tuple(bool(v) for v in verdict)
+            out.append(ScoredCandidate(problem_id=r.problem_id, score=c.score, correct=bool(c.correct),
+                                       step_scores=tuple(c.step_scores), step_labels=labels))
+    return out
+
+
+def evaluate_runs(runs: Sequence[Path]) -> list[RewardEval]:
+    from infscale.tts.analysis.reward_quality import reward_quality
+    from infscale.tts.core.config import load_config
+    from infscale.tts.core.runner import RECORDS, read_records
+    from infscale.tts.core.tasks import make_task
+
+    if not runs:
+        raise InputError("give run directories (each holding records.jsonl and config.yaml)")
+    out = []
+    for run in runs:
+        if not run.is_dir():
+            raise InputError(f"{run}: not a run directory (records.jsonl and config.yaml from `infscale tts run`)")
+        cfg = load_config(run / "config.yaml")
+        records = list(read_records(run / RECORDS))
+        if not records:
+            raise InputError(f"{run / RECORDS}: no records")
+        task = make_task(cfg.task.name, **cfg.task.params)
+        try:
+            quality = reward_quality(scored_candidates(records, task))
+        except ValueError as exc:
+            raise InputError(f"{run}: {exc}") from None
+        out.append(RewardEval(run=str(run), reward=None if cfg.reward is None else cfg.reward.name,
+                              strategies=tuple(sorted({r.strategy for r in records})), quality=quality))
+    return out

@@ -1,0 +1,86 @@
+"""Reward quality figures: AUC closed forms, top-1 against a random scorer, the position bias, and the exact verifier
+scoring 1.0 on real runs (`infscale tts eval-reward`)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from infscale.tts.analysis.reward_quality import ScoredCandidate, auc, reward_quality
+
+
+def test_auc_closed_forms():
+    assert auc([0.9, 0.8, 0.2, 0.1], [True, True, False, False]) == 1.0
+    assert auc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert auc([0.5, 0.5, 0.5, 0.5], [True, False, True, False]) == 0.5  # ties count a half
+    assert auc([0.9, 0.3, 0.5, 0.1], [True, True, False, False]) == 0.75  # 3 of 4 pairs ordered
+    assert math.isnan(auc([0.1, 0.2], [True, True]))
+    rng = np.random.default_rng(0)
+    y = rng.random(20000) < 0.3
+    assert auc(rng.random(20000), y) == pytest.approx(0.5, abs=0.02)
+    # a shifted Gaussian: AUC = Phi(d / sqrt(2))
+    s = rng.normal(size=20000) + np.where(y, 1.0, 0.0)
+    assert auc(s, y) == pytest.approx(0.5 * (1 + math.erf(1.0 / 2)), abs=0.01)
+
+
+def _cand(pid, score, correct, steps=(), labels=()):
+    return ScoredCandidate(problem_id=pid, score=score, correct=correct, step_scores=steps, step_labels=labels)
+
+
+def test_top1_random_baseline_and_position_bias():
+    # problem a: the top score is wrong; b: right; c: unsolvable (ignored by top-1)
+    cands = [_cand("a", 0.9, False), _cand("a", 0.5, True), _cand("a", 0.1, True),
+             _cand("b", 0.8, True), _cand("b", 0.2, False),
+             _cand("c", 0.7, False)]
+    q = reward_quality(cands)
+    assert q.top1_when_solvable == 0.5 and q.top1_random == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert (q.n_problems, q.n_solvable, q.n_candidates, q.n_correct) == (3, 2, 6, 3)
+    assert q.step_auc is None and q.position_bias is None
+    # a reward that scores every correct step lower the later it comes: bias -1, however right the labels are
+    biased = [_cand(str(i), 0.5, True, (0.9, 0.7, 0.5, 0.3), (True, True, True, True)) for i in range(3)]
+    biased.append(_cand("x", 0.4, False, (0.8, 0.6, 0.4), (True, False, False)))
+    q = reward_quality(biased)
+    assert q.position_bias == pytest.approx(-1.0, abs=0.15) and q.step_auc is not None
+
+
+def _run(tmp_path, name, reward):
+    from infscale.tts.core.config import load_config
+    from infscale.tts.core.runner import run
+
+    cfg = {"run": name, "out_dir": str(tmp_path / "runs"), "model_name": "scripted",
+           "task": {"name": "arith", "params": {"n_problems": 30, "difficulty": 4, "seed": 3}},
+           "generator": {"name": "scripted", "params": {"error_rate": 0.15}}, "reward": reward,
+           "strategies": [{"name": "sampling", "budgets": [6]}]}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run(load_config(path))
+    return tmp_path / "runs" / name
+
+
+def test_the_exact_verifier_is_perfect_on_real_candidates(tmp_path):
+    from infscale.workflows.reward_eval import evaluate_runs
+
+    (ev,) = evaluate_runs([_run(tmp_path, "v", {"name": "verifier"})])
+    q = ev.quality
+    # the labels are the verifier's own verdicts, so its step AUC is 1; its outcome AUC falls short of 1 only by the
+    # solutions whose two mistakes cancel (a right answer from wrong steps, which a process verifier scores 0)
+    assert q.step_auc == 1.0 and q.top1_when_solvable == 1.0 and 0.98 < q.outcome_auc <= 1.0
+    assert 0 < q.n_correct < q.n_candidates == 180 and q.top1_random < 1.0
+    assert ev.reward == "verifier" and ev.strategies == ("sampling",)
+
+
+def test_eval_reward_command(tmp_path):
+    from infscale.cli.main import app
+    from typer.testing import CliRunner
+
+    run_dir = _run(tmp_path, "v", {"name": "verifier"})
+    res = CliRunner().invoke(app, ["tts", "eval-reward", str(run_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output.strip().splitlines()[-1])
+    assert row["outcome_auc"] > 0.98 and row["step_auc"] == 1.0 and row["n_candidates"] == 180
+    res = CliRunner().invoke(app, ["tts", "eval-reward", str(tmp_path)])
+    assert res.exit_code != 0

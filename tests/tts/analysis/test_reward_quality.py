@@ -74,8 +74,9 @@ def test_the_exact_verifier_is_perfect_on_real_candidates(tmp_path):
 
 
 def test_eval_reward_command(tmp_path):
-    from infscale.cli.main import app
     from typer.testing import CliRunner
+
+    from infscale.cli.main import app
 
     run_dir = _run(tmp_path, "v", {"name": "verifier"})
     res = CliRunner().invoke(app, ["tts", "eval-reward", str(run_dir), "--json"])

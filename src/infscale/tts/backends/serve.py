@@ -287,9 +287,13 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, mo
 
             self._answer(post)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    class Server(ThreadingHTTPServer):
+        # the listen backlog: connections beyond it are reset by the kernel before any handler could answer them
+        # (the stdlib default is 5); requests beyond max_queue are then answered 429 by a handler, not dropped
+        request_queue_size = max(128, 4 * lim.max_queue)
+        daemon_threads = True
+
+    return Server((host, port), Handler)
 
 
 def main() -> None:

@@ -46,16 +46,22 @@ def train_cmd(
     out_dir: Path = typer.Option(Path("runs/tts-models"), help="Where arith_policy.pt and arith_prm.pt go."),
     minutes: float = typer.Option(4.0, help="Wall-clock minutes per model."),
     seed: int = typer.Option(0),
+    prm_data: str = typer.Option("policy", help="PRM data: 'policy' (the trained policy's own samples, labelled by "
+                                                "the exact checker, balanced per step) or 'injected' (errors "
+                                                "injected into reference solutions)."),
+    prm_problems: int = typer.Option(2400, help="Problems the policy samples 4 solutions of (prm-data policy)."),
 ) -> None:
     """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU)."""
     from infscale.configio import check_number
-    from infscale.tts.own_models.train import SmallTrainConfig, train_own_model
+    from infscale.errors import InputError
+    from infscale.tts.own_models.train import train_policy_and_prm
 
     check_number("--minutes", minutes, high=24 * 60)
     check_number("--seed", seed, inclusive=True)
-    cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=minutes * 60, seed=seed)
-    for kind in ("policy", "prm"):
-        metrics = train_own_model(kind, cfg, out_dir / f"arith_{kind}.pt")
+    check_number("--prm-problems", prm_problems, low=1, inclusive=True, high=1_000_000)
+    if prm_data not in ("policy", "injected"):
+        raise InputError(f"--prm-data {prm_data!r}: expected policy or injected")
+    for kind, metrics in train_policy_and_prm(out_dir, minutes * 60, seed, prm_data, prm_problems).items():
         print(f"{kind}: {metrics}")
 
 

@@ -60,3 +60,31 @@ def test_prm_prefers_correct_steps(setup):
             (pos if ok else neg).append(s)
     auc = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
     assert auc > 0.7, auc
+
+
+def test_policy_prm_data_is_the_checkers_labels_balanced_per_position():
+    """`policy_prm_examples`: the policy's own solutions, each tag labelled by the exact checker, and at every step
+    position the good and bad labels carry the same total weight (the index says nothing about the label)."""
+    from infscale.tts.own_models.tokenizer import CharTokenizer
+    from infscale.tts.own_models.train import IGNORE, SmallTrainConfig, policy_prm_examples
+
+    tok = CharTokenizer()
+    cfg = SmallTrainConfig(min_difficulty=3, max_difficulty=6, threads=1, seed=5)
+    pool = policy_prm_examples(DEFAULT_POLICY, cfg, 24, 3)
+    assert 40 <= len(pool) <= 72  # finished solutions only
+    good, bad = tok.stoi["+"], tok.stoi["-"]
+    mass: dict[tuple[int, int], float] = {}
+    n_bad = 0
+    for ids, tgt, wts in pool:
+        marked = [i for i, t in enumerate(tgt) if t != IGNORE]
+        assert [ids[i] for i in marked[:-1]] == [tok.tag_id] * (len(marked) - 1)  # tags, then the answer's end
+        labels = [tgt[i] == good for i in marked]
+        assert labels == sorted(labels, reverse=True)  # once wrong, every later step is wrong
+        n_bad += labels.count(False)
+        for k, i in enumerate(marked):
+            assert tgt[i] in (good, bad)
+            mass[(k, tgt[i])] = mass.get((k, tgt[i]), 0.0) + wts[i]
+    assert n_bad > 0
+    for k in {k for k, _ in mass}:
+        g, b = mass.get((k, good), 0.0), mass.get((k, bad), 0.0)
+        assert g == pytest.approx(b) or g == 0 or b == 0

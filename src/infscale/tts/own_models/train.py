@@ -3,9 +3,11 @@
 A focused supervised loop over `LlamaModel` with the character tokenizer:
 - policy: next-token cross-entropy on reference solutions (``prompt -> Step 1: ... ки ... The answer is N.<eos>``),
   loss on the solution tokens only;
-- PRM (Math-Shepherd style): solutions with injected step errors; at every step tag and at the final token the target
-  is ``+`` (every step so far correct) or ``-``; cross-entropy on those positions only, so the reward is
-  ``softmax([logit('+'), logit('-')])[0]`` at the tag.
+- PRM (Math-Shepherd style): at every step tag and at the final token the target is ``+`` (every step so far
+  correct) or ``-``; cross-entropy on those positions only, so the reward is ``softmax([logit('+'), logit('-')])[0]``
+  at the tag. Its solutions are either reference solutions with injected step errors (``prm_example``) or, better,
+  the policy's own samples labelled by the exact checker with the labels balanced per step position
+  (``policy_prm_examples``): a PRM trained on injected errors learns where errors were put, not what they look like.
 Checkpoints hold the shape, the state dict and the training log (`infscale.tts.backends.torch.save_checkpoint`).
 """
 
@@ -105,23 +107,90 @@ def prm_example(rng: random.Random, cfg: SmallTrainConfig, task: ArithmeticTask,
     return ids, targets
 
 
-def _batch(examples: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
-    T = max(len(x) for x, _ in examples)
+Example = tuple[list[int], list[int], list[float]]
+"""Token ids, targets (``IGNORE`` where no loss) and a weight per target."""
+
+
+def _weighted(ex: tuple[list[int], list[int]]) -> Example:
+    ids, tgt = ex
+    return ids, tgt, [0.0 if t == IGNORE else 1.0 for t in tgt]
+
+
+def _batch(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    T = max(len(x) for x, _, _ in examples)
     ids = torch.zeros((len(examples), T), dtype=torch.long)
     tgt = torch.full((len(examples), T), IGNORE, dtype=torch.long)
-    for r, (x, y) in enumerate(examples):
+    wts = torch.zeros((len(examples), T), dtype=torch.float32)
+    for r, (x, y, w) in enumerate(examples):
         ids[r, : len(x)] = torch.tensor(x)
         tgt[r, : len(y)] = torch.tensor(y)
-    return ids, tgt
+        wts[r, : len(w)] = torch.tensor(w)
+    return ids, tgt, wts
+
+
+def tag_positions(ids: list[int], n_steps: int, tok: CharTokenizer) -> list[int]:
+    """Where a PRM reads each step's reward: its step tag, the final token for a last step without one (as
+    `infscale.tts.core.rewards.TorchPRM` reads them)."""
+    pos = [i for i, t in enumerate(ids) if t == tok.tag_id]
+    if len(pos) < n_steps:
+        pos.append(len(ids) - 1)
+    return pos[:n_steps]
+
+
+def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
+                        temperature: float = 1.0, log_every: int = 0) -> list[Example]:
+    """PRM training data from the policy's own distribution: ``samples`` solutions of each of ``n_problems`` random
+    problems (difficulties ``min..max_difficulty``), every step labelled by the task's exact checker (good while
+    every step up to it is right). Targets are balanced per step position: at each position the good and the bad
+    labels carry equal total weight, so the reward cannot be read off the step index (or the length)."""
+    from infscale.tts.backends.torch import TorchGenerator
+    from infscale.tts.core.generation import SamplingParams
+
+    rng = random.Random(cfg.seed + 7)
+    tok, task = CharTokenizer(), ArithmeticTask()
+    gen = TorchGenerator(checkpoint=str(policy), seed=cfg.seed, threads=cfg.threads)
+    params = SamplingParams(temperature=temperature, max_tokens=cfg.context_length, seed=None)
+    good, bad = tok.stoi["+"], tok.stoi["-"]
+    raw: list[tuple[list[int], list[int], list[bool]]] = []
+    for start in range(0, n_problems, 32):
+        problems = [_problem(rng, cfg, task) for _ in range(min(32, n_problems - start))]
+        prompts = [task.prompt(p) for p in problems]
+        for p, prompt, comps in zip(problems, prompts, gen.generate(prompts, samples, params), strict=True):
+            for c in comps:
+                if c.finish_reason == "length":
+                    continue
+                steps = task.split_steps(c.text)
+                labels = [bool(v) for v in task.verify_steps(p, steps)]
+                ids = tok.encode(prompt + c.text, bos=True)
+                if len(ids) > cfg.context_length or len(labels) != len(steps):
+                    continue
+                raw.append((ids, tag_positions(ids, len(steps), tok), labels))
+        if log_every and (start // 32) % log_every == 0:
+            print(f"prm data: {len(raw)} solutions from {start + len(problems)} problems", flush=True)
+    counts: dict[tuple[int, bool], int] = {}
+    for _, _pos, labels in raw:
+        for k, lab in enumerate(labels):
+            counts[(k, lab)] = counts.get((k, lab), 0) + 1
+    out: list[Example] = []
+    for ids, pos, labels in raw:
+        tgt, wts = [IGNORE] * len(ids), [0.0] * len(ids)
+        for k, (i, lab) in enumerate(zip(pos, labels, strict=True)):
+            n_k = counts.get((k, True), 0) + counts.get((k, False), 0)
+            tgt[i] = good if lab else bad
+            wts[i] = 0.5 * n_k / counts[(k, lab)] if counts.get((k, not lab)) else 0.0  # one-label positions teach
+            # nothing but the index
+        out.append((ids, tgt, wts))
+    return out
 
 
 def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int = 50,
-          init_from: Path | None = None) -> dict[str, float]:
+                    init_from: Path | None = None, examples: list[Example] | None = None) -> dict[str, float]:
     """Train a ``policy`` or ``prm`` and save it to ``out``; returns the final metrics.
 
     ``init_from``: start from the weights of that checkpoint (same shape) instead of a random initialisation, e.g. a
     PRM fine-tuned from a trained policy, as Math-Shepherd PRMs are fine-tuned from a math language model. The path is
-    kept in the checkpoint (``extra["init_from"]``)."""
+    kept in the checkpoint (``extra["init_from"]``). ``examples``: a fixed pool to draw batches from (e.g.
+    `policy_prm_examples`) instead of freshly generated ones; its weights scale each target's loss."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed + (0 if kind == "policy" else 1))
@@ -135,6 +204,8 @@ def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int 
                              f"{model.shape.to_dict()}")
         model.load_state_dict(start.state_dict())
     make = policy_example if kind == "policy" else prm_example
+    if examples is not None and not examples:
+        raise InputError(f"{kind}: the example pool is empty")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     t0 = time.perf_counter()
     history: list[float] = []
@@ -145,9 +216,13 @@ def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int 
         lr = cfg.lr * min(1.0, step / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
-        ids, tgt = _batch([make(rng, cfg, task, tok) for _ in range(cfg.batch_size)])
+        batch = ([examples[rng.randrange(len(examples))] for _ in range(cfg.batch_size)] if examples is not None
+                 else [_weighted(make(rng, cfg, task, tok)) for _ in range(cfg.batch_size)])
+        ids, tgt, wts = _batch(batch)
         logits = model(ids)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), tgt.view(-1), ignore_index=IGNORE)
+        per_token = F.cross_entropy(logits.view(-1, logits.size(-1)), tgt.view(-1), ignore_index=IGNORE,
+                                    reduction="none")
+        loss = (per_token * wts.view(-1)).sum() / wts.sum().clamp_min(1e-9)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -160,8 +235,27 @@ def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int 
             break
     metrics = {"steps": step, "final_loss": sum(history[-20:]) / len(history[-20:]),
                "train_s": time.perf_counter() - t0}
-    extra = {"config": asdict(cfg), "metrics": metrics}
+    extra = {"config": asdict(cfg), "metrics": metrics,
+             "data": "injected errors" if examples is None else f"pool of {len(examples)} examples"}
     if init_from is not None:
         extra["init_from"] = str(init_from)
     save_checkpoint(out, model, kind, extra)
     return metrics
+
+
+def train_policy_and_prm(out_dir: Path, seconds: float, seed: int = 0, prm_data: str = "policy",
+                         prm_problems: int = 2400) -> dict[str, dict[str, float]]:
+    """The bundled pair (``infscale tts train``): a policy, then a PRM, each for ``seconds``. With ``prm_data`` =
+    ``policy`` the PRM is fine-tuned from the policy on its own samples of ``prm_problems`` problems (4 each,
+    difficulties 2-7 so that it errs), labelled by the exact checker; ``injected``: errors injected into reference
+    solutions."""
+    cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=seconds, seed=seed)
+    policy = out_dir / "arith_policy.pt"
+    out = {"policy": train_own_model("policy", cfg, policy)}
+    if prm_data == "injected":
+        out["prm"] = train_own_model("prm", cfg, out_dir / "arith_prm.pt")
+    else:
+        prm_cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=seconds, seed=seed, max_difficulty=7, lr=1e-3)
+        pool = policy_prm_examples(policy, prm_cfg, prm_problems, 4, log_every=10)
+        out["prm"] = train_own_model("prm", prm_cfg, out_dir / "arith_prm.pt", init_from=policy, examples=pool)
+    return out

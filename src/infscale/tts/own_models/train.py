@@ -137,12 +137,17 @@ def tag_positions(ids: list[int], n_steps: int, tok: CharTokenizer) -> list[int]
     return pos[:n_steps]
 
 
+Labelled = tuple[list[int], list[int], list[bool]]
+"""Token ids, the positions a PRM reads, and the exact label at each."""
+
+
 def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
-                        temperature: float = 1.0, log_every: int = 0) -> list[Example]:
+                        temperature: float = 1.0, log_every: int = 0, injected: int = 0) -> list[Example]:
     """PRM training data from the policy's own distribution: ``samples`` solutions of each of ``n_problems`` random
     problems (difficulties ``min..max_difficulty``), every step labelled by the task's exact checker (good while
-    every step up to it is right). Targets are balanced per step position: at each position the good and the bad
-    labels carry equal total weight, so the reward cannot be read off the step index (or the length)."""
+    every step up to it is right), plus ``injected`` reference solutions with injected errors (more wrong steps of
+    every kind, the policy errs rarely). Targets are balanced per step position (`balance_positions`), so the reward
+    cannot be read off the step index (or the length)."""
     from infscale.tts.backends.torch import TorchGenerator
     from infscale.tts.core.generation import SamplingParams
 
@@ -150,8 +155,7 @@ def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: i
     tok, task = CharTokenizer(), ArithmeticTask()
     gen = TorchGenerator(checkpoint=str(policy), seed=cfg.seed, threads=cfg.threads)
     params = SamplingParams(temperature=temperature, max_tokens=cfg.context_length, seed=None)
-    good, bad = tok.stoi["+"], tok.stoi["-"]
-    raw: list[tuple[list[int], list[int], list[bool]]] = []
+    raw: list[Labelled] = []
     for start in range(0, n_problems, 32):
         problems = [_problem(rng, cfg, task) for _ in range(min(32, n_problems - start))]
         prompts = [task.prompt(p) for p in problems]
@@ -167,6 +171,18 @@ def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: i
                 raw.append((ids, tag_positions(ids, len(steps), tok), labels))
         if log_every and (start // 32) % log_every == 0:
             print(f"prm data: {len(raw)} solutions from {start + len(problems)} problems", flush=True)
+    for _ in range(injected):
+        p = _problem(rng, cfg, task)
+        text, labels = corrupted_solution(p, rng, cfg.error_rate)
+        ids = tok.encode(task.prompt(p) + text, bos=True)
+        raw.append((ids, tag_positions(ids, len(labels), tok), labels))
+    return balance_positions(raw, tok)
+
+
+def balance_positions(raw: list[Labelled], tok: CharTokenizer) -> list[Example]:
+    """Weights such that at every step position the good and the bad labels carry equal total weight (a position
+    with one label only teaches nothing but the index: weight 0), the position keeping its share of the data."""
+    good, bad = tok.stoi["+"], tok.stoi["-"]
     counts: dict[tuple[int, bool], int] = {}
     for _, _pos, labels in raw:
         for k, lab in enumerate(labels):
@@ -177,8 +193,7 @@ def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: i
         for k, (i, lab) in enumerate(zip(pos, labels, strict=True)):
             n_k = counts.get((k, True), 0) + counts.get((k, False), 0)
             tgt[i] = good if lab else bad
-            wts[i] = 0.5 * n_k / counts[(k, lab)] if counts.get((k, not lab)) else 0.0  # one-label positions teach
-            # nothing but the index
+            wts[i] = 0.5 * n_k / counts[(k, lab)] if counts.get((k, not lab)) else 0.0
         out.append((ids, tgt, wts))
     return out
 

@@ -193,6 +193,32 @@ def load_json(path: str | Path, model: type[M] | None = None, *, what: str = "JS
     return data if model is None else validate(data, model, str(path))
 
 
+def load_jsonl(path: str | Path, *, what: str = "JSONL file") -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line of a JSONL input file (strict: no NaN/Infinity, every line
+    an object; a bad line, the last one included, is one `InputError` naming ``FILE:LINE``). Empty: an error.
+    (Append-only *record* files, whose writer may have been killed mid-line, are read by `infscale.records`.)"""
+
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"non-finite number {name}")
+
+    out = []
+    for lineno, line in enumerate(read_text(path, what).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line, parse_constant=_no_constants)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: row {len(out) + 1}: invalid JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise InputError(f"{path}:{lineno}: row {len(out) + 1}: invalid JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{lineno}: row {len(out) + 1}: not a JSON object, got {type(row).__name__}")
+        out.append((lineno, row))
+    if not out:
+        raise InputError(f"{path}: empty file: no data rows")
+    return out
+
+
 def resolve_recipe(config: str | Path) -> Path:
     """A YAML path, or the name of a recipe bundled in ``infscale/recipes/`` (``micro_sweep``, ``seed_b_mini``): a
     name resolves to the bundled recipe even when a folder of that name is in the working directory."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from infscale.configio import load_json
+from infscale.configio import load_json, load_jsonl
 from infscale.data import DATASETS, get_dataset
 from infscale.errors import InputError
 from infscale.laws.fitted import FittedLaw, physical_problems
@@ -70,21 +70,7 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     """One JSON object per line (the trainer's run records). Blank lines are skipped; a torn last line is an error."""
-    records = []
-    with path.open() as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: row {len(records) + 1} (line {line_no}): invalid JSON: {exc.msg}") from None
-            if not isinstance(rec, dict):
-                raise InputError(f"{path}: row {len(records) + 1} (line {line_no}): not a JSON object")
-            records.append(rec)
-    if not records:
-        raise InputError(f"{path}: empty file: no data rows")
-    return pd.json_normalize(records, sep=".")
+    return pd.json_normalize([rec for _, rec in load_jsonl(path, what="runs file")], sep=".")
 
 
 def save_fit(law: FittedLaw, path: str | Path, warnings: list[str] | tuple[str, ...] = ()) -> Path:

@@ -63,7 +63,7 @@ def test_problem_file_errors(tmp_path):
         GSMTask(path=str(empty)).load()
     bad = tmp_path / "b.jsonl"
     bad.write_text('{"question": "1+1?", "gold": "2"}\n{not json}\n')
-    with pytest.raises(InputError, match=r"b.jsonl:2: not valid JSON"):
+    with pytest.raises(InputError, match=r"b.jsonl:2: row 2: invalid JSON"):
         GSMTask(path=str(bad)).load()
     missing = tmp_path / "m.jsonl"
     missing.write_text('{"gold": "2"}\n')

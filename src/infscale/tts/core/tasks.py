@@ -12,7 +12,6 @@ A task never sees a model: it formats prompts, splits a solution into steps, par
 
 from __future__ import annotations
 
-import json
 import operator
 import random
 import re
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from infscale.configio import read_text
+from infscale.configio import load_jsonl
 from infscale.errors import InputError
 from infscale.registry import Registry
 
@@ -208,22 +207,12 @@ GSM_CACHE = Path(__file__).resolve().parents[1] / "data" / "gsm_symbolic_eng.jso
 def read_problem_file(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL problem file; one-line errors name the file and row."""
     rows = []
-    for lineno, line in enumerate(read_text(path, "problem file").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{lineno}: a problem must be a JSON object, got {type(row).__name__}")
+    for lineno, row in load_jsonl(path, what="problem file"):
         if "question" not in row:
             raise InputError(f"{path}:{lineno}: missing field 'question'")
         if not isinstance(row["question"], str):
             raise InputError(f"{path}:{lineno}: field 'question' must be a string")
         rows.append(row)
-    if not rows:
-        raise InputError(f"{path}: problem file is empty")
     return rows
 
 

@@ -135,6 +135,8 @@ def calibrate(
     name: str = typer.Option(None, help="name of the calibrated profile"),
     free: list[str] = typer.Option(None, "--free", help="terms to fit (repeatable; default: efficiencies, overheads, "
                                                         "and the cache terms when the base has a cache)"),
+    statistic: str = typer.Option("median", help="one latency per record: median of its repeats, or min (robust "
+                                                 "on a busy machine: interference only adds time)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Fit efficiency and overhead terms (least squares) and report held-out errors."""
@@ -159,7 +161,8 @@ def calibrate(
         return
     if records is None:
         raise InputError("calibrate: give a RECORDS file or --seed-a")
-    cal = calibrate_on_records(records, base=base, n_fit=n_fit, fit_on=fit_on, free=free, name=name, out=out)
+    cal = calibrate_on_records(records, base=base, n_fit=n_fit, fit_on=fit_on, free=free, name=name, out=out,
+                               statistic=statistic)
     if as_json:
         _print_json(cal.summary)
         return

@@ -91,12 +91,34 @@ def _check_record(r: dict[str, Any], where: str) -> None:
         raise InputError(f"{where}: field {bad!r} must be {'>= 0' if bad == 'prefill_s' else '> 0'}, got {r[bad]}")
 
 
-def observations_from_records(records: Iterable[dict[str, Any]], *, source: str = "records"
-                              ) -> list[LatencyObservation]:
-    """Observations from measurement records (`latency.measure`); a malformed record is an `InputError`."""
+STATISTICS = ("median", "min")
+"""How a record's repeats become one latency: ``median`` (the record's own figures) or ``min`` (the fastest repeat of
+each of prefill, decode and total, from its ``spread``): on a machine where other work runs, interference only ever
+adds time, so the minimum is the repeat closest to the machine's own speed."""
+
+
+def _at_statistic(r: dict[str, Any], statistic: str, where: str) -> dict[str, Any]:
+    if statistic == "median":
+        return r
+    spread = r.get("spread")
+    try:
+        mins = {k: float(spread[k]["min"]) for k in ("prefill_s", "decode_s", "total_s")}  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        raise InputError(f"{where}: statistic 'min' needs the record's spread (prefill_s/decode_s/total_s min), "
+                         "written by `infscale latency measure`") from None
+    return {**r, **mins}
+
+
+def observations_from_records(records: Iterable[dict[str, Any]], *, source: str = "records",
+                              statistic: str = "median") -> list[LatencyObservation]:
+    """Observations from measurement records (`latency.measure`) at ``statistic`` (`STATISTICS`); a malformed
+    record is an `InputError`."""
+    if statistic not in STATISTICS:
+        raise InputError(f"statistic {statistic!r}: expected one of {', '.join(STATISTICS)}")
     out = []
     for i, r in enumerate(records, start=1):
         _check_record(r, f"{source}: record {i}")
+        r = _at_statistic(r, statistic, f"{source}: record {i}")
         try:
             shape = TransformerShape.from_dict(r["shape"])
             wl = Workload.from_dict(r["workload"])

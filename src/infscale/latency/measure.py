@@ -22,6 +22,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,6 +346,19 @@ def environment(device: torch.device, backend: Backend) -> dict[str, Any]:
     return env
 
 
+BUSY_SPREAD = 0.25
+"""Decode repeats whose interquartile range exceeds this fraction of their median mark a busy machine."""
+
+
+def _warn_if_busy(record: dict[str, Any]) -> None:
+    sp = record["spread"]["decode_s"]
+    if sp["median"] > 0 and (sp["q75"] - sp["q25"]) / sp["median"] > BUSY_SPREAD:
+        warnings.warn(f"{record['label']}: decode repeats spread {100 * (sp['q75'] - sp['q25']) / sp['median']:.0f}% "
+                      f"(IQR / median; min {sp['min'] * 1e3:.1f} ms, median {sp['median'] * 1e3:.1f} ms): the "
+                      "machine looks busy; calibrate with `--statistic min`, or measure again with --redo",
+                      stacklevel=2)
+
+
 def _spread(values: list[float]) -> dict[str, float]:
     q25, q50, q75 = np.percentile(values, [25, 50, 75])
     return {"min": min(values), "q25": float(q25), "median": float(q50), "q75": float(q75), "max": max(values)}
@@ -465,6 +479,7 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
         for i, (key, shape) in enumerate(todo):
             record = measure_one(shape, workload, be, settings)
             writer.append(record)
+            _warn_if_busy(record)
             result[key] = record
             if progress is not None:
                 progress(record, i + 1, len(todo))

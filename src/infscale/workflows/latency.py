@@ -49,7 +49,7 @@ def calibrate_on_seed_a(name: str | None = None, out: Path | None = None) -> Cal
 
 def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int = 5,
                          fit_on: Sequence[str] | None = None, free: Sequence[str] | None = None,
-                         name: str | None = None, out: Path | None = None) -> Calibration:
+                         name: str | None = None, out: Path | None = None, statistic: str = "median") -> Calibration:
     """Fit the ``free`` terms of ``base`` on ``n_fit`` records spread over sizes and shapes (or the ``fit_on``
     labels), report the held-out decode errors."""
     from infscale.latency.calibrate import (
@@ -62,7 +62,7 @@ def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int
 
     if out is not None:
         check_output_file(out)
-    obs = observations_from_records(measurement_records(records), source=str(records))
+    obs = observations_from_records(measurement_records(records), source=str(records), statistic=statistic)
     labels = [o.label for o in obs]
     if len(set(labels)) != len(labels):
         raise InputError(f"{records}: several records share a shape label; calibrate one backend/workload per file")
@@ -80,6 +80,7 @@ def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int
         "held_out_decode_rel_errors": dict(zip(result.test_labels, errors, strict=True)),
         "held_out_decode_median_abs_error": result.median_abs_error() if result.test_labels else None,
         "fit_relative_errors_decode": result.calibrator.relative_errors_["decode_s"].tolist(),
+        "statistic": statistic,
     }
     if out:
         save_profile(profile, out, meta={"source": str(records), **summary})

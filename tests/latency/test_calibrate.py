@@ -171,3 +171,40 @@ def test_decode_below_noise_floor_falls_back_on_total():
     neg, pos = observations_from_records([{**base, "decode_s": -0.0002}, {**base, "decode_s": 0.003}])
     assert neg.decode_s is None and neg.total_s == pytest.approx(0.0098)
     assert pos.decode_s == pytest.approx(0.003)
+
+
+def _record(label: str, prefill: float, decode: float, spread_min: float) -> dict:
+    shape = {"d_model": 64, "n_layers": 2, "n_heads": 2, "vocab_size": 97}
+    return {"key": label, "label": label, "backend": "own", "shape": shape, "n_params": 1,
+            "workload": {"batch": 1, "input_len": 4, "output_len": 8}, "prefill_s": prefill, "decode_s": decode,
+            "total_s": prefill + decode,
+            "spread": {k: {"min": spread_min * v, "q25": v, "median": v, "q75": v, "max": 2 * v}
+                       for k, v in (("prefill_s", prefill), ("decode_s", decode), ("total_s", prefill + decode))}}
+
+
+def test_statistic_min_reads_the_fastest_repeat():
+    from infscale.latency.calibrate import observations_from_records
+
+    rec = _record("a", 0.01, 0.04, 0.5)
+    (med,) = observations_from_records([rec])
+    (fast,) = observations_from_records([rec], statistic="min")
+    assert (med.prefill_s, med.decode_s) == (0.01, 0.04)
+    assert fast.prefill_s == pytest.approx(0.005) and fast.decode_s == pytest.approx(0.02)
+    with pytest.raises(InputError, match="statistic 'mean'"):
+        observations_from_records([rec], statistic="mean")
+    with pytest.raises(InputError, match="needs the record's spread"):
+        observations_from_records([{k: v for k, v in rec.items() if k != "spread"}], statistic="min")
+
+
+def test_a_wide_spread_of_repeats_warns_that_the_machine_is_busy():
+    from infscale.latency.measure import _warn_if_busy
+
+    busy = _record("a", 0.01, 0.04, 0.5)
+    busy["spread"]["decode_s"].update(q25=0.03, q75=0.05)  # IQR 50% of the median
+    with pytest.warns(UserWarning, match="machine looks busy"):
+        _warn_if_busy(busy)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_busy(_record("b", 0.01, 0.04, 0.9))  # IQR 0: quiet

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from infscale.errors import InputError
-from infscale.jsonsafe import finite
+from infscale.jsonsafe import finite, is_finite_number, loads_strict
 
 __all__ = ["Strict", "SafeName", "check_name", "check_number", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
            "resolve_recipe", "write_text", "write_json", "write_csv", "save_config"]
@@ -132,7 +131,7 @@ def check_number(flag: str, value: float | None, *, low: float = 0.0, inclusive:
     ``high``; ``None`` (not given) passes. One line naming the flag otherwise."""
     if value is None:
         return
-    if isinstance(value, bool) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise InputError(f"{flag} {value}: must be a finite number")
     if value < low or (value == low and not inclusive):
         raise InputError(f"{flag} {value:g}: must be {'>=' if inclusive else '>'} {low:g}")
@@ -179,12 +178,8 @@ def load_json(path: str | Path, model: type[M] | None = None, *, what: str = "JS
               kind: type | None = dict) -> Any:
     """Parse a JSON file (strict: no NaN/Infinity) and validate it into ``model`` when given."""
     text = read_text(path, what)
-
-    def _no_constants(name: str) -> Any:
-        raise ValueError(f"non-finite number {name}")
-
     try:
-        data = json.loads(text, parse_constant=_no_constants)
+        data = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     except ValueError as exc:
@@ -197,16 +192,12 @@ def load_jsonl(path: str | Path, *, what: str = "JSONL file") -> list[tuple[int,
     """``(line number, object)`` of each non-blank line of a JSONL input file (strict: no NaN/Infinity, every line
     an object; a bad line, the last one included, is one `InputError` naming ``FILE:LINE``). Empty: an error.
     (Append-only *record* files, whose writer may have been killed mid-line, are read by `infscale.records`.)"""
-
-    def _no_constants(name: str) -> Any:
-        raise ValueError(f"non-finite number {name}")
-
     out = []
     for lineno, line in enumerate(read_text(path, what).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line, parse_constant=_no_constants)
+            row = loads_strict(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{lineno}: row {len(out) + 1}: invalid JSON ({exc.msg})") from None
         except ValueError as exc:

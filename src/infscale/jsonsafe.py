@@ -1,9 +1,28 @@
-"""Strict-JSON values: the one place that turns numpy values and non-finite floats into what ``json`` accepts."""
+"""Strict JSON: the one place that turns numpy values and non-finite floats into what ``json`` accepts, and the one
+parse that refuses non-finite numbers."""
 
 from __future__ import annotations
 
+import json
 import math
+import numbers
 from typing import Any
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that refuses ``NaN``/``Infinity`` (``ValueError: non-finite number NaN``): the parse of what
+    users and other processes hand the project (config files, records, server requests). A syntax error is a
+    ``json.JSONDecodeError`` as usual (a ``ValueError`` too)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def is_finite_number(value: object) -> bool:
+    """A real, finite number; not a bool (JSON ``true`` is not 1), not a string, not NaN or infinite."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def finite(obj: Any) -> Any:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from infscale.errors import InputError
+from infscale.jsonsafe import loads_strict
 
 __all__ = ["RecordWarning", "RecordWriter", "read_records", "read_numbered", "latest", "append_one"]
 
@@ -32,10 +33,6 @@ Key = Callable[[dict[str, Any]], Any]
 
 class RecordWarning(UserWarning):
     """A torn last line was skipped or cut."""
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number a record may hold")
 
 
 def _torn(raw: bytes, i: int, last: int) -> bool:
@@ -60,7 +57,7 @@ def _parse_lines(path: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+            rec = loads_strict(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             if _torn(raw, i, last):
                 return records, offsets[i]

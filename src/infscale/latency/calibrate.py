@@ -13,7 +13,6 @@ open_lm code launch different kernels per layer) sharing the hardware terms; the
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from scipy.optimize import least_squares
 
 from infscale.arch import PRESETS, TransformerShape, ffn_matrices
 from infscale.errors import InputError
+from infscale.jsonsafe import is_finite_number
 from infscale.latency.model import HARDWARE, MAX_EFFICIENCY, HardwareProfile, Workload, latency_terms
 
 __all__ = [
@@ -84,7 +84,7 @@ def _check_record(r: dict[str, Any], where: str) -> None:
             raise InputError(f"{where}: field {name!r} must be an object, got {r.get(name)!r:.60}")
     for name in ("prefill_s", "decode_s", "total_s"):
         value = r.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise InputError(f"{where}: field {name!r} must be a finite number of seconds, got {value!r:.60}")
     if r["prefill_s"] < 0 or r["total_s"] <= 0:
         bad = "prefill_s" if r["prefill_s"] < 0 else "total_s"

@@ -19,8 +19,6 @@ Hardware presets are data (`HARDWARE`); loading and saving profiles lives in `la
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
@@ -28,6 +26,7 @@ import numpy as np
 
 from infscale.arch import TransformerShape, ffn_width
 from infscale.arch import ffn_matrices as arch_ffn_matrices
+from infscale.jsonsafe import is_finite_number
 from infscale.registry import Registry
 
 __all__ = [
@@ -98,12 +97,8 @@ relative to the nominal peak, reached when weights or KV sit in cache; a compute
 is a typo or a wrong peak."""
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _finite_positive(value: object) -> bool:
-    return _is_number(value) and math.isfinite(value) and value > 0  # type: ignore[arg-type]
+    return is_finite_number(value) and value > 0  # type: ignore[operator]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,7 +155,7 @@ class HardwareProfile:
                                  f"{value!r}")
         for name in ("layer_overhead_s", "step_overhead_s", "cache_bytes", "cache_bandwidth_bytes_per_s"):
             value = getattr(self, name)
-            if not (_finite_positive(value) or (_is_number(value) and value == 0)):
+            if not (is_finite_number(value) and value >= 0):
                 raise ValueError(f"HardwareProfile {self.name}: {name} must be a finite number >= 0, got {value!r}")
         if self.cache_bytes > 0 and not self.cache_bandwidth_bytes_per_s > 0:
             raise ValueError(f"HardwareProfile {self.name}: cache_bytes needs a positive cache_bandwidth_bytes_per_s")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infscale.jsonsafe import is_finite_number
 from infscale.laws.forms import ChinchillaFamily, LawForm, get_law
 
 POSITIVE = ("A", "B", "E", "N_c", "D_c")
@@ -26,7 +27,7 @@ def physical_problems(params: dict[str, object]) -> list[str]:
     coefficient <= 0, an exponent of N or D outside (0, 2). Empty when the law is usable."""
     out = []
     for name, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        if not is_finite_number(value):
             out.append(f"field 'params.{name}': {value!r} is not a finite number")
         elif name in POSITIVE and not value > 0:
             out.append(f"field 'params.{name}': {value:g} <= 0, but a coefficient of the law must be positive")

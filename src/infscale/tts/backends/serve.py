@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from infscale.jsonsafe import loads_strict
 from infscale.tts.core.generation import Completion, Generator, SamplingParams
 
 
@@ -88,14 +89,10 @@ def _first_error(exc: ValidationError) -> RequestError:
     return RequestError(400, f"field {where or 'body'}: {err['msg']}", field)
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse_json(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 naming what is wrong with it."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = loads_strict(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise RequestError(400, "body is not UTF-8") from None
     except (json.JSONDecodeError, ValueError) as exc:

@@ -112,10 +112,7 @@ class TorchPRM(_TagReader):
         ids = self.tokenizer.encode(prompt + "".join(steps), bos=True)
         ctx = self.shape.context_length
         ids = ids[:ctx]
-        pos = [i for i, t in enumerate(ids) if t == self.tokenizer.tag_id]
-        if len(pos) < len(steps):  # a last step without a tag is scored at its final token
-            pos.append(len(ids) - 1)
-        return ids, pos[: len(steps)]
+        return ids, self.tokenizer.step_positions(ids, len(steps))
 
     def _forward(self, ids: list[list[int]]) -> list[list[float]]:
         import torch

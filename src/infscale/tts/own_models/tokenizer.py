@@ -35,6 +35,14 @@ class CharTokenizer:
             ids += [get(ch, UNK) for ch in part]
         return ids
 
+    def step_positions(self, ids: list[int], n_steps: int) -> list[int]:
+        """Where a PRM reads the reward of each of ``n_steps`` steps in ``ids``: at its step tag, and at the final
+        token for a last step without one (the answer line). The one rule for training and scoring."""
+        pos = [i for i, t in enumerate(ids) if t == TAG]
+        if len(pos) < n_steps:
+            pos.append(len(ids) - 1)
+        return pos[:n_steps]
+
     def decode(self, ids: list[int]) -> str:
         return "".join(self.itos[i] for i in ids if i > UNK or i == TAG)
 

@@ -94,13 +94,22 @@ def corrupted_solution(p: Problem, rng: random.Random, error_rate: float) -> tup
     return "".join(lines), labels
 
 
-def prm_example(rng: random.Random, cfg: SmallTrainConfig, task: ArithmeticTask,
-                tok: CharTokenizer) -> tuple[list[int], list[int]]:
+Labelled = tuple[list[int], list[int], list[bool]]
+"""Token ids, the positions a PRM reads, and the exact label at each."""
+
+
+def _injected(rng: random.Random, cfg: SmallTrainConfig, task: ArithmeticTask, tok: CharTokenizer) -> Labelled:
+    """A random problem's reference solution with injected errors: its ids, reward positions and labels."""
     p = _problem(rng, cfg, task)
     text, labels = corrupted_solution(p, rng, cfg.error_rate)
     ids = tok.encode(task.prompt(p) + text, bos=True)
+    return ids, tok.step_positions(ids, len(labels)), labels
+
+
+def prm_example(rng: random.Random, cfg: SmallTrainConfig, task: ArithmeticTask,
+                tok: CharTokenizer) -> tuple[list[int], list[int]]:
+    ids, pos, labels = _injected(rng, cfg, task, tok)
     targets = [IGNORE] * len(ids)
-    pos = [i for i, t in enumerate(ids) if t == tok.tag_id] + [len(ids) - 1]
     good, bad = tok.stoi["+"], tok.stoi["-"]
     for i, lab in zip(pos, labels, strict=True):
         targets[i] = good if lab else bad
@@ -126,19 +135,6 @@ def _batch(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.T
         tgt[r, : len(y)] = torch.tensor(y)
         wts[r, : len(w)] = torch.tensor(w)
     return ids, tgt, wts
-
-
-def tag_positions(ids: list[int], n_steps: int, tok: CharTokenizer) -> list[int]:
-    """Where a PRM reads each step's reward: its step tag, the final token for a last step without one (as
-    `infscale.tts.core.rewards.TorchPRM` reads them)."""
-    pos = [i for i, t in enumerate(ids) if t == tok.tag_id]
-    if len(pos) < n_steps:
-        pos.append(len(ids) - 1)
-    return pos[:n_steps]
-
-
-Labelled = tuple[list[int], list[int], list[bool]]
-"""Token ids, the positions a PRM reads, and the exact label at each."""
 
 
 def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
@@ -168,14 +164,10 @@ def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: i
                 ids = tok.encode(prompt + c.text, bos=True)
                 if len(ids) > cfg.context_length or len(labels) != len(steps):
                     continue
-                raw.append((ids, tag_positions(ids, len(steps), tok), labels))
+                raw.append((ids, tok.step_positions(ids, len(steps)), labels))
         if log_every and (start // 32) % log_every == 0:
             print(f"prm data: {len(raw)} solutions from {start + len(problems)} problems", flush=True)
-    for _ in range(injected):
-        p = _problem(rng, cfg, task)
-        text, labels = corrupted_solution(p, rng, cfg.error_rate)
-        ids = tok.encode(task.prompt(p) + text, bos=True)
-        raw.append((ids, tag_positions(ids, len(labels), tok), labels))
+    raw += [_injected(rng, cfg, task, tok) for _ in range(injected)]
     return balance_positions(raw, tok)
 
 

@@ -37,6 +37,13 @@ def physical_problems(params: dict[str, object]) -> list[str]:
     return out
 
 
+def search_bound(x: float, lo: float, hi: float, rel_tol: float = 1e-6) -> str | None:
+    """Which end of a size search over ``[lo, hi]`` (in log N) ``x`` sits on: ``"min N"``, ``"max N"`` or ``None``
+    (within ``rel_tol`` of the range). A point on an end is the best searched, not an optimum."""
+    tol = rel_tol * (hi - lo)
+    return "min N" if x <= lo + tol else "max N" if x >= hi - tol else None
+
+
 @dataclass(frozen=True, slots=True)
 class Allocation:
     n_params: float
@@ -107,8 +114,7 @@ class FittedLaw:
             lo, hi = np.log(1e3), np.log(c / 6.0) - np.log(1e3)
             res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
             n_opt = float(np.exp(res.x))
-            tol = 1e-4 * (hi - lo)
-            at_bound = "min N" if res.x <= lo + tol else "max N" if res.x >= hi - tol else None
+            at_bound = search_bound(res.x, lo, hi, rel_tol=1e-4)  # the bounded method stops short of an end
         d_opt = c / (6.0 * n_opt)
         return Allocation(n_params=float(n_opt), n_tokens=float(d_opt),
                           loss=float(self.predict(n_opt, d_opt, aspect_ratio)), train_flops=c, at_bound=at_bound)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infscale.errors import InfeasibleError
+from infscale.laws.fitted import search_bound
 from infscale.plan.optimum import LossFn
 
 __all__ = [
@@ -148,12 +149,6 @@ def _refine_min(objective, lo: float, hi: float, points: int = 257, rounds: int 
         k = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
         lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, points - 1)]
     return float(grid[k])
-
-
-def search_bound(x: float, lo: float, hi: float) -> str | None:
-    """Which end of the size search ``[lo, hi]`` (in log N) ``x`` sits on: ``"min N"``, ``"max N"`` or ``None``."""
-    tol = 1e-6 * (hi - lo)
-    return "min N" if x <= lo + tol else "max N" if x >= hi - tol else None
 
 
 def _plan(n: float, d: float, loss: float, prefill_tokens: float, decode_tokens: float, cost: CostModel,

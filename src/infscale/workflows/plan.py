@@ -180,15 +180,16 @@ def run_plan(req: PlanRequest) -> PlanReport:
         if type(exc) is ValueError:
             raise InputError(f"{req.law}: {exc}") from None
         raise
-    best_n = float(result.row(result.best)["n_params"])
-    if best_n >= hi / 1.05 or best_n <= lo * 1.05:
-        end = "top" if best_n >= hi / 1.05 else "bottom"
+    best = result.row(result.best)
+    best_n = float(best["n_params"])
+    end = "top" if best_n >= hi / 1.05 else "bottom" if best_n <= lo * 1.05 else None  # 5%: the grid is discrete
+    if end is not None:
         warnings.warn(f"the best shape (N={best_n:.3g}) sits at the {end} of the searched size range "
                       f"[{lo:.3g}, {hi:.3g}]: a {'larger' if end == 'top' else 'smaller'} model was not considered; "
                       "widen --params-band or --min-params/--max-params to know whether it is the optimum",
                       stacklevel=2)
     report = PlanReport(request=req, params_range=(lo, hi), n_candidates=len(grid),
-                        n_feasible=int(result.feasible.sum()), best=result.row(result.best),
+                        n_feasible=int(result.feasible.sum()), best=best,
                         baselines={name: baseline_verdict(result, i) for name, i in baselines.items()},
                         frontier=[result.row(int(i)) for i in result.frontier], result=result)
     files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),

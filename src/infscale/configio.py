@@ -80,11 +80,15 @@ def read_text(path: str | Path, what: str = "file") -> str:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The first error of ``exc``: its field as ``a.b`` (empty for the whole object) and its message."""
+    err = exc.errors()[0]
+    return ".".join(str(p) for p in err["loc"]), err["msg"].removeprefix("Value error, ")
+
+
 def validation_message(source: str, exc: ValidationError) -> str:
     """The first error of ``exc`` as ``SOURCE: field a.b: message``."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"].removeprefix("Value error, ")
+    loc, msg = first_error(exc)
     return f"{source}: field {loc}: {msg}" if loc else f"{source}: {msg}"
 
 

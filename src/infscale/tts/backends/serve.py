@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from infscale.configio import first_error
 from infscale.jsonsafe import loads_strict
 from infscale.tts.core.generation import Completion, Generator, SamplingParams
 
@@ -83,10 +84,8 @@ class TokenizeRequest(BaseModel):
 
 
 def _first_error(exc: ValidationError) -> RequestError:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or len(err["loc"]) > 1)
-    field = str(err["loc"][0]) if err["loc"] else None
-    return RequestError(400, f"field {where or 'body'}: {err['msg']}", field)
+    loc, msg = first_error(exc)
+    return RequestError(400, f"field {loc or 'body'}: {msg}", loc.split(".")[0] or None)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

@@ -88,6 +88,13 @@ def check_memory(cfg: TrainConfig, shape: TransformerShape, device: str, dtype: 
     return need
 
 
+def autocast(device: str, dtype: str) -> Any:
+    """The forward pass's precision context: bf16 autocast when ``dtype`` is ``bf16``, else a no-op."""
+    import torch
+
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16")
+
+
 def _duration(seconds: float) -> str:
     for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
         if seconds >= size:
@@ -107,7 +114,7 @@ def check_time(cfg: TrainConfig, model: Any, steps: int, device: str, dtype: str
     best = math.inf
     for _ in range(2):  # the first call pays for allocation; the faster one is the estimate
         t0 = time.perf_counter()
-        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16"):
+        with autocast(device, dtype):
             logits = model(x)
         lm_loss(logits, x, 0.0).backward()
         if device.startswith("cuda"):
@@ -208,7 +215,7 @@ def evaluate(model, tokens, cfg: TrainConfig, device: str, dtype: str | None = N
     n_windows = max(1, min(cfg.eval_tokens, tokens.shape[0] - 1) // T)
     if (tokens.shape[0] - 1) < T:
         raise InputError(f"validation split has {tokens.shape[0]} tokens: fewer than context_length+1={T + 1}")
-    bf16 = (dtype or resolve_dtype(cfg.dtype, device)) == "bf16"
+    dtype = dtype or resolve_dtype(cfg.dtype, device)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -218,7 +225,7 @@ def evaluate(model, tokens, cfg: TrainConfig, device: str, dtype: str | None = N
             win = np.stack([np.asarray(tokens[i * T:i * T + T + 1], dtype=np.int64) for i in idx])
             x = torch.from_numpy(win[:, :-1]).to(device)
             y = torch.from_numpy(win[:, 1:]).to(device)
-            with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            with autocast(device, dtype):
                 logits = model(x)
             total += float(lm_loss(logits, y)) * len(idx)
             count += len(idx)
@@ -322,7 +329,6 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
 
     bar = tqdm(total=steps, initial=start_step, desc=run_id, unit="step", leave=False,
                disable=(not cfg.progress) or (not dist.main) or not sys.stderr.isatty())
-    amp = dict(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16")
     T, B, A = cfg.model.context_length, cfg.batch_size, cfg.grad_accum
     beta = cfg.ema_beta
     done_here = 0
@@ -340,7 +346,7 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
             y = torch.from_numpy(yb).to(device, non_blocking=True)
             sync_ctx = net.no_sync() if (dist.active and micro < A - 1) else nullcontext()
             with sync_ctx:
-                with torch.autocast(**amp):
+                with autocast(device, dtype):
                     logits = net(x)
                 loss = lm_loss(logits, y, o.z_loss) / A
                 loss.backward()

@@ -46,21 +46,23 @@ def train_cmd(
     out_dir: Path = typer.Option(Path("runs/tts-models"), help="Where arith_policy.pt and arith_prm.pt go."),
     minutes: float = typer.Option(4.0, help="Wall-clock minutes per model."),
     seed: int = typer.Option(0),
-    prm_data: str = typer.Option("policy", help="PRM data: 'policy' (the trained policy's own samples, labelled by "
-                                                "the exact checker, balanced per step) or 'injected' (errors "
-                                                "injected into reference solutions)."),
-    prm_problems: int = typer.Option(2400, help="Problems the policy samples 4 solutions of (prm-data policy)."),
+    prm_data: str = typer.Option("likelihood", help="PRM: 'likelihood' (the policy's own token likelihoods, "
+                                                    "calibrated on its samples labelled by the exact checker), "
+                                                    "'policy' (a tag head fine-tuned on those samples) or "
+                                                    "'injected' (a tag head on errors injected into reference "
+                                                    "solutions)."),
+    prm_problems: int = typer.Option(2400, help="Problems the policy samples 4 solutions of (likelihood, policy)."),
 ) -> None:
     """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU)."""
     from infscale.configio import check_number
     from infscale.errors import InputError
-    from infscale.tts.own_models.train import train_policy_and_prm
+    from infscale.tts.own_models.train import PRM_DATA, train_policy_and_prm
 
     check_number("--minutes", minutes, high=24 * 60)
     check_number("--seed", seed, inclusive=True)
     check_number("--prm-problems", prm_problems, low=1, inclusive=True, high=1_000_000)
-    if prm_data not in ("policy", "injected"):
-        raise InputError(f"--prm-data {prm_data!r}: expected policy or injected")
+    if prm_data not in PRM_DATA:
+        raise InputError(f"--prm-data {prm_data!r}: expected one of {', '.join(PRM_DATA)}")
     for kind, metrics in train_policy_and_prm(out_dir, minutes * 60, seed, prm_data, prm_problems).items():
         print(f"{kind}: {metrics}")
 

@@ -88,3 +88,56 @@ def test_policy_prm_data_is_the_checkers_labels_balanced_per_position():
     for k in {k for k, _ in mass}:
         g, b = mass.get((k, good), 0.0), mass.get((k, bad), 0.0)
         assert g == pytest.approx(b) or g == 0 or b == 0
+
+
+def test_fit_likelihood_head_recovers_a_known_slope():
+    """Labels drawn from sigmoid(a * feature + b) on a random model's own path-minimum feature: the fit finds a (one
+    scored position per solution, so the per-position weights only move the intercept)."""
+    import math
+
+    import torch
+
+    from infscale.arch import TransformerShape
+    from infscale.train.model import LlamaModel
+    from infscale.tts.core.rewards import path_min_logprobs, token_logprobs
+    from infscale.tts.own_models.train import fit_likelihood_head
+
+    torch.manual_seed(0)
+    model = LlamaModel(TransformerShape(d_model=32, n_layers=1, n_heads=2, vocab_size=20, context_length=32)).eval()
+    with torch.no_grad():  # a confident model, so that its path minimum spreads over a few nats
+        model.lm_head.weight.mul_(30.0)
+    rng = random.Random(1)
+    a, b = 1.0, 12.0
+    seqs = [[rng.randrange(20) for _ in range(rng.randint(4, 30))] for _ in range(6000)]
+    batch = torch.zeros((len(seqs), 30), dtype=torch.long)
+    for r, ids in enumerate(seqs):
+        batch[r, : len(ids)] = torch.tensor(ids)
+    with torch.no_grad():
+        rows = torch.log_softmax(model(batch).float(), -1)
+    samples, first = [], 3
+    for r, ids in enumerate(seqs):
+        pos = [len(ids) - 1]
+        (f,) = path_min_logprobs(token_logprobs(rows[r, : len(ids)], ids), first, pos)
+        label = rng.random() < 1.0 / (1.0 + math.exp(-(a * f + b)))
+        samples.append(((ids, pos, [label]), first))
+    head = fit_likelihood_head(model, samples)
+    assert head.coef == pytest.approx(a, rel=0.1)
+    with pytest.raises(Exception, match="both good and bad"):
+        fit_likelihood_head(model, [((ids, pos, [True]), first) for (ids, pos, _), first in samples[:50]])
+
+
+def test_train_likelihood_prm_writes_a_prm_that_scores_with_its_head(tmp_path):
+    from infscale.tts.own_models.train import SmallTrainConfig, train_likelihood_prm
+
+    cfg = SmallTrainConfig(min_difficulty=3, max_difficulty=6, threads=1, seed=2)
+    out = tmp_path / "prm.pt"
+    metrics = train_likelihood_prm(DEFAULT_POLICY, DEFAULT_POLICY, cfg, 32, 2, out, log_every=0)
+    assert metrics["bad_steps"] > 0 and metrics["coef"] > 0
+    task = ArithmeticTask(n_problems=1, difficulty=3, seed=1)
+    prm = TorchPRM(task, checkpoint=str(out))
+    assert prm.head is not None and prm.head.coef == pytest.approx(metrics["coef"])
+    (p,) = task.load()
+    steps = task.split_steps(task.solution(p))
+    wrong = [s.replace(p.gold, str(int(p.gold) + 1)) for s in steps]
+    good, bad = prm.score(p, task.prompt(p), [steps, wrong])
+    assert good.scores[-1] > bad.scores[-1]

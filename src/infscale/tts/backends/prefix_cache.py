@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -30,7 +31,8 @@ class CachedSeq:
     ids: tuple[int, ...]
     k: torch.Tensor
     v: torch.Tensor
-    extra: list[float] | None = None
+    extra: Any = None
+    """What the caller keeps per position besides K/V (sliced by position: a list or a tensor)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -82,7 +84,7 @@ class PrefixStore:
         self._lru.move_to_end(id(seq))
         return seq, depth
 
-    def insert(self, ids: Sequence[int], k: torch.Tensor, v: torch.Tensor, extra: list[float] | None = None) -> None:
+    def insert(self, ids: Sequence[int], k: torch.Tensor, v: torch.Tensor, extra: Any = None) -> None:
         """Cache ``ids`` with a copy of K/V (n_layers, n_kv, len(ids), hs) (views into a batch cache are fine).
 
         A sequence already held, or a prefix of one held, only refreshes that one (nothing is copied)."""

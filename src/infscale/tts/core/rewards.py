@@ -13,6 +13,7 @@ per candidate (one score per step, and the number of tokens the reward model rea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,10 +63,12 @@ class _TagReader:
     batch_size: int = 16
     outcome: bool = False
 
-    def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+    def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int], int]:
+        """Token ids of prompt + steps, the position of each step's reward, and where the solution starts."""
         raise NotImplementedError
 
-    def _forward(self, ids: list[list[int]]) -> list[list[float]]:
+    def _forward(self, ids: list[list[int]], firsts: list[int]) -> list[list[float]]:
+        """P(good) at every position of every sequence."""
         raise NotImplementedError
 
     def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
@@ -73,8 +76,8 @@ class _TagReader:
         out: list[StepScores] = []
         for start in range(0, len(encoded), self.batch_size):
             chunk = encoded[start:start + self.batch_size]
-            probs = self._forward([ids for ids, _ in chunk])
-            for (ids, pos), p in zip(chunk, probs, strict=True):
+            probs = self._forward([ids for ids, _, _ in chunk], [first for _, _, first in chunk])
+            for (ids, pos, _), p in zip(chunk, probs, strict=True):
                 if self.outcome:
                     out.append(StepScores(scores=(p[len(ids) - 1],), n_tokens=len(ids)))
                 else:
@@ -82,14 +85,70 @@ class _TagReader:
         return out
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LikelihoodHead:
+    """A PRM head that reads the language model's own surprise: at position i of the solution,
+    ``P(good) = sigmoid(coef * min_{first <= j <= i} log p(token_j | tokens before j) + intercept)``.
+
+    A step is good while every step up to it is right, and a wrong step shows as a token the model found unlikely
+    (a sampled digit the model did not believe), so the running minimum of the solution's token log-likelihoods is the
+    feature; ``coef`` and ``intercept`` are fitted on the policy's own solutions labelled by the exact checker
+    (`infscale.tts.own_models.train.fit_likelihood_head`). Stored in a PRM checkpoint as ``extra["head"]``."""
+
+    coef: float
+    intercept: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {"kind": "likelihood", "coef": self.coef, "intercept": self.intercept}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object], where: str) -> LikelihoodHead:
+        try:
+            coef, intercept = float(d["coef"]), float(d["intercept"])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{where}: likelihood head needs numeric 'coef' and 'intercept', got {d}") from None
+        if not (math.isfinite(coef) and math.isfinite(intercept)):
+            raise InputError(f"{where}: likelihood head coef/intercept must be finite, got {coef}, {intercept}")
+        return cls(coef=coef, intercept=intercept)
+
+    def probabilities(self, token_logprobs: Sequence[float], first: int) -> list[float]:
+        """P(good) at every position, from ``token_logprobs[i]`` = log p(token i | tokens before it); positions
+        before ``first`` (the prompt) read 0.5 and do not enter the minimum."""
+        out, running = [], 0.0
+        for i, lp in enumerate(token_logprobs):
+            if i < first:
+                out.append(0.5)
+                continue
+            running = min(running, lp)
+            z = self.coef * running + self.intercept
+            out.append(1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z)))
+        return out
+
+
+def path_min_logprobs(token_logprobs: Sequence[float], first: int, positions: Sequence[int]) -> list[float]:
+    """The likelihood head's feature at each of ``positions``: the least token log-likelihood of the solution so far."""
+    out, running, j = [], 0.0, first
+    for i in positions:
+        for lp in token_logprobs[j:i + 1]:
+            running = min(running, lp)
+        j = max(j, i + 1)
+        out.append(running)
+    return out
+
+
 @REWARDS.register("torch_prm")
 class TorchPRM(_TagReader):
     """The project's own PRM checkpoint (default: the bundled arithmetic PRM).
 
-    Scores incrementally: every scored sequence's K/V and per-token P(good) stay in a bounded `PrefixStore`
-    (``prefix_cache_mb``, 0 turns it off; cleared when the weights change), so a tree-search child (a scored parent
-    path + one step) runs only its new step through the model. P(good) at a position depends only on the tokens up to
-    it (causal attention), so the cached values are the full recomputation's.
+    Two heads, named by the checkpoint (``extra["head"]``): Math-Shepherd's tag head,
+    ``softmax([logit('+'), logit('-')])[0]`` read at each step tag, or a `LikelihoodHead` (the model's own token
+    log-likelihoods of the solution, calibrated on the policy's labelled samples).
+
+    Scores incrementally: every scored sequence's K/V and per-position values (P(good), or the log-softmax rows for
+    the likelihood head) stay in a bounded `PrefixStore` (``prefix_cache_mb``, 0 turns it off; cleared when the
+    weights change), so a tree-search child (a scored parent path + one step) runs only its new step through the
+    model. Both depend only on the tokens up to a position (causal attention), so the cached values are the full
+    recomputation's.
     """
 
     name = "torch_prm"
@@ -99,22 +158,31 @@ class TorchPRM(_TagReader):
         from infscale.tts.backends.prefix_cache import PrefixStore, store_tokens
         from infscale.tts.backends.torch import DEFAULT_PRM, load_checkpoint
 
-        self.model, self.tokenizer, _ = load_checkpoint(checkpoint or DEFAULT_PRM, device, expect_kind="prm")
+        path = checkpoint or DEFAULT_PRM
+        self.model, self.tokenizer, ckpt = load_checkpoint(path, device, expect_kind="prm")
+        head = (ckpt.get("extra") or {}).get("head") or {"kind": "tag"}
+        if not isinstance(head, dict) or head.get("kind") not in ("tag", "likelihood"):
+            raise InputError(f"{path}: unknown PRM head {head!r} (expected kind 'tag' or 'likelihood')")
+        self.head = LikelihoodHead.from_dict(head, str(path)) if head["kind"] == "likelihood" else None
         self.shape = self.model.shape
         self.batch_size = batch_size
         self.good_id, self.bad_id = self.tokenizer.stoi["+"], self.tokenizer.stoi["-"]
         if prefix_cache_mb < 0:
             raise InputError(f"reward torch_prm: prefix_cache_mb must be >= 0, got {prefix_cache_mb}")
         tokens = store_tokens(self.model, prefix_cache_mb)
+        if self.head is not None:  # a log-softmax row per cached position beside its K/V
+            per_token_kv = 2 * self.shape.n_layers * self.shape.kv_heads * self.shape.hd
+            tokens = int(tokens * per_token_kv / (per_token_kv + self.shape.vocab_size))
         self.prefix_store = PrefixStore(tokens) if tokens > 0 else None
 
-    def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+    def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int], int]:
         ids = self.tokenizer.encode(prompt + "".join(steps), bos=True)
+        first = len(self.tokenizer.encode(prompt, bos=True))
         ctx = self.shape.context_length
         ids = ids[:ctx]
-        return ids, self.tokenizer.step_positions(ids, len(steps))
+        return ids, self.tokenizer.step_positions(ids, len(steps)), min(first, len(ids))
 
-    def _forward(self, ids: list[list[int]]) -> list[list[float]]:
+    def _forward(self, ids: list[list[int]], firsts: list[int]) -> list[list[float]]:
         import torch
 
         from infscale.tts.backends.prefix_cache import prefill
@@ -129,23 +197,42 @@ class TorchPRM(_TagReader):
                 store.sync(self.model)
             pre = prefill(self.model, seqs, store, 0, self.tokenizer.pad_id)
             logits = pre.logits.float()  # (U, S, V): the computed window; earlier positions come from the store
-            two = torch.stack((logits[..., self.good_id], logits[..., self.bad_id]), -1)
-            window = torch.softmax(two, -1)[..., 0].tolist()
-        probs = []
+            if self.head is None:
+                two = torch.stack((logits[..., self.good_id], logits[..., self.bad_id]), -1)
+                window = torch.softmax(two, -1)[..., 0]
+            else:
+                window = torch.log_softmax(logits, -1)
+        rows = []
         P, S = pre.width, pre.window
         for r, seq in enumerate(seqs):
             keep = len(seq) - S
-            head: list[float] = []
+            row = window[r, max(0, -keep):]
             if keep > 0:
                 cached = pre.hits[r][0]
                 assert cached is not None and cached.extra is not None
-                head = cached.extra[:keep]
-            row = head + window[r][max(0, -keep):]
-            probs.append(row)
+                row = torch.cat((cached.extra[:keep], row))
+            rows.append(row)
             if store is not None:
                 off = P - len(seq)
                 store.insert(seq, pre.cache.k[:, r, :, off:P], pre.cache.v[:, r, :, off:P], row)
-        return [probs[distinct[tuple(x)]] for x in ids]
+        if self.head is None:
+            tag = [row.tolist() for row in rows]
+            return [tag[distinct[tuple(x)]] for x in ids]
+        head = self.head
+        return [head.probabilities(token_logprobs(rows[distinct[tuple(x)]], x), first)
+                for x, first in zip(ids, firsts, strict=True)]
+
+
+def token_logprobs(logsoftmax: object, ids: Sequence[int]) -> list[float]:
+    """``out[i]`` = log p(ids[i] | ids before i) from the log-softmax rows (row i predicts token i + 1); 0 at i = 0."""
+    import torch
+
+    rows = logsoftmax  # (L, V) tensor
+    assert isinstance(rows, torch.Tensor)
+    if len(ids) < 2:
+        return [0.0] * len(ids)
+    nxt = torch.tensor(ids[1:], dtype=torch.long, device=rows.device)
+    return [0.0, *rows[:-1].gather(1, nxt[:, None])[:, 0].tolist()]
 
 
 @REWARDS.register("torch_orm")
@@ -189,14 +276,14 @@ class HFPRM(_TagReader):
         raise InputError(f"{path}: reward model {what} {text!r} is not a single token of its vocabulary "
                          f"(it encodes as {len(ids_plain)} tokens)")
 
-    def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+    def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int], int]:
         ids = self.tokenizer.encode(prompt + "".join(steps), add_special_tokens=True)
         pos = [i for i, t in enumerate(ids) if t == self.tag_id]
         if len(pos) < len(steps):
             pos.append(len(ids) - 1)
-        return ids, pos[: len(steps)]
+        return ids, pos[: len(steps)], 0
 
-    def _forward(self, ids: list[list[int]]) -> list[list[float]]:
+    def _forward(self, ids: list[list[int]], firsts: list[int]) -> list[list[float]]:
         import torch
 
         T = max(len(x) for x in ids)

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,6 +27,7 @@ from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.train.model import LlamaModel
 from infscale.tts.backends.torch import load_checkpoint, save_checkpoint
+from infscale.tts.core.rewards import LikelihoodHead, path_min_logprobs, token_logprobs
 from infscale.tts.core.tasks import ARITH_OPS, STEP_TAG, ArithmeticTask, Problem
 from infscale.tts.own_models.tokenizer import CharTokenizer
 
@@ -137,13 +139,12 @@ def _batch(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return ids, tgt, wts
 
 
-def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
-                        temperature: float = 1.0, log_every: int = 0, injected: int = 0) -> list[Example]:
-    """PRM training data from the policy's own distribution: ``samples`` solutions of each of ``n_problems`` random
-    problems (difficulties ``min..max_difficulty``), every step labelled by the task's exact checker (good while
-    every step up to it is right), plus ``injected`` reference solutions with injected errors (more wrong steps of
-    every kind, the policy errs rarely). Targets are balanced per step position (`balance_positions`), so the reward
-    cannot be read off the step index (or the length)."""
+def policy_samples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
+                   temperature: float = 1.0, log_every: int = 0) -> list[tuple[Labelled, int]]:
+    """``samples`` solutions by ``policy`` of each of ``n_problems`` random problems (difficulties
+    ``min..max_difficulty``), every step labelled by the task's exact checker (good while every step up to it is
+    right), each with the index of its first solution token. Truncated solutions and ones beyond the context are
+    left out."""
     from infscale.tts.backends.torch import TorchGenerator
     from infscale.tts.core.generation import SamplingParams
 
@@ -151,11 +152,12 @@ def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: i
     tok, task = CharTokenizer(), ArithmeticTask()
     gen = TorchGenerator(checkpoint=str(policy), seed=cfg.seed, threads=cfg.threads)
     params = SamplingParams(temperature=temperature, max_tokens=cfg.context_length, seed=None)
-    raw: list[Labelled] = []
+    out: list[tuple[Labelled, int]] = []
     for start in range(0, n_problems, 32):
         problems = [_problem(rng, cfg, task) for _ in range(min(32, n_problems - start))]
         prompts = [task.prompt(p) for p in problems]
         for p, prompt, comps in zip(problems, prompts, gen.generate(prompts, samples, params), strict=True):
+            first = len(tok.encode(prompt, bos=True))
             for c in comps:
                 if c.finish_reason == "length":
                     continue
@@ -164,28 +166,108 @@ def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: i
                 ids = tok.encode(prompt + c.text, bos=True)
                 if len(ids) > cfg.context_length or len(labels) != len(steps):
                     continue
-                raw.append((ids, tok.step_positions(ids, len(steps)), labels))
+                out.append(((ids, tok.step_positions(ids, len(steps)), labels), first))
         if log_every and (start // 32) % log_every == 0:
-            print(f"prm data: {len(raw)} solutions from {start + len(problems)} problems", flush=True)
+            print(f"policy samples: {len(out)} solutions of {start + len(problems)} problems", flush=True)
+    return out
+
+
+def policy_prm_examples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
+                        temperature: float = 1.0, log_every: int = 0, injected: int = 0) -> list[Example]:
+    """PRM training data for the tag head from the policy's own distribution (`policy_samples`), plus ``injected``
+    reference solutions with injected errors (more wrong steps of every kind, the policy errs rarely). Targets are
+    balanced per step position (`balance_positions`), so the reward cannot be read off the step index (or the
+    length)."""
+    tok, task = CharTokenizer(), ArithmeticTask()
+    raw = [lab for lab, _ in policy_samples(policy, cfg, n_problems, samples, temperature, log_every)]
+    rng = random.Random(cfg.seed + 7)
     raw += [_injected(rng, cfg, task, tok) for _ in range(injected)]
     return balance_positions(raw, tok)
 
 
-def balance_positions(raw: list[Labelled], tok: CharTokenizer) -> list[Example]:
-    """Weights such that at every step position the good and the bad labels carry equal total weight (a position
-    with one label only teaches nothing but the index: weight 0), the position keeping its share of the data."""
-    good, bad = tok.stoi["+"], tok.stoi["-"]
+def position_weights(labels: list[list[bool]]) -> list[list[float]]:
+    """A weight per label such that at every step position the good and the bad labels carry equal total weight (a
+    position with one label only teaches nothing but the index: weight 0), the position keeping its share."""
     counts: dict[tuple[int, bool], int] = {}
-    for _, _pos, labels in raw:
-        for k, lab in enumerate(labels):
+    for row in labels:
+        for k, lab in enumerate(row):
             counts[(k, lab)] = counts.get((k, lab), 0) + 1
-    out: list[Example] = []
-    for ids, pos, labels in raw:
-        tgt, wts = [IGNORE] * len(ids), [0.0] * len(ids)
-        for k, (i, lab) in enumerate(zip(pos, labels, strict=True)):
+    out = []
+    for row in labels:
+        w = []
+        for k, lab in enumerate(row):
             n_k = counts.get((k, True), 0) + counts.get((k, False), 0)
+            w.append(0.5 * n_k / counts[(k, lab)] if counts.get((k, not lab)) else 0.0)
+        out.append(w)
+    return out
+
+
+def fit_likelihood_head(lm: LlamaModel, samples: list[tuple[Labelled, int]], batch_size: int = 64) -> LikelihoodHead:
+    """Fit a `LikelihoodHead` for the language model ``lm`` on labelled solutions (`policy_samples`): weighted logistic
+    regression of each step's label on the running minimum of the solution's token log-likelihoods under ``lm``, the
+    labels weighted per step position (`position_weights`) so that the index cannot stand in for correctness."""
+    from scipy.optimize import minimize
+
+    if not samples:
+        raise InputError("likelihood head: no labelled solutions to fit on")
+    feats: list[float] = []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        T = max(len(ids) for (ids, _, _), _ in chunk)
+        batch = torch.zeros((len(chunk), T), dtype=torch.long)
+        for r, ((ids, _, _), _) in enumerate(chunk):
+            batch[r, : len(ids)] = torch.tensor(ids)
+        with torch.inference_mode():
+            logsm = torch.log_softmax(lm(batch).float(), -1)
+        for r, ((ids, pos, _), first) in enumerate(chunk):
+            lp = token_logprobs(logsm[r, : len(ids)], ids)
+            feats += path_min_logprobs(lp, first, pos)
+    labels = [lab for (_, _, lab), _ in samples]
+    x = np.asarray(feats)
+    y = np.asarray([v for row in labels for v in row], dtype=float)
+    w = np.asarray([v for row in position_weights(labels) for v in row])
+    if not (0 < y.sum() < len(y)) or w.sum() == 0:
+        raise InputError(f"likelihood head: the {len(samples)} solutions need both good and bad steps at some "
+                         "position (sample harder problems or at a higher temperature)")
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] * x + theta[1]
+        p = 1.0 / (1.0 + np.exp(-z))
+        g = w * (p - y)
+        return float(np.sum(w * (np.logaddexp(0.0, z) - y * z))), np.array([np.sum(g * x), np.sum(g)])
+
+    theta = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B").x
+    return LikelihoodHead(coef=float(theta[0]), intercept=float(theta[1]))
+
+
+def train_likelihood_prm(lm: Path, policy: Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
+                         out: Path, log_every: int = 10) -> dict[str, float]:
+    """A likelihood PRM: the language model ``lm`` (a policy checkpoint) with a `LikelihoodHead` fitted on
+    ``policy``'s own labelled samples; saved as a ``prm`` checkpoint to ``out``. Returns the fit's figures."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    model, _, _ = load_checkpoint(lm, expect_kind="policy")
+    data = policy_samples(policy, cfg, n_problems, samples, log_every=log_every)
+    head = fit_likelihood_head(model, data)
+    n_steps = sum(len(lab) for (_, _, lab), _ in data)
+    n_bad = sum(1 for (_, _, lab), _ in data for v in lab if not v)
+    metrics = {"solutions": len(data), "steps": n_steps, "bad_steps": n_bad, "train_s": time.perf_counter() - t0,
+               "coef": head.coef, "intercept": head.intercept}
+    save_checkpoint(out, model, "prm", {"head": head.to_dict(), "lm": Path(lm).name, "policy": Path(policy).name,
+                                        "config": asdict(cfg), "metrics": metrics,
+                                        "data": f"{len(data)} solutions of {n_problems} problems by the policy"})
+    return metrics
+
+
+def balance_positions(raw: list[Labelled], tok: CharTokenizer) -> list[Example]:
+    """Tag-head targets with the `position_weights` of their labels."""
+    good, bad = tok.stoi["+"], tok.stoi["-"]
+    out: list[Example] = []
+    for (ids, pos, labels), weights in zip(raw, position_weights([lab for _, _, lab in raw]), strict=True):
+        tgt, wts = [IGNORE] * len(ids), [0.0] * len(ids)
+        for i, lab, w in zip(pos, labels, weights, strict=True):
             tgt[i] = good if lab else bad
-            wts[i] = 0.5 * n_k / counts[(k, lab)] if counts.get((k, not lab)) else 0.0
+            wts[i] = w
         out.append((ids, tgt, wts))
     return out
 
@@ -250,16 +332,26 @@ def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int 
     return metrics
 
 
-def train_policy_and_prm(out_dir: Path, seconds: float, seed: int = 0, prm_data: str = "policy",
+PRM_DATA = ("likelihood", "policy", "injected")
+"""How `train_policy_and_prm` builds the PRM: a likelihood head on the policy fitted to its own labelled samples
+(the bundled one), a tag head fine-tuned on those samples, or a tag head trained on injected errors."""
+
+
+def train_policy_and_prm(out_dir: Path, seconds: float, seed: int = 0, prm_data: str = "likelihood",
                          prm_problems: int = 2400) -> dict[str, dict[str, float]]:
-    """The bundled pair (``infscale tts train``): a policy, then a PRM, each for ``seconds``. With ``prm_data`` =
-    ``policy`` the PRM is fine-tuned from the policy on its own samples of ``prm_problems`` problems (4 each,
-    difficulties 2-7 so that it errs), labelled by the exact checker; ``injected``: errors injected into reference
-    solutions."""
+    """The bundled pair (``infscale tts train``): a policy trained for ``seconds``, then its PRM (`PRM_DATA`). The
+    policy's own samples come from 4 solutions of each of ``prm_problems`` problems; ``likelihood`` (default) fits a
+    `LikelihoodHead` on them over the policy's weights (difficulties 2-5, the policy's range); ``policy``
+    fine-tunes a tag head on them for ``seconds`` (difficulties 2-7, so that it errs more); ``injected`` trains a
+    tag head on reference solutions with injected errors."""
+    if prm_data not in PRM_DATA:
+        raise InputError(f"prm data {prm_data!r}: expected one of {', '.join(PRM_DATA)}")
     cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=seconds, seed=seed)
     policy = out_dir / "arith_policy.pt"
     out = {"policy": train_own_model("policy", cfg, policy)}
-    if prm_data == "injected":
+    if prm_data == "likelihood":
+        out["prm"] = train_likelihood_prm(policy, policy, cfg, prm_problems, 4, out_dir / "arith_prm.pt")
+    elif prm_data == "injected":
         out["prm"] = train_own_model("prm", cfg, out_dir / "arith_prm.pt")
     else:
         prm_cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=seconds, seed=seed, max_difficulty=7, lr=1e-3)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from infscale.plan.optimum import pareto_frontier
-from infscale.tts.analysis import AccuracyCurve, OperatingPoint
+from infscale.tts.analysis.accuracy import AccuracyCurve, OperatingPoint, strategy_label
 from infscale.tts.analysis.saturation import SaturationSummary
 
 __all__ = ["plot_accuracy_vs_flops", "plot_model_strategy_grid", "plot_saturation"]
@@ -44,7 +44,7 @@ def plot_accuracy_vs_flops(points: Sequence[OperatingPoint], path: Path, *, acco
         lo = np.array([100 * p.ci_low for p in pts])
         hi = np.array([100 * p.ci_high for p in pts])
         line = ax.plot(f, a, marker=markers[(i // len(colours)) % len(markers)], ms=4, lw=1.2,
-                       color=colours[i % len(colours)], label=f"{model} {strategy}")[0]
+                       color=colours[i % len(colours)], label=f"{model} {strategy_label(strategy)}")[0]
         if np.isfinite(lo).all() and np.isfinite(hi).all():
             ax.errorbar(f, a, yerr=[np.clip(a - lo, 0, None), np.clip(hi - a, 0, None)], fmt="none",
                         ecolor=line.get_color(), alpha=0.5, lw=0.8)
@@ -142,14 +142,14 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
     model_handles = [Line2D([], [], color=colours[i], lw=3, label=f"{m} ({sizes[m] / 1e6:.2g}M)")
                      for i, m in enumerate(models)]
     strategy_handles = [Line2D([], [], color="grey", marker=_STYLES[i % len(_STYLES)][0],
-                               ls=_STYLES[i % len(_STYLES)][1], label=s) for i, s in enumerate(names)]
+                               ls=_STYLES[i % len(_STYLES)][1], label=strategy_label(s)) for i, s in enumerate(names)]
     strategy_handles.append(Line2D([], [], color="black", lw=2, alpha=0.5, marker="o", mfc="none",
                                    label="Pareto frontier (all points)"))
     first = ax.legend(handles=model_handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="policy",
                       title_fontsize=8)
     ax.add_artist(first)
     ax.legend(handles=strategy_handles, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8,
-              title="strategy+aggregation", title_fontsize=8)
+              title="strategy", title_fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -225,3 +225,13 @@ def test_the_bootstrap_memory_estimate_bounds_the_measured_peak():
     tracemalloc.stop()
     estimate = estimate_bootstrap_bytes(p, m, b)
     assert peak <= estimate <= 20 * peak, (peak, estimate)
+
+
+def test_strategies_are_shown_by_the_names_users_know():
+    from infscale.tts.analysis import strategy_label
+
+    assert [strategy_label(k) for k in ("greedy+greedy", "greedy+best_of_n", "sampling+majority_vote",
+                                        "sampling+best_of_n", "weighted_vote+weighted_vote", "rebase+weighted_vote",
+                                        "beam+best_of_n", "mcts+majority_vote", "REBASE")] == [
+        "greedy", "greedy", "majority vote", "best-of-n", "weighted vote", "REBASE + weighted vote",
+        "beam search + best-of-n", "MCTS + majority vote", "REBASE"]

@@ -10,6 +10,7 @@ from infscale.tts.analysis.accuracy import (
     default_ns,
     exact_accuracy_bruteforce,
     pass_at_k,
+    strategy_label,
 )
 from infscale.tts.analysis.fits import ComputeOptimalSizeFit, ErrorComputeFit
 from infscale.tts.analysis.frontier import compute_optimal, compute_optimal_sizes, frontier_points
@@ -22,6 +23,7 @@ __all__ = [
     "AccuracyCurve",
     "CandidatePools",
     "OperatingPoint",
+    "strategy_label",
     "accuracy_at_n",
     "default_ns",
     "exact_accuracy_bruteforce",

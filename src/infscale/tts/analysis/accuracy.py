@@ -110,6 +110,26 @@ class AccuracyCurve:
     n_bootstrap: int
 
 
+_METHOD_LABELS = {"beam": "beam search", "mcts": "MCTS", "rebase": "REBASE"}
+_ANSWER_LABELS = {"majority_vote": "majority vote", "best_of_n": "best-of-n", "weighted_vote": "weighted vote"}
+_SAMPLING = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
+
+
+def strategy_label(strategy: str) -> str:
+    """The name users know for a ``strategy+aggregation`` key: ``greedy``, ``majority vote``, ``best-of-n``,
+    ``weighted vote`` (independent samples), ``REBASE + weighted vote``, ``beam search + best-of-n``, ``MCTS + ...``;
+    other keys (a paper table's own names) are returned as they are."""
+    method, sep, answer = strategy.partition("+")
+    if not sep:
+        return strategy
+    if method == "greedy":
+        return "greedy"
+    how = _ANSWER_LABELS.get(answer, answer.replace("_", " "))
+    if method in _SAMPLING:
+        return how
+    return f"{_METHOD_LABELS.get(method, method)} + {how}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OperatingPoint:
     """One (model, strategy, n) with its mean inference FLOPs per problem and its accuracy."""
@@ -129,6 +149,11 @@ class OperatingPoint:
     n_problems: int = 0
     source: str = ""
     """Where the point comes from (``subsampled pool``, ``records``, a paper table ...)."""
+
+    @property
+    def label(self) -> str:
+        """`strategy_label` of the strategy: the name to show users."""
+        return strategy_label(self.strategy)
 
     def flops_for(self, accounting: str) -> float:
         if accounting == "ours":

@@ -122,6 +122,8 @@ def operating_points_from_records(
         for budget, recs in sorted(by_budget.items()):
             led = _mean_ledger(recs)
             aggs = sorted({a for r in recs for a in r.correct})
+            if strategy == "greedy" and "greedy" in aggs:
+                aggs = ["greedy"]  # one candidate: every aggregation is the same answer
             for agg in aggs:
                 vals = np.array([1.0 if r.correct.get(agg, False) else 0.0 for r in recs])
                 lo, hi = _bootstrap_mean(vals, n_bootstrap, confidence, rng)

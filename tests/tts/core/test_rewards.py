@@ -112,3 +112,42 @@ def test_prm_store_follows_weight_changes():
     fresh.model.load_state_dict(prm.model.state_dict())
     assert after == pytest.approx(fresh.score(problem, prompt, [steps[:3]])[0].scores, abs=2e-5)
     assert prm.prefix_store.hit_tokens == 0
+
+
+@pytest.mark.parametrize("target", [0.6, 0.8, 0.95])
+def test_noisy_verifier_has_the_auc_it_is_set_to(target):
+    from infscale.tts.analysis.reward_quality import auc
+    from infscale.tts.core.rewards import NoisyVerifier
+
+    task = ArithmeticTask(n_problems=400, difficulty=4, seed=8)
+    reward = NoisyVerifier(task, auc=target, seed=3)
+    rng = random.Random(5)
+    scores, labels = [], []
+    for problem in task.load():
+        text, lab = corrupted_solution(problem, rng, 0.25)
+        (scored,) = reward.score(problem, task.prompt(problem), [task.split_steps(text)])
+        scores += scored.scores
+        labels += lab
+    assert len(scores) == 2000 and 0.2 < 1 - sum(labels) / len(labels) < 0.8
+    assert auc(scores, labels) == pytest.approx(target, abs=0.03)
+
+
+def test_noisy_verifier_is_a_pure_function_of_the_path_and_exact_at_auc_1(tmp_path):
+    from infscale.tts.core.rewards import ExactVerifier, NoisyVerifier
+
+    task = ArithmeticTask(n_problems=2, difficulty=4, seed=1)
+    problem = task.load()[0]
+    prompt = task.prompt(problem)
+    steps = task.split_steps(task.solution(problem))
+    noisy = NoisyVerifier(task, auc=0.7, seed=1)
+    whole = noisy.score(problem, prompt, [steps])[0]
+    again = NoisyVerifier(task, auc=0.7, seed=1).score(problem, prompt, [steps[:2], steps])
+    assert again[1].scores == whole.scores and again[0].scores == whole.scores[:2]  # a prefix keeps its scores
+    assert NoisyVerifier(task, auc=0.7, seed=2).score(problem, prompt, [steps])[0].scores != whole.scores
+    assert whole.n_tokens > 0 and noisy.shape == TorchPRM(task).shape  # priced as the bundled PRM
+    exact = NoisyVerifier(task, auc=1.0, cost_as="none")
+    assert exact.shape is None
+    assert exact.score(problem, prompt, [steps])[0].scores == ExactVerifier(task).score(problem, prompt, [steps])[0].scores
+    for bad in (0.5, 1.2, "x"):
+        with pytest.raises(InputError, match="auc must be in"):
+            NoisyVerifier(task, auc=bad)

@@ -1,6 +1,7 @@
 """Reward models (registry by name): score every step of every candidate.
 
 - ``verifier``: the task's exact check (per step for the arithmetic task, outcome vs gold otherwise); costs no FLOPs.
+- ``noisy_verifier``: the exact check through calibrated noise of a set AUC (a reward-quality dial), priced as a PRM.
 - ``torch_prm``: the project's own PRM (a `LlamaModel` trained on the arithmetic task): reward at each step tag =
   ``softmax([logit('+'), logit('-')])[0]`` read at the tag position (Math-Shepherd's formulation).
 - ``hf_prm``: a Math-Shepherd-style PRM from a local HF path (step tag and good/bad tokens configurable); a
@@ -54,6 +55,61 @@ class ExactVerifier:
 
     def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
         return [StepScores(scores=self.task.verify_steps(problem, steps)) for steps in candidates]
+
+
+@REWARDS.register("noisy_verifier")
+class NoisyVerifier:
+    """The task's exact step check seen through calibrated noise, so that the reward's quality is a dial: every step
+    gets ``sigmoid(z)`` with ``z ~ N(+mu, 1)`` for a good step and ``N(-mu, 1)`` for a bad one (good: the exact
+    checker's label), ``mu = Phi^-1(auc) / sqrt(2)``, so that a good step outscores a bad one with probability
+    ``auc`` (step AUC, and outcome AUC at the final step); ``auc = 1`` is the exact checker.
+
+    The noise of a step is a pure function of (``seed``, problem, the solution up to that step), so a path scored
+    twice (tree search re-scoring a parent, a resumed run) gets the same scores. ``cost_as``: the PRM checkpoint
+    whose forward passes it stands in for in the FLOPs ledger (``bundled``: the bundled PRM's shape; ``none``: free,
+    as the exact verifier), so a study can ask what a reward of this quality is worth once a PRM's FLOPs are paid."""
+
+    name = "noisy_verifier"
+
+    def __init__(self, task: Task, auc: float = 0.9, seed: int = 0, cost_as: str = "bundled") -> None:
+        from infscale.tts.own_models.tokenizer import CharTokenizer
+
+        if not (isinstance(auc, int | float) and 0.5 < auc <= 1.0):
+            raise InputError(f"reward noisy_verifier: auc must be in (0.5, 1], got {auc!r}")
+        self.task, self.auc, self.seed = task, float(auc), int(seed)
+        self.mu = math.inf if self.auc >= 1.0 else _normal_quantile(self.auc) / math.sqrt(2.0)
+        self.shape: TransformerShape | None = None
+        if cost_as != "none":
+            from infscale.tts.backends.torch import DEFAULT_PRM, load_checkpoint
+
+            self.shape = load_checkpoint(DEFAULT_PRM if cost_as == "bundled" else cost_as, expect_kind="prm")[0].shape
+        self._tokenizer = CharTokenizer()
+
+    def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
+        import numpy as np
+
+        from infscale.tts.core.generation import derive_seed
+
+        out = []
+        for steps in candidates:
+            labels = self.task.verify_steps(problem, steps)
+            scores = []
+            for k, good in enumerate(labels):
+                if math.isinf(self.mu):
+                    scores.append(float(good))
+                    continue
+                key = derive_seed(self.seed, problem.problem_id, prompt, *steps[:k + 1])
+                z = (self.mu if good else -self.mu) + float(np.random.default_rng(key).standard_normal())
+                scores.append(1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z)))
+            n_tokens = len(self._tokenizer.encode(prompt + "".join(steps), bos=True)) if self.shape else 0
+            out.append(StepScores(scores=tuple(scores), n_tokens=n_tokens))
+        return out
+
+
+def _normal_quantile(p: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
 
 
 class _TagReader:

@@ -173,6 +173,11 @@ class HardwareProfile:
                 return float(table[key])
         raise ValueError(f"hardware {self.name!r} has no peak FLOP/s for dtype {dtype!r} (has {sorted(table)})")
 
+    def flops_per_byte(self, dtype: str = "bf16") -> float:
+        """Peak FLOP/s over peak memory bandwidth: what one byte of memory traffic costs in FLOPs on this hardware
+        (the exchange rate of a memory-aware accounting; A100 bf16: 312e12 / 2.039e12 = 153)."""
+        return self.peak_flops(dtype) / self.memory_bandwidth_bytes_per_s
+
     def with_(self, **changes: object) -> HardwareProfile:
         return replace(self, **changes)
 

@@ -60,3 +60,32 @@ def test_verifier_costs_nothing_and_tree_search_shares_prefixes():
     assert rec.ledger.prompt_tokens == n_prompt
     assert rec.ledger.policy_prefill_nocache_flops > 8 * SHAPE.flops_prefill(n_prompt)
     assert rec.ledger.reward_flops == 0.0
+
+
+def test_kv_bytes_read_by_the_decode_closed_form():
+    """A completion of g tokens after a p-token prompt reads the K/V of p + k tokens at its k-th token."""
+    from infscale.arch import TransformerShape
+    from infscale.tts.core.generation import Completion
+    from infscale.tts.core.ledger import LedgerBuilder
+
+    shape = TransformerShape(d_model=64, n_layers=2, n_heads=4, vocab_size=100, context_length=256)
+    led = LedgerBuilder(shape)
+    comps = [Completion(text="x", prompt_tokens=10, completion_tokens=g, finish_reason="stop") for g in (3, 5)]
+    led.add_request(comps)
+    per_token = 2 * 2 * 64 * 2  # K and V, 2 layers, d_kv 64, 2 bytes
+    want = per_token * sum(g * 10 + g * (g + 1) / 2 for g in (3, 5))
+    assert led.freeze().policy_kv_read_bytes == want
+
+
+def test_memory_accounting_prices_kv_bytes_at_the_hardwares_flops_per_byte():
+    from infscale.latency.io import get_profile
+    from infscale.tts.analysis import OperatingPoint
+
+    a100 = get_profile("a100-80gb")
+    assert a100.flops_per_byte() == pytest.approx(312e12 / 2.039e12, rel=0.01)
+    p = OperatingPoint(model="m", n_params=1, strategy="rebase+weighted_vote", n=4, flops=5.0, seed_b_flops=2.0,
+                       accuracy=0.5, kv_read_bytes=10.0, flops_per_byte=a100.flops_per_byte())
+    assert p.flops_for("memory") == pytest.approx(2.0 + 10.0 * a100.flops_per_byte())
+    with pytest.raises(ValueError, match="needs a hardware profile"):
+        OperatingPoint(model="m", n_params=1, strategy="s", n=1, flops=1.0, seed_b_flops=1.0,
+                       accuracy=0.5).flops_for("memory")

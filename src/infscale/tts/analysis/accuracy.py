@@ -110,6 +110,11 @@ class AccuracyCurve:
     n_bootstrap: int
 
 
+ACCOUNTINGS = ("ours", "seed_b", "memory")
+"""How an operating point's compute is counted: ``ours`` (policy prefill with prefix caching + decode + reward
+model), ``seed_b`` (``2 N T``, the reward model free), ``memory`` (``seed_b`` + KV bytes read at the hardware's
+FLOPs per byte)."""
+
 _METHOD_LABELS = {"beam": "beam search", "mcts": "MCTS", "rebase": "REBASE"}
 _ANSWER_LABELS = {"majority_vote": "majority vote", "best_of_n": "best-of-n", "weighted_vote": "weighted vote"}
 _SAMPLING = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
@@ -149,6 +154,19 @@ class OperatingPoint:
     n_problems: int = 0
     source: str = ""
     """Where the point comes from (``subsampled pool``, ``records``, a paper table ...)."""
+    kv_read_bytes: float = 0.0
+    """KV-cache bytes the policy's decode read, mean per problem."""
+    flops_per_byte: float | None = None
+    """The hardware's peak FLOPs per byte of memory bandwidth that prices the ``memory`` accounting (unset: not
+    priced)."""
+
+    @property
+    def memory_flops(self) -> float:
+        """The memory-aware accounting (Kinetics' cost model): seed B's FLOPs plus the KV bytes read, converted at
+        the hardware's FLOPs per byte, so that a memory-bound decode costs what its traffic costs."""
+        if self.flops_per_byte is None:
+            raise ValueError("the memory accounting needs a hardware profile (flops_per_byte) for the points")
+        return self.seed_b_flops + self.kv_read_bytes * self.flops_per_byte
 
     @property
     def label(self) -> str:
@@ -160,7 +178,9 @@ class OperatingPoint:
             return self.flops
         if accounting == "seed_b":
             return self.seed_b_flops
-        raise ValueError(f"unknown accounting {accounting!r} (ours, seed_b)")
+        if accounting == "memory":
+            return self.memory_flops
+        raise ValueError(f"unknown accounting {accounting!r} ({', '.join(ACCOUNTINGS)})")
 
 
 def default_ns(pool_size: int) -> np.ndarray:

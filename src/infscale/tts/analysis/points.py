@@ -65,7 +65,7 @@ def pools_from_records(records: Sequence[ProblemRecord], pool_size: int | None =
 
 
 def _mean_ledger(records: Sequence[ProblemRecord]) -> dict[str, float]:
-    keys = ("policy_prefill_flops", "policy_decode_flops", "reward_flops", "seed_b_flops")
+    keys = ("policy_prefill_flops", "policy_decode_flops", "reward_flops", "seed_b_flops", "policy_kv_read_bytes")
     return {k: float(np.mean([getattr(r.ledger, k) for r in records])) for k in keys}
 
 
@@ -81,12 +81,14 @@ def operating_points_from_records(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     random_state: int | None = 0,
+    flops_per_byte: float | None = None,
 ) -> tuple[list[OperatingPoint], dict[tuple[str, str], dict[str, AccuracyCurve]]]:
     """Accuracy-vs-FLOPs points per model x strategy x aggregation, and the accuracy-at-n curves behind them.
 
     I.i.d. strategies (``IID_STRATEGIES``): the largest budget's pool is subsampled to n = 1, 2, 4, ...; the FLOPs at n
     are the prompt prefill (shared, cached) plus ``n / M`` of the decode and reward FLOPs (seed B: ``n / M`` of its
     total). Other strategies: one point per budget from the records' own chosen answers. Failed problems count as wrong.
+    ``flops_per_byte`` (a hardware profile's, `HardwareProfile.flops_per_byte`) prices the ``memory`` accounting.
     """
     rng = np.random.default_rng(random_state)
     groups: dict[tuple[str, str], dict[int, list[ProblemRecord]]] = {}
@@ -117,7 +119,8 @@ def operating_points_from_records(
                         model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(n), flops=flops,
                         seed_b_flops=frac * led["seed_b_flops"], accuracy=float(curve.accuracy[i]),
                         ci_low=float(curve.ci_low[i]), ci_high=float(curve.ci_high[i]),
-                        n_problems=curve.n_problems, source="subsampled pool"))
+                        n_problems=curve.n_problems, source="subsampled pool",
+                        kv_read_bytes=frac * led["policy_kv_read_bytes"], flops_per_byte=flops_per_byte))
             continue
         for budget, recs in sorted(by_budget.items()):
             led = _mean_ledger(recs)
@@ -131,5 +134,6 @@ def operating_points_from_records(
                     model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(budget),
                     flops=led["policy_prefill_flops"] + led["policy_decode_flops"] + led["reward_flops"],
                     seed_b_flops=led["seed_b_flops"], accuracy=float(vals.mean()), ci_low=lo, ci_high=hi,
-                    n_problems=len(recs), source="records"))
+                    n_problems=len(recs), source="records", kv_read_bytes=led["policy_kv_read_bytes"],
+                    flops_per_byte=flops_per_byte))
     return points, curves

@@ -7,6 +7,9 @@ the KV cache (a radix/prefix cache as in SGLang or vLLM; tree search: the whole 
 - decode: ``flops_decode(p, g)`` per completion of ``g`` tokens (attention over the growing KV context included).
 Reward model: ``flops_prefill(q)`` per scored sequence of ``q`` tokens (each scoring re-reads the whole sequence);
 an exact verifier costs nothing. Seed B's accounting: ``2 * N_policy * generated tokens`` (reward model not counted).
+Memory traffic: the decode's ``k``-th new token of a completion reads the K/V of its ``p + k`` tokens (2 bytes per
+element), ``kv_cache_bytes(1) * (g p + g (g + 1) / 2)`` per completion, the term that makes long search memory-bound
+(Kinetics, Sadhukhan et al. 2025).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class LedgerBuilder:
         self.generated_tokens = 0
         self.prompt_tokens = 0
         self.reward_tokens = 0
+        self.kv_read_bytes = 0.0
+        self._kv_per_token = policy.kv_cache_bytes(1)
 
     def add_request(self, completions: Sequence[Completion], cached_tokens: int = 0) -> None:
         """One prefix and its samples. ``cached_tokens``: prefix tokens already in the KV cache."""
@@ -44,6 +49,8 @@ class LedgerBuilder:
             self.prefill_nocache += self.policy.flops_prefill(comp.prompt_tokens)
             self.decode += self.policy.flops_decode(comp.prompt_tokens, comp.completion_tokens)
             self.generated_tokens += comp.completion_tokens
+            g = comp.completion_tokens
+            self.kv_read_bytes += self._kv_per_token * (g * comp.prompt_tokens + g * (g + 1) / 2)
 
     def add_reward(self, n_tokens: Sequence[int]) -> None:
         """Reward-model passes over sequences of ``n_tokens`` tokens each (nothing for a verifier)."""
@@ -56,4 +63,5 @@ class LedgerBuilder:
             policy_prefill_flops=self.prefill, policy_prefill_nocache_flops=self.prefill_nocache,
             policy_decode_flops=self.decode, reward_flops=self.reward_flops,
             seed_b_flops=2.0 * self.n_policy * self.generated_tokens, generated_tokens=self.generated_tokens,
-            prompt_tokens=self.prompt_tokens, reward_tokens=self.reward_tokens)
+            prompt_tokens=self.prompt_tokens, reward_tokens=self.reward_tokens,
+            policy_kv_read_bytes=self.kv_read_bytes)

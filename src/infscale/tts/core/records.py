@@ -62,6 +62,9 @@ class FlopsLedger:
     generated_tokens: int = 0
     prompt_tokens: int = 0
     reward_tokens: int = 0
+    policy_kv_read_bytes: float = 0.0
+    """KV-cache bytes the policy's decode reads (each new token reads the K/V of its whole sequence so far, 2 bytes
+    per element); 0 in records written before it was kept."""
 
     @property
     def total_flops(self) -> float:

@@ -33,7 +33,7 @@ TINY = {
     "strategies": [{"name": "greedy"}, {"name": "sampling", "budgets": [4]}, {"name": "beam", "budgets": [2, 4]},
                    {"name": "mcts", "budgets": [2, 4]}, {"name": "rebase", "budgets": [2, 4]}],
     "search": {"max_tokens": 24, "max_step_tokens": 8, "depth_cap": 3},
-    "analysis": {"n_bootstrap": 50},
+    "analysis": {"n_bootstrap": 50, "reward_aucs": [0.7, 1.0]},
 }
 
 
@@ -127,6 +127,27 @@ def test_verdicts_compare_within_the_larger_models_flops():
     assert verdicts([p for p in pts if p.model == "L"], "ours", "rebase+weighted_vote", "sampling+majority_vote") == []
 
 
+def test_crossover_finds_the_least_auc_from_which_the_smaller_model_wins():
+    from dataclasses import replace
+
+    from infscale.workflows.tts_mini import crossover_rows
+
+    cfg = MiniStudyConfig.model_validate(TINY)
+    large = [_pt("L", 100, "sampling+majority_vote", n, 10.0 * n, 5.0 * n, 0.5) for n in (1, 2)]
+    def small(acc):  # S's REBASE at a reward of some quality: cheap enough under every accounting
+        return [replace(_pt("S", 10, "rebase+weighted_vote", 4, 5.0, 1.0, acc), kv_read_bytes=0.0)]
+    by_auc = {0.6: small(0.3), 0.8: small(0.5), 0.9: small(0.7), 1.0: small(0.9)}
+    pts = [replace(p, flops_per_byte=100.0) for p in large]
+    by_auc = {a: [replace(p, flops_per_byte=100.0) for p in ps] for a, ps in by_auc.items()}
+    rows, at = crossover_rows(cfg, pts, by_auc)
+    assert at == {"ours": 0.9, "seed_b": 0.9, "memory": 0.9}
+    gap = {r["reward_auc"]: r["mean_gap_points"] for r in rows if r["accounting"] == "ours"}
+    assert gap == pytest.approx({0.6: -20.0, 0.8: 0.0, 0.9: 20.0, 1.0: 40.0})
+    # a win at 0.8 that is lost again at 0.9 does not count as the crossover
+    by_auc[0.8], by_auc[0.9] = by_auc[0.9], by_auc[0.8]
+    assert crossover_rows(cfg, pts, by_auc)[1]["ours"] == 1.0
+
+
 # ----- a tiny study end to end ---------------------------------------------------------------------------------------
 def test_tiny_study_end_to_end_and_resume(tmp_path):
     recipe = _write(tmp_path, TINY)
@@ -168,7 +189,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     # verdicts: every (larger model's MV point n = 1, 2, 4) x (each smaller model), under both accountings
     vs = report["verdicts"]
     pairs = {("p24", "p16"), ("p32", "p16"), ("p32", "p24")}
-    for acc in ("ours", "seed_b"):
+    for acc in ("ours", "seed_b", "memory"):
         mine = [v for v in vs if v["accounting"] == acc]
         assert sorted((v["large"], v["small"], v["large_n"]) for v in mine) == sorted(
             (lg, sm, n) for lg, sm in pairs for n in (1, 2, 4))
@@ -190,13 +211,36 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
         assert all(a["accuracy"] < b["accuracy"] for a, b in pairwise(front))
         assert Path(report["figures"][acc]).stat().st_size > 10_000
     assert (out / "points.csv").read_text().count("\n") > 20
+    # the memory accounting: seed B's FLOPs + the KV bytes read at the A100's FLOPs per byte, so never below seed B's
+    assert report["flops_per_byte"] == pytest.approx(312e12 / 2.039e12, rel=0.01)
+    mem = {(v["large"], v["large_n"]): v["large_flops"] for v in vs if v["accounting"] == "memory"}
+    sb = {(v["large"], v["large_n"]): v["large_flops"] for v in vs if v["accounting"] == "seed_b"}
+    assert all(mem[k] > sb[k] for k in sb)
+
+    # the PRM-quality crossover: the smaller policies' REBASE rerun with a noisy verifier of each AUC
+    rows = report["crossover"]
+    assert sorted((r["reward_auc"], r["accounting"]) for r in rows) == sorted(
+        (a, acc) for a in (0.7, 1.0) for acc in ("ours", "seed_b", "memory"))
+    for r in rows:
+        assert r["small"] + r["tie"] + r["large"] + r["none"] == 9 and r["decided"] == 9 - r["none"]
+    for name in ("p16", "p24"):
+        recs = list(read_records(out / "crossover" / f"{name}-auc0.7" / "records.jsonl"))
+        assert {(r.strategy, r.budget) for r in recs} == {("rebase", 2), ("rebase", 4)}
+        assert {r.reward for r in recs} == {"noisy_verifier"} and all(r.ledger.reward_flops > 0 for r in recs)
+    assert not (out / "crossover" / "p32-auc0.7").exists()  # the largest model is never the smaller side
+    assert set(report["crossover_at"]) == {"ours", "seed_b", "memory"}
+    assert Path(report["figures"]["crossover"]).stat().st_size > 10_000
+    auc = report["prm"]["outcome_auc_on_samples"]  # None: 3 training steps leave no correct sample to rank
+    assert auc is None or 0.0 <= auc <= 1.0
     assert yaml.safe_load((out / "config.yaml").read_text())["name"] == "tiny"
 
     # resume: checkpoints and records are reused, nothing is regenerated
-    before = {p.name: (out / "runs" / p.name / "records.jsonl").read_text() for p in cfg.policies}
+    files = sorted((out / "runs").glob("*/records.jsonl")) + sorted((out / "crossover").glob("*/records.jsonl"))
+    before = {f: f.read_text() for f in files}
     again = run_study(cfg, out, log=lambda _: None, plot=False)
     assert all(m["reused"] for m in again.models)
-    assert before == {p.name: (out / "runs" / p.name / "records.jsonl").read_text() for p in cfg.policies}
+    assert before == {f: f.read_text() for f in files}
+    assert again.crossover == report["crossover"]
     assert [v.outcome for v in again.verdicts] == [v["outcome"] for v in vs]
 
     # a checkpoint trained with other settings is never mixed in silently

@@ -17,7 +17,8 @@ def mini_cmd(
 ) -> None:
     """Train policies of several sizes and a PRM on synthetic arithmetic (CPU), run greedy, sampling (MV, BoN, WV),
     beam, MCTS and REBASE at several budgets, and report whether smaller models with REBASE match or beat larger
-    ones with majority voting at no more FLOPs (both FLOPs accountings). Resumable: rerun to continue."""
+    ones with majority voting at no more FLOPs (ours, seed B's and a memory-aware accounting), then again with rewards
+of set quality (the PRM-quality crossover). Resumable: rerun to continue."""
     import json
     import sys
 
@@ -76,6 +77,18 @@ def _print(report, out: Path) -> None:
                   "-" if none else str(x.small_n), "-" if none else f"{x.small_flops:.3g}", _pct(x.small_accuracy),
                   {"small": "smaller wins", "tie": "tie", "large": "larger wins", "none": "no smaller point"}[x.outcome])
     console.print(v)
+    if report.crossover:
+        c = Table(title=f"PRM-quality crossover: smaller + {report.small_strategy} steered by a noisy verifier of "
+                        f"each outcome AUC vs larger + {report.large_strategy}")
+        for col in ("reward AUC", "FLOPs", "smaller wins", "tie", "larger wins", "no smaller point", "mean gap"):
+            c.add_column(col, justify="left" if col == "FLOPs" else "right")
+        for r in report.crossover:
+            gap = "-" if r["mean_gap_points"] is None else f"{r['mean_gap_points']:+.1f} pts"
+            c.add_row(f"{r['reward_auc']:g}", r["accounting"], str(r["small"]), str(r["tie"]), str(r["large"]),
+                      str(r["none"]), gap)
+        console.print(c)
+        if "outcome_auc_on_samples" in prm:
+            print(f"the study's PRM on the policies' own samples: outcome AUC {prm['outcome_auc_on_samples']:.3f}")
     print(f"records: {report.n_records} ({report.n_failed} failed); training {report.train_s:.0f} s, strategies "
           f"{report.run_s:.0f} s; report, points and figures in {out}")
     for line in report.summary_lines():

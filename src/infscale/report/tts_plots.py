@@ -14,7 +14,7 @@ from infscale.plan.optimum import pareto_frontier
 from infscale.tts.analysis.accuracy import AccuracyCurve, OperatingPoint, strategy_label
 from infscale.tts.analysis.saturation import SaturationSummary
 
-__all__ = ["plot_accuracy_vs_flops", "plot_model_strategy_grid", "plot_saturation"]
+__all__ = ["plot_accuracy_vs_flops", "plot_crossover", "plot_model_strategy_grid", "plot_saturation"]
 
 
 def _pyplot():
@@ -150,6 +150,42 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
     ax.add_artist(first)
     ax.legend(handles=strategy_handles, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8,
               title="strategy", title_fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+_ACCOUNTING_LABELS = {"ours": "ours (policy + PRM FLOPs)", "seed_b": "seed B (2NT, PRM free)",
+                      "memory": "memory-aware (+ KV bytes)"}
+
+
+def plot_crossover(rows: Sequence[Mapping[str, object]], path: Path, *, prm_auc: float | None = None,
+                   title: str = "PRM-quality crossover") -> Path:
+    """Two panels against the reward's outcome AUC, one line per accounting: the share of decided verdicts the
+    smaller model wins, and the mean accuracy gap (smaller - larger, points); the study PRM's own AUC dashed."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for acc in dict.fromkeys(str(r["accounting"]) for r in rows):
+        mine = sorted((r for r in rows if r["accounting"] == acc), key=lambda r: float(r["reward_auc"]))  # type: ignore[arg-type]
+        x = [float(r["reward_auc"]) for r in mine]  # type: ignore[arg-type]
+        share = [np.nan if r["small_share"] is None else 100 * float(r["small_share"]) for r in mine]  # type: ignore[arg-type]
+        gap = [np.nan if r["mean_gap_points"] is None else float(r["mean_gap_points"]) for r in mine]  # type: ignore[arg-type]
+        label = _ACCOUNTING_LABELS.get(acc, acc)
+        left.plot(x, share, marker="o", label=label)
+        right.plot(x, gap, marker="o", label=label)
+    left.axhline(50, color="grey", lw=0.8, ls=":")
+    right.axhline(0, color="grey", lw=0.8, ls=":")
+    for ax in (left, right):
+        if prm_auc is not None and np.isfinite(prm_auc):
+            ax.axvline(prm_auc, color="black", ls="--", lw=1, label=f"study PRM (outcome AUC {prm_auc:.2f})")
+        ax.set_xlabel("reward outcome AUC (noisy verifier)")
+        ax.grid(True, alpha=0.3)
+    left.set_ylabel("verdicts won by the smaller model (%)")
+    right.set_ylabel("mean accuracy gap, smaller - larger (points)")
+    left.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -33,12 +33,13 @@ from typing import Any
 from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
+from infscale.tts.analysis.accuracy import ACCOUNTINGS
 from infscale.workflows.tts_mini_config import (
+    LikelihoodPRMSpec,
     MiniStudyConfig,
     ModelSpec,
 )
 
-ACCOUNTINGS = ("ours", "seed_b")
 OUTCOMES = ("small", "tie", "large", "none")
 """Verdict outcomes: the smaller model is more accurate, equally accurate, less accurate (the larger one wins), or has
 no point within the larger one's FLOPs."""
@@ -107,6 +108,15 @@ class MiniReport:
     """Seconds spent running the strategies in this call (0 when every record was already there)."""
     analysis_s: float
     figures: dict[str, str] = field(default_factory=dict)
+    flops_per_byte: float | None = None
+    """The memory accounting's exchange rate (``analysis.memory_profile``'s peak FLOP/s over its bandwidth)."""
+    crossover: list[dict[str, Any]] = field(default_factory=list)
+    """The PRM-quality crossover: per (reward AUC, accounting) the verdict counts of the smaller models'
+    ``small_strategy`` steered by a `noisy_verifier` of that AUC, and the mean accuracy gap (smaller - larger,
+    points) over the decided verdicts."""
+    crossover_at: dict[str, float | None] = field(default_factory=dict)
+    """Per accounting: the least reward AUC from which on the smaller model wins most decided verdicts (``None``:
+    at no AUC tried)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,10 +130,15 @@ class MiniReport:
             out.append(f"{_ACCOUNTING_NAMES[acc]}: smaller + {self.small_strategy} vs larger + {self.large_strategy} "
                        f"at no more FLOPs: smaller more accurate {c['small']}, tie {c['tie']}, larger more accurate "
                        f"{c['large']} of {decided}; {c['none']} more with no smaller point within the FLOPs")
+        for acc, at in self.crossover_at.items():
+            out.append(f"PRM-quality crossover, {_ACCOUNTING_NAMES[acc]}: "
+                       + (f"the smaller model wins most verdicts from reward AUC {at:g} on" if at is not None
+                          else "the smaller model wins most verdicts at no reward AUC tried"))
         return out
 
 
-_ACCOUNTING_NAMES = {"ours": "our FLOPs (policy + PRM)", "seed_b": "seed B FLOPs (2 N T, PRM not counted)"}
+_ACCOUNTING_NAMES = {"ours": "our FLOPs (policy + PRM)", "seed_b": "seed B FLOPs (2 N T, PRM not counted)",
+                     "memory": "memory-aware (seed B + KV bytes read at the profile's FLOPs per byte)"}
 
 
 # ----- steps --------------------------------------------------------------------------------------------------------
@@ -177,22 +192,66 @@ def train_models(cfg: MiniStudyConfig, out: Path, log: Log = print
     if isinstance(cfg.prm, ModelSpec):
         base = next((Path(p.path) for p in policies if p.name == cfg.prm.init_from), None)
         prm = _train_one(cfg, cfg.prm, "prm", out / "models" / f"{cfg.prm.name}.pt", log, init_from=base)
+    elif isinstance(cfg.prm, LikelihoodPRMSpec):
+        prm = _fit_likelihood(cfg, cfg.prm, policies, out / "models" / f"{cfg.prm.name}.pt", log)
     return policies, prm
 
 
-def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: TrainedModel | None):  # -> RunConfig
-    """The `infscale tts run` config of one policy (records under ``out/runs/<policy>``)."""
+def _fit_likelihood(cfg: MiniStudyConfig, spec: LikelihoodPRMSpec, policies: Sequence[TrainedModel], path: Path,
+                    log: Log) -> TrainedModel:
+    """Fit (or reuse) a likelihood PRM over the policy ``spec.likelihood_of`` on every policy's own samples."""
+    from infscale.train.model import load_weights
+    from infscale.tts.own_models.train import SmallTrainConfig, train_likelihood_prm
+
+    lm = next(p for p in policies if p.name == spec.likelihood_of)
+    recipe = {**spec.model_dump(), "train": cfg.train.model_dump(), "policies": [p.name for p in policies]}
+    if path.exists():
+        extra = load_weights(path).get("extra", {})
+        if extra.get("recipe") != recipe:
+            raise InputError(f"{path}: a PRM fitted with other settings than the recipe's {spec.name!r}; delete it "
+                             "or choose another output directory")
+        metrics, reused = extra.get("metrics", {}), True
+        log(f"prm {spec.name}: reusing {path}")
+    else:
+        log(f"prm {spec.name}: fitting a likelihood head over {lm.name} on {spec.n_problems} problems x "
+            f"{spec.samples} samples of each policy")
+        t = cfg.train
+        fit_cfg = SmallTrainConfig(min_difficulty=t.min_difficulty, max_difficulty=t.max_difficulty,
+                                   context_length=t.context_length, seed=t.seed, threads=cfg.threads)
+        metrics = train_likelihood_prm(Path(lm.path), [Path(p.path) for p in policies], fit_cfg, spec.n_problems,
+                                       spec.samples, path, log_every=0, recipe=recipe)
+        reused = False
+        log(f"prm {spec.name}: coef {metrics['coef']:.3g}, intercept {metrics['intercept']:.3g} from "
+            f"{metrics['solutions']:.0f} solutions ({metrics['bad_steps']:.0f} bad steps) in {metrics['train_s']:.0f} s")
+    return TrainedModel(name=spec.name, kind="prm", path=str(path), n_params=lm.n_params, steps=0,
+                        train_s=float(metrics.get("train_s", 0.0)), final_loss=float("nan"), reused=reused)
+
+
+def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: TrainedModel | None,
+               reward_auc: float | None = None):  # -> RunConfig
+    """The `infscale tts run` config of one policy (records under ``out/runs/<policy>``); with ``reward_auc``, the
+    crossover's run: only the ``small_strategy``'s strategy, steered by a `noisy_verifier` of that AUC priced as the
+    study's PRM (records under ``out/crossover/<policy>-auc<AUC>``)."""
     from infscale.tts.core.config import RunConfig
 
     t = cfg.task
+    reward: dict[str, Any] = {"name": "torch_prm", "params": {} if prm is None else {"checkpoint": prm.path}}
+    strategies = [s.model_dump() for s in cfg.strategies]
+    run_name, out_dir = policy.name, out / "runs"
+    if reward_auc is not None:
+        reward = {"name": "noisy_verifier", "params": {"auc": reward_auc, "seed": cfg.generation_seed,
+                                                       "cost_as": "bundled" if prm is None else prm.path}}
+        method = cfg.analysis.small_strategy.partition("+")[0]
+        strategies = [s for s in strategies if s["name"] == method]
+        run_name, out_dir = f"{policy.name}-auc{reward_auc:g}", out / "crossover"
     return RunConfig.model_validate({
-        "run": policy.name, "out_dir": str(out / "runs"), "model_name": policy.name, "seed": cfg.generation_seed,
+        "run": run_name, "out_dir": str(out_dir), "model_name": policy.name, "seed": cfg.generation_seed,
         "task": {"name": "arith", "params": {"n_problems": t.n_problems, "difficulty": t.difficulty, "seed": t.seed,
                                              "max_value": t.max_value}},
         "generator": {"name": "torch", "params": {"checkpoint": policy.path, "seed": cfg.generation_seed,
                                                   "threads": cfg.threads}},
-        "reward": {"name": "torch_prm", "params": {} if prm is None else {"checkpoint": prm.path}},
-        "strategies": [s.model_dump() for s in cfg.strategies],
+        "reward": reward,
+        "strategies": strategies,
         "search": cfg.search.model_dump(),
     })
 
@@ -222,6 +281,47 @@ def run_policies(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedMode
             f"{summary.failed} failed")
         paths.append(Path(summary.records_path))
     return paths
+
+
+def run_crossover(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedModel], prm: TrainedModel | None,
+                  log: Log = print) -> dict[float, list[Path]]:
+    """The smaller policies' ``small_strategy`` steered by a `noisy_verifier` of every ``analysis.reward_aucs``
+    (resumable, like the main runs); returns the records files per AUC."""
+    from infscale.tts.core.runner import run
+
+    largest = max(p.n_params for p in policies)
+    paths: dict[float, list[Path]] = {}
+    for auc in cfg.analysis.reward_aucs:
+        for policy in (p for p in policies if p.n_params < largest):
+            rc = run_config(cfg, out, policy, prm, reward_auc=auc)
+            summary = run(rc, progress=_Progress(rc.run, log))
+            log(f"{rc.run}: {summary.written} records written, {summary.skipped} already there, "
+                f"{summary.failed} failed")
+            paths.setdefault(auc, []).append(Path(summary.records_path))
+    return paths
+
+
+def crossover_rows(cfg: MiniStudyConfig, points: Sequence, by_auc: dict[float, Sequence]
+                   ) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
+    """Verdicts at every reward AUC under every accounting: the smaller models' ``small_strategy`` points of that
+    AUC (``by_auc``) against the larger models' ``large_strategy`` points of the main run (``points``)."""
+    small_s, large_s = cfg.analysis.small_strategy, cfg.analysis.large_strategy
+    large_pts = [p for p in points if p.strategy == large_s]
+    rows, at = [], {}
+    for acc in ACCOUNTINGS:
+        wins_from: float | None = None
+        for auc in sorted(by_auc):
+            vs = verdicts([*large_pts, *(p for p in by_auc[auc] if p.strategy == small_s)], acc, small_s, large_s)
+            counts = {o: sum(v.outcome == o for v in vs) for o in OUTCOMES}
+            decided = [v for v in vs if v.outcome != "none"]
+            gap = (100 * sum(v.small_accuracy - v.large_accuracy for v in decided) / len(decided)  # type: ignore[operator]
+                   if decided else None)
+            won = counts["small"] > (counts["tie"] + counts["large"])
+            rows.append({"reward_auc": auc, "accounting": acc, **counts, "decided": len(decided),
+                         "small_share": counts["small"] / len(decided) if decided else None, "mean_gap_points": gap})
+            wins_from = (auc if wins_from is None else wins_from) if won else None
+        at[acc] = wins_from
+    return rows, at
 
 
 def verdicts(points: Sequence, accounting: str, small_strategy: str, large_strategy: str) -> list[Verdict]:
@@ -296,7 +396,9 @@ def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedM
     from infscale.tts.analysis import frontier_points, operating_points_from_records
 
     t0 = time.perf_counter()
-    points, _ = operating_points_from_records(records, n_bootstrap=cfg.analysis.n_bootstrap, random_state=0)
+    fpb = memory_flops_per_byte(cfg)
+    points, _ = operating_points_from_records(records, n_bootstrap=cfg.analysis.n_bootstrap, random_state=0,
+                                              flops_per_byte=fpb)
     # greedy has one candidate: its majority / best-of-n / weighted answers are the greedy answer again
     points = [p for p in points if not p.strategy.startswith("greedy+") or p.strategy == "greedy+greedy"]
     if not points:
@@ -333,8 +435,43 @@ def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedM
         name=cfg.name, models=models, prm=prm_info, frontier=frontier, verdicts=all_verdicts, counts=counts,
         frontier_share=share, small_strategy=small_s, large_strategy=large_s, n_records=len(records),
         n_failed=sum(1 for r in records if r.error is not None), train_s=0.0, run_s=0.0,
-        analysis_s=time.perf_counter() - t0, figures=figures)
+        analysis_s=time.perf_counter() - t0, figures=figures, flops_per_byte=fpb)
     return report, points
+
+
+def memory_flops_per_byte(cfg: MiniStudyConfig) -> float:
+    from infscale.latency.io import get_profile
+
+    return get_profile(cfg.analysis.memory_profile).flops_per_byte()
+
+
+def analyse_crossover(cfg: MiniStudyConfig, report: MiniReport, points: Sequence, records: Sequence,
+                      crossover: dict[float, list], out: Path, *, plot: bool = True) -> MiniReport:
+    """The PRM-quality crossover from the crossover runs' records (``crossover``: records per AUC), beside the
+    study PRM's own outcome AUC on the policies' samples (the main runs' ``sampling`` candidates)."""
+    from infscale.tts.analysis import operating_points_from_records
+    from infscale.tts.analysis.reward_quality import reward_quality
+    from infscale.workflows.reward_eval import scored_candidates
+
+    by_auc = {auc: operating_points_from_records(recs, n_bootstrap=cfg.analysis.n_bootstrap, random_state=0,
+                                                 flops_per_byte=report.flops_per_byte)[0]
+              for auc, recs in crossover.items()}
+    rows, at = crossover_rows(cfg, points, by_auc)
+    sampled = [r for r in records if r.strategy == "sampling" and r.error is None]
+    prm_info = dict(report.prm)
+    if sampled:
+        q = reward_quality(scored_candidates(sampled, cfg.make_task()))
+        prm_info["outcome_auc_on_samples"] = q.outcome_auc
+        prm_info["step_auc_on_samples"] = q.step_auc
+    figures = dict(report.figures)
+    if plot and rows:
+        from infscale.report.tts_plots import plot_crossover
+
+        figures["crossover"] = str(plot_crossover(rows, out / "crossover.png",
+                                                  prm_auc=prm_info.get("outcome_auc_on_samples"),
+                                                  title=f"{cfg.name}: smaller + {cfg.analysis.small_strategy} vs "
+                                                        f"larger + {cfg.analysis.large_strategy}, by reward AUC"))
+    return replace(report, crossover=rows, crossover_at=at, prm=prm_info, figures=figures)
 
 
 def _write_points(path: Path, points: Sequence) -> None:
@@ -360,6 +497,13 @@ def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool =
 
     records = [r for p in paths for r in read_records(p)]
     report, points = analyse(cfg, records, policies, prm, out, plot=plot)
+    if cfg.analysis.reward_aucs:
+        t3 = time.perf_counter()
+        cross = run_crossover(cfg, out, policies, prm, log)
+        t2 += time.perf_counter() - t3
+        report = analyse_crossover(cfg, report, points, records,
+                                   {auc: [r for p in ps for r in read_records(p)] for auc, ps in cross.items()}, out,
+                                   plot=plot)
     # training time from the checkpoints' own logs (also when they were reused); run time of this call
     report = replace(report, train_s=sum(m.train_s for m in policies) + (prm.train_s if prm else 0.0),
                      run_s=t2 - t1)

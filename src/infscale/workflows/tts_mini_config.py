@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from infscale.configio import SafeName, Strict, load_yaml, resolve_recipe
 from infscale.tts.core.config import SearchSettings, StrategyConfig
 
-__all__ = ["RECIPES_DIR", "DEFAULT_RECIPE", "ModelSpec", "TrainSettings", "TaskSpec", "AnalysisSpec",
+__all__ = ["RECIPES_DIR", "DEFAULT_RECIPE", "ModelSpec", "LikelihoodPRMSpec", "TrainSettings", "TaskSpec", "AnalysisSpec",
            "MiniStudyConfig", "load_mini_config"]
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
@@ -33,6 +33,19 @@ class ModelSpec(Strict):
     """Peak learning rate for this model (default: ``train.lr``)."""
     init_from: str | None = None
     """PRM only: the name of a policy of the recipe (same shape) to fine-tune from instead of a random start."""
+
+
+class LikelihoodPRMSpec(Strict):
+    """A likelihood PRM (`infscale.tts.core.rewards.LikelihoodHead`): a policy of the recipe read as a verifier, its
+    head fitted on every policy's own samples labelled by the exact checker."""
+
+    name: SafeName
+    likelihood_of: str
+    """The policy (of the recipe) whose token likelihoods score the steps: usually the largest."""
+    n_problems: int = Field(300, ge=1)
+    """Problems per policy (difficulties ``train.min..max_difficulty``) whose samples fit the head."""
+    samples: int = Field(4, ge=1)
+    """Solutions sampled per problem."""
 
 
 class TrainSettings(Strict):
@@ -69,6 +82,18 @@ class AnalysisSpec(Strict):
         "greedy+greedy", "sampling+majority_vote", "sampling+best_of_n", "sampling+weighted_vote", "beam+weighted_vote",
         "mcts+weighted_vote", "rebase+weighted_vote"])
     """The ``strategy+aggregation`` lines drawn in the figures (the frontier is computed over every point)."""
+    reward_aucs: list[float] = Field(default_factory=lambda: [0.6, 0.7, 0.8, 0.9, 0.95, 1.0])
+    """The PRM-quality crossover: the smaller models' ``small_strategy`` is rerun with a `noisy_verifier` of each of
+    these outcome AUCs (priced as the study's PRM) and judged against the larger models again (empty: skipped)."""
+    memory_profile: str = "a100-80gb"
+    """The hardware profile whose FLOPs per byte price the memory-aware accounting."""
+
+    @model_validator(mode="after")
+    def _check_aucs(self) -> AnalysisSpec:
+        bad = [a for a in self.reward_aucs if not 0.5 < a <= 1.0]
+        if bad:
+            raise ValueError(f"analysis.reward_aucs: every AUC must be in (0.5, 1], got {bad}")
+        return self
 
 
 class MiniStudyConfig(Strict):
@@ -78,8 +103,8 @@ class MiniStudyConfig(Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     policies: list[ModelSpec]
     """At least two sizes; the comparison pairs every smaller one with every larger one."""
-    prm: ModelSpec | Literal["bundled"] = "bundled"
-    """A PRM to train, or ``bundled`` for the package's arithmetic PRM."""
+    prm: ModelSpec | LikelihoodPRMSpec | Literal["bundled"] = "bundled"
+    """A tag-head PRM to train, a likelihood PRM over one of the policies, or ``bundled`` (the package's PRM)."""
     task: TaskSpec = Field(default_factory=TaskSpec)
     strategies: list[StrategyConfig]
     search: SearchSettings = Field(default_factory=SearchSettings)
@@ -103,6 +128,8 @@ class MiniStudyConfig(Strict):
                 raise ValueError(f"prm.init_from: {self.prm.init_from!r} is not a policy of the recipe ({names})")
             if (base.d_model, base.n_layers, base.n_heads) != (self.prm.d_model, self.prm.n_layers, self.prm.n_heads):
                 raise ValueError(f"prm.init_from: policy {base.name!r} has another shape than the PRM")
+        if isinstance(self.prm, LikelihoodPRMSpec) and self.prm.likelihood_of not in names:
+            raise ValueError(f"prm.likelihood_of: {self.prm.likelihood_of!r} is not a policy of the recipe ({names})")
         if self.train.min_difficulty > self.train.max_difficulty:
             raise ValueError("train: min_difficulty is above max_difficulty")
         for s in self.strategies:
@@ -156,6 +183,9 @@ class MiniStudyConfig(Strict):
         data["task"]["n_problems"] = min(4, self.task.n_problems)
         data["strategies"] = [{**s.model_dump(), "budgets": sorted(s.budgets)[:2]} for s in self.strategies]
         data["analysis"]["n_bootstrap"] = min(200, self.analysis.n_bootstrap)
+        data["analysis"]["reward_aucs"] = sorted(self.analysis.reward_aucs)[-2:]
+        if isinstance(self.prm, LikelihoodPRMSpec):
+            data["prm"]["n_problems"] = min(32, self.prm.n_problems)
         data["name"] = f"{self.name}-quick"
         return MiniStudyConfig.model_validate(data)
 

@@ -131,7 +131,7 @@ def test_train_likelihood_prm_writes_a_prm_that_scores_with_its_head(tmp_path):
 
     cfg = SmallTrainConfig(min_difficulty=3, max_difficulty=6, threads=1, seed=2)
     out = tmp_path / "prm.pt"
-    metrics = train_likelihood_prm(DEFAULT_POLICY, DEFAULT_POLICY, cfg, 32, 2, out, log_every=0)
+    metrics = train_likelihood_prm(DEFAULT_POLICY, [DEFAULT_POLICY], cfg, 32, 2, out, log_every=0)
     assert metrics["bad_steps"] > 0 and metrics["coef"] > 0
     task = ArithmeticTask(n_problems=1, difficulty=3, seed=1)
     prm = TorchPRM(task, checkpoint=str(out))

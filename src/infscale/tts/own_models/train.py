@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -240,22 +241,25 @@ def fit_likelihood_head(lm: LlamaModel, samples: list[tuple[Labelled, int]], bat
     return LikelihoodHead(coef=float(theta[0]), intercept=float(theta[1]))
 
 
-def train_likelihood_prm(lm: Path, policy: Path, cfg: SmallTrainConfig, n_problems: int, samples: int,
-                         out: Path, log_every: int = 10) -> dict[str, float]:
-    """A likelihood PRM: the language model ``lm`` (a policy checkpoint) with a `LikelihoodHead` fitted on
-    ``policy``'s own labelled samples; saved as a ``prm`` checkpoint to ``out``. Returns the fit's figures."""
+def train_likelihood_prm(lm: Path, policies: Sequence[Path], cfg: SmallTrainConfig, n_problems: int, samples: int,
+                         out: Path, log_every: int = 10, recipe: dict[str, object] | None = None) -> dict[str, float]:
+    """A likelihood PRM: the language model ``lm`` (a policy checkpoint) with a `LikelihoodHead` fitted on the own
+    labelled samples of every one of ``policies`` (``n_problems`` problems each); saved as a ``prm`` checkpoint to
+    ``out`` (``recipe``: settings kept beside it, so a study can tell whether it may reuse it). Returns the fit's
+    figures."""
     t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     model, _, _ = load_checkpoint(lm, expect_kind="policy")
-    data = policy_samples(policy, cfg, n_problems, samples, log_every=log_every)
+    data = [s for policy in policies for s in policy_samples(policy, cfg, n_problems, samples, log_every=log_every)]
     head = fit_likelihood_head(model, data)
     n_steps = sum(len(lab) for (_, _, lab), _ in data)
     n_bad = sum(1 for (_, _, lab), _ in data for v in lab if not v)
     metrics = {"solutions": len(data), "steps": n_steps, "bad_steps": n_bad, "train_s": time.perf_counter() - t0,
                "coef": head.coef, "intercept": head.intercept}
-    save_checkpoint(out, model, "prm", {"head": head.to_dict(), "lm": Path(lm).name, "policy": Path(policy).name,
-                                        "config": asdict(cfg), "metrics": metrics,
-                                        "data": f"{len(data)} solutions of {n_problems} problems by the policy"})
+    names = ", ".join(Path(p).name for p in policies)
+    save_checkpoint(out, model, "prm", {"head": head.to_dict(), "lm": Path(lm).name, "policies": names,
+                                        "config": asdict(cfg), "metrics": metrics, "recipe": recipe or {},
+                                        "data": f"{len(data)} solutions of {n_problems} problems by each of {names}"})
     return metrics
 
 
@@ -350,7 +354,7 @@ def train_policy_and_prm(out_dir: Path, seconds: float, seed: int = 0, prm_data:
     policy = out_dir / "arith_policy.pt"
     out = {"policy": train_own_model("policy", cfg, policy)}
     if prm_data == "likelihood":
-        out["prm"] = train_likelihood_prm(policy, policy, cfg, prm_problems, 4, out_dir / "arith_prm.pt")
+        out["prm"] = train_likelihood_prm(policy, [policy], cfg, prm_problems, 4, out_dir / "arith_prm.pt")
     elif prm_data == "injected":
         out["prm"] = train_own_model("prm", cfg, out_dir / "arith_prm.pt")
     else:

@@ -237,5 +237,21 @@ def test_tree_search_needs_reward():
 def test_mcts_respects_expansion_budget(engine):
     task, eng = engine
     rec = eng.run("mcts", task.load()[0], 5)
-    # root: 4 children, then at most 4 more expansions of 2 children each
-    assert len(rec.candidates) <= 4 + 4 * 2
+    # root: 4 children, then at most 4 more expansions of 2 children each; each new node one rollout
+    assert len(rec.candidates) <= 2 * (4 + 4 * 2)
+    rollouts = [c for c in rec.candidates if c.finished]
+    assert 4 <= len(rollouts) <= 4 + 4 * 2
+
+
+def test_mcts_rollouts_reach_answers_below_the_solutions_depth(engine):
+    """Two expansions cannot reach the end of a 4-step solution; the rollouts do (and are paid for)."""
+    task, _ = engine
+    problem = task.load()[0]
+    runs = {}
+    for rollouts in (True, False):
+        eng = Engine(task, ScriptedArithmeticGenerator(error_rate=0.0), ExactVerifier(task),
+                     SearchSettings(max_step_tokens=40, mcts_rollouts=rollouts))
+        runs[rollouts] = eng.run("mcts", problem, 2)
+    assert runs[True].correct["majority_vote"] and runs[True].answers["majority_vote"] == problem.gold
+    assert runs[False].answers["majority_vote"] is None
+    assert runs[True].ledger.generated_tokens > runs[False].ledger.generated_tokens

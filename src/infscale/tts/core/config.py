@@ -49,6 +49,10 @@ class SearchSettings(Strict):
     mcts_root_width: int = Field(4, ge=1, le=MAX_BUDGET)
     mcts_width: int = Field(2, ge=1, le=MAX_BUDGET)
     mcts_c: float = Field(1.0, ge=0, allow_inf_nan=False)
+    mcts_rollouts: bool = True
+    """Classic MCTS simulation: every new node is completed by one sampled rollout to a final answer whose reward is
+    the node's value (the rollout is a candidate; its FLOPs are counted). Off: a node's value is its own step reward,
+    and a budget below the solution's depth never reaches an answer."""
 
 
 class RunConfig(Strict):

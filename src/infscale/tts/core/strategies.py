@@ -382,19 +382,25 @@ def beam_search(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
 @STRATEGIES.register("mcts")
 def mcts(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
     """MCTS as seed B's baseline: ``budget`` expansions; select by UCT (C = ``mcts_c``); expand the root to
-    ``mcts_root_width`` children and other nodes to ``mcts_width``; each new node's value is its PRM reward, backed up
-    as a running mean. Returns every terminal leaf (finished or depth-capped) and the unexpanded leaves (unfinished)."""
+    ``mcts_root_width`` children and other nodes to ``mcts_width``; with ``mcts_rollouts`` (default) each new node is
+    completed by one sampled rollout whose final reward is its value, else its value is its own PRM reward; values
+    are backed up as running means. Returns the rollouts, every terminal leaf (finished or depth-capped) and the
+    unexpanded leaves (unfinished)."""
     eng.need_reward("mcts")
     s = eng.settings
     prompt, root, n_prompt = _root(eng, problem)
+    rollouts: list[Candidate] = []
     for _ in range(budget):
         node = uct_select(root, s.mcts_c)
         if node.terminal:
             backup(node, node.reward)
             continue
         width = s.mcts_root_width if node is root else s.mcts_width
-        for child in eng.expand(problem, prompt, [node], [width]):
-            backup(child, child.reward)
+        children = eng.expand(problem, prompt, [node], [width])
+        values = (_rollouts(eng, problem, prompt, children, n_prompt, rollouts) if s.mcts_rollouts
+                  else [c.reward for c in children])
+        for child, value in zip(children, values, strict=True):
+            backup(child, value)
     leaves: list[Node] = []
     stack = [root]
     while stack:
@@ -404,7 +410,28 @@ def mcts(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
         elif nd is not root:
             leaves.append(nd)
     leaves.sort(key=lambda nd: not nd.finished)
-    return [eng.node_candidate(problem, nd, n_prompt) for nd in leaves]
+    return rollouts + [eng.node_candidate(problem, nd, n_prompt) for nd in leaves]
+
+
+def _rollouts(eng: Engine, problem: Problem, prompt: str, nodes: Sequence[Node], n_prompt: int,
+              out: list[Candidate]) -> list[float]:
+    """Complete every non-terminal node with one sampled continuation (its K/V prefix cached), score it, append it
+    to ``out`` as a candidate; returns each node's value (the rollout's final reward; a terminal node's own)."""
+    todo = [nd for nd in nodes if not nd.terminal]
+    values = {id(nd): nd.reward for nd in nodes if nd.terminal}
+    if todo:
+        params = eng.params(stop=tuple(eng.task.final_stop))
+        comps = eng.gen([prompt + nd.text for nd in todo], [1] * len(todo), params, [nd.prefix_tokens for nd in todo])
+        cap = eng.settings.depth_cap  # a rollout is a path too: cut at the cap, unfinished, like the tree's
+        full = [[*nd.steps, *eng.task.split_steps(c[0].text)] for nd, c in zip(todo, comps, strict=True)]
+        paths = [steps[:cap] for steps in full]
+        scores = eng.score(problem, prompt, paths)
+        for nd, (comp,), steps, whole, sc in zip(todo, comps, paths, full, scores, strict=True):
+            reason = "depth" if len(whole) > cap else comp.finish_reason
+            out.append(eng.candidate(problem, "".join(steps), reason not in ("length", "depth"), sc, n_prompt,
+                                     nd.path_tokens + comp.completion_tokens, reason))
+            values[id(nd)] = sc[-1] if sc else 0.0
+    return [values[id(nd)] for nd in nodes]
 
 
 def with_settings(settings: SearchSettings, **changes: object) -> SearchSettings:

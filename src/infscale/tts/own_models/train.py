@@ -337,28 +337,43 @@ def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int 
 
 
 PRM_DATA = ("likelihood", "policy", "injected")
-"""How `train_policy_and_prm` builds the PRM: a likelihood head on the policy fitted to its own labelled samples
-(the bundled one), a tag head fine-tuned on those samples, or a tag head trained on injected errors."""
+"""How `train_policy_and_prm` builds the PRM: a likelihood head over the PRM's language model fitted to the policy's
+own labelled samples (the bundled one), a tag head fine-tuned on those samples, or a tag head trained on injected
+errors."""
+
+POLICY_SHAPE = {"d_model": 64, "n_layers": 4, "n_heads": 4}
+"""The bundled policy: small, so that it errs (greedy about 55% at difficulty 3) and search has room to help."""
+PRM_SHAPE = {"d_model": 128, "n_layers": 4, "n_heads": 4}
+"""The bundled PRM's language model: about 5x the policy's parameters (seed B's PRM is larger than its policies)."""
 
 
-def train_policy_and_prm(out_dir: Path, seconds: float, seed: int = 0, prm_data: str = "likelihood",
-                         prm_problems: int = 2400) -> dict[str, dict[str, float]]:
-    """The bundled pair (``infscale tts train``): a policy trained for ``seconds``, then its PRM (`PRM_DATA`). The
-    policy's own samples come from 4 solutions of each of ``prm_problems`` problems; ``likelihood`` (default) fits a
-    `LikelihoodHead` on them over the policy's weights (difficulties 2-5, the policy's range); ``policy``
-    fine-tunes a tag head on them for ``seconds`` (difficulties 2-7, so that it errs more); ``injected`` trains a
-    tag head on reference solutions with injected errors."""
+def train_policy_and_prm(out_dir: Path, policy_steps: int = 600, lm_steps: int = 750, seed: int = 0,
+                         prm_data: str = "likelihood", prm_problems: int = 1200, prm_steps: int = 400,
+                         threads: int = 2, log_every: int = 50) -> dict[str, dict[str, float]]:
+    """The bundled pair (``infscale tts train``), every budget in optimizer steps (a busy machine trains the same
+    models, only slower): the policy (`POLICY_SHAPE`, ``policy_steps``), the PRM's language model (`PRM_SHAPE`,
+    ``lm_steps``, kept as ``arith_lm.pt``), then the PRM (`PRM_DATA`): ``likelihood`` (default) fits a
+    `LikelihoodHead` over the language model on the policy's own samples (4 of each of ``prm_problems`` problems,
+    difficulties 2-5); ``policy`` fine-tunes a tag head from the language model on those samples (difficulties 2-7,
+    ``prm_steps``); ``injected`` trains a tag head from the language model on injected errors (``prm_steps``)."""
     if prm_data not in PRM_DATA:
         raise InputError(f"prm data {prm_data!r}: expected one of {', '.join(PRM_DATA)}")
-    cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=seconds, seed=seed)
-    policy = out_dir / "arith_policy.pt"
-    out = {"policy": train_own_model("policy", cfg, policy)}
+    common = {"max_time_s": 1e9, "lr": 4e-3, "warmup_steps": 50, "seed": seed, "threads": threads}
+    policy, lm, prm = out_dir / "arith_policy.pt", out_dir / "arith_lm.pt", out_dir / "arith_prm.pt"
+    out = {"policy": train_own_model("policy", SmallTrainConfig(**POLICY_SHAPE, max_steps=policy_steps, **common),
+                                     policy, log_every=log_every)}
+    out["lm"] = train_own_model("policy", SmallTrainConfig(**PRM_SHAPE, max_steps=lm_steps, **common), lm,
+                                log_every=log_every)
     if prm_data == "likelihood":
-        out["prm"] = train_likelihood_prm(policy, [policy], cfg, prm_problems, 4, out_dir / "arith_prm.pt")
-    elif prm_data == "injected":
-        out["prm"] = train_own_model("prm", cfg, out_dir / "arith_prm.pt")
+        cfg = SmallTrainConfig(**PRM_SHAPE, seed=seed, threads=threads)
+        out["prm"] = train_likelihood_prm(lm, [policy], cfg, prm_problems, 4, prm, log_every=10 if log_every else 0)
+        return out
+    tag = {**common, "lr": 1e-3, "max_steps": prm_steps}
+    if prm_data == "injected":
+        out["prm"] = train_own_model("prm", SmallTrainConfig(**PRM_SHAPE, **tag), prm, log_every=log_every,
+                                     init_from=lm)
     else:
-        prm_cfg = SmallTrainConfig(max_steps=1_000_000, max_time_s=seconds, seed=seed, max_difficulty=7, lr=1e-3)
-        pool = policy_prm_examples(policy, prm_cfg, prm_problems, 4, log_every=10)
-        out["prm"] = train_own_model("prm", prm_cfg, out_dir / "arith_prm.pt", init_from=policy, examples=pool)
+        cfg = SmallTrainConfig(**PRM_SHAPE, max_difficulty=7, **tag)
+        pool = policy_prm_examples(policy, cfg, prm_problems, 4, log_every=10)
+        out["prm"] = train_own_model("prm", cfg, prm, log_every=log_every, init_from=lm, examples=pool)
     return out

@@ -51,10 +51,13 @@ class TtsAnalysis:
     saturation: dict[str, dict[str, Any]]
     sources: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    matched_flops: list[dict[str, Any]] = field(default_factory=list)
+    """REBASE vs sampling at sampling's best accuracy, per model, under ours and seed B's accounting
+    (`infscale.tts.analysis.frontier.matched_accuracy_flops`)."""
 
     def to_dict(self) -> dict[str, Any]:
         acc = self.accounting
-        out = {"runs": self.sources, "n_records": self.n_records, "n_failed": self.n_failed, "accounting": acc,
+        out = {"runs": self.sources, "matched_flops": self.matched_flops, "n_records": self.n_records, "n_failed": self.n_failed, "accounting": acc,
                "points": [point_dict(p, acc) for p in self.points],
                "frontier": [point_dict(p, acc) for p in self.frontier],
                "compute_optimal": [{"budget_flops": float(c), **(point_dict(p, acc) if p is not None else {})}
@@ -160,6 +163,23 @@ def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[
     return rows, summaries, sat_curves
 
 
+def matched_flops_rows(points: Sequence[Any]) -> list[dict[str, Any]]:
+    """`matched_accuracy_flops` under ours and seed B's accounting, as plain rows."""
+    from infscale.tts.analysis.frontier import matched_accuracy_flops
+
+    rows = []
+    for acc in ("ours", "seed_b"):
+        for m in matched_accuracy_flops(points, accounting=acc):
+            r = m.reached
+            rows.append({"model": m.model, "accounting": acc, "search": m.search,
+                         "target_accuracy": m.target_accuracy, "baseline_strategy": m.baseline.strategy,
+                         "baseline_n": m.baseline.n, "baseline_flops": m.baseline.flops_for(acc),
+                         "search_n": None if r is None else r.n,
+                         "search_flops": None if r is None else r.flops_for(acc),
+                         "search_accuracy": None if r is None else r.accuracy, "flops_ratio": m.flops_ratio})
+    return rows
+
+
 def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", n_boot: int = 1000, seed: int = 0,
                     plot: bool = True, sources: Sequence[str] = ("records",), title: str | None = None,
                     prefix: str = "") -> TtsAnalysis:
@@ -180,7 +200,8 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
         accounting=accounting, n_records=len(records), n_failed=sum(1 for r in records if r.error is not None),
         points=points, frontier=frontier_points(points, accounting=accounting),
         compute_optimal=list(zip(budgets.tolist(), best, strict=True)), size_law=_size_law(points, budgets, accounting),
-        error_vs_compute=_error_fits(points, accounting), saturation=sat_rows, sources=list(sources))
+        error_vs_compute=_error_fits(points, accounting), saturation=sat_rows, sources=list(sources),
+        matched_flops=matched_flops_rows(points))
     files = {"points_csv": write_csv(out / f"{prefix}points.csv", [point_dict(p, accounting) for p in points]),
              "frontier_csv": write_csv(out / f"{prefix}frontier.csv",
                                        [point_dict(p, accounting) for p in result.frontier])}

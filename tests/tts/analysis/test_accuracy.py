@@ -235,3 +235,25 @@ def test_strategies_are_shown_by_the_names_users_know():
                                         "beam+best_of_n", "mcts+majority_vote", "REBASE")] == [
         "greedy", "greedy", "majority vote", "best-of-n", "weighted vote", "REBASE + weighted vote",
         "beam search + best-of-n", "MCTS + majority vote", "REBASE"]
+
+
+def test_matched_accuracy_flops_is_seed_b_table_1s_comparison_on_measured_points():
+    from infscale.tts.analysis import OperatingPoint
+    from infscale.tts.analysis.frontier import matched_accuracy_flops
+
+    def pt(strategy, n, flops, seed_b, acc, model="m"):
+        return OperatingPoint(model=model, n_params=1, strategy=strategy, n=n, flops=flops, seed_b_flops=seed_b,
+                              accuracy=acc)
+
+    pts = [pt("sampling+majority_vote", 16, 160.0, 16.0, 0.50), pt("sampling+best_of_n", 8, 80.0, 8.0, 0.80),
+           pt("sampling+best_of_n", 16, 160.0, 16.0, 0.80), pt("rebase+weighted_vote", 4, 60.0, 3.0, 0.70),
+           pt("rebase+weighted_vote", 8, 120.0, 6.0, 0.85), pt("rebase+weighted_vote", 16, 240.0, 12.0, 0.90),
+           pt("greedy+greedy", 1, 10.0, 1.0, 0.95),  # not sampling: never the bar
+           pt("sampling+majority_vote", 4, 10.0, 1.0, 0.9, model="other")]  # no REBASE on that model: skipped
+    ours, seed_b = (matched_accuracy_flops(pts, accounting=a) for a in ("ours", "seed_b"))
+    (m,) = ours
+    assert (m.target_accuracy, m.baseline.n, m.reached.n) == (0.80, 8, 8)  # the cheapest of the tied best
+    assert m.flops_ratio == pytest.approx(80.0 / 120.0)
+    assert seed_b[0].flops_ratio == pytest.approx(8.0 / 6.0)
+    never = [p for p in pts if not (p.strategy.startswith("rebase") and p.n > 4)]
+    assert matched_accuracy_flops(never)[0].reached is None and matched_accuracy_flops(never)[0].flops_ratio is None

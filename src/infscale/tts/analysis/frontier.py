@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from infscale.plan.optimum import pareto_frontier
 from infscale.tts.analysis.accuracy import OperatingPoint
 
-__all__ = ["frontier_points", "compute_optimal", "compute_optimal_sizes"]
+__all__ = ["frontier_points", "compute_optimal", "compute_optimal_sizes", "MatchedFlops", "matched_accuracy_flops"]
 
 
 # ---------------------------------------------------------------------------------------- Pareto and compute-optimal
@@ -40,3 +41,50 @@ def compute_optimal_sizes(points: Sequence[OperatingPoint], budgets: Sequence[fl
     c = np.array([b for b, p in zip(budgets, best, strict=True) if p is not None], dtype=np.float64)
     n = np.array([p.n_params for p in best if p is not None], dtype=np.float64)
     return c, n
+
+
+# ---------------------------------------------------------------------------------------- search vs sampling
+SAMPLING_METHODS = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
+"""Strategies whose points are independent samples (their aggregations: majority vote, best-of-n, weighted vote)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchedFlops:
+    """Seed B's Table 1 comparison on one model: sampling's best accuracy (over its aggregations and n) and the
+    FLOPs it took, against the cheapest measured point of a search strategy that reaches it."""
+
+    model: str
+    accounting: str
+    search: str
+    target_accuracy: float
+    """Sampling's best accuracy: the bar the search must reach."""
+    baseline: OperatingPoint
+    """The cheapest sampling point at that accuracy."""
+    reached: OperatingPoint | None
+    """The cheapest search point at or above it (``None``: the search never got there)."""
+
+    @property
+    def flops_ratio(self) -> float | None:
+        """Sampling's FLOPs over the search's (> 1: the search needs fewer)."""
+        if self.reached is None:
+            return None
+        return self.baseline.flops_for(self.accounting) / self.reached.flops_for(self.accounting)
+
+
+def matched_accuracy_flops(points: Sequence[OperatingPoint], *, search: str = "rebase+weighted_vote",
+                           accounting: str = "ours") -> list[MatchedFlops]:
+    """Per model with both ``search`` points and sampling points: `MatchedFlops` from measured points only (no
+    interpolation between budgets, so the ratio is what was run)."""
+    out = []
+    for model in sorted({p.model for p in points}):
+        mine = [p for p in points if p.model == model]
+        base = [p for p in mine if p.strategy.partition("+")[0] in SAMPLING_METHODS]
+        tree = [p for p in mine if p.strategy == search]
+        if not base or not tree:
+            continue
+        best = max(p.accuracy for p in base)
+        baseline = min((p for p in base if p.accuracy == best), key=lambda p: p.flops_for(accounting))
+        reached = min((p for p in tree if p.accuracy >= best), key=lambda p: p.flops_for(accounting), default=None)
+        out.append(MatchedFlops(model=model, accounting=accounting, search=search, target_accuracy=best,
+                                baseline=baseline, reached=reached))
+    return out

@@ -144,3 +144,47 @@ def test_spec_parsing():
 def test_cuda_measurement_synchronises():
     r = measure_one(TINY[1], WL, "own", MeasureSettings(device="cuda", repeats=2))
     assert r["env"]["device"].startswith("cuda") and "cuda" in r["env"]
+
+
+def test_sweeps_time_shapes_interleaved_round_robin(tmp_path, monkeypatch):
+    """Each repeat times one pair of every shape of a group in turn, so a burst of load hits them alike."""
+    from infscale.arch import TransformerShape
+    from infscale.latency.measure import MeasureSettings, measure_sweep
+    from infscale.latency.model import Workload
+
+    calls: list[tuple[str, int]] = []
+
+    class Runner:
+        def __init__(self, label):
+            self.label = label
+
+        def generate(self, n):
+            calls.append((self.label, n))
+
+        def close(self):
+            calls.append((self.label, -1))
+
+    class Recording:
+        name = "recording"
+        full_prefill_logits = True
+
+        def load(self, shape, workload, device, seed):
+            return Runner(shape.label)
+
+        def versions(self):
+            return {}
+
+    shapes = [TransformerShape(d_model=64 * k, n_layers=2, n_heads=2, vocab_size=64, context_length=64)
+              for k in (1, 2, 3)]
+    import infscale.latency.measure as m
+
+    monkeypatch.setattr(m, "get_backend", lambda name: Recording())
+    recs = measure_sweep(shapes, Workload(batch=1, input_len=4, output_len=3, dtype="fp32"), tmp_path / "r.jsonl",
+                         backend="recording", settings=MeasureSettings(device="cpu", warmup=1, repeats=2,
+                                                                       interleave=2))
+    a, b, c = (s.label for s in shapes)
+    timed = [x for x in calls if x[1] > 0]
+    # group 1 (a, b): warm-up a, b, then (a, b) twice; group 2: c alone
+    assert timed == [(a, 1), (a, 3), (b, 1), (b, 3)] * 1 + [(a, 1), (a, 3), (b, 1), (b, 3)] * 2 + [(c, 1), (c, 3)] * 3
+    assert [r["protocol"]["interleaved_with"] for r in recs] == [1, 1, 0]
+    assert [r["label"] for r in recs] == [a, b, c]

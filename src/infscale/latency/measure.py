@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,8 +68,14 @@ class MeasureSettings:
     """Timed prefill/generate pairs."""
     seed: int = 0
     """Seed of the random weights and prompt."""
+    interleave: int = 4
+    """`measure_sweep` times this many shapes together, one repeat of each in turn (round-robin), so that a burst of
+    load from another process falls on every shape of the group alike instead of on one shape's repeats; their
+    records are written when the group is done. 1: one shape after another."""
 
     def __post_init__(self) -> None:
+        if self.interleave < 1:
+            raise ValueError(f"MeasureSettings.interleave must be >= 1, got {self.interleave}")
         if self.warmup < 0 or self.repeats < 1:
             raise ValueError(f"MeasureSettings: need warmup >= 0 and repeats >= 1, got {self.warmup}, {self.repeats}")
         if self.threads is not None and self.threads < 1:
@@ -367,31 +373,50 @@ def _spread(values: list[float]) -> dict[str, float]:
 def measure_one(shape: TransformerShape, workload: Workload, backend: str | Backend = "own",
                 settings: MeasureSettings | None = None) -> dict[str, Any]:
     """Time one shape under one workload; returns a record (a JSON-ready dict, see the module docstring)."""
+    return measure_group([shape], workload, backend, settings)[0]
+
+
+def measure_group(shapes: Sequence[TransformerShape], workload: Workload, backend: str | Backend = "own",
+                  settings: MeasureSettings | None = None) -> list[dict[str, Any]]:
+    """Time several shapes under one workload, interleaved: every shape is loaded, warmed up, then each repeat
+    times one prefill/generate pair of every shape in turn. One record per shape, in order."""
     settings = settings or MeasureSettings()
     be = get_backend(backend) if isinstance(backend, str) else backend
     device = resolve_device(settings.device)
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
-    if workload.input_len + workload.output_len > shape.context_length:
-        shape = shape.with_(context_length=workload.input_len + workload.output_len)
-    runner = be.load(shape, workload, device, settings.seed)
-    prefill, total = [], []
+    shapes = [s.with_(context_length=workload.input_len + workload.output_len)
+              if workload.input_len + workload.output_len > s.context_length else s for s in shapes]
+    runners: list[Any] = []
+    prefill: list[list[float]] = [[] for _ in shapes]
+    total: list[list[float]] = [[] for _ in shapes]
     try:
-        for _ in range(settings.warmup):
-            runner.generate(1)
-            runner.generate(workload.output_len)
+        for shape in shapes:
+            runners.append(be.load(shape, workload, device, settings.seed))
+        for runner in runners:
+            for _ in range(settings.warmup):
+                runner.generate(1)
+                runner.generate(workload.output_len)
         for _ in range(settings.repeats):
-            t0 = time.perf_counter()
-            runner.generate(1)
-            t1 = time.perf_counter()
-            runner.generate(workload.output_len)
-            t2 = time.perf_counter()
-            prefill.append(t1 - t0)
-            total.append(t2 - t1)
+            for i, runner in enumerate(runners):
+                t0 = time.perf_counter()
+                runner.generate(1)
+                t1 = time.perf_counter()
+                runner.generate(workload.output_len)
+                t2 = time.perf_counter()
+                prefill[i].append(t1 - t0)
+                total[i].append(t2 - t1)
     finally:
-        runner.close()
-    decode = [t - p for t, p in zip(total, prefill, strict=True)]
+        for runner in runners:
+            runner.close()
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
+    return [_record(shape, wl, be, device, settings, p, t, len(shapes))
+            for shape, p, t in zip(shapes, prefill, total, strict=True)]
+
+
+def _record(shape: TransformerShape, wl: Workload, be: Any, device: torch.device, settings: MeasureSettings,
+            prefill: list[float], total: list[float], group: int) -> dict[str, Any]:
+    decode = [t - p for t, p in zip(total, prefill, strict=True)]
     return {
         "key": record_key(shape, wl, be.name, str(device)),
         "label": shape.label,
@@ -404,7 +429,8 @@ def measure_one(shape: TransformerShape, workload: Workload, backend: str | Back
         "total_s": statistics.median(total),
         "spread": {"prefill_s": _spread(prefill), "decode_s": _spread(decode), "total_s": _spread(total)},
         "runs": {"prefill_s": prefill, "total_s": total},
-        "protocol": {"warmup": settings.warmup, "repeats": settings.repeats, "seed": settings.seed},
+        "protocol": {"warmup": settings.warmup, "repeats": settings.repeats, "seed": settings.seed,
+                     "interleaved_with": group - 1},
         "env": environment(device, be),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -426,18 +452,24 @@ def estimate_measure_bytes(shape: TransformerShape, workload: Workload) -> float
     return 1.2 * (resident + activations + logits)
 
 
-def check_fits(shapes: Iterable[TransformerShape], workload: Workload, device: str) -> None:
-    """Before any shape is timed: every shape must fit the memory ``device`` has free, else one line naming the
-    first that does not (instead of growing to the limit and dying mid-sweep)."""
+def check_fits(shapes: Iterable[TransformerShape], workload: Workload, device: str, group: int = 1) -> None:
+    """Before any shape is timed: every ``group`` of consecutive shapes (timed together, `MeasureSettings.interleave`)
+    must fit the memory ``device`` has free, else one line naming the first shape that does not (instead of growing
+    to the limit and dying mid-sweep)."""
     from infscale.train.memory import available_bytes
 
     free = available_bytes(device)
-    for shape in shapes:
-        need = estimate_measure_bytes(shape, workload)
-        if need > free:
-            raise InputError(f"shape {shape.label}: timing it needs ~{need / 1e9:.3g} GB (weights + KV cache + "
-                             f"activations at {workload.dtype}), {device} has {free / 1e9:.3g} GB free; drop it or "
-                             "measure on a larger device")
+    shapes = list(shapes)
+    for start in range(0, len(shapes), group):
+        members = shapes[start:start + group]
+        needs = [estimate_measure_bytes(s, workload) for s in members]
+        for i, shape in enumerate(members):
+            need = sum(needs[: i + 1])
+            if need > free:
+                together = f" (with the {i} shape(s) timed beside it)" if i else ""
+                raise InputError(f"shape {shape.label}: timing it needs ~{need / 1e9:.3g} GB{together} (weights + "
+                                 f"KV cache + activations at {workload.dtype}), {device} has {free / 1e9:.3g} GB "
+                                 "free; drop it or measure on a larger device")
 
 
 def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: str | Path, backend: str = "own",
@@ -474,13 +506,16 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
             result[key] = done[key]
         else:
             todo.append((key, shape))
-    check_fits([shape for _, shape in todo], wl, device)  # before anything is timed or written
+    check_fits([shape for _, shape in todo], wl, device, settings.interleave)  # before anything is timed or written
+    k = settings.interleave
     with RecordWriter(path) as writer:
-        for i, (key, shape) in enumerate(todo):
-            record = measure_one(shape, workload, be, settings)
-            writer.append(record)
-            _warn_if_busy(record)
-            result[key] = record
-            if progress is not None:
-                progress(record, i + 1, len(todo))
+        for start in range(0, len(todo), k):
+            group = todo[start:start + k]
+            for j, ((key, _), record) in enumerate(zip(group, measure_group([s for _, s in group], workload, be,
+                                                                          settings), strict=True)):
+                writer.append(record)
+                _warn_if_busy(record)
+                result[key] = record
+                if progress is not None:
+                    progress(record, start + j + 1, len(todo))
     return list(result.values())

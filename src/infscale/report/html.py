@@ -129,13 +129,16 @@ def _latency(s: dict[str, Any]) -> str:
 
 def _plan_block(p: dict[str, Any], title: str, unit_note: str, max_rows: int = 16) -> str:
     if "infeasible" in p:
-        return f"<h3>{_esc(title)}</h3><p class='warn'>infeasible: {_esc(p['infeasible'])}</p>"
+        msg = str(p["infeasible"])
+        msg = msg[len("infeasible:"):].strip() if msg.lower().startswith("infeasible:") else msg
+        return f"<h3>{_esc(title)}</h3><p class='warn'>infeasible: {_esc(msg)}</p>"
     b = p["best"]
     c = p["constraints"]
     out = [f"<h3>{_esc(title)}</h3>",
            f"<p>{p['n_candidates']:,} candidate shapes, {p['n_feasible']:,} feasible "
-           f"(latency &le; {fmt(c['max_latency_s'])} s on <b>{_esc(p['hardware'])}</b>, {unit_note}); "
-           f"planned in {fmt(p['plan_seconds'], 3)} s.</p>",
+           f"(latency &le; {fmt(c['max_latency_s'])} s on <b>{_esc(p['hardware'])}</b>, {unit_note}"
+           + (f"; the limit is {_esc(p['max_latency_from'])}" if p.get("max_latency_from") else "")
+           + f"); planned in {fmt(p['plan_seconds'], 3)} s.</p>",
            f"<p class='rec'><b>Recommendation: {_esc(b['label'])}</b> &mdash; N = {fmt(b['n_params'])}, "
            f"D = {fmt(b['n_tokens'])}, d_ff = {b['d_ff']}, aspect ratio {fmt(b['aspect_ratio'])}, predicted loss "
            f"{fmt(b['loss'])}, latency {fmt(b['latency_s'])} s.</p>"]
@@ -173,6 +176,29 @@ def _plan(s: dict[str, Any]) -> str:
                           "the law is extrapolated far below its fitted range"))
 
 
+def _matched(rows: Sequence[dict[str, Any]]) -> str:
+    """Seed B's Table 1 question on our own models: does REBASE reach sampling's best accuracy with fewer FLOPs?"""
+    if not rows:
+        return ""
+    names = {"ours": "our FLOPs (policy + PRM)", "seed_b": "seed B's 2NT (PRM free)"}
+    items = []
+    for r in rows:
+        where = (f"{strategy_label(r['baseline_strategy'])} n={r['baseline_n']}, {fmt(r['baseline_flops'], 3)} "
+                 f"FLOPs")
+        if r["search_n"] is None:
+            items.append(f"<li>{_esc(names.get(r['accounting'], r['accounting']))}: REBASE never reached sampling's "
+                         f"best {100 * r['target_accuracy']:.1f}% ({_esc(where)}) at the budgets run</li>")
+            continue
+        ratio = r["flops_ratio"]
+        verdict = f"{ratio:.2f}x fewer FLOPs" if ratio >= 1 else f"{1 / ratio:.2f}x more FLOPs"
+        items.append(f"<li>{_esc(names.get(r['accounting'], r['accounting']))}: REBASE n={r['search_n']} reaches "
+                     f"{100 * r['search_accuracy']:.1f}% at {fmt(r['search_flops'], 3)} FLOPs against sampling's best "
+                     f"{100 * r['target_accuracy']:.1f}% ({_esc(where)}): <b>{verdict}</b></li>")
+    return ("<h3>Search vs sampling at matched accuracy</h3><ul>" + "".join(items) + "</ul>"
+            "<p>Measured points only (no interpolation between budgets). Seed B, Table 1: REBASE matches sampling's "
+            "accuracy with about 7x fewer FLOPs for Llemma-7B.</p>")
+
+
 def _tts(s: dict[str, Any]) -> str:
     fr = [[strategy_label(p["strategy"]), p["n"], p["flops"], 100 * p["accuracy"], 100 * p["ci_low"] if p["ci_low"] is not None
            else None, 100 * p["ci_high"] if p["ci_high"] is not None else None] for p in s["frontier"]]
@@ -184,6 +210,9 @@ def _tts(s: dict[str, Any]) -> str:
         f"{s['n_problems']} synthetic arithmetic problems, {s['n_records']} records ({s['n_failed']} failed), "
         f"{fmt(s['run_seconds'], 3)} s. FLOPs: policy prefill (prefix-cached) + decode + reward model, per problem.</p>",
         figure(s.get("plot"), "Accuracy vs inference FLOPs per strategy, with the Pareto frontier"),
+        _matched(s.get("matched_flops") or []),
+        figure(s.get("saturation_plot"), "Where more samples stop paying: majority and weighted vote at n against "
+                                         "their predicted limits"),
         "<h3>Pareto frontier</h3>",
         table(["strategy", "n", "FLOPs / problem", "accuracy %", "95% CI low", "95% CI high"], fr),
         "<h3>Compute-optimal choice per FLOPs budget</h3>",

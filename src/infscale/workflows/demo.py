@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 
 from infscale.configio import (
@@ -78,18 +79,21 @@ class PlanMicroStep(Strict):
     min_params: float = Field(2e6, gt=0)
     max_params: float = Field(2e7, gt=0)
     tokens: float = Field(2e8, gt=0)
-    max_latency_s: float = Field(0.6, gt=0)
-    """On this machine, for the latency step's workload (batch 1, input_len in / output_len out, fp32)."""
+    max_latency_s: float | None = Field(None, gt=0)
+    """On this machine, for the latency step's workload (batch 1, input_len in / output_len out, fp32). ``None``
+    (default): the median predicted latency of the candidate shapes on the profile just calibrated, so that the limit
+    binds on a busy machine as on a quiet one (a fixed limit made the plan infeasible on a loaded machine)."""
 
 
 class TtsStep(Strict):
-    n_problems: int = Field(16, ge=1)
-    difficulty: int = Field(5, ge=1)
-    """One operation beyond the policy's training range (2-4): greedy is right about 3 times in 4, search can help."""
+    n_problems: int = Field(100, ge=1)
+    """About +-10 points of 95% interval at these accuracies."""
+    difficulty: int = Field(3, ge=1)
+    """Where the bundled policy (d64x4) is right greedily a little over half the time: room for search to help."""
     task_seed: int = 1000
     generator_seed: int = 0
     strategies: dict[str, list[int]] = Field(default_factory=lambda: {
-        "greedy": [1], "sampling": [16], "beam": [4, 8], "mcts": [4, 8], "rebase": [4, 8]})
+        "greedy": [1], "sampling": [16], "beam": [4], "mcts": [4], "rebase": [4, 8, 16]})
     max_tokens: int = Field(160, gt=0)
     max_step_tokens: int = Field(32, gt=0)
     depth_cap: int = Field(10, gt=0)
@@ -110,8 +114,7 @@ def quick_config() -> DemoConfig:
         laws=LawsStep(n_boot=10),
         latency=LatencyStep(shapes=["d64x8h2f160", "d128x2h4f352", "d64x2h2f160", "d128x4h4f352"], input_len=16,
                             output_len=8, warmup=1, repeats=2, n_fit=3),
-        plan_micro=PlanMicroStep(max_latency_s=0.05),
-        tts=TtsStep(n_problems=2, strategies={"greedy": [1], "sampling": [4], "beam": [4]}, max_tokens=96,
+        tts=TtsStep(n_problems=8, strategies={"greedy": [1], "sampling": [4], "rebase": [4]}, max_tokens=96,
                     n_boot=50),
     )
 
@@ -270,14 +273,21 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
     write_csv(out / "plan_a100_frontier.csv", a100["frontier"])
 
     # the micro model for this machine: the CPU sweep's rules (head width 32, SwiGLU rounded to 32, small vocabulary)
-    progress("plan", f"micro model on this machine: {cfg_micro.min_params:.3g}-{cfg_micro.max_params:.3g} params, "
-                     f"latency <= {cfg_micro.max_latency_s:g} s")
     lat_cfg = latency["workload"]
     micro_rules = ShapeRules(head_dims=(32,), d_model_multiple=64, d_model_min=64, d_model_max=1024, n_layers_min=2,
                              n_layers_max=32, ffn_multiple=32, vocab_size=int(latency["vocab_size"]))
     wl = Workload(batch=1, input_len=lat_cfg["input_len"], output_len=lat_cfg["output_len"], dtype="fp32")
     profile = load_profile_file(latency["profile_json"])
-    micro_cons = PlanConstraints(max_latency_s=cfg_micro.max_latency_s, n_tokens=cfg_micro.tokens,
+    limit, limit_from = cfg_micro.max_latency_s, "the config"
+    if limit is None:
+        from infscale.plan import enumerate_shapes
+
+        limit = float(np.median(latency_from_profile(profile, wl)(
+            enumerate_shapes(micro_rules, cfg_micro.min_params, cfg_micro.max_params))))
+        limit_from = "the median predicted latency of the candidates on this machine's calibrated profile"
+    progress("plan", f"micro model on this machine: {cfg_micro.min_params:.3g}-{cfg_micro.max_params:.3g} params, "
+                     f"latency <= {limit:.3g} s ({limit_from})")
+    micro_cons = PlanConstraints(max_latency_s=limit, n_tokens=cfg_micro.tokens,
                                  max_memory_bytes=profile.memory_bytes)
     try:
         m_result, _, m_secs = _plan(law, micro_rules, cfg_micro.min_params, cfg_micro.max_params, micro_cons,
@@ -291,6 +301,7 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
         write_csv(out / "plan_micro_frontier.csv", micro["frontier"])
     micro["hardware"] = profile.name
     micro["workload"] = wl.to_dict()
+    micro["max_latency_s"], micro["max_latency_from"] = limit, limit_from
     summary = {"a100": a100, "micro": micro}
     write_json(out / "plan.json", summary)
     return summary
@@ -302,7 +313,7 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
     from infscale.workflows.tts_analysis import analyse_records
 
     run_cfg = RunConfig.model_validate({
-        "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d128x4", "seed": cfg.generator_seed,
+        "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d64x4", "seed": cfg.generator_seed,
         "task": {"name": "arith", "params": {"n_problems": cfg.n_problems, "difficulty": cfg.difficulty,
                                              "seed": cfg.task_seed}},
         "generator": {"name": "torch", "params": {"seed": cfg.generator_seed}},
@@ -322,8 +333,9 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
                                title="Own policy + PRM on arithmetic: accuracy vs inference FLOPs")
     result = {"records": summary.records_path, "n_records": len(records), "n_failed": analysis.n_failed,
               "n_problems": cfg.n_problems, **{k: v for k, v in analysis.to_dict().items()
-                                               if k in ("points", "frontier", "compute_optimal")},
-              "plot": analysis.files["accuracy_vs_flops_png"], "run_seconds": time.perf_counter() - t0}
+                                               if k in ("points", "frontier", "compute_optimal", "matched_flops")},
+              "plot": analysis.files["accuracy_vs_flops_png"], "saturation_plot": analysis.files.get("saturation_png"),
+              "run_seconds": time.perf_counter() - t0}
     write_json(out / "tts_analysis.json", result)
     return result
 

@@ -62,10 +62,19 @@ def _print(s: dict) -> None:
     m = s["plan"]["micro"]
     t.add_row("plan micro", m["infeasible"] if "infeasible" in m else
               f"{m['best']['label']} (N={m['best']['n_params']:.3g}, {m['best']['latency_s'] * 1e3:.0f} ms predicted)")
+    from infscale.tts.analysis import strategy_label
+
     front = s["tts"]["frontier"]
     top = max(front, key=lambda p: p["accuracy"]) if front else None
-    t.add_row("tts", f"{len(s['tts']['points'])} operating points; best on the frontier "
-                     + (f"{top['strategy']} n={top['n']} {100 * top['accuracy']:.1f}%" if top else "-"))
+    t.add_row("tts", f"{s['tts']['n_problems']} problems, {len(s['tts']['points'])} operating points; best on the "
+                     "frontier " + (f"{strategy_label(top['strategy'])} n={top['n']} {100 * top['accuracy']:.1f}%"
+                                    if top else "-"))
+    for r in s["tts"].get("matched_flops", []):
+        if r["flops_ratio"] is not None:
+            ratio = r["flops_ratio"]
+            how = f"{ratio:.2f}x fewer" if ratio >= 1 else f"{1 / ratio:.2f}x more"
+            t.add_row("", f"REBASE n={r['search_n']} reaches sampling's best {100 * r['target_accuracy']:.1f}% with "
+                          f"{how} FLOPs ({'ours, PRM counted' if r['accounting'] == 'ours' else 'seed B, 2NT'})")
     t.add_row("time", f"{sum(v for k, v in s['timings_s'].items() if k != 'total_before_report'):.1f} s")
     console.print(t)
     console.print(f"report: {s['report']}")

@@ -88,20 +88,20 @@ def test_eval_reward_command(tmp_path):
 
 
 def test_the_bundled_prm_ranks_the_bundled_policys_own_answers(tmp_path):
-    """Item 1's targets on held-out samples of the bundled policy (problems the PRM's fit never saw: seed 2024):
-    outcome AUC >= 0.90, step AUC >= 0.85 and a top-1 above a random scorer's. Measured 0.935 / 0.957 / 0.925 vs
-    0.869 (docs/tts.md); the margins absorb CPU-kernel differences in the sampled candidates."""
+    """Item 1's targets on held-out samples of the bundled policy (problems the PRM's fit never saw: seed 2024, at
+    the bundled difficulty 3): outcome AUC >= 0.90, step AUC >= 0.85 and a top-1 above a random scorer's. Measured
+    0.944 / 1.000 / 0.968 vs 0.452 (docs/tts.md); the margins absorb CPU-kernel differences in the samples."""
     from infscale.tts.backends.torch import DEFAULT_POLICY, DEFAULT_PRM
     from infscale.workflows.reward_eval import evaluate_runs
 
     if not (DEFAULT_POLICY.exists() and DEFAULT_PRM.exists()):
         pytest.skip("bundled checkpoints missing")
-    run_dir = _run(tmp_path, "own", {"name": "torch_prm"}, model_name="arith-policy-d128x4",
-                   task={"name": "arith", "params": {"n_problems": 40, "difficulty": 4, "seed": 2024}},
+    run_dir = _run(tmp_path, "own", {"name": "torch_prm"}, model_name="arith-policy-d64x4",
+                   task={"name": "arith", "params": {"n_problems": 40, "difficulty": 3, "seed": 2024}},
                    generator={"name": "torch"}, strategies=[{"name": "sampling", "budgets": [8]}],
                    search={"temperature": 1.0, "max_tokens": 160})
     (ev,) = evaluate_runs([run_dir])
     q = ev.quality
     assert q.n_candidates == 320 and 0 < q.n_correct < 320
     assert q.outcome_auc >= 0.90 and q.step_auc >= 0.85, q
-    assert q.top1_when_solvable > q.top1_random
+    assert q.top1_when_solvable > q.top1_random + 0.2

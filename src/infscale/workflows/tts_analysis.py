@@ -27,9 +27,9 @@ N_BUDGETS = 9
 
 def point_dict(p: Any, accounting: str | None = None) -> dict[str, Any]:
     """An `OperatingPoint` as a flat row (``flops_used``: its FLOPs under ``accounting``)."""
-    d = {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "n": p.n, "flops": p.flops,
-         "seed_b_flops": p.seed_b_flops, "accuracy": p.accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
-         "n_problems": p.n_problems, "source": p.source}
+    d = {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "label": p.label, "n": p.n,
+         "flops": p.flops, "seed_b_flops": p.seed_b_flops, "kv_read_bytes": p.kv_read_bytes, "accuracy": p.accuracy,
+         "ci_low": p.ci_low, "ci_high": p.ci_high, "n_problems": p.n_problems, "source": p.source}
     if accounting is not None:
         d["flops_used"] = p.flops_for(accounting)
     return d

@@ -139,13 +139,13 @@ def test_crossover_finds_the_least_auc_from_which_the_smaller_model_wins():
     by_auc = {0.6: small(0.3), 0.8: small(0.5), 0.9: small(0.7), 1.0: small(0.9)}
     pts = [replace(p, flops_per_byte=100.0) for p in large]
     by_auc = {a: [replace(p, flops_per_byte=100.0) for p in ps] for a, ps in by_auc.items()}
-    rows, at = crossover_rows(cfg, pts, by_auc)
+    rows, at = crossover_rows(pts, by_auc, cfg.analysis.small_strategy, cfg.analysis.large_strategy)
     assert at == {"ours": 0.9, "seed_b": 0.9, "memory": 0.9}
     gap = {r["reward_auc"]: r["mean_gap_points"] for r in rows if r["accounting"] == "ours"}
     assert gap == pytest.approx({0.6: -20.0, 0.8: 0.0, 0.9: 20.0, 1.0: 40.0})
     # a win at 0.8 that is lost again at 0.9 does not count as the crossover
     by_auc[0.8], by_auc[0.9] = by_auc[0.9], by_auc[0.8]
-    assert crossover_rows(cfg, pts, by_auc)[1]["ours"] == 1.0
+    assert crossover_rows(pts, by_auc, cfg.analysis.small_strategy, cfg.analysis.large_strategy)[1]["ours"] == 1.0
 
 
 # ----- a tiny study end to end ---------------------------------------------------------------------------------------

@@ -186,5 +186,5 @@ def test_sweeps_time_shapes_interleaved_round_robin(tmp_path, monkeypatch):
     timed = [x for x in calls if x[1] > 0]
     # group 1 (a, b): warm-up a, b, then (a, b) twice; group 2: c alone
     assert timed == [(a, 1), (a, 3), (b, 1), (b, 3)] * 1 + [(a, 1), (a, 3), (b, 1), (b, 3)] * 2 + [(c, 1), (c, 3)] * 3
-    assert [r["protocol"]["interleaved_with"] for r in recs] == [1, 1, 0]
+    assert [r["protocol"]["interleave"] for r in recs] == [2, 2, 2]
     assert [r["label"] for r in recs] == [a, b, c]

@@ -84,7 +84,7 @@ def test_latency_step_measured_every_shape_and_held_some_out(quick_run):
 def test_tts_frontier_is_pareto_and_compute_optimal_fits_budget(quick_run):
     _, s, _ = quick_run
     t = s["tts"]
-    assert t["n_records"] == 2 * 3 and t["n_failed"] == 0
+    assert t["n_records"] == 8 * 3 and t["n_failed"] == 0
     front = t["frontier"]
     assert [p["flops"] for p in front] == sorted(p["flops"] for p in front)
     assert all(b["accuracy"] > a["accuracy"] for a, b in zip(front, front[1:], strict=False))
@@ -98,7 +98,7 @@ def test_tts_frontier_is_pareto_and_compute_optimal_fits_budget(quick_run):
 def test_report_is_built_from_the_run_numbers(quick_run):
     out, s, _ = quick_run
     page = (out / "report.html").read_text()
-    assert page.count("<img ") == 5 and "data:image/png;base64," in page
+    assert page.count("<img ") == 6 and "data:image/png;base64," in page
     assert s["plan"]["a100"]["best"]["label"] in page
     assert f"{s['laws']['fits'][0]['params']['alpha']:.4g}" in page
     # change one computed number: the page changes with it (nothing is pasted in)

@@ -121,9 +121,9 @@ def test_demo_quick(tmp_path):
     lat = _keys(out / "latency_records.jsonl", lambda r: r["key"])
     tts = _keys(tts_records, _tts_key)
     assert lat[: len(lat_before)] == lat_before and len(set(lat)) == len(lat) == 4
-    assert tts[: len(tts_before)] == tts_before and len(set(tts)) == len(tts) == _n_lines(tts_records) == 6
+    assert tts[: len(tts_before)] == tts_before and len(set(tts)) == len(tts) == _n_lines(tts_records) == 24
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["tts"]["n_records"] == 6 and summary["plan"]["a100"]["best"]["label"].startswith("d3328x12")
+    assert summary["tts"]["n_records"] == 24 and summary["plan"]["a100"]["best"]["label"].startswith("d3328x12")
     ref = json.loads((Path(__file__).parent / "data" / "demo_reference.json").read_text())["quick"]
     accuracy = sorted([p["strategy"], p["n"], p["accuracy"]] for p in summary["tts"]["points"])
     assert accuracy == ref["tts_accuracy"]

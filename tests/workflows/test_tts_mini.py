@@ -56,8 +56,10 @@ def test_bundled_recipe_is_a_three_size_study_whose_context_holds_every_path():
     assert sizes[-1] / sizes[0] >= 10  # a real spread of sizes
     # the same training data and steps for every policy: only the size differs
     assert len({p.max_steps for p in cfg.policies}) == 1
-    assert not isinstance(cfg.prm, str)  # a PRM is trained too, fine-tuned from the largest policy
-    assert cfg.prm.init_from == cfg.policies[-1].name
+    # the PRM reads the largest policy's likelihoods, fitted on every policy's samples; budgets in steps, not seconds
+    assert cfg.prm.likelihood_of == cfg.policies[-1].name and cfg.prm.n_problems >= 100
+    assert all(p.max_time_s >= 3600 for p in cfg.policies)
+    assert sorted(cfg.analysis.reward_aucs) == [0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
     assert {s.name for s in cfg.strategies} >= {"greedy", "sampling", "beam", "mcts", "rebase"}
     assert all(len(s.budgets) >= 3 for s in cfg.strategies if s.name in ("beam", "mcts", "rebase"))
     # prompt "d op op op\n" + BOS = 1 + 3 x difficulty + 2 tokens; paths of up to 10 steps x 32

@@ -411,12 +411,11 @@ def measure_group(shapes: Sequence[TransformerShape], workload: Workload, backen
         for runner in runners:
             runner.close()
     wl = Workload.from_dict({**workload.to_dict(), "full_prefill_logits": be.full_prefill_logits})
-    return [_record(shape, wl, be, device, settings, p, t, len(shapes))
-            for shape, p, t in zip(shapes, prefill, total, strict=True)]
+    return [_record(shape, wl, be, device, settings, p, t) for shape, p, t in zip(shapes, prefill, total, strict=True)]
 
 
 def _record(shape: TransformerShape, wl: Workload, be: Any, device: torch.device, settings: MeasureSettings,
-            prefill: list[float], total: list[float], group: int) -> dict[str, Any]:
+            prefill: list[float], total: list[float]) -> dict[str, Any]:
     decode = [t - p for t, p in zip(total, prefill, strict=True)]
     return {
         "key": record_key(shape, wl, be.name, str(device)),
@@ -431,7 +430,7 @@ def _record(shape: TransformerShape, wl: Workload, be: Any, device: torch.device
         "spread": {"prefill_s": _spread(prefill), "decode_s": _spread(decode), "total_s": _spread(total)},
         "runs": {"prefill_s": prefill, "total_s": total},
         "protocol": {"warmup": settings.warmup, "repeats": settings.repeats, "seed": settings.seed,
-                     "interleaved_with": group - 1},
+                     "interleave": settings.interleave},
         "env": environment(device, be),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -167,6 +167,7 @@ def test_sweeps_time_shapes_interleaved_round_robin(tmp_path, monkeypatch):
     class Recording:
         name = "recording"
         full_prefill_logits = True
+        interleavable = True
 
         def load(self, shape, workload, device, seed):
             return Runner(shape.label)
@@ -188,3 +189,10 @@ def test_sweeps_time_shapes_interleaved_round_robin(tmp_path, monkeypatch):
     assert timed == [(a, 1), (a, 3), (b, 1), (b, 3)] * 1 + [(a, 1), (a, 3), (b, 1), (b, 3)] * 2 + [(c, 1), (c, 3)] * 3
     assert [r["protocol"]["interleave"] for r in recs] == [2, 2, 2]
     assert [r["label"] for r in recs] == [a, b, c]
+
+    # a backend whose loaded shapes cannot sit side by side (vLLM engines) is timed one shape at a time
+    calls.clear()
+    Recording.interleavable = False
+    measure_sweep(shapes, Workload(batch=1, input_len=4, output_len=3, dtype="fp32"), tmp_path / "s.jsonl",
+                  backend="recording", settings=MeasureSettings(device="cpu", warmup=0, repeats=2, interleave=2))
+    assert [x for x in calls if x[1] > 0] == [(a, 1), (a, 3)] * 2 + [(b, 1), (b, 3)] * 2 + [(c, 1), (c, 3)] * 2

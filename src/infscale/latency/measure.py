@@ -24,7 +24,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -116,6 +116,8 @@ class Runner(Protocol):
 class Backend(Protocol):
     name: str
     full_prefill_logits: bool
+    interleavable: bool
+    """Whether several loaded shapes may sit side by side to be timed in turn (`MeasureSettings.interleave`)."""
 
     def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner: ...
 
@@ -163,6 +165,7 @@ class OwnBackend:
 
     name = "own"
     full_prefill_logits = True  # model(ids) returns logits at every prompt position
+    interleavable = True
 
     def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
         from infscale.train.model import LlamaModel
@@ -218,6 +221,7 @@ class HfBackend:
 
     name = "hf"
     full_prefill_logits = False  # generate computes only the last position's logits
+    interleavable = True
 
     def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
         from transformers import LlamaForCausalLM
@@ -280,6 +284,7 @@ class VllmBackend:
 
     name = "vllm"
     full_prefill_logits = False
+    interleavable = False  # every loaded shape is an engine that claims its own memory pool: one at a time
 
     def __init__(self) -> None:
         if importlib.util.find_spec("vllm") is None:
@@ -470,8 +475,11 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
             result[key] = done[key]
         else:
             todo.append((key, shape))
-    check_fits([shape for _, shape in todo], wl, device, settings.interleave)  # before anything is timed or written
-    k = settings.interleave
+    if not getattr(be, "interleavable", False):
+        settings = replace(settings, interleave=1)
+    group = settings.interleave
+    check_fits([shape for _, shape in todo], wl, device, group)  # before anything is timed or written
+    k = group
     with RecordWriter(path) as writer:
         for start in range(0, len(todo), k):
             group = todo[start:start + k]

@@ -100,10 +100,15 @@ class NoisyVerifier:
                     continue
                 key = derive_seed(self.seed, problem.problem_id, prompt, *steps[:k + 1])
                 z = (self.mu if good else -self.mu) + float(np.random.default_rng(key).standard_normal())
-                scores.append(1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z)))
+                scores.append(sigmoid(z))
             n_tokens = len(self._tokenizer.encode(prompt + "".join(steps), bos=True)) if self.shape else 0
             out.append(StepScores(scores=tuple(scores), n_tokens=n_tokens))
         return out
+
+
+def sigmoid(z: float) -> float:
+    """The logistic function, without overflow for large ``|z|``."""
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def _normal_quantile(p: float) -> float:
@@ -170,26 +175,31 @@ class LikelihoodHead:
     def probabilities(self, token_logprobs: Sequence[float], first: int) -> list[float]:
         """P(good) at every position, from ``token_logprobs[i]`` = log p(token i | tokens before it); positions
         before ``first`` (the prompt) read 0.5 and do not enter the minimum."""
-        out, running = [], 0.0
-        for i, lp in enumerate(token_logprobs):
+        out = []
+        for i, m in enumerate(running_min_logprobs(token_logprobs, first)):
             if i < first:
                 out.append(0.5)
                 continue
-            running = min(running, lp)
-            z = self.coef * running + self.intercept
-            out.append(1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z)))
+            z = self.coef * m + self.intercept
+            out.append(sigmoid(z))
         return out
 
 
-def path_min_logprobs(token_logprobs: Sequence[float], first: int, positions: Sequence[int]) -> list[float]:
-    """The likelihood head's feature at each of ``positions``: the least token log-likelihood of the solution so far."""
-    out, running, j = [], 0.0, first
-    for i in positions:
-        for lp in token_logprobs[j:i + 1]:
+def running_min_logprobs(token_logprobs: Sequence[float], first: int) -> list[float]:
+    """The likelihood head's feature at every position: the least token log-likelihood from ``first`` (the first
+    solution token) up to that position (0 before ``first``)."""
+    out, running = [], 0.0
+    for i, lp in enumerate(token_logprobs):
+        if i >= first:
             running = min(running, lp)
-        j = max(j, i + 1)
         out.append(running)
     return out
+
+
+def path_min_logprobs(token_logprobs: Sequence[float], first: int, positions: Sequence[int]) -> list[float]:
+    """`running_min_logprobs` read at ``positions`` (the steps' reward positions)."""
+    mins = running_min_logprobs(token_logprobs, first)
+    return [mins[i] for i in positions]
 
 
 @REWARDS.register("torch_prm")

@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.fit",
     "infscale.cli.data",
     "infscale.cli.plan",
+    "infscale.cli.lifecycle",
     "infscale.cli.latency",
     "infscale.cli.train",
     "infscale.cli.demo",

@@ -1,0 +1,264 @@
+"""`infscale lifecycle DEPLOY.yaml`: what to train (N, D, shape) and how to decode it (strategy, n) for a deployment,
+at the least lifetime cost (the maths: `infscale.plan.lifecycle`).
+
+Steps: read and validate the deployment file; load the loss law; fit the loss -> accuracy link on runs with a
+downstream metric (held-out error on the larger runs); fit the test-time curves on operating points of several
+model sizes (leave-one-size-out error); enumerate shapes x strategies x budgets priced on the hardware profile (or
+take already-trained models with measured points); solve; the cost-vs-accuracy frontier; the optimum at every
+lifetime query volume (the crossover). Writes ``lifecycle.json`` (with the resolved config), ``frontier.csv``,
+``crossover.csv``, ``crossover.png``, ``frontier.png`` and ``report.html`` under the output folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infscale.configio import check_output_dir, load_yaml, save_config, write_csv, write_json
+from infscale.errors import InfeasibleError, InputError
+from infscale.workflows.lifecycle_config import DeployConfig
+from infscale.workflows.lifecycle_inputs import Points, fit_link, load_law, load_points
+
+__all__ = ["LifecycleReport", "load_deploy", "plan_lifecycle", "run_lifecycle"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleReport:
+    """The decision and everything it rests on (plain data: JSON-ready)."""
+
+    name: str
+    mode: str
+    unit: str
+    best: dict[str, Any]
+    breakdown: dict[str, float | None]
+    binding: list[str]
+    at_bound: list[str]
+    n_configs: int
+    n_feasible: int
+    frontier: list[dict[str, Any]]
+    crossover: list[dict[str, Any]]
+    link: dict[str, Any] | None
+    curves: dict[str, Any] | None
+    warnings: list[str]
+    seconds: float
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def load_deploy(path: str | Path) -> DeployConfig:
+    return load_yaml(path, DeployConfig, what="deployment file")
+
+
+def _curves(cfg: DeployConfig, base: Path) -> tuple[Any, dict[str, Any] | None, Points | None]:
+    if cfg.testtime is None:
+        return None, None, None
+    from infscale.laws.testtime import TestTimeCurves, leave_one_size_out
+
+    pts = load_points(cfg.testtime.points, base)
+    base_acc = pts.base_accuracy()
+    b = [base_acc[m] for m in pts.model]
+    curves = TestTimeCurves(ridge=cfg.testtime.ridge).fit(b, pts.strategy, pts.n, pts.accuracy)
+    info: dict[str, Any] = {"source": pts.source, "models": {m: {"greedy": a} for m, a in sorted(base_acc.items())},
+                            "coefficients": curves.to_dict()}
+    if len(base_acc) >= 3:
+        info["leave_one_size_out"] = leave_one_size_out(pts.model, b, pts.strategy, pts.n, pts.accuracy,
+                                                        ridge=cfg.testtime.ridge).to_dict()
+    return curves, info, pts
+
+
+def _profile(cfg: DeployConfig) -> Any:
+    from infscale.latency.io import get_profile
+
+    return get_profile(cfg.hardware.profile)
+
+
+def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
+    from infscale.arch import TransformerShape
+    from infscale.plan.lifecycle_configs import configs_from_points, configs_from_shapes, configs_from_sizes
+    from infscale.plan.shapes import enumerate_shapes, get_family
+
+    cand = cfg.candidates
+    strategies = {s: tuple(v) for s, v in cfg.strategies.items()}
+    if cand.measured is not None:
+        pts = load_points(cand.measured, base)
+        tokens = None
+        if isinstance(cand.train_tokens, dict):
+            missing = sorted(set(pts.model) - set(cand.train_tokens))
+            if missing:
+                raise InputError(f"candidates.train_tokens: no entry for model {missing[0]!r}")
+            tokens = [cand.train_tokens[m] for m in pts.model]
+        elif cand.train_tokens is not None:
+            tokens = [cand.train_tokens] * len(pts.model)
+        return configs_from_points(pts.model, pts.n_params, pts.strategy, pts.n, pts.accuracy, pts.flops,
+                                   train_tokens=tokens)
+    lo, hi = cand.min_params, cand.max_params
+    prm = None
+    if cfg.prm is not None:
+        prm = TransformerShape(d_model=cfg.prm.d_model, n_layers=cfg.prm.n_layers, n_heads=cfg.prm.n_heads,
+                               n_kv_heads=cfg.prm.n_kv_heads, vocab_size=cfg.prm.vocab_size)
+    try:
+        if cand.family is None:
+            c = configs_from_sizes(np.geomspace(lo, hi, cand.size_points), strategies, d, tokens_range=(1.0, 1.0),
+                                   prm_n_params=None if prm is None else float(prm.n_params))
+        else:
+            rules = get_family(cand.family)
+            if cand.vocab_size is not None:
+                rules = rules.with_(vocab_size=cand.vocab_size)
+            grid = enumerate_shapes(rules, lo, hi)
+            c = configs_from_shapes(grid, strategies, replace(d, prompt_tokens=max(d.prompt_tokens, 1)), profile,
+                                    tokens_range=(1.0, 1.0), params_range=(lo, hi), prm=prm,
+                                    dtype=cfg.hardware.dtype)
+    except ValueError as exc:
+        raise InputError(f"candidates: {exc}") from None
+    if cand.tokens is not None:
+        t_lo = t_hi = np.full(len(c), cand.tokens)
+    else:
+        t_lo, t_hi = cand.tokens_per_param[0] * c.n_params, cand.tokens_per_param[1] * c.n_params
+    return replace(c, tokens_min=t_lo, tokens_max=t_hi)
+
+
+def _deployment(cfg: DeployConfig, profile: Any) -> Any:
+    from infscale.plan.lifecycle import Deployment
+
+    dep = cfg.deployment
+    memory = cfg.hardware.memory_bytes or (None if profile is None else profile.memory_bytes)
+    return Deployment(queries=dep.queries, prompt_tokens=dep.prompt_tokens, output_tokens=dep.output_tokens,
+                      batch=dep.batch, max_latency_s=dep.max_latency_s, accuracy_target=dep.accuracy_target,
+                      loss_target=dep.loss_target, cost_ceiling=dep.cost_ceiling,
+                      max_memory_bytes=memory if _shaped(cfg) else None)
+
+
+def _shaped(cfg: DeployConfig) -> bool:
+    """Whether the candidates are shapes priced on a profile (not shape-free sizes nor measured models)."""
+    return cfg.candidates.family is not None and cfg.candidates.measured is None
+
+
+def _breakdown(sol: Any, cfg: DeployConfig, prices: Any, d: Any) -> dict[str, float | None]:
+    """The optimum's costs in device-hours, dollars and FLOPs."""
+    c, i = sol.configs, sol.best
+    n, tokens = float(c.n_params[i]), float(sol.tokens[i])
+    train_flops = float(c.fixed_train_flops[i]) if c.sunk[i] else 6.0 * n * tokens
+    hours = {"train": train_flops / prices.train_flops_per_s / 3600.0,
+             "serve": d.queries * float(c.serve_s[i]) / 3600.0, "prm": d.queries * float(c.prm_s[i]) / 3600.0}
+    out: dict[str, float | None] = {f"{k}_device_hours": (v if np.isfinite(v) else None) for k, v in hours.items()}
+    out.update({"train_flops": train_flops, "serve_flops": d.queries * float(c.serve_flops[i]),
+                "prm_flops": d.queries * float(c.prm_flops[i])})
+    usd = cfg.hardware.usd_per_hour
+    for k, v in hours.items():
+        out[f"{k}_usd"] = None if usd is None or not np.isfinite(v) else v * usd
+    out["total_flops"] = out["train_flops"] + out["serve_flops"] + out["prm_flops"]
+    return out
+
+
+def _warnings(sol: Any, chain: Any, d: Any) -> list[str]:
+    c, i = sol.configs, sol.best
+    out = []
+    if not c.sunk[i]:
+        loss = float(chain.loss(c, sol.tokens)[i])
+        link = chain.link
+        if link is not None and bool(link.outside(loss)):
+            lo, hi = link.loss_range_
+            out.append(f"extrapolation: the optimum's predicted loss {loss:.4g} lies outside the accuracy link's "
+                       f"fitted range [{lo:.4g}, {hi:.4g}]")
+        if chain.curves is not None and c.strategy[i] != "greedy":
+            base = float(chain.base_accuracy(c, sol.tokens)[i])
+            if bool(chain.curves.outside(base, c.strategy[i:i + 1], c.n[i:i + 1])[0]):
+                s = str(c.strategy[i])
+                (blo, bhi), (nlo, nhi) = chain.curves.base_range_[s], chain.curves.n_range_[s]
+                out.append(f"extrapolation: {s} at n={int(c.n[i])} from base accuracy {base:.3f} lies outside its "
+                           f"curve's fitted range (base {blo:.3f}-{bhi:.3f}, n {nlo}-{nhi})")
+    out += [f"the optimum lies on a search bound: {b}" for b in sol.at_bound]
+    return out
+
+
+def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, plot: bool = True) -> LifecycleReport:
+    """Solve the deployment of ``cfg`` (relative paths from ``base``); files under ``out`` when given."""
+    from infscale.plan.adapters import loss_from_law
+    from infscale.plan.lifecycle import AccuracyChain, Prices, required_tokens, solve_lifecycle
+    from infscale.plan.lifecycle_sweeps import cost_frontier, crossover_in_queries
+
+    t0 = time.perf_counter()
+    law = load_law(cfg.law, base)
+    link, link_info = (None, None) if cfg.accuracy is None else fit_link(cfg.accuracy, base)
+    curves, curve_info, _ = _curves(cfg, base)
+    profile = _profile(cfg) if _shaped(cfg) else None
+    d = _deployment(cfg, profile)
+    prices = Prices(usd_per_hour=cfg.hardware.usd_per_hour,
+                    train_flops_per_s=(profile.peak_flops(cfg.hardware.dtype) if profile is not None else 1.0)
+                    * cfg.hardware.train_mfu)
+    configs = _configs(cfg, base, d, profile)
+    loss_fn = loss_from_law(law)
+    chain = AccuracyChain(loss_fn=_shape_free(loss_fn, cfg), link=link, curves=curves)
+    try:
+        tokens = required_tokens(configs, chain, d) if d.mode == "min_cost" else None
+        sol = solve_lifecycle(configs, chain, d, prices, tokens)
+    except ValueError as exc:
+        raise InputError(f"{cfg.name}: {exc}") from None
+    frontier = cost_frontier(configs, chain, d, prices)
+    q_lo, q_hi = cfg.crossover.queries
+    cross = crossover_in_queries(configs, chain, d, prices, np.geomspace(q_lo, q_hi, cfg.crossover.points), tokens)
+    best = sol.row(sol.best)
+    i = sol.best
+    best["loss"] = None if configs.sunk[i] else float(chain.loss(configs, sol.tokens)[i])
+    if link is None and not configs.sunk[i]:
+        best["accuracy"] = None  # the chain scored the loss only
+    report = LifecycleReport(
+        name=cfg.name, mode=d.mode, unit=prices.unit, best=best, breakdown=_breakdown(sol, cfg, prices, d),
+        binding=list(sol.binding), at_bound=list(sol.at_bound), n_configs=len(configs),
+        n_feasible=int(sol.feasible.sum()), frontier=frontier, crossover=cross, link=link_info, curves=curve_info,
+        warnings=_warnings(sol, chain, d), seconds=time.perf_counter() - t0)
+    if out is None:
+        return report
+    return replace(report, files=_write(report, cfg, out, plot))
+
+
+def _shape_free(loss_fn: Any, cfg: DeployConfig) -> Any:
+    """Shape-free candidates pass no aspect ratio (NaN); a shape-aware law then needs shapes: one line."""
+    if _shaped(cfg):
+        return loss_fn
+
+    def loss(n: np.ndarray, d: np.ndarray, r: np.ndarray) -> np.ndarray:
+        try:
+            return loss_fn(n, d, r)
+        except ValueError as exc:
+            raise InputError(f"law: {exc}: shape-aware laws need shapes (candidates.family)") from None
+
+    return loss
+
+
+def _write(report: LifecycleReport, cfg: DeployConfig, out: Path, plot: bool) -> dict[str, str]:
+    files = {"config": str(save_config(out / "config.yaml", cfg))}
+    files["frontier_csv"] = write_csv(out / "frontier.csv", report.frontier) if report.frontier else ""
+    files["crossover_csv"] = write_csv(out / "crossover.csv", report.crossover)
+    if plot:
+        from infscale.report.lifecycle import plot_cost_frontier, plot_crossover_volume
+
+        files["crossover_png"] = str(plot_crossover_volume(report.crossover, out / "crossover.png",
+                                                           unit=report.unit))
+        if report.frontier:
+            files["frontier_png"] = str(plot_cost_frontier(report.frontier, out / "frontier.png", best=report.best))
+    files = {k: v for k, v in files.items() if v}
+    from infscale.report.lifecycle import write_lifecycle_html
+
+    files["report_html"] = str(write_lifecycle_html(replace(report, files=files).to_dict(), out / "report.html"))
+    files["lifecycle_json"] = write_json(out / "lifecycle.json", replace(report, files=files).to_dict())
+    return files
+
+
+def run_lifecycle(path: str | Path, out: Path, *, plot: bool = True) -> LifecycleReport:
+    """`plan_lifecycle` on a deployment file, writing under ``out`` (an infeasible deployment is one line)."""
+    from infscale.configio import resolve_recipe
+
+    path = resolve_recipe(path)
+    cfg = load_deploy(path)
+    check_output_dir(out)
+    try:
+        return plan_lifecycle(cfg, Path(path).parent, out=out, plot=plot)
+    except InfeasibleError as exc:
+        raise InfeasibleError(f"{Path(path).name}: {exc}") from None

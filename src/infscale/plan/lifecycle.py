@@ -289,21 +289,23 @@ def _ok(ratio: np.ndarray) -> np.ndarray:
 
 def required_tokens(c: Configs, chain: AccuracyChain, d: Deployment) -> np.ndarray:
     """Fewest training tokens reaching the target for every configuration (``inf``: unreachable within its bounds;
-    sunk configurations: 0 when their measured accuracy reaches it)."""
+    measured configurations: the tokens they were trained on when their measured accuracy reaches it)."""
     is_loss = d.loss_target is not None
     target = d.loss_target if is_loss else d.accuracy_target
-    loss = chain.required_loss(c, target, is_loss=is_loss)
     need = np.full(len(c), np.inf)
-    train = ~c.sunk & (loss > -np.inf)
-    if train.any():
+    if (~c.sunk).any():
+        trainable = c if not c.sunk.any() else _take(c, ~c.sunk)
+        loss = np.full(len(c), -np.inf)
+        loss[~c.sunk] = chain.required_loss(trainable, target, is_loss=is_loss)
+        train = ~c.sunk & (loss > -np.inf)
         sub = _take(c, train)
         need[train] = tokens_for_losses(chain.loss_fn, sub.n_params, sub.aspect_ratio, loss[train],
-                                        max_tokens=max(float(np.max(sub.tokens_max)) * 4.0, 2.0))
+                                        max_tokens=max(float(np.max(sub.tokens_max, initial=1.0)) * 4.0, 2.0))
     need = np.maximum(need, c.tokens_min)
     need = np.where(need > c.tokens_max * (1 + 1e-9), np.inf, need)
     if c.sunk.any():
         reach = c.measured_accuracy >= target if not is_loss else np.zeros(len(c), dtype=bool)
-        need = np.where(c.sunk, np.where(reach, 0.0, np.inf), need)
+        need = np.where(c.sunk, np.where(reach, c.tokens_max, np.inf), need)
     return need
 
 
@@ -339,7 +341,7 @@ def solve_lifecycle(c: Configs, chain: AccuracyChain, d: Deployment, prices: Pri
         fixed = _fixed(c, prices)
         with np.errstate(divide="ignore", invalid="ignore"):
             spend = np.where(per_token > 0, (ceiling - serve - prm) / per_token, c.tokens_max)
-        tokens_f = np.where(c.sunk, 0.0, np.clip(spend, c.tokens_min, c.tokens_max))
+        tokens_f = np.where(c.sunk, c.tokens_max, np.clip(spend, c.tokens_min, c.tokens_max))
         affordable = np.where(c.sunk, serve + prm + fixed <= ceiling, spend >= c.tokens_min * (1 - 1e-12))
         train = per_token * tokens_f + fixed
         accuracy = chain.accuracy(c, tokens_f)

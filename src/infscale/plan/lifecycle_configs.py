@@ -25,7 +25,7 @@ from infscale.latency.model import DTYPE_BYTES, HardwareProfile, Workload, predi
 from infscale.plan.lifecycle import STRATEGIES, USES_PRM, Configs, Deployment
 from infscale.plan.shapes import ShapeGrid
 
-__all__ = ["configs_from_points", "configs_from_shapes", "configs_from_sizes", "strategy_table"]
+__all__ = ["configs_from_points", "configs_from_shapes", "configs_from_sizes", "strategy_table", "uses_prm"]
 
 
 def strategy_table(strategies: Mapping[str, Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -128,16 +128,18 @@ def configs_from_sizes(n_params: np.ndarray, strategies: Mapping[str, Sequence[i
 def configs_from_points(model: Sequence[str], n_params: Sequence[float], strategy: Sequence[str], n: Sequence[int],
                         accuracy: Sequence[float], flops_per_query: Sequence[float],
                         prm_flops_per_query: Sequence[float] | None = None,
-                        train_tokens: Sequence[float] | None = None) -> Configs:
+                        train_tokens: Sequence[float] | None = None, prm_train_flops: float = 0.0) -> Configs:
     """Models with measured operating points, accuracy as measured. Without ``train_tokens`` their training is a sunk
     cost; with it each model's ``6 N D`` is paid once (the planner then weighs training a larger model against
-    serving a smaller one with more samples)."""
+    serving a smaller one with more samples). ``prm_train_flops``: the reward model's training, paid by every
+    configuration that scores with it (`uses_prm`); 0 when the reward model already exists."""
     size = len(model)
     nan = np.full(size, np.nan)
     n_arr = np.asarray(n, dtype=np.int64)
     strat = np.asarray(strategy, dtype=object)
     top = np.zeros(size, dtype=bool)
     models = np.asarray(model, dtype=object)
+    trained = np.zeros(size) if train_tokens is None else np.asarray(train_tokens, dtype=np.float64)
     for key in {(m, s) for m, s in zip(models, strat, strict=True)}:
         m = (models == key[0]) & (strat == key[1])
         top[m] = n_arr[m] == n_arr[m].max()
@@ -146,8 +148,16 @@ def configs_from_points(model: Sequence[str], n_params: Sequence[float], strateg
         n=n_arr, latency_s=nan.copy(), memory_bytes=nan.copy(), serve_s=nan.copy(), prm_s=nan.copy(),
         serve_flops=np.asarray(flops_per_query, dtype=np.float64),
         prm_flops=np.zeros(size) if prm_flops_per_query is None else np.asarray(prm_flops_per_query, np.float64),
-        tokens_min=np.zeros(size), tokens_max=np.zeros(size), sunk=np.ones(size, dtype=bool),
+        tokens_min=trained.copy(), tokens_max=trained.copy(), sunk=np.ones(size, dtype=bool),
         measured_accuracy=np.asarray(accuracy, dtype=np.float64), at_n_bound=top,
-        fixed_train_flops=(np.zeros(size) if train_tokens is None
-                           else 6.0 * np.asarray(n_params, np.float64) * np.asarray(train_tokens, np.float64)))
+        fixed_train_flops=6.0 * np.asarray(n_params, np.float64) * trained
+        + prm_train_flops * np.array([uses_prm(s) for s in strat], dtype=np.float64))
+
+
+def uses_prm(label: str) -> bool:
+    """Whether a strategy label scores with a reward model: the planner's `USES_PRM`, and measured labels of tree
+    searches (``rebase+...``, ``beam+...``, ``mcts+...``) or reward-weighted aggregations (``...+best_of_n``,
+    ``...+weighted_vote``)."""
+    s = str(label)
+    return s in USES_PRM or s.startswith(("rebase", "beam", "mcts")) or s.endswith(("best_of_n", "weighted_vote"))
 

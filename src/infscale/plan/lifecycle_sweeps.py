@@ -45,7 +45,7 @@ def cost_frontier(c: Configs, chain: AccuracyChain, d: Deployment, prices: Price
     lo, hi = np.log(np.maximum(sub.tokens_min, 1.0)), np.log(np.maximum(sub.tokens_max, 1.0))
     keep_i, keep_t, keep_a, keep_c = [], [], [], []
     for frac in np.linspace(0.0, 1.0, points if (~sub.sunk).any() else 1):
-        tok = np.where(sub.sunk, 0.0, np.exp(lo + (hi - lo) * frac))
+        tok = np.where(sub.sunk, sub.tokens_max, np.exp(lo + (hi - lo) * frac))
         acc = chain.accuracy(sub, tok)
         cost = per_token[ok] * tok + fixed
         front = pareto_frontier(cost, -acc)

@@ -96,7 +96,7 @@ def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
         elif cand.train_tokens is not None:
             tokens = [cand.train_tokens] * len(pts.model)
         return configs_from_points(pts.model, pts.n_params, pts.strategy, pts.n, pts.accuracy, pts.flops,
-                                   train_tokens=tokens)
+                                   train_tokens=tokens, prm_train_flops=cand.prm_train_flops)
     lo, hi = cand.min_params, cand.max_params
     prm = None
     if cfg.prm is not None:
@@ -144,7 +144,8 @@ def _breakdown(sol: Any, cfg: DeployConfig, prices: Any, d: Any) -> dict[str, fl
     c, i = sol.configs, sol.best
     n, tokens = float(c.n_params[i]), float(sol.tokens[i])
     train_flops = float(c.fixed_train_flops[i]) if c.sunk[i] else 6.0 * n * tokens
-    hours = {"train": train_flops / prices.train_flops_per_s / 3600.0,
+    per_s = prices.train_flops_per_s if _shaped(cfg) else np.nan  # no profile: no device-hours
+    hours = {"train": train_flops / per_s / 3600.0,
              "serve": d.queries * float(c.serve_s[i]) / 3600.0, "prm": d.queries * float(c.prm_s[i]) / 3600.0}
     out: dict[str, float | None] = {f"{k}_device_hours": (v if np.isfinite(v) else None) for k, v in hours.items()}
     out.update({"train_flops": train_flops, "serve_flops": d.queries * float(c.serve_flops[i]),
@@ -198,6 +199,8 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
     try:
         tokens = required_tokens(configs, chain, d) if d.mode == "min_cost" else None
         sol = solve_lifecycle(configs, chain, d, prices, tokens)
+    except InfeasibleError:
+        raise
     except ValueError as exc:
         raise InputError(f"{cfg.name}: {exc}") from None
     frontier = cost_frontier(configs, chain, d, prices)

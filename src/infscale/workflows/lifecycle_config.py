@@ -105,6 +105,9 @@ class CandidatesSpec(Strict):
     train_tokens: float | dict[str, float] | None = None
     """Measured models: the tokens each was (or will be) trained on, so that its ``6 N D`` is paid (one number for
     all, or model -> tokens)."""
+    prm_train_flops: float = Field(0.0, ge=0.0)
+    """Measured models: the reward model's training FLOPs, paid by every configuration that scores with it (0: the
+    reward model already exists)."""
 
     @model_validator(mode="after")
     def _ranges(self) -> CandidatesSpec:

@@ -1,0 +1,99 @@
+"""The life-cycle workflow on the acceptance cases: seed A's decision through the joint planner, seed B's tables as
+sunk models, the bundled deployments, and bad or infeasible deployment files in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infscale.errors import InfeasibleError, InputError
+from infscale.workflows.lifecycle import load_deploy, plan_lifecycle, run_lifecycle
+
+SEED_A = {
+    "name": "seed-a-decision",
+    "law": {"fit": {"data": "seed-a", "law": "inference_aware", "fitter": "least_squares",
+                    "fit_on": "in_main_fit_set == 1"}},
+    "accuracy": {"form": "exp", "data": "gadre"},
+    "hardware": {"profile": "a100-40gb-seed-a"},
+    "candidates": {"family": "seed-a", "min_params": 5.0e8, "max_params": 2.0e9, "tokens": 2.9e10},
+    "strategies": {"greedy": [1]},
+    "deployment": {"queries": 1000, "prompt_tokens": 128, "output_tokens": 256, "batch": 1, "max_latency_s": 2.0},
+}
+
+
+def _write(tmp_path: Path, data: dict, name: str = "deploy.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_seed_a_decision_few_queries_two_second_limit_greedy(tmp_path):
+    """Seed A's Morph-1B decision: the A100 profile calibrated on seed A, 2 s per query, greedy, 29B tokens, few
+    queries: the most accurate feasible model is the 12-layer d3328x12 (loss 2.9474), latency the binding limit."""
+    report = run_lifecycle(_write(tmp_path, SEED_A), tmp_path / "out")
+    best = report.best
+    assert best["model"] == "d3328x12 h16" and best["model"].split("x")[1].startswith("12")
+    assert best["loss"] == pytest.approx(2.9474, abs=2e-4) and best["latency_s"] <= 2.0
+    assert report.binding == ["latency"]
+    assert (report.n_configs, report.mode) == (572, "max_accuracy")
+    assert {"lifecycle_json", "crossover_csv", "crossover_png", "frontier_png", "report_html"} <= set(report.files)
+    saved = json.loads((tmp_path / "out" / "lifecycle.json").read_text())
+    assert saved["best"]["model"] == "d3328x12 h16" and (tmp_path / "out" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("budget", [4e12, 2e13, 1.1e14, 3e14, 1e15])
+def test_seed_b_tables_with_training_sunk_match_tts_analyze(tmp_path, budget):
+    """Training as a sunk cost on seed B's tables: the planner's choice at a FLOPs budget per query is the
+    compute-optimal (model, strategy) of `tts analyze --seed-b` (`compute_optimal` over the same points)."""
+    from infscale.tts.analysis import compute_optimal
+    from infscale.workflows.lifecycle_inputs import canonical_strategy
+    from infscale.workflows.seedb_tables import load_seed_b_points
+
+    data = {"name": "seed-b-sunk", "law": {"law": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7,
+                                                                            "alpha": 0.34, "beta": 0.28}},
+            "candidates": {"measured": "seed-b-math500"},
+            "deployment": {"queries": 1.0e6, "cost_ceiling": budget * 1.0e6}}
+    report = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
+    ref = compute_optimal(load_seed_b_points("MATH500"), [budget], accounting="seed_b")[0]
+    assert (report.best["model"], report.best["strategy"], report.best["n"]) == (
+        ref.model, canonical_strategy(ref.strategy), ref.n)
+    assert report.breakdown["train_flops"] == 0.0
+
+
+def test_bundled_llm_deployment_plans_shape_strategy_and_n(tmp_path):
+    report = run_lifecycle("lifecycle_llm", tmp_path / "llm", plot=False)
+    assert report.mode == "min_cost" and report.best["accuracy"] >= 0.42 - 1e-9
+    assert report.n_configs > 1e5 and report.best["latency_s"] <= 20.0
+    assert "accuracy target" in report.binding
+    assert report.curves["leave_one_size_out"]["mae_points"] < 6.0
+    assert report.link["heldout"]["mae_points"] < 2.0
+    assert report.breakdown["train_usd"] > 0 and report.breakdown["serve_usd"] > 0
+    strategies = {r["strategy"] for r in report.crossover if r.get("feasible")}
+    assert len(strategies) >= 2  # the choice of strategy changes with the query volume
+    sizes = [r["n_params"] for r in report.crossover if r.get("feasible")]
+    assert sizes[0] != sizes[-1]
+
+
+def test_infeasible_deployment_is_one_line_naming_the_constraint(tmp_path):
+    data = {**SEED_A, "deployment": {**SEED_A["deployment"], "max_latency_s": 0.05}}
+    with pytest.raises(InfeasibleError) as err:
+        run_lifecycle(_write(tmp_path, data), tmp_path / "out")
+    msg = str(err.value)
+    assert msg.startswith("deploy.yaml: infeasible: binding constraint latency <= 0.05 s; closest feasible")
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"deployment": {"queries": 10}, "nonsense": 1}, "nonsense"),
+    ({"strategies": {"greedy": [1], "rebase": [4]}}, "need test-time curves"),
+    ({"deployment": {"queries": -1}}, "deployment.queries"),
+    ({"accuracy": {"form": "exp", "data": "gadre", "loss_column": "missing"}}, "no column 'missing'"),
+])
+def test_bad_deployment_files_are_one_line(tmp_path, change, expected):
+    data = {**SEED_A, **change}
+    with pytest.raises(InputError) as err:
+        run_lifecycle(_write(tmp_path, data), tmp_path / "out")
+    assert expected in str(err.value) and "\n" not in str(err.value)

@@ -16,6 +16,7 @@ RECIPES = sorted((PACKAGE / "recipes").glob("*.yaml"))
 def _loader(name: str):
     from infscale.train.config import load_sweep_config
     from infscale.tts.core.config import load_config
+    from infscale.workflows.lifecycle import load_deploy
     from infscale.workflows.select import parse_select
     from infscale.workflows.tts_mini_config import load_mini_config
 
@@ -24,12 +25,12 @@ def _loader(name: str):
 
         return parse_select(load_yaml(path), str(path))
 
-    return {"micro_sweep": load_sweep_config, "seed_b_mini": load_mini_config, "select_micro": select,
+    return {"lifecycle_llm": load_deploy, "lifecycle_mini": load_deploy, "micro_sweep": load_sweep_config, "seed_b_mini": load_mini_config, "select_micro": select,
             "tts_arith_own": load_config, "tts_gsm_smollm2": load_config}[name]
 
 
 def test_every_recipe_has_a_loader():
-    assert [p.stem for p in RECIPES] == ["micro_sweep", "seed_b_mini", "select_micro", "tts_arith_own",
+    assert [p.stem for p in RECIPES] == ["lifecycle_llm", "lifecycle_mini", "micro_sweep", "seed_b_mini", "select_micro", "tts_arith_own",
                                          "tts_gsm_smollm2"]
 
 

@@ -78,7 +78,7 @@ def test_report_in_headless_chromium(report):
             assert driver.title == "infscale demo report"
             imgs = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
-            assert len(imgs) == 6  # laws, latency, two plan frontiers, tts accuracy vs FLOPs, saturation
+            assert len(imgs) == 8  # laws, latency, two plan frontiers, tts accuracy vs FLOPs, saturation, lifecycle x2
             for alt, complete, width, height in imgs:
                 assert complete and width > 0 and height > 0, alt
             errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]

@@ -97,3 +97,28 @@ def test_bad_deployment_files_are_one_line(tmp_path, change, expected):
     with pytest.raises(InputError) as err:
         run_lifecycle(_write(tmp_path, data), tmp_path / "out")
     assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bundled_mini_study_crossover_and_leave_one_size_out(tmp_path):
+    """The project's own mini study (measured, training paid, the reward model existing): for >= 75% the
+    210k-parameter policy with best-of-32 is cheapest until ~3e3 lifetime queries, then training the 1.08M policy
+    and decoding greedily (78%) is; with the reward model's training paid too, the large greedy model wins at every
+    volume. Leave-one-size-out, the curves miss by 16 points on average (the smallest model, 5% greedy, is an
+    extrapolation from the other two)."""
+    report = run_lifecycle("lifecycle_mini", tmp_path / "mini", plot=False)
+    rows = [r for r in report.crossover if r["feasible"]]
+    first, last = rows[0], rows[-1]
+    assert (first["model"], first["strategy"], first["n"]) == ("mini-d64x3", "best_of_n", 32)
+    assert (last["model"], last["strategy"]) == ("mini-d128x4", "greedy")
+    switch = next(r["queries"] for r in rows if r["changes"])
+    assert 1e3 < switch < 1e4
+    loso = report.curves["leave_one_size_out"]
+    assert set(loso["per_size"]) == {"mini-d32x2", "mini-d64x3", "mini-d128x4"}
+    assert 10.0 < loso["mae_points"] < 25.0
+    assert loso["per_size"]["mini-d32x2"]["mae_points"] > loso["per_size"]["mini-d64x3"]["mae_points"]
+    from infscale.configio import resolve_recipe
+
+    data = yaml.safe_load(resolve_recipe("lifecycle_mini").read_text())
+    data["candidates"]["prm_train_flops"] = 2.58e13  # the reward model is the largest policy's LM: train it too
+    paid = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
+    assert {(r["model"], r["strategy"]) for r in paid.crossover if r["feasible"]} == {("mini-d128x4", "greedy")}

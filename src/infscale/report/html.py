@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from infscale.tts.analysis.accuracy import strategy_label
 
-__all__ = ["write_report", "render_report", "img_tag", "table"]
+__all__ = ["choice_label", "lifecycle_section", "write_report", "render_report", "img_tag", "table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
@@ -220,6 +220,45 @@ def _tts(s: dict[str, Any]) -> str:
     ])
 
 
+def choice_label(r: dict[str, Any]) -> str:
+    """``model strategy n=...`` of a life-cycle row."""
+    return f"{r['model']} {r['strategy']}" + ("" if r["strategy"] == "greedy" else f" n={r['n']}")
+
+
+def lifecycle_section(r: Mapping[str, Any]) -> str:
+    """The report's life-cycle section from a `LifecycleReport.to_dict()`."""
+    b, br, unit = r["best"], r["breakdown"], r["unit"]
+    acc = "-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}%"
+    head = (f"<p class='rec'><b>Train {_esc(b['model'])}</b> (N = {fmt(b['n_params'])}) on "
+            f"<b>{fmt(b['train_tokens'])}</b> tokens and decode with <b>{_esc(choice_label(b))}</b>: accuracy {acc}, "
+            f"lifetime cost {fmt(b['cost'])} {unit}; binding: {_esc(', '.join(r['binding']) or 'none')} "
+            f"({r['n_feasible']} of {r['n_configs']} configurations feasible).</p>")
+    warn = "".join(f"<p class='warn'>{_esc(w)}</p>" for w in r["warnings"])
+    costs = table(["part", "device-hours", "USD", "FLOPs"], [
+        [k, br[f"{k}_device_hours"], br[f"{k}_usd"], br[f"{k}_flops"]] for k in ("train", "serve", "prm")])
+    parts = [head, warn, "<h3>Cost breakdown of the optimum</h3>", costs,
+             figure(r["files"].get("crossover_png"), "Optimal model size and strategy vs lifetime query volume"),
+             figure(r["files"].get("frontier_png"), "Lifetime cost vs accuracy: the Pareto frontier")]
+    changes = [c for k, c in enumerate(r["crossover"]) if c.get("feasible") and (k == 0 or c.get("changes"))]
+    parts += ["<h3>Crossover in query volume (where the choice changes)</h3>",
+              table(["from queries", "model", "N", "D", "strategy", "n", f"cost {unit}"],
+                    [[c["queries"], c["model"], c["n_params"], c["train_tokens"], c["strategy"], c["n"], c["cost"]]
+                     for c in changes], left=0)]
+    if r.get("link"):
+        lk = r["link"]
+        held = lk.get("heldout", {})
+        parts.append(f"<p>Loss -> accuracy link: {_esc(lk.get('form'))} fitted on {_esc(lk.get('source'))} "
+                     f"({_esc(lk.get('metric', ''))}); held-out error on the larger-compute runs "
+                     f"{fmt(held.get('mae_points'), 3)} points (max {fmt(held.get('max_points'), 3)}).</p>")
+    loso = (r.get("curves") or {}).get("leave_one_size_out")
+    if loso:
+        parts += ["<h3>Test-time curves: leave-one-size-out error (accuracy points)</h3>",
+                  table(["held-out model", "greedy accuracy", "mean error", "max error", "points"],
+                        [[m, v["base_accuracy"], v["mae_points"], v["max_points"], v["n_points"]]
+                         for m, v in loso["per_size"].items()])]
+    return "".join(parts)
+
+
 def render_report(summary: dict[str, Any]) -> str:
     """The report's HTML text."""
     t = summary.get("timings_s", {})
@@ -230,6 +269,9 @@ def render_report(summary: dict[str, Any]) -> str:
         ("3. Planning: Pareto frontier and recommendation", _plan(summary["plan"])),
         ("4. Test-time compute: accuracy vs FLOPs", _tts(summary["tts"])),
     ]
+    if summary.get("lifecycle"):
+        sections.append(("5. Life cycle: what to train and how to decode it, for a deployment",
+                         lifecycle_section(summary["lifecycle"])))
     body = "".join(f"<h2>{_esc(h)}</h2>{b}" for h, b in sections)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

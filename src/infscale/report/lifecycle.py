@@ -3,7 +3,7 @@
 - `plot_crossover_volume`: lifetime queries on x, the optimal model size on y, one marker per strategy, the chosen
   (model, strategy, n) written where the choice changes.
 - `plot_cost_frontier`: lifetime cost vs accuracy, the Pareto frontier, the optimum marked.
-- `lifecycle_section` / `write_lifecycle_html`: tables and figures, also used by the demo report.
+- `write_lifecycle_html`: a page with `infscale.report.html.lifecycle_section` (also in the demo report).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from infscale.report.html import _CSS, _esc, figure, fmt, table
+from infscale.report.html import _CSS, _esc, choice_label, lifecycle_section
 
 __all__ = ["lifecycle_section", "plot_cost_frontier", "plot_crossover_volume", "write_lifecycle_html"]
 
@@ -28,10 +28,6 @@ def _pyplot():
     return plt
 
 
-def _choice(r: Mapping[str, Any]) -> str:
-    return f"{r['model']} {r['strategy']}" + ("" if r["strategy"] == "greedy" else f" n={r['n']}")
-
-
 def plot_crossover_volume(rows: Sequence[Mapping[str, Any]], path: Path, *, unit: str = "USD") -> Path:
     """The optimal model size (and strategy, by marker) against lifetime query volume."""
     plt = _pyplot()
@@ -43,16 +39,17 @@ def plot_crossover_volume(rows: Sequence[Mapping[str, Any]], path: Path, *, unit
                    label=s, zorder=3)
     if ok:
         ax.plot([r["queries"] for r in ok], [r["n_params"] for r in ok], color="grey", lw=1, alpha=0.6)
-    for k, r in enumerate(ok):
-        if k == 0 or r.get("changes"):
-            ax.annotate(_choice(r), (r["queries"], r["n_params"]), textcoords="offset points", xytext=(4, 6),
-                        fontsize=7, rotation=20)
+    for k, r in enumerate(ok):  # label where the strategy or its n changes (shape changes are the line itself)
+        if k == 0 or (r["strategy"], r["n"]) != (ok[k - 1]["strategy"], ok[k - 1]["n"]):
+            ax.annotate(choice_label(r), (r["queries"], r["n_params"]), textcoords="offset points", xytext=(4, -14),
+                        fontsize=7, rotation=-15)
     bad = [r["queries"] for r in rows if not r.get("feasible")]
     if bad:
         ax.scatter(bad, [min((r["n_params"] for r in ok), default=1.0)] * len(bad), marker="x", color="red",
                    label="infeasible")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.margins(y=0.2)
     ax.set_xlabel("lifetime queries")
     ax.set_ylabel("optimal model size N (parameters)")
     ax.set_title(f"Where the choice changes with query volume (least lifetime cost, {unit})")
@@ -93,40 +90,6 @@ def plot_cost_frontier(rows: Sequence[Mapping[str, Any]], path: Path, *, best: M
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def lifecycle_section(r: Mapping[str, Any]) -> str:
-    """The report's life-cycle section from a `LifecycleReport.to_dict()`."""
-    b, br, unit = r["best"], r["breakdown"], r["unit"]
-    acc = "-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}%"
-    head = (f"<p class='rec'><b>Train {_esc(b['model'])}</b> (N = {fmt(b['n_params'])}) on "
-            f"<b>{fmt(b['train_tokens'])}</b> tokens and decode with <b>{_esc(_choice(b))}</b>: accuracy {acc}, "
-            f"lifetime cost {fmt(b['cost'])} {unit}; binding: {_esc(', '.join(r['binding']) or 'none')} "
-            f"({r['n_feasible']} of {r['n_configs']} configurations feasible).</p>")
-    warn = "".join(f"<p class='warn'>{_esc(w)}</p>" for w in r["warnings"])
-    costs = table(["part", "device-hours", "USD", "FLOPs"], [
-        [k, br[f"{k}_device_hours"], br[f"{k}_usd"], br[f"{k}_flops"]] for k in ("train", "serve", "prm")])
-    parts = [head, warn, "<h3>Cost breakdown of the optimum</h3>", costs,
-             figure(r["files"].get("crossover_png"), "Optimal model size and strategy vs lifetime query volume"),
-             figure(r["files"].get("frontier_png"), "Lifetime cost vs accuracy: the Pareto frontier")]
-    changes = [c for k, c in enumerate(r["crossover"]) if c.get("feasible") and (k == 0 or c.get("changes"))]
-    parts += ["<h3>Crossover in query volume (where the choice changes)</h3>",
-              table(["from queries", "model", "N", "D", "strategy", "n", f"cost {unit}"],
-                    [[c["queries"], c["model"], c["n_params"], c["train_tokens"], c["strategy"], c["n"], c["cost"]]
-                     for c in changes], left=0)]
-    if r.get("link"):
-        lk = r["link"]
-        held = lk.get("heldout", {})
-        parts.append(f"<p>Loss -> accuracy link: {_esc(lk.get('form'))} fitted on {_esc(lk.get('source'))} "
-                     f"({_esc(lk.get('metric', ''))}); held-out error on the larger-compute runs "
-                     f"{fmt(held.get('mae_points'), 3)} points (max {fmt(held.get('max_points'), 3)}).</p>")
-    loso = (r.get("curves") or {}).get("leave_one_size_out")
-    if loso:
-        parts += ["<h3>Test-time curves: leave-one-size-out error (accuracy points)</h3>",
-                  table(["held-out model", "greedy accuracy", "mean error", "max error", "points"],
-                        [[m, v["base_accuracy"], v["mae_points"], v["max_points"], v["n_points"]]
-                         for m, v in loso["per_size"].items()])]
-    return "".join(parts)
 
 
 def write_lifecycle_html(r: Mapping[str, Any], path: Path) -> Path:

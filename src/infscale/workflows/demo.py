@@ -340,7 +340,18 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
     return result
 
 
-STEPS: tuple[str, ...] = ("laws", "latency", "plan", "tts", "report")
+STEPS: tuple[str, ...] = ("laws", "latency", "plan", "tts", "lifecycle", "report")
+
+
+def step_lifecycle(out: Path, say: Callable[[str, str], None]) -> dict[str, Any]:
+    """The bundled `lifecycle_mini` deployment (the project's own mini-study measurements): which model to train
+    and how to decode it for 1,000 queries at >= 75% accuracy, and where that choice changes with query volume."""
+    from infscale.workflows.lifecycle import run_lifecycle
+
+    report = run_lifecycle("lifecycle_mini", out / "lifecycle")
+    b = report.best
+    say("lifecycle", f"train {b['model']}, decode with {b['strategy']} n={b['n']} ({100 * b['accuracy']:.1f}%)")
+    return report.to_dict()
 
 
 def default_out_dir(root: str | Path = "infscale-out") -> Path:
@@ -370,6 +381,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: Progress | None = None)
     summary["latency"] = timed("latency", lambda: step_latency(cfg.latency, out, say))
     summary["plan"] = timed("plan", lambda: step_plan(cfg.plan_a100, cfg.plan_micro, summary["latency"], out, say))
     summary["tts"] = timed("tts", lambda: step_tts(cfg.tts, out, say))
+    summary["lifecycle"] = timed("lifecycle", lambda: step_lifecycle(out, say))
     summary["timings_s"] = timings
 
     from infscale.report.html import write_report

@@ -98,8 +98,9 @@ def test_tts_frontier_is_pareto_and_compute_optimal_fits_budget(quick_run):
 def test_report_is_built_from_the_run_numbers(quick_run):
     out, s, _ = quick_run
     page = (out / "report.html").read_text()
-    assert page.count("<img ") == 6 and "data:image/png;base64," in page
+    assert page.count("<img ") == 8 and "data:image/png;base64," in page
     assert s["plan"]["a100"]["best"]["label"] in page
+    assert "5. Life cycle" in page and f"Train {s['lifecycle']['best']['model']}" in page
     assert f"{s['laws']['fits'][0]['params']['alpha']:.4g}" in page
     # change one computed number: the page changes with it (nothing is pasted in)
     altered = json.loads(json.dumps(s))

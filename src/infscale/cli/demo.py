@@ -75,6 +75,12 @@ def _print(s: dict) -> None:
             how = f"{ratio:.2f}x fewer" if ratio >= 1 else f"{1 / ratio:.2f}x more"
             t.add_row("", f"REBASE n={r['search_n']} reaches sampling's best {100 * r['target_accuracy']:.1f}% with "
                           f"{how} FLOPs ({'ours, PRM counted' if r['accounting'] == 'ours' else 'seed B, 2NT'})")
+    if s.get("lifecycle"):
+        b = s["lifecycle"]["best"]
+        change = next((c for c in s["lifecycle"]["crossover"] if c.get("changes")), None)
+        t.add_row("lifecycle", f"train {b['model']}, decode with {b['strategy']} n={b['n']} ({100 * b['accuracy']:.1f}%)"
+                  + ("" if change is None else f"; from {change['queries']:.3g} queries: {change['model']} "
+                                               f"{change['strategy']}"))
     t.add_row("time", f"{sum(v for k, v in s['timings_s'].items() if k != 'total_before_report'):.1f} s")
     console.print(t)
     console.print(f"report: {s['report']}")

@@ -122,3 +122,15 @@ def test_bundled_mini_study_crossover_and_leave_one_size_out(tmp_path):
     data["candidates"]["prm_train_flops"] = 2.58e13  # the reward model is the largest policy's LM: train it too
     paid = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
     assert {(r["model"], r["strategy"]) for r in paid.crossover if r["feasible"]} == {("mini-d128x4", "greedy")}
+
+
+def test_an_optimum_outside_the_links_fitted_losses_carries_a_warning(tmp_path):
+    """The same seed A case with a link fitted (given) on losses 3.0-4.0 only: the optimum's loss 2.947 is an
+    extrapolation and says so; with the link's real range (Gadre's 2.38-6.12) it does not."""
+    data = {**SEED_A, "accuracy": {"form": "exp", "data": None, "params": {"eps": 0.759, "k": 2.03, "gamma": 1.065},
+                                   "loss_range": [3.0, 4.0]}}
+    report = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
+    assert any(w.startswith("extrapolation: the optimum's predicted loss 2.947") for w in report.warnings)
+    data["accuracy"]["loss_range"] = [2.38, 6.12]
+    report = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
+    assert not any(w.startswith("extrapolation") for w in report.warnings)

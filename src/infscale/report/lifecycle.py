@@ -28,6 +28,18 @@ def _pyplot():
     return plt
 
 
+def _finish(plt: Any, fig: Any, ax: Any, path: Path) -> Path:
+    """Grid, legend, layout; save as PNG and close."""
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_crossover_volume(rows: Sequence[Mapping[str, Any]], path: Path, *, unit: str = "USD") -> Path:
     """The optimal model size (and strategy, by marker) against lifetime query volume."""
     plt = _pyplot()
@@ -53,14 +65,7 @@ def plot_crossover_volume(rows: Sequence[Mapping[str, Any]], path: Path, *, unit
     ax.set_xlabel("lifetime queries")
     ax.set_ylabel("optimal model size N (parameters)")
     ax.set_title(f"Where the choice changes with query volume (least lifetime cost, {unit})")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path)
 
 
 def plot_cost_frontier(rows: Sequence[Mapping[str, Any]], path: Path, *, best: Mapping[str, Any] | None = None
@@ -82,14 +87,7 @@ def plot_cost_frontier(rows: Sequence[Mapping[str, Any]], path: Path, *, best: M
     ax.set_xlabel(f"lifetime cost ({unit}: training + serving + reward model)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Cost-vs-accuracy Pareto frontier over shapes x training tokens x strategies x n")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path)
 
 
 def write_lifecycle_html(r: Mapping[str, Any], path: Path) -> Path:

@@ -29,7 +29,7 @@ from infscale.plan import (
     plan_shapes,
 )
 
-# REFERENCE.md §1, the 27-point main fit reproduced from seed A's scripts
+# docs/references.md §1, the 27-point main fit reproduced from seed A's scripts
 LAW = FittedLaw.from_dict("inference_aware", {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574,
                                               "eps": 0.00114621})
 # Llama-style space: d_model a multiple of 64, heads of 64 or 128, GQA with 1/2/4/8 KV heads or MHA, 2-128 layers

@@ -3,7 +3,7 @@
 Pure (standard library + numpy). Every quantity is a closed form of the shape, so it can be checked against
 published counts (see tests/test_arch.py) and evaluated on numpy arrays of shapes (see `param_count`).
 
-Conventions (REFERENCE.md §3, Kaplan et al. 2020):
+Conventions (docs/references.md §3, Kaplan et al. 2020):
 - ``d_attn = n_heads * head_dim``; K and V projections are ``d_model x (n_kv_heads * head_dim)`` (GQA).
 - A SwiGLU FFN has three ``d_model x d_ff`` matrices, a GELU FFN two.
 - "matmul parameters" are the weights that multiply activations: every non-embedding matrix plus the LM head.

@@ -116,7 +116,7 @@ def test_seed_a_profile_reproduces_morph_vs_openlm_ratio():
     ratio, morph = _ratio(cal.profile_)
     assert ratio == pytest.approx(3.61 / 1.96, rel=0.10)
     assert morph == pytest.approx(1.96, rel=0.10)
-    # every published total within 10%; the open_lm per-layer overhead near REFERENCE's ~0.56 ms
+    # every published total within 10%; the open_lm per-layer overhead near references.md's ~0.56 ms
     assert np.max(np.abs(cal.relative_errors_["total_s"])) < 0.10
     assert cal.layer_overhead_by_group_["open_lm"] == pytest.approx(0.56e-3, rel=0.10)
     # the preset shipped for the planner is this calibration
@@ -134,7 +134,7 @@ def test_seed_a_held_out_morph_1b():
 
 
 def test_seed_a_uncalibrated_preset_misses_the_ratio():
-    # the datasheet roofline alone gets the shape effect backwards (REFERENCE §3): calibration is what fixes it
+    # the datasheet roofline alone gets the shape effect backwards (docs/references.md §3): calibration is what fixes it
     ratio, _ = _ratio(HARDWARE["a100-40gb"].with_(layer_overhead_s=0.0, step_overhead_s=0.0))
     assert ratio < 1.0
     with pytest.raises(InputError, match="no published latency"):

@@ -104,7 +104,7 @@ def test_default_widths_follow_transformershape():
 
 
 def test_deeper_is_slower_only_through_the_layer_overhead():
-    # equal non-embedding parameters (12 d^2 L): d128x16 vs d256x4 (REFERENCE §3)
+    # equal non-embedding parameters (12 d^2 L): d128x16 vs d256x4 (docs/references.md §3)
     deep = TransformerShape(d_model=128, n_layers=16, n_heads=4, d_ff=384, vocab_size=4096)
     wide = TransformerShape(d_model=256, n_layers=4, n_heads=8, d_ff=768, vocab_size=4096)
     assert deep.n_params_non_embedding == pytest.approx(wide.n_params_non_embedding, rel=0.01)

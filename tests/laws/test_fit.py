@@ -1,4 +1,4 @@
-"""Fitters: seed A's published fit (REFERENCE.md §1), Huber recovery of known parameters, optimum vs a scipy loop."""
+"""Fitters: seed A's published fit (docs/references.md §1), Huber recovery of known parameters, optimum vs a scipy loop."""
 
 from pathlib import Path
 

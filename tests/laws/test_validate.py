@@ -32,7 +32,7 @@ def test_seed_a_20n_only_fit_warns_about_overtrained_points():
     rep = run_fit(runs, "inference_aware", "least_squares", "in_main_fit_set == 1 and tokens_per_param < 25")
     assert rep.n_fit == 24
     assert any("tokens/param" in w for w in rep.warnings) and any("coefficient A" in w for w in rep.warnings)
-    # REFERENCE.md / fitted_coefficients.json "inference_aware_20N_only": A < 0, test MSE 0.116510, R^2 0.62929, 1B rho 0.8
+    # docs/references.md / fitted_coefficients.json "inference_aware_20N_only": A < 0, test MSE 0.116510, R^2 0.62929, 1B rho 0.8
     assert rep.law.params_["A"] == pytest.approx(-16248.04, rel=5e-4)
     assert rep.validation.all.mse == pytest.approx(0.116510, rel=1e-4)  # 3 significant figures (ill-conditioned fit)
     # The 20N-only optimum lies in a flat valley: the paper's coefficients and ours have the same sum of squares to

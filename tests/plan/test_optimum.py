@@ -7,7 +7,7 @@ from infscale.errors import InfeasibleError
 from infscale.plan.optimum import PlanConstraints, dominated_by, pareto_frontier, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes
 
-# Seed A's published 27-point fit (REFERENCE.md §1), written out as a closed form
+# Seed A's published 27-point fit (docs/references.md §1), written out as a closed form
 A, B, E, ALPHA, EPS = 54754.43, 778345.5, 2.44751, 0.614574, 0.00114621
 
 
@@ -20,7 +20,7 @@ def chinchilla(n, d, r):
 
 
 def layer_latency(grid):
-    """Decode latency: weights streamed per token plus a per-layer overhead (REFERENCE.md §3), 256 new tokens."""
+    """Decode latency: weights streamed per token plus a per-layer overhead (docs/references.md §3), 256 new tokens."""
     return 256 * (6.4e-13 * grid.n_params + 0.55e-3 * grid.n_layers)
 
 

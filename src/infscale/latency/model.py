@@ -6,7 +6,7 @@ the attention itself (``Q K^T`` and ``A V`` over the KV cache) and the FFN -- pl
     t_op = max(FLOPs / (peak_flops * compute_efficiency), bytes / (bandwidth * memory_efficiency))
 
 and every step adds ``n_layers * layer_overhead_s + step_overhead_s`` (kernel launches, Python, synchronisation).
-REFERENCE.md §3 explains why the overhead terms are needed: at equal parameter count a pure roofline gives equal
+docs/references.md §3 explains why the overhead terms are needed: at equal parameter count a pure roofline gives equal
 weights and FLOPs, so it cannot reproduce "deeper is slower"; the per-layer overhead does.
 
 Protocol (optimum-benchmark, seed A): *prefill* is one forward over the ``input_len`` prompt tokens that yields the
@@ -432,7 +432,7 @@ for _p in (
             name="generic-cpu", peak_flops_per_s={"fp32": 192e9, "bf16": 192e9, "fp16": 96e9},
             memory_bandwidth_bytes_per_s=20e9, compute_efficiency=0.5, memory_efficiency=0.7,
             layer_overhead_s=150e-6, step_overhead_s=0.5e-3, memory_bytes=24e9,
-            description="a 2-core AVX2 server CPU; overheads from REFERENCE.md §3 (0.14-0.17 ms/layer/token)",
+            description="a 2-core AVX2 server CPU; overheads from docs/references.md §3 (0.14-0.17 ms/layer/token)",
         ),
 ):
     HARDWARE.register(_p.name, _p)

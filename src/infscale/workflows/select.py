@@ -1,4 +1,4 @@
-"""Seed A's model selection as a workflow (Bian et al. 2025, §1 of REFERENCE.md).
+"""Seed A's model selection as a workflow (Bian et al. 2025, §1 of docs/references.md).
 
     candidates -> predicted loss (law) and latency (profile or measurements) -> keep those under the latency limit
     -> rank by predicted loss -> shortlist the top k -> train them through the trainer -> evaluate (validation loss,

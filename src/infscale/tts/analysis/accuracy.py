@@ -4,7 +4,7 @@ The core works on numpy arrays (``CandidatePools``): per problem a pool of ``M``
 ids (``-1`` = no answer / unfinished, never wins a vote), reward scores and the id of the correct class. A thin adapter
 (`pools_from_records`, `operating_points_from_records`) turns `infscale tts run` records into these arrays.
 
-Accuracy at n (seed B, REFERENCE.md §2; search-and-learn's "subsample one large pool"): the expected accuracy of an
+Accuracy at n (seed B, docs/references.md §2; search-and-learn's "subsample one large pool"): the expected accuracy of an
 aggregation over a uniformly random ``n``-subset of the pool (drawn without replacement).
 - ``majority_vote`` (MV): the most frequent answer class wins; ties are broken uniformly at random (we score the expected
   value ``1 / (1 + ties)``, which equals breaking ties by first occurrence in a random order).

@@ -1,4 +1,4 @@
-"""An honest FLOPs ledger for one problem, priced from the models' `TransformerShape`s (REFERENCE.md §2-§3).
+"""An honest FLOPs ledger for one problem, priced from the models' `TransformerShape`s (docs/references.md §2-§3).
 
 Policy, for a request that samples ``n`` continuations of a prefix of ``p`` tokens, ``c`` of which are already in
 the KV cache (a radix/prefix cache as in SGLang or vLLM; tree search: the whole path was produced earlier):

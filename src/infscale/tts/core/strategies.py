@@ -1,6 +1,6 @@
 """Test-time strategies (registry by name) and the engine that runs one on one problem.
 
-Seed B's strategies (REFERENCE.md §2): ``greedy``; ``sampling`` (and its named aggregations ``majority_vote``,
+Seed B's strategies (docs/references.md §2): ``greedy``; ``sampling`` (and its named aggregations ``majority_vote``,
 ``best_of_n``, ``weighted_vote``); step-level ``beam`` search; ``mcts`` (UCT with C = 1, PRM value, running-mean
 backup); ``rebase`` (reward-balanced search with the released code's sequential width allocation). Every strategy
 returns all its candidates, unfinished ones included; the engine aggregates them (majority, best-of-n, weighted vote,
@@ -331,7 +331,7 @@ def _root(eng: Engine, problem: Problem) -> tuple[str, Node, int]:
 
 @STRATEGIES.register("rebase")
 def rebase(eng: Engine, problem: Problem, budget: int) -> list[Candidate]:
-    """REBASE (REFERENCE.md §2): sample ``budget`` first steps; at each depth the completed nodes reduce the budget
+    """REBASE (docs/references.md §2): sample ``budget`` first steps; at each depth the completed nodes reduce the budget
     (``B_i = B_{i-1} - C_i``), the unfinished ones get ``rebase_widths(rewards, B_i, T_b)`` children. Stops when the
     budget is spent, nothing is left to expand or the depth cap is reached; completed leaves are returned, then the
     unfinished nodes left at the end (marked unfinished)."""

@@ -33,6 +33,26 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.demo",
 ]
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        import infscale
+
+        try:
+            installed = version("infscale")
+        except PackageNotFoundError:  # run from a source tree without an install
+            installed = infscale.__version__
+        print(f"infscale {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Inference-aware scaling laws: what model to train, and how to spend inference compute."""
+
+
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 

@@ -94,6 +94,8 @@ def test_lifetime_forward_and_inverse(tmp_path):
     usd = json.loads(run("lifetime", "--law", str(law), "--loss-target", "2.1", "--decode-tokens", "2e12",
                          "--usd-per-hour", "2.0", "--json").stdout)
     assert usd["optimal"]["unit"] == "USD" and usd["optimal"]["n_params"] < opt["n_params"]
+    none = run("lifetime", "--law", str(law), "--loss-target", "2.1").stdout  # no demand: nothing to save
+    assert "saving vs Chinchilla-optimal at equal loss: 0.0%" in none and "-0.0%" not in none
     bad = run("lifetime", "--law", str(law), "--loss-target", "1.6", check=False)
     assert bad.returncode == 2 and "binding constraint loss target" in bad.stderr
 

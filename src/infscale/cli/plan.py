@@ -147,7 +147,8 @@ def _print_lifetime(report) -> None:
                       _fmt(p.train_flops), _fmt(2.0 * p.n_params * served), _fmt(c))
     console = Console(width=max(Console().width, 120))
     console.print(table)
-    console.print(f"saving vs Chinchilla-optimal at equal loss: {100 * report.saving:.1f}%")
+    saving = round(100 * report.saving, 1) + 0.0  # + 0.0: a rounded -0.0 prints as 0.0
+    console.print(f"saving vs Chinchilla-optimal at equal loss: {saving:.1f}%")
 
 
 def select_command(

@@ -89,8 +89,12 @@ def test_calibrate_on_synthetic_records_and_plot(tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def test_seed_a_calibration_and_hardware_list():
+def test_seed_a_calibration_and_hardware_list(tmp_path):
     out = json.loads(run("calibrate", "--seed-a", "--json").stdout)
     assert out["ratio"] == pytest.approx(1.84, rel=0.10)
+    prof = tmp_path / "a100.json"
+    text = run("calibrate", "--seed-a", "--out", str(prof)).stdout
+    assert prof.exists() and f"wrote {prof}: use it with --hardware {prof}" in " ".join(text.split())
+    assert "profile not saved (give --out FILE.json to keep it)" in run("calibrate", "--seed-a").stdout
     names = {p["name"] for p in json.loads(run("hardware", "--json").stdout)}
     assert {"a100-40gb", "a100-80gb", "h100", "h200", "a30", "l4", "generic-cpu", "a100-40gb-seed-a"} <= names

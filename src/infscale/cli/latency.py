@@ -158,6 +158,7 @@ def calibrate(
         console.print(f"{p.name}: per-layer overhead {p.layer_overhead_s * 1e3:.3f} ms (open_lm), per-step "
                       f"{p.step_overhead_s * 1e3:.3f} ms; Morph-1B {s['morph_1b_s']:.2f} s, Open-LM-1B "
                       f"{s['open_lm_1b_s']:.2f} s, ratio {s['ratio']:.2f}x (published 1.84x)")
+        _wrote(console, out)
         return
     if records is None:
         raise InputError("calibrate: give a RECORDS file or --seed-a")
@@ -179,6 +180,15 @@ def calibrate(
     console.print(table)
     if result.test_labels:
         console.print(f"median |error| {result.median_abs_error() * 100:.1f}%, max {result.max_abs_error() * 100:.1f}%")
+    _wrote(console, out)
+
+
+def _wrote(console, out: Path | None) -> None:
+    """Say where the calibrated profile went, and how to use it (or that nothing was written)."""
+    if out is None:
+        console.print("profile not saved (give --out FILE.json to keep it)")
+    else:
+        console.print(f"wrote {out}: use it with --hardware {out}")
 
 
 @latency_app.command("plot")

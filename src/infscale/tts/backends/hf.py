@@ -108,6 +108,8 @@ class HFGenerator:
         # the prefill needs the last position's logits only (not a (prompt x vocab) matrix)
         params = inspect.signature(self.model.forward).parameters
         self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        # transformers >= 5.x names the KV cache argument `cache` (`past_key_values` warns); older ones the latter
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         torch.manual_seed(seed)
 
     def format(self, prompt: str) -> str:
@@ -159,7 +161,7 @@ class HFGenerator:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                            past_key_values=cache, use_cache=True, **self._last_logits).logits[:, -1].float()
+                            use_cache=True, **{self._cache_kw: cache}, **self._last_logits).logits[:, -1].float()
         rows = [where[tuple(p)] for p in prompts]
         if rows != list(range(len(distinct))):
             index = torch.tensor(rows, device=self.device)
@@ -219,7 +221,7 @@ class HFGenerator:
                     active = [active[a] for a in keep]
                 mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],
-                                    past_key_values=cache, use_cache=True).logits[:, -1].float()
+                                    use_cache=True, **{self._cache_kw: cache}).logits[:, -1].float()
                 position = position + 1
         out = []
         for r, p in enumerate(prompts):

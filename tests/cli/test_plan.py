@@ -167,3 +167,17 @@ def test_select_unknown_task_is_one_line(tmp_path):
     assert "sel.yaml: field downstream:" in proc.stderr and "unknown downstream task 'lambada'; known: cloze, next_line" \
         in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_baselines_of_any_vocabulary_are_scored_with_their_own(seed_a_law, tmp_path):
+    """`--baseline llama-2-7b --baseline llama-3-8b` on the llama family (32k vocabulary): Llama-3-8B (128k
+    vocabulary, GQA) is scored as itself, with its exact 8,030,261,248 parameters, against the same candidates."""
+    proc = run("plan", "--law", str(seed_a_law), "--hardware", "h100", "--params", "7e9", "--tokens", "2e12",
+               "--family", "llama", "--baseline", "llama-2-7b", "--baseline", "llama-3-8b", "--out", str(tmp_path),
+               "--json")
+    plan = json.loads(proc.stdout)
+    l2, l3 = plan["baselines"]["llama-2-7b"], plan["baselines"]["llama-3-8b"]
+    assert l3["n_params"] == 8_030_261_248 and l3["vocab_size"] == 128256 and l3["n_kv_heads"] == 8
+    assert l2["n_params"] == 6_738_415_616
+    for b in (l2, l3):
+        assert b["latency_s"] > 0 and "dominated" in b and b["n_tokens"] == 2e12

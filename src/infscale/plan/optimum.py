@@ -284,3 +284,44 @@ def baseline_verdict(result: PlanResult, i: int) -> dict[str, object]:
         row["dominated_by_loss"] = float(result.loss[fastest])
         row["best_dominating"] = result.grid.label(int(doms[np.argmin(result.loss[doms])]))
     return row
+
+
+def foreign_baseline_verdict(result: PlanResult, shape_grid: ShapeGrid, loss_fn: LossFn,
+                             latency_fn: LatencyFn | None = None, memory_fn: MemoryFn | None = None,
+                             measured: Mapping[tuple[int, int, int, int], float] | None = None) -> dict[str, object]:
+    """`baseline_verdict` for a one-shape grid scored on its own (a baseline whose vocabulary, tying or FFN kind
+    differs from the candidates'): the same tokens, law, latency and memory models, compared with the plan's
+    admissible shapes. Its ``on_frontier`` / ``feasible`` say whether it would be on the frontier / within budgets."""
+    g, cons = shape_grid, result.constraints
+    n = g.n_params.astype(np.float64)
+    d = cons.tokens_for(n)
+    loss = np.asarray(loss_fn(n, d, g.aspect_ratio.astype(np.float64)), dtype=np.float64)
+    latency = np.full(1, np.nan) if latency_fn is None else np.asarray(latency_fn(g), dtype=np.float64)
+    was_measured = np.zeros(1, dtype=bool)
+    if measured:
+        latency, was_measured = measured_override(g, latency, measured)
+    memory = np.full(1, np.nan) if memory_fn is None else np.asarray(memory_fn(g), dtype=np.float64)
+    values = {"max_latency_s": latency, "max_params": n, "max_tokens": d, "max_train_flops": 6.0 * n * d,
+              "max_memory_bytes": memory}
+    ok = {key: bool(np.isfinite(values[key][0]) and values[key][0] <= getattr(cons, key))
+          for _, key, *_ in _CONSTRAINTS if getattr(cons, key) is not None}
+    cand = np.flatnonzero(result.admissible)
+    doms = cand[dominated_by(loss[0], latency[0], result.loss[cand], result.latency_s[cand])]
+    row: dict[str, object] = {
+        "label": g.label(0), "d_model": int(g.d_model[0]), "n_layers": int(g.n_layers[0]),
+        "n_heads": int(g.n_heads[0]), "n_kv_heads": int(g.n_kv_heads[0]), "head_dim": int(g.head_dim[0]),
+        "d_ff": int(g.d_ff[0]), "n_params": int(g.n_params[0]), "aspect_ratio": float(g.aspect_ratio[0]),
+        "vocab_size": int(g.vocab_size), "n_tokens": float(d[0]), "train_flops": float(6.0 * n[0] * d[0]),
+        "loss": float(loss[0]), "latency_s": float(latency[0]) if np.isfinite(latency[0]) else None,
+        "latency_measured": bool(was_measured[0]),
+        "memory_bytes": float(memory[0]) if np.isfinite(memory[0]) else None,
+        "feasible": all(ok.values()), "on_frontier": bool(np.isfinite(latency[0]) and doms.size == 0
+                                                          and all(v for k, v in ok.items() if k != "max_latency_s")),
+        "dominated": bool(doms.size), "n_dominating": int(doms.size)}
+    if doms.size:
+        fastest = int(doms[np.lexsort((result.loss[doms], result.latency_s[doms]))[0]])
+        row["dominated_by"] = result.grid.label(fastest)
+        row["dominated_by_latency_s"] = float(result.latency_s[fastest])
+        row["dominated_by_loss"] = float(result.loss[fastest])
+        row["best_dominating"] = result.grid.label(int(doms[np.argmin(result.loss[doms])]))
+    return row

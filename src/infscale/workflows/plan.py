@@ -152,8 +152,11 @@ def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int]]:
         shapes = {name: get_preset(name) for name in req.baselines}
     except InputError as exc:
         raise InputError(f"--baseline: {exc}") from None
-    grid = grid.concat(ShapeGrid.from_shapes(shapes.values()))
-    return grid, {name: grid.find(s) for name, s in shapes.items()}
+    kind = (grid.vocab_size, grid.tied_embeddings, grid.ffn_kind)
+    same = {n: s for n, s in shapes.items() if (s.vocab_size, s.tied_embeddings, s.ffn_kind) == kind}
+    if same:
+        grid = grid.concat(ShapeGrid.from_shapes(same.values()))
+    return grid, {name: (grid.find(s) if name in same else ShapeGrid.from_shapes([s])) for name, s in shapes.items()}
 
 
 def run_plan(req: PlanRequest) -> PlanReport:
@@ -161,7 +164,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
     from infscale.latency.io import load_measured
     from infscale.laws import load_fit
     from infscale.plan import loss_from_law, plan_shapes
-    from infscale.plan.optimum import baseline_verdict
+    from infscale.plan.optimum import baseline_verdict, foreign_baseline_verdict
 
     _check_numbers(req)
     check_output_dir(req.out)
@@ -188,9 +191,11 @@ def run_plan(req: PlanRequest) -> PlanReport:
                       f"[{lo:.3g}, {hi:.3g}]: a {'larger' if end == 'top' else 'smaller'} model was not considered; "
                       "widen --params-band or --min-params/--max-params to know whether it is the optimum",
                       stacklevel=2)
+    verdicts = {name: baseline_verdict(result, i) if isinstance(i, int) else foreign_baseline_verdict(
+        result, i, loss_from_law(fitted), latency_fn, memory_fn, measured) for name, i in baselines.items()}
+    baselines = {name: i for name, i in baselines.items() if isinstance(i, int)}  # drawn on the candidates' plot
     report = PlanReport(request=req, params_range=(lo, hi), n_candidates=len(grid),
-                        n_feasible=int(result.feasible.sum()), best=best,
-                        baselines={name: baseline_verdict(result, i) for name, i in baselines.items()},
+                        n_feasible=int(result.feasible.sum()), best=best, baselines=verdicts,
                         frontier=[result.row(int(i)) for i in result.frontier], result=result)
     files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),
              "frontier_csv": write_csv(req.out / "frontier.csv", report.frontier)}

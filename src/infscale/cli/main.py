@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.data",
     "infscale.cli.plan",
     "infscale.cli.lifecycle",
+    "infscale.cli.optimum",
     "infscale.cli.latency",
     "infscale.cli.train",
     "infscale.cli.demo",

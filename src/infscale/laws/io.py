@@ -73,13 +73,18 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.json_normalize([rec for _, rec in load_jsonl(path, what="runs file")], sep=".")
 
 
-def save_fit(law: FittedLaw, path: str | Path, warnings: list[str] | tuple[str, ...] = ()) -> Path:
+def save_fit(law: FittedLaw, path: str | Path, warnings: list[str] | tuple[str, ...] = (),
+             boot: object | None = None) -> Path:
     """Write a fitted law as JSON (law name, parameters, provenance, and the fit's warnings, which every command
-    that plans with the law repeats)."""
+    that plans with the law repeats; with ``boot``, a `BootstrapResult`, its replicates, so that `infscale optimum`
+    can give intervals)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = law.to_dict()
     data["meta"] = {**data.get("meta", {}), "warnings": list(warnings)}
+    if boot is not None:
+        data["bootstrap"] = {"param_names": list(boot.param_names), "level": float(boot.level),
+                             "samples": [[float(v) for v in row] for row in boot.samples]}
     path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
     return path
 
@@ -111,3 +116,26 @@ def _jsonable(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def load_replicates(path: str | Path) -> tuple[list[FittedLaw], float | None]:
+    """The bootstrap replicates a saved fit carries (as laws; non-finite or non-physical ones dropped) and their
+    interval level; ``([], None)`` when it was saved without them."""
+    data = load_json(Path(path), what="saved fit")
+    boot = data.get("bootstrap")
+    if not boot:
+        return [], None
+    try:
+        names, samples, level = list(boot["param_names"]), boot["samples"], float(boot["level"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{path}: field bootstrap: expected param_names, samples and level") from None
+    laws = []
+    for row in samples:
+        params = dict(zip(names, row, strict=False))
+        if len(params) != len(names) or physical_problems(params):
+            continue
+        try:
+            laws.append(FittedLaw.from_dict(data["law"], params))
+        except (KeyError, ValueError):
+            continue
+    return laws, level

@@ -80,7 +80,7 @@ def run_fit_request(req: FitRequest) -> FitResult:
             raise InputError(f"{runs.source}: law {name!r}: {exc}") from None
     files = {"fit_json": str(save_fit(reports[0].law, req.out / "fit.json", reports[0].warnings))}
     if req.save is not None:
-        files["saved"] = str(save_fit(reports[0].law, req.save, reports[0].warnings))
+        files["saved"] = str(save_fit(reports[0].law, req.save, reports[0].warnings, boot=reports[0].boot))
     if req.plot:
         from infscale.report.fit_plot import plot_predicted_vs_actual
 

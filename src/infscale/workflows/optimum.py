@@ -1,0 +1,64 @@
+"""`infscale optimum --law LAW --flops C`: the compute-optimal N and D for a training budget ``C = 6 N D``, with
+bootstrap intervals from the replicates a saved fit carries (`infscale fit --bootstrap K --save LAW`), as the
+`chinchilla` package and Epoch's replication report them: each replicate's own optimum, then percentiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infscale.configio import check_number
+from infscale.errors import InputError
+
+__all__ = ["OptimumReport", "run_optimum"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OptimumReport:
+    flops: float
+    n_params: float
+    n_tokens: float
+    loss: float
+    tokens_per_param: float
+    n_replicates: int
+    level: float | None
+    interval: dict[str, list[float]] = field(default_factory=dict)
+    """``n_params`` / ``n_tokens`` / ``loss`` / ``tokens_per_param`` -> [low, high] over the replicates."""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def run_optimum(law: Path, flops: float, *, aspect_ratio: float | None = None) -> OptimumReport:
+    from infscale.laws import load_fit
+    from infscale.laws.io import load_replicates
+
+    check_number("--flops", flops)
+    check_number("--aspect-ratio", aspect_ratio)
+    fitted = load_fit(law)
+    try:
+        best = fitted.allocate_compute(flops, aspect_ratio)
+    except ValueError as exc:
+        raise InputError(f"{law}: {exc} (shape-aware laws need --aspect-ratio)") from None
+    replicates, level = load_replicates(law)
+    warnings = list(fitted.meta.get("warnings", []))
+    if best.at_bound:
+        warnings.append(f"the optimum lies on the {best.at_bound} end of the size search: not an interior optimum")
+    interval: dict[str, list[float]] = {}
+    if replicates:
+        allocs = [r.allocate_compute(flops, aspect_ratio) for r in replicates]
+        cols = {"n_params": [a.n_params for a in allocs], "n_tokens": [a.n_tokens for a in allocs],
+                "loss": [a.loss for a in allocs], "tokens_per_param": [a.n_tokens / a.n_params for a in allocs]}
+        tail = 50.0 * (1.0 - level)
+        interval = {k: [float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100.0 - tail))]
+                    for k, v in cols.items()}
+    else:
+        warnings.append(f"{law} carries no bootstrap replicates: no interval (save the fit with "
+                        "`infscale fit --bootstrap 200 --save LAW`)")
+    return OptimumReport(flops=float(flops), n_params=best.n_params, n_tokens=best.n_tokens, loss=best.loss,
+                         tokens_per_param=best.n_tokens / best.n_params, n_replicates=len(replicates), level=level,
+                         interval=interval, warnings=warnings)

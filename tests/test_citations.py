@@ -38,7 +38,9 @@ def missing_citations(files: list[Path], root: Path) -> list[str]:
 
 
 def test_no_file_cites_a_document_that_is_not_in_the_repository():
-    assert missing_citations(tracked(), ROOT) == []
+    files = tracked()
+    scanned = [p for p in files if p.resolve() != Path(__file__).resolve()]  # this file's examples are not citations
+    assert missing_citations(scanned, ROOT) == [] and len(scanned) > 100
 
 
 def test_the_check_finds_a_missing_citation(tmp_path):

@@ -9,7 +9,7 @@ query costs (seconds on the device, FLOPs, with the reward model's share apart),
 The accuracy of a configuration trained on D tokens is a chain (`AccuracyChain`):
 ``L = law(N, D, R) -> base = 1 - Err(L)`` (the loss -> accuracy link) ``-> acc = curve_s(base, n)`` (the test-time
 curves). Each link inverts in closed form or by bisection, so for an accuracy target the planner finds, for every
-configuration at once, the fewest training tokens that reach it (``tokens_required``), and then
+configuration at once, the fewest training tokens that reach it (`required_tokens`), and then
 
     cost_i = D_i * train_per_token_i + Q * serve_per_query_i        (USD, or FLOPs when no price is given)
 
@@ -23,22 +23,21 @@ Pure: numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from infscale.errors import InfeasibleError
+from infscale.plan.lifetime import tokens_for_loss
+from infscale.plan.optimum import LossFn
 
 __all__ = ["AccuracyChain", "Configs", "Deployment", "LifecycleSolution", "Prices", "STRATEGIES", "USES_PRM",
-           "required_tokens", "solve_lifecycle", "tokens_for_losses"]
+           "required_tokens", "solve_lifecycle"]
 
 STRATEGIES = ("greedy", "majority_vote", "best_of_n", "weighted_vote", "rebase")
 """Test-time strategies the planner chooses among."""
 USES_PRM = frozenset({"best_of_n", "weighted_vote", "rebase"})
 """Strategies that score with a reward model (its passes are paid for)."""
-
-LossFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,21 +159,6 @@ class Configs:
 
 def _num(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
-
-
-def tokens_for_losses(loss_fn: LossFn, n_params: np.ndarray, aspect_ratio: np.ndarray, loss_target: np.ndarray,
-                      max_tokens: float = 1e20, iterations: int = 64) -> np.ndarray:
-    """Training tokens D with ``L(N, D, R) = target`` per row (bisection in log D on ``[1, max_tokens]``); ``inf`` where
-    even ``max_tokens`` falls short, 1 where any D does (a target at or above the loss of one token)."""
-    n = np.asarray(n_params, dtype=np.float64)
-    target = np.broadcast_to(np.asarray(loss_target, dtype=np.float64), n.shape)
-    lo, hi = np.zeros(n.shape), np.full(n.shape, np.log(max_tokens))
-    reachable = np.asarray(loss_fn(n, np.exp(hi), aspect_ratio)) <= target
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        above = np.asarray(loss_fn(n, np.exp(mid), aspect_ratio)) > target
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    return np.where(reachable, np.exp(hi), np.inf)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -299,8 +283,9 @@ def required_tokens(c: Configs, chain: AccuracyChain, d: Deployment) -> np.ndarr
         loss[~c.sunk] = chain.required_loss(trainable, target, is_loss=is_loss)
         train = ~c.sunk & (loss > -np.inf)
         sub = _take(c, train)
-        need[train] = tokens_for_losses(chain.loss_fn, sub.n_params, sub.aspect_ratio, loss[train],
-                                        max_tokens=max(float(np.max(sub.tokens_max, initial=1.0)) * 4.0, 2.0))
+        need[train] = tokens_for_loss(chain.loss_fn, sub.n_params, loss[train], aspect_ratio=sub.aspect_ratio,
+                                      max_tokens=max(float(np.max(sub.tokens_max, initial=1.0)) * 4.0, 2.0),
+                                      iterations=64)
     need = np.maximum(need, c.tokens_min)
     need = np.where(need > c.tokens_max * (1 + 1e-9), np.inf, need)
     if c.sunk.any():

@@ -105,19 +105,23 @@ class LifetimePlan:
                 "total_flops": self.total_flops, "cost": self.cost, "unit": self.unit, "at_bound": self.at_bound}
 
 
-def _loss(loss_fn: LossFn, n: np.ndarray, d: np.ndarray, aspect_ratio: float | None) -> np.ndarray:
-    r = np.full(np.shape(n), np.nan if aspect_ratio is None else float(aspect_ratio))
+def _loss(loss_fn: LossFn, n: np.ndarray, d: np.ndarray, aspect_ratio: float | np.ndarray | None) -> np.ndarray:
+    r = np.full(np.shape(n), np.nan) if aspect_ratio is None else \
+        np.broadcast_to(np.asarray(aspect_ratio, dtype=np.float64), np.shape(n))
     return np.asarray(loss_fn(n, d, r), dtype=np.float64)
 
 
-def tokens_for_loss(loss_fn: LossFn, n_params: np.ndarray, loss_target: float, *, aspect_ratio: float | None = None,
-                    max_tokens: float = 1e20, iterations: int = 80) -> np.ndarray:
-    """Training tokens D with ``L(N, D) = loss_target`` for each N; ``inf`` where even ``max_tokens`` falls short.
+def tokens_for_loss(loss_fn: LossFn, n_params: np.ndarray, loss_target: float | np.ndarray, *,
+                    aspect_ratio: float | np.ndarray | None = None, max_tokens: float = 1e20,
+                    iterations: int = 80) -> np.ndarray:
+    """Training tokens D with ``L(N, D, R) = loss_target`` for each N (a target and an aspect ratio per N, or one
+    for all); ``inf`` where even ``max_tokens`` falls short, 1 where any D does.
 
     Bisection in ``log D`` on ``[1, max_tokens]`` (the loss is non-increasing in D); 80 halvings of a 46-nat bracket
     leave a relative error below 1e-12.
     """
     n = np.atleast_1d(np.asarray(n_params, dtype=np.float64))
+    loss_target = np.broadcast_to(np.asarray(loss_target, dtype=np.float64), n.shape)
     lo = np.zeros(n.shape)
     hi = np.full(n.shape, np.log(max_tokens))
     reachable = _loss(loss_fn, n, np.exp(hi), aspect_ratio) <= loss_target

@@ -273,8 +273,12 @@ def _infeasible_message(grid: ShapeGrid, ratios: dict[str, np.ndarray], ok: dict
 def baseline_verdict(result: PlanResult, i: int) -> dict[str, object]:
     """Candidate ``i`` (a baseline placed on the grid) as a row, with who dominates it: how many admissible shapes,
     the fastest of them (ties: lowest loss) and the one with the lowest loss."""
-    row = result.row(i)
-    doms = result.dominators(i)
+    return _with_dominators(result, result.row(i), result.dominators(i))
+
+
+def _with_dominators(result: PlanResult, row: dict[str, object], doms: np.ndarray) -> dict[str, object]:
+    """``row`` with who dominates it among ``doms`` (positions in ``result``): how many, the fastest (ties: lowest
+    loss) and the one with the lowest loss."""
     row["dominated"] = bool(doms.size)
     row["n_dominating"] = int(doms.size)
     if doms.size:
@@ -305,23 +309,14 @@ def foreign_baseline_verdict(result: PlanResult, shape_grid: ShapeGrid, loss_fn:
               "max_memory_bytes": memory}
     ok = {key: bool(np.isfinite(values[key][0]) and values[key][0] <= getattr(cons, key))
           for _, key, *_ in _CONSTRAINTS if getattr(cons, key) is not None}
+    admissible = all(v for k, v in ok.items() if k != "max_latency_s")
     cand = np.flatnonzero(result.admissible)
     doms = cand[dominated_by(loss[0], latency[0], result.loss[cand], result.latency_s[cand])]
-    row: dict[str, object] = {
-        "label": g.label(0), "d_model": int(g.d_model[0]), "n_layers": int(g.n_layers[0]),
-        "n_heads": int(g.n_heads[0]), "n_kv_heads": int(g.n_kv_heads[0]), "head_dim": int(g.head_dim[0]),
-        "d_ff": int(g.d_ff[0]), "n_params": int(g.n_params[0]), "aspect_ratio": float(g.aspect_ratio[0]),
-        "vocab_size": int(g.vocab_size), "n_tokens": float(d[0]), "train_flops": float(6.0 * n[0] * d[0]),
-        "loss": float(loss[0]), "latency_s": float(latency[0]) if np.isfinite(latency[0]) else None,
-        "latency_measured": bool(was_measured[0]),
-        "memory_bytes": float(memory[0]) if np.isfinite(memory[0]) else None,
-        "feasible": all(ok.values()), "on_frontier": bool(np.isfinite(latency[0]) and doms.size == 0
-                                                          and all(v for k, v in ok.items() if k != "max_latency_s")),
-        "dominated": bool(doms.size), "n_dominating": int(doms.size)}
-    if doms.size:
-        fastest = int(doms[np.lexsort((result.loss[doms], result.latency_s[doms]))[0]])
-        row["dominated_by"] = result.grid.label(fastest)
-        row["dominated_by_latency_s"] = float(result.latency_s[fastest])
-        row["dominated_by_loss"] = float(result.loss[fastest])
-        row["best_dominating"] = result.grid.label(int(doms[np.argmin(result.loss[doms])]))
-    return row
+    alone = PlanResult(grid=g, n_tokens=d, loss=loss, latency_s=latency, latency_measured=was_measured,
+                       train_flops=6.0 * n * d, memory_bytes=memory, admissible=np.array([admissible]),
+                       feasible=np.array([all(ok.values())]), best=0,
+                       frontier=np.array([0] if admissible and np.isfinite(latency[0]) and not doms.size else [],
+                                         dtype=np.int64), constraints=cons)
+    row = alone.row(0)
+    row["vocab_size"] = int(g.vocab_size)
+    return _with_dominators(result, row, doms)

@@ -79,7 +79,6 @@ def _profile(cfg: DeployConfig) -> Any:
 
 
 def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
-    from infscale.arch import TransformerShape
     from infscale.plan.lifecycle_configs import configs_from_points, configs_from_shapes, configs_from_sizes
     from infscale.plan.shapes import enumerate_shapes, get_family
 
@@ -98,10 +97,7 @@ def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
         return configs_from_points(pts.model, pts.n_params, pts.strategy, pts.n, pts.accuracy, pts.flops,
                                    train_tokens=tokens, prm_train_flops=cand.prm_train_flops)
     lo, hi = cand.min_params, cand.max_params
-    prm = None
-    if cfg.prm is not None:
-        prm = TransformerShape(d_model=cfg.prm.d_model, n_layers=cfg.prm.n_layers, n_heads=cfg.prm.n_heads,
-                               n_kv_heads=cfg.prm.n_kv_heads, vocab_size=cfg.prm.vocab_size)
+    prm = None if cfg.prm is None else cfg.prm.shape()
     try:
         if cand.family is None:
             c = configs_from_sizes(np.geomspace(lo, hi, cand.size_points), strategies, d, tokens_range=(1.0, 1.0),

@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from infscale.arch import TransformerShape
 from infscale.configio import SafeName, Strict
 
 __all__ = ["AccuracySpec", "CandidatesSpec", "CrossoverSpec", "DeployConfig", "DeploymentSpec", "FitSpec",
@@ -124,6 +125,11 @@ class PrmSpec(Strict):
     n_heads: int = Field(..., gt=0)
     n_kv_heads: int | None = Field(None, gt=0)
     vocab_size: int = Field(32000, gt=0)
+
+    def shape(self) -> TransformerShape:
+        """The reward model's shape (SwiGLU, untied embeddings)."""
+        return TransformerShape(d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
+                                n_kv_heads=self.n_kv_heads, vocab_size=self.vocab_size)
 
 
 class DeploymentSpec(Strict):

@@ -59,37 +59,32 @@ def setup():
 
 
 def vectorised(cfg, chain, d, prices, profile):
-    from infscale.arch import TransformerShape
-
     rules = get_family(cfg.candidates.family).with_(vocab_size=cfg.candidates.vocab_size)
     grid = enumerate_shapes(rules, cfg.candidates.min_params, cfg.candidates.max_params)
-    prm = TransformerShape(d_model=cfg.prm.d_model, n_layers=cfg.prm.n_layers, n_heads=cfg.prm.n_heads,
-                           vocab_size=cfg.prm.vocab_size)
+    prm = cfg.prm.shape()
     c = configs_from_shapes(grid, {s: tuple(v) for s, v in cfg.strategies.items()}, d, profile,
                             tokens_range=(1.0, 1.0), prm=prm)
     lo, hi = cfg.candidates.tokens_per_param
     c = replace(c, tokens_min=lo * c.n_params, tokens_max=hi * c.n_params)
     sol = solve_lifecycle(c, chain, d, prices, required_tokens(c, chain, d), explain=False)
-    return c, sol
+    return grid, c, sol
 
 
-def loop(c, idx, chain, d, prices, profile, prm_terms):
-    """Per configuration, with scalars: latency, memory, required tokens by bisection, cost; the cheapest feasible."""
+def loop(grid, c, idx, chain, d, prices, profile, prm_terms):
+    """Per configuration, with scalars: latency, memory, required tokens by bisection, cost; the cheapest feasible.
+    Configuration ``i`` is shape ``i // k`` of ``grid`` (``k`` strategy x n rows per shape)."""
     link, curves = chain.link, chain.curves
     p = LAW.params_
     per_s = prices.usd_per_hour / 3600.0
     elem = DTYPE_BYTES["bf16"]
     best, best_cost = None, math.inf
+    k = len(c) // len(grid)
     for i in idx:
-        s, n = str(c.strategy[i]), int(c.n[i])
-        d_model = int(c.model[i].split("x")[0][1:])
-        layers = int(c.model[i].split("x")[1].split()[0])
-        heads = int(c.model[i].split(" h")[1].split()[0])
-        kv = int(c.model[i].split(" kv")[1]) if " kv" in c.model[i] else heads
-        hd = d_model // heads
-        ff = 256 * math.ceil(8 * d_model / 3 / 256)
-        kw = dict(d_model=d_model, n_layers=layers, n_heads=heads, n_kv_heads=kv, d_ff=ff, vocab_size=50432,
-                  head_dim=hd, ffn_matrices=ffn_matrices("swiglu"))
+        s, n, g = str(c.strategy[i]), int(c.n[i]), i // k
+        layers, kv, hd = int(grid.n_layers[g]), int(grid.n_kv_heads[g]), int(grid.head_dim[g])
+        kw = dict(d_model=int(grid.d_model[g]), n_layers=layers, n_heads=int(grid.n_heads[g]), n_kv_heads=kv,
+                  d_ff=int(grid.d_ff[g]), vocab_size=grid.vocab_size, head_dim=hd,
+                  ffn_matrices=ffn_matrices(grid.ffn_kind))
         pre = float(predict_latency_arrays(profile, **kw, workload=Workload(
             batch=d.batch, input_len=d.prompt_tokens, output_len=1))["prefill_s"])
         dec = float(predict_latency_arrays(profile, **kw, workload=Workload(
@@ -143,22 +138,20 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=3000, help="configurations the loop scores")
     args = parser.parse_args()
     cfg, chain, d, prices, profile = setup()
-    from infscale.arch import TransformerShape
     from infscale.plan.lifecycle_configs import _prm_terms
 
     vectorised(cfg, chain, d, prices, profile)  # warm-up
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        c, sol = vectorised(cfg, chain, d, prices, profile)
+        grid, c, sol = vectorised(cfg, chain, d, prices, profile)
         times.append(time.perf_counter() - t0)
-    prm = TransformerShape(d_model=cfg.prm.d_model, n_layers=cfg.prm.n_layers, n_heads=cfg.prm.n_heads,
-                           vocab_size=cfg.prm.vocab_size)
+    prm = cfg.prm.shape()
     prm_terms = {n: _prm_terms(prm, profile, d, n, "bf16") for n in sorted({int(v) for v in c.n})}
     idx = np.random.default_rng(0).choice(len(c), size=min(args.sample, len(c)), replace=False)
     idx = np.sort(np.append(idx, sol.best))  # the sample holds the global optimum, so both must find it
     t0 = time.perf_counter()
-    best, best_cost = loop(c, idx.tolist(), chain, d, prices, profile, prm_terms)
+    best, best_cost = loop(grid, c, idx.tolist(), chain, d, prices, profile, prm_terms)
     loop_s = time.perf_counter() - t0
     assert best == sol.best, f"loop optimum {c.model[best]} != vectorised {c.model[sol.best]}"
     assert math.isclose(best_cost, float(sol.cost[sol.best]), rel_tol=1e-6), (best_cost, float(sol.cost[sol.best]))

@@ -87,8 +87,8 @@ def test_tts_mini_refuses_a_crafted_checkpoint_in_its_directory(tmp_path):
     recipe = {"name": "tiny", "threads": 1,
               "train": {"context_length": 64, "min_difficulty": 2, "max_difficulty": 2, "batch_size": 8,
                         "warmup_steps": 1},
-              "policies": [{"name": f"p{d}", "d_model": d, "n_layers": 1, "n_heads": 2, "max_steps": 2,
-                            "max_time_s": 60} for d in (16, 24)],
+              "policies": [{"name": f"p{d}", "d_model": d, "n_layers": 1, "n_heads": 2, "max_steps": 2}
+                           for d in (16, 24)],
               "task": {"difficulty": 2, "n_problems": 2}, "strategies": [{"name": "greedy"}],
               "search": {"max_tokens": 24, "max_step_tokens": 8, "depth_cap": 3},
               "analysis": {"n_bootstrap": 10, "small_strategy": "greedy+greedy", "large_strategy": "greedy+greedy"}}

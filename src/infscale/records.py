@@ -26,7 +26,7 @@ from typing import Any
 from infscale.errors import InputError
 from infscale.jsonsafe import loads_strict
 
-__all__ = ["RecordWarning", "RecordWriter", "read_records", "read_numbered", "latest", "append_one"]
+__all__ = ["RecordWarning", "RecordWriter", "read_records", "read_numbered", "latest", "append_one", "held"]
 
 Key = Callable[[dict[str, Any]], Any]
 
@@ -96,6 +96,20 @@ def latest(records: Iterable[dict[str, Any]], key: Key) -> list[dict[str, Any]]:
     for r in records:
         out[key(r)] = r
     return list(out.values())
+
+
+def held(path: str | Path) -> bool:
+    """Whether a `RecordWriter` (in any process) holds ``path`` now, i.e. a job is writing it."""
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
 
 
 class RecordWriter:

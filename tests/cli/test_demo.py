@@ -10,7 +10,7 @@ def _cli(*args, cwd):
                           timeout=300)
 
 
-def test_quick_demo_json(tmp_path):
+def test_quick_demo_json(tmp_path, progress_lines):
     res = _cli("demo", "--quick", "--out", "run", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
@@ -19,6 +19,11 @@ def test_quick_demo_json(tmp_path):
     # progress went to stderr, one line per step start
     for step in ("laws", "latency", "plan", "tts", "report"):
         assert f"{step}" in res.stderr
+    # and one line per unit of work inside the long steps (shapes timed, problem x strategy x budget), with an ETA
+    shapes = progress_lines(res.stderr, "latency own")
+    assert shapes == [(i, len(out["latency"]["rows"])) for i in range(1, len(out["latency"]["rows"]) + 1)]
+    units = progress_lines(res.stderr, "tts run arith-own")
+    assert len(units) == units[0][1] == out["tts"]["n_records"] and [d for d, _ in units] == list(range(1, len(units) + 1))
 
 
 def test_quick_demo_table(tmp_path):

@@ -60,7 +60,7 @@ def test_measure_one_record_contents():
     json.dumps(r)  # JSON-ready
 
 
-def test_sweep_interrupted_keeps_records_and_resume_skips_them(tmp_path):
+def test_sweep_interrupted_keeps_records_and_resume_skips_them(tmp_path, capsys, progress_lines):
     out = tmp_path / "rec.jsonl"
     seen = []
 
@@ -73,10 +73,13 @@ def test_sweep_interrupted_keeps_records_and_resume_skips_them(tmp_path):
         measure_sweep(TINY, WL, out, "own", FAST, progress=stop_after_two)
     kept = read_records(out)
     assert [r["label"] for r in kept] == ["d64x1", "d64x2"]
+    # off a terminal: one progress line per shape timed, with its ETA
+    assert progress_lines(capsys.readouterr().err, "latency own") == [(1, 3), (2, 3)]
 
     resumed = []
     records = measure_sweep(TINY, WL, out, "own", FAST, progress=lambda r, d, t: resumed.append((r["label"], t)))
     assert resumed == [("d64x3", 1)]  # only the missing shape was measured
+    assert progress_lines(capsys.readouterr().err, "latency own") == [(1, 1)]
     assert sorted(r["label"] for r in records) == ["d64x1", "d64x2", "d64x3"]
     lines = out.read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["key"] == kept[0]["key"]  # appended, never rewritten

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def test_sweep_is_idempotent(text_corpus, token_cache, tmp_path):
     assert len(read_records(tmp_path / "records.jsonl")) == 3
 
 
-def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path):
+def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path, progress_lines):
     """kill -9 the sweep process mid-run; the re-run keeps finished runs, resumes the interrupted one from its
     checkpoint, and ends with the same records (run ids, N, D, losses) as an uninterrupted sweep."""
     d = sweep_dict(text_corpus, token_cache)
@@ -130,9 +131,18 @@ def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path):
     before = read_records(out / "records.jsonl")
     assert [r["run_id"] for r in before] == ["a-d32xL1h2-m0.3", "a-d16xL2h2-m0.3"]
     assert not (out / "runs" / "b-d32xL2h2-m2" / "record.json").exists()
+    # `infscale runs` lists the interrupted run beside the finished ones, with the step its checkpoint holds
+    listed = subprocess.run([sys.executable, "-m", "infscale.cli.main", "runs", str(out)], capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "2 finished, 1 in progress" in listed.stdout
+    assert re.search(r"in progress: b-d32xL2h2-m2: step \d+ of \d+, train loss [\d.]+ \(stopped, resumes from its "
+                     r"checkpoint\)", listed.stdout), listed.stdout
 
     done = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    # off a terminal: one progress line per run (the two kept ones count, without setting the ETA's rate)
+    assert sorted(set(progress_lines(done.stderr, "sweep out"))) == [(1, 3), (2, 3), (3, 3)]
     after = read_records(out / "records.jsonl")
     assert [r["run_id"] for r in after] == ["a-d32xL1h2-m0.3", "a-d16xL2h2-m0.3", "b-d32xL2h2-m2"]
     assert after[:2] == before

@@ -96,6 +96,15 @@ def test_resume_reproduces_the_uninterrupted_run(text_corpus, token_cache, tmp_p
     assert {"event": "resume", "step": 13} in events
 
 
+def test_progress_one_line_per_log_interval_with_eta(text_corpus, token_cache, tmp_path, capsys, progress_lines):
+    cfg = _cfg(text_corpus, token_cache, tokens=8 * 32 * 20, progress=True, run_id="p")  # 20 steps, log_every 5
+    assert train(cfg, tmp_path / "run", stop_after_steps=12) is None
+    first = capsys.readouterr().err
+    assert progress_lines(first, "train p") == [(5, 20), (10, 20)]
+    train(cfg, tmp_path / "run")  # resumed at step 12: the first line counts from there
+    assert progress_lines(capsys.readouterr().err, "train p") == [(12, 20), (15, 20), (20, 20)]
+
+
 def test_fp32_and_z_loss_run(text_corpus, token_cache, tmp_path):
     a = train(_cfg(text_corpus, token_cache, dtype="fp32", optim={"z_loss": 0.0}), tmp_path / "a")
     b = train(_cfg(text_corpus, token_cache, dtype="fp32", optim={"z_loss": 0.1}), tmp_path / "b")

@@ -134,7 +134,7 @@ def _mini_recipe(tmp_path: Path) -> Path:
         "name": "tiny", "threads": 1,
         "train": {"context_length": 64, "min_difficulty": 2, "max_difficulty": 2, "batch_size": 8,
                   "warmup_steps": 1},
-        "policies": [{"name": f"p{d}", "d_model": d, "n_layers": 1, "n_heads": 2, "max_steps": 3, "max_time_s": 60}
+        "policies": [{"name": f"p{d}", "d_model": d, "n_layers": 1, "n_heads": 2, "max_steps": 3}
                      for d in (16, 24)],
         "prm": "bundled",
         "task": {"difficulty": 2, "n_problems": 30, "seed": 7},

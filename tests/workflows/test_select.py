@@ -57,7 +57,7 @@ def _tiny_config(tmp_path, **over):
     return parse_select(data, "tiny.yaml")
 
 
-def test_select_trains_the_shortlist_and_resumes(tmp_path):
+def test_select_trains_the_shortlist_and_resumes(tmp_path, capsys, progress_lines):
     law = FittedLaw.from_dict("inference_aware", SEED_A)
     out = tmp_path / "sel"
     # a first call trains the top candidate only
@@ -65,10 +65,13 @@ def test_select_trains_the_shortlist_and_resumes(tmp_path):
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 1 and first.chosen["rank"] == 1
     # the full selection reuses that run and trains only the two others
+    capsys.readouterr()
     cfg = _tiny_config(tmp_path)
     report = run_selection(cfg, out, law=law)
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 3
+    # off a terminal: one progress line per run of the shortlist (the kept one too), each with its ETA
+    assert sorted(set(progress_lines(capsys.readouterr().err, "sweep sel"))) == [(1, 3), (2, 3), (3, 3)]
     assert report.runs[0]["achieved_loss"] == first.runs[0]["achieved_loss"]
     candidates = json.loads((out / "candidates.json").read_text())
     assert [r["rank"] for r in report.runs] == [1, 2, 3]

@@ -22,12 +22,12 @@ TINY = {
     "threads": 1,
     "train": {"context_length": 64, "min_difficulty": 2, "max_difficulty": 2, "batch_size": 8, "warmup_steps": 1},
     "policies": [
-        {"name": "p16", "d_model": 16, "n_layers": 1, "n_heads": 2, "max_steps": 3, "max_time_s": 60},
-        {"name": "p24", "d_model": 24, "n_layers": 1, "n_heads": 2, "max_steps": 3, "max_time_s": 60},
-        {"name": "p32", "d_model": 32, "n_layers": 2, "n_heads": 2, "max_steps": 3, "max_time_s": 60},
+        {"name": "p16", "d_model": 16, "n_layers": 1, "n_heads": 2, "max_steps": 3},
+        {"name": "p24", "d_model": 24, "n_layers": 1, "n_heads": 2, "max_steps": 3},
+        {"name": "p32", "d_model": 32, "n_layers": 2, "n_heads": 2, "max_steps": 3},
     ],
     # fine-tuned from p16 at a learning rate so small that 3 steps leave it at p16's weights
-    "prm": {"name": "prm16", "d_model": 16, "n_layers": 1, "n_heads": 2, "max_steps": 3, "max_time_s": 60,
+    "prm": {"name": "prm16", "d_model": 16, "n_layers": 1, "n_heads": 2, "max_steps": 3,
             "lr": 1e-7, "init_from": "p16"},
     "task": {"difficulty": 2, "n_problems": 2, "seed": 7},
     "strategies": [{"name": "greedy"}, {"name": "sampling", "budgets": [4]}, {"name": "beam", "budgets": [2, 4]},
@@ -58,7 +58,6 @@ def test_bundled_recipe_is_a_three_size_study_whose_context_holds_every_path():
     assert len({p.max_steps for p in cfg.policies}) == 1
     # the PRM reads the largest policy's likelihoods, fitted on every policy's samples; budgets in steps, not seconds
     assert cfg.prm.likelihood_of == cfg.policies[-1].name and cfg.prm.n_problems >= 100
-    assert all(p.max_time_s >= 3600 for p in cfg.policies)
     assert sorted(cfg.analysis.reward_aucs) == [0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
     assert {s.name for s in cfg.strategies} >= {"greedy", "sampling", "beam", "mcts", "rebase"}
     assert all(len(s.budgets) >= 3 for s in cfg.strategies if s.name in ("beam", "mcts", "rebase"))
@@ -70,10 +69,14 @@ def test_bundled_recipe_is_a_three_size_study_whose_context_holds_every_path():
 def test_quick_version_shrinks_every_budget():
     cfg = load_mini_config(None)
     q = cfg.quick()
-    assert q.name == "seed_b_mini-quick" and q.task.n_problems == 4
-    assert all(qp.max_steps == max(20, p.max_steps // 10) and qp.max_time_s <= 30
-               for qp, p in zip(q.policies, cfg.policies, strict=True))
+    assert q.name == "seed_b_mini-quick" and q.task.n_problems == 20
+    # the same models, trained for the same steps (a step budget: the result does not depend on the machine's load),
+    # on problems no harder than the evaluation's
+    assert q.policies == cfg.policies
+    assert q.train.max_difficulty == q.task.difficulty == cfg.task.difficulty < cfg.train.max_difficulty
+    assert q.train.model_dump(exclude={"max_difficulty"}) == cfg.train.model_dump(exclude={"max_difficulty"})
     assert [s.budgets for s in q.strategies if s.name == "rebase"] == [[4, 8]]
+    assert q.prm.n_problems == 64 and q.analysis.reward_aucs == [0.95, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -151,7 +154,7 @@ def test_crossover_finds_the_least_auc_from_which_the_smaller_model_wins():
 
 
 # ----- a tiny study end to end ---------------------------------------------------------------------------------------
-def test_tiny_study_end_to_end_and_resume(tmp_path):
+def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
     recipe = _write(tmp_path, TINY)
     out = tmp_path / "study"
     proc = subprocess.run([sys.executable, "-m", "infscale.cli.main", "tts", "mini", str(recipe), "--out", str(out),
@@ -160,6 +163,11 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     report = json.loads(proc.stdout)
     assert report == json.loads((out / "report.json").read_text())
     assert "prm prm16: training" in proc.stderr
+    # off a terminal: one progress line per training step and per unit of every strategy run, each with its ETA
+    for name, d, layers in (("p16", 16, 1), ("p24", 24, 1), ("p32", 32, 2)):
+        assert progress_lines(proc.stderr, f"train policy d{d}x{layers}") == [(1, 3), (2, 3), (3, 3)]
+        units = progress_lines(proc.stderr, f"tts run {name}")
+        assert [u for u, _ in units] == list(range(1, 17)) and {t for _, t in units} == {16}  # 8 settings x 2
 
     # every strategy and budget ran on every policy, on every problem
     from infscale.tts.core.runner import read_records

@@ -41,14 +41,8 @@ def measure(
     get_backend(name)  # a missing backend fails before anything is timed
     settings = MeasureSettings(device=device or cfg.device, threads=cfg.threads, warmup=cfg.warmup,
                                repeats=cfg.repeats)
-    console = Console(stderr=True)
-
-    def progress(record: dict, done: int, total: int) -> None:
-        console.print(f"[{done}/{total}] {record['label']}: prefill {record['prefill_s'] * 1e3:.1f} ms, "
-                      f"decode {record['decode_s'] * 1e3:.1f} ms")
-
     records = measure_sweep(cfg.build_shapes(), cfg.workload.build(), out, backend=name, settings=settings,
-                            progress=progress, redo=redo or ())
+                            redo=redo or ())  # progress: a bar on a terminal, one line per shape otherwise
     if as_json:
         _print_json(records)
         return

@@ -108,29 +108,35 @@ def sweep_cmd(
 
 def runs_cmd(
     directory: Path = typer.Argument(Path("sweep"), help="A sweep/train output directory or a records.jsonl."),
-    json_out: bool = typer.Option(False, "--json", help="Print records as JSON lines."),
+    json_out: bool = typer.Option(False, "--json", help="Print records as JSON lines (in-progress runs too, with "
+                                  "\"in_progress\": true)."),
 ) -> None:
-    """List finished runs (records.jsonl) and runs in progress (checkpoints without a record)."""
+    """List finished runs (records.jsonl) and runs in progress (started, no record yet: step reached, whether a
+    trainer holds them now), also while a sweep is still running."""
     import json
 
     from infscale.errors import InputError
-    from infscale.train.sweep import read_records
+    from infscale.train.sweep import read_records, runs_in_progress
 
     path = directory if directory.suffix == ".jsonl" else directory / "records.jsonl"
-    if not path.exists():
-        raise InputError(f"{path}: no records file (run `infscale sweep` or `infscale train` first)")
+    if not path.exists() and not (path.parent / "runs").is_dir():
+        raise InputError(f"{path}: no records file and no runs/ (run `infscale sweep` or `infscale train` first)")
     records = read_records(path)
-    done = {r["run_id"] for r in records}
-    runs_dir = path.parent / "runs"
-    partial = sorted(p.parent.name for p in runs_dir.glob("*/ckpt.pt") if p.parent.name not in done) \
-        if runs_dir.is_dir() else []
+    partial = runs_in_progress(path.parent, {r["run_id"] for r in records})
     if json_out:
         for r in records:
             typer.echo(json.dumps(r))
+        for p in partial:
+            typer.echo(json.dumps({**p, "in_progress": True}))
         return
-    _table(f"{path} ({len(records)} finished)", records)
-    for name in partial:
-        typer.echo(f"in progress (checkpoint): {name}")
+    _table(str(path), records)
+    typer.echo(f"{len(records)} finished, {len(partial)} in progress")
+    for p in partial:
+        of = "" if p["steps"] is None else f" of {p['steps']:,}"
+        loss = "" if p["loss_smoothed"] is None else f", train loss {p['loss_smoothed']:.4f}"
+        state = "training now" if p["active"] else ("stopped, resumes from its checkpoint" if p["checkpoint"]
+                                                    else "stopped before its first checkpoint")
+        typer.echo(f"in progress: {p['run_id']}: step {p['step']:,}{of}{loss} ({state})")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,9 +17,6 @@ def run_cmd(
     import json
     from dataclasses import asdict
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from infscale.configio import check_number
     from infscale.tts.core.config import load_config
     from infscale.tts.core.runner import run
@@ -28,11 +25,7 @@ def run_cmd(
     cfg = load_config(config)
     if max_problems is not None:
         cfg = cfg.model_copy(update={"max_problems": max_problems})
-    console = Console(stderr=True)
-    with Progress(TextColumn("[bold]tts run"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=json_out) as bar:
-        task_id = bar.add_task("run", total=None)
-        summary = run(cfg, progress=lambda i, n: bar.update(task_id, completed=i, total=n))
+    summary = run(cfg)  # progress: a bar on a terminal, one line per unit otherwise (standard error)
     if json_out:
         print(json.dumps(asdict(summary)))
     else:
@@ -80,7 +73,8 @@ def _print_summary(run_name: str, summary) -> None:
     from infscale.tts.core.runner import read_records
 
     records = [r for r in read_records(Path(summary.records_path)) if r.error is None]
-    table = Table(title=f"{run_name}: {summary.written} written, {summary.skipped} resumed, {summary.failed} failed")
+    table = Table(title=f"{run_name} (reward: {summary.reward}): {summary.written} written, {summary.skipped} resumed, "
+                        f"{summary.failed} failed")
     for col in ("strategy", "budget", "problems", "majority acc", "weighted acc", "tokens/problem",
                 "FLOPs/problem", "seed-B FLOPs"):
         table.add_column(col, justify="right" if col != "strategy" else "left")

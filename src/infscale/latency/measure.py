@@ -37,6 +37,7 @@ from infscale.errors import InputError
 from infscale.latency.io import latest_records, read_records, record_key
 from infscale.latency.model import Workload
 from infscale.latency.preflight import check_fits, estimate_measure_bytes
+from infscale.progress import Progress
 from infscale.records import RecordWriter
 from infscale.registry import Registry
 
@@ -444,13 +445,14 @@ def _record(shape: TransformerShape, wl: Workload, be: Any, device: torch.device
 def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: str | Path, backend: str = "own",
                   settings: MeasureSettings | None = None,
                   progress: Callable[[dict[str, Any], int, int], None] | None = None,
-                  redo: Iterable[str] = ()) -> list[dict[str, Any]]:
+                  redo: Iterable[str] = (), show_progress: bool = True) -> list[dict[str, Any]]:
     """Measure every shape not yet in ``out`` (JSONL, append-only), appending each record as soon as it is done.
 
     Returns the latest record of ``out`` for each of these shapes (old and new). ``progress(record, done, total)``
     is called after each new record; an exception there (or Ctrl-C) stops the sweep with the finished records kept
     on disk. Shapes whose label is in ``redo`` are measured again (e.g. a run disturbed by another job); the new
     record is appended and, having the same key, supersedes the old one for every reader (`latest_records`).
+    ``show_progress``: a bar, or one line per shape with its ETA, on standard error (`infscale.progress`).
     """
     settings = settings or MeasureSettings()
     be = get_backend(backend)
@@ -480,7 +482,9 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
     group = settings.interleave
     check_fits([shape for _, shape in todo], wl, device, group)  # before anything is timed or written
     k = group
-    with RecordWriter(path) as writer:
+    bar = Progress(f"latency {be.name}", len(todo), f"shapes (timed in groups of {k})" if k > 1 else "shapes",
+                   enabled=show_progress and bool(todo))
+    with RecordWriter(path) as writer, bar:
         for start in range(0, len(todo), k):
             group = todo[start:start + k]
             for j, ((key, _), record) in enumerate(zip(group, measure_group([s for _, s in group], workload, be,
@@ -488,6 +492,8 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
                 writer.append(record)
                 _warn_if_busy(record)
                 result[key] = record
+                bar.advance(note=f"{record['label']}: prefill {record['prefill_s'] * 1e3:.1f} ms, decode "
+                                 f"{record['decode_s'] * 1e3:.1f} ms")
                 if progress is not None:
                     progress(record, start + j + 1, len(todo))
     return list(result.values())

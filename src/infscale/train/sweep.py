@@ -28,6 +28,7 @@ from infscale import records as store
 from infscale.arch import TransformerShape
 from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
+from infscale.progress import Progress
 from infscale.records import RecordWriter, latest
 from infscale.registry import Registry
 from infscale.train.config import NearSpec, SweepConfig, TrainConfig, parse_train
@@ -197,11 +198,13 @@ def _train_flops(cfg: TrainConfig, vocab_size: int) -> float:
 
 
 def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = None, workers: int | None = None,
-              source: str = "<sweep>", on_record: Callable[[dict[str, Any], bool], None] | None = None
-              ) -> list[dict[str, Any]]:
+              source: str = "<sweep>", on_record: Callable[[dict[str, Any], bool], None] | None = None,
+              show_progress: bool = True) -> list[dict[str, Any]]:
     """Run every pending run of ``sweep`` into ``out_dir``; returns the records of all its runs (old and new).
 
-    ``on_record(record, new)`` is called for each run as it is settled (``new`` False for skipped runs).
+    ``on_record(record, new)`` is called for each run as it is settled (``new`` False for skipped runs);
+    ``show_progress``: a bar, or one line per run with its ETA, on standard error (`infscale.progress`), beside each
+    run's own per-interval lines from the trainer.
     """
     check_output_dir(out_dir)
 
@@ -221,12 +224,14 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
     resolved = sweep.model_dump(mode="json") | {"runs": {rid: cfg.model_dump(mode="json") for rid, cfg in runs}}
     save_config(out / "sweep.yaml", resolved)
 
-    with RecordWriter(out / "records.jsonl") as writer:
+    bar = Progress(f"sweep {out.name}", len(runs), "runs", enabled=show_progress)
+    with RecordWriter(out / "records.jsonl") as writer, bar:
         done = {r.get("run_id"): r for r in latest(writer.records(), key=lambda r: r.get("run_id"))}
         jobs: list[Job] = []
         for run_id, cfg in runs:
             run_dir = out / "runs" / run_id
             if run_id in done:
+                bar.advance(resumed=True)
                 if on_record:
                     on_record(done[run_id], False)
                 continue
@@ -235,6 +240,7 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
                 rec = json.loads(finished.read_text())
                 writer.append(rec)
                 done[run_id] = rec
+                bar.advance(resumed=True)
                 if on_record:
                     on_record(rec, False)
                 continue
@@ -244,11 +250,34 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
             jobs.append(Job(run_id, config, str(run_dir), str(data.directory)))
         if workers > 1:  # longest first (by training FLOPs): no worker is left alone with a long run at the end
             jobs.sort(key=lambda job: _train_flops(dict(runs)[job.run_id], data.vocab_size), reverse=True)
+        if jobs:
+            bar.note(f"{len(jobs)} runs to train ({name} executor, {workers} worker{'s' if workers > 1 else ''})")
         for rec in exe.map(run_job, jobs):
             new = rec["run_id"] not in done
             if new:
                 writer.append(rec)
             done[rec["run_id"]] = rec
+            bar.advance(note=f"{rec['run_id']}: val loss {rec['loss']:.4f}, {rec['wall_s']:.0f} s")
             if on_record:
                 on_record(rec, new)
     return [done[rid] for rid, _ in runs if rid in done]
+
+
+def runs_in_progress(directory: str | Path, finished: set[str]) -> list[dict[str, Any]]:
+    """The runs of a sweep/train directory that have started but have no record yet (a sweep still running, or one
+    that was stopped): ``run_id``, ``step`` reached (from its ``metrics.jsonl``), planned ``steps``, latest
+    ``loss_smoothed``, ``checkpoint`` (whether it resumes from one) and ``active`` (whether a trainer holds it now)."""
+    from infscale.configio import load_yaml
+
+    runs_dir = Path(directory) / "runs"
+    out = []
+    for run_dir in sorted(p for p in runs_dir.glob("*") if p.is_dir()) if runs_dir.is_dir() else []:
+        if run_dir.name in finished or (run_dir / "record.json").exists() or not (run_dir / "config.yaml").exists():
+            continue
+        planned = (load_yaml(run_dir / "config.yaml", what="run config").get("resolved") or {}).get("steps")
+        rows = store.read_records(run_dir / "metrics.jsonl", missing_ok=True)
+        last = next((r for r in reversed(rows) if "loss_smoothed" in r), {})
+        out.append({"run_id": run_dir.name, "step": int(last.get("step", 0)), "steps": planned,
+                    "loss_smoothed": last.get("loss_smoothed"), "checkpoint": (run_dir / "ckpt.pt").exists(),
+                    "active": store.held(run_dir / "metrics.jsonl")})
+    return out

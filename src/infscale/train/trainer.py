@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -325,10 +324,12 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
                     "ema_weight": ema_weight, "elapsed_s": elapsed, "train_time_s": train_time}, tmp)
         os.replace(tmp, ckpt_path)
 
-    from tqdm import tqdm
+    from infscale.progress import Progress
 
-    bar = tqdm(total=steps, initial=start_step, desc=run_id, unit="step", leave=False,
-               disable=(not cfg.progress) or (not dist.main) or not sys.stderr.isatty())
+    # a bar on a terminal; otherwise one line per log interval (cfg.log_every steps), each with its ETA
+    bar = Progress(f"train {run_id}", steps, "steps", every=cfg.log_every, enabled=cfg.progress and dist.main)
+    bar.__enter__()
+    bar.advance(start_step, resumed=True)
     T, B, A = cfg.model.context_length, cfg.batch_size, cfg.grad_accum
     beta = cfg.ema_beta
     done_here = 0
@@ -359,8 +360,8 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
         ema_weight = beta * ema_weight + (1 - beta)
         dt = time.perf_counter() - t0
         train_time += dt
-        bar.update(1)
         done = step + 1
+        bar.advance(note=f"loss {ema / ema_weight:.4f}")
         if dist.main and (done % cfg.log_every == 0 or done == steps):
             log({"step": done, "tokens": done * B * T * A * dist.world, "loss": loss_sum,
                  "loss_smoothed": ema / ema_weight, "lr": lr, "tokens_per_s": B * T * A * dist.world / dt})
@@ -375,9 +376,9 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
             save_checkpoint(done)
             dist.barrier()
         if stop_after_steps is not None and done_here >= stop_after_steps and done < steps:
-            bar.close()
+            bar.__exit__()
             return None
-    bar.close()
+    bar.__exit__()
     val_loss = evaluate(model, data.val, cfg, device, dtype)
     downstream, downstream_n, t_down = {}, {}, time.perf_counter()
     if tasks:  # scored now, while the trained model is in memory (the checkpoint is deleted below)

@@ -135,7 +135,8 @@ def load_demo_config(path: str | Path | None, *, quick: bool = False) -> DemoCon
 
 
 Progress = Callable[[str, str], None]
-"""``progress(step, message)``: called at the start and end of each step and for each unit of work inside it."""
+"""``progress(step, message)``: called at the start and end of each step; the units of work inside a step (shapes
+timed, problems run) report themselves, one line each with an ETA (`infscale.progress`)."""
 
 
 # -------------------------------------------------------------------------------------------------------------- steps
@@ -174,13 +175,9 @@ def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, A
     settings = MeasureSettings(device="cpu", threads=cfg.threads, warmup=cfg.warmup, repeats=cfg.repeats)
     path = out / "latency_records.jsonl"
 
-    def each(record: dict, done: int, total: int) -> None:
-        progress("latency", f"[{done}/{total}] {record['label']}: prefill {record['prefill_s'] * 1e3:.1f} ms, "
-                            f"decode {record['decode_s'] * 1e3:.1f} ms")
-
     progress("latency", f"timing {len(shapes)} shapes (own backend, {cfg.input_len} in / {cfg.output_len} out, "
                         f"{cfg.repeats} repeats)")
-    records = latest_records(measure_sweep(shapes, wl, path, backend="own", settings=settings, progress=each))
+    records = latest_records(measure_sweep(shapes, wl, path, backend="own", settings=settings))
     obs = observations_from_records(records, source=str(path))
     base = get_profile(cfg.base_profile)
     n_fit = min(cfg.n_fit, len(obs) - 1)
@@ -323,11 +320,8 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
                    "depth_cap": cfg.depth_cap, "rebase_temperature": 0.2},
     })
     t0 = time.perf_counter()
-
-    def each(done: int, total: int) -> None:
-        progress("tts", f"[{done}/{total}] problems x strategies x budgets ({time.perf_counter() - t0:.0f} s)")
-
-    summary = run(run_cfg, progress=each)
+    progress("tts", f"{cfg.n_problems} problems x {len(cfg.strategies)} strategies at their budgets")
+    summary = run(run_cfg)  # one progress line per unit (problem x strategy x budget), with its ETA
     records = list(read_records(Path(summary.records_path)))
     analysis = analyse_records(records, out, n_boot=cfg.n_boot, seed=0, prefix="tts_", sources=[summary.records_path],
                                title="Own policy + PRM on arithmetic: accuracy vs inference FLOPs")

@@ -126,7 +126,7 @@ def train_config(cfg: MiniStudyConfig, spec: ModelSpec):  # -> SmallTrainConfig
     if spec.lr is not None:
         shared["lr"] = spec.lr
     return SmallTrainConfig(d_model=spec.d_model, n_layers=spec.n_layers, n_heads=spec.n_heads,
-                            max_steps=spec.max_steps, max_time_s=spec.max_time_s, threads=cfg.threads, **shared)
+                            max_steps=spec.max_steps, threads=cfg.threads, **shared)
 
 
 def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log: Log,
@@ -141,6 +141,7 @@ def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log
         extra = ckpt.get("extra", {})
         had = dict(extra.get("config", {}))
         had.pop("threads", None)  # the thread count does not change what was trained
+        had.pop("max_time_s", None)  # older checkpoints: a wall-clock cap that is no longer a setting
         same_start = extra.get("init_from") == (None if init_from is None else str(init_from))
         if ckpt.get("kind") != kind or had != {k: v for k, v in want.items() if k != "threads"} or not same_start:
             raise InputError(f"{path}: a {ckpt.get('kind')} checkpoint trained with other settings than the recipe's "
@@ -149,9 +150,10 @@ def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log
         log(f"{kind} {spec.name}: reusing {path}")
     else:
         start = "" if init_from is None else f", from {spec.init_from}"
-        log(f"{kind} {spec.name}: training (d_model {spec.d_model}, {spec.n_layers} layers{start}, at most "
-            f"{spec.max_steps} steps / {spec.max_time_s:.0f} s)")
-        metrics = train_own_model(kind, train_config(cfg, spec), path, log_every=0, init_from=init_from)
+        log(f"{kind} {spec.name}: training (d_model {spec.d_model}, {spec.n_layers} layers{start}, "
+            f"{spec.max_steps} steps)")
+        metrics = train_own_model(kind, train_config(cfg, spec), path, log_every=max(1, spec.max_steps // 20),
+                                  init_from=init_from)
         reused = False
         log(f"{kind} {spec.name}: {metrics['steps']} steps in {metrics['train_s']:.0f} s, "
             f"loss {metrics['final_loss']:.4f}")
@@ -195,7 +197,7 @@ def _fit_likelihood(cfg: MiniStudyConfig, spec: LikelihoodPRMSpec, policies: Seq
         fit_cfg = SmallTrainConfig(min_difficulty=t.min_difficulty, max_difficulty=t.max_difficulty,
                                    context_length=t.context_length, seed=t.seed, threads=cfg.threads)
         metrics = train_likelihood_prm(Path(lm.path), [Path(p.path) for p in policies], fit_cfg, spec.n_problems,
-                                       spec.samples, path, log_every=0, recipe=recipe)
+                                       spec.samples, path, log_every=1, recipe=recipe)
         reused = False
         log(f"prm {spec.name}: coef {metrics['coef']:.3g}, intercept {metrics['intercept']:.3g} from "
             f"{metrics['solutions']:.0f} solutions ({metrics['bad_steps']:.0f} bad steps) in {metrics['train_s']:.0f} s")
@@ -232,19 +234,6 @@ def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: Train
     })
 
 
-class _Progress:
-    """Logs a runner's progress at every quarter."""
-
-    def __init__(self, name: str, log: Log) -> None:
-        self.name, self.log, self.t0, self.next = name, log, time.perf_counter(), 0.25
-
-    def __call__(self, done: int, total: int) -> None:
-        if done / total >= self.next or done == total:
-            self.log(f"  {self.name}: {done}/{total} (strategy x budget x problem) in "
-                     f"{time.perf_counter() - self.t0:.0f} s")
-            self.next = done / total + 0.25
-
-
 def run_policies(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedModel], prm: TrainedModel | None,
                  log: Log = print) -> list[Path]:
     """Every strategy on every policy (resumable); returns the records files."""
@@ -252,7 +241,7 @@ def run_policies(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedMode
 
     paths = []
     for policy in policies:
-        summary = run(run_config(cfg, out, policy, prm), progress=_Progress(policy.name, log))
+        summary = run(run_config(cfg, out, policy, prm))
         log(f"{policy.name}: {summary.written} records written, {summary.skipped} already there, "
             f"{summary.failed} failed")
         paths.append(Path(summary.records_path))
@@ -270,7 +259,7 @@ def run_crossover(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedMod
     for auc in cfg.analysis.reward_aucs:
         for policy in (p for p in policies if p.n_params < largest):
             rc = run_config(cfg, out, policy, prm, reward_auc=auc)
-            summary = run(rc, progress=_Progress(rc.run, log))
+            summary = run(rc)
             log(f"{rc.run}: {summary.written} records written, {summary.skipped} already there, "
                 f"{summary.failed} failed")
             paths.setdefault(auc, []).append(Path(summary.records_path))

@@ -17,18 +17,20 @@ __all__ = ["RECIPES_DIR", "DEFAULT_RECIPE", "ModelSpec", "LikelihoodPRMSpec", "T
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 DEFAULT_RECIPE = RECIPES_DIR / "seed_b_mini.yaml"
+QUICK_PROBLEMS = 20
+"""Evaluation problems of `MiniStudyConfig.quick`."""
 
 
 # ----- the recipe ---------------------------------------------------------------------------------------------------
 class ModelSpec(Strict):
-    """One model to train: its shape and its training budget (whichever of steps / seconds runs out first)."""
+    """One model to train: its shape and its training budget in optimizer steps (never seconds, so a busy machine
+    trains the same model, only slower)."""
 
     name: SafeName
     d_model: int = Field(gt=0)
     n_layers: int = Field(gt=0)
     n_heads: int = Field(gt=0)
     max_steps: int = Field(gt=0)
-    max_time_s: float = Field(gt=0)
     lr: float | None = Field(None, gt=0)
     """Peak learning rate for this model (default: ``train.lr``)."""
     init_from: str | None = None
@@ -170,22 +172,20 @@ class MiniStudyConfig(Strict):
         return ArithmeticTask(n_problems=t.n_problems, difficulty=t.difficulty, seed=t.seed, max_value=t.max_value)
 
     def quick(self) -> MiniStudyConfig:
-        """A minutes-long smoke version: a tenth of each training budget (at least 20 steps, at most 30 s), 4 problems,
-        the two smallest budgets of each strategy, 200 bootstrap replicates."""
-        def shrink(spec: ModelSpec) -> ModelSpec:
-            return spec.model_copy(update={"max_steps": max(20, spec.max_steps // 10),
-                                           "max_time_s": min(30.0, spec.max_time_s)})
-
+        """The study in minutes, showing the same kind of result: the same policies trained for the same number of
+        steps (budgets are steps, never seconds, so a busy machine trains the same models, only slower), but on
+        problems no harder than the evaluation's (``train.max_difficulty`` lowered to ``task.difficulty``: shorter
+        sequences, so each step is cheaper), 20 problems, the two smallest budgets of each strategy, 64 problems for
+        the likelihood PRM's head, the two highest reward AUCs of the crossover, 200 bootstrap replicates."""
         data = self.model_dump()
-        data["policies"] = [shrink(p).model_dump() for p in self.policies]
-        if isinstance(self.prm, ModelSpec):
-            data["prm"] = shrink(self.prm).model_dump()
-        data["task"]["n_problems"] = min(4, self.task.n_problems)
+        data["train"]["max_difficulty"] = max(self.train.min_difficulty,
+                                              min(self.train.max_difficulty, self.task.difficulty))
+        data["task"]["n_problems"] = min(QUICK_PROBLEMS, self.task.n_problems)
         data["strategies"] = [{**s.model_dump(), "budgets": sorted(s.budgets)[:2]} for s in self.strategies]
         data["analysis"]["n_bootstrap"] = min(200, self.analysis.n_bootstrap)
         data["analysis"]["reward_aucs"] = sorted(self.analysis.reward_aucs)[-2:]
         if isinstance(self.prm, LikelihoodPRMSpec):
-            data["prm"]["n_problems"] = min(32, self.prm.n_problems)
+            data["prm"]["n_problems"] = min(64, self.prm.n_problems)
         data["name"] = f"{self.name}-quick"
         return MiniStudyConfig.model_validate(data)
 

@@ -96,7 +96,8 @@ def test_bad_inputs(tmp_path):
         load_config(_config(tmp_path, unknown_key=1))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    cfg = load_config(_config(tmp_path, task={"name": "gsm", "params": {"path": str(empty)}}))
+    cfg = load_config(_config(tmp_path, task={"name": "gsm", "params": {"path": str(empty)}},
+                              strategies=[{"name": "greedy"}]))
     with pytest.raises(InputError, match="empty"):
         run(cfg)
     cfg = load_config(_config(tmp_path, strategies=[{"name": "nope"}]))
@@ -118,12 +119,15 @@ def test_shipped_recipes_load():
         load_config(RECIPES / name)
 
 
-def test_cli_run_and_bad_config(tmp_path):
+def test_cli_run_and_bad_config(tmp_path, progress_lines):
     cfg = _config(tmp_path)
     exe = [sys.executable, "-m", "infscale.cli.main"]
     out = subprocess.run([*exe, "tts", "run", str(cfg), "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["written"] == 12
+    # off a terminal: one progress line per unit (problem x strategy x budget), each with its ETA, on stderr
+    assert progress_lines(out.stderr, "tts run t") == [(i, 12) for i in range(1, 13)]
+    assert "a unit: one problem under one strategy at one budget" in out.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("run: x\ntask: {name: arith}\n")
     out = subprocess.run([*exe, "tts", "run", str(bad)], capture_output=True, text=True)
@@ -137,3 +141,33 @@ def test_strategy_needing_reward_is_refused_before_running(tmp_path):
         run(cfg)
     records = tmp_path / "runs" / "t" / "records.jsonl"
     assert not records.exists() or not records.read_text()
+
+
+@pytest.mark.parametrize("strategy", ["beam", "mcts", "rebase"])
+def test_step_search_refuses_an_outcome_only_reward(tmp_path, strategy):
+    """On gsm the exact verifier checks only the final answer: a tree search steered by it would score every unfinished
+    path 0.0 and choose at random, so the pair is refused (one line, nothing written)."""
+    cfg = load_config(_config(tmp_path, task={"name": "gsm", "params": {"n_problems": 2}},
+                              strategies=[{"name": "greedy"}, {"name": strategy, "budgets": [2]}]))
+    with pytest.raises(InputError, match=rf"strategy '{strategy}' steers by the reward of each step, but reward "
+                                         r"'verifier' on task 'gsm' scores finished solutions only") as err:
+        run(cfg)
+    assert "\n" not in str(err.value) and not (tmp_path / "runs").exists()
+
+
+def test_outcome_only_rewards_are_labelled_so():
+    from infscale.tts.core.rewards import make_reward, reward_label
+    from infscale.tts.core.tasks import make_task
+
+    gsm, arith = make_task("gsm", n_problems=1), make_task("arith", n_problems=1)
+    assert reward_label(make_reward("verifier", gsm)) == "verifier (outcome only)"
+    assert reward_label(make_reward("verifier", arith)) == "verifier"  # arithmetic steps are checked exactly
+    assert reward_label(make_reward("torch_orm", arith)) == "torch_orm (outcome only)"
+    assert reward_label(make_reward("torch_prm", arith)) == "torch_prm" and reward_label(None) == "none"
+
+
+def test_outcome_strategies_run_with_an_outcome_only_reward(tmp_path):
+    cfg = load_config(_config(tmp_path, task={"name": "gsm", "params": {"n_problems": 2}},
+                              generator={"name": "scripted"}, strategies=[{"name": "best_of_n", "budgets": [2]}]))
+    summary = run(cfg)
+    assert summary.written == 2 and summary.reward == "verifier (outcome only)"

@@ -1,6 +1,7 @@
 """Reward models (registry by name): score every step of every candidate.
 
-- ``verifier``: the task's exact check (per step for the arithmetic task, outcome vs gold otherwise); costs no FLOPs.
+- ``verifier``: the task's exact check (per step for the arithmetic task; *outcome only* otherwise: the final answer
+  vs the gold one, so it cannot steer beam search, MCTS or REBASE, which refuse it); costs no FLOPs.
 - ``noisy_verifier``: the exact check through calibrated noise of a set AUC (a reward-quality dial), priced as a PRM.
 - ``torch_prm``: the project's own PRM (a `LlamaModel` trained on the arithmetic task): reward at each step tag =
   ``softmax([logit('+'), logit('-')])[0]`` read at the tag position (Math-Shepherd's formulation).
@@ -9,7 +10,10 @@
 - ``torch_orm`` / ``hf_orm``: outcome reward models: the same heads read only at the end of the solution.
 
 ``score(problem, prompt, candidates)`` takes each candidate as its list of step texts and returns one `StepScores`
-per candidate (one score per step, and the number of tokens the reward model read, for the ledger).
+per candidate (one score per step, and the number of tokens the reward model read, for the ledger). ``outcome_only``
+says whether a reward scores only finished solutions (an ORM, or the verifier of a task without a step checker):
+`reward_label` names it so, and the runner refuses it for the strategies that steer by step scores
+(`infscale.tts.core.strategies.STEP_SCORED`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class StepScores:
 class Reward(Protocol):
     name: str
     shape: TransformerShape | None
+    outcome_only: bool
 
     def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]: ...
 
@@ -52,6 +57,10 @@ class ExactVerifier:
 
     def __init__(self, task: Task) -> None:
         self.task = task
+
+    @property
+    def outcome_only(self) -> bool:
+        return not self.task.step_checkable
 
     def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
         return [StepScores(scores=self.task.verify_steps(problem, steps)) for steps in candidates]
@@ -84,6 +93,10 @@ class NoisyVerifier:
 
             self.shape = load_checkpoint(DEFAULT_PRM if cost_as == "bundled" else cost_as, expect_kind="prm")[0].shape
         self._tokenizer = CharTokenizer()
+
+    @property
+    def outcome_only(self) -> bool:
+        return not self.task.step_checkable
 
     def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
         import numpy as np
@@ -123,6 +136,10 @@ class _TagReader:
     shape: TransformerShape
     batch_size: int = 16
     outcome: bool = False
+
+    @property
+    def outcome_only(self) -> bool:
+        return self.outcome
 
     def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int], int]:
         """Token ids of prompt + steps, the position of each step's reward, and where the solution starts."""
@@ -370,6 +387,14 @@ class HFPRM(_TagReader):
 class HFORM(HFPRM):
     name = "hf_orm"
     outcome = True
+
+
+def reward_label(reward: Reward | None) -> str:
+    """The reward's name as users should read it: ``verifier (outcome only)`` where it scores finished solutions
+    only."""
+    if reward is None:
+        return "none"
+    return f"{reward.name} (outcome only)" if reward.outcome_only else reward.name
 
 
 def make_reward(name: str, task: Task, **params: object) -> Reward:

@@ -16,6 +16,7 @@ from pathlib import Path
 from infscale import records as store
 from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
+from infscale.progress import Progress
 from infscale.records import RecordWriter, latest
 from infscale.tts.core.config import RunConfig
 from infscale.tts.core.generation import derive_seed
@@ -30,6 +31,9 @@ class RunSummary:
     written: int
     skipped: int
     failed: int
+    reward: str = "none"
+    """The reward as users should read it (`infscale.tts.core.rewards.reward_label`), e.g. ``verifier (outcome
+    only)``."""
 
 
 def read_records(path: Path) -> Iterator[ProblemRecord]:
@@ -51,7 +55,7 @@ def _key(strategy: str, budget: int, problem_id: str) -> tuple[str, int, str]:
 def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
     from infscale.tts.core.generation import GENERATORS
     from infscale.tts.core.rewards import make_reward
-    from infscale.tts.core.strategies import NEEDS_REWARD, STRATEGIES, Engine
+    from infscale.tts.core.strategies import NEEDS_REWARD, STEP_SCORED, STRATEGIES, Engine
     from infscale.tts.core.tasks import make_task
 
     for s in cfg.strategies:
@@ -64,11 +68,19 @@ def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
     except TypeError as exc:
         raise InputError(f"generator {cfg.generator.name!r}: bad parameters ({exc})") from None
     reward = None if cfg.reward is None else make_reward(cfg.reward.name, task, **cfg.reward.params)
+    blind = [s.name for s in cfg.strategies if s.name in STEP_SCORED]
+    if reward is not None and reward.outcome_only and blind:
+        raise InputError(f"strategy {blind[0]!r} steers by the reward of each step, but reward {reward.name!r} on task "
+                         f"{task.name!r} scores finished solutions only (every unfinished path would score alike): "
+                         "use a process reward model (torch_prm, hf_prm) or an outcome strategy (best_of_n, "
+                         "weighted_vote)")
     return task, generator, reward, Engine(task, generator, reward, cfg.search)
 
 
-def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> RunSummary:
-    """Execute ``cfg``; ``progress(done, total)`` is called after every problem."""
+def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None,
+        show_progress: bool = True) -> RunSummary:
+    """Execute ``cfg``; ``progress(done, total)`` is called after every unit (one problem under one strategy at one
+    budget); ``show_progress`` writes a bar or one line per unit to standard error (`infscale.progress`)."""
 
     out = check_output_dir(Path(cfg.out_dir) / cfg.run, f"run directory (out_dir {cfg.out_dir})")
     task, generator, reward, engine = build(cfg)  # every name and setting checked before anything is written
@@ -86,11 +98,14 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> R
     jobs = [(s.name, b, p) for s in cfg.strategies for b in ([1] if s.name == "greedy" else s.budgets)
             for p in problems]
     written = skipped = failed = 0
-    with RecordWriter(path) as writer:
+    bar = Progress(f"tts run {cfg.run}", len(jobs), "units (a unit: one problem under one strategy at one budget)",
+                   enabled=show_progress)
+    with RecordWriter(path) as writer, bar:
         done = {_key(r.strategy, r.budget, r.problem_id) for r in read_records(path) if r.error is None}
         for i, (strategy, budget, problem) in enumerate(jobs, start=1):
             if _key(strategy, budget, problem.problem_id) in done:
                 skipped += 1
+                bar.advance(resumed=True)
             else:
                 try:
                     rec = engine.run(strategy, problem, budget, run_name=cfg.run, model_name=model,
@@ -105,6 +120,11 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> R
                                         gold=problem.gold, candidates=(), error=f"{type(exc).__name__}: {exc}")
                 writer.append(rec.to_json())
                 written += 1
+                bar.advance(note=f"{strategy} n={budget} {problem.problem_id}"
+                            + (" failed" if rec.error else ""))
             if progress:
                 progress(i, len(jobs))
-    return RunSummary(records_path=str(path), written=written, skipped=skipped, failed=failed)
+    from infscale.tts.core.rewards import reward_label
+
+    return RunSummary(records_path=str(path), written=written, skipped=skipped, failed=failed,
+                      reward=reward_label(reward))

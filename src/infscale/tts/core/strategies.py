@@ -289,6 +289,9 @@ StrategyFn = Callable[[Engine, Problem, int], list[Candidate]]
 STRATEGIES: Registry[StrategyFn] = Registry("strategy")
 NEEDS_REWARD = frozenset({"best_of_n", "weighted_vote", "beam", "mcts", "rebase"})
 """Strategies that cannot run without a reward model."""
+STEP_SCORED = frozenset({"beam", "mcts", "rebase"})
+"""Strategies that steer by the rewards of unfinished paths: an outcome-only reward scores every such path alike
+(0.0), so they would choose at random; the runner refuses the pair."""
 
 
 def _sample_solutions(eng: Engine, problem: Problem, n: int, temperature: float | None = None) -> list[Candidate]:

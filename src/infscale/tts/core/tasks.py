@@ -68,6 +68,9 @@ class Task:
     """Stop strings that end one reasoning step (tree search generates step by step)."""
     final_stop: ClassVar[tuple[str, ...]] = ()
     """Stop strings that end a whole solution (besides the model's end-of-sequence)."""
+    step_checkable: ClassVar[bool] = False
+    """Whether `verify_steps` checks each step exactly (True) or only the final answer against the gold one (False:
+    the exact verifier then scores outcomes only, and cannot steer a step-by-step search)."""
 
     def load(self) -> list[Problem]:
         raise NotImplementedError
@@ -123,6 +126,7 @@ class ArithmeticTask(Task):
 
     name = "arith"
     final_stop = ()
+    step_checkable = True
 
     def __init__(self, n_problems: int = 50, difficulty: int = 4, seed: int = 0, max_value: int = 99) -> None:
         if difficulty < 1:

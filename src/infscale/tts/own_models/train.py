@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
+from infscale.progress import Progress
 from infscale.train.model import LlamaModel
 from infscale.tts.backends.torch import load_checkpoint, save_checkpoint
 from infscale.tts.core.rewards import LikelihoodHead, path_min_logprobs, token_logprobs
@@ -45,8 +46,7 @@ class SmallTrainConfig:
     max_difficulty: int = 5
     batch_size: int = 64
     max_steps: int = 600
-    max_time_s: float = 150.0
-    """Wall-clock cap: training stops at whichever of max_steps / max_time_s comes first."""
+    """The training budget, in optimizer steps (never seconds: a busy machine trains the same model, only slower)."""
     lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_steps: int = 30
@@ -154,22 +154,22 @@ def policy_samples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, s
     gen = TorchGenerator(checkpoint=str(policy), seed=cfg.seed, threads=cfg.threads)
     params = SamplingParams(temperature=temperature, max_tokens=cfg.context_length, seed=None)
     out: list[tuple[Labelled, int]] = []
-    for start in range(0, n_problems, 32):
-        problems = [_problem(rng, cfg, task) for _ in range(min(32, n_problems - start))]
-        prompts = [task.prompt(p) for p in problems]
-        for p, prompt, comps in zip(problems, prompts, gen.generate(prompts, samples, params), strict=True):
-            first = len(tok.encode(prompt, bos=True))
-            for c in comps:
-                if c.finish_reason == "length":
-                    continue
-                steps = task.split_steps(c.text)
-                labels = [bool(v) for v in task.verify_steps(p, steps)]
-                ids = tok.encode(prompt + c.text, bos=True)
-                if len(ids) > cfg.context_length or len(labels) != len(steps):
-                    continue
-                out.append(((ids, tok.step_positions(ids, len(steps)), labels), first))
-        if log_every and (start // 32) % log_every == 0:
-            print(f"policy samples: {len(out)} solutions of {start + len(problems)} problems", flush=True)
+    with Progress(f"sample {Path(policy).stem}", n_problems, "problems", enabled=log_every > 0) as bar:
+        for start in range(0, n_problems, 32):
+            problems = [_problem(rng, cfg, task) for _ in range(min(32, n_problems - start))]
+            prompts = [task.prompt(p) for p in problems]
+            for p, prompt, comps in zip(problems, prompts, gen.generate(prompts, samples, params), strict=True):
+                first = len(tok.encode(prompt, bos=True))
+                for c in comps:
+                    if c.finish_reason == "length":
+                        continue
+                    steps = task.split_steps(c.text)
+                    labels = [bool(v) for v in task.verify_steps(p, steps)]
+                    ids = tok.encode(prompt + c.text, bos=True)
+                    if len(ids) > cfg.context_length or len(labels) != len(steps):
+                        continue
+                    out.append(((ids, tok.step_positions(ids, len(steps)), labels), first))
+            bar.advance(len(problems), note=f"{len(out)} labelled solutions")
     return out
 
 
@@ -303,29 +303,28 @@ def train_own_model(kind: str, cfg: SmallTrainConfig, out: Path, log_every: int 
     t0 = time.perf_counter()
     history: list[float] = []
     step = 0
-    for step in range(1, cfg.max_steps + 1):
-        # warm-up, then cosine to 10 % over whichever budget (steps or wall time) runs out first
-        progress = min(1.0, max(step / cfg.max_steps, (time.perf_counter() - t0) / cfg.max_time_s))
-        lr = cfg.lr * min(1.0, step / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        batch = ([examples[rng.randrange(len(examples))] for _ in range(cfg.batch_size)] if examples is not None
-                 else [_weighted(make(rng, cfg, task, tok)) for _ in range(cfg.batch_size)])
-        ids, tgt, wts = _batch(batch)
-        logits = model(ids)
-        per_token = F.cross_entropy(logits.view(-1, logits.size(-1)), tgt.view(-1), ignore_index=IGNORE,
-                                    reduction="none")
-        loss = (per_token * wts.view(-1)).sum() / wts.sum().clamp_min(1e-9)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        history.append(loss.item())
-        if log_every and step % log_every == 0:
-            print(f"{kind} step {step} loss {sum(history[-log_every:]) / log_every:.4f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        if time.perf_counter() - t0 > cfg.max_time_s:
-            break
+    with Progress(f"train {kind} d{cfg.d_model}x{cfg.n_layers}", cfg.max_steps, "steps", every=log_every or 1,
+                  enabled=log_every > 0) as bar:
+        for step in range(1, cfg.max_steps + 1):
+            # warm-up, then cosine to 10 % over the step budget
+            progress = step / cfg.max_steps
+            lr = cfg.lr * min(1.0, step / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = ([examples[rng.randrange(len(examples))] for _ in range(cfg.batch_size)] if examples is not None
+                     else [_weighted(make(rng, cfg, task, tok)) for _ in range(cfg.batch_size)])
+            ids, tgt, wts = _batch(batch)
+            logits = model(ids)
+            per_token = F.cross_entropy(logits.view(-1, logits.size(-1)), tgt.view(-1), ignore_index=IGNORE,
+                                        reduction="none")
+            loss = (per_token * wts.view(-1)).sum() / wts.sum().clamp_min(1e-9)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            history.append(loss.item())
+            window = history[-(log_every or 1):]
+            bar.advance(note=f"loss {sum(window) / len(window):.4f}")
     metrics = {"steps": step, "final_loss": sum(history[-20:]) / len(history[-20:]),
                "train_s": time.perf_counter() - t0}
     extra = {"config": asdict(cfg), "metrics": metrics,
@@ -358,7 +357,7 @@ def train_policy_and_prm(out_dir: Path, policy_steps: int = 600, lm_steps: int =
     ``prm_steps``); ``injected`` trains a tag head from the language model on injected errors (``prm_steps``)."""
     if prm_data not in PRM_DATA:
         raise InputError(f"prm data {prm_data!r}: expected one of {', '.join(PRM_DATA)}")
-    common = {"max_time_s": 1e9, "lr": 4e-3, "warmup_steps": 50, "seed": seed, "threads": threads}
+    common = {"lr": 4e-3, "warmup_steps": 50, "seed": seed, "threads": threads}
     policy, lm, prm = out_dir / "arith_policy.pt", out_dir / "arith_lm.pt", out_dir / "arith_prm.pt"
     out = {"policy": train_own_model("policy", SmallTrainConfig(**POLICY_SHAPE, max_steps=policy_steps, **common),
                                      policy, log_every=log_every)}

@@ -1,0 +1,130 @@
+"""Progress of every long job (training, sweeps, selection, tts runs, the tts mini study, latency sweeps, the demo).
+
+One `Progress` per loop over units of work. On a terminal it draws a rich bar (label, bar, done/total, elapsed, ETA);
+anywhere else (a log file, CI, a pipe, a worker process) it writes one plain line per unit of work (or per ``every``
+units), each with the elapsed time and an ETA, so that a job that runs for half an hour is never silent:
+
+    sweep: 3/12 runs (25%), 1:04 elapsed, ETA 3:12 | micro-d64xL4h4-m20 val loss 4.1012
+
+Units finished by an earlier process (a resumed run) are counted with ``resumed=True``: they move the counter but not
+the rate, so the ETA of a resumed job is not fooled by the instant skips. Output goes to standard error (looked up when
+the progress starts, so a test's capture sees it), never to standard output, so ``--json`` output stays clean.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from typing import TextIO
+
+__all__ = ["Progress", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a number of seconds; ``?`` when unknown."""
+    if not seconds >= 0 or seconds == float("inf"):
+        return "?"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """A counter of units of work with an ETA; use as a context manager, call `advance` after each unit.
+
+    ``label`` names the job (``"tts run arith-own"``), ``unit`` what one unit is (plural: ``"runs"``,
+    ``"problem x strategy x budget units"``); ``every`` prints one line per that many units (and always the last);
+    ``terminal`` forces the bar (True) or the lines (False); by default the bar is drawn when standard error is a
+    terminal and this is the main process (pool workers write lines, which interleave cleanly).
+    """
+
+    def __init__(self, label: str, total: int | None, unit: str, *, every: int = 1, terminal: bool | None = None,
+                 stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.label, self.total, self.unit = label, total, unit
+        self.every = max(1, int(every))
+        self.terminal, self.stream, self.enabled = terminal, stream, enabled
+        self.done = 0
+        self._fresh = 0
+        self._printed = 0
+        self._t0 = 0.0
+        self._bar = None
+        self._task = None
+        self._out: TextIO | None = None
+
+    # ----- lifecycle --------------------------------------------------------------------------------------------
+    def __enter__(self) -> Progress:
+        self._t0 = time.perf_counter()
+        if not self.enabled:
+            return self
+        self._out = self.stream if self.stream is not None else sys.stderr
+        use_bar = self.terminal
+        if use_bar is None:
+            use_bar = bool(getattr(self._out, "isatty", lambda: False)()) and \
+                multiprocessing.parent_process() is None
+        if use_bar:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn(self.unit), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[note]}"), console=Console(file=self._out), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.total, note="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    # ----- counting ---------------------------------------------------------------------------------------------
+    def eta_s(self) -> float:
+        """Seconds left at the rate of the units done in this process; ``nan`` before the first such unit."""
+        if self.total is None or self._fresh == 0:
+            return float("nan")
+        rate = (time.perf_counter() - self._t0) / self._fresh
+        return max(0, self.total - self.done) * rate
+
+    def advance(self, n: int = 1, note: str = "", *, resumed: bool = False) -> None:
+        """``n`` more units done (``resumed``: done by an earlier process, so they do not count towards the rate)."""
+        self.done += n
+        if not resumed:
+            self._fresh += n
+        self._show(note, force=False)
+
+    def update(self, done: int, note: str = "", *, total: int | None = None) -> None:
+        """Set the counter to ``done`` (and ``total``); the units since the last call count as done here."""
+        if total is not None:
+            self.total = total
+        self.advance(max(0, done - self.done), note)
+
+    def note(self, note: str) -> None:
+        """A message about the current unit (a line, or the bar's note), without advancing."""
+        self._show(note, force=True)
+
+    def line(self) -> str:
+        """The plain-text progress line for the current count."""
+        total = "?" if self.total is None else str(self.total)
+        pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        elapsed = format_duration(time.perf_counter() - self._t0)
+        return f"{self.label}: {self.done}/{total} {self.unit}{pct}, {elapsed} elapsed, ETA {format_duration(self.eta_s())}"
+
+    def _show(self, note: str, force: bool) -> None:
+        if not self.enabled or self._out is None:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, total=self.total, note=note)
+            return
+        last = self.total is not None and self.done >= self.total
+        if force or self.done // self.every > self._printed // self.every or (last and self.done > self._printed):
+            self._printed = self.done
+            print(self.line() + (f" | {note}" if note else ""), file=self._out, flush=True)

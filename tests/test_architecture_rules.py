@@ -24,6 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 PURE_MODULES = [
     "infscale.arch",
+    "infscale.extrapolation",
     "infscale.laws",
     "infscale.laws.bootstrap",
     "infscale.laws.diagnostics",
@@ -65,7 +66,8 @@ GLOBAL_RANDOM = {"seed", "rand", "randn", "randint", "random", "choice", "shuffl
 
 # (module prefix, layer): the most specific prefix decides; a module may import only layers <= its own
 LAYERS = [
-    ("infscale", 0), ("infscale.arch", 0), ("infscale.errors", 0), ("infscale.jsonsafe", 0),
+    ("infscale", 0), ("infscale.arch", 0), ("infscale.errors", 0), ("infscale.jsonsafe", 0), ("infscale.extrapolation", 0),
+    ("infscale.progress", 0),
     ("infscale.registry", 0), ("infscale.records", 0), ("infscale.configio", 0), ("infscale.data", 0),
     ("infscale.laws", 1), ("infscale.plan", 1), ("infscale.latency.model", 1), ("infscale.latency.calibrate", 1),
     ("infscale.latency", 2), ("infscale.train", 2), ("infscale.tts", 2), ("infscale.report", 2),

@@ -103,6 +103,19 @@ def _creatable(path: Path, what: str) -> None:
         raise InputError(f"{what} {path}: cannot be created, {parent} is not writable")
 
 
+OUT_ROOT = Path("infscale-out")
+"""Where every command writes when not given ``--out``."""
+
+
+def default_out(command: str, name: str | None = None) -> Path:
+    """The default output directory of ``command``: ``infscale-out/<command>-<name>`` for a resumable job (named by
+    its config, so running the same command again resumes it), else ``infscale-out/<command>-<UTC time>`` (each run
+    its own directory)."""
+    import time
+
+    return OUT_ROOT / (f"{command}-{name}" if name else time.strftime(f"{command}-%Y%m%d-%H%M%S", time.gmtime()))
+
+
 def check_output_dir(path: str | Path, what: str = "--out") -> Path:
     """``path`` can be (or is) a writable directory; checked before any work, so a run never fails at its end."""
     p = Path(path)

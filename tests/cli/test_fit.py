@@ -48,7 +48,9 @@ def test_default_fit_writes_plot_and_loadable_fit(main_job):
     n, d, r = 1.669e9, 20 * 1.669e9, 256.0  # Morph-1B: N by seed A's formula, 20 tokens/param, R = 3072/12
     expected = (p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["alpha"]) * (1 + p["eps"] * r ** p["alpha"])
     assert float(law.predict(n, d, r)) == pytest.approx(expected, rel=1e-12)
-    assert (cwd / "infscale-out" / "fit" / "fit.json").exists()
+    (fit_dir,) = (cwd / "infscale-out").glob("fit-*")  # the default output: infscale-out/fit-<UTC time>/
+    assert (fit_dir / "fit.json").exists() and str(png).startswith(str(fit_dir))
+    assert json.loads((fit_dir / "fit.json").read_text())["meta"]["fit_range"]["n_runs"] == 27
 
 
 def test_fit_trainer_records_with_fit_on(tmp_path):

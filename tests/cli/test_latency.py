@@ -26,6 +26,17 @@ def test_predict_json_matches_library():
     prof = HARDWARE["a100-40gb-seed-a"]
     assert got["morph-1b"] == pytest.approx(predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, prof).total_s)
     assert got["open-lm-1b"] / got["morph-1b"] == pytest.approx(1.84, rel=0.10)
+    # both within the sizes the seed-A profile was calibrated on: no warning
+    assert out["calibrated_on"].startswith("seed A's published") and all(not p["warnings"] for p in out["predictions"])
+
+
+def test_predict_says_when_it_rests_on_an_uncalibrated_profile_or_extrapolates():
+    h100 = run("predict", "--shape", "d2048x24h16", "--hardware", "h100")
+    assert "warning: uncalibrated: profile 'h100' is a datasheet preset" in h100.stdout
+    out = json.loads(run("predict", "--shape", "d2048x24h16", "--hardware", "h100", "--json").stdout)
+    assert out["calibrated_on"] is None and out["predictions"][0]["warnings"][0].startswith("uncalibrated")
+    small = run("predict", "--shape", "d512x8", "--shape", "morph-1b")
+    assert "warning: extrapolation: d512x8: N = " in small.stdout and "morph-1b: N" not in small.stdout
 
 
 @pytest.mark.parametrize("args, message", [

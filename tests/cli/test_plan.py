@@ -181,3 +181,39 @@ def test_baselines_of_any_vocabulary_are_scored_with_their_own(seed_a_law, tmp_p
     assert l2["n_params"] == 6_738_415_616
     for b in (l2, l3):
         assert b["latency_s"] > 0 and "dominated" in b and b["n_tokens"] == 2e12
+        # a 7B model from a law fitted on 78M-312M parameters, timed on a datasheet H100: both said beside it
+        assert any(w.startswith("extrapolation: N = ") for w in b["warnings"])
+        assert any(w.startswith("uncalibrated: profile 'h100'") for w in b["warnings"])
+
+
+def test_out_of_range_plan_is_flagged_beside_the_number_an_in_range_one_is_not(seed_a_law, tmp_path):
+    far = run("plan", "--law", str(seed_a_law), "--hardware", "h100", "--params", "7e9", "--tokens", "1.4e12",
+              "--out", str(tmp_path / "far"))
+    lines = far.stdout.splitlines()
+    rec = next(i for i, line in enumerate(lines) if line.startswith("Recommended"))
+    after = " ".join(lines[rec:rec + 8])
+    assert "warning: extrapolation: N = " in after and "above its largest (range 7.768e+07 to 3.12e+08 of the 27 " \
+        "runs the law was fitted on)" in after and "warning: uncalibrated: profile 'h100'" in after
+    plan = json.loads((tmp_path / "far" / "plan.json").read_text())
+    assert [w.split(" =")[0] for w in plan["warnings"] if w.startswith("extrapolation")] == [
+        "extrapolation: N", "extrapolation: D", "extrapolation: loss"]
+    # inside the 27 runs' N, D, D/N, aspect ratio and loss, without a latency profile: nothing to flag
+    near = run("plan", "--law", str(seed_a_law), "--params", "2e8", "--params-band", "1.3", "--tokens", "6e9",
+               "--out", str(tmp_path / "near"), "--json")
+    plan = json.loads(near.stdout)
+    assert 1.5e8 < plan["best"]["n_params"] < 2.7e8 and plan["warnings"] == []
+    assert "warning" not in run("plan", "--law", str(seed_a_law), "--params", "2e8", "--params-band", "1.3",
+                                "--tokens", "6e9", "--out", str(tmp_path / "near")).stdout
+
+
+def test_lifetime_and_optimum_flag_an_extrapolated_optimum(seed_a_law, tmp_path):
+    life = json.loads(run("lifetime", "--law", str(seed_a_law), "--loss-target", "2.9", "--decode-tokens", "2e12",
+                          "--aspect-ratio", "256", "--json").stdout)
+    assert any(w.startswith("extrapolation: D = ") for w in life["warnings"])
+    near = json.loads(run("optimum", "--law", str(seed_a_law), "--flops", "6e18", "--aspect-ratio", "64",
+                          "--json").stdout)
+    far = json.loads(run("optimum", "--law", str(seed_a_law), "--flops", "1e23", "--aspect-ratio", "64",
+                         "--json").stdout)
+    flags = [w for w in far["warnings"] if w.startswith("extrapolation")]
+    assert [w.split(" =")[0] for w in flags] == ["extrapolation: N", "extrapolation: D", "extrapolation: loss"]
+    assert not [w for w in near["warnings"] if w.startswith("extrapolation")], near

@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from infscale.errors import InputError
+from infscale.extrapolation import law_warnings
 from infscale.laws import FittedLaw
 from infscale.laws.validate import spearman
 from infscale.plan.optimum import PlanConstraints, plan_shapes
@@ -14,6 +15,8 @@ from infscale.plan.shapes import ShapeRules, enumerate_shapes
 from infscale.workflows.select import parse_select, run_selection, shortlist
 
 SEED_A = {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}
+SEED_A_RANGE = {"n_runs": 27, "n_params": [77677440, 311975680], "n_tokens": [1610612736, 12884901888],
+                "tokens_per_param": [19.565, 165.17], "aspect_ratio": [17.45, 384.0], "loss": [3.5904, 5.0774]}
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -58,7 +61,8 @@ def _tiny_config(tmp_path, **over):
 
 
 def test_select_trains_the_shortlist_and_resumes(tmp_path, capsys, progress_lines):
-    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    # seed A's law with the range of its 27 fit runs (78M-312M parameters): these 9k-80k candidates extrapolate
+    law = FittedLaw.from_dict("inference_aware", SEED_A, {"fit_range": SEED_A_RANGE})
     out = tmp_path / "sel"
     # a first call trains the top candidate only
     first = run_selection(_tiny_config(tmp_path, shortlist=1), out, law=law)
@@ -87,6 +91,17 @@ def test_select_trains_the_shortlist_and_resumes(tmp_path, capsys, progress_line
         # the trainer's N equals the planner's N (same vocabulary and tying); D is rounded up to whole steps
         assert r["n_params"] == r["planned_n_params"] and 8192 <= r["n_tokens"] < 8192 + 8 * 32
         assert np.isfinite(r["achieved_loss"]) and r["achieved_loss"] < np.log(320) + 0.5
+    # every prediction of the shortlist extrapolates (N, D, D/N, R and loss far outside the fit), on a datasheet CPU
+    assert report.warnings[0].startswith("extrapolation: the predictions of 3 of 3 shortlisted runs leave the law's "
+                                         "fitted range in N, D")
+    assert any(w.startswith("uncalibrated: profile 'generic-cpu'") for w in report.warnings)
+    for r in report.runs:
+        assert any(w.startswith("extrapolation: N = ") and "below its smallest" in w for w in r["warnings"])
+    # the same shortlist under a law fitted on runs like these: no extrapolation left to flag
+    near = {"n_runs": 3, "n_params": [9e3, 8e4], "n_tokens": [8e3, 9e3], "tokens_per_param": [0.1, 1.0],
+            "aspect_ratio": [8, 80], "loss": [1.0, 1e4]}
+    in_range = run_selection(cfg, out, law=FittedLaw.from_dict("inference_aware", SEED_A, {"fit_range": near}))
+    assert not [w for r in in_range.runs for w in r["warnings"] if w.startswith("extrapolation")], in_range.warnings
     # a third call trains nothing and gives the same report
     again = run_selection(cfg, out, law=law)
     assert (out / "records.jsonl").read_text().splitlines() == lines
@@ -113,6 +128,8 @@ def test_select_with_measured_latency_times_candidates_in_rank_order(tmp_path):
     cfg = _tiny_config(tmp_path, shortlist=2, latency_source="measured", max_latency_s=10.0,
                        measure={"warmup": 0, "repeats": 1, "threads": 1, "device": "cpu"})
     report = run_selection(cfg, tmp_path / "m", law=law)
+    # the inline law has no fitted range: whether the shortlist extrapolates is said to be unknown
+    assert all(r["warnings"] == [law_warnings({})[0]] for r in report.runs)
     timed = [json.loads(line) for line in (tmp_path / "m" / "latency.jsonl").read_text().splitlines()]
     # a generous limit: exactly the top two by predicted loss were timed, and their measurements are the latencies
     assert len(timed) == 2

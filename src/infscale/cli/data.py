@@ -25,15 +25,16 @@ def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from infscale.cli.output import console as cli_console
 
     t = Table(title="bundled datasets (infscale/data, see SOURCE.md)", title_justify="left")
     for col in ("name", "rows", "columns", "licence", "source"):
         t.add_column(col, justify="right" if col in ("rows", "columns") else "left")
     for r in rows:
         t.add_row(r["name"], str(r["rows"]), str(r["columns"]), r["licence"], r["source"])
-    Console().print(t)
+    cli_console().print(t)
 
 
 def _raw_columns(path):

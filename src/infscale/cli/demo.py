@@ -20,14 +20,13 @@ def demo(
     import json
     import time
 
-    from rich.console import Console
-
+    from infscale.cli.output import console as cli_console
     from infscale.jsonsafe import finite
     from infscale.workflows.demo import default_out_dir, load_demo_config, run_demo
 
     cfg = load_demo_config(config, quick=quick)
     out = out or default_out_dir()
-    err = Console(stderr=True)
+    err = cli_console(stderr=True)
     t0 = time.perf_counter()
 
     def progress(step: str, message: str) -> None:
@@ -41,10 +40,11 @@ def demo(
 
 
 def _print(s: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from infscale.cli.output import console as cli_console
+
+    console = cli_console()
     t = Table(title="infscale demo", title_justify="left")
     t.add_column("step")
     t.add_column("result")

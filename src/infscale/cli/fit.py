@@ -13,8 +13,6 @@ import typer
 
 from infscale.jsonsafe import finite
 
-DEFAULT_OUT = Path("infscale-out/fit")
-
 
 def fit(
     data: str = typer.Option("seed-a", "--data", help="Bundled dataset name (see `infscale data list`) or a file: "
@@ -30,16 +28,18 @@ def fit(
                                  "(default for seed-a: chinchilla_tied; 'none' to skip)."),
     n_boot: int = typer.Option(200, "--bootstrap", help="Bootstrap refits for the intervals (0 = none)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the bootstrap."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Output directory for the plot and fit.json."),
+    out: Path = typer.Option(None, "--out", help="Output directory for the plot and fit.json (default: infscale-out/fit-<UTC time>)."),
     save: Path = typer.Option(None, "--save", help="Also write the fitted law here (JSON, read by infscale.laws.load_fit)."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write predicted-vs-actual PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Fit a scaling law; print coefficients with bootstrap intervals, held-out validation and warnings."""
+    from infscale.configio import default_out
     from infscale.workflows.fit import FitRequest, run_fit_request
 
     result = run_fit_request(FitRequest(data=data, law=law, fitter=fitter, fit_on=fit_on, baseline=baseline,
-                                        n_boot=n_boot, seed=seed, out=out, save=save, plot=plot))
+                                        n_boot=n_boot, seed=seed, out=out or default_out("fit"), save=save,
+                                        plot=plot))
     if as_json:
         typer.echo(json.dumps(finite(result.to_dict()), indent=2, default=float, allow_nan=False))
         return
@@ -53,13 +53,20 @@ def _fmt(x: float) -> str:
 
 
 def _print_tables(reports, runs, files) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from infscale.cli.output import console as cli_console
+
+    console = cli_console()
     first = reports[0]
     console.print(f"[bold]{runs.source}[/]: {len(runs)} runs; fit on {first.fit_on or 'all rows'} "
                   f"({first.n_fit} runs), {first.n_held_out} held out; fitter {first.fitter}")
+    rng = first.law.meta.get("fit_range")
+    if rng:  # saved with the law: plan, select, lifetime and optimum flag what leaves it
+        spans = [f"{label} {rng[key][0]:.3g}-{rng[key][1]:.3g}" for key, label in (
+            ("n_params", "N"), ("n_tokens", "D"), ("tokens_per_param", "D/N"), ("aspect_ratio", "R"),
+            ("loss", "loss")) if rng.get(key)]
+        console.print(f"fitted range (outside it, every prediction is flagged as an extrapolation): {', '.join(spans)}")
     for rep in reports:
         t = Table(title=f"{rep.law.name}", title_justify="left")
         t.add_column("param")

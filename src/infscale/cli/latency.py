@@ -30,9 +30,9 @@ def measure(
     as_json: bool = typer.Option(False, "--json", help="print the records as JSON"),
 ) -> None:
     """Time prefill and decode of every shape of a sweep config (resumes: shapes already in --out are skipped)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from infscale.cli.output import console as cli_console
     from infscale.latency.io import load_sweep_config
     from infscale.latency.measure import MeasureSettings, get_backend, measure_sweep
 
@@ -55,7 +55,7 @@ def measure(
         table.add_row(r["label"], f"{r['n_params'] / 1e6:.2f}M", f"{r['shape']['d_model'] / r['shape']['n_layers']:.0f}",
                       f"{r['prefill_s'] * 1e3:.1f}", f"{r['decode_s'] * 1e3:.1f}",
                       f"{r['decode_s'] / max(n_new, 1) * 1e3:.3f}", f"{(sp['q75'] - sp['q25']) * 1e3:.1f}")
-    Console().print(table)
+    cli_console().print(table)
 
 
 @latency_app.command("predict")
@@ -70,52 +70,34 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Predict prefill, decode and total latency of shapes on a hardware profile."""
-    from rich.console import Console
     from rich.table import Table
 
-    from infscale.arch import parse_shape_spec
-    from infscale.configio import check_number
-    from infscale.errors import InputError
-    from infscale.latency.io import get_profile
-    from infscale.latency.model import DTYPE_BYTES, Workload
-    from infscale.latency.model import predict as predict_one
+    from infscale.cli.output import console as cli_console
+    from infscale.workflows.latency import predict_shapes
 
-    for flag, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len),
-                        ("--vocab-size", vocab_size)):
-        check_number(flag, value, low=1, inclusive=True)
-    profile = get_profile(hardware)
-    try:
-        wl = Workload(batch=batch, input_len=input_len, output_len=output_len, dtype=dtype)
-    except ValueError as exc:
-        raise InputError(f"workload: {exc}") from None
-    rows = []
-    for spec in shapes:
-        shape = parse_shape_spec(spec, vocab_size=vocab_size)
-        try:
-            p = predict_one(shape, wl, profile)
-        except ValueError as exc:
-            raise InputError(f"--hardware {hardware}: {exc}") from None
-        need = shape.serving_bytes(input_len + output_len, batch, DTYPE_BYTES[dtype])
-        fits = profile.memory_bytes is None or need <= profile.memory_bytes
-        rows.append({"shape": spec, "label": shape.label, "n_params": shape.n_params, "prefill_s": p.prefill_s,
-                     "decode_s": p.decode_s, "total_s": p.total_s, "decode_per_token_s": p.decode_per_token_s,
-                     "memory_bytes": need, "fits_memory": fits})
-    too_big = [r for r in rows if not r["fits_memory"]]
-    for r in too_big:
-        print(f"warning: {r['shape']} needs {r['memory_bytes'] / 1e9:.1f} GB for weights + KV cache at this workload; "
-              f"{profile.name} has {profile.memory_bytes / 1e9:.0f} GB: it does not fit one device, its prediction "
-              "is not a latency it can reach", file=sys.stderr)
+    res = predict_shapes(shapes, hardware, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
+                         vocab_size=vocab_size)
+    rows = res["predictions"]
+    for r in rows:
+        if not r["fits_memory"]:
+            print(f"warning: {r['shape']} needs {r['memory_bytes'] / 1e9:.1f} GB for weights + KV cache at this "
+                  f"workload; {res['hardware']} has {res['memory_bytes'] / 1e9:.0f} GB: it does not fit one device, "
+                  "its prediction is not a latency it can reach", file=sys.stderr)
     if as_json:
-        _print_json({"hardware": profile.name, "workload": wl.to_dict(), "predictions": rows})
+        _print_json(res)
         return
-    table = Table(title=f"predicted latency on {profile.name} (batch {batch}, {input_len} in / {output_len} out, {dtype})")
+    table = Table(title=f"predicted latency on {res['hardware']} (batch {batch}, {input_len} in / {output_len} out, "
+                        f"{dtype})")
     for col in ("shape", "params", "prefill ms", "decode ms", "total s", "ms/token", "memory GB"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(r["shape"], f"{r['n_params'] / 1e6:.1f}M", f"{r['prefill_s'] * 1e3:.2f}",
                       f"{r['decode_s'] * 1e3:.1f}", f"{r['total_s']:.3f}", f"{r['decode_per_token_s'] * 1e3:.3f}",
                       f"{r['memory_bytes'] / 1e9:.2f}" + ("" if r["fits_memory"] else " (does not fit)"))
-    Console().print(table)
+    cli_console().print(table)
+    for line in dict.fromkeys(w.replace("extrapolation: N", f"extrapolation: {r['shape']}: N")
+                              for r in rows for w in r["warnings"]):
+        print(f"warning: {line}")
 
 
 @latency_app.command("calibrate")
@@ -134,15 +116,15 @@ def calibrate(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Fit efficiency and overhead terms (least squares) and report held-out errors."""
-    from rich.console import Console
     from rich.table import Table
 
+    from infscale.cli.output import console as cli_console
     from infscale.configio import check_number
     from infscale.errors import InputError
     from infscale.workflows.latency import calibrate_on_records, calibrate_on_seed_a
 
     check_number("--n-fit", n_fit, low=1, inclusive=True)
-    console = Console()
+    console = cli_console()
     if seed_a:
         cal = calibrate_on_seed_a(name, out)
         if as_json:
@@ -204,9 +186,9 @@ def plot(
 @latency_app.command("hardware")
 def hardware(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the hardware profiles (presets and shipped calibrations)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from infscale.cli.output import console as cli_console
     from infscale.latency.io import get_profile, list_profiles
 
     profiles = [get_profile(n) for n in list_profiles()]
@@ -214,14 +196,17 @@ def hardware(as_json: bool = typer.Option(False, "--json", help="print JSON")) -
         _print_json([p.to_dict() for p in profiles])
         return
     table = Table(title="hardware profiles")
-    for col in ("name", "peak bf16 TFLOP/s", "bandwidth GB/s", "eff c/m", "ms/layer", "ms/step"):
-        table.add_column(col, justify="right")
+    for col in ("name", "peak bf16 TFLOP/s", "bandwidth GB/s", "eff c/m", "ms/layer", "ms/step", "calibrated"):
+        table.add_column(col, justify="left" if col in ("name", "calibrated") else "right")
     for p in profiles:
         peak = p.peak_flops_per_s.get("bf16", max(p.peak_flops_per_s.values()))
+        span = p.calibrated_n_params
+        calibrated = ("no (datasheet)" if not p.calibrated_on else
+                      "yes" + ("" if span is None else f", on {span[0]:.3g}-{span[1]:.3g} params"))
         table.add_row(p.name, f"{peak / 1e12:.1f}", f"{p.memory_bandwidth_bytes_per_s / 1e9:.0f}",
                       f"{p.compute_efficiency:.2f}/{p.memory_efficiency:.2f}", f"{p.layer_overhead_s * 1e3:.3f}",
-                      f"{p.step_overhead_s * 1e3:.3f}")
-    Console().print(table)
+                      f"{p.step_overhead_s * 1e3:.3f}", calibrated)
+    cli_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

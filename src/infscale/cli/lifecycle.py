@@ -15,17 +15,18 @@ def _g(x: float | None) -> str:
 
 def lifecycle_command(
     deploy: str = typer.Argument(..., help="Deployment file (YAML) or a bundled recipe name, e.g. lifecycle_mini."),
-    out: Path = typer.Option(None, "--out", help="Output directory (default: infscale-out/lifecycle-<name>)."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: infscale-out/lifecycle-<UTC time>)."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write crossover.png and frontier.png."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Choose N, D, shape, test-time strategy and its n for a whole deployment (lifetime queries, latency limit,
     accuracy target or cost ceiling, memory), at the least training + serving + reward-model cost; print the
     cost breakdown, the binding constraint and where the choice changes with query volume."""
+    from infscale.configio import default_out
     from infscale.jsonsafe import finite
     from infscale.workflows.lifecycle import run_lifecycle
 
-    target = out if out is not None else Path("infscale-out") / f"lifecycle-{Path(deploy).stem}"
+    target = out if out is not None else default_out("lifecycle")
     report = run_lifecycle(deploy, target, plot=plot)
     if as_json:
         print(json.dumps(finite(report.to_dict()), indent=1))
@@ -34,10 +35,11 @@ def lifecycle_command(
 
 
 def _print(r) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 120))
+    from infscale.cli.output import console as cli_console
+
+    console = cli_console()
     b, br = r.best, r.breakdown
     choice = b["strategy"] + ("" if b["strategy"] == "greedy" else f" n={b['n']}")
     acc = "-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}%"

@@ -36,12 +36,12 @@ def plan_command(
     measured: Path = typer.Option(None, "--measured",
                                   help="Measured latencies overriding predictions: CSV, or `infscale latency` JSONL."),
     baseline: list[str] = typer.Option([], "--baseline", help="Preset shape to place on the frontier (repeatable)."),
-    out: Path = typer.Option(Path("plan_out"), "--out", help="Directory for plan.json, frontier.csv, frontier.png."),
+    out: Path = typer.Option(None, "--out", help="Directory for plan.json, frontier.csv, frontier.png (default: infscale-out/plan-<UTC time>)."),
     top: int = typer.Option(12, "--top", help="Frontier rows to print."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Recommend the shape, N and D with the lowest predicted loss under the budgets; print and plot the frontier."""
-    from infscale.configio import check_number
+    from infscale.configio import check_number, default_out
     from infscale.workflows.plan import PlanRequest, run_plan
 
     check_number("--top", top, inclusive=True)
@@ -50,24 +50,47 @@ def plan_command(
         law=law, hardware=hardware, params=params, params_band=params_band, min_params=min_params,
         max_params=max_params, tokens=tokens, max_tokens=max_tokens, max_train_flops=max_train_flops,
         max_latency_s=max_latency, family=family, vocab_size=vocab_size, batch=batch_size,
-        prompt_tokens=prompt_tokens, new_tokens=new_tokens, measured=measured, baselines=tuple(baseline), out=out))
+        prompt_tokens=prompt_tokens, new_tokens=new_tokens, measured=measured, baselines=tuple(baseline),
+        out=out or default_out("plan")))
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
     _print_plan(report, top)
 
 
+def _print_warnings(console, lines: list[str], indent: str = "") -> None:
+    """Extrapolation and provenance lines, printed right under the number they qualify."""
+    from rich.markup import escape
+
+    for line in lines:
+        console.print(f"{indent}[yellow]warning[/]: {escape(line)}", soft_wrap=True)
+
+
+def _brief(lines: list[str]) -> str:
+    """Extrapolation and provenance lines in a few words: which quantities leave the fitted range, and why a
+    latency is only an estimate."""
+    import re
+
+    symbols = [m.group(1) for line in lines if (m := re.match(r"extrapolation: (\S+) =", line))]
+    parts = ([f"extrapolates the law ({', '.join(symbols)} outside its fitted range)"] if symbols else []) + \
+        (["the law has no fitted range"] if any(line.startswith("unchecked") for line in lines) else []) + \
+        (["latency from an uncalibrated profile"] if any(line.startswith("uncalibrated") for line in lines) else [])
+    return "; ".join(parts) or lines[0]
+
+
 def _print_plan(report, top: int) -> None:
     import numpy as np
-    from rich.console import Console
     from rich.table import Table
 
+    from infscale.cli.output import console as cli_console
+
     result, best = report.result, report.best
-    console = Console(width=max(Console().width, 110))
+    console = cli_console()
     latency_txt = "n/a" if best["latency_s"] is None else f"{best['latency_s']:.3f}s"
     console.print(f"[bold]Recommended[/bold] {best['label']}  N={_fmt(best['n_params'])}  D={_fmt(best['n_tokens'])}  "
                   f"d_ff={best['d_ff']}  loss={best['loss']:.4f}  latency={latency_txt}  "
                   f"({report.n_feasible} of {report.n_candidates} candidates feasible)")
+    _print_warnings(console, report.warnings)
     table = Table(title="Loss-vs-latency frontier (admissible shapes)")
     for col in ("shape", "N", "D", "R", "loss", "latency s", ""):
         table.add_column(col, justify="right")
@@ -92,6 +115,9 @@ def _print_plan(report, top: int) -> None:
                    else "on the frontier" if r["on_frontier"] else "undominated (outside the budgets)")
         lat = "n/a" if r["latency_s"] is None else f"{r['latency_s']:.3f}s"
         console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={lat} -> {verdict}")
+        if r["warnings"]:
+            console.print(f"  [yellow]warning[/]: {_brief(r['warnings'])} (plan.json: baselines.{name}.warnings)",
+                          soft_wrap=True)
     console.print("wrote " + ", ".join(report.files.values()))
 
 
@@ -133,8 +159,9 @@ def lifetime_command(
 
 
 def _print_lifetime(report) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from infscale.cli.output import console as cli_console
 
     plan, chinchilla = report.optimal, report.chinchilla
     served = report.prefill_tokens + report.decode_tokens
@@ -145,15 +172,16 @@ def _print_lifetime(report) -> None:
                                                                  report.chinchilla_cost)):
         table.add_row(name, _fmt(p.n_params), _fmt(p.train_tokens), f"{p.tokens_per_param:.1f}", f"{p.loss:.4f}",
                       _fmt(p.train_flops), _fmt(2.0 * p.n_params * served), _fmt(c))
-    console = Console(width=max(Console().width, 120))
+    console = cli_console()
     console.print(table)
     saving = round(100 * report.saving, 1) + 0.0  # + 0.0: a rounded -0.0 prints as 0.0
     console.print(f"saving vs Chinchilla-optimal at equal loss: {saving:.1f}%")
+    _print_warnings(console, report.warnings)
 
 
 def select_command(
     config: str = typer.Argument(..., help="Selection config (YAML) or a bundled recipe name, e.g. select_micro."),
-    out: Path = typer.Option(None, "--out", help="Output directory (default: select_out/<config name>)."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: infscale-out/select-<config name>, so the same command resumes)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Seed A's model selection: rank candidates by predicted loss under the latency limit, train the top k, choose.
@@ -173,8 +201,9 @@ def select_command(
 
 
 def _print_selection(report, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from infscale.cli.output import console as cli_console
 
     table = Table(title=f"Model selection: {report.n_feasible} of {report.n_candidates} candidates under the limit, "
                         f"top {len(report.runs)} trained")
@@ -187,12 +216,13 @@ def _print_selection(report, out: Path) -> None:
                       _fmt(r["n_tokens"]), f"{r['predicted_loss']:.4f}", f"{r['predicted_latency_s']:.4f}",
                       f"{r['achieved_loss']:.4f}", str(r["achieved_rank"]),
                       *(f"{r['downstream'][m]:.4f} ({r['downstream_rank'][m]})" for m in metrics))
-    console = Console(width=max(Console().width, 110 + 18 * len(metrics)))
+    console = cli_console()
     console.print(table)
     c = report.chosen
     by = (f"val loss {c['achieved_loss']:.4f}" if report.choose_by == "val_loss"
           else f"{report.choose_by} {c['downstream'][report.choose_by]:.4f}, val loss {c['achieved_loss']:.4f}")
     rhos = ", ".join([f"val loss {report.spearman:.3f}"] + [f"{m} {v:.3f}" for m, v in report.spearman_downstream.items()])
+    _print_warnings(console, report.warnings)
     console.print(f"chosen by {report.choose_by}: {c['run_id']} ({by})")
     console.print(f"Spearman predicted vs achieved order: {rhos}; wrote {out / 'report.json'}")
 

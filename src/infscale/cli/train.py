@@ -17,8 +17,9 @@ COLUMNS = {"run_id": "run", "N": "N", "D": "D", "tokens_per_param": "D/N", "d_mo
 
 
 def _table(title: str, records: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from infscale.cli.output import console as cli_console
 
     table = Table(title=title)
     for col, header in COLUMNS.items():
@@ -34,29 +35,28 @@ def _table(title: str, records: list[dict]) -> None:
             else:
                 cells.append("" if v is None else str(v))
         table.add_row(*cells)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+    console = cli_console()
     console.print(table)
 
 
 def train_cmd(
     config: str = typer.Argument(..., help="Train config YAML (or a bundled recipe name)."),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Output directory: runs/<run_id>/ and records.jsonl."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output directory: runs/<run_id>/ and records.jsonl (default: infscale-out/train-<config name>, so the same command resumes)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Train one model; resumes from its checkpoint when re-run; appends its record to OUT/records.jsonl."""
     import json
     import os
 
-    from infscale.configio import check_output_dir
+    from infscale.configio import check_output_dir, default_out
     from infscale.train.config import load_train_config
     from infscale.train.data import prepare_data
     from infscale.train.sweep import append_record
     from infscale.train.trainer import default_run_id, plan_tokens, resolve_shape, train
 
-    check_output_dir(out)
     path = resolve_recipe(config)
+    out = out or default_out("train", path.stem)
+    check_output_dir(out)
     cfg = load_train_config(path)
 
     d = cfg.data
@@ -76,7 +76,8 @@ def train_cmd(
 
 def sweep_cmd(
     config: str = typer.Argument(..., help="Sweep YAML (or a bundled recipe name, e.g. micro_sweep)."),
-    out: Path = typer.Option(Path("sweep"), "--out", "-o", help="Sweep directory (records.jsonl, runs/)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Sweep directory (records.jsonl, runs/; default: "
+                         "infscale-out/sweep-<config name>, so the same command resumes)."),
     executor: str | None = typer.Option(None, "--executor", "-e", help="local | ray (default: the config's)."),
     workers: int | None = typer.Option(None, "--workers", "-w", help="Concurrent runs (default: the config's)."),
     json_out: bool = typer.Option(False, "--json", help="Print all records as JSON lines."),
@@ -84,12 +85,13 @@ def sweep_cmd(
     """Run a sweep grid; re-running skips finished runs and resumes interrupted ones."""
     import json
 
-    from infscale.configio import check_number
+    from infscale.configio import check_number, default_out
     from infscale.train.config import load_sweep_config
     from infscale.train.sweep import run_sweep
 
     check_number("--workers", workers, low=1, inclusive=True)
     path = resolve_recipe(config)
+    out = out or default_out("sweep", path.stem)
     sweep = load_sweep_config(path)
 
     def report(rec: dict, new: bool) -> None:
@@ -107,7 +109,7 @@ def sweep_cmd(
 
 
 def runs_cmd(
-    directory: Path = typer.Argument(Path("sweep"), help="A sweep/train output directory or a records.jsonl."),
+    directory: Path = typer.Argument(..., help="A sweep/train output directory or a records.jsonl."),
     json_out: bool = typer.Option(False, "--json", help="Print records as JSON lines (in-progress runs too, with "
                                   "\"in_progress\": true)."),
 ) -> None:

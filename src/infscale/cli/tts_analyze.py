@@ -12,12 +12,10 @@ import typer
 
 from infscale.jsonsafe import finite
 
-DEFAULT_OUT = Path("infscale-out/tts-analysis")
-
 
 def analyze_cmd(
     runs: list[Path] = typer.Argument(None, help="Run directories (holding records.jsonl) or JSONL record files."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Output directory for the tables and plots."),
+    out: Path = typer.Option(None, "--out", help="Output directory for the tables and plots (default: infscale-out/tts-analysis-<UTC time>)."),
     accounting: str = typer.Option("ours", "--accounting", help="FLOPs for the frontier and the compute-optimal "
                                    "choices: ours (policy prefill + decode + reward model) or seed_b (2 N T)."),
     n_boot: int = typer.Option(1000, "--bootstrap", help="Bootstrap replicates for the intervals."),
@@ -28,9 +26,11 @@ def analyze_cmd(
 ) -> None:
     """Accuracy vs FLOPs per model x strategy, the Pareto frontier, the compute-optimal (model, strategy, n) per
     budget, the compute-optimal size and error-vs-compute fits, and saturation (Theorems 1-2)."""
+    from infscale.configio import default_out
     from infscale.workflows.tts_analysis import analyse_runs, analyse_seed_b, check_settings
 
     check_settings(accounting, n_boot, seed)
+    out = out or default_out("tts-analysis")
     if seed_b:
         payload = analyse_seed_b(out, plot)
     else:
@@ -45,10 +45,11 @@ def analyze_cmd(
 
 
 def _print(payload: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from infscale.cli.output import console as cli_console
+
+    console = cli_console()
     if "statements" in payload:
         t = Table(title="Seed B's statements, re-derived from its tables", title_justify="left", show_lines=True)
         t.add_column("holds")

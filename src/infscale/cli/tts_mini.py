@@ -9,7 +9,7 @@ import typer
 
 def mini_cmd(
     recipe: str = typer.Argument(None, help="Study recipe: a YAML path or a bundled name (default: seed_b_mini)."),
-    out: Path = typer.Option(None, "--out", help="Output directory (default: runs/<recipe name>)."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: infscale-out/tts-mini-<recipe name>, so the same command resumes)."),
     quick: bool = typer.Option(False, "--quick", help="Minutes-long smoke version: a tenth of the training, "
                                "4 problems, the two smallest budgets."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the accuracy-vs-FLOPs figures."),
@@ -22,6 +22,7 @@ of set quality (the PRM-quality crossover). Resumable: rerun to continue."""
     import json
     import sys
 
+    from infscale.configio import default_out
     from infscale.jsonsafe import finite
     from infscale.workflows.tts_mini import run_study
     from infscale.workflows.tts_mini_config import load_mini_config
@@ -29,7 +30,7 @@ of set quality (the PRM-quality crossover). Resumable: rerun to continue."""
     cfg = load_mini_config(recipe)
     if quick:
         cfg = cfg.quick()
-    out = out or Path("runs") / cfg.name
+    out = out or default_out("tts-mini", cfg.name)
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if as_json else (lambda msg: print(msg, flush=True))
     report = run_study(cfg, out, log=log, plot=plot)
     if as_json:
@@ -43,10 +44,11 @@ def _pct(x: float | None) -> str:
 
 
 def _print(report, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 120))
+    from infscale.cli.output import console as cli_console
+
+    console = cli_console()
     t = Table(title=f"{report.name}: policies (greedy accuracy, 95% interval)")
     for col in ("policy", "params", "train steps", "train s", "final loss", "greedy"):
         t.add_column(col, justify="left" if col == "policy" else "right")

@@ -16,9 +16,9 @@ def eval_reward_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object per run."),
 ) -> None:
     """How well each run's reward ranks the policy's own solutions (outcome and step AUC, top-1, position bias)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from infscale.cli.output import console as cli_console
     from infscale.workflows.reward_eval import evaluate_runs
 
     results = evaluate_runs(runs or [])
@@ -38,7 +38,7 @@ def eval_reward_cmd(
         t.add_row(Path(r.run).name, r.reward or "-", fmt(q.outcome_auc), fmt(q.step_auc), fmt(q.top1_when_solvable),
                   fmt(q.top1_random), fmt(q.position_bias), f"{q.n_correct}/{q.n_candidates}",
                   f"{q.n_solvable}/{q.n_problems}")
-    Console().print(t)
+    cli_console().print(t)
     print("top-1: how often the top-scored candidate is correct on problems with a correct one (random: what a random "
           "scorer gets); pos. bias: Spearman of a correct step's index vs its score (0 = unbiased)")
 

@@ -36,8 +36,8 @@ def run_cmd(
         raise typer.Exit(1)
 
 def train_cmd(
-    out_dir: Path = typer.Option(Path("runs/tts-models"), help="Where arith_policy.pt, arith_lm.pt and arith_prm.pt "
-                                                               "go."),
+    out_dir: Path = typer.Option(Path("infscale-out/tts-models"), help="Where arith_policy.pt, arith_lm.pt and "
+                                                                       "arith_prm.pt go."),
     policy_steps: int = typer.Option(600, help="Optimizer steps of the policy (d64x4)."),
     lm_steps: int = typer.Option(750, help="Optimizer steps of the PRM's language model (d128x4)."),
     seed: int = typer.Option(0),
@@ -67,9 +67,9 @@ def train_cmd(
 
 
 def _print_summary(run_name: str, summary) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from infscale.cli.output import console as cli_console
     from infscale.tts.core.runner import read_records
 
     records = [r for r in read_records(Path(summary.records_path)) if r.error is None]
@@ -90,7 +90,7 @@ def _print_summary(run_name: str, summary) -> None:
                       f"{sum(r.ledger.generated_tokens for r in rs) / n:.0f}",
                       f"{sum(r.ledger.total_flops for r in rs) / n:.3g}",
                       f"{sum(r.ledger.seed_b_flops for r in rs) / n:.3g}")
-    Console().print(table)
+    cli_console().print(table)
     print(f"records: {summary.records_path}")
 
 

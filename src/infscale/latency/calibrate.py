@@ -292,7 +292,15 @@ class LatencyCalibrator:
                 raise InputError(f"calibration: reference_group {ref!r} is not among the groups {groups}")
         if fit_layer:
             profile = profile.with_(layer_overhead_s=tau_by_group[ref if self.group_layer_overhead else ""])
-        self.profile_ = profile.with_(name=self.name or f"{self.base.name}-calibrated")
+        sizes = [o.shape.n_params for o in obs]
+        labels = [o.label or o.shape.label for o in obs]
+        shown = ", ".join(labels[:6]) + (f", ... ({len(labels)} in all)" if len(labels) > 6 else "")
+        wl = obs[0].workload
+        self.profile_ = profile.with_(
+            name=self.name or f"{self.base.name}-calibrated",
+            calibrated_on=f"{len(obs)} measured latencies ({shown}; batch {wl.batch}, {wl.input_len} in / "
+                          f"{wl.output_len} out, {wl.dtype})",
+            calibrated_n_params=(float(min(sizes)), float(max(sizes))))
         self.layer_overhead_by_group_ = tau_by_group
         self.params_ = {t: getattr(self.profile_, t) for t in FREE_TERMS}
         pred = _evaluate(design, self.profile_, taus[group_idx])

@@ -135,6 +135,12 @@ class HardwareProfile:
     """Device memory, for reference."""
     description: str = ""
     """Where the numbers come from."""
+    calibrated_on: str = ""
+    """The measurements its efficiencies and overheads were fitted on; empty for a datasheet preset whose
+    efficiencies and overheads are assumed, never calibrated (`infscale.extrapolation.profile_warnings` says so beside
+    every latency predicted on it)."""
+    calibrated_n_params: tuple[float, float] | None = None
+    """Smallest and largest model (parameters) among those measurements: a prediction outside them extrapolates."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -164,6 +170,16 @@ class HardwareProfile:
                              f"got {self.memory_bytes!r}")
         if not isinstance(self.overlap_overhead, bool):
             raise ValueError(f"HardwareProfile {self.name}: overlap_overhead must be true or false")
+        if not isinstance(self.calibrated_on, str):
+            raise ValueError(f"HardwareProfile {self.name}: calibrated_on must be a string")
+        span = self.calibrated_n_params
+        if span is not None:
+            ok = isinstance(span, list | tuple) and len(span) == 2 and all(_finite_positive(v) for v in span) \
+                and span[0] <= span[1]
+            if not ok:
+                raise ValueError(f"HardwareProfile {self.name}: calibrated_n_params must be [smallest, largest] "
+                                 f"positive parameter counts, got {span!r}")
+            object.__setattr__(self, "calibrated_n_params", (float(span[0]), float(span[1])))
 
     def peak_flops(self, dtype: str) -> float:
         """Peak FLOP/s for ``dtype``; fp16/bf16 stand in for each other, fp32 falls back to tf32."""
@@ -184,6 +200,8 @@ class HardwareProfile:
     def to_dict(self) -> dict[str, object]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["peak_flops_per_s"] = dict(self.peak_flops_per_s)
+        if self.calibrated_n_params is not None:
+            out["calibrated_n_params"] = list(self.calibrated_n_params)
         return out
 
     @classmethod
@@ -445,4 +463,7 @@ for _p in (
 HARDWARE.register("a100-40gb-seed-a", _a100_40gb.with_(
     name="a100-40gb-seed-a", layer_overhead_s=0.5406773e-3, step_overhead_s=1.229622e-3,
     description="A100-40GB calibrated on seed A's published HF generate latencies (open_lm per-layer overhead)",
+    calibrated_on="seed A's published HF generate latencies of 7 models on an A100-40GB (Morph-1B, Open-LM-1B, OPT, "
+                  "Pythia, GPT-Neo; batch 1, 128 in / 256 out, bf16)",
+    calibrated_n_params=(1.315723264e9, 1.668885504e9),
 ))

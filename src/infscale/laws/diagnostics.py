@@ -1,5 +1,6 @@
 """Warnings on degenerate fits: a coefficient <= 0, an exponent at a bound, E collapsing, too few over-trained points,
-a parameter the bootstrap cannot pin down, an optimiser that stopped early."""
+a parameter the bootstrap cannot pin down (an interval crossing zero or spanning over 100x), an optimiser that stopped
+early."""
 
 from __future__ import annotations
 
@@ -37,7 +38,11 @@ def diagnose(law: FittedLaw, fit_runs: Runs, boot: BootstrapResult | None = None
     if boot is not None:
         for name in form.coefficients:
             low, high = boot.low[name], boot.high[name]
-            if low > 0 and high / low > MAX_INTERVAL_RATIO:
+            if low <= 0 < high:
+                out.append(f"{name}: bootstrap interval [{low:.3g}, {high:.3g}] crosses zero: not identified by these "
+                           "runs (a coefficient of the law must be positive; its value and every figure drawn from "
+                           "it are unreliable)")
+            elif low > 0 and high / low > MAX_INTERVAL_RATIO:
                 out.append(f"{name}: bootstrap interval [{low:.3g}, {high:.3g}] spans more than {MAX_INTERVAL_RATIO:g}x: "
                            "weakly identified (it trades off against the exponent)")
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infscale.extrapolation import FitRange
 from infscale.laws.bootstrap import BootstrapResult, bootstrap
 from infscale.laws.diagnostics import diagnose
 from infscale.laws.fit import make_fitter
@@ -50,8 +51,11 @@ def run_fit(runs: Runs, law: str, fitter: str, fit_on: str | None = None, n_boot
     fit_runs, held_runs = runs.split(fit_on)
     est = make_fitter(fitter, law).fit(fit_runs)
     boot = bootstrap(est, fit_runs, n_boot, random_state=random_state) if n_boot >= 2 else None
+    frame = fit_runs.frame
+    fit_range = FitRange.from_arrays(frame["N"], frame["D"], frame["loss"],
+                                     frame["aspect_ratio"] if "aspect_ratio" in frame.columns else None)
     fitted = FittedLaw(est.law_.law, est.params_, {**est.law_.meta, "data": runs.source, "fit_on": fit_on,
-                                                   "n_fit": len(fit_runs)})
+                                                   "n_fit": len(fit_runs), "fit_range": fit_range.to_dict()})
     val = validate(fitted, fit_runs, held_runs)
     return FitReport(law=fitted, fitter=fitter, fit_on=fit_on, n_fit=len(fit_runs), n_held_out=len(held_runs),
                      objective=float(est.objective_), validation=val, boot=boot,

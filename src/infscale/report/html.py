@@ -142,6 +142,7 @@ def _plan_block(p: dict[str, Any], title: str, unit_note: str, max_rows: int = 1
            f"<p class='rec'><b>Recommendation: {_esc(b['label'])}</b> &mdash; N = {fmt(b['n_params'])}, "
            f"D = {fmt(b['n_tokens'])}, d_ff = {b['d_ff']}, aspect ratio {fmt(b['aspect_ratio'])}, predicted loss "
            f"{fmt(b['loss'])}, latency {fmt(b['latency_s'])} s.</p>"]
+    out += [f"<p class='warn'>{_esc(w)}</p>" for w in p.get("warnings", [])]
     for name, r in p.get("baselines", {}).items():
         verdict = (f"dominated by {r['n_dominating']} admissible shapes, e.g. {r['dominated_by']} (loss "
                    f"{fmt(r['dominated_by_loss'])}, {fmt(r['dominated_by_latency_s'])} s)" if r["n_dominating"]

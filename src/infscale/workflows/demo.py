@@ -224,11 +224,14 @@ def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_
     return result, idx, time.perf_counter() - t0
 
 
-def _plan_summary(result: Any, baselines: dict[str, int], seconds: float) -> dict[str, Any]:
+def _plan_summary(result: Any, baselines: dict[str, int], seconds: float, law: Any, profile: Any
+                  ) -> dict[str, Any]:
+    from infscale.extrapolation import point_warnings
     from infscale.plan.optimum import baseline_verdict
 
-    return {"n_candidates": len(result.grid), "n_feasible": int(result.feasible.sum()),
-            "best": result.row(result.best),
+    best = result.row(result.best)
+    return {"n_candidates": len(result.grid), "n_feasible": int(result.feasible.sum()), "best": best,
+            "warnings": point_warnings(law.meta, best, shape_aware=law.law.needs_aspect_ratio, profile=profile),
             "baselines": {name: baseline_verdict(result, i) for name, i in baselines.items()},
             "frontier": [result.row(int(i)) for i in result.frontier], "plan_seconds": seconds,
             "constraints": {k: getattr(result.constraints, k) for k in result.constraints.__dataclass_fields__}}
@@ -261,7 +264,7 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
                      f"latency <= {cfg_a100.max_latency_s:g} s")
     result, idx, secs = _plan(law, rules, lo, hi, a100_cons, latency_from_profile(seed_a.profile_, SEED_A_WORKLOAD),
                               SEED_A_WORKLOAD, baselines)
-    a100 = _plan_summary(result, idx, secs)
+    a100 = _plan_summary(result, idx, secs, law, seed_a.profile_)
     a100["hardware"] = seed_a.profile_.name
     a100["workload"] = SEED_A_WORKLOAD.to_dict()
     a100["seed_a_calibration_rel_errors"] = seed_a.relative_errors_["total_s"].tolist()
@@ -292,7 +295,7 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
     except InfeasibleError as exc:
         micro = {"infeasible": str(exc)}
     else:
-        micro = _plan_summary(m_result, {}, m_secs)
+        micro = _plan_summary(m_result, {}, m_secs, law, profile)
         micro["plot"] = str(plot_frontier(m_result, out / "plan_micro_frontier.png",
                                           title="Micro model on this CPU (calibrated profile)"))
         write_csv(out / "plan_micro_frontier.csv", micro["frontier"])
@@ -348,8 +351,11 @@ def step_lifecycle(out: Path, say: Callable[[str, str], None]) -> dict[str, Any]
     return report.to_dict()
 
 
-def default_out_dir(root: str | Path = "infscale-out") -> Path:
-    return Path(root) / time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
+def default_out_dir() -> Path:
+    """``infscale-out/demo-<UTC time>`` (`infscale.configio.default_out`)."""
+    from infscale.configio import default_out
+
+    return default_out("demo")
 
 
 def run_demo(cfg: DemoConfig, out: str | Path, progress: Progress | None = None) -> dict[str, Any]:

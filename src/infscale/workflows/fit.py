@@ -26,7 +26,7 @@ class FitRequest:
     baseline: str | None = None
     n_boot: int = 200
     seed: int = 0
-    out: Path = Path("infscale-out/fit")
+    out: Path = Path("infscale-out/fit")  # the CLI gives infscale-out/fit-<UTC time>
     save: Path | None = None
     plot: bool = True
 

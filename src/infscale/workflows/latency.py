@@ -14,7 +14,7 @@ import numpy as np
 from infscale.configio import check_output_file
 from infscale.errors import InputError
 
-__all__ = ["Calibration", "calibrate_on_seed_a", "calibrate_on_records"]
+__all__ = ["Calibration", "calibrate_on_seed_a", "calibrate_on_records", "predict_shapes"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,3 +85,39 @@ def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int
     if out:
         save_profile(profile, out, meta={"source": str(records), **summary})
     return Calibration(profile=profile, summary=summary, holdout=result)
+
+
+def predict_shapes(specs: Sequence[str], hardware: str, *, batch: int = 1, input_len: int = 128,
+                   output_len: int = 256, dtype: str = "bf16", vocab_size: int | None = None) -> dict[str, Any]:
+    """`infscale latency predict`: prefill, decode and total latency of each shape spec on a hardware profile, with
+    its serving memory and, beside each number, what it rests on (`infscale.extrapolation.profile_warnings`: a
+    datasheet preset never calibrated, a size outside the calibrated ones)."""
+    from infscale.arch import parse_shape_spec
+    from infscale.configio import check_number
+    from infscale.extrapolation import profile_warnings
+    from infscale.latency.io import get_profile
+    from infscale.latency.model import DTYPE_BYTES, Workload
+    from infscale.latency.model import predict as predict_one
+
+    for flag, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len),
+                        ("--vocab-size", vocab_size)):
+        check_number(flag, value, low=1, inclusive=True)
+    profile = get_profile(hardware)
+    try:
+        wl = Workload(batch=batch, input_len=input_len, output_len=output_len, dtype=dtype)
+    except ValueError as exc:
+        raise InputError(f"workload: {exc}") from None
+    rows = []
+    for spec in specs:
+        shape = parse_shape_spec(spec, vocab_size=vocab_size)
+        try:
+            p = predict_one(shape, wl, profile)
+        except ValueError as exc:
+            raise InputError(f"--hardware {hardware}: {exc}") from None
+        need = shape.serving_bytes(input_len + output_len, batch, DTYPE_BYTES[dtype])
+        rows.append({"shape": spec, "label": shape.label, "n_params": shape.n_params, "prefill_s": p.prefill_s,
+                     "decode_s": p.decode_s, "total_s": p.total_s, "decode_per_token_s": p.decode_per_token_s,
+                     "memory_bytes": need, "fits_memory": profile.memory_bytes is None or need <= profile.memory_bytes,
+                     "warnings": profile_warnings(profile, shape.n_params)})
+    return {"hardware": profile.name, "calibrated_on": profile.calibrated_on or None,
+            "memory_bytes": profile.memory_bytes, "workload": wl.to_dict(), "predictions": rows}

@@ -12,6 +12,7 @@ import numpy as np
 
 from infscale.configio import check_number
 from infscale.errors import InputError
+from infscale.extrapolation import law_warnings
 
 __all__ = ["OptimumReport", "run_optimum"]
 
@@ -46,6 +47,8 @@ def run_optimum(law: Path, flops: float, *, aspect_ratio: float | None = None) -
         raise InputError(f"{law}: {exc} (shape-aware laws need --aspect-ratio)") from None
     replicates, level = load_replicates(law)
     warnings = list(fitted.meta.get("warnings", []))
+    warnings += law_warnings(fitted.meta, n_params=best.n_params, n_tokens=best.n_tokens, loss=best.loss,
+                             aspect_ratio=aspect_ratio if fitted.law.needs_aspect_ratio else None)
     if best.at_bound:
         warnings.append(f"the optimum lies on the {best.at_bound} end of the size search: not an interior optimum")
     interval: dict[str, list[float]] = {}

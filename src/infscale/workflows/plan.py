@@ -16,6 +16,7 @@ from typing import Any
 
 from infscale.configio import check_number, check_output_dir, write_csv, write_text
 from infscale.errors import InputError
+from infscale.extrapolation import law_warnings, point_warnings
 
 __all__ = ["PlanRequest", "PlanReport", "run_plan"]
 
@@ -40,7 +41,7 @@ class PlanRequest:
     new_tokens: int = 256
     measured: Path | None = None
     baselines: tuple[str, ...] = ()
-    out: Path = Path("plan_out")
+    out: Path = Path("infscale-out/plan")  # the CLI gives infscale-out/plan-<UTC time>
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +57,9 @@ class PlanReport:
     frontier: list[dict[str, Any]]
     result: Any
     files: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Where the recommendation leaves the law's fitted range or rests on an uncalibrated profile
+    (`infscale.extrapolation`), one line each."""
 
     def to_dict(self) -> dict[str, Any]:
         req, cons = self.request, self.result.constraints
@@ -65,7 +69,7 @@ class PlanReport:
                 "workload": {"batch_size": req.batch, "prompt_tokens": req.prompt_tokens,
                              "new_tokens": req.new_tokens},
                 "n_candidates": self.n_candidates, "n_feasible": self.n_feasible, "best": self.best,
-                "baselines": self.baselines, "frontier": self.frontier}
+                "warnings": list(self.warnings), "baselines": self.baselines, "frontier": self.frontier}
 
 
 def _check_numbers(req: PlanRequest) -> None:
@@ -114,8 +118,8 @@ def _constraints(req: PlanRequest, memory_bytes: float | None) -> Any:
         raise InputError(msg) from None
 
 
-def _hardware(req: PlanRequest) -> tuple[Any, Any, float | None]:
-    """The latency and memory models of ``--hardware`` at the workload, and the device memory (None: unknown)."""
+def _hardware(req: PlanRequest) -> tuple[Any, Any, Any]:
+    """The latency and memory models of ``--hardware`` at the workload, and the profile (None: no hardware)."""
     from infscale.latency.io import get_profile
     from infscale.latency.model import Workload
     from infscale.plan import latency_from_profile, memory_from_workload
@@ -129,7 +133,7 @@ def _hardware(req: PlanRequest) -> tuple[Any, Any, float | None]:
         workload = Workload(batch=req.batch, input_len=req.prompt_tokens, output_len=req.new_tokens)
     except ValueError as exc:
         raise InputError(f"--batch/--prompt-tokens/--new-tokens: {exc}") from None
-    return latency_from_profile(profile, workload), memory_from_workload(workload), profile.memory_bytes
+    return latency_from_profile(profile, workload), memory_from_workload(workload), profile
 
 
 def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int]]:
@@ -171,8 +175,8 @@ def run_plan(req: PlanRequest) -> PlanReport:
     fitted = load_fit(req.law)
     repeat_fit_warnings(req.law, fitted)
     lo, hi = _params_range(req)
-    latency_fn, memory_fn, memory_bytes = _hardware(req)
-    constraints = _constraints(req, memory_bytes)
+    latency_fn, memory_fn, profile = _hardware(req)
+    constraints = _constraints(req, None if profile is None else profile.memory_bytes)
     measured = (load_measured(req.measured, (req.batch, req.prompt_tokens, req.new_tokens))
                 if req.measured is not None else None)
     grid, baselines = _grid(req, lo, hi)
@@ -193,10 +197,15 @@ def run_plan(req: PlanRequest) -> PlanReport:
                       stacklevel=2)
     verdicts = {name: baseline_verdict(result, i) if isinstance(i, int) else foreign_baseline_verdict(
         result, i, loss_from_law(fitted), latency_fn, memory_fn, measured) for name, i in baselines.items()}
+    shape_aware = fitted.law.needs_aspect_ratio
+    latency_profile = profile if req.measured is None else None  # measured latencies need no calibration
+    for v in verdicts.values():
+        v["warnings"] = point_warnings(fitted.meta, v, shape_aware=shape_aware, profile=latency_profile)
     baselines = {name: i for name, i in baselines.items() if isinstance(i, int)}  # drawn on the candidates' plot
     report = PlanReport(request=req, params_range=(lo, hi), n_candidates=len(grid),
                         n_feasible=int(result.feasible.sum()), best=best, baselines=verdicts,
-                        frontier=[result.row(int(i)) for i in result.frontier], result=result)
+                        frontier=[result.row(int(i)) for i in result.frontier], result=result,
+                        warnings=point_warnings(fitted.meta, best, shape_aware=shape_aware, profile=latency_profile))
     files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),
              "frontier_csv": write_csv(req.out / "frontier.csv", report.frontier)}
     if req.hardware is not None or req.measured is not None:
@@ -217,6 +226,8 @@ class LifetimeReport:
     chinchilla_cost: float
     prefill_tokens: float
     decode_tokens: float
+    warnings: list[str] = field(default_factory=list)
+    """Where the lifetime-optimal model leaves the law's fitted range (`infscale.extrapolation`)."""
 
     @property
     def saving(self) -> float:
@@ -224,7 +235,8 @@ class LifetimeReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"optimal": self.optimal.to_dict(), "chinchilla_optimal": self.chinchilla.to_dict(),
-                "chinchilla_lifetime_cost": self.chinchilla_cost, "saving": self.saving}
+                "chinchilla_lifetime_cost": self.chinchilla_cost, "saving": self.saving,
+                "warnings": list(self.warnings)}
 
 
 def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, prefill_tokens: float,
@@ -261,5 +273,7 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
                       "best size searched, not an optimum; the law keeps improving beyond it", stacklevel=2)
     chin_cost = float(lifetime_cost(chinchilla.n_params, chinchilla.train_tokens, prefill_tokens=prefill_tokens,
                                     decode_tokens=decode_tokens, cost=cost))
+    flags = law_warnings(fitted.meta, n_params=plan.n_params, n_tokens=plan.train_tokens, loss=plan.loss,
+                         aspect_ratio=aspect_ratio if fitted.law.needs_aspect_ratio else None)
     return LifetimeReport(optimal=plan, chinchilla=chinchilla, chinchilla_cost=chin_cost,
-                          prefill_tokens=prefill_tokens, decode_tokens=decode_tokens)
+                          prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, warnings=flags)

@@ -41,6 +41,7 @@ from pydantic import (
 
 from infscale.configio import Strict, validate
 from infscale.errors import InputError
+from infscale.extrapolation import point_warnings
 from infscale.jsonsafe import finite
 from infscale.laws.validate import spearman
 from infscale.plan.adapters import latency_from_profile, loss_from_law, memory_from_workload, resolve_profile
@@ -62,6 +63,17 @@ class LawSpec(Strict):
 
     law: str = Field(description="Registered law form, e.g. inference_aware.")
     params: dict[str, float] = Field(description="Fitted parameters of the form.")
+    fit_range: dict[str, Any] | None = Field(
+        default=None, description="Where the law was fitted (n_runs and [low, high] of n_params, n_tokens, "
+                                  "tokens_per_param, loss, aspect_ratio; infscale.extrapolation.FitRange): the "
+                                  "shortlist is checked against it. Without it, extrapolation is unchecked.")
+
+    @field_validator("fit_range")
+    @classmethod
+    def _range(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from infscale.extrapolation import FitRange
+
+        return None if value is None else FitRange.from_dict(value).to_dict()
 
 
 class WorkloadSpec(Strict):
@@ -189,6 +201,9 @@ class SelectionReport:
     spearman_downstream: dict[str, float] = field(default_factory=dict)
     """Per downstream metric, the rank correlation of the predicted order and the achieved order on that metric
     (+1: the law's order is the metric's order, best first)."""
+    warnings: list[str] = field(default_factory=list)
+    """Where the shortlist's predictions leave the law's fitted range, or its latencies rest on an uncalibrated
+    profile (`infscale.extrapolation`); each run also carries its own ``warnings``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -321,10 +336,23 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     for m in higher:
         for pos, r in enumerate(np.argsort(costs[m], kind="stable"), start=1):
             runs[int(r)].setdefault("downstream_rank", {})[m] = pos
+    latency_profile = hw if cfg.latency_source == "predicted" and measured is None else None
+    for r in runs:
+        r["warnings"] = point_warnings(law.meta, {**r, "n_params": r["planned_n_params"], "loss": r["predicted_loss"],
+                                                  "aspect_ratio": r["d_model"] / r["n_layers"]},
+                                       shape_aware=law.law.needs_aspect_ratio, profile=latency_profile)
+    flagged = list(dict.fromkeys(w for r in runs for w in r["warnings"] if not w.startswith("extrapolation")))
+    symbols = list(dict.fromkeys(w.split(" =")[0].removeprefix("extrapolation: ") for r in runs
+                                 for w in r["warnings"] if w.startswith("extrapolation")))
+    if symbols:
+        n_out = sum(any(w.startswith("extrapolation") for w in r["warnings"]) for r in runs)
+        flagged.insert(0, f"extrapolation: the predictions of {n_out} of {len(runs)} shortlisted runs leave the law's "
+                          f"fitted range in {', '.join(symbols)} (each run's warnings say how far)")
     chosen = runs[int(np.argmin(costs[cfg.choose_by]))]
     report = SelectionReport(runs=runs, chosen=chosen, spearman=spearman(predicted, achieved),
                              n_candidates=len(grid), n_feasible=int(result.feasible.sum()), choose_by=cfg.choose_by,
-                             spearman_downstream={m: spearman(predicted, costs[m]) for m in higher})
+                             spearman_downstream={m: spearman(predicted, costs[m]) for m in higher},
+                             warnings=flagged)
     (out / "report.json").write_text(json.dumps(finite(report.to_dict()), indent=2))  # NaN correlations: null
     return report
 
@@ -332,8 +360,8 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
 def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> tuple[SelectionReport, Path]:
     """`infscale select CONFIG`: load the YAML (or a bundled recipe name), resolve its law, profile and measured
     latencies (paths relative to the config), store the resolved config and run (or resume) the selection.
-    Returns the report and the output directory (default ``select_out/<config name>``)."""
-    from infscale.configio import check_output_dir, load_yaml, resolve_recipe, save_config
+    Returns the report and the output directory (default ``infscale-out/select-<config name>``)."""
+    from infscale.configio import check_output_dir, default_out, load_yaml, resolve_recipe, save_config
     from infscale.latency.io import get_profile, load_measured
     from infscale.laws import FittedLaw, load_fit
     from infscale.laws.fitted import physical_problems
@@ -349,13 +377,14 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
         if problems:
             raise InputError(f"{path}: law: {problems[0]}")
         try:
-            law = FittedLaw.from_dict(cfg.law.law, cfg.law.params, {"source": str(path)})
+            law = FittedLaw.from_dict(cfg.law.law, cfg.law.params, {"source": str(path)}
+                                      | ({"fit_range": cfg.law.fit_range} if cfg.law.fit_range else {}))
         except (KeyError, ValueError) as exc:
             raise InputError(f"{path}: field law: {exc}") from None
     else:
         law = load_fit(near(cfg.law))
     measured = load_measured(near(cfg.measured)) if cfg.measured is not None else None
-    out = check_output_dir(Path(out_dir) if out_dir is not None else Path("select_out") / path.stem)
+    out = check_output_dir(Path(out_dir) if out_dir is not None else default_out("select", path.stem))
     save_config(out / "config.yaml", cfg)
     report = run_selection(cfg, out, law=law, profile=get_profile(cfg.hardware), measured=measured, source=str(path))
     return report, out

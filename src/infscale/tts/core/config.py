@@ -58,7 +58,7 @@ class SearchSettings(Strict):
 class RunConfig(Strict):
     run: SafeName
     """Run name (records' ``run`` field)."""
-    out_dir: str = "runs/tts"
+    out_dir: str = "infscale-out/tts-run"
     """Records go to ``<out_dir>/<run>/records.jsonl``, the resolved config beside them."""
     model_name: str | None = None
     task: NamedConfig

@@ -1,0 +1,39 @@
+"""The console every command prints through: tables are never truncated and lines never wrapped mid-number.
+
+rich fits output to the terminal (80 columns when there is none: a pipe, a log, CI) by shrinking table columns with
+an ellipsis and wrapping text, which cut the numbers and the profile names users need to read or type. Here a table
+is printed at its natural width when the terminal is narrower (the terminal wraps the long lines; nothing is lost), and
+a line of text is printed whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["console"]
+
+
+class _WholeConsole(Console):
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003 - rich's name
+        tables = [o for o in objects if isinstance(o, Table)]
+        if not tables:
+            kwargs.setdefault("soft_wrap", True)
+            super().print(*objects, **kwargs)
+            return
+        wide = self.options.update(max_width=100_000)  # measured unclamped: the width the table wants
+        need = max(self.measure(t, options=wide).maximum for t in tables)
+        width = self.width
+        if need > width:  # rich caps a print's width at the console's, so the console widens for this print
+            self.width = need
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self.width = width
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console on standard output (or error) that never truncates a table or wraps a line."""
+    return _WholeConsole(stderr=stderr)

@@ -40,8 +40,10 @@ def demo(
 
 
 def _print(s: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    from infscale.cli.output import brief_warnings
     from infscale.cli.output import console as cli_console
 
     console = cli_console()
@@ -59,9 +61,13 @@ def _print(s: dict) -> None:
     a = s["plan"]["a100"]
     t.add_row("plan A100", f"{a['best']['label']} (N={a['best']['n_params']:.3g}, loss {a['best']['loss']:.4f}, "
                            f"{a['best']['latency_s']:.3f} s) of {a['n_candidates']} shapes in {a['plan_seconds']:.3f} s")
+    if a.get("warnings"):
+        t.add_row("", f"[yellow]warning[/]: {escape(brief_warnings(a['warnings']))} (report: the lines in full)")
     m = s["plan"]["micro"]
     t.add_row("plan micro", m["infeasible"] if "infeasible" in m else
               f"{m['best']['label']} (N={m['best']['n_params']:.3g}, {m['best']['latency_s'] * 1e3:.0f} ms predicted)")
+    if m.get("warnings"):
+        t.add_row("", f"[yellow]warning[/]: {escape(brief_warnings(m['warnings']))}")
     from infscale.tts.analysis import strategy_label
 
     front = s["tts"]["frontier"]

@@ -66,18 +66,6 @@ def _print_warnings(console, lines: list[str], indent: str = "") -> None:
         console.print(f"{indent}[yellow]warning[/]: {escape(line)}", soft_wrap=True)
 
 
-def _brief(lines: list[str]) -> str:
-    """Extrapolation and provenance lines in a few words: which quantities leave the fitted range, and why a
-    latency is only an estimate."""
-    import re
-
-    symbols = [m.group(1) for line in lines if (m := re.match(r"extrapolation: (\S+) =", line))]
-    parts = ([f"extrapolates the law ({', '.join(symbols)} outside its fitted range)"] if symbols else []) + \
-        (["the law has no fitted range"] if any(line.startswith("unchecked") for line in lines) else []) + \
-        (["latency from an uncalibrated profile"] if any(line.startswith("uncalibrated") for line in lines) else [])
-    return "; ".join(parts) or lines[0]
-
-
 def _print_plan(report, top: int) -> None:
     import numpy as np
     from rich.table import Table
@@ -116,7 +104,9 @@ def _print_plan(report, top: int) -> None:
         lat = "n/a" if r["latency_s"] is None else f"{r['latency_s']:.3f}s"
         console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={lat} -> {verdict}")
         if r["warnings"]:
-            console.print(f"  [yellow]warning[/]: {_brief(r['warnings'])} (plan.json: baselines.{name}.warnings)",
+            from infscale.cli.output import brief_warnings
+
+            console.print(f"  [yellow]warning[/]: {brief_warnings(r['warnings'])} (plan.json: baselines.{name}.warnings)",
                           soft_wrap=True)
     console.print("wrote " + ", ".join(report.files.values()))
 

@@ -68,3 +68,14 @@ def test_lines_go_to_stderr_not_stdout(capsys):
 def test_format_duration():
     assert format_duration(0) == "0:00" and format_duration(61.4) == "1:01" and format_duration(3725) == "1:02:05"
     assert format_duration(float("nan")) == "?" and format_duration(float("inf")) == "?"
+
+
+def test_what_a_unit_is_is_said_once(progress_lines):
+    buf = io.StringIO()
+    with Progress("tts run t", 2, "units", about="a unit: one problem under one strategy at one budget",
+                  stream=buf) as bar:
+        bar.advance()
+        bar.advance()
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "tts run t: 2 units (a unit: one problem under one strategy at one budget)"
+    assert progress_lines(buf.getvalue(), "tts run t") == [(1, 2), (2, 2)] and "a unit" not in lines[1]

@@ -34,15 +34,16 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """A counter of units of work with an ETA; use as a context manager, call `advance` after each unit.
 
-    ``label`` names the job (``"tts run arith-own"``), ``unit`` what one unit is (plural: ``"runs"``,
-    ``"problem x strategy x budget units"``); ``every`` prints one line per that many units (and always the last);
+    ``label`` names the job (``"tts run arith-own"``), ``unit`` what is counted (plural: ``"runs"``, ``"steps"``),
+    ``about`` what one unit is when the word does not say it (printed once, at the start); ``every`` prints one line
+    per that many units (and always the last);
     ``terminal`` forces the bar (True) or the lines (False); by default the bar is drawn when standard error is a
     terminal and this is the main process (pool workers write lines, which interleave cleanly).
     """
 
     def __init__(self, label: str, total: int | None, unit: str, *, every: int = 1, terminal: bool | None = None,
-                 stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.label, self.total, self.unit = label, total, unit
+                 stream: TextIO | None = None, enabled: bool = True, about: str = "") -> None:
+        self.label, self.total, self.unit, self.about = label, total, unit, about
         self.every = max(1, int(every))
         self.terminal, self.stream, self.enabled = terminal, stream, enabled
         self.done = 0
@@ -79,6 +80,9 @@ class Progress:
                             TextColumn("{task.fields[note]}"), console=Console(file=self._out), transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.total, note="")
+        if self.about:  # what one unit is, said once
+            print(f"{self.label}: {'?' if self.total is None else self.total} {self.unit} ({self.about})",
+                  file=self._out, flush=True)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -98,8 +98,8 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None,
     jobs = [(s.name, b, p) for s in cfg.strategies for b in ([1] if s.name == "greedy" else s.budgets)
             for p in problems]
     written = skipped = failed = 0
-    bar = Progress(f"tts run {cfg.run}", len(jobs), "units (a unit: one problem under one strategy at one budget)",
-                   enabled=show_progress)
+    bar = Progress(f"tts run {cfg.run}", len(jobs), "units", about="a unit: one problem under one strategy at one "
+                   "budget", enabled=show_progress)
     with RecordWriter(path) as writer, bar:
         done = {_key(r.strategy, r.budget, r.problem_id) for r in read_records(path) if r.error is None}
         for i, (strategy, budget, problem) in enumerate(jobs, start=1):

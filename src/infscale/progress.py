@@ -90,6 +90,13 @@ class Progress:
             self._bar.stop()
             self._bar = None
 
+    def start(self) -> Progress:
+        """`__enter__` for a loop too long to indent under ``with`` (the trainer's); pair it with `close`."""
+        return self.__enter__()
+
+    def close(self) -> None:
+        self.__exit__()
+
     # ----- counting ---------------------------------------------------------------------------------------------
     def eta_s(self) -> float:
         """Seconds left at the rate of the units done in this process; ``nan`` before the first such unit."""

@@ -60,7 +60,7 @@ def test_a100_plan_is_seed_a_decision(quick_run):
     assert a["plan_seconds"] < 2.0
     # seed A's law was fitted on 78M-312M parameters and the A100 profile on 1.3B-1.7B models: the 1.94B
     # recommendation extrapolates both, and the summary (hence the report) says so beside it
-    assert any(w.startswith("extrapolation: N = 1.94e+09 is 6.2") for w in a["warnings"])
+    assert any(w.startswith("extrapolation: N = 1.941e+09 is 6.22x above") for w in a["warnings"])
     assert any("profile 'a100-40gb-seed-a' was calibrated on" in w for w in a["warnings"])
 
 
@@ -103,7 +103,7 @@ def test_report_is_built_from_the_run_numbers(quick_run):
     page = (out / "report.html").read_text()
     assert page.count("<img ") == 8 and "data:image/png;base64," in page
     assert s["plan"]["a100"]["best"]["label"] in page
-    assert "<p class='warn'>extrapolation: N = 1.94e+09" in page  # the plan's warnings beside its recommendation
+    assert "<p class='warn'>extrapolation: N = 1.941e+09 is 6.22x above" in page  # the plan's warnings beside its recommendation
     assert "5. Life cycle" in page and f"Train {s['lifecycle']['best']['model']}" in page
     assert f"{s['laws']['fits'][0]['params']['alpha']:.4g}" in page
     # change one computed number: the page changes with it (nothing is pasted in)

@@ -327,8 +327,8 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
     from infscale.progress import Progress
 
     # a bar on a terminal; otherwise one line per log interval (cfg.log_every steps), each with its ETA
-    bar = Progress(f"train {run_id}", steps, "steps", every=cfg.log_every, enabled=cfg.progress and dist.main)
-    bar.__enter__()
+    bar = Progress(f"train {run_id}", steps, "steps", every=cfg.log_every,
+                   enabled=cfg.progress and dist.main).start()
     bar.advance(start_step, resumed=True)
     T, B, A = cfg.model.context_length, cfg.batch_size, cfg.grad_accum
     beta = cfg.ema_beta
@@ -376,9 +376,9 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
             save_checkpoint(done)
             dist.barrier()
         if stop_after_steps is not None and done_here >= stop_after_steps and done < steps:
-            bar.__exit__()
+            bar.close()
             return None
-    bar.__exit__()
+    bar.close()
     val_loss = evaluate(model, data.val, cfg, device, dtype)
     downstream, downstream_n, t_down = {}, {}, time.perf_counter()
     if tasks:  # scored now, while the trained model is in memory (the checkpoint is deleted below)

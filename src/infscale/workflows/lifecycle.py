@@ -174,6 +174,18 @@ def _warnings(sol: Any, chain: Any, d: Any) -> list[str]:
     return out
 
 
+def _law_warnings(law: Any, best: dict[str, Any], profile: Any) -> list[str]:
+    """Where the optimum's model, trained here, leaves the loss law's fitted range, and whether its latency rests on
+    an uncalibrated profile (`infscale.extrapolation`); a measured model (loss and accuracy measured) needs none."""
+    from infscale.extrapolation import law_range, point_warnings, profile_warnings
+
+    if best.get("sunk") or best.get("loss") is None:
+        return []
+    out = point_warnings(law.meta, {**best, "n_tokens": best["train_tokens"]},
+                         shape_aware=law.law.needs_aspect_ratio) if law_range(law.meta) is not None else []
+    return out + ([] if profile is None else profile_warnings(profile, best["n_params"]))
+
+
 def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, plot: bool = True) -> LifecycleReport:
     """Solve the deployment of ``cfg`` (relative paths from ``base``); files under ``out`` when given."""
     from infscale.plan.adapters import loss_from_law
@@ -211,7 +223,7 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
         name=cfg.name, mode=d.mode, unit=prices.unit, best=best, breakdown=_breakdown(sol, cfg, prices, d),
         binding=list(sol.binding), at_bound=list(sol.at_bound), n_configs=len(configs),
         n_feasible=int(sol.feasible.sum()), frontier=frontier, crossover=cross, link=link_info, curves=curve_info,
-        warnings=_warnings(sol, chain, d), seconds=time.perf_counter() - t0)
+        warnings=_law_warnings(law, best, profile) + _warnings(sol, chain, d), seconds=time.perf_counter() - t0)
     if out is None:
         return report
     return replace(report, files=_write(report, cfg, out, plot))

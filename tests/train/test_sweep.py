@@ -226,3 +226,23 @@ def test_a_pool_gets_the_runs_longest_first(text_corpus, token_cache, tmp_path, 
         assert handed[1] == [rid for rid, _ in expand(sweep, vocab_size=320)]
     finally:
         EXECUTORS.unregister("recording")
+
+
+def test_runs_in_progress_say_whether_a_trainer_holds_them(text_corpus, token_cache, tmp_path):
+    """`infscale runs` on a directory whose records.jsonl does not exist yet: a started run is listed with the step
+    its metrics reached, as training now while a writer holds its metrics file, and as stopped otherwise."""
+    from infscale.records import RecordWriter
+    from infscale.train.config import parse_train
+    from infscale.train.sweep import runs_in_progress
+    from infscale.train.trainer import train
+
+    from .conftest import tiny_config
+
+    cfg = parse_train(tiny_config(text_corpus, token_cache, tokens=8 * 32 * 30, run_id="r1"))
+    assert train(cfg, tmp_path / "runs" / "r1", stop_after_steps=12) is None
+    assert not (tmp_path / "records.jsonl").exists()
+    (row,) = runs_in_progress(tmp_path, finished=set())
+    assert (row["run_id"], row["step"], row["steps"], row["checkpoint"], row["active"]) == ("r1", 10, 30, True, False)
+    with RecordWriter(tmp_path / "runs" / "r1" / "metrics.jsonl"):  # what a running trainer holds
+        assert runs_in_progress(tmp_path, finished=set())[0]["active"] is True
+    assert runs_in_progress(tmp_path, finished={"r1"}) == []

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from infscale.extrapolation import SLACK, FitRange, law_warnings, outside, point_warnings, profile_warnings
+from infscale.extrapolation import (
+    SLACK,
+    FitRange,
+    law_quantities,
+    law_warnings,
+    outside,
+    point_warnings,
+    profile_warnings,
+)
 from infscale.latency.io import get_profile
 
 RANGE = FitRange.from_arrays([1e8, 3e8, 2e8], [2e9, 6e9, 8e9], [3.6, 3.9, 5.0], aspect_ratio=[20.0, 100.0, 300.0])
@@ -79,3 +87,10 @@ def test_fit_keeps_its_range_and_flags_an_interval_crossing_zero():
     assert low < 0 < high  # seed A's 27 points do not pin A of the tied law down
     assert any(w.startswith("A: bootstrap interval") and "crosses zero" in w for w in tied.warnings)
     assert not any("crosses zero" in w for w in main.warnings)
+
+
+def test_law_quantities_name_what_a_point_extrapolates_and_leave_the_profiles_lines_out():
+    lines = RANGE.warnings(n_params=7e9, n_tokens=1.4e12) + profile_warnings(get_profile("a100-40gb-seed-a"), 7e9)
+    assert len(lines) == 4 and law_quantities(lines) == ["N", "D", "D/N"]
+    assert law_quantities(lines + RANGE.warnings(n_params=7e9)) == ["N", "D", "D/N"]  # each once
+    assert law_quantities(profile_warnings(get_profile("h100"))) == []

@@ -21,18 +21,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SLACK", "FitRange", "law_range", "law_warnings", "profile_warnings", "outside", "point_warnings"]
+__all__ = ["SLACK", "FitRange", "law_range", "law_warnings", "profile_warnings", "outside", "point_warnings",
+           "law_quantities"]
 
 SLACK = 0.05
 """Relative margin beyond a range end before a value counts as an extrapolation."""
 
-_QUANTITIES = {  # field -> (symbol in messages, what it is)
-    "n_params": ("N", "parameters"),
-    "n_tokens": ("D", "training tokens"),
-    "tokens_per_param": ("D/N", "tokens per parameter"),
-    "aspect_ratio": ("d_model/n_layers", "aspect ratio"),
-    "loss": ("loss", "loss"),
-}
+_QUANTITIES = {"n_params": "N", "n_tokens": "D", "tokens_per_param": "D/N", "aspect_ratio": "d_model/n_layers",
+               "loss": "loss"}
+"""A `FitRange` field -> its symbol in the warning lines."""
+_LAW_WHERE = "runs the law was fitted on"
+"""How a law-range line names its range (`FitRange.warnings`), as opposed to a profile's."""
 
 
 def outside(symbol: str, value: float, low: float, high: float, where: str) -> str | None:
@@ -117,9 +116,9 @@ class FitRange:
         """One line per quantity of the point that lies outside this range (D/N checked whenever N and D are)."""
         point = {"n_params": n_params, "n_tokens": n_tokens, "aspect_ratio": aspect_ratio, "loss": loss,
                  "tokens_per_param": None if n_params is None or n_tokens is None else n_tokens / n_params}
-        where = f"of the {self.n_runs} runs the law was fitted on"
+        where = f"of the {self.n_runs} {_LAW_WHERE}"
         out = []
-        for name, (symbol, _) in _QUANTITIES.items():
+        for name, symbol in _QUANTITIES.items():
             value, span = point[name], getattr(self, name)
             if value is None or span is None:
                 continue
@@ -172,3 +171,11 @@ def point_warnings(meta: Mapping[str, Any], row: Mapping[str, Any], *, shape_awa
     if profile is not None:
         out += profile_warnings(profile, row.get("n_params"))
     return out
+
+
+def law_quantities(lines: Sequence[str]) -> list[str]:
+    """The symbols (``N``, ``D``, ``D/N``, ...) that the law-range lines among ``lines`` flag, each once, in order:
+    the short form of `law_warnings` for a summary (a profile's lines are not the law's)."""
+    found = (line.removeprefix("extrapolation: ").split(" = ")[0] for line in lines
+             if line.startswith("extrapolation: ") and line.endswith(f"{_LAW_WHERE})"))
+    return list(dict.fromkeys(found))

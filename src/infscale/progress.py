@@ -36,16 +36,15 @@ class Progress:
 
     ``label`` names the job (``"tts run arith-own"``), ``unit`` what is counted (plural: ``"runs"``, ``"steps"``),
     ``about`` what one unit is when the word does not say it (printed once, at the start); ``every`` prints one line
-    per that many units (and always the last);
-    ``terminal`` forces the bar (True) or the lines (False); by default the bar is drawn when standard error is a
+    per that many units (and always the last). The bar is drawn when the stream (default: standard error) is a
     terminal and this is the main process (pool workers write lines, which interleave cleanly).
     """
 
-    def __init__(self, label: str, total: int | None, unit: str, *, every: int = 1, terminal: bool | None = None,
-                 stream: TextIO | None = None, enabled: bool = True, about: str = "") -> None:
+    def __init__(self, label: str, total: int | None, unit: str, *, every: int = 1, stream: TextIO | None = None,
+                 enabled: bool = True, about: str = "") -> None:
         self.label, self.total, self.unit, self.about = label, total, unit, about
         self.every = max(1, int(every))
-        self.terminal, self.stream, self.enabled = terminal, stream, enabled
+        self.stream, self.enabled = stream, enabled
         self.done = 0
         self._fresh = 0
         self._printed = 0
@@ -60,11 +59,7 @@ class Progress:
         if not self.enabled:
             return self
         self._out = self.stream if self.stream is not None else sys.stderr
-        use_bar = self.terminal
-        if use_bar is None:
-            use_bar = bool(getattr(self._out, "isatty", lambda: False)()) and \
-                multiprocessing.parent_process() is None
-        if use_bar:
+        if getattr(self._out, "isatty", lambda: False)() and multiprocessing.parent_process() is None:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -111,12 +106,6 @@ class Progress:
         if not resumed:
             self._fresh += n
         self._show(note, force=False)
-
-    def update(self, done: int, note: str = "", *, total: int | None = None) -> None:
-        """Set the counter to ``done`` (and ``total``); the units since the last call count as done here."""
-        if total is not None:
-            self.total = total
-        self.advance(max(0, done - self.done), note)
 
     def note(self, note: str) -> None:
         """A message about the current unit (a line, or the bar's note), without advancing."""

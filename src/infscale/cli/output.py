@@ -42,16 +42,12 @@ def console(stderr: bool = False) -> Console:
 def brief_warnings(lines: list[str]) -> str:
     """Extrapolation and provenance lines (`infscale.extrapolation`) in a few words, for a table cell or a line
     under a baseline: which quantities leave the law's fitted range, and why a latency is only an estimate."""
-    import re
+    from infscale.extrapolation import law_quantities
 
-    def profile_line(line: str) -> bool:
-        return "profile '" in line
-
-    symbols = [m.group(1) for line in lines if not profile_line(line)
-               and (m := re.match(r"extrapolation: (\S+) =", line))]
+    symbols = law_quantities(lines)
+    profile_out = any(line.startswith("extrapolation") and not law_quantities([line]) for line in lines)
     parts = ([f"extrapolates the law ({', '.join(symbols)} outside its fitted range)"] if symbols else []) + \
         (["the law has no fitted range"] if any(line.startswith("unchecked") for line in lines) else []) + \
         (["latency from an uncalibrated profile"] if any(line.startswith("uncalibrated") for line in lines) else []) + \
-        (["latency outside the sizes its profile was calibrated on"]
-         if any(line.startswith("extrapolation") and profile_line(line) for line in lines) else [])
+        (["latency outside the sizes its profile was calibrated on"] if profile_out else [])
     return "; ".join(parts) or (lines[0] if lines else "")

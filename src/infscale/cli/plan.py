@@ -106,8 +106,8 @@ def _print_plan(report, top: int) -> None:
         if r["warnings"]:
             from infscale.cli.output import brief_warnings
 
-            console.print(f"  [yellow]warning[/]: {brief_warnings(r['warnings'])} (plan.json: baselines.{name}.warnings)",
-                          soft_wrap=True)
+            _print_warnings(console, [f"{brief_warnings(r['warnings'])} (plan.json: baselines.{name}.warnings)"],
+                            indent="  ")
     console.print("wrote " + ", ".join(report.files.values()))
 
 

@@ -445,14 +445,14 @@ def _record(shape: TransformerShape, wl: Workload, be: Any, device: torch.device
 def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: str | Path, backend: str = "own",
                   settings: MeasureSettings | None = None,
                   progress: Callable[[dict[str, Any], int, int], None] | None = None,
-                  redo: Iterable[str] = (), show_progress: bool = True) -> list[dict[str, Any]]:
+                  redo: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Measure every shape not yet in ``out`` (JSONL, append-only), appending each record as soon as it is done.
 
     Returns the latest record of ``out`` for each of these shapes (old and new). ``progress(record, done, total)``
     is called after each new record; an exception there (or Ctrl-C) stops the sweep with the finished records kept
     on disk. Shapes whose label is in ``redo`` are measured again (e.g. a run disturbed by another job); the new
     record is appended and, having the same key, supersedes the old one for every reader (`latest_records`).
-    ``show_progress``: a bar, or one line per shape with its ETA, on standard error (`infscale.progress`).
+    Progress: a bar, or one line per shape with its ETA, on standard error (`infscale.progress`).
     """
     settings = settings or MeasureSettings()
     be = get_backend(backend)
@@ -483,7 +483,7 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
     check_fits([shape for _, shape in todo], wl, device, group)  # before anything is timed or written
     k = group
     bar = Progress(f"latency {be.name}", len(todo), f"shapes (timed in groups of {k})" if k > 1 else "shapes",
-                   enabled=show_progress and bool(todo))
+                   enabled=bool(todo))
     with RecordWriter(path) as writer, bar:
         for start in range(0, len(todo), k):
             group = todo[start:start + k]

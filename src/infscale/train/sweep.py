@@ -198,13 +198,13 @@ def _train_flops(cfg: TrainConfig, vocab_size: int) -> float:
 
 
 def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = None, workers: int | None = None,
-              source: str = "<sweep>", on_record: Callable[[dict[str, Any], bool], None] | None = None,
-              show_progress: bool = True) -> list[dict[str, Any]]:
+              source: str = "<sweep>", on_record: Callable[[dict[str, Any], bool], None] | None = None
+              ) -> list[dict[str, Any]]:
     """Run every pending run of ``sweep`` into ``out_dir``; returns the records of all its runs (old and new).
 
-    ``on_record(record, new)`` is called for each run as it is settled (``new`` False for skipped runs);
-    ``show_progress``: a bar, or one line per run with its ETA, on standard error (`infscale.progress`), beside each
-    run's own per-interval lines from the trainer.
+    ``on_record(record, new)`` is called for each run as it is settled (``new`` False for skipped runs). Progress: a
+    bar, or one line per run with its ETA, on standard error (`infscale.progress`), beside each run's own
+    per-interval lines from the trainer.
     """
     check_output_dir(out_dir)
 
@@ -224,7 +224,7 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
     resolved = sweep.model_dump(mode="json") | {"runs": {rid: cfg.model_dump(mode="json") for rid, cfg in runs}}
     save_config(out / "sweep.yaml", resolved)
 
-    bar = Progress(f"sweep {out.name}", len(runs), "runs", enabled=show_progress)
+    bar = Progress(f"sweep {out.name}", len(runs), "runs")
     with RecordWriter(out / "records.jsonl") as writer, bar:
         done = {r.get("run_id"): r for r in latest(writer.records(), key=lambda r: r.get("run_id"))}
         jobs: list[Job] = []

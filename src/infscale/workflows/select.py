@@ -41,7 +41,7 @@ from pydantic import (
 
 from infscale.configio import Strict, validate
 from infscale.errors import InputError
-from infscale.extrapolation import point_warnings
+from infscale.extrapolation import law_quantities, point_warnings
 from infscale.jsonsafe import finite
 from infscale.laws.validate import spearman
 from infscale.plan.adapters import latency_from_profile, loss_from_law, memory_from_workload, resolve_profile
@@ -342,10 +342,9 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
                                                   "aspect_ratio": r["d_model"] / r["n_layers"]},
                                        shape_aware=law.law.needs_aspect_ratio, profile=latency_profile)
     flagged = list(dict.fromkeys(w for r in runs for w in r["warnings"] if not w.startswith("extrapolation")))
-    symbols = list(dict.fromkeys(w.split(" =")[0].removeprefix("extrapolation: ") for r in runs
-                                 for w in r["warnings"] if w.startswith("extrapolation")))
+    symbols = law_quantities([w for r in runs for w in r["warnings"]])
     if symbols:
-        n_out = sum(any(w.startswith("extrapolation") for w in r["warnings"]) for r in runs)
+        n_out = sum(bool(law_quantities(r["warnings"])) for r in runs)
         flagged.insert(0, f"extrapolation: the predictions of {n_out} of {len(runs)} shortlisted runs leave the law's "
                           f"fitted range in {', '.join(symbols)} (each run's warnings say how far)")
     chosen = runs[int(np.argmin(costs[cfg.choose_by]))]

@@ -77,10 +77,9 @@ def build(cfg: RunConfig):  # -> tuple[Task, Generator, Reward | None, Engine]
     return task, generator, reward, Engine(task, generator, reward, cfg.search)
 
 
-def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None,
-        show_progress: bool = True) -> RunSummary:
+def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None) -> RunSummary:
     """Execute ``cfg``; ``progress(done, total)`` is called after every unit (one problem under one strategy at one
-    budget); ``show_progress`` writes a bar or one line per unit to standard error (`infscale.progress`)."""
+    budget); a bar or one line per unit goes to standard error (`infscale.progress`)."""
 
     out = check_output_dir(Path(cfg.out_dir) / cfg.run, f"run directory (out_dir {cfg.out_dir})")
     task, generator, reward, engine = build(cfg)  # every name and setting checked before anything is written
@@ -99,7 +98,7 @@ def run(cfg: RunConfig, progress: Callable[[int, int], None] | None = None,
             for p in problems]
     written = skipped = failed = 0
     bar = Progress(f"tts run {cfg.run}", len(jobs), "units", about="a unit: one problem under one strategy at one "
-                   "budget", enabled=show_progress)
+                   "budget")
     with RecordWriter(path) as writer, bar:
         done = {_key(r.strategy, r.budget, r.problem_id) for r in read_records(path) if r.error is None}
         for i, (strategy, budget, problem) in enumerate(jobs, start=1):

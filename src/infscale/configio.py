@@ -81,8 +81,12 @@ def read_text(path: str | Path, what: str = "file") -> str:
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:
-    """The first error of ``exc``: its field as ``a.b`` (empty for the whole object) and its message."""
-    err = exc.errors()[0]
+    """The first error of ``exc``: its field as ``a.b`` (empty for the whole object) and its message. For a field
+    that may take several kinds (``str | LawSpec``), the branch the input was meant for speaks: a "should be a valid
+    string" of the other branch is passed over for the same field's real error."""
+    errs = exc.errors()
+    top = errs[0]["loc"][:1]
+    err = next((e for e in errs if e["loc"][:1] == top and not e["type"].endswith("_type")), errs[0])
     return ".".join(str(p) for p in err["loc"]), err["msg"].removeprefix("Value error, ")
 
 

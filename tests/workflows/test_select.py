@@ -109,6 +109,16 @@ def test_select_trains_the_shortlist_and_resumes(tmp_path, capsys, progress_line
     assert json.loads((out / "report.json").read_text())["chosen"]["run_id"] == report.chosen["run_id"]
 
 
+def test_a_bad_inline_fit_range_is_named_not_hidden_behind_the_path_branch(tmp_path):
+    """``law`` is a path or an inline law: an error inside the inline law is reported, not "should be a string"."""
+    bad = {"law": "inference_aware", "params": SEED_A, "fit_range": {**SEED_A_RANGE, "n_params": [3e8, 7e7]}}
+    with pytest.raises(InputError) as err:
+        _tiny_config(tmp_path, law=bad)
+    assert str(err.value) == ("tiny.yaml: field law.LawSpec.fit_range: fit_range.n_params: expected finite low <= "
+                              "high, got [300000000.0, 70000000.0]")
+    assert _tiny_config(tmp_path, law={**bad, "fit_range": SEED_A_RANGE}).law.fit_range["n_runs"] == 27
+
+
 def test_select_config_errors_name_the_field(tmp_path):
     with pytest.raises(InputError, match="tiny.yaml: field shortlst"):
         _tiny_config(tmp_path, shortlst=2)

@@ -33,8 +33,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from infscale.tts.backends.torch import TorchGenerator
+    from infscale.tts.core.config import SearchSettings
     from infscale.tts.core.rewards import TorchPRM
-    from infscale.tts.core.strategies import Engine, SearchSettings
+    from infscale.tts.core.scheduler import Engine
     from infscale.tts.core.tasks import ArithmeticTask
 
     task = ArithmeticTask(n_problems=args.problems, difficulty=args.difficulty, seed=777)
@@ -48,7 +49,6 @@ def main() -> None:
                                                    "tps": [], "gtps": [], "acc": []} for s in strategies}
     for rep in range(args.repeats):
         for s in strategies:  # interleaved so drifts hit every strategy alike
-            torch.manual_seed(rep)
             wall = gen_s = score_s = 0.0
             tokens = correct = 0
             for p in problems:
@@ -56,7 +56,7 @@ def main() -> None:
                     if store is not None:
                         store.clear()
                 t0 = time.perf_counter()
-                rec = eng.run(s, p, args.n)
+                rec = eng.run(s, p, args.n, seed=rep)
                 wall += time.perf_counter() - t0
                 gen_s += rec.generation_s
                 score_s += rec.scoring_s

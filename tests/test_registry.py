@@ -45,17 +45,19 @@ def test_every_lookup_is_a_registry():
     from infscale.plan.shapes import FAMILIES
     from infscale.train.downstream import DOWNSTREAM_TASKS
     from infscale.train.sweep import EXECUTORS
+    from infscale.tts.core.aggregation import SCORE_AGGREGATIONS
+    from infscale.tts.core.executors import TTS_EXECUTORS
     from infscale.tts.core.generation import GENERATORS
     from infscale.tts.core.rewards import REWARDS
-    from infscale.tts.core.strategies import SCORE_AGGREGATIONS, STRATEGIES
+    from infscale.tts.core.spec import STRATEGIES
     from infscale.tts.core.tasks import TASKS
 
     for reg in (PRESETS, DATASETS, BACKENDS, HARDWARE, FITTERS, LAWS, FAMILIES, DOWNSTREAM_TASKS, EXECUTORS,
-                GENERATORS, REWARDS, SCORE_AGGREGATIONS, STRATEGIES, TASKS):
+                GENERATORS, REWARDS, SCORE_AGGREGATIONS, STRATEGIES, TASKS, TTS_EXECUTORS):
         assert isinstance(reg, Registry) and len(reg) >= 2, reg.kind
     assert {"seed-a", "chinchilla", "gadre", "sardana"} <= set(DATASETS)
-    assert {"greedy", "sampling", "majority_vote", "best_of_n", "weighted_vote", "beam", "mcts", "rebase"} \
-        <= set(STRATEGIES)
+    assert {"greedy", "sampling", "majority_vote", "best_of_n", "weighted_vote", "beam", "mcts", "rebase",
+            "particle_filter"} <= set(STRATEGIES)
 
 
 PLUGIN = '''

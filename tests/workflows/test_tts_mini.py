@@ -170,7 +170,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
         assert [u for u, _ in units] == list(range(1, 17)) and {t for _, t in units} == {16}  # 8 settings x 2
 
     # every strategy and budget ran on every policy, on every problem
-    from infscale.tts.core.runner import read_records
+    from infscale.tts.core.record_files import read_records
 
     cfg = MiniStudyConfig.model_validate(TINY)
     expected = {("greedy", 1), ("sampling", 4)} | {(s, b) for s in ("beam", "mcts", "rebase") for b in (2, 4)}

@@ -1,7 +1,9 @@
-"""`infscale tts run CONFIG` and `infscale tts train`: thin wrappers over `infscale.tts.core.runner` / `infscale.tts.own_models.train`."""
+"""`infscale tts run CONFIG` and `infscale tts train`: thin wrappers over `infscale.workflows.tts_run` /
+`infscale.tts.own_models.train`."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,31 +11,36 @@ import typer
 
 
 def run_cmd(
-    config: Path = typer.Argument(..., help="YAML run config (see src/infscale/recipes/tts_*.yaml)."),
+    config: str = typer.Argument(..., help="YAML run config, or a bundled recipe name (tts_arith_own, tts_gsm_smollm2)."),
+    out: Path = typer.Option(None, "--out", help="Run directory (records.jsonl, config.yaml); default: the config's "
+                                                 "out_dir/run."),
     max_problems: int = typer.Option(None, help="Override the config's max_problems."),
+    shard: str = typer.Option(None, "--shard", help="I/K: run every K-th unit from the I-th (a Slurm array task), "
+                                                    "into records.shard-I-of-K.jsonl; `tts analyze` merges them."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Run strategies on a task; append every problem's candidates and FLOPs ledger to records.jsonl (resumable)."""
-    import json
-    from dataclasses import asdict
-
+    """Run strategies on a task; append every problem's candidates and FLOPs ledger to records.jsonl (resumable).
+    Many problems run at once (the scheduler); `executor: ray` in the config spreads them over Ray actors."""
     from infscale.configio import check_number
-    from infscale.tts.core.config import load_config
-    from infscale.tts.core.runner import run
+    from infscale.workflows.tts_run import load_run_config, parse_shard, run_tts
 
     check_number("--max-problems", max_problems, low=1, inclusive=True)
-    cfg = load_config(config)
+    where = parse_shard(shard) if shard is not None else (1, 1)
+    cfg = load_run_config(config)
     if max_problems is not None:
         cfg = cfg.model_copy(update={"max_problems": max_problems})
-    summary = run(cfg)  # progress: a bar on a terminal, one line per unit otherwise (standard error)
+    result = run_tts(cfg, out=out, shard=where)  # progress: a bar on a terminal, a line per unit otherwise (stderr)
     if json_out:
-        print(json.dumps(asdict(summary)))
+        from infscale.jsonsafe import finite
+
+        print(json.dumps(finite(result.to_dict()), allow_nan=False))
     else:
-        _print_summary(cfg.run, summary)
-    if summary.failed:
-        print(f"error: {summary.failed} of {summary.written} problems failed (recorded with their error); rerun "
+        _print_summary(result)
+    if result.failed:
+        print(f"error: {result.failed} of {result.written} problems failed (recorded with their error); rerun "
               "the same command to retry them", file=sys.stderr)
         raise typer.Exit(1)
+
 
 def train_cmd(
     out_dir: Path = typer.Option(Path("infscale-out/tts-models"), help="Where arith_policy.pt, arith_lm.pt and "
@@ -66,32 +73,30 @@ def train_cmd(
         print(f"{kind}: {metrics}")
 
 
-def _print_summary(run_name: str, summary) -> None:
+def _print_summary(result) -> None:
     from rich.table import Table
 
     from infscale.cli.output import console as cli_console
-    from infscale.tts.core.runner import read_records
 
-    records = [r for r in read_records(Path(summary.records_path)) if r.error is None]
-    table = Table(title=f"{run_name} (reward: {summary.reward}): {summary.written} written, {summary.skipped} resumed, "
-                        f"{summary.failed} failed")
+    title = (f"{result.run}{f' shard {result.shard}' if result.shard else ''} (reward: {result.reward}): "
+             f"{result.written} written, {result.skipped} resumed, {result.failed} failed; "
+             f"{result.generated_tokens:,} tokens in {result.wall_s:.1f} s ({result.tokens_per_s:,.0f} tokens/s, "
+             f"{result.executor} executor)")
+    table = Table(title=title)
     for col in ("strategy", "budget", "problems", "majority acc", "weighted acc", "tokens/problem",
-                "FLOPs/problem", "seed-B FLOPs"):
+                "policy FLOPs/problem", "reward FLOPs/problem", "seed-B FLOPs"):
         table.add_column(col, justify="right" if col != "strategy" else "left")
-    groups: dict[tuple[str, int], list] = {}
-    for r in records:
-        groups.setdefault((r.strategy, r.budget), []).append(r)
-    for (strategy, budget), rs in sorted(groups.items()):
-        def acc(key: str, rs: list = rs) -> str:
-            vals = [r.correct[key] for r in rs if key in r.correct]
-            return f"{sum(vals) / len(vals):.3f}" if vals else "-"
-        n = len(rs)
-        table.add_row(strategy, str(budget), str(n), acc("majority_vote"), acc("weighted_vote"),
-                      f"{sum(r.ledger.generated_tokens for r in rs) / n:.0f}",
-                      f"{sum(r.ledger.total_flops for r in rs) / n:.3g}",
-                      f"{sum(r.ledger.seed_b_flops for r in rs) / n:.3g}")
+
+    def acc(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for r in result.rows:
+        table.add_row(r.strategy, str(r.budget), str(r.problems) + (f" ({r.failed} failed)" if r.failed else ""),
+                      acc(r.majority_accuracy), acc(r.weighted_accuracy), f"{r.tokens_per_problem:.0f}",
+                      f"{r.policy_flops_per_problem:.3g}", f"{r.reward_flops_per_problem:.3g}",
+                      f"{r.seed_b_flops_per_problem:.3g}")
     cli_console().print(table)
-    print(f"records: {summary.records_path}")
+    print(f"records: {result.records_path}")
 
 
 def register(tts_app: typer.Typer) -> None:

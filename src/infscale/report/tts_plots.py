@@ -28,23 +28,29 @@ def _pyplot():
 
 def plot_accuracy_vs_flops(points: Sequence[OperatingPoint], path: Path, *, accounting: str = "ours",
                            title: str = "Accuracy vs inference FLOPs") -> Path:
-    """One line per model x strategy (points by increasing FLOPs, bootstrap intervals as bars), frontier in black."""
+    """One line per model x strategy x aggregation (points by increasing FLOPs, bootstrap intervals as bars), the
+    frontier in black. The colour says the strategy (how candidates were produced), the marker the aggregation (how
+    one answer was chosen), the line style the model; the legend names each line in full."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(11, 5.5))
     groups: dict[tuple[str, str], list[OperatingPoint]] = {}
     for p in points:
         groups.setdefault((p.model, p.strategy), []).append(p)
-    # up to 20 distinct colours (the default cycle repeats after 10), and a marker per colour round
-    colours = plt.get_cmap("tab20").colors
-    markers = "osD^v<>"
-    for i, ((model, strategy), pts) in enumerate(sorted(groups.items())):
+    methods = sorted({strategy.partition("+")[0] for _, strategy in groups})
+    models = sorted({model for model, _ in groups})
+    colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20").colors
+    markers = {"greedy": "*", "majority_vote": "o", "weighted_vote": "s", "best_of_n": "^"}
+    styles = ("-", "--", ":", "-.")
+    for (model, strategy), pts in sorted(groups.items()):
+        method, _, agg = strategy.partition("+")
         pts = sorted(pts, key=lambda p: p.flops_for(accounting))
         f = np.array([p.flops_for(accounting) for p in pts])
         a = np.array([100 * p.accuracy for p in pts])
         lo = np.array([100 * p.ci_low for p in pts])
         hi = np.array([100 * p.ci_high for p in pts])
-        line = ax.plot(f, a, marker=markers[(i // len(colours)) % len(markers)], ms=4, lw=1.2,
-                       color=colours[i % len(colours)], label=f"{model} {strategy_label(strategy)}")[0]
+        colour = colours[methods.index(method) % len(colours)]
+        line = ax.plot(f, a, marker=markers.get(agg, "D"), ms=5, lw=1.2, color=colour,
+                       ls=styles[models.index(model) % len(styles)], label=f"{model}: {pts[0].label}")[0]
         if np.isfinite(lo).all() and np.isfinite(hi).all():
             ax.errorbar(f, a, yerr=[np.clip(a - lo, 0, None), np.clip(hi - a, 0, None)], fmt="none",
                         ecolor=line.get_color(), alpha=0.5, lw=0.8)

@@ -187,8 +187,11 @@ class LlamaModel(nn.Module):
         """
         B, T = idx.shape
         start = 0 if cache is None else cache.length
-        if start + T > self.shape.context_length:
-            raise ValueError(f"sequence of {start + T} tokens exceeds context_length={self.shape.context_length}")
+        # a row's length is its last position + 1: the cache slot without ``positions``, its own position with them
+        # (a left-padded batch may hold more slots than any of its rows has tokens)
+        longest = start + T if positions is None else int(positions.max()) + 1
+        if longest > self.shape.context_length:
+            raise ValueError(f"sequence of {longest} tokens exceeds context_length={self.shape.context_length}")
         if positions is None:
             cos = self.rope_cos[start:start + T]
             sin = self.rope_sin[start:start + T]

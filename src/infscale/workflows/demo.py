@@ -309,8 +309,8 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
 
 def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
     from infscale.tts.core.config import RunConfig
-    from infscale.tts.core.runner import read_records, run
     from infscale.workflows.tts_analysis import analyse_records
+    from infscale.workflows.tts_run import run_tts
 
     run_cfg = RunConfig.model_validate({
         "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d64x4", "seed": cfg.generator_seed,
@@ -320,12 +320,12 @@ def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
         "reward": {"name": "torch_prm"},
         "strategies": [{"name": name, "budgets": budgets} for name, budgets in cfg.strategies.items()],
         "search": {"temperature": 1.0, "max_tokens": cfg.max_tokens, "max_step_tokens": cfg.max_step_tokens,
-                   "depth_cap": cfg.depth_cap, "rebase_temperature": 0.2},
+                   "depth_cap": cfg.depth_cap},
     })
     t0 = time.perf_counter()
     progress("tts", f"{cfg.n_problems} problems x {len(cfg.strategies)} strategies at their budgets")
-    summary = run(run_cfg)  # one progress line per unit (problem x strategy x budget), with its ETA
-    records = list(read_records(Path(summary.records_path)))
+    summary = run_tts(run_cfg)  # the scheduler: many problems per generator call; a progress line per unit
+    records = list(summary.records)
     analysis = analyse_records(records, out, n_boot=cfg.n_boot, seed=0, prefix="tts_", sources=[summary.records_path],
                                title="Own policy + PRM on arithmetic: accuracy vs inference FLOPs")
     result = {"records": summary.records_path, "n_records": len(records), "n_failed": analysis.n_failed,

@@ -52,7 +52,7 @@ def scored_candidates(records: Sequence[Any], task: Any) -> list[Any]:
 def evaluate_runs(runs: Sequence[Path]) -> list[RewardEval]:
     from infscale.tts.analysis.reward_quality import reward_quality
     from infscale.tts.core.config import load_config
-    from infscale.tts.core.runner import RECORDS, read_records
+    from infscale.tts.core.record_files import read_run
     from infscale.tts.core.tasks import make_task
 
     if not runs:
@@ -62,9 +62,9 @@ def evaluate_runs(runs: Sequence[Path]) -> list[RewardEval]:
         if not run.is_dir():
             raise InputError(f"{run}: not a run directory (records.jsonl and config.yaml from `infscale tts run`)")
         cfg = load_config(run / "config.yaml")
-        records = list(read_records(run / RECORDS))
+        records = read_run(run)
         if not records:
-            raise InputError(f"{run / RECORDS}: no records")
+            raise InputError(f"{run}: no records")
         task = make_task(cfg.task.name, **cfg.task.params)
         try:
             quality = reward_quality(scored_candidates(records, task))

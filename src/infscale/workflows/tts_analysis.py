@@ -96,18 +96,19 @@ def check_memory(records: Sequence[Any], n_boot: int) -> None:
 
 
 def read_runs(runs: Sequence[Path]) -> list[Any]:
-    """The records of run directories (holding ``records.jsonl``) or JSONL files; a missing or empty one is an
-    `InputError` naming it."""
-    from infscale.tts.core.runner import RECORDS, read_records
+    """The records of run directories (``records.jsonl``, or the shard files of an array run, merged) or JSONL
+    files; a missing or empty one is an `InputError` naming it, and so is a unit found in two files."""
+    from infscale.tts.core.record_files import read_run, record_files
 
     records = []
     for run in runs:
-        path = run / RECORDS if run.is_dir() else run
-        if not path.exists():
-            raise InputError(f"{path}: no such records file")
-        got = list(read_records(path))
+        if not run.exists():
+            raise InputError(f"{run}: no such records file or run directory")
+        if run.is_dir() and not record_files(run):
+            raise InputError(f"{run}: no records file (records.jsonl) in this directory")
+        got = read_run(run)
         if not got:
-            raise InputError(f"{path}: no records")
+            raise InputError(f"{run}: no records")
         records.extend(got)
     return records
 
@@ -140,12 +141,12 @@ def _error_fits(points: list[Any], accounting: str) -> dict[str, dict[str, float
 
 
 def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from infscale.tts.analysis import IID_STRATEGIES, pools_from_records
+    from infscale.tts.analysis import pools_from_records
     from infscale.tts.analysis.saturation import saturation_summary
 
     by_group: dict[tuple[str, str], dict[int, list]] = {}
     for r in records:
-        if r.strategy in IID_STRATEGIES:
+        if r.iid:
             by_group.setdefault((r.model, r.strategy), {}).setdefault(r.budget, []).append(r)
     rows, summaries, sat_curves = {}, {}, {}
     for (model, strategy), cur in curves.items():

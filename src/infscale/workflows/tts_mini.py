@@ -7,7 +7,7 @@ settings and the comparison. `run_study` then, all on CPU:
 1. trains every policy and the PRM with `infscale.tts.own_models.train.train_own_model` (a checkpoint already in the output directory
    is reused when it was trained with the same settings; one trained with other settings is an error, never a silent
    mix);
-2. runs every strategy at every budget on every policy with `infscale.tts.core.runner.run` (append-only JSONL per policy:
+2. runs every strategy at every budget on every policy with `infscale.workflows.tts_run.run_tts` (append-only JSONL per policy:
    an interrupted study resumes where it stopped);
 3. analyses all records with `infscale.tts.analysis` under both FLOPs accountings (ours: policy prefill + decode +
    reward model; seed B's: ``2 N T``, reward model not counted): greedy accuracy per size, the Pareto frontier, and a
@@ -237,11 +237,11 @@ def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: Train
 def run_policies(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedModel], prm: TrainedModel | None,
                  log: Log = print) -> list[Path]:
     """Every strategy on every policy (resumable); returns the records files."""
-    from infscale.tts.core.runner import run
+    from infscale.workflows.tts_run import run_tts
 
     paths = []
     for policy in policies:
-        summary = run(run_config(cfg, out, policy, prm))
+        summary = run_tts(run_config(cfg, out, policy, prm))
         log(f"{policy.name}: {summary.written} records written, {summary.skipped} already there, "
             f"{summary.failed} failed")
         paths.append(Path(summary.records_path))
@@ -252,14 +252,14 @@ def run_crossover(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedMod
                   log: Log = print) -> dict[float, list[Path]]:
     """The smaller policies' ``small_strategy`` steered by a `noisy_verifier` of every ``analysis.reward_aucs``
     (resumable, like the main runs); returns the records files per AUC."""
-    from infscale.tts.core.runner import run
+    from infscale.workflows.tts_run import run_tts
 
     largest = max(p.n_params for p in policies)
     paths: dict[float, list[Path]] = {}
     for auc in cfg.analysis.reward_aucs:
         for policy in (p for p in policies if p.n_params < largest):
             rc = run_config(cfg, out, policy, prm, reward_auc=auc)
-            summary = run(rc)
+            summary = run_tts(rc)
             log(f"{rc.run}: {summary.written} records written, {summary.skipped} already there, "
                 f"{summary.failed} failed")
             paths.setdefault(auc, []).append(Path(summary.records_path))
@@ -408,7 +408,7 @@ def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool =
     t1 = time.perf_counter()
     paths = run_policies(cfg, out, policies, prm, log)
     t2 = time.perf_counter()
-    from infscale.tts.core.runner import read_records
+    from infscale.tts.core.record_files import read_records
 
     records = [r for p in paths for r in read_records(p)]
     report, points = analyse(cfg, records, policies, prm, out, plot=plot)

@@ -115,7 +115,7 @@ class MiniStudyConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> MiniStudyConfig:
-        from infscale.tts.core.strategies import STRATEGIES
+        from infscale.tts.core.spec import get_strategy
 
         names = [p.name for p in self.policies]
         if len(names) < 2:
@@ -135,7 +135,7 @@ class MiniStudyConfig(Strict):
         if self.train.min_difficulty > self.train.max_difficulty:
             raise ValueError("train: min_difficulty is above max_difficulty")
         for s in self.strategies:
-            STRATEGIES.get(s.name)
+            get_strategy(s.name)
             if any(b < 1 for b in s.budgets):
                 raise ValueError(f"strategies: {s.name!r} budgets must be >= 1, got {s.budgets}")
         run = {s.name for s in self.strategies}

@@ -196,13 +196,20 @@ def test_pools_from_records_and_operating_points():
     assert np.isnan(pools.scores).sum() == 0
     points, curves = operating_points_from_records(recs, n_bootstrap=50)
     samp = {(p.strategy, p.n): p for p in points if p.strategy.startswith("sampling")}
-    # n = 4: MV correct on p1, wrong on p2; FLOPs = prefill + (decode + reward) * n / M
+    # n = 4: MV correct on p1, wrong on p2; FLOPs = prefill + decode * n / M: a majority vote reads no reward
     assert samp[("sampling+majority_vote", 4)].accuracy == pytest.approx(0.5)
-    assert samp[("sampling+majority_vote", 2)].flops == pytest.approx(10 + 120 * 2 / 4)
+    assert samp[("sampling+majority_vote", 2)].flops == pytest.approx(10 + 100 * 2 / 4)
+    # best-of-n and weighted vote choose by the reward: they pay its FLOPs, n / M of them
+    assert samp[("sampling+best_of_n", 2)].flops == pytest.approx(10 + 120 * 2 / 4)
+    assert samp[("sampling+weighted_vote", 2)].flops == pytest.approx(10 + 120 * 2 / 4)
     assert samp[("sampling+majority_vote", 2)].seed_b_flops == pytest.approx(50.0)
     assert samp[("sampling+best_of_n", 4)].accuracy == pytest.approx(1.0)
+    # the reward steered REBASE: even its majority vote paid for the reward
+    # the reward steered REBASE: even its majority vote paid for the reward
     reb = [p for p in points if p.strategy == "rebase+majority_vote"]
     assert len(reb) == 1 and reb[0].flops == pytest.approx(130.0) and reb[0].n == 2
+    assert reb[0].label == "REBASE + majority vote"
+    assert reb[0].label == "REBASE + majority vote"
     assert ("tiny", "sampling") in curves
     with pytest.raises(InputError):
         pools_from_records([])
@@ -233,8 +240,12 @@ def test_strategies_are_shown_by_the_names_users_know():
     assert [strategy_label(k) for k in ("greedy+greedy", "greedy+best_of_n", "sampling+majority_vote",
                                         "sampling+best_of_n", "weighted_vote+weighted_vote", "rebase+weighted_vote",
                                         "beam+best_of_n", "mcts+majority_vote", "REBASE")] == [
-        "greedy", "greedy", "majority vote", "best-of-n", "weighted vote", "REBASE + weighted vote",
-        "beam search + best-of-n", "MCTS + majority vote", "REBASE"]
+        "greedy", "greedy", "majority vote", "best-of-n", "weighted vote (sampled as weighted_vote)",
+        "REBASE + weighted vote", "beam search + best-of-n", "MCTS + majority vote", "REBASE"]
+    # a pool drawn by a strategy named after one aggregation, read by another, says so; a strategy's own label wins
+    assert strategy_label("weighted_vote+majority_vote") == "majority vote (sampled as weighted_vote)"
+    assert strategy_label("particle_filter+weighted_vote") == "particle filtering + weighted vote"
+    assert strategy_label("my_search+best_of_n", "my search") == "my search + best-of-n"
 
 
 def test_matched_accuracy_flops_is_seed_b_table_1s_comparison_on_measured_points():

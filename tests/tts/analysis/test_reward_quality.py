@@ -49,7 +49,7 @@ def test_top1_random_baseline_and_position_bias():
 
 def _run(tmp_path, name, reward, **over):
     from infscale.tts.core.config import load_config
-    from infscale.tts.core.runner import run
+    from infscale.workflows.tts_run import run_tts as run
 
     cfg = {"run": name, "out_dir": str(tmp_path / "runs"), "model_name": "scripted",
            "task": {"name": "arith", "params": {"n_problems": 30, "difficulty": 4, "seed": 3}},
@@ -57,7 +57,7 @@ def _run(tmp_path, name, reward, **over):
            "strategies": [{"name": "sampling", "budgets": [6]}], **over}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    run(load_config(path))
+    run(load_config(path), quiet=True)
     return tmp_path / "runs" / name
 
 

@@ -27,7 +27,7 @@ def test_hf_generator_counts_and_stops(tiny_dirs):
 
     with warnings.catch_warnings(record=True) as seen:  # transformers' deprecations must not reach users
         warnings.simplefilter("always")
-        out = gen.generate(prompts, [2, 3], SamplingParams(temperature=1.0, max_tokens=10, logprobs=True, seed=1))
+        out = gen.generate(prompts, [2, 3], SamplingParams(temperature=1.0, max_tokens=10, logprobs=True), seeds=[1, 2])
     assert not [w for w in seen if "deprecated" in str(w.message)], [str(w.message) for w in seen]
     assert [len(o) for o in out] == [2, 3]
     for prompt, row in zip(prompts, out, strict=True):
@@ -99,28 +99,3 @@ def test_hf_decode_loop_matches_transformers_greedy(tiny_dirs):
         for c in row:
             assert (c.text, c.completion_tokens) == (text, end)
             assert c.finish_reason == ("eos" if eos in ref else "length")
-
-
-def test_hf_sampling_temperature_and_top_p():
-    """p = (0.5, 0.3, 0.15, 0.05): top_p 0.7 keeps the two tokens whose preceding mass is below 0.7, renormalised to
-    (0.625, 0.375); temperature 0.5 squares and renormalises p; the returned log-probability is the drawn token's."""
-    import math
-
-    import torch
-
-    from infscale.tts.backends.hf import HFGenerator
-
-    p = torch.tensor([0.5, 0.3, 0.15, 0.05])
-    logits = p.log().repeat(20_000, 1) + 3.0  # a shift changes nothing
-    torch.manual_seed(0)
-    tokens, logp = HFGenerator._pick(logits, SamplingParams(temperature=1.0, top_p=0.7))
-    freq = torch.bincount(tokens, minlength=4).double() / len(tokens)
-    assert freq[2] == 0 and freq[3] == 0 and abs(freq[0] - 0.625) < 0.012
-    assert torch.allclose(logp[tokens == 0], torch.tensor(math.log(0.625)), atol=1e-5)
-    tokens, logp = HFGenerator._pick(logits, SamplingParams(temperature=0.5))
-    q = p**2 / (p**2).sum()
-    freq = torch.bincount(tokens, minlength=4).double() / len(tokens)
-    assert torch.allclose(freq, q.double(), atol=0.012)
-    assert torch.allclose(logp, q.log()[tokens], atol=1e-5)
-    tokens, logp = HFGenerator._pick(logits[:3], SamplingParams(temperature=0.0))
-    assert tokens.tolist() == [0, 0, 0] and torch.allclose(logp, p.log()[0].repeat(3), atol=1e-5)

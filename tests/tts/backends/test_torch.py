@@ -61,10 +61,14 @@ def test_stop_string_ends_completion(gen):
 
 
 def test_sampling_counts_logprobs_and_seed(gen):
-    params = SamplingParams(temperature=1.0, max_tokens=8, logprobs=True, seed=123)
-    a = gen.generate(["1 +2\n", "4 *2\n"], 4, params)
-    b = gen.generate(["1 +2\n", "4 *2\n"], 4, params)
+    params = SamplingParams(temperature=1.0, max_tokens=8, logprobs=True)
+    a = gen.generate(["1 +2\n", "4 *2\n"], 4, params, seeds=[123, 124])
+    b = gen.generate(["1 +2\n", "4 *2\n"], 4, params, seeds=[123, 124])
     assert [[c.text for c in row] for row in a] == [[c.text for c in row] for row in b]
+    # a prompt's samples are keyed by its own seed: alone, or after another prompt, they are the same
+    alone = gen.generate(["4 *2\n"], 4, params, seeds=[124])
+    assert [c.text for c in alone[0]] == [c.text for c in a[1]]
+    assert len({c.text for c in a[0]}) > 1
     for row in a:
         assert len(row) == 4
         for c in row:
@@ -120,8 +124,22 @@ def test_prefix_cache_stays_within_its_budget(gen):
     small = TorchGenerator(model=gen.model, seed=0, prefix_cache_mb=0.05)
     budget = small.prefix_store.max_tokens
     assert 0 < budget < 200
-    params = SamplingParams(temperature=1.0, max_tokens=12, seed=5)
+    params = SamplingParams(temperature=1.0, max_tokens=12)
     for k in range(12):
-        small.generate([f"{k} +{k + 1} *2\n"], 3, params)
+        small.generate([f"{k} +{k + 1} *2\n"], 3, params, seeds=[5])
         assert small.prefix_store.n_tokens <= budget
     assert len(small.prefix_store) > 0
+
+
+def test_each_row_keeps_its_own_room_in_the_context():
+    """A short prompt batched with a long one may still write up to its own limit (context minus its own prompt), as
+    it would alone: a row's completion does not depend on the longest prompt of its batch."""
+    torch.manual_seed(1)
+    shape = TransformerShape(d_model=32, n_layers=1, n_heads=2, vocab_size=TOK.vocab_size, context_length=40)
+    g = TorchGenerator(model=LlamaModel(shape), seed=0)  # untrained: never stops by itself
+    params = SamplingParams(temperature=1.0, max_tokens=30)
+    short, long = "1 +2\n", "1 +2 *3 -4 +5 *6 -7 +8\n"
+    alone = g.generate([short], 1, params, seeds=[9])[0][0]
+    both = g.generate([short, long], 1, params, seeds=[9, 10])
+    assert both[0][0].text == alone.text and both[0][0].completion_tokens == alone.completion_tokens == 30
+    assert both[1][0].completion_tokens == 40 - len(TOK.encode(long, bos=True))

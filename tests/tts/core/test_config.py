@@ -10,7 +10,7 @@ import yaml
 
 from infscale.errors import InputError
 from infscale.tts.core.config import load_config
-from infscale.tts.core.runner import run
+from infscale.workflows.tts_run import run_tts as run
 
 
 def _write(tmp_path, **over):
@@ -35,10 +35,13 @@ def _write(tmp_path, **over):
     ({"search": {"top_p": 0}}, "search.top_p"),
     ({"search": {"max_tokens": 0}}, "search.max_tokens"),
     ({"search": {"max_step_tokens": 0}}, "search.max_step_tokens"),
-    ({"search": {"rebase_temperature": 0}}, "search.rebase_temperature"),
-    ({"search": {"beam_width": 0}}, "search.beam_width"),
+    ({"search": {"rebase_temperature": 0.2}}, "search.rebase_temperature"),  # now rebase's own setting
     ({"search": {"depth_cap": 0}}, "search.depth_cap"),
-    ({"search": {"mcts_c": float("inf")}}, "search.mcts_c"),
+    ({"batch": {"max_rows": 0}}, "batch.max_rows"),
+    ({"batch": {"max_units": -1}}, "batch.max_units"),
+    ({"batch": {"max_kv_bytes": float("inf")}}, "batch.max_kv_bytes"),
+    ({"workers": 0}, "workers"),
+    ({"strategies": [{"name": "rebase", "settings": [1]}]}, "strategies.0.settings"),
     ({"search": {"bogus": 1}}, "search.bogus"),
     ({"strategies": []}, "strategies"),
     ({"strategies": [{"name": "sampling", "budgets": []}]}, "strategies.0.budgets"),
@@ -53,6 +56,22 @@ def test_bad_settings_are_one_line_naming_the_field(tmp_path, over, field):
         load_config(_write(tmp_path, **over))
     msg = str(err.value)
     assert f"c.yaml: field {field}:" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("strategy, settings, field", [
+    ("rebase", {"balance_temperature": 0}, "balance_temperature"),
+    ("beam", {"width": 0}, "width"),
+    ("mcts", {"c": float("inf")}, "c"),
+    ("mcts", {"root_width": 0}, "root_width"),
+    ("particle_filter", {"resample_temperature": -1}, "resample_temperature"),
+    ("sampling", {"anything": 1}, "anything"),
+])
+def test_bad_strategy_settings_name_the_entry_and_field(tmp_path, strategy, settings, field):
+    cfg = load_config(_write(tmp_path, strategies=[{"name": strategy, "budgets": [2], "settings": settings}]))
+    with pytest.raises(InputError) as err:
+        run(cfg)
+    assert f"strategies.0.settings ({strategy}): field {field}:" in str(err.value)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_unknown_strategy_or_missing_reward_writes_nothing(tmp_path):

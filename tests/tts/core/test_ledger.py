@@ -3,10 +3,11 @@
 import pytest
 
 from infscale.arch import TransformerShape
+from infscale.tts.core.config import SearchSettings
 from infscale.tts.core.generation import Completion, ScriptedArithmeticGenerator
 from infscale.tts.core.ledger import LedgerBuilder
 from infscale.tts.core.rewards import ExactVerifier
-from infscale.tts.core.strategies import Engine, SearchSettings
+from infscale.tts.core.scheduler import Engine
 from infscale.tts.core.tasks import ArithmeticTask
 
 SHAPE = TransformerShape(d_model=64, n_layers=2, n_heads=4, vocab_size=100, context_length=512)

@@ -6,24 +6,17 @@ import math
 import pytest
 
 from infscale.errors import InputError
+from infscale.tts.core.aggregation import aggregate, best_of_n, majority_vote, weighted_vote
+from infscale.tts.core.config import SearchSettings
 from infscale.tts.core.generation import SamplingParams, ScriptedArithmeticGenerator
 from infscale.tts.core.records import Candidate
 from infscale.tts.core.rewards import ExactVerifier
-from infscale.tts.core.strategies import (
-    STRATEGIES,
-    Engine,
-    Node,
-    SearchSettings,
-    aggregate,
-    backup,
-    best_of_n,
-    majority_vote,
-    rebase_widths,
-    uct,
-    uct_select,
-    weighted_vote,
-)
+from infscale.tts.core.scheduler import Engine
+from infscale.tts.core.search import Node
+from infscale.tts.core.spec import STRATEGIES, get_strategy
 from infscale.tts.core.tasks import ArithmeticTask
+from infscale.tts.strategies.mcts import backup, uct, uct_select
+from infscale.tts.strategies.rebase import rebase_widths
 
 
 # ----- REBASE width allocation (hand-computed) ---------------------------------------------------------------------
@@ -138,7 +131,7 @@ def test_every_strategy_end_to_end(engine, strategy):
         rec = eng.run(strategy, problem, 8)
         assert rec.candidates
         kept = sum(c.completion_tokens for c in rec.candidates)
-        if strategy in ("rebase", "beam", "mcts"):  # paths share prefixes and pruned nodes cost tokens too
+        if not get_strategy(strategy).iid:  # paths share prefixes and pruned nodes cost tokens too
             assert rec.ledger.generated_tokens >= max(c.completion_tokens for c in rec.candidates)
         else:
             assert rec.ledger.generated_tokens == kept
@@ -171,7 +164,7 @@ def test_depth_cap_reports_unfinished(engine):
     task, _ = engine
     eng = Engine(task, ScriptedArithmeticGenerator(error_rate=0.3), ExactVerifier(task),
                  SearchSettings(max_step_tokens=40, depth_cap=2))
-    for strategy in ("rebase", "beam", "mcts"):
+    for strategy in ("rebase", "beam", "mcts", "particle_filter"):
         rec = eng.run(strategy, task.load()[0], 4)
         assert rec.candidates and all(not c.finished for c in rec.candidates)
         assert rec.answers["majority_vote"] is None
@@ -188,7 +181,7 @@ def test_finished_candidates_record_their_finish_reason(engine):
         assert all(c.finish_reason is not None for c in rec.candidates if c.finished)
 
 
-@pytest.mark.parametrize("strategy", ["rebase", "beam", "mcts"])
+@pytest.mark.parametrize("strategy", ["rebase", "beam", "mcts", "particle_filter"])
 def test_path_filling_the_context_ends_as_length(strategy):
     """An untrained 32-token model writes no answers, so every path grows until it fills the context: the search must
     stop those paths as unfinished ``length`` candidates instead of asking the generator for a prompt it cannot hold
@@ -250,7 +243,7 @@ def test_mcts_rollouts_reach_answers_below_the_solutions_depth(engine):
     runs = {}
     for rollouts in (True, False):
         eng = Engine(task, ScriptedArithmeticGenerator(error_rate=0.0), ExactVerifier(task),
-                     SearchSettings(max_step_tokens=40, mcts_rollouts=rollouts))
+                     SearchSettings(max_step_tokens=40), options={"mcts": {"rollouts": rollouts}})
         runs[rollouts] = eng.run("mcts", problem, 2)
     assert runs[True].correct["majority_vote"] and runs[True].answers["majority_vote"] == problem.gold
     assert runs[False].answers["majority_vote"] is None

@@ -15,11 +15,9 @@ from infscale.tts.analysis.accuracy import (
 from infscale.tts.analysis.fits import ComputeOptimalSizeFit, ErrorComputeFit
 from infscale.tts.analysis.frontier import compute_optimal, compute_optimal_sizes, frontier_points
 from infscale.tts.analysis.points import operating_points_from_records, pools_from_records
-from infscale.tts.core.records import IID_STRATEGIES
 
 __all__ = [
     "AGGREGATIONS",
-    "IID_STRATEGIES",
     "AccuracyCurve",
     "CandidatePools",
     "OperatingPoint",

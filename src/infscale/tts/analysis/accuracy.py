@@ -115,24 +115,28 @@ ACCOUNTINGS = ("ours", "seed_b", "memory")
 model), ``seed_b`` (``2 N T``, the reward model free), ``memory`` (``seed_b`` + KV bytes read at the hardware's
 FLOPs per byte)."""
 
-_METHOD_LABELS = {"beam": "beam search", "mcts": "MCTS", "rebase": "REBASE"}
+# names of points that carry no strategy label (paper tables, points files written before records carried one)
+_METHOD_LABELS = {"beam": "beam search", "mcts": "MCTS", "rebase": "REBASE", "particle_filter": "particle filtering"}
 _ANSWER_LABELS = {"majority_vote": "majority vote", "best_of_n": "best-of-n", "weighted_vote": "weighted vote"}
 _SAMPLING = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
 
 
-def strategy_label(strategy: str) -> str:
-    """The name users know for a ``strategy+aggregation`` key: ``greedy``, ``majority vote``, ``best-of-n``,
-    ``weighted vote`` (independent samples), ``REBASE + weighted vote``, ``beam search + best-of-n``, ``MCTS + ...``;
-    other keys (a paper table's own names) are returned as they are."""
+def strategy_label(strategy: str, method_label: str = "") -> str:
+    """The name users know for a ``strategy+aggregation`` key, the strategy first, then how the answer is chosen:
+    ``greedy``; ``majority vote``, ``best-of-n``, ``weighted vote`` (independent samples; a pool drawn by a strategy
+    named after another aggregation says so: ``majority vote (sampled as weighted_vote)``); ``REBASE + weighted
+    vote``, ``beam search + best-of-n``, ``particle filtering + majority vote``. ``method_label`` is the strategy's
+    own label (from its records); other keys (a paper table's names) are returned as they are."""
     method, sep, answer = strategy.partition("+")
     if not sep:
         return strategy
-    if method == "greedy":
+    if method == "greedy" or answer == "greedy":
         return "greedy"
     how = _ANSWER_LABELS.get(answer, answer.replace("_", " "))
-    if method in _SAMPLING:
-        return how
-    return f"{_METHOD_LABELS.get(method, method)} + {how}"
+    name = method_label or ("sampling" if method in _SAMPLING else _METHOD_LABELS.get(method, method))
+    if name == "sampling":
+        return how if method == "sampling" else f"{how} (sampled as {method})"
+    return f"{name} + {how}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +163,8 @@ class OperatingPoint:
     flops_per_byte: float | None = None
     """The hardware's peak FLOPs per byte of memory bandwidth that prices the ``memory`` accounting (unset: not
     priced)."""
+    method_label: str = ""
+    """The strategy's own label (``REBASE``, ``sampling``), from its records; empty for a paper table's point."""
 
     @property
     def memory_flops(self) -> float:
@@ -171,7 +177,7 @@ class OperatingPoint:
     @property
     def label(self) -> str:
         """`strategy_label` of the strategy: the name to show users."""
-        return strategy_label(self.strategy)
+        return strategy_label(self.strategy, self.method_label)
 
     def flops_for(self, accounting: str) -> float:
         if accounting == "ours":

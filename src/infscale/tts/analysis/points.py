@@ -15,7 +15,7 @@ from infscale.tts.analysis.accuracy import (
     _percentiles,
     accuracy_at_n,
 )
-from infscale.tts.core.records import IID_STRATEGIES, ProblemRecord
+from infscale.tts.core.records import SCORED_AGGREGATIONS, ProblemRecord
 
 __all__ = ["pools_from_records", "operating_points_from_records"]
 
@@ -85,23 +85,30 @@ def operating_points_from_records(
 ) -> tuple[list[OperatingPoint], dict[tuple[str, str], dict[str, AccuracyCurve]]]:
     """Accuracy-vs-FLOPs points per model x strategy x aggregation, and the accuracy-at-n curves behind them.
 
-    I.i.d. strategies (``IID_STRATEGIES``): the largest budget's pool is subsampled to n = 1, 2, 4, ...; the FLOPs at n
-    are the prompt prefill (shared, cached) plus ``n / M`` of the decode and reward FLOPs (seed B: ``n / M`` of its
-    total). Other strategies: one point per budget from the records' own chosen answers. Failed problems count as wrong.
+    I.i.d. strategies (records with ``iid``): the largest budget's pool is subsampled to n = 1, 2, 4, ...; the FLOPs at
+    n are the prompt prefill (shared, cached) plus ``n / M`` of the decode FLOPs (seed B: ``n / M`` of its total).
+    Other strategies: one point per budget from the records' own chosen answers. The reward model's FLOPs belong to
+    the answers it chose: best-of-n and weighted vote, and every answer of a search the reward steered
+    (``reward_steers``: beam, MCTS, REBASE, particle filtering); a greedy or majority-vote answer of independent
+    samples does not pay for scores it never read. Failed problems count as wrong.
     ``flops_per_byte`` (a hardware profile's, `HardwareProfile.flops_per_byte`) prices the ``memory`` accounting.
     """
     rng = np.random.default_rng(random_state)
     groups: dict[tuple[str, str], dict[int, list[ProblemRecord]]] = {}
     n_params: dict[str, int] = {}
+    labels: dict[str, str] = {}
     for rec in records:
         groups.setdefault((rec.model, rec.strategy), {}).setdefault(rec.budget, []).append(rec)
         n_params[rec.model] = rec.n_params
+        if rec.strategy_label:
+            labels[rec.strategy] = rec.strategy_label
     points: list[OperatingPoint] = []
     curves: dict[tuple[str, str], dict[str, AccuracyCurve]] = {}
     for (model, strategy), by_budget in sorted(groups.items()):
         top_budget = max(by_budget)
         top = by_budget[top_budget]
-        if strategy in IID_STRATEGIES and any(r.candidates for r in top) and _mode_pool_size(top) >= 2:
+        steered = any(r.reward_steers for r in top)
+        if any(r.iid for r in top) and any(r.candidates for r in top) and _mode_pool_size(top) >= 2:
             pools = pools_from_records(top)
             aggs = ["majority_vote", "pass"] + (["weighted_vote", "best_of_n"] if pools.has_scores else [])
             cur = accuracy_at_n(pools, aggregations=aggs, n_bootstrap=n_bootstrap, confidence=confidence,
@@ -114,9 +121,11 @@ def operating_points_from_records(
                     continue  # pass@k needs an oracle: not an operating point
                 for i, n in enumerate(curve.ns):
                     frac = float(n) / m
-                    flops = led["policy_prefill_flops"] + frac * (led["policy_decode_flops"] + led["reward_flops"])
+                    reward = led["reward_flops"] if steered or agg in SCORED_AGGREGATIONS else 0.0
+                    flops = led["policy_prefill_flops"] + frac * (led["policy_decode_flops"] + reward)
                     points.append(OperatingPoint(
                         model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(n), flops=flops,
+                        method_label=labels.get(strategy, ""),
                         seed_b_flops=frac * led["seed_b_flops"], accuracy=float(curve.accuracy[i]),
                         ci_low=float(curve.ci_low[i]), ci_high=float(curve.ci_high[i]),
                         n_problems=curve.n_problems, source="subsampled pool",
@@ -130,9 +139,11 @@ def operating_points_from_records(
             for agg in aggs:
                 vals = np.array([1.0 if r.correct.get(agg, False) else 0.0 for r in recs])
                 lo, hi = _bootstrap_mean(vals, n_bootstrap, confidence, rng)
+                reward = led["reward_flops"] if steered or agg in SCORED_AGGREGATIONS else 0.0
                 points.append(OperatingPoint(
                     model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(budget),
-                    flops=led["policy_prefill_flops"] + led["policy_decode_flops"] + led["reward_flops"],
+                    method_label=labels.get(strategy, ""),
+                    flops=led["policy_prefill_flops"] + led["policy_decode_flops"] + reward,
                     seed_b_flops=led["seed_b_flops"], accuracy=float(vals.mean()), ci_low=lo, ci_high=hi,
                     n_problems=len(recs), source="records", kv_read_bytes=led["policy_kv_read_bytes"],
                     flops_per_byte=flops_per_byte))

@@ -14,7 +14,15 @@ from typing import Any
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts, cut_at_stop
+from infscale.tts.core.generation import (
+    Completion,
+    FinishReason,
+    SamplingParams,
+    as_counts,
+    as_seeds,
+    cut_at_stop,
+    sample_seed,
+)
 
 
 def resolve_model_path(path: str, gguf_file: str | None = None) -> tuple[Path, str | None]:
@@ -82,7 +90,8 @@ class HFGenerator:
     Each batch prefills every distinct prompt once and copies its KV cache to that prompt's samples; a row leaves
     the batch (and the cache) as soon as it emits end-of-sequence or one of the stop strings appears in its text, so
     nothing is generated past a stop and finished rows cost nothing. Temperature 0 is greedy; otherwise temperature
-    and nucleus (``top_p``) sampling from torch's global generator (seeded by ``seed`` and ``params.seed``).
+    and nucleus (``top_p``) sampling, each row from its own stream (`infscale.tts.backends.sampling`: keyed by the
+    call's ``seeds``, or drawn from a generator seeded by ``seed`` for an unseeded call).
     """
 
     name = "hf"
@@ -110,7 +119,8 @@ class HFGenerator:
         self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         # transformers >= 5.x names the KV cache argument `cache` (`past_key_values` warns); older ones the latter
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        torch.manual_seed(seed)
+        self.rng = torch.Generator()  # keys of unseeded calls' rows
+        self.rng.manual_seed(seed)
 
     def format(self, prompt: str) -> str:
         """With ``chat``, the prompt's first line block is the user turn and the rest a started assistant turn."""
@@ -127,19 +137,23 @@ class HFGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
 
-    def generate(self, prompts: Sequence[str], n: Sequence[int] | int,
-                 params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
         import torch
 
         counts = as_counts(prompts, n)
-        rows = [i for i, c in enumerate(counts) for _ in range(c)]
+        keys_in = as_seeds(prompts, seeds)
+        rows = [(i, j) for i, c in enumerate(counts) for j in range(c)]
         out: list[list[Completion]] = [[] for _ in prompts]
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
-        ids = {i: self.encode(prompts[i]) for i in dict.fromkeys(rows)}
+        if keys_in is None:
+            keys = torch.randint(0, 1 << 31, (len(rows),), generator=self.rng).tolist()
+        else:
+            keys = [sample_seed(keys_in[i], j) for i, j in rows]
+        ids = {i: self.encode(prompts[i]) for i, _ in rows}
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]
-            for i, comp in zip(chunk, self._decode([ids[i] for i in chunk], params), strict=True):
+            comps = self._decode([ids[i] for i, _ in chunk], params, keys[start:start + self.batch_size])
+            for (i, _), comp in zip(chunk, comps, strict=True):
                 out[i].append(comp)
         return out
 
@@ -170,28 +184,16 @@ class HFGenerator:
         return cache, logits, mask, positions[:, -1] + 1
 
     @staticmethod
-    def _pick(logits: Any, params: SamplingParams) -> tuple[Any, Any]:
+    def _pick(logits: Any, params: SamplingParams, keys: Any, step: int) -> tuple[Any, Any]:
         """Next token per row and its log-probability under the distribution it was drawn from."""
+        from infscale.tts.backends.sampling import sample_rows
+
+        return sample_rows(logits, params, keys, step)
+
+    def _decode(self, prompts: list[list[int]], params: SamplingParams, keys: list[int]) -> list[Completion]:
         import torch
 
-        if params.temperature == 0:
-            tokens = logits.argmax(-1)
-            logp = torch.log_softmax(logits, -1)
-        else:
-            scaled = logits / params.temperature
-            if params.top_p < 1.0:
-                ordered, order = scaled.sort(-1, descending=True)
-                probs = ordered.softmax(-1)
-                # drop a token once the mass of the tokens ranked above it already reaches top_p (the first stays)
-                ordered = ordered.masked_fill(probs.cumsum(-1) - probs >= params.top_p, float("-inf"))
-                scaled = torch.full_like(scaled, float("-inf")).scatter(-1, order, ordered)
-            logp = torch.log_softmax(scaled, -1)
-            tokens = torch.multinomial(logp.exp(), 1).squeeze(1)
-        return tokens, logp.gather(-1, tokens[:, None]).squeeze(1)
-
-    def _decode(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
-        import torch
-
+        row_keys = torch.tensor(keys, dtype=torch.long, device=self.device)
         tok, stop = self.tokenizer, tuple(params.stop)
         generated: list[list[int]] = [[] for _ in prompts]
         logprob = [0.0] * len(prompts)
@@ -200,7 +202,7 @@ class HFGenerator:
             cache, logits, mask, position = self._prefill(prompts)
             active = list(range(len(prompts)))
             for step in range(params.max_tokens):
-                tokens, logp = self._pick(logits, params)
+                tokens, logp = self._pick(logits, params, row_keys, step)
                 keep = []
                 for a, (r, t, lp) in enumerate(zip(active, tokens.tolist(), logp.tolist(), strict=True)):
                     logprob[r] += lp
@@ -218,6 +220,7 @@ class HFGenerator:
                     index = torch.tensor(keep, device=self.device)
                     cache.batch_select_indices(index)
                     tokens, mask, position = tokens[index], mask[index], position[index]
+                    row_keys = row_keys[index]
                     active = [active[a] for a in keep]
                 mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position[:, None],

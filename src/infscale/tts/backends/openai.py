@@ -1,45 +1,57 @@
 """Generator for any OpenAI-compatible completions server (vLLM, SGLang, TGI): how users scale to many GPUs.
 
-``POST {base_url}/completions`` with ``n``, ``temperature``, ``top_p``, ``max_tokens``, ``stop`` and ``logprobs``;
-prompts are sent concurrently (``concurrency`` threads), each request with a timeout and retries with exponential
-back-off on connection errors, timeouts, 429 and 5xx. When the server stays unreachable a `ServerUnavailableError`
-names the URL and the cause; the runner records it as that problem's failure and goes on.
-Per-choice token counts come from the returned log-probabilities (``logprobs=0`` is always requested for that).
+``POST {endpoint}/completions`` with ``n``, ``temperature``, ``top_p``, ``max_tokens``, ``stop`` and ``logprobs``. One
+or many endpoints (``base_url``, or ``endpoints``: replicas of ``vllm serve``) form an `EndpointPool`: each request
+goes to the least busy live replica, is retried with back-off, and moves to another replica when its own dies
+(`infscale.tts.backends.endpoints`). A batched call is a window of at most ``concurrency`` requests in flight across
+every problem of the batch (the scheduler's batches span many problems), kept full until the batch is done.
+
+A seeded sample is one request of ``n = 1`` with its own seed (`sample_seed`), so its text does not depend on what
+else is in flight (and vLLM's CPU backend, which refuses ``n > 1`` with a seed, serves it); an unseeded prompt is one
+request of ``n`` samples. Per-choice token counts come from the returned log-probabilities (``logprobs=0`` is always
+requested for that).
 """
 
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts, prompt_seed
+from infscale.tts.backends.endpoints import EndpointPool, EndpointsDownError
+from infscale.tts.core.generation import (
+    Completion,
+    FinishReason,
+    SamplingParams,
+    as_counts,
+    as_seeds,
+    sample_seed,
+)
 
-
-class ServerUnavailableError(ConnectionError):
-    """The server could not be reached or kept failing after every retry."""
-
-
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+__all__ = ["EndpointsDownError", "OpenAIServerGenerator"]
 
 
 class OpenAIServerGenerator:
     name = "openai"
 
-    def __init__(self, base_url: str, model: str | None = None, shape: dict[str, Any] | None = None,
-                 config_path: str | None = None, concurrency: int = 8, timeout_s: float = 60.0,
+    def __init__(self, base_url: str | None = None, model: str | None = None, shape: dict[str, Any] | None = None,
+                 config_path: str | None = None, concurrency: int = 64, timeout_s: float = 60.0,
                  max_retries: int = 3, backoff_s: float = 0.5, api_key: str | None = None,
-                 extra_body: dict[str, Any] | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.concurrency, self.timeout_s = concurrency, timeout_s
-        self.max_retries, self.backoff_s = max_retries, backoff_s
-        self.api_key, self.extra_body = api_key, dict(extra_body or {})
+                 extra_body: dict[str, Any] | None = None, endpoints: list[str] | None = None) -> None:
+        urls = ([base_url] if base_url else []) + list(endpoints or [])
+        if not urls:
+            raise InputError("generator 'openai': set `base_url` or `endpoints` (the servers' /v1 URLs)")
+        if concurrency < 1:
+            raise InputError(f"generator 'openai': concurrency must be >= 1, got {concurrency}")
+        self.pool = EndpointPool(urls, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
+                                 api_key=api_key)
+        self.concurrency = concurrency
+        """Requests in flight at once across a batched call (every endpoint together)."""
+        self.max_batch_rows = 64 * concurrency
+        self.extra_body = dict(extra_body or {})
         if shape is not None:
             self.shape = TransformerShape.from_dict(shape)
         elif config_path is not None:
@@ -56,53 +68,28 @@ class OpenAIServerGenerator:
         else:
             raise InputError("generator 'openai': set `shape` or `config_path` so its tokens can be priced in FLOPs")
         self._model = model
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- HTTP ------------------------------------------------------------------------------------------------
-    def _request(self, route: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        url = f"{self.base_url}{route}"
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last: str = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    return json.loads(resp.read())
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:200]
-                if exc.code not in _RETRY_STATUS:
-                    raise InputError(f"server {url} refused the request: HTTP {exc.code} {detail}") from None
-                last = f"HTTP {exc.code} {detail}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                last = str(getattr(exc, "reason", exc))
-        raise ServerUnavailableError(f"OpenAI-compatible server {url} unavailable after {self.max_retries + 1} "
-                                     f"attempts ({last})")
-
     @property
     def model(self) -> str:
         """The configured model name, else the server's first model (asked lazily, so a dead server fails per
         problem, not at start-up)."""
         if self._model is None:
-            models = self._request("/models").get("data", [])
+            models = self.pool.request("/models").get("data", [])
             if not models:
-                raise InputError(f"server {self.base_url} serves no model")
+                raise InputError(f"servers {', '.join(self.pool.live)} serve no model")
             self._model = models[0]["id"]
         return self._model
 
     # -- protocol --------------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
-        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
-        url, self.base_url = self.base_url, root
         try:
-            return int(self._request("/tokenize", {"model": self.model, "prompt": text})["count"])
+            return int(self.pool.request("/tokenize", {"model": self.model, "prompt": text}, root=True)["count"])
+        except EndpointsDownError:
+            raise
         except InputError:  # a server without vLLM's /tokenize route: prompt tokens come from `usage` instead
             return 0
-        finally:
-            self.base_url = url
 
     def _one(self, prompt: str, n: int, params: SamplingParams, seed: int | None) -> list[Completion]:
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": n, "temperature": params.temperature,
@@ -113,7 +100,7 @@ class OpenAIServerGenerator:
             body["include_stop_str_in_output"] = True
         if seed is not None:
             body["seed"] = seed
-        res = self._request("/completions", body)
+        res = self.pool.request("/completions", body)
         prompt_tokens = int(res.get("usage", {}).get("prompt_tokens", 0))
         out = []
         for ch in sorted(res["choices"], key=lambda c: c.get("index", 0)):
@@ -136,10 +123,21 @@ class OpenAIServerGenerator:
                                   finish_reason=reason, logprob=float(sum(token_lps)) if params.logprobs else None))
         return out
 
-    def generate(self, prompts: Sequence[str], n: Sequence[int] | int,
-                 params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
         counts = as_counts(prompts, n)
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            futures = [pool.submit(self._one, p, c, params, prompt_seed(params, i)) if c else None
-                       for i, (p, c) in enumerate(zip(prompts, counts, strict=True))]
-            return [[] if f is None else f.result() for f in futures]
+        keys = as_seeds(prompts, seeds)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="infscale-openai")
+        # (prompt index, samples, seed): one request per seeded sample, one per unseeded prompt
+        requests = ([(i, 1, sample_seed(keys[i], j)) for i, c in enumerate(counts) for j in range(c)] if keys is not None
+                    else [(i, c, None) for i, c in enumerate(counts) if c])
+        futures = [self._executor.submit(self._one, prompts[i], c, params, seed) for i, c, seed in requests]
+        out: list[list[Completion]] = [[] for _ in prompts]
+        try:
+            for (i, _, _), fut in zip(requests, futures, strict=True):
+                out[i] += fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
+        return out

@@ -9,7 +9,9 @@ Every request gets an HTTP response with a JSON body; an error body is OpenAI's 
 "type", "param", "code"}}``, naming the field. `ServerLimits` bounds what one request may cost: body size (413), ``n``
 and ``n * max_tokens`` (400), a prompt that leaves no room in the context or ``max_tokens`` beyond it (400; otherwise
 ``max_tokens`` is clipped to the room left, finish reason ``length``), a socket timeout for slow or short bodies (408),
-and a bounded queue in front of the one generator (429 when full, 503 after ``queue_timeout_s`` waiting).
+and a bounded queue in front of the one generator (429 when full, 503 after ``queue_timeout_s`` waiting). Waiting
+requests with the same sampling settings are answered in one batched ``generate`` call (`Batcher`), so concurrent
+clients keep the generator's batch full.
 Run: ``python -m infscale.tts.backends.serve --port 8000`` (the bundled arithmetic policy). It binds 127.0.0.1.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any
 
@@ -37,8 +39,11 @@ class ServerLimits:
     max_n: int = 64
     max_request_tokens: int = 1 << 16
     """Most tokens one request may generate: ``n * max_tokens``."""
-    max_queue: int = 16
+    max_queue: int = 256
     """Requests admitted at once (generating or waiting for the generator); one more is answered 429."""
+    max_batch_rows: int = 256
+    """Sequences the generator decodes in one call: waiting requests with the same sampling settings are answered
+    together, up to this many samples."""
     queue_timeout_s: float = 60.0
     """How long an admitted request waits for the generator before a 503."""
     socket_timeout_s: float = 10.0
@@ -122,7 +127,7 @@ def sampling_params(req: CompletionRequest, prompt_tokens: int, context: int | N
         max_tokens = min(max_tokens, context - prompt_tokens)
     stop = () if req.stop is None else (req.stop,) if isinstance(req.stop, str) else tuple(req.stop)
     return SamplingParams(temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, stop=stop,
-                          logprobs=req.logprobs is not None, seed=req.seed)
+                          logprobs=req.logprobs is not None)
 
 
 def completion_body(comps: list[Completion], params: SamplingParams, keep_stop: bool,
@@ -144,12 +149,81 @@ def completion_body(comps: list[Completion], params: SamplingParams, keep_stop: 
     return {"object": "text_completion", "model": model_name, "choices": choices, "usage": usage}
 
 
+@dataclass(eq=False)
+class _Waiting:
+    prompt: str
+    n: int
+    params: SamplingParams
+    seed: int | None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: list[Completion] | None = None
+    error: BaseException | None = None
+
+
+class Batcher:
+    """The one generator behind the server, fed in batches: a worker thread takes every waiting request with the
+    same sampling settings (seeded and unseeded apart), up to ``max_rows`` samples, into one ``generate`` call, so
+    concurrent clients share the batch as they would on vLLM."""
+
+    def __init__(self, generator: Generator, max_rows: int) -> None:
+        self.generator, self.max_rows = generator, max_rows
+        self._waiting: list[_Waiting] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._loop, daemon=True, name="infscale-serve-batcher").start()
+
+    def submit(self, prompt: str, n: int, params: SamplingParams, seed: int | None,
+               timeout_s: float) -> list[Completion]:
+        item = _Waiting(prompt, n, params, seed)
+        with self._cond:
+            self._waiting.append(item)
+            self._cond.notify()
+        if not item.done.wait(timeout_s):
+            with self._cond:
+                if item in self._waiting:  # not started: withdrawn
+                    self._waiting.remove(item)
+                    raise RequestError(503, f"no generator free after {timeout_s:g} s; retry later")
+            item.done.wait()
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    def _take(self) -> list[_Waiting]:
+        with self._cond:
+            while not self._waiting:
+                self._cond.wait()
+            first = self._waiting[0]
+            batch, rows = [], 0
+            for item in list(self._waiting):
+                if item.params == first.params and (item.seed is None) == (first.seed is None) and \
+                        (not batch or rows + item.n <= self.max_rows):
+                    batch.append(item)
+                    rows += item.n
+                    self._waiting.remove(item)
+            return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take()
+            seeds = None if batch[0].seed is None else [item.seed for item in batch]
+            try:
+                out = self.generator.generate([b.prompt for b in batch], [b.n for b in batch], batch[0].params,
+                                              seeds)  # type: ignore[arg-type]
+                for item, comps in zip(batch, out, strict=True):
+                    item.result = comps
+            except Exception as exc:  # every request of the batch is answered with the failure
+                for item in batch:
+                    item.error = exc
+            for item in batch:
+                item.done.set()
+
+
 def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, model_name: str = "infscale",
                 limits: ServerLimits | None = None) -> ThreadingHTTPServer:
     lim = limits or ServerLimits()
-    gen_lock = threading.Lock()
     admitted = threading.BoundedSemaphore(lim.max_queue)
     context = getattr(generator.shape, "context_length", None) or None
+    batcher = Batcher(generator, lim.max_batch_rows)
 
     def complete(data: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -160,12 +234,7 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, mo
         if not admitted.acquire(blocking=False):
             raise RequestError(429, f"the server is busy ({lim.max_queue} requests in flight); retry later")
         try:
-            if not gen_lock.acquire(timeout=lim.queue_timeout_s):
-                raise RequestError(503, f"no generator free after {lim.queue_timeout_s:g} s; retry later")
-            try:
-                comps = generator.generate([req.prompt], [req.n], params)[0]
-            finally:
-                gen_lock.release()
+            comps = batcher.submit(req.prompt, req.n, params, req.seed, lim.queue_timeout_s)
         finally:
             admitted.release()
         return completion_body(comps, params, req.include_stop_str_in_output, model_name)

@@ -4,7 +4,9 @@ One ``generate`` call handles many prompts with different sample counts (tree se
 nodes at once): the distinct prompts are left-padded and prefilled together once, the cache rows are forked to one per
 sample (``KVCache.select``), then all samples decode in one batch. Every row keeps its own unpadded rotary positions
 and a key mask hides the padding, so each row gets exactly its unpadded computation. Rows that hit a stop string,
-end-of-sequence or ``max_tokens`` stop; the batch is compacted once half its rows are done. A finished row's K/V goes
+end-of-sequence or their own ``max_tokens`` (cut to the room their prompt leaves in the context) stop; the batch is
+compacted once half its rows are done. Each row samples from its own random stream (`infscale.tts.backends.sampling`),
+so a problem's samples do not depend on the other problems sharing the batch. A finished row's K/V goes
 to a bounded `PrefixStore` (tts/prefix_cache.py), so a later prompt that extends it (a tree-search child: the parent's
 prompt + the parent's step) prefills only its new tail.
 """
@@ -20,7 +22,16 @@ from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.train.model import KVCache, LlamaModel, load_weights
 from infscale.tts.backends.prefix_cache import PrefixStore, prefill, store_tokens
-from infscale.tts.core.generation import Completion, FinishReason, SamplingParams, as_counts, cut_at_stop
+from infscale.tts.backends.sampling import sample_rows
+from infscale.tts.core.generation import (
+    Completion,
+    FinishReason,
+    SamplingParams,
+    as_counts,
+    as_seeds,
+    cut_at_stop,
+    sample_seed,
+)
 from infscale.tts.own_models.tokenizer import CharTokenizer
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "own_models" / "models"
@@ -69,22 +80,28 @@ class TorchGenerator:
         self.model = model.eval()
         self.shape: TransformerShape = model.shape
         self.device = next(model.parameters()).device
-        self.rng = torch.Generator(device=self.device)
+        self.rng = torch.Generator()  # keys of unseeded calls' rows (a seeded call keys every row itself)
         self.rng.manual_seed(seed)
         if prefix_cache_mb < 0:
             raise InputError(f"torch generator: prefix_cache_mb must be >= 0, got {prefix_cache_mb}")
         tokens = store_tokens(model, prefix_cache_mb)
         self.prefix_store: PrefixStore | None = PrefixStore(tokens) if tokens > 0 else None
+        # the scheduler's defaults: batches that fill the device (on a CPU a batch of a few hundred rows already
+        # amortises the per-step overhead; benchmarks/bench_tts_throughput.py), K/V within half its free memory
+        from infscale.train.memory import available_bytes
+
+        self.max_batch_rows = 1024 if self.device.type == "cuda" else 256
+        self.kv_budget_bytes = 0.5 * available_bytes(str(self.device))
+        self.kv_bytes_per_elem = float(next(model.parameters()).element_size())
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[str], n: Sequence[int] | int,
-                 params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
         counts = as_counts(prompts, n)
-        if params.seed is not None:
-            self.rng.manual_seed(params.seed)
+        keys_in = as_seeds(prompts, seeds)
         out: list[list[Completion]] = [[] for _ in prompts]
         # identical prompts (tree search: siblings that wrote the same step) share one prefilled row
         distinct: dict[str, int] = {}
@@ -99,27 +116,29 @@ class TorchGenerator:
         P = max(lens)
         if P >= ctx:
             raise ValueError(f"prompt of {P} tokens does not fit the model's context of {ctx}")
-        max_new = min(params.max_tokens, ctx - P)
+        # every row's own limit: what it asked for, cut to the room its own prompt leaves in the context
+        limit_of = [min(params.max_tokens, ctx - L) for L in lens]
+        max_new = max(limit_of)
         store = self.prefix_store
         if store is not None:
             store.sync(self.model)
         pre = prefill(self.model, enc, store, max_new, tok.pad_id)
-        # fork one row per sample, in request order
-        per_row = [0] * len(enc)
-        requests: list[tuple[int, int]] = []  # (request index, distinct row) per sample
-        for i, c in enumerate(counts):
-            if c > 0:
-                u = distinct[prompts[i]]
-                per_row[u] += c
-                requests += [(i, u)] * c
-        requests.sort(key=lambda q: q[1])  # stable: samples of one distinct row are contiguous
-        owner = torch.repeat_interleave(torch.arange(len(enc), device=dev), torch.tensor(per_row, device=dev))
+        # one row per sample, grouped by distinct prompt: (request index, sample index, distinct row)
+        samples = sorted(((i, j, distinct[prompts[i]]) for i, c in enumerate(counts) for j in range(c)),
+                         key=lambda q: q[2])  # stable: samples of one distinct row are contiguous, in order
+        owners = [u for _, _, u in samples]
+        if keys_in is None:  # an unseeded call draws its rows' keys from the generator's own stream
+            keys = torch.randint(0, 1 << 31, (len(samples),), generator=self.rng)
+        else:
+            keys = torch.tensor([sample_seed(keys_in[i], j) for i, j, _ in samples], dtype=torch.long)
+        keys = keys.to(dev)
+        owner = torch.tensor(owners, device=dev)
         cache = pre.cache.select(owner)
         valid = pre.valid[owner]
         logits = pre.logits[owner, -1]
-        owners = owner.tolist()
         B = len(owners)
         pos0 = torch.tensor(lens, device=dev)[owner][:, None]  # each row's own position of its first new token
+        limits = [limit_of[u] for u in owners]
         live = list(range(B))  # sample index of each cache row (finished rows stay until the batch is compacted)
         alive = B
         ids: list[list[int]] = [[] for _ in range(B)]
@@ -129,7 +148,7 @@ class TorchGenerator:
         stop = params.stop
         longest_stop = max((len(s) for s in stop), default=0)
         for step in range(max_new):
-            nxt, lp = self._sample(logits, params)
+            nxt, lp = sample_rows(logits, params, keys, step)
             nxt_l, lp_l = nxt.tolist(), lp.tolist()
             for j, s in enumerate(live):
                 if reason[s] is not None:
@@ -143,7 +162,7 @@ class TorchGenerator:
                     texts[s] += tok.token_text(t)
                     if stop and any(x in texts[s][-(longest_stop + 8):] for x in stop):
                         reason[s] = "stop"
-                    elif step == max_new - 1:
+                    elif step == limits[s] - 1:
                         reason[s] = "length"
                 if reason[s] is not None:
                     alive -= 1
@@ -154,13 +173,13 @@ class TorchGenerator:
                 keep = [j for j, s in enumerate(live) if reason[s] is None]
                 index = torch.tensor(keep, device=dev)
                 cache = cache.select(index)
-                valid, nxt, pos0 = valid[index], nxt[index], pos0[index]
+                valid, nxt, pos0, keys = valid[index], nxt[index], pos0[index], keys[index]
                 live = [live[j] for j in keep]
             pos = P + step
             valid[:, pos] = True
             logits = self.model(nxt[:, None], cache=cache, attn_mask=valid[:, None, None, :pos + 1],
                                 positions=pos0 + step)[:, -1]
-        for s, (i, u) in enumerate(requests):
+        for s, (i, _, u) in enumerate(samples):
             text = cut_at_stop(texts[s], stop)[0] if reason[s] == "stop" else texts[s]
             out[i].append(Completion(text=text, prompt_tokens=lens[u], completion_tokens=len(ids[s]),
                                      finish_reason=reason[s] or "length",
@@ -171,19 +190,3 @@ class TorchGenerator:
         """Keep a finished row's K/V (slots start..end-1, every token it fed) in the prefix store."""
         if self.prefix_store is not None:
             self.prefix_store.insert(ids, cache.k[:, row, :, start:end], cache.v[:, row, :, start:end])
-
-    def _sample(self, logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = logits.float()
-        if params.temperature == 0:
-            nxt = logits.argmax(-1)
-            lp = torch.log_softmax(logits, -1).gather(-1, nxt[:, None])[:, 0]
-            return nxt, lp
-        logprobs = torch.log_softmax(logits / params.temperature, -1)
-        probs = logprobs.exp()
-        if params.top_p < 1.0:
-            sp, si = probs.sort(-1, descending=True)
-            drop = sp.cumsum(-1) - sp > params.top_p
-            sp = sp.masked_fill(drop, 0.0)
-            probs = torch.zeros_like(probs).scatter(-1, si, sp)
-        nxt = torch.multinomial(probs, 1, generator=self.rng)[:, 0]
-        return nxt, logprobs.gather(-1, nxt[:, None])[:, 0]

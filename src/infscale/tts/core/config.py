@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from infscale.configio import SafeName, Strict, load_yaml
 
@@ -23,8 +23,13 @@ MAX_BUDGET = 65_536
 
 class StrategyConfig(Strict):
     name: str
+    """A registered strategy (`infscale.tts.core.spec.STRATEGIES`, plugins included)."""
     budgets: list[Annotated[int, Field(ge=1, le=MAX_BUDGET)]] = Field(default_factory=lambda: [1], min_length=1)
     """Widths / numbers of samples ``n`` to run (greedy ignores it)."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """The strategy's own settings (its spec's settings model: ``rebase``: ``balance_temperature``; ``beam``:
+    ``width``; ``mcts``: ``root_width``, ``width``, ``c``, ``rollouts``; ``particle_filter``:
+    ``resample_temperature``)."""
 
 
 class SearchSettings(Strict):
@@ -41,18 +46,28 @@ class SearchSettings(Strict):
     depth_cap: int = Field(25, ge=1, le=10_000)
     """Tree search stops expanding at this depth; unfinished nodes there are reported unfinished."""
     aggregation: str = "last"
-    """Per-solution score from step scores: last, min, mean or prod."""
-    beam_width: int = Field(4, ge=1, le=MAX_BUDGET)
-    """Beam search: each kept beam gets this many children; ``budget // beam_width`` beams are kept."""
-    rebase_temperature: float = Field(0.2, gt=0, allow_inf_nan=False)
-    """REBASE's balance temperature T_b (paper 0.1, released config 0.2)."""
-    mcts_root_width: int = Field(4, ge=1, le=MAX_BUDGET)
-    mcts_width: int = Field(2, ge=1, le=MAX_BUDGET)
-    mcts_c: float = Field(1.0, ge=0, allow_inf_nan=False)
-    mcts_rollouts: bool = True
-    """Classic MCTS simulation: every new node is completed by one sampled rollout to a final answer whose reward is
-    the node's value (the rollout is a candidate; its FLOPs are counted). Off: a node's value is its own step reward,
-    and a budget below the solution's depth never reaches an answer."""
+    """Per-solution score from step scores: last, min, mean or prod (`infscale.tts.core.aggregation`)."""
+
+    @field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, value: str) -> str:
+        from infscale.tts.core.aggregation import SCORE_AGGREGATIONS
+
+        if value not in SCORE_AGGREGATIONS:
+            raise ValueError(f"unknown score aggregation {value!r}; known: {', '.join(SCORE_AGGREGATIONS.names())}")
+        return value
+
+
+class BatchLimits(Strict):
+    """How much the scheduler puts in flight (`infscale.tts.core.scheduler`); unset: the generator's defaults, which
+    fill its device."""
+
+    max_rows: int | None = Field(None, ge=1, le=1_000_000)
+    """Sequences decoded in one generator call."""
+    max_kv_bytes: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """K/V bytes of the units in flight (each at its prompt + ``max_tokens``)."""
+    max_units: int | None = Field(None, ge=1, le=1_000_000)
+    """Units in flight (1: one problem under one strategy at a time, the loop before the scheduler)."""
 
 
 class RunConfig(Strict):
@@ -66,6 +81,16 @@ class RunConfig(Strict):
     reward: NamedConfig | None = None
     strategies: list[StrategyConfig] = Field(min_length=1)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    batch: BatchLimits = Field(default_factory=BatchLimits)
+    executor: str = "local"
+    """``local``: this process; ``ray``: shards of units to Ray actors, one generator each (``address`` for a
+    cluster, else a local Ray)."""
+    address: str | None = None
+    """Ray cluster address (``ray://head:10001`` or ``auto``); unset: a local Ray."""
+    workers: int = Field(1, ge=1, le=4096)
+    """Ray actors (one generator each; one GPU each when the cluster has GPUs)."""
+    threads: int | None = Field(None, ge=1, le=4096)
+    """Torch threads of each worker (default: the cores divided among the workers)."""
     max_problems: int | None = Field(None, ge=1)
     seed: int = Field(0, ge=0)
     """Keys every unit's randomness: (seed, model, strategy, budget, problem id) -> that unit's generator seeds."""

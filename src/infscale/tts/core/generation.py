@@ -1,9 +1,13 @@
 """The generator protocol, its value objects, the generator registry and a deterministic scripted generator.
 
-A generator samples continuations of text prompts in batches: ``generate(prompts, n, params)`` returns, for each
-prompt, ``n[i]`` `Completion`s carrying the text (stop string included), token counts, finish reason and optional
+A generator samples continuations of text prompts in batches: ``generate(prompts, n, params, seeds)`` returns, for
+each prompt, ``n[i]`` `Completion`s carrying the text (stop string included), token counts, finish reason and optional
 log-probability. Every backend (the project's torch model, HF transformers, vLLM offline, an OpenAI-compatible
 server) implements this one method plus ``count_tokens``; its ``shape`` (a `TransformerShape`) prices the tokens.
+
+Randomness is keyed per sample, never per call: ``seeds[i]`` keys prompt ``i``, and its ``j``-th sample draws from
+the stream ``sample_seed(seeds[i], j)`` alone, so a sample is the same whatever else shares the batch (the scheduler
+packs many problems' requests into one call). Without ``seeds`` a backend draws from its own generator.
 
 `ScriptedArithmeticGenerator` is a deterministic generator for unit tests: it *solves* the synthetic arithmetic task
 and makes a mistake in a step with probability ``error_rate`` (seeded by the prompt and a call counter), so strategies
@@ -38,7 +42,6 @@ class SamplingParams:
     """Generation of a completion ends after the first of these strings (the string is kept in the text)."""
     logprobs: bool = False
     """Return the summed log-probability of the sampled tokens."""
-    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -69,8 +72,8 @@ class Generator(Protocol):
     shape: TransformerShape
     """Policy shape used by the FLOPs ledger."""
 
-    def generate(self, prompts: Sequence[str], n: Sequence[int] | int,
-                 params: SamplingParams) -> list[list[Completion]]: ...
+    def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -100,10 +103,20 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFF_FFFF
 
 
-def prompt_seed(params: SamplingParams, index: int) -> int | None:
-    """The seed of the ``index``-th prompt of a seeded batched call (``None`` when the call is unseeded), for
-    backends that sample each prompt as its own request."""
-    return None if params.seed is None else derive_seed(params.seed, index)
+def as_seeds(prompts: Sequence[str], seeds: Sequence[int] | None) -> list[int] | None:
+    """``seeds`` as a list checked against ``prompts`` (``None`` stays ``None``: an unseeded call)."""
+    if seeds is None:
+        return None
+    out = [int(s) for s in seeds]
+    if len(out) != len(prompts):
+        raise ValueError(f"got {len(prompts)} prompts but {len(out)} seeds")
+    return out
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th sample of a prompt keyed by ``seed``: every backend draws sample ``index`` from
+    this stream alone (vLLM and OpenAI-compatible servers as one ``n = 1`` request each)."""
+    return derive_seed(seed, index)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -116,15 +129,13 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text, False) if best < 0 else (text[:best], True)
 
 
-
-
 class ScriptedArithmeticGenerator:
     """Deterministic arithmetic solver with a controllable error rate (one token per character).
 
     Reads the question line (``"7 +5 *3 -4"``) and the steps already written, then writes the remaining steps, each
-    wrong (result off by 1..3) with probability ``error_rate``; an error propagates. The random stream of a prompt
-    is keyed by the call's ``params.seed``, the prompt's position and its text; an unseeded call uses ``seed``, the
-    text and how many times that prompt was seen. Either way runs are reproducible.
+    wrong (result off by 1..3) with probability ``error_rate``; an error propagates. A seeded sample draws from
+    ``sample_seed(seeds[i], j)`` and the prompt's text; an unseeded one from ``seed``, the text and how many samples
+    of that prompt were drawn before. Either way runs are reproducible.
     """
 
     name = "scripted"
@@ -138,9 +149,9 @@ class ScriptedArithmeticGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    def _rng(self, prompt: str, call_seed: int | None) -> random.Random:
-        if call_seed is not None:
-            return random.Random(derive_seed(call_seed, prompt))
+    def _rng(self, prompt: str, seed: int | None, index: int) -> random.Random:
+        if seed is not None:
+            return random.Random(derive_seed(sample_seed(seed, index), prompt))
         k = self._seen.get(prompt, 0)
         self._seen[prompt] = k + 1
         return random.Random(derive_seed(self.seed, k, prompt))
@@ -164,14 +175,15 @@ class ScriptedArithmeticGenerator:
         out.append(f"The answer is {value}.")
         return "".join(out)
 
-    def generate(self, prompts: Sequence[str], n: Sequence[int] | int,
-                 params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
         counts = as_counts(prompts, n)
+        keys = as_seeds(prompts, seeds)
         result = []
         for i, (prompt, count) in enumerate(zip(prompts, counts, strict=True)):
-            rng = self._rng(prompt, prompt_seed(params, i))
             row = []
-            for _ in range(count):
+            for j in range(count):
+                rng = self._rng(prompt, None if keys is None else keys[i], j)
                 full = self._continue(prompt, rng, params.temperature == 0)
                 text, stopped = cut_at_stop(full, params.stop)
                 reason: FinishReason = "stop" if stopped else "eos"

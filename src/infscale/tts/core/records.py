@@ -9,10 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-IID_STRATEGIES: frozenset[str] = frozenset({"sampling", "majority_vote", "best_of_n", "weighted_vote"})
-"""Strategies whose candidates are i.i.d. full solutions of one sampling call: they differ only in the answer they
-report (every aggregation is computed on the same pool), and the analysis subsamples their largest pool to any n.
-The one definition, shared by the strategies and the analysis."""
+# what records written before they described their strategy (the `iid`, `reward_steers` and `strategy_label` fields)
+# were run with: the built-in strategies of that time, read from old files only
+_LEGACY_IID = frozenset({"sampling", "majority_vote", "best_of_n", "weighted_vote"})
+_LEGACY_STEERED = frozenset({"beam", "mcts", "rebase"})
+_LEGACY_LABELS = {"greedy": "greedy", "beam": "beam search", "mcts": "MCTS", "rebase": "REBASE"}
+
+SCORED_AGGREGATIONS: frozenset[str] = frozenset({"best_of_n", "weighted_vote"})
+"""Answer aggregations that choose by the reward: their answers pay for the reward model's FLOPs (a majority vote's
+or greedy answer does not, unless the reward steered the search that produced the candidates)."""
 
 TIE_RULE = "first-seen"
 """Vote ties go to the answer seen first. The strategies apply it to the candidates in generation order; the analysis
@@ -87,7 +92,7 @@ class ProblemRecord:
     n_params: int
     """Policy parameter count."""
     strategy: str
-    """Strategy registry name (``greedy``, ``sampling``, ``beam``, ``mcts``, ``rebase`` ...)."""
+    """Strategy registry name (``greedy``, ``sampling``, ``beam``, ``mcts``, ``rebase``, ``particle_filter`` ...)."""
     budget: int
     """The strategy's width / number of samples ``n``."""
     problem_id: str
@@ -109,6 +114,24 @@ class ProblemRecord:
     """Reward registry name, if any."""
     error: str | None = None
     """Set when the problem failed (e.g. the server died); the run continues."""
+    iid: bool | None = None
+    """The candidates are i.i.d. full solutions (a sampling strategy): the analysis subsamples the largest pool to any
+    n. Written from the strategy's spec, so records of a plugin strategy are read right without the plugin; ``None``
+    (a record written before the field existed) reads as the built-in strategies of that time did."""
+    reward_steers: bool | None = None
+    """The reward chose which candidates were produced (tree search, particle filtering): every aggregation of the
+    record pays for the reward's FLOPs, not only best-of-n and weighted vote (``None``: as ``iid``)."""
+    strategy_label: str = ""
+    """The strategy's name as users know it (``REBASE``, ``beam search``, ``sampling``)."""
+
+    def __post_init__(self) -> None:
+        if self.iid is None:
+            object.__setattr__(self, "iid", self.strategy in _LEGACY_IID)
+        if self.reward_steers is None:
+            object.__setattr__(self, "reward_steers", self.strategy in _LEGACY_STEERED)
+        if not self.strategy_label:
+            label = "sampling" if self.iid else _LEGACY_LABELS.get(self.strategy, self.strategy)
+            object.__setattr__(self, "strategy_label", label)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,10 +10,11 @@
 - ``torch_orm`` / ``hf_orm``: outcome reward models: the same heads read only at the end of the solution.
 
 ``score(problem, prompt, candidates)`` takes each candidate as its list of step texts and returns one `StepScores`
-per candidate (one score per step, and the number of tokens the reward model read, for the ledger). ``outcome_only``
-says whether a reward scores only finished solutions (an ORM, or the verifier of a task without a step checker):
-`reward_label` names it so, and the runner refuses it for the strategies that steer by step scores
-(`infscale.tts.core.strategies.STEP_SCORED`).
+per candidate (one score per step, and the number of tokens the reward model read, for the ledger). A reward model
+may also have ``score_many(items)``, the same for many problems at once (the scheduler's one reward call per tick:
+the model heads batch every problem's paths together); `score_batch` uses it where it exists. ``outcome_only`` says
+whether a reward scores only finished solutions (an ORM, or the verifier of a task without a step checker):
+`reward_label` names it so, and the strategies that steer by step scores refuse it (`StrategySpec.check`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ class Reward(Protocol):
 
 
 REWARDS: Registry[type] = Registry("reward")
+
+ScoreItem = tuple[Problem, str, Sequence[Sequence[str]]]
+"""One problem's reward request: the problem, its prompt, and its paths as step texts."""
+
+
+def score_batch(reward: Reward, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
+    """Every item's scores: one ``score_many`` call where the reward model batches across problems, else one
+    ``score`` call per problem."""
+    many = getattr(reward, "score_many", None)
+    if many is not None:
+        return many(items)
+    return [reward.score(problem, prompt, paths) for problem, prompt, paths in items]
 
 
 @REWARDS.register("verifier")
@@ -150,7 +163,11 @@ class _TagReader:
         raise NotImplementedError
 
     def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
-        encoded = [self._encode(prompt, steps) for steps in candidates]
+        return self.score_many([(problem, prompt, candidates)])[0]
+
+    def score_many(self, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
+        """Every problem's paths through the model together, ``batch_size`` sequences per forward pass."""
+        encoded = [self._encode(prompt, steps) for _, prompt, paths in items for steps in paths]
         out: list[StepScores] = []
         for start in range(0, len(encoded), self.batch_size):
             chunk = encoded[start:start + self.batch_size]
@@ -160,7 +177,11 @@ class _TagReader:
                     out.append(StepScores(scores=(p[len(ids) - 1],), n_tokens=len(ids)))
                 else:
                     out.append(StepScores(scores=tuple(p[i] for i in pos), n_tokens=len(ids)))
-        return out
+        split, at = [], 0
+        for _, _, paths in items:
+            split.append(out[at:at + len(paths)])
+            at += len(paths)
+        return split
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

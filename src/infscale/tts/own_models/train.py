@@ -152,7 +152,7 @@ def policy_samples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, s
     rng = random.Random(cfg.seed + 7)
     tok, task = CharTokenizer(), ArithmeticTask()
     gen = TorchGenerator(checkpoint=str(policy), seed=cfg.seed, threads=cfg.threads)
-    params = SamplingParams(temperature=temperature, max_tokens=cfg.context_length, seed=None)
+    params = SamplingParams(temperature=temperature, max_tokens=cfg.context_length)
     out: list[tuple[Labelled, int]] = []
     with Progress(f"sample {Path(policy).stem}", n_problems, "problems", enabled=log_every > 0) as bar:
         for start in range(0, n_problems, 32):

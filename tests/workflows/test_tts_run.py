@@ -1,4 +1,5 @@
-"""`infscale tts run`: append-only records, resume without regenerating, recorded failures, bad input."""
+"""`infscale tts run` (infscale.workflows.tts_run): append-only records, resume without regenerating, recorded
+failures, bad input, shards, recipe names."""
 
 import json
 import subprocess
@@ -11,8 +12,9 @@ import yaml
 import infscale
 from infscale.errors import InputError
 from infscale.tts.core.config import load_config
+from infscale.tts.core.record_files import read_records, read_run
 from infscale.tts.core.records import ProblemRecord
-from infscale.tts.core.runner import read_records, run
+from infscale.workflows.tts_run import run_tts as run
 
 RECIPES = Path(infscale.__file__).parent / "recipes"
 
@@ -58,30 +60,25 @@ def test_run_writes_records_and_resumes(tmp_path):
 
 def test_failure_is_recorded_and_run_continues(tmp_path):
     # rebase without a reward model is a config error; a generator that raises mid-run is a recorded failure
-    cfg = load_config(_config(tmp_path, generator={"name": "scripted", "params": {"error_rate": 0.3}}))
-    from infscale.tts.core import runner
+    # one unit in flight at a time, so the failing call holds one unit
+    cfg = load_config(_config(tmp_path, generator={"name": "scripted", "params": {"error_rate": 0.3}},
+                              batch={"max_units": 1}))
+    from infscale.tts.core.generation import ScriptedArithmeticGenerator
 
     calls = {"n": 0}
-    original = runner.build
+    real = ScriptedArithmeticGenerator.generate
 
-    def flaky_build(c):
-        task, gen, reward, eng = original(c)
-        real = gen.generate
+    def generate(self, prompts, n, params, seeds=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("server closed the connection")
+        return real(self, prompts, n, params, seeds)
 
-        def generate(prompts, n, params):
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise ConnectionError("server closed the connection")
-            return real(prompts, n, params)
-
-        gen.generate = generate
-        return task, gen, reward, eng
-
-    runner.build = flaky_build
+    ScriptedArithmeticGenerator.generate = generate
     try:
         s = run(cfg)
     finally:
-        runner.build = original
+        ScriptedArithmeticGenerator.generate = real
     assert s.failed == 1 and s.written == 12
     recs = list(read_records(Path(s.records_path)))
     bad = [r for r in recs if r.error]
@@ -128,6 +125,10 @@ def test_cli_run_and_bad_config(tmp_path, progress_lines):
     # off a terminal: one progress line per unit (problem x strategy x budget), each with its ETA, on stderr
     assert progress_lines(out.stderr, "tts run t") == [(i, 12) for i in range(1, 13)]
     assert "a unit: one problem under one strategy at one budget" in out.stderr
+    # resumed: one line for every unit already recorded, not one per skipped unit
+    out = subprocess.run([*exe, "tts", "run", str(cfg)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert progress_lines(out.stderr, "tts run t") == [(12, 12)] and "12 units already recorded" in out.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("run: x\ntask: {name: arith}\n")
     out = subprocess.run([*exe, "tts", "run", str(bad)], capture_output=True, text=True)
@@ -171,3 +172,55 @@ def test_outcome_strategies_run_with_an_outcome_only_reward(tmp_path):
                               generator={"name": "scripted"}, strategies=[{"name": "best_of_n", "budgets": [2]}]))
     summary = run(cfg)
     assert summary.written == 2 and summary.reward == "verifier (outcome only)"
+
+
+def test_recipe_name_and_out(tmp_path):
+    """`infscale tts run tts_arith_own` finds the bundled recipe from any directory; --out is the run directory."""
+    from infscale.workflows.tts_run import load_run_config
+
+    cfg = load_run_config("tts_arith_own").model_copy(update={"max_problems": 1})
+    cfg = cfg.model_copy(update={"strategies": cfg.strategies[:2]})
+    s = run(cfg, out=tmp_path / "mine", quiet=True)
+    assert Path(s.records_path) == tmp_path / "mine" / "records.jsonl" and s.written == 3
+    assert (tmp_path / "mine" / "config.yaml").exists()
+    with pytest.raises(InputError, match="no such tts run config"):
+        load_run_config("no_such_recipe")
+
+
+def test_shards_partition_the_units_and_analyze_merges_them(tmp_path):
+    """--shard I/K runs every K-th unit into its own records file; the shards together are the whole run (text for
+    text), `tts analyze` reads them as one run, and a unit in two files is refused in one line."""
+    from infscale.workflows.tts_analysis import read_runs
+    from infscale.workflows.tts_run import parse_shard
+
+    cfg = load_config(_config(tmp_path))
+    whole = {(r.strategy, r.budget, r.problem_id): r for r in run(cfg, out=tmp_path / "whole", quiet=True).records}
+    parts = [run(cfg, out=tmp_path / "sharded", shard=(i, 3), quiet=True) for i in (1, 2, 3)]
+    assert [p.written for p in parts] == [4, 4, 4]
+    assert sorted(p.name for p in (tmp_path / "sharded").glob("records*.jsonl")) == [
+        "records.shard-1-of-3.jsonl", "records.shard-2-of-3.jsonl", "records.shard-3-of-3.jsonl"]
+    merged = read_runs([tmp_path / "sharded"])
+    assert len(merged) == 12
+    for r in merged:
+        w = whole[(r.strategy, r.budget, r.problem_id)]
+        assert [c.text for c in r.candidates] == [c.text for c in w.candidates] and r.ledger == w.ledger
+    # a unit of shard 1 copied into shard 2's file: two runs mixed up
+    one = (tmp_path / "sharded" / "records.shard-1-of-3.jsonl").read_text().splitlines()[0]
+    with (tmp_path / "sharded" / "records.shard-2-of-3.jsonl").open("a") as fh:
+        fh.write(one + "\n")
+    with pytest.raises(InputError, match=r"records.shard-2-of-3.jsonl: unit .* is also in .*records.shard-1-of-3"):
+        read_run(tmp_path / "sharded")
+    for bad in ("0/3", "4/3", "x", "1-3"):
+        with pytest.raises(InputError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_strategy_settings_are_validated_by_their_spec(tmp_path):
+    cfg = load_config(_config(tmp_path, strategies=[{"name": "rebase", "budgets": [4],
+                                                     "settings": {"balance_temperature": 0}}]))
+    with pytest.raises(InputError, match=r"strategies.0.settings \(rebase\): field balance_temperature"):
+        run(cfg)
+    cfg = load_config(_config(tmp_path, strategies=[{"name": "beam", "budgets": [4], "settings": {"widht": 2}}]))
+    with pytest.raises(InputError, match=r"strategies.0.settings \(beam\): field widht: Extra inputs"):
+        run(cfg)
+    assert not (tmp_path / "runs").exists()

@@ -107,6 +107,39 @@ def test_tts_run(tmp_path):
     assert _untimed(tmp_path / "other" / "k" / "records.jsonl", TTS_TIMINGS, _tts_key) != resumed
 
 
+def test_tts_run_torch_backend(tmp_path):
+    """The bundled policy + PRM through the scheduler (many problems per call): killed mid-run and resumed, the
+    records equal an uninterrupted run's, text for text (answers and ledgers identical; scores within 1e-6, the
+    prefix cache's float noise)."""
+    cfg = {"run": "k", "out_dir": str(tmp_path / "runs"), "model_name": "arith-policy-d64x4",
+           "task": {"name": "arith", "params": {"n_problems": 48, "difficulty": 3, "seed": 5}},
+           "generator": {"name": "torch", "params": {"seed": 0}}, "reward": {"name": "torch_prm"},
+           "strategies": [{"name": "sampling", "budgets": [8]}, {"name": "rebase", "budgets": [8]}],
+           "search": {"max_tokens": 96, "max_step_tokens": 32, "depth_cap": 10}, "batch": {"max_rows": 64}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    records = tmp_path / "runs" / "k" / "records.jsonl"
+    cmd = _cli("tts", "run", str(path), "--json", cwd=tmp_path)
+    _kill_when(cmd, tmp_path, lambda: _n_lines(records) >= 20)
+    before = _keys(records, _tts_key)
+    assert 20 <= len(before) < 96
+    _finish(cmd, tmp_path)
+    after = _keys(records, _tts_key)
+    assert after[: len(before)] == before and len(set(after)) == len(after) == 96
+    clean = tmp_path / "clean.yaml"
+    clean.write_text(yaml.safe_dump({**cfg, "out_dir": str(tmp_path / "clean"), "batch": {"max_rows": 256}}))
+    _finish(_cli("tts", "run", str(clean), "--json", cwd=tmp_path), tmp_path)
+    resumed = _untimed(records, TTS_TIMINGS, _tts_key)
+    reference = _untimed(tmp_path / "clean" / "k" / "records.jsonl", TTS_TIMINGS, _tts_key)
+    assert resumed.keys() == reference.keys()
+    for key, rec in resumed.items():
+        ref = reference[key]
+        assert [c["text"] for c in rec["candidates"]] == [c["text"] for c in ref["candidates"]], key
+        assert rec["answers"] == ref["answers"] and rec["ledger"] == ref["ledger"], key
+        for c, d in zip(rec["candidates"], ref["candidates"], strict=True):
+            assert c["step_scores"] == pytest.approx(d["step_scores"], abs=1e-6)
+
+
 def test_demo_quick(tmp_path):
     """Killed in its latency step, then in its tts step, the demo ends with the numbers of an uninterrupted seeded
     run (tests/workflows/data/demo_reference.json, which test_demo.py also holds the uninterrupted run to)."""

@@ -73,7 +73,7 @@ def _print(s: dict) -> None:
     front = s["tts"]["frontier"]
     top = max(front, key=lambda p: p["accuracy"]) if front else None
     t.add_row("tts", f"{s['tts']['n_problems']} problems, {len(s['tts']['points'])} operating points; best on the "
-                     "frontier " + (f"{strategy_label(top['strategy'])} n={top['n']} {100 * top['accuracy']:.1f}%"
+                     "frontier " + (f"{top.get('label') or strategy_label(top['strategy'])} n={top['n']} {100 * top['accuracy']:.1f}%"
                                     if top else "-"))
     for r in s["tts"].get("matched_flops", []):
         if r["flops_ratio"] is not None:

@@ -66,7 +66,7 @@ def _print(payload: dict) -> None:
             t.add_column(col, justify="right" if col not in ("model", "strategy") else "left")
         for p in front:
             ci = "-" if p["ci_low"] != p["ci_low"] else f"{100 * p['ci_low']:.1f}-{100 * p['ci_high']:.1f}"
-            t.add_row(p["model"], p["strategy"], str(p["n"]), f"{p.get('flops_used', p['flops']):.3g}",
+            t.add_row(p["model"], p.get("label") or p["strategy"], str(p["n"]), f"{p.get('flops_used', p['flops']):.3g}",
                       f"{100 * p['accuracy']:.1f}", ci)
         console.print(t)
     if "compute_optimal" in payload:
@@ -74,7 +74,7 @@ def _print(payload: dict) -> None:
         for col in ("budget FLOPs", "model", "strategy", "n", "accuracy %"):
             t.add_column(col)
         for row in payload["compute_optimal"]:
-            t.add_row(f"{row['budget_flops']:.3g}", row.get("model", "-"), row.get("strategy", "-"),
+            t.add_row(f"{row['budget_flops']:.3g}", row.get("model", "-"), row.get("label") or row.get("strategy", "-"),
                       str(row.get("n", "-")), f"{100 * row['accuracy']:.1f}" if "accuracy" in row else "-")
         console.print(t)
         law = payload.get("size_law", {})

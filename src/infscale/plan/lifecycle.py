@@ -31,13 +31,9 @@ from infscale.errors import InfeasibleError
 from infscale.plan.lifetime import tokens_for_loss
 from infscale.plan.optimum import LossFn
 
-__all__ = ["AccuracyChain", "Configs", "Deployment", "LifecycleSolution", "Prices", "STRATEGIES", "USES_PRM",
+__all__ = ["AccuracyChain", "Configs", "Deployment", "LifecycleSolution", "Prices",
            "required_tokens", "solve_lifecycle"]
 
-STRATEGIES = ("greedy", "majority_vote", "best_of_n", "weighted_vote", "rebase")
-"""Test-time strategies the planner chooses among."""
-USES_PRM = frozenset({"best_of_n", "weighted_vote", "rebase"})
-"""Strategies that score with a reward model (its passes are paid for)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,5 +1,9 @@
 """Candidate configurations for the life-cycle planner (`infscale.plan.lifecycle.Configs`).
 
+The strategies are names the caller chose (the registered strategy specs, `infscale.tts.core.spec.planner_strategies`);
+every one is priced alike, ``n`` samples of the output per query, and those named in ``scored`` also pay for the
+reward model's passes over their ``n`` solutions.
+
 - `configs_from_shapes`: every shape of a `ShapeGrid` x every strategy x its budgets, served on a hardware profile.
   Per query at serving batch b with n samples: the prompt's prefill once per query (the n samples share its KV
   cache), the decode of ``n b`` sequences together, and for reward-model strategies the reward model's prefill over
@@ -16,24 +20,22 @@ Pure: numpy, infscale.arch and the analytic latency model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
 from infscale.arch import TransformerShape, ffn_matrices
 from infscale.latency.model import DTYPE_BYTES, HardwareProfile, Workload, predict_latency_arrays
-from infscale.plan.lifecycle import STRATEGIES, USES_PRM, Configs, Deployment
+from infscale.plan.lifecycle import Configs, Deployment
 from infscale.plan.shapes import ShapeGrid
 
-__all__ = ["configs_from_points", "configs_from_shapes", "configs_from_sizes", "strategy_table", "uses_prm"]
+__all__ = ["configs_from_points", "configs_from_shapes", "configs_from_sizes", "strategy_table"]
 
 
 def strategy_table(strategies: Mapping[str, Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(strategy, n, is-largest-n) rows for ``{strategy: budgets}``; greedy always has n = 1."""
     names, ns, top = [], [], []
     for s, budgets in strategies.items():
-        if s not in STRATEGIES:
-            raise ValueError(f"unknown strategy {s!r}: choose from {', '.join(STRATEGIES)}")
         values = [1] if s == "greedy" else sorted({int(b) for b in budgets})
         if not values or min(values) < 1:
             raise ValueError(f"strategy {s!r}: budgets must be integers >= 1")
@@ -62,7 +64,7 @@ def _prm_terms(prm: TransformerShape | None, profile: HardwareProfile, d: Deploy
 def configs_from_shapes(grid: ShapeGrid, strategies: Mapping[str, Sequence[int]], d: Deployment,
                         profile: HardwareProfile, *, tokens_range: tuple[float, float],
                         params_range: tuple[float, float] | None = None, prm: TransformerShape | None = None,
-                        dtype: str = "bf16") -> Configs:
+                        dtype: str = "bf16", scored: Collection[str] = ()) -> Configs:
     """Every shape x strategy x budget, priced on ``profile`` for deployment ``d`` (see the module docstring)."""
     if len(grid) == 0:
         raise ValueError("no candidate shapes: the size range and the family rules admit none")
@@ -85,7 +87,7 @@ def configs_from_shapes(grid: ShapeGrid, strategies: Mapping[str, Sequence[int]]
         kv_tokens = d.batch * (d.prompt_tokens + int(n) * d.output_tokens)
         mem[:, j] = n_params * elem + 2.0 * grid.n_layers * grid.d_kv * kv_tokens * elem
         lat[:, j] = prefill + decode
-        if s in USES_PRM:
+        if s in scored:
             p_lat, p_flops, p_mem = _prm_terms(prm, profile, d, int(n), dtype)
             prm_lat[:, j], prm_flops[:, j] = p_lat, p_flops
             mem[:, j] += p_mem
@@ -104,12 +106,13 @@ def configs_from_shapes(grid: ShapeGrid, strategies: Mapping[str, Sequence[int]]
 
 
 def configs_from_sizes(n_params: np.ndarray, strategies: Mapping[str, Sequence[int]], d: Deployment, *,
-                       tokens_range: tuple[float, float], prm_n_params: float | None = None) -> Configs:
+                       tokens_range: tuple[float, float], prm_n_params: float | None = None,
+                       scored: Collection[str] = ()) -> Configs:
     """Parameter counts without a shape: FLOPs only (latency and memory unknown), as Sardana et al. plan."""
     names, ns, top = strategy_table(strategies)
     n = np.asarray(n_params, dtype=np.float64)
     g, k = len(n), len(names)
-    uses = np.array([s in USES_PRM for s in names])
+    uses = np.array([s in scored for s in names], dtype=bool)
     if uses.any() and prm_n_params is None:
         raise ValueError("a reward-model strategy needs the reward model's size (prm)")
     prm = np.where(uses, 2.0 * (prm_n_params or 0.0) * ns * (d.prompt_tokens + d.output_tokens), 0.0)
@@ -128,11 +131,12 @@ def configs_from_sizes(n_params: np.ndarray, strategies: Mapping[str, Sequence[i
 def configs_from_points(model: Sequence[str], n_params: Sequence[float], strategy: Sequence[str], n: Sequence[int],
                         accuracy: Sequence[float], flops_per_query: Sequence[float],
                         prm_flops_per_query: Sequence[float] | None = None,
-                        train_tokens: Sequence[float] | None = None, prm_train_flops: float = 0.0) -> Configs:
+                        train_tokens: Sequence[float] | None = None, prm_train_flops: float = 0.0,
+                        scored: Sequence[bool] | None = None) -> Configs:
     """Models with measured operating points, accuracy as measured. Without ``train_tokens`` their training is a sunk
     cost; with it each model's ``6 N D`` is paid once (the planner then weighs training a larger model against
     serving a smaller one with more samples). ``prm_train_flops``: the reward model's training, paid by every
-    configuration that scores with it (`uses_prm`); 0 when the reward model already exists."""
+    configuration that scores with it (``scored``, one flag per point); 0 when the reward model already exists."""
     size = len(model)
     nan = np.full(size, np.nan)
     n_arr = np.asarray(n, dtype=np.int64)
@@ -151,13 +155,4 @@ def configs_from_points(model: Sequence[str], n_params: Sequence[float], strateg
         tokens_min=trained.copy(), tokens_max=trained.copy(), sunk=np.ones(size, dtype=bool),
         measured_accuracy=np.asarray(accuracy, dtype=np.float64), at_n_bound=top,
         fixed_train_flops=6.0 * np.asarray(n_params, np.float64) * trained
-        + prm_train_flops * np.array([uses_prm(s) for s in strat], dtype=np.float64))
-
-
-def uses_prm(label: str) -> bool:
-    """Whether a strategy label scores with a reward model: the planner's `USES_PRM`, and measured labels of tree
-    searches (``rebase+...``, ``beam+...``, ``mcts+...``) or reward-weighted aggregations (``...+best_of_n``,
-    ``...+weighted_vote``)."""
-    s = str(label)
-    return s in USES_PRM or s.startswith(("rebase", "beam", "mcts")) or s.endswith(("best_of_n", "weighted_vote"))
-
+        + prm_train_flops * (np.zeros(size) if scored is None else np.asarray(scored, dtype=np.float64)))

@@ -201,9 +201,10 @@ def _matched(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _tts(s: dict[str, Any]) -> str:
-    fr = [[strategy_label(p["strategy"]), p["n"], p["flops"], 100 * p["accuracy"], 100 * p["ci_low"] if p["ci_low"] is not None
+    fr = [[p.get("label") or strategy_label(p["strategy"]), p["n"], p["flops"], 100 * p["accuracy"], 100 * p["ci_low"] if p["ci_low"] is not None
            else None, 100 * p["ci_high"] if p["ci_high"] is not None else None] for p in s["frontier"]]
-    co = [[c["budget_flops"], strategy_label(c["strategy"]) if "strategy" in c else "none fits", c.get("n"),
+    co = [[c["budget_flops"], (c.get("label") or strategy_label(c["strategy"])) if "strategy" in c else "none fits",
+           c.get("n"),
            100 * c["accuracy"] if "accuracy" in c else None] for c in s["compute_optimal"]]
     model = s["points"][0]["model"] if s["points"] else "-"
     return "".join([

@@ -16,7 +16,13 @@ from infscale.report.html import _CSS, _esc, choice_label, lifecycle_section
 
 __all__ = ["lifecycle_section", "plot_cost_frontier", "plot_crossover_volume", "write_lifecycle_html"]
 
-_MARKERS = {"greedy": "o", "majority_vote": "s", "best_of_n": "^", "weighted_vote": "D", "rebase": "*"}
+_MARKERS = "os^D*vP<>hX"
+
+
+def _marker(s: str, names: Sequence[str]) -> str:
+    """A marker per strategy: greedy a circle, the others in turn by name (a plugin's strategy gets its own)."""
+    order = ["greedy", *sorted(n for n in names if n != "greedy")]
+    return _MARKERS[order.index(s) % len(_MARKERS)]
 
 
 def _pyplot():
@@ -45,9 +51,10 @@ def plot_crossover_volume(rows: Sequence[Mapping[str, Any]], path: Path, *, unit
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 5))
     ok = [r for r in rows if r.get("feasible")]
-    for s in sorted({r["strategy"] for r in ok}):
+    names = sorted({r["strategy"] for r in ok})
+    for s in names:
         pts = [r for r in ok if r["strategy"] == s]
-        ax.scatter([r["queries"] for r in pts], [r["n_params"] for r in pts], marker=_MARKERS.get(s, "x"), s=48,
+        ax.scatter([r["queries"] for r in pts], [r["n_params"] for r in pts], marker=_marker(s, names), s=48,
                    label=s, zorder=3)
     if ok:
         ax.plot([r["queries"] for r in ok], [r["n_params"] for r in ok], color="grey", lw=1, alpha=0.6)
@@ -73,9 +80,10 @@ def plot_cost_frontier(rows: Sequence[Mapping[str, Any]], path: Path, *, best: M
     """Lifetime cost vs accuracy of the frontier's configurations, coloured by strategy; the optimum as a star."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 5))
-    for s in sorted({r["strategy"] for r in rows}):
+    names = sorted({r["strategy"] for r in rows})
+    for s in names:
         pts = [r for r in rows if r["strategy"] == s]
-        ax.scatter([r["cost"] for r in pts], [100 * r["accuracy"] for r in pts], marker=_MARKERS.get(s, "x"),
+        ax.scatter([r["cost"] for r in pts], [100 * r["accuracy"] for r in pts], marker=_marker(s, names),
                    s=30, label=s)
     ax.step([r["cost"] for r in rows], [100 * r["accuracy"] for r in rows], where="post", color="black", lw=1,
             alpha=0.5)

@@ -81,9 +81,11 @@ def _profile(cfg: DeployConfig) -> Any:
 def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
     from infscale.plan.lifecycle_configs import configs_from_points, configs_from_shapes, configs_from_sizes
     from infscale.plan.shapes import enumerate_shapes, get_family
+    from infscale.tts.core.spec import planner_strategies, uses_reward
 
     cand = cfg.candidates
     strategies = {s: tuple(v) for s, v in cfg.strategies.items()}
+    scored = {name for name, spec in planner_strategies().items() if spec.needs_reward}
     if cand.measured is not None:
         pts = load_points(cand.measured, base)
         tokens = None
@@ -95,13 +97,14 @@ def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
         elif cand.train_tokens is not None:
             tokens = [cand.train_tokens] * len(pts.model)
         return configs_from_points(pts.model, pts.n_params, pts.strategy, pts.n, pts.accuracy, pts.flops,
-                                   train_tokens=tokens, prm_train_flops=cand.prm_train_flops)
+                                   train_tokens=tokens, prm_train_flops=cand.prm_train_flops,
+                                   scored=[uses_reward(s) for s in pts.strategy])
     lo, hi = cand.min_params, cand.max_params
     prm = None if cfg.prm is None else cfg.prm.shape()
     try:
         if cand.family is None:
             c = configs_from_sizes(np.geomspace(lo, hi, cand.size_points), strategies, d, tokens_range=(1.0, 1.0),
-                                   prm_n_params=None if prm is None else float(prm.n_params))
+                                   prm_n_params=None if prm is None else float(prm.n_params), scored=scored)
         else:
             rules = get_family(cand.family)
             if cand.vocab_size is not None:
@@ -109,7 +112,7 @@ def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
             grid = enumerate_shapes(rules, lo, hi)
             c = configs_from_shapes(grid, strategies, replace(d, prompt_tokens=max(d.prompt_tokens, 1)), profile,
                                     tokens_range=(1.0, 1.0), params_range=(lo, hi), prm=prm,
-                                    dtype=cfg.hardware.dtype)
+                                    dtype=cfg.hardware.dtype, scored=scored)
     except ValueError as exc:
         raise InputError(f"candidates: {exc}") from None
     if cand.tokens is not None:

@@ -161,14 +161,21 @@ class DeployConfig(Strict):
     testtime: TestTimeSpec | None = None
     hardware: HardwareSpec = Field(default_factory=HardwareSpec)
     candidates: CandidatesSpec = Field(default_factory=CandidatesSpec)
-    strategies: dict[Literal["greedy", "majority_vote", "best_of_n", "weighted_vote", "rebase"], list[int]] = \
-        Field(default_factory=lambda: {"greedy": [1]})
+    strategies: dict[str, list[int]] = Field(default_factory=lambda: {"greedy": [1]})
+    """Strategy -> budgets n: the registered strategies (`infscale.tts.core.spec.planner_strategies`: greedy,
+    majority_vote, best_of_n, weighted_vote, beam, mcts, rebase, particle_filter, and plugins')."""
     prm: PrmSpec | None = None
     deployment: DeploymentSpec
     crossover: CrossoverSpec = Field(default_factory=CrossoverSpec)
 
     @model_validator(mode="after")
     def _consistent(self) -> DeployConfig:
+        from infscale.tts.core.spec import planner_strategies
+
+        known = planner_strategies()
+        for s in self.strategies:
+            if s not in known:
+                raise ValueError(f"strategies: unknown strategy {s!r}; known: {', '.join(sorted(known))}")
         searched = [s for s in self.strategies if s != "greedy"]
         if searched and self.testtime is None and self.candidates.measured is None:
             raise ValueError(f"strategies {', '.join(searched)} need test-time curves (testtime)")
@@ -176,9 +183,9 @@ class DeployConfig(Strict):
             raise ValueError("deployment.accuracy_target needs an accuracy link (accuracy)")
         if self.deployment.loss_target is not None and searched:
             raise ValueError("a loss target plans greedy decoding only (test-time strategies act on accuracy)")
-        if any(s in ("best_of_n", "weighted_vote", "rebase") for s in self.strategies) and self.prm is None \
-                and self.candidates.measured is None:
-            raise ValueError("best_of_n, weighted_vote and rebase score with a reward model: give prm")
+        scored = [s for s in self.strategies if known[s].needs_reward]
+        if scored and self.prm is None and self.candidates.measured is None:
+            raise ValueError(f"{', '.join(scored)} score with a reward model: give prm")
         shaped = self.candidates.family is not None and self.candidates.measured is None
         if not shaped and self.hardware.usd_per_hour is not None:
             raise ValueError("shape-free or measured candidates are priced in FLOPs only: drop usd_per_hour")

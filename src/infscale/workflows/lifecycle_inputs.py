@@ -19,20 +19,20 @@ __all__ = ["MINI_POINTS", "Points", "canonical_strategy", "fit_link", "load_law"
 MINI_POINTS = "tts_mini_points.csv"
 """The project's own mini study (three policy sizes), bundled in infscale/data (see data/SOURCE.md)."""
 
-# analysis labels (strategy+aggregation) and seed B's table labels -> the planner's strategies
-_CANONICAL = {
-    "greedy+greedy": "greedy", "sampling+majority_vote": "majority_vote", "sampling+best_of_n": "best_of_n",
-    "sampling+weighted_vote": "weighted_vote", "rebase+weighted_vote": "rebase",
-    "greedy": "greedy", "sampling+mv": "majority_vote", "sampling+bon": "best_of_n", "sampling+wv": "weighted_vote",
-    "rebase+wv": "rebase", "sampling": "weighted_vote", "rebase": "rebase",
-}
+# seed B's table labels, in the analysis's strategy+aggregation form
+_SEED_B = {"sampling+mv": "sampling+majority_vote", "sampling+bon": "sampling+best_of_n",
+           "sampling+wv": "sampling+weighted_vote", "rebase+wv": "rebase+weighted_vote",
+           "sampling": "sampling+weighted_vote", "rebase": "rebase+weighted_vote", "greedy": "greedy+greedy"}
 
 
 def canonical_strategy(label: str) -> str:
-    """The planner's name for an operating point's strategy label (others, e.g. ``rebase+majority_vote`` or
-    ``beam+weighted_vote``, keep their label: measured points of them can be chosen, not trained for)."""
+    """The planner's name for an operating point's strategy label (`infscale.tts.core.spec.planner_name`: every
+    registered strategy, plugins included); others, e.g. ``rebase+majority_vote`` or ``beam+weighted_vote``, keep
+    their label: measured points of them can be chosen, not trained for."""
+    from infscale.tts.core.spec import planner_name
+
     key = str(label).strip().lower()
-    return _CANONICAL.get(key, key)
+    return planner_name(_SEED_B.get(key, key))
 
 
 def resolve(path: str, base: Path) -> Path:

@@ -372,7 +372,7 @@ def analyse_crossover(cfg: MiniStudyConfig, report: MiniReport, points: Sequence
                                                  flops_per_byte=report.flops_per_byte)[0]
               for auc, recs in crossover.items()}
     rows, at = crossover_rows(points, by_auc, cfg.analysis.small_strategy, cfg.analysis.large_strategy)
-    sampled = [r for r in records if r.strategy == "sampling" and r.error is None]
+    sampled = [r for r in records if r.iid and r.error is None]
     prm_info = dict(report.prm)
     if sampled:
         q = reward_quality(scored_candidates(sampled, cfg.make_task()))

@@ -44,8 +44,15 @@ def compute_optimal_sizes(points: Sequence[OperatingPoint], budgets: Sequence[fl
 
 
 # ---------------------------------------------------------------------------------------- search vs sampling
-SAMPLING_METHODS = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
-"""Strategies whose points are independent samples (their aggregations: majority vote, best-of-n, weighted vote)."""
+_SAMPLING_NAMES = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
+
+
+def is_sampling(p: OperatingPoint) -> bool:
+    """Whether a point is independent sampling's: its records said so (``method_label`` ``sampling``), or, for a
+    point that carries no label (a paper table's), its strategy is one of the sampling names."""
+    if p.method_label:
+        return p.method_label == "sampling"
+    return p.strategy.partition("+")[0] in _SAMPLING_NAMES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +85,7 @@ def matched_accuracy_flops(points: Sequence[OperatingPoint], *, search: str = "r
     out = []
     for model in sorted({p.model for p in points}):
         mine = [p for p in points if p.model == model]
-        base = [p for p in mine if p.strategy.partition("+")[0] in SAMPLING_METHODS]
+        base = [p for p in mine if is_sampling(p)]
         tree = [p for p in mine if p.strategy == search]
         if not base or not tree:
             continue

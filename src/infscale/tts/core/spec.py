@@ -100,3 +100,46 @@ def get_strategy(name: str) -> StrategySpec:
     if not isinstance(spec, StrategySpec):
         raise InputError(f"strategy {name!r} is registered as {type(spec).__name__}, not a StrategySpec")
     return spec
+
+
+# ----- the life-cycle planner's view --------------------------------------------------------------------------------
+def planner_strategies() -> dict[str, StrategySpec]:
+    """The strategies the life-cycle planner chooses among, by name: every registered one (plugins included) except
+    a sampling strategy named after an aggregation it does not report (``sampling``: its curve is ``majority_vote``'s).
+    The planner prices each as ``n`` samples per query, plus the reward model when it ``needs_reward``."""
+    out = {}
+    for name in STRATEGIES.names():
+        spec = get_strategy(name)
+        if spec.iid and spec.reports != name:
+            continue
+        out[name] = spec
+    return out
+
+
+def planner_name(label: str) -> str:
+    """The planner's strategy for an operating point's ``strategy+aggregation`` label: ``greedy``; a sampling
+    strategy read with an aggregation that names a planner strategy (``sampling+best_of_n`` -> ``best_of_n``); a
+    search read with the aggregation it reports (``rebase+weighted_vote`` -> ``rebase``). Other labels
+    (``rebase+majority_vote``) stay as they are: measured points of them can be chosen, not planned for."""
+    method, sep, agg = label.partition("+")
+    if not sep or method not in STRATEGIES:
+        return label
+    spec = get_strategy(method)
+    if agg == "greedy" or method == "greedy":
+        return "greedy"
+    if spec.iid:
+        return agg if agg in planner_strategies() and get_strategy(agg).iid else label
+    return method if agg == spec.reports else label
+
+
+def uses_reward(label: str) -> bool:
+    """Whether the answers of an operating point paid for a reward model: a planner strategy that needs one, a search
+    the reward steered, or an answer chosen by the reward (best-of-n, weighted vote)."""
+    from infscale.tts.core.aggregation import USES_SCORES
+
+    method, _, agg = label.partition("+")
+    if method in STRATEGIES:
+        spec = get_strategy(method)
+        if spec.reward_steers or (not agg and spec.needs_reward):
+            return True
+    return agg in USES_SCORES

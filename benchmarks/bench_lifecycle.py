@@ -63,11 +63,20 @@ def vectorised(cfg, chain, d, prices, profile):
     grid = enumerate_shapes(rules, cfg.candidates.min_params, cfg.candidates.max_params)
     prm = cfg.prm.shape()
     c = configs_from_shapes(grid, {s: tuple(v) for s, v in cfg.strategies.items()}, d, profile,
-                            tokens_range=(1.0, 1.0), prm=prm)
+                            tokens_range=(1.0, 1.0), prm=prm, scored=SCORED)
     lo, hi = cfg.candidates.tokens_per_param
     c = replace(c, tokens_min=lo * c.n_params, tokens_max=hi * c.n_params)
     sol = solve_lifecycle(c, chain, d, prices, required_tokens(c, chain, d), explain=False)
     return grid, c, sol
+
+
+def _scored() -> set[str]:
+    from infscale.tts.core.spec import planner_strategies
+
+    return {name for name, spec in planner_strategies().items() if spec.needs_reward}
+
+
+SCORED = _scored()
 
 
 def loop(grid, c, idx, chain, d, prices, profile, prm_terms):
@@ -89,7 +98,7 @@ def loop(grid, c, idx, chain, d, prices, profile, prm_terms):
             batch=d.batch, input_len=d.prompt_tokens, output_len=1))["prefill_s"])
         dec = float(predict_latency_arrays(profile, **kw, workload=Workload(
             batch=d.batch * n, input_len=d.prompt_tokens, output_len=d.output_tokens))["decode_s"])
-        prm_lat, _, prm_mem = prm_terms[n] if s in ("best_of_n", "weighted_vote", "rebase") else (0.0, 0.0, 0.0)
+        prm_lat, _, prm_mem = prm_terms[n] if s in SCORED else (0.0, 0.0, 0.0)
         latency = pre + dec + prm_lat
         n_params = float(c.n_params[i])
         memory = n_params * elem + 2.0 * layers * kv * hd * d.batch * (d.prompt_tokens + n * d.output_tokens) * elem

@@ -19,6 +19,10 @@ from infscale.plan.shapes import enumerate_shapes, get_family
 E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28  # Hoffmann et al. approach 3, the law Sardana et al. use
 
 
+SCORED = ("best_of_n", "weighted_vote", "rebase")
+"""The strategies that pay for the reward model (the workflow reads them from the strategy specs)."""
+
+
 def hoffmann(n, d, r=None):
     return E + A * np.asarray(n, float) ** -ALPHA + B * np.asarray(d, float) ** -BETA
 
@@ -91,7 +95,8 @@ def _shapes(d, strategies, prm=None, lo=1e8, hi=4e9):
 
     grid = enumerate_shapes(get_family("llama").with_(n_layers_max=48, d_model_max=6144), lo, hi)
     prm = prm or TransformerShape(d_model=1024, n_layers=8, n_heads=8, vocab_size=32000)
-    c = configs_from_shapes(grid, strategies, d, HARDWARE.get("a100-80gb"), tokens_range=(1, 1), prm=prm)
+    c = configs_from_shapes(grid, strategies, d, HARDWARE.get("a100-80gb"), tokens_range=(1, 1), prm=prm,
+                            scored=SCORED)
     return replace(c, tokens_min=5.0 * c.n_params, tokens_max=2000.0 * c.n_params)
 
 

@@ -103,22 +103,22 @@ def test_bad_deployment_files_are_one_line(tmp_path, change, expected):
 
 
 def test_bundled_mini_study_crossover_and_leave_one_size_out(tmp_path):
-    """The project's own mini study (measured, training paid, the reward model existing): for >= 75% the
-    210k-parameter policy with best-of-32 is cheapest until ~3e3 lifetime queries, then training the 1.08M policy
-    and decoding greedily (78%) is; with the reward model's training paid too, the large greedy model wins at every
-    volume. Leave-one-size-out, the curves miss by 16 points on average (the smallest model, 5% greedy, is an
-    extrapolation from the other two)."""
+    """The project's own mini study (measured, training paid, the reward model existing; points re-derived on
+    2026-12-06 with the scheduler and the reward FLOPs charged only to the answers the reward chose): for >= 75% the
+    210k-parameter policy with REBASE n = 32 read by best-of-n is cheapest until ~1.8e3 lifetime queries, then
+    training the 1.08M policy and decoding greedily (79%) is; with the reward model's training paid too, the large
+    greedy model wins at every volume. Leave-one-size-out, the curves miss by about 7 points on average."""
     report = run_lifecycle("lifecycle_mini", tmp_path / "mini", plot=False)
     rows = [r for r in report.crossover if r["feasible"]]
     first, last = rows[0], rows[-1]
-    assert (first["model"], first["strategy"], first["n"]) == ("mini-d64x3", "best_of_n", 32)
+    assert (first["model"], first["strategy"], first["n"]) == ("mini-d64x3", "rebase+best_of_n", 32)
     assert (last["model"], last["strategy"]) == ("mini-d128x4", "greedy")
     switch = next(r["queries"] for r in rows if r["changes"])
     assert 1e3 < switch < 1e4
     loso = report.curves["leave_one_size_out"]
     assert set(loso["per_size"]) == {"mini-d32x2", "mini-d64x3", "mini-d128x4"}
-    assert 10.0 < loso["mae_points"] < 25.0
-    assert loso["per_size"]["mini-d32x2"]["mae_points"] > loso["per_size"]["mini-d64x3"]["mae_points"]
+    assert 4.0 < loso["mae_points"] < 10.0
+    assert all(v["mae_points"] < 10.0 for v in loso["per_size"].values())
     from infscale.configio import resolve_recipe
 
     data = yaml.safe_load(resolve_recipe("lifecycle_mini").read_text())

@@ -118,8 +118,8 @@ def _tiny_llama(path: Path) -> Path:
     return path
 
 
-def _vllm_offline(model: str, problems: int, n: int, repeats: int) -> None:
-    """Runs inside vLLM's python: prints one JSON line with the medians."""
+def _vllm_offline(model: str, problems: int, n: int, repeats: int, result: str) -> None:
+    """Runs inside vLLM's python: writes the medians as JSON to ``result`` (vLLM logs to standard output)."""
     from vllm import SamplingParams as VSP
 
     from infscale.tts.backends.vllm import VLLMGenerator
@@ -156,7 +156,7 @@ def _vllm_offline(model: str, problems: int, n: int, repeats: int) -> None:
         for k, fn in runs.items():
             wall, tok = fn()
             rates[k].append(tok / wall)
-    print(json.dumps({k: statistics.median(v) for k, v in rates.items()}))
+    Path(result).write_text(json.dumps({k: statistics.median(v) for k, v in rates.items()}))
 
 
 def _port() -> int:
@@ -177,7 +177,9 @@ def _vllm_serve(py: str, model: Path, env: dict, problems: int, n: int, repeats:
     log = open(model / "serve.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([py, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host",
                              "127.0.0.1", "--port", str(port), "--max-model-len", "512", "--dtype", "float32",
-                             "--enforce-eager", "--served-model-name", "tiny"], stdout=log, stderr=subprocess.STDOUT,
+                             "--enforce-eager", "--served-model-name", "tiny", "--no-enable-chunked-prefill",
+                             "--block-size", "32"],
+                            stdout=log, stderr=subprocess.STDOUT,
                             env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -214,12 +216,13 @@ def _vllm_part(args: argparse.Namespace) -> None:
            "OMP_NUM_THREADS": str(args.threads or os.cpu_count() or 1)}
     with tempfile.TemporaryDirectory(prefix="infscale-bench-vllm-") as tmp:
         model = _tiny_llama(Path(tmp) / "tiny-llama-h256")
+        result = Path(tmp) / "offline.json"
         done = subprocess.run([py, __file__, "--part", "vllm-offline", "--model", str(model), "--problems",
-                               str(args.problems), "--n", str(args.n), "--repeats", str(args.repeats)], env=env,
-                              capture_output=True, text=True, timeout=3600)
-        if done.returncode != 0:
-            raise SystemExit(f"vLLM offline part failed:\n{done.stderr[-3000:]}")
-        off = json.loads(done.stdout.strip().splitlines()[-1])
+                               str(args.problems), "--n", str(args.n), "--repeats", str(args.repeats), "--result",
+                               str(result)], env=env, capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0 or not result.exists():
+            raise SystemExit(f"vLLM offline part failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        off = json.loads(result.read_text())
         version = subprocess.run([py, "-c", "import vllm; print(vllm.__version__)"], env=env, capture_output=True,
                                  text=True).stdout.strip()
         served = _vllm_serve(py, model, env, args.problems, args.n, args.repeats)
@@ -242,13 +245,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch / OpenMP threads (0: the library's default)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--vllm-python", default=None, help="a python with vLLM installed (also measures vLLM)")
+    ap.add_argument("--skip-torch", action="store_true", help="measure vLLM only (no headline)")
     ap.add_argument("--part", default="all", help=argparse.SUPPRESS)
     ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.part == "vllm-offline":
-        _vllm_offline(args.model, args.problems, args.n, args.repeats)
+        _vllm_offline(args.model, args.problems, args.n, args.repeats, args.result)
         return
-    speedup = _torch_part(args)
+    speedup = _torch_part(args) if not args.skip_torch else float("nan")
     if args.vllm_python:
         _vllm_part(args)
     print(f"speed-up vs one problem at a time (sampling n={args.n}): {speedup:.1f}x")

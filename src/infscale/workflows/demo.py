@@ -93,7 +93,8 @@ class TtsStep(Strict):
     task_seed: int = 1000
     generator_seed: int = 0
     strategies: dict[str, list[int]] = Field(default_factory=lambda: {
-        "greedy": [1], "sampling": [16], "beam": [4], "mcts": [4], "rebase": [4, 8, 16]})
+        "greedy": [1], "sampling": [16], "beam": [4], "mcts": [4], "rebase": [4, 8, 16],
+        "particle_filter": [4, 8, 16]})
     max_tokens: int = Field(160, gt=0)
     max_step_tokens: int = Field(32, gt=0)
     depth_cap: int = Field(10, gt=0)

@@ -16,7 +16,7 @@ from infscale.tts.backends.endpoints import EndpointsDownError
 from infscale.tts.backends.openai import OpenAIServerGenerator
 from infscale.tts.backends.serve import make_server
 from infscale.tts.core.config import load_config
-from infscale.tts.core.generation import SamplingParams, ScriptedArithmeticGenerator, sample_seed
+from infscale.tts.core.generation import SamplingParams, ScriptedArithmeticGenerator
 from infscale.tts.core.record_files import read_records
 from infscale.workflows.tts_run import run_tts
 
@@ -43,15 +43,14 @@ def _free_port():
 
 
 def test_same_completions_as_the_backend(server):
-    """Seeded sample j of prompt i is one request with seed sample_seed(seeds[i], j): the server's generator gives
-    what the local one gives for that seed."""
+    """A prompt is one request of its n samples with its seed: the server's generator gives what the local one gives
+    for those seeds."""
     client = OpenAIServerGenerator(server, shape=SHAPE, concurrency=4)
     local = ScriptedArithmeticGenerator(error_rate=0.3, shape=SHAPE)
     prompts = ["7 +5 *3 -4\n", "2 *4 +1\nStep 1: 2*4=8 ки\n"]
     params = SamplingParams(temperature=1.0, max_tokens=40, stop=("ки",))
     got = client.generate(prompts, [3, 2], params, seeds=[11, 12])
-    want = [[local.generate([p], 1, params, seeds=[sample_seed(s, j)])[0][0] for j in range(c)]
-            for p, c, s in zip(prompts, [3, 2], [11, 12], strict=True)]
+    want = local.generate(prompts, [3, 2], params, seeds=[11, 12])
     assert [[(c.text, c.completion_tokens, c.finish_reason, c.prompt_tokens) for c in row] for row in got] == \
         [[(c.text, c.completion_tokens, c.finish_reason, c.prompt_tokens) for c in row] for row in want]
     assert got[0][0].finish_reason == "stop" and got[0][0].text.endswith("ки")

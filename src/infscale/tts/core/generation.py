@@ -5,9 +5,10 @@ each prompt, ``n[i]`` `Completion`s carrying the text (stop string included), to
 log-probability. Every backend (the project's torch model, HF transformers, vLLM offline, an OpenAI-compatible
 server) implements this one method plus ``count_tokens``; its ``shape`` (a `TransformerShape`) prices the tokens.
 
-Randomness is keyed per sample, never per call: ``seeds[i]`` keys prompt ``i``, and its ``j``-th sample draws from
-the stream ``sample_seed(seeds[i], j)`` alone, so a sample is the same whatever else shares the batch (the scheduler
-packs many problems' requests into one call). Without ``seeds`` a backend draws from its own generator.
+Randomness is keyed per sample, never per call: ``seeds[i]`` keys prompt ``i``, and its ``j``-th sample draws from a
+stream of its own (``sample_seed(seeds[i], j)``; vLLM: ``seeds[i] + j``), so a sample is the same whatever else shares
+the batch (the scheduler packs many problems' requests into one call). Without ``seeds`` a backend draws from its
+own generator.
 
 `ScriptedArithmeticGenerator` is a deterministic generator for unit tests: it *solves* the synthetic arithmetic task
 and makes a mistake in a step with probability ``error_rate`` (seeded by the prompt and a call counter), so strategies
@@ -114,8 +115,8 @@ def as_seeds(prompts: Sequence[str], seeds: Sequence[int] | None) -> list[int] |
 
 
 def sample_seed(seed: int, index: int) -> int:
-    """The seed of the ``index``-th sample of a prompt keyed by ``seed``: every backend draws sample ``index`` from
-    this stream alone (vLLM and OpenAI-compatible servers as one ``n = 1`` request each)."""
+    """The seed of the ``index``-th sample of a prompt keyed by ``seed``: the in-process backends (torch, HF,
+    scripted) draw sample ``index`` from this stream alone; vLLM seeds it ``seed + index`` itself."""
     return derive_seed(seed, index)
 
 

@@ -140,8 +140,8 @@ REFERENCE = json.loads((Path(__file__).parent / "data" / "demo_reference.json").
 
 
 def _against_reference(s: dict, ref: dict) -> None:
-    for fit in s["laws"]["fits"]:
-        assert fit["params"] == pytest.approx(ref["laws"][fit["law"]], rel=1e-8), fit["law"]
+    for fit in s["laws"]["fits"]:  # optimizer output: numpy/scipy releases move it in the 7th digit (6.2e-7 measured)
+        assert fit["params"] == pytest.approx(ref["laws"][fit["law"]], rel=1e-5), fit["law"]
     a = s["plan"]["a100"]
     got = {"best": a["best"]["label"], "n_candidates": a["n_candidates"], "n_feasible": a["n_feasible"],
            "n_dominating": {k: v["n_dominating"] for k, v in a["baselines"].items()}}

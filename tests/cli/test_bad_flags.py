@@ -41,6 +41,9 @@ CASES = [
     (("demo", "--quick", "--config", "."), ".: is a directory"),
     (("tts", "run", "."), ".: is a directory"),
     (("tts", "run", "bin.yaml"), "bin.yaml: binary content"),
+    (("tts", "run", "tts_arith_own", "--shard", "4/3"), "--shard '4/3': expected I/K with 1 <= I <= K"),
+    (("tts", "run", "tts_arith_own", "--shard", "x"), "--shard 'x': expected I/K"),
+    (("tts", "run", "no_such_recipe"), "no_such_recipe: no such tts run config"),
     (("latency", "predict", "--shape", "d128x2", "--hardware", "."), "is a directory"),
     (("latency", "measure", "huge.yaml", "--out", "r.jsonl"), "shape d16384x64: timing it needs ~"),
 ]

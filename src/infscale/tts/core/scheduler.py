@@ -115,7 +115,8 @@ class Scheduler:
         spec = self._seen_specs.get(name)
         if spec is None:
             spec = self._seen_specs[name] = get_strategy(name)
-            spec.check(self.reward, self.task)
+            if spec.needs_reward and self.reward is None:  # the run's own checks (`StrategySpec.check`) say more
+                raise InputError(f"strategy {name!r} needs a reward model (set `reward:` in the config)")
             if name not in self.options:
                 self.options[name] = spec.options(None)
         return spec

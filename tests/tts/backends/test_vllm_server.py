@@ -129,7 +129,8 @@ if __name__ == "__main__":
     params = SamplingParams(temperature=1.0, max_tokens=12)
     both = gen.generate(["7 +5 *3\\n", "2 -1\\n"], [8, 8], params, seeds=[5, 6])
     alone = gen.generate(["2 -1\\n"], [8], params, seeds=[6])
-    print(json.dumps({"both": [[c.text for c in r] for r in both], "alone": [c.text for c in alone[0]]}))
+    print("RESULT " + json.dumps({"both": [[c.text for c in r] for r in both], "alone": [c.text for c in alone[0]]}),
+          flush=True)
 """
 
 
@@ -142,6 +143,7 @@ def test_seeded_samples_on_the_offline_engine(vllm_server):
     done = subprocess.run([VLLM_PY, "-c", OFFLINE, str(model_dir)], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]  # vLLM logs to stdout too
+    out = json.loads(line.removeprefix("RESULT "))
     assert [len(r) for r in out["both"]] == [8, 8] and out["both"][1] == out["alone"]
     assert len(set(out["both"][0])) > 1

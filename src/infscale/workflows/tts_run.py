@@ -144,8 +144,24 @@ def _problems(task: Any, cfg: RunConfig) -> list[Any]:
 def run_tts(cfg: RunConfig, *, out: str | Path | None = None, shard: tuple[int, int] = (1, 1),
             quiet: bool = False) -> TtsRunResult:
     """Run every pending unit of ``cfg`` into ``out`` (default ``<out_dir>/<run>``); see the module docstring.
-    Every name, setting and the output directory are checked before anything is written."""
-    from infscale.tts.core.executors import TTS_EXECUTORS, Built, default_threads, strategy_options
+    Every name, setting and the output directory are checked before anything is written. Locally, torch runs with
+    ``cfg.threads`` (default `default_threads`) for the run and the caller's thread count is restored after it."""
+    if cfg.executor != "local":
+        return _run(cfg, out, shard, quiet)
+    import torch
+
+    from infscale.tts.core.executors import default_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or default_threads())
+    try:
+        return _run(cfg, out, shard, quiet)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(cfg: RunConfig, out: str | Path | None, shard: tuple[int, int], quiet: bool) -> TtsRunResult:
+    from infscale.tts.core.executors import TTS_EXECUTORS, Built, strategy_options
     from infscale.tts.core.rewards import reward_label
     from infscale.tts.core.spec import get_strategy
     from infscale.tts.core.tasks import make_task
@@ -156,9 +172,6 @@ def run_tts(cfg: RunConfig, *, out: str | Path | None = None, shard: tuple[int, 
     model = cfg.model_name or cfg.generator.name
     built = None
     if cfg.executor == "local":
-        import torch
-
-        torch.set_num_threads(cfg.threads or default_threads())
         built = Built(cfg)  # every name and setting checked, models loaded
         task, reward_text = built.task, reward_label(built.reward)
         for s in cfg.strategies:

@@ -9,8 +9,9 @@ Steps (each a library call into its own package; nothing here re-implements a pa
 3. plan     a 1B model for the A100 (profile calibrated on seed A's published latencies) under a latency limit, and a
             micro model for this machine under its calibrated profile (`infscale.plan.plan_shapes`);
 4. tts      the test-time compute comparison with the bundled own policy + PRM on synthetic arithmetic
-            (`infscale.tts.core.runner.run`, append-only records, resumable), then the analysis: accuracy vs FLOPs, Pareto
-            frontier, compute-optimal choice per budget (`infscale.tts.analysis`);
+            (`infscale.workflows.tts_run.run_tts`: the scheduler, append-only records, resumable), then the
+            analysis: accuracy vs FLOPs, Pareto frontier, compute-optimal choice per budget
+            (`infscale.tts.analysis`);
 5. report   `report.html` (self-contained) and `summary.json`; every number in them is computed by this run.
 
 The resolved config is saved as ``config.yaml``. Rerunning into the same directory resumes: latency records and tts

@@ -14,7 +14,7 @@ def mini_cmd(
     quick: bool = typer.Option(False, "--quick", help="The same kind of result, sooner: the same three models and "
                                "training steps on problems no harder than the evaluation's, 20 problems, the two "
                                "smallest budgets. At most 25 minutes on a busy 2-core CPU (measured: 7 min idle, "
-                               "22 min 20 s beside a CPU hog, the same numbers both times; the full study: 53 min)."),
+                               "22 min 20 s beside a CPU hog, the same numbers both times, before the scheduler; the full study: 23 min)."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the accuracy-vs-FLOPs figures."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:

@@ -78,20 +78,26 @@ def test_latency_measure(tmp_path):
     assert _untimed(out, LATENCY_TIMINGS, key) == _untimed(tmp_path / "clean.jsonl", LATENCY_TIMINGS, key)
 
 
+def _kill_and_resume_tts(tmp_path: Path, cfg: dict, kill_at: int) -> tuple[Path, list, list]:
+    """`tts run` of ``cfg`` killed once ``kill_at`` records are written, then run again to the end: the records
+    file, its keys at the kill and its keys at the end."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    records = tmp_path / "runs" / "k" / "records.jsonl"
+    cmd = _cli("tts", "run", str(path), "--json", cwd=tmp_path)
+    _kill_when(cmd, tmp_path, lambda: _n_lines(records) >= kill_at)
+    before = _keys(records, _tts_key)
+    _finish(cmd, tmp_path)
+    return records, before, _keys(records, _tts_key)
+
+
 def test_tts_run(tmp_path):
     cfg = {"run": "k", "out_dir": str(tmp_path / "runs"),
            "task": {"name": "arith", "params": {"n_problems": 400, "difficulty": 3, "seed": 5}},
            "generator": {"name": "scripted", "params": {"error_rate": 0.3}}, "reward": {"name": "verifier"},
            "strategies": [{"name": "greedy"}, {"name": "weighted_vote", "budgets": [4]}],
            "search": {"max_step_tokens": 40}}
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    records = tmp_path / "runs" / "k" / "records.jsonl"
-    cmd = _cli("tts", "run", str(path), "--json", cwd=tmp_path)
-    _kill_when(cmd, tmp_path, lambda: _n_lines(records) >= 30)
-    before = _keys(records, _tts_key)
-    _finish(cmd, tmp_path)
-    after = _keys(records, _tts_key)
+    records, before, after = _kill_and_resume_tts(tmp_path, cfg, 30)
     assert after[: len(before)] == before and len(set(after)) == len(after) == 800
     assert _n_lines(records) == 800  # every finished unit written once
     # the same records as an uninterrupted run of the same config (its randomness is keyed per unit of work)
@@ -116,15 +122,8 @@ def test_tts_run_torch_backend(tmp_path):
            "generator": {"name": "torch", "params": {"seed": 0}}, "reward": {"name": "torch_prm"},
            "strategies": [{"name": "sampling", "budgets": [8]}, {"name": "rebase", "budgets": [8]}],
            "search": {"max_tokens": 96, "max_step_tokens": 32, "depth_cap": 10}, "batch": {"max_rows": 64}}
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    records = tmp_path / "runs" / "k" / "records.jsonl"
-    cmd = _cli("tts", "run", str(path), "--json", cwd=tmp_path)
-    _kill_when(cmd, tmp_path, lambda: _n_lines(records) >= 20)
-    before = _keys(records, _tts_key)
+    records, before, after = _kill_and_resume_tts(tmp_path, cfg, 20)
     assert 20 <= len(before) < 96
-    _finish(cmd, tmp_path)
-    after = _keys(records, _tts_key)
     assert after[: len(before)] == before and len(set(after)) == len(after) == 96
     clean = tmp_path / "clean.yaml"
     clean.write_text(yaml.safe_dump({**cfg, "out_dir": str(tmp_path / "clean"), "batch": {"max_rows": 256}}))

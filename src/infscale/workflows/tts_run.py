@@ -179,9 +179,9 @@ def _run(cfg: RunConfig, out: str | Path | None, shard: tuple[int, int], quiet: 
     else:  # the actors build the models; the names and settings are checked here
         task = make_task(cfg.task.name, **cfg.task.params)
         strategy_options(cfg)
-        for s in cfg.strategies:
-            if get_strategy(s.name).needs_reward and cfg.reward is None:
-                raise InputError(f"strategy {s.name!r} needs a reward model: set `reward:` in the config")
+        if cfg.reward is None:  # a reward's own checks need it built: the actors do that
+            for s in cfg.strategies:
+                get_strategy(s.name).check(None, task)
         reward_text = "none" if cfg.reward is None else cfg.reward.name
     jobs = _jobs(cfg, _problems(task, cfg), model, shard)
     run_dir.mkdir(parents=True, exist_ok=True)

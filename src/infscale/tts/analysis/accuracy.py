@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infscale.tts.core.records import METHOD_LABELS, SAMPLING_NAMES
+
 __all__ = [
     "AGGREGATIONS",
     "CandidatePools",
@@ -115,10 +117,7 @@ ACCOUNTINGS = ("ours", "seed_b", "memory")
 model), ``seed_b`` (``2 N T``, the reward model free), ``memory`` (``seed_b`` + KV bytes read at the hardware's
 FLOPs per byte)."""
 
-# names of points that carry no strategy label (paper tables, points files written before records carried one)
-_METHOD_LABELS = {"beam": "beam search", "mcts": "MCTS", "rebase": "REBASE", "particle_filter": "particle filtering"}
 _ANSWER_LABELS = {"majority_vote": "majority vote", "best_of_n": "best-of-n", "weighted_vote": "weighted vote"}
-_SAMPLING = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
 
 
 def strategy_label(strategy: str, method_label: str = "") -> str:
@@ -133,7 +132,7 @@ def strategy_label(strategy: str, method_label: str = "") -> str:
     if method == "greedy" or answer == "greedy":
         return "greedy"
     how = _ANSWER_LABELS.get(answer, answer.replace("_", " "))
-    name = method_label or ("sampling" if method in _SAMPLING else _METHOD_LABELS.get(method, method))
+    name = method_label or ("sampling" if method in SAMPLING_NAMES else METHOD_LABELS.get(method, method))
     if name == "sampling":
         return how if method == "sampling" else f"{how} (sampled as {method})"
     return f"{name} + {how}"

@@ -9,6 +9,7 @@ import numpy as np
 
 from infscale.plan.optimum import pareto_frontier
 from infscale.tts.analysis.accuracy import OperatingPoint
+from infscale.tts.core.records import SAMPLING_NAMES
 
 __all__ = ["frontier_points", "compute_optimal", "compute_optimal_sizes", "MatchedFlops", "matched_accuracy_flops"]
 
@@ -44,15 +45,12 @@ def compute_optimal_sizes(points: Sequence[OperatingPoint], budgets: Sequence[fl
 
 
 # ---------------------------------------------------------------------------------------- search vs sampling
-_SAMPLING_NAMES = ("sampling", "majority_vote", "best_of_n", "weighted_vote")
-
-
 def is_sampling(p: OperatingPoint) -> bool:
     """Whether a point is independent sampling's: its records said so (``method_label`` ``sampling``), or, for a
     point that carries no label (a paper table's), its strategy is one of the sampling names."""
     if p.method_label:
         return p.method_label == "sampling"
-    return p.strategy.partition("+")[0] in _SAMPLING_NAMES
+    return p.strategy.partition("+")[0] in SAMPLING_NAMES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,8 +41,6 @@ class Endpoint:
     in_flight: int = 0
     down: str | None = None
     """Why it is out of the pool (``None``: live)."""
-    served: int = 0
-    """Requests answered."""
 
 
 class EndpointPool:
@@ -104,9 +102,7 @@ class EndpointPool:
             req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    out = json.loads(resp.read())
-                ep.served += 1
-                return out
+                    return json.loads(resp.read())
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode(errors="replace")[:200]
                 if exc.code not in _RETRY_STATUS:

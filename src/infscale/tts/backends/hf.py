@@ -21,7 +21,6 @@ from infscale.tts.core.generation import (
     as_counts,
     as_seeds,
     cut_at_stop,
-    sample_seed,
 )
 
 
@@ -139,16 +138,12 @@ class HFGenerator:
 
     def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        import torch
+        from infscale.tts.backends.sampling import row_keys
 
         counts = as_counts(prompts, n)
-        keys_in = as_seeds(prompts, seeds)
         rows = [(i, j) for i, c in enumerate(counts) for j in range(c)]
         out: list[list[Completion]] = [[] for _ in prompts]
-        if keys_in is None:
-            keys = torch.randint(0, 1 << 31, (len(rows),), generator=self.rng).tolist()
-        else:
-            keys = [sample_seed(keys_in[i], j) for i, j in rows]
+        keys = row_keys(rows, as_seeds(prompts, seeds), self.rng).tolist()
         ids = {i: self.encode(prompts[i]) for i, _ in rows}
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]

@@ -26,8 +26,7 @@ from infscale.tts.core.generation import (
     Completion,
     FinishReason,
     SamplingParams,
-    as_counts,
-    as_seeds,
+    prompt_requests,
 )
 
 __all__ = ["EndpointsDownError", "OpenAIServerGenerator"]
@@ -124,11 +123,9 @@ class OpenAIServerGenerator:
 
     def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        counts = as_counts(prompts, n)
-        keys = as_seeds(prompts, seeds)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="infscale-openai")
-        requests = [(i, c, None if keys is None else keys[i]) for i, c in enumerate(counts) if c]
+        requests = prompt_requests(prompts, n, seeds)
         futures = [self._executor.submit(self._one, prompts[i], c, params, seed) for i, c, seed in requests]
         out: list[list[Completion]] = [[] for _ in prompts]
         try:

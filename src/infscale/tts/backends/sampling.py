@@ -14,11 +14,13 @@ so it is exact on every device.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from infscale.tts.core.generation import SamplingParams
+from infscale.tts.core.generation import SamplingParams, sample_seed
 
-__all__ = ["row_uniforms", "sample_rows"]
+__all__ = ["row_keys", "row_uniforms", "sample_rows"]
 
 _MASK32 = 0xFFFFFFFF
 _MULTIPLIERS = (0x7FEB352D, 0x5BD1E995)  # odd, below 2**31: a 32-bit value times either stays below 2**63
@@ -31,6 +33,14 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
         x = x ^ (x >> 16)
         x = (x * m) & _MASK32
     return x ^ (x >> 15)
+
+
+def row_keys(samples: Sequence[tuple[int, int]], seeds: Sequence[int] | None, rng: torch.Generator) -> torch.Tensor:
+    """The key of every row, given as (prompt index, sample index): ``sample_seed(seeds[prompt], sample)`` for a
+    seeded call, else drawn from the backend's own generator ``rng`` (int64, on the CPU)."""
+    if seeds is None:
+        return torch.randint(0, 1 << 31, (len(samples),), generator=rng)
+    return torch.tensor([sample_seed(seeds[i], j) for i, j in samples], dtype=torch.long)
 
 
 def row_uniforms(keys: torch.Tensor, step: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.train.model import KVCache, LlamaModel, load_weights
 from infscale.tts.backends.prefix_cache import PrefixStore, prefill, store_tokens
-from infscale.tts.backends.sampling import sample_rows
+from infscale.tts.backends.sampling import row_keys, sample_rows
 from infscale.tts.core.generation import (
     Completion,
     FinishReason,
@@ -30,7 +30,6 @@ from infscale.tts.core.generation import (
     as_counts,
     as_seeds,
     cut_at_stop,
-    sample_seed,
 )
 from infscale.tts.own_models.tokenizer import CharTokenizer
 
@@ -127,11 +126,7 @@ class TorchGenerator:
         samples = sorted(((i, j, distinct[prompts[i]]) for i, c in enumerate(counts) for j in range(c)),
                          key=lambda q: q[2])  # stable: samples of one distinct row are contiguous, in order
         owners = [u for _, _, u in samples]
-        if keys_in is None:  # an unseeded call draws its rows' keys from the generator's own stream
-            keys = torch.randint(0, 1 << 31, (len(samples),), generator=self.rng)
-        else:
-            keys = torch.tensor([sample_seed(keys_in[i], j) for i, j, _ in samples], dtype=torch.long)
-        keys = keys.to(dev)
+        keys = row_keys([(i, j) for i, j, _ in samples], keys_in, self.rng).to(dev)
         owner = torch.tensor(owners, device=dev)
         cache = pre.cache.select(owner)
         valid = pre.valid[owner]

@@ -12,7 +12,7 @@ on a CPU chunked prefill is off unless the engine arguments say otherwise (``vll
 ``--no-enable-chunked-prefill``). Tree search re-sends each path as a prompt; vLLM's prefix cache reuses whole K/V
 blocks only, and the CPU backend's default of 128 tokens per block holds no path shorter than that, so on a CPU the
 block is 32 tokens (the smallest its attention takes) unless given: REBASE n = 8 on 64 problems, 4 steps of 16
-tokens, ran at 0.42x sampling's tokens/s with 128-token blocks and 0.54x with 32 (benchmarks/bench_tts_throughput.py;
+tokens, ran at 0.42x sampling's tokens/s with 128-token blocks and 0.66x with 32 (benchmarks/bench_tts_throughput.py;
 ``vllm serve`` on a CPU: ``--block-size 32``)."""
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from infscale.tts.core.generation import (
     Completion,
     FinishReason,
     SamplingParams,
-    as_counts,
-    as_seeds,
+    prompt_requests,
 )
 
 
@@ -56,10 +55,8 @@ class VLLMGenerator:
 
     def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        counts = as_counts(prompts, n)
-        keys = as_seeds(prompts, seeds)
         out: list[list[Completion]] = [[] for _ in prompts]
-        requests = [(i, c, None if keys is None else keys[i]) for i, c in enumerate(counts) if c]
+        requests = prompt_requests(prompts, n, seeds)
         if not requests:
             return out
         sps = [self._vllm.SamplingParams(n=c, temperature=params.temperature, top_p=params.top_p,

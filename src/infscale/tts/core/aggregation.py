@@ -16,9 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 from infscale.registry import Registry
-from infscale.tts.core.records import SCORED_AGGREGATIONS, Candidate
+from infscale.tts.core.records import Candidate
 
-__all__ = ["SCORE_AGGREGATIONS", "USES_SCORES", "aggregate", "answers", "best_of_n", "majority_vote",
+__all__ = ["SCORE_AGGREGATIONS", "aggregate", "answers", "best_of_n", "majority_vote",
            "weighted_vote"]
 
 SCORE_AGGREGATIONS: Registry[Callable[[Sequence[float]], float]] = Registry("score aggregation")
@@ -26,9 +26,6 @@ SCORE_AGGREGATIONS.register("last", lambda s: s[-1])
 SCORE_AGGREGATIONS.register("min", min)
 SCORE_AGGREGATIONS.register("mean", lambda s: sum(s) / len(s))
 SCORE_AGGREGATIONS.register("prod", lambda s: math.prod(s))
-
-USES_SCORES = SCORED_AGGREGATIONS
-"""Answer aggregations that choose by the reward (their answers pay for its FLOPs; majority vote's do not)."""
 
 
 def aggregate(step_scores: Sequence[float], how: str = "last") -> float | None:

@@ -16,7 +16,7 @@ from infscale.tts.core.config import RunConfig
 from infscale.tts.core.records import ProblemRecord
 from infscale.tts.core.scheduler import Scheduler, UnitJob
 
-__all__ = ["TTS_EXECUTORS", "Built", "build", "default_threads", "strategy_options"]
+__all__ = ["TTS_EXECUTORS", "Built", "default_threads", "strategy_options"]
 
 OnRecord = Callable[[ProblemRecord], None]
 
@@ -68,10 +68,6 @@ class Built:
         return Scheduler(self.task, self.generator, self.reward, cfg.search, self.options, cfg.batch,
                          run_name=cfg.run, model_name=cfg.model_name or cfg.generator.name,
                          reward_name=None if cfg.reward is None else cfg.reward.name)
-
-
-def build(cfg: RunConfig) -> Built:
-    return Built(cfg)
 
 
 TTS_EXECUTORS: Registry[type] = Registry("tts executor")

@@ -114,6 +114,14 @@ def as_seeds(prompts: Sequence[str], seeds: Sequence[int] | None) -> list[int] |
     return out
 
 
+def prompt_requests(prompts: Sequence[str], n: Sequence[int] | int,
+                    seeds: Sequence[int] | None) -> list[tuple[int, int, int | None]]:
+    """(prompt index, samples, seed) of every prompt with samples to draw: one request each for the backends that send
+    a prompt's ``n`` samples as one seeded request (vLLM, OpenAI-compatible servers)."""
+    counts, keys = as_counts(prompts, n), as_seeds(prompts, seeds)
+    return [(i, c, None if keys is None else keys[i]) for i, c in enumerate(counts) if c]
+
+
 def sample_seed(seed: int, index: int) -> int:
     """The seed of the ``index``-th sample of a prompt keyed by ``seed``: the in-process backends (torch, HF,
     scripted) draw sample ``index`` from this stream alone; vLLM seeds it ``seed + index`` itself."""

@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# what records written before they described their strategy (the `iid`, `reward_steers` and `strategy_label` fields)
-# were run with: the built-in strategies of that time, read from old files only
-_LEGACY_IID = frozenset({"sampling", "majority_vote", "best_of_n", "weighted_vote"})
+# How names read where nothing else says: records written before they described their strategy (the `iid`,
+# `reward_steers` and `strategy_label` fields) and points that carry no label (a paper table's). The strategy specs
+# (`infscale.tts.core.spec`) say it for everything run now.
+SAMPLING_NAMES = frozenset({"sampling", "majority_vote", "best_of_n", "weighted_vote"})
+"""The built-in names of independent sampling (its pool read by the aggregation each is named after)."""
+METHOD_LABELS = {"greedy": "greedy", "beam": "beam search", "mcts": "MCTS", "rebase": "REBASE",
+                 "particle_filter": "particle filtering"}
+"""The built-in searches' names as users know them."""
 _LEGACY_STEERED = frozenset({"beam", "mcts", "rebase"})
-_LEGACY_LABELS = {"greedy": "greedy", "beam": "beam search", "mcts": "MCTS", "rebase": "REBASE"}
 
 SCORED_AGGREGATIONS: frozenset[str] = frozenset({"best_of_n", "weighted_vote"})
 """Answer aggregations that choose by the reward: their answers pay for the reward model's FLOPs (a majority vote's
@@ -126,11 +130,11 @@ class ProblemRecord:
 
     def __post_init__(self) -> None:
         if self.iid is None:
-            object.__setattr__(self, "iid", self.strategy in _LEGACY_IID)
+            object.__setattr__(self, "iid", self.strategy in SAMPLING_NAMES)
         if self.reward_steers is None:
             object.__setattr__(self, "reward_steers", self.strategy in _LEGACY_STEERED)
         if not self.strategy_label:
-            label = "sampling" if self.iid else _LEGACY_LABELS.get(self.strategy, self.strategy)
+            label = "sampling" if self.iid else METHOD_LABELS.get(self.strategy, self.strategy)
             object.__setattr__(self, "strategy_label", label)
 
     def to_json(self) -> dict[str, Any]:

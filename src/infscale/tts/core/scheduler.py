@@ -115,8 +115,8 @@ class Scheduler:
         spec = self._seen_specs.get(name)
         if spec is None:
             spec = self._seen_specs[name] = get_strategy(name)
-            if spec.needs_reward and self.reward is None:  # the run's own checks (`StrategySpec.check`) say more
-                raise InputError(f"strategy {name!r} needs a reward model (set `reward:` in the config)")
+            if self.reward is None:  # a missing reward model; the outcome-only rule is the run's (`tts run`)
+                spec.check(None, self.task)
             if name not in self.options:
                 self.options[name] = spec.options(None)
         return spec
@@ -128,15 +128,21 @@ class Scheduler:
                             options=options, count_tokens=self.generator.count_tokens,
                             context_tokens=self.context_tokens, seed=job.seed if job.seed is not None else 0)
         rows = spec.rows(job.budget, options)
+        unit = _Unit(job=job, spec=spec, ctx=ctx, search=spec.search(ctx),
+                     ledger=LedgerBuilder(self.generator.shape, getattr(self.reward, "shape", None)), rows=rows,
+                     kv_bytes=self._kv_bytes(ctx, rows))
+        self._advance(unit, None)
+        return unit
+
+    def _kv_bytes(self, ctx: SearchContext, rows: int) -> float:
+        """K/V bytes of ``rows`` sequences of the unit's prompt + ``max_tokens`` (counted only under a K/V limit:
+        the prompt's tokens may cost a request to a server)."""
+        if self.limits.max_kv_bytes is None:
+            return 0.0
         length = ctx.n_prompt + self.settings.max_tokens
         if self.context_tokens:
             length = min(length, self.context_tokens)
-        unit = _Unit(job=job, spec=spec, ctx=ctx, search=spec.search(ctx),
-                     ledger=LedgerBuilder(self.generator.shape, getattr(self.reward, "shape", None)), rows=rows,
-                     kv_bytes=self.generator.shape.kv_cache_bytes(
-                         length, rows, float(getattr(self.generator, "kv_bytes_per_elem", 2.0))))
-        self._advance(unit, None)
-        return unit
+        return self.generator.shape.kv_cache_bytes(length, rows, float(getattr(self.generator, "kv_bytes_per_elem", 2.0)))
 
     def _advance(self, unit: _Unit, value: Any) -> None:
         """Send ``value`` into the unit's search until it asks for real work or ends. A reward request without a
@@ -151,7 +157,7 @@ class Scheduler:
         except InputError:
             raise
         except Exception as exc:  # the strategy failed on this problem: recorded, the run goes on
-            unit.pending, unit.error = None, f"{type(exc).__name__}: {exc}"
+            _fail([unit], exc)
             return
         if not isinstance(request, Generate | Score):
             unit.pending, unit.error = None, (f"TypeError: strategy {unit.job.strategy!r} yielded "
@@ -219,13 +225,10 @@ class Scheduler:
                 t0 = time.perf_counter()
                 try:
                     out = self.generator.generate(prompts, counts, params, None if unseeded else seeds)
-                except InputError:
+                except InputError:  # bad input, or no endpoint left: the run stops, nothing in flight is written
                     raise
                 except Exception as exc:
-                    if getattr(exc, "fatal", False):  # no endpoint left: the run stops, nothing is lost
-                        raise
-                    for u in chunk:
-                        u.pending, u.error = None, f"{type(exc).__name__}: {exc}"
+                    _fail(chunk, exc)
                     continue
                 elapsed = time.perf_counter() - t0
                 pos = 0
@@ -235,12 +238,11 @@ class Scheduler:
                     results.append(out[pos:pos + k])
                     pos += k
                 made = [sum(c.completion_tokens for row in r for c in row) for r in results]
-                total = sum(made)
-                self.tokens += total
+                self.tokens += sum(made)
                 if self.on_tokens is not None:
-                    self.on_tokens(total)
-                for u, r, m in zip(chunk, results, made, strict=True):
-                    u.generation_s += elapsed * (m / total if total else 1.0 / len(chunk))
+                    self.on_tokens(sum(made))
+                for u, r, share in zip(chunk, results, _shares(elapsed, made), strict=True):
+                    u.generation_s += share
                     for comps, cached in zip(r, u.pending.cached, strict=True):  # type: ignore[union-attr]
                         u.ledger.add_request(comps, cached)
                     self._advance(u, r)
@@ -256,16 +258,12 @@ class Scheduler:
         except InputError:
             raise
         except Exception as exc:
-            if getattr(exc, "fatal", False):
-                raise
-            for u in units:
-                u.pending, u.error = None, f"{type(exc).__name__}: {exc}"
+            _fail(units, exc)
             return
         elapsed = time.perf_counter() - t0
         read = [sum(s.n_tokens for s in ss) for ss in scored]
-        total = sum(read)
-        for u, ss, r in zip(units, scored, read, strict=True):
-            u.scoring_s += elapsed * (r / total if total else 1.0 / len(units))
+        for u, ss, share in zip(units, scored, _shares(elapsed, read), strict=True):
+            u.scoring_s += share
             u.ledger.add_reward([s.n_tokens for s in ss])
             self._advance(u, [s.scores for s in ss])
 
@@ -285,6 +283,18 @@ class Scheduler:
         return ProblemRecord(**common, candidates=tuple(cands), answers=chosen, correct=correct,  # type: ignore[arg-type]
                              ledger=u.ledger.freeze(), wall_s=time.perf_counter() - u.t0,
                              generation_s=u.generation_s, scoring_s=u.scoring_s)
+
+
+def _fail(units: Iterable[_Unit], exc: Exception) -> None:
+    """The units end with ``exc`` as their recorded error (their strategy, or the batched call they were in, failed)."""
+    for u in units:
+        u.pending, u.error = None, f"{type(exc).__name__}: {exc}"
+
+
+def _shares(elapsed: float, weights: Sequence[int]) -> list[float]:
+    """A batched call's time split among its units in proportion to their tokens (evenly when none)."""
+    total = sum(weights)
+    return [elapsed * (w / total if total else 1.0 / len(weights)) for w in weights]
 
 
 def _chunks(units: list[_Unit], max_rows: int) -> Iterator[list[_Unit]]:

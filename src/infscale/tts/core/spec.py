@@ -29,6 +29,7 @@ from typing import Any
 from infscale.configio import Strict, validate
 from infscale.errors import InputError
 from infscale.registry import Registry
+from infscale.tts.core.records import SCORED_AGGREGATIONS
 from infscale.tts.core.search import Search, SearchContext
 
 __all__ = ["STRATEGIES", "NoSettings", "StrategySpec", "get_strategy"]
@@ -127,19 +128,18 @@ def planner_name(label: str) -> str:
     spec = get_strategy(method)
     if agg == "greedy" or method == "greedy":
         return "greedy"
-    if spec.iid:
-        return agg if agg in planner_strategies() and get_strategy(agg).iid else label
+    if spec.iid:  # read as another sampling strategy's reported aggregation: that strategy (`planner_strategies`)
+        named = get_strategy(agg) if agg in STRATEGIES else None
+        return agg if named is not None and named.iid and named.reports == agg else label
     return method if agg == spec.reports else label
 
 
 def uses_reward(label: str) -> bool:
     """Whether the answers of an operating point paid for a reward model: a planner strategy that needs one, a search
     the reward steered, or an answer chosen by the reward (best-of-n, weighted vote)."""
-    from infscale.tts.core.aggregation import USES_SCORES
-
     method, _, agg = label.partition("+")
     if method in STRATEGIES:
         spec = get_strategy(method)
         if spec.reward_steers or (not agg and spec.needs_reward):
             return True
-    return agg in USES_SCORES
+    return agg in SCORED_AGGREGATIONS

@@ -58,6 +58,20 @@ def test_expand_grid_and_ids(text_corpus, token_cache):
     assert cfg.tokens_per_param == 80 and cfg.model.n_layers == 3 and cfg.group == "g" and cfg.batch_size == 8
 
 
+def test_a_nominal_size_gives_equal_d_and_seeds_repeat_runs(text_corpus, token_cache):
+    sweep = parse_sweep(sweep_dict(text_corpus, token_cache) | {"groups": [
+        {"name": "g", "n_params": 5000, "seeds": [0, 3], "tokens_per_param": [20],
+         "shapes": [{"d_model": 32, "n_layers": 1, "n_heads": 2}, {"d_model": 16, "n_layers": 3, "n_heads": 2}]}]})
+    runs = expand(sweep, vocab_size=320)
+    assert [rid for rid, _ in runs] == ["g-d32xL1h2-m20", "g-d32xL1h2-m20-s3", "g-d16xL3h2-m20", "g-d16xL3h2-m20-s3"]
+    assert {c.tokens for _, c in runs} == {100_000} and all(c.tokens_per_param is None for _, c in runs)
+    assert [c.seed for _, c in runs] == [0, 3, 0, 3]
+    # without seeds the base's seed stands
+    plain = parse_sweep(sweep_dict(text_corpus, token_cache) | {"base": sweep_dict(text_corpus, token_cache)["base"]
+                                                                 | {"seed": 7}})
+    assert {c.seed for _, c in expand(plain, vocab_size=320)} == {7}
+
+
 def test_shapes_near_are_within_tolerance():
     spec = NearSpec(n_params=200_000, rel_tol=0.1, d_model=[32, 48, 64, 80, 96, 128], n_layers=list(range(1, 13)),
                     head_dim=16, max_shapes=3)
@@ -153,7 +167,7 @@ def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path, progress_
     timings = ("wall_s", "train_time_s", "tokens_per_s", "downstream_s")
     for a, b in zip(after, clean, strict=True):  # record for record, timings aside, losses to float rounding
         a, b = ({k: v for k, v in r.items() if k not in timings} for r in (a, b))
-        for key in ("loss", "train_loss_smoothed"):
+        for key in ("loss", "loss_se", "train_loss_smoothed"):
             assert a.pop(key) == pytest.approx(b.pop(key), rel=1e-6)
         assert a == b
     assert sum(r["D"] for r in after) == sum(r["D"] for r in clean)

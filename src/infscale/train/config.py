@@ -116,6 +116,11 @@ class SweepGroup(Strict):
     shapes: list[ShapeEntry] = []
     near: NearSpec | None = None
     tokens_per_param: list[float] = Field(min_length=1)
+    n_params: int | None = Field(default=None, gt=0, description="Nominal size of the group: every shape trains on "
+                                 "D = tokens_per_param x n_params, so its shapes compare at equal D (seed A's per-size "
+                                 "comparison); None = each shape's own exact N.")
+    seeds: list[int] | None = Field(default=None, min_length=1, description="Train every run once per seed (the "
+                                    "noise floor); a seed other than 0 adds -s<seed> to the run id. None = base's seed.")
 
     @model_validator(mode="after")
     def _has_shapes(self) -> SweepGroup:

@@ -89,10 +89,15 @@ def expand(sweep: SweepConfig, vocab_size: int, source: str = "<sweep>") -> list
             shapes += near
         for s in shapes:
             for m in group.tokens_per_param:
-                run_id = f"{group.name}-d{s['d_model']}xL{s['n_layers']}h{s['n_heads']}-m{m:g}"
-                data = _merge(sweep.base, {"model": s, "tokens_per_param": m, "group": group.name, "run_id": run_id})
-                data.pop("tokens", None)
-                runs.append((run_id, parse_train(data, f"{source}: run {run_id}")))
+                for seed in group.seeds or [None]:
+                    run_id = f"{group.name}-d{s['d_model']}xL{s['n_layers']}h{s['n_heads']}-m{m:g}" + (
+                        f"-s{seed}" if seed else "")
+                    budget = {"tokens_per_param": m} if group.n_params is None else {
+                        "tokens": round(m * group.n_params)}
+                    over = {"model": s, "group": group.name, "run_id": run_id} | budget
+                    data = _merge(sweep.base, over | ({} if seed is None else {"seed": seed}))
+                    data.pop("tokens" if group.n_params is None else "tokens_per_param", None)
+                    runs.append((run_id, parse_train(data, f"{source}: run {run_id}")))
     ids = [r for r, _ in runs]
     dup = {r for r in ids if ids.count(r) > 1}
     if dup:

@@ -24,6 +24,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -202,13 +203,24 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
-def evaluate(model, tokens, cfg: TrainConfig, device: str, dtype: str | None = None) -> float:
-    """Mean next-token loss over the first ``eval_tokens`` of ``tokens`` (contiguous windows, no z-loss), computed in
-    ``dtype`` (default: the config's, resolved for ``device``)."""
+@dataclass(frozen=True, slots=True)
+class ValLoss:
+    """A validation pass: the mean next-token loss, its standard error and how many tokens it covered.
+
+    The standard error treats each ``context_length`` window as one observation (``std(window means) / sqrt(windows)``):
+    tokens of one window share their text, so the per-token formula would understate it.
+    """
+
+    loss: float
+    loss_se: float
+    n_tokens: int
+
+
+def evaluate(model, tokens, cfg: TrainConfig, device: str, dtype: str | None = None) -> ValLoss:
+    """Loss over the first ``eval_tokens`` of ``tokens`` (contiguous windows, no z-loss), computed in ``dtype``
+    (default: the config's, resolved for ``device``)."""
     import numpy as np
     import torch
-
-    from infscale.train.model import lm_loss
 
     T = cfg.model.context_length
     n_windows = max(1, min(cfg.eval_tokens, tokens.shape[0] - 1) // T)
@@ -217,7 +229,7 @@ def evaluate(model, tokens, cfg: TrainConfig, device: str, dtype: str | None = N
     dtype = dtype or resolve_dtype(cfg.dtype, device)
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    means: list[np.ndarray] = []
     with torch.no_grad():
         for start in range(0, n_windows, cfg.batch_size):
             idx = range(start, min(n_windows, start + cfg.batch_size))
@@ -226,10 +238,13 @@ def evaluate(model, tokens, cfg: TrainConfig, device: str, dtype: str | None = N
             y = torch.from_numpy(win[:, 1:]).to(device)
             with autocast(device, dtype):
                 logits = model(x)
-            total += float(lm_loss(logits, y)) * len(idx)
-            count += len(idx)
+            per_token = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                                          reduction="none")
+            means.append(per_token.reshape(len(idx), T).mean(dim=1).cpu().numpy())
     model.train(was_training)
-    return total / count
+    window = np.concatenate(means).astype(np.float64)
+    se = float(window.std(ddof=1) / np.sqrt(window.size)) if window.size > 1 else float("nan")
+    return ValLoss(float(window.mean()), se, int(window.size * T))
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
@@ -366,7 +381,7 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
             log({"step": done, "tokens": done * B * T * A * dist.world, "loss": loss_sum,
                  "loss_smoothed": ema / ema_weight, "lr": lr, "tokens_per_s": B * T * A * dist.world / dt})
         if cfg.eval_every and done % cfg.eval_every == 0 and done < steps and dist.main:
-            log({"step": done, "val_loss": evaluate(model, data.val, cfg, device, dtype)})
+            log({"step": done, "val_loss": evaluate(model, data.val, cfg, device, dtype).loss})
         done_here += 1
         now = time.perf_counter()
         if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < steps) or (
@@ -379,7 +394,8 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
             bar.close()
             return None
     bar.close()
-    val_loss = evaluate(model, data.val, cfg, device, dtype)
+    val = evaluate(model, data.val, cfg, device, dtype)
+    val_loss = val.loss
     downstream, downstream_n, t_down = {}, {}, time.perf_counter()
     if tasks:  # scored now, while the trained model is in memory (the checkpoint is deleted below)
         model.eval()
@@ -389,7 +405,8 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
     elapsed += time.perf_counter() - t_wall
     n = shape.n_params
     record = {
-        "run_id": run_id, "group": cfg.group, "N": n, "D": n_tokens, "loss": val_loss,
+        "run_id": run_id, "group": cfg.group, "N": n, "D": n_tokens, "loss": val_loss, "loss_se": val.loss_se,
+        "val_tokens": val.n_tokens, "seed": cfg.seed,
         "train_loss_smoothed": ema / ema_weight, "d_model": shape.d_model, "n_layers": shape.n_layers,
         "n_heads": shape.n_heads, "n_kv_heads": shape.kv_heads, "d_ff": shape.ffn_hidden,
         "vocab_size": shape.vocab_size, "context_length": T, "aspect_ratio": shape.aspect_ratio,

@@ -113,3 +113,13 @@ def test_dataset_column_mappings():
     assert sardana.n_params[0] == 151e6 and sardana.n_tokens[0] == 1.51e9 and sardana.group[0] == "150M"
     c4, rest = gadre.split("dataset == 'c4_original'")
     assert len(c4) == 34 and len(rest) == 70
+
+
+def test_fit_on_can_name_n_params_and_n_tokens():
+    import pandas as pd
+
+    from infscale.laws.runs import Runs
+
+    runs = Runs.from_frame(pd.DataFrame({"N": [1e5, 2e5, 3e5], "D": [1e6, 2e6, 3e6], "loss": [3.0, 2.9, 2.8]}))
+    fit, held = runs.split("n_params < 2.5e5 and n_tokens > 1.5e6")
+    assert list(fit.n_params) == [2e5] and len(held) == 2

@@ -47,3 +47,25 @@ def test_seed_a_20n_only_fit_warns_about_overtrained_points():
     assert rep.law.meta["sse"] <= paper_sse * (1 + 1e-9)
     assert rep.validation.all.r2 == pytest.approx(0.62929, abs=5e-5)
     assert rep.validation.group("1B").spearman == pytest.approx(0.8)
+
+
+def test_a_degenerate_fit_is_flagged_and_never_planned_with(tmp_path):
+    from infscale.errors import InputError
+    from infscale.laws import load_fit, save_fit
+    from infscale.laws.bootstrap import BootstrapResult
+    from infscale.laws.diagnostics import degenerate
+
+    runs = Runs.from_frame(pd.DataFrame({"N": [1e5, 2e5, 4e5], "D": [2e6, 4e6, 8e6], "loss": [3.5, 3.3, 3.1],
+                                         "tokens_per_param": [20, 20, 80]}))
+    # what a fit on the micro sweep's records gave: E driven to ~0 with a zero-width interval, alpha at the edge
+    law = FittedLaw.from_dict("chinchilla", {"A": 50.0, "B": 400.0, "E": 6.8e-21, "alpha": 1.99, "beta": 0.3})
+    boot = BootstrapResult(law.law.param_names, np.array([[40.0, 300.0, 6.8e-21, 1.99, 0.2],
+                                                          [60.0, 500.0, 6.8e-21, 1.99, 0.4]]), 0.95)
+    lines = diagnose(law, runs, boot)
+    bad = degenerate(lines)
+    assert any("E = 6.8e-21 collapsed" in w for w in bad) and any("exponent alpha = 1.99" in w for w in bad)
+    assert any(w.startswith("degenerate: E: bootstrap interval") and "zero width" in w for w in bad)
+    assert not any("B:" in w for w in bad)  # a real interval is no defect
+    save_fit(law, tmp_path / "law.json", lines)
+    with pytest.raises(InputError, match=r"law.json: the fit is degenerate and is not planned with: exponent alpha"):
+        load_fit(tmp_path / "law.json")

@@ -152,3 +152,18 @@ def test_allocate_compute_flags_a_numeric_optimum_on_its_bound():
     greedy = FittedLaw.from_dict("inference_aware", {"A": 54754.3, "B": 0.0, "E": 2.44751, "alpha": 0.614574,
                                                      "eps": 0.00114621})
     assert greedy.allocate_compute(1e21, aspect_ratio=128).at_bound == "max N"
+
+
+def test_fastest_within_takes_the_fastest_shape_near_the_best_loss():
+    from infscale.plan.optimum import fastest_within
+
+    grid = enumerate_shapes(RULES, 0.9e9, 1.1e9)
+    res = plan_shapes(grid, seed_a_law, PlanConstraints(n_tokens=20e9), layer_latency)
+    best = res.loss[res.feasible].min()
+    for tol in (0.0, 0.005, 0.02):
+        i = fastest_within(res, tol)
+        near = res.feasible & (res.loss <= best * (1 + tol))
+        assert res.loss[i] <= best * (1 + tol) and res.latency_s[i] == res.latency_s[near].min()
+    assert res.latency_s[fastest_within(res, 0.02)] <= res.latency_s[fastest_within(res, 0.0)]
+    with pytest.raises(ValueError, match="max_loss_increase"):
+        fastest_within(res, -1.0)

@@ -1,6 +1,10 @@
 """Warnings on degenerate fits: a coefficient <= 0, an exponent at a bound, E collapsing, too few over-trained points,
-a parameter the bootstrap cannot pin down (an interval crossing zero or spanning over 100x), an optimiser that stopped
-early."""
+a parameter the bootstrap cannot pin down (an interval crossing zero, of zero width, or spanning over 100x), an
+optimiser that stopped early.
+
+Lines that start with ``degenerate:`` say the fit is not an estimate (a parameter at a bound of the search, E driven
+to zero, an interval of zero width or one no positive coefficient fits in): a saved fit carrying one is refused by
+every command that plans (`infscale.laws.io.load_fit`), and the study plans with its next law instead."""
 
 from __future__ import annotations
 
@@ -10,8 +14,18 @@ from infscale.laws.bootstrap import BootstrapResult
 from infscale.laws.fitted import FittedLaw
 from infscale.laws.runs import Runs
 
-EXPONENT_BOUNDS = (1e-3, 3.0)
-"""Plausible exponent range; an exponent at or beyond either end means the fit ran to a bound of the sensible region."""
+EXPONENT_BOUNDS = (1e-3, 1.9)
+"""Plausible exponent range; an exponent at or beyond either end means the fit ran to a bound of the sensible region
+(a saved law with an exponent of N or D outside (0, 2) is refused outright: `infscale.laws.fitted.physical_problems`)."""
+DEGENERATE = "degenerate: "
+"""The prefix of the lines that make a fit unusable for planning."""
+ZERO_WIDTH = 1e-9
+"""A bootstrap interval narrower than this fraction of its value has zero width: every resample hit the same bound."""
+
+
+def degenerate(lines: list[str] | tuple[str, ...]) -> list[str]:
+    """The lines of a fit's warnings that make it unusable for planning."""
+    return [line for line in lines if line.startswith(DEGENERATE)]
 OVERTRAINED_TOKENS_PER_PARAM = 40.0
 MIN_OVERTRAINED_RUNS = 3
 E_COLLAPSE_FRACTION = 0.05
@@ -28,9 +42,9 @@ def diagnose(law: FittedLaw, fit_runs: Runs, boot: BootstrapResult | None = None
     lo, hi = EXPONENT_BOUNDS
     for name in form.exponents:
         if not lo < p[name] < hi:
-            out.append(f"exponent {name} = {p[name]:.4g} at a bound of the plausible range ({lo:g}, {hi:g})")
+            out.append(f"{DEGENERATE}exponent {name} = {p[name]:.4g} at a bound of the plausible range ({lo:g}, {hi:g})")
     if "E" in p and 0 < p["E"] < E_COLLAPSE_FRACTION * float(fit_runs.loss.min()):
-        out.append(f"irreducible loss E = {p['E']:.4g} collapsed towards 0 (min observed loss {fit_runs.loss.min():.4g})")
+        out.append(f"{DEGENERATE}irreducible loss E = {p['E']:.4g} collapsed towards 0 (min observed loss {fit_runs.loss.min():.4g})")
     n_over = int(np.sum(fit_runs.frame["tokens_per_param"].to_numpy() >= OVERTRAINED_TOKENS_PER_PARAM))
     if n_over < MIN_OVERTRAINED_RUNS:
         out.append(f"only {n_over} fit runs at >= {OVERTRAINED_TOKENS_PER_PARAM:g} tokens/param: the D term is poorly "
@@ -39,9 +53,12 @@ def diagnose(law: FittedLaw, fit_runs: Runs, boot: BootstrapResult | None = None
         for name in form.coefficients:
             low, high = boot.low[name], boot.high[name]
             if low <= 0 < high:
-                out.append(f"{name}: bootstrap interval [{low:.3g}, {high:.3g}] crosses zero: not identified by these "
+                out.append(f"{DEGENERATE}{name}: bootstrap interval [{low:.3g}, {high:.3g}] crosses zero: not identified by these "
                            "runs (a coefficient of the law must be positive; its value and every figure drawn from "
                            "it are unreliable)")
+            elif high - low <= ZERO_WIDTH * abs(p[name]):
+                out.append(f"{DEGENERATE}{name}: bootstrap interval [{low:.3g}, {high:.3g}] has zero width: every "
+                           "resample landed on the same value, a bound of the search rather than an estimate")
             elif low > 0 and high / low > MAX_INTERVAL_RATIO:
                 out.append(f"{name}: bootstrap interval [{low:.3g}, {high:.3g}] spans more than {MAX_INTERVAL_RATIO:g}x: "
                            "weakly identified (it trades off against the exponent)")

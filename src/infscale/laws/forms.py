@@ -7,6 +7,7 @@ parametrisation together with its vector-Jacobian product, vectorised over a bat
 - `chinchilla_tied`: the same with beta = alpha                              (seed A's baseline)
 - `inference_aware`: L = (E + A/N^a + B/D^a) * (1 + eps * R^a), R = d_model/n_layers, one tied exponent a (Bian et al. 2025)
 - `inference_aware_free_gamma`: L = (E + A/N^a + B/D^a) * (1 + eps * R^gamma)
+- `aspect_optimum`: L = (E + A/N^a + B/D^a) * (1 + kappa * ln(R/R0)^2): a shape term with an optimum aspect ratio
 - `kaplan`:       L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D            (Kaplan et al. 2020, eq. 1.5)
 - `gadre`:        L = E + (a M^eta + b M^-eta) C^-eta, C = 6ND, M = D/N    (Gadre et al. 2024, over-training law)
 
@@ -246,6 +247,71 @@ class ChinchillaFamily(LawForm):
         return _grid(*axes)
 
 
+class AspectOptimum(LawForm):
+    """L = (E + A/N^alpha + B/D^alpha) * (1 + kappa * ln(R / R0)^2): a shape term with an optimum aspect ratio R0.
+
+    Seed A's factor ``1 + eps R^alpha`` only grows with R, so it cannot say that both a very deep-narrow and a very
+    wide-shallow model are worse than one in between; this term can (Kaplan et al. 2020, fig. 5, saw such a bowl in
+    loss against d_model/n_layers). Log space: ``a, b, e`` as in the Chinchilla family, ``k = log kappa``,
+    ``r0 = log R0``."""
+
+    name = "aspect_optimum"
+    param_names = ("A", "B", "E", "alpha", "kappa", "R0")
+    log_names = ("a", "b", "e", "alpha", "k", "r0")
+    exponents = ("alpha",)
+    coefficients = ("A", "B", "E", "kappa", "R0")
+    needs_aspect_ratio = True
+    ls_starts = ((5e2, 5e2, 2.0, 0.3, 1e-3, 8.0), (5e4, 5e5, 2.0, 0.5, 1e-2, 4.0))
+    _LOG = (0, 1, 2, 4, 5)
+
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+        self.check_inputs(aspect_ratio)
+        n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
+        A, B, E, alpha, kappa, r0 = (_col(params, i) for i in range(6))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.log(np.asarray(aspect_ratio, dtype=float) / r0) ** 2
+        return (E + A * n ** -alpha + B * d ** -alpha) * (1.0 + kappa * q)
+
+    def to_log(self, params):
+        p = np.array(params, dtype=float)
+        p[..., self._LOG] = np.log(p[..., self._LOG])
+        return p
+
+    def from_log(self, theta):
+        p = np.array(theta, dtype=float)
+        p[..., self._LOG] = np.exp(p[..., self._LOG])
+        return p
+
+    def log_predict_vjp(self, theta, x):
+        theta = np.atleast_2d(theta)
+        if x.log_r is None:
+            self.check_inputs(None)
+        a, b, e, alpha, k, r0 = (theta[:, i:i + 1] for i in range(6))
+        lse, w1, w2, w3 = _lse3(a - alpha * x.log_n, b - alpha * x.log_d, e)
+        dev = x.log_r - r0
+        kappa = np.exp(k)
+        shape_term = 1.0 + kappa * dev ** 2
+        lse = lse + np.log(shape_term)
+
+        def vjp(u: np.ndarray) -> np.ndarray:
+            g1, g2 = u * w1, u * w2
+            out = np.empty_like(theta)
+            out[:, 0] = g1.sum(1)
+            out[:, 1] = g2.sum(1)
+            out[:, 2] = (u * w3).sum(1)
+            out[:, 3] = -np.einsum("bn,n->b", g1, x.log_n) - np.einsum("bn,n->b", g2, x.log_d)
+            h = u / shape_term
+            out[:, 4] = (h * kappa * dev ** 2).sum(1)
+            out[:, 5] = (h * kappa * -2.0 * dev).sum(1)
+            return out
+
+        return lse, vjp
+
+    def huber_grid(self):
+        ab = [0.0, 5.0, 10.0, 15.0, 20.0]
+        return _grid(ab, ab, [-1.0, 0.0, 1.0], [0.0, 0.5, 1.0, 1.5], [-7.0, -4.0, -2.0], [0.0, 1.5, 3.0, 4.5])
+
+
 class Kaplan(LawForm):
     """L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D; log space: n_c = log N_c, d_c = log D_c."""
 
@@ -356,6 +422,7 @@ register_law(ChinchillaFamily("chinchilla", tie_beta=False, shape=False))
 register_law(ChinchillaFamily("chinchilla_tied", tie_beta=True, shape=False))
 register_law(ChinchillaFamily("inference_aware", tie_beta=True, shape=True, tie_gamma=True))
 register_law(ChinchillaFamily("inference_aware_free_gamma", tie_beta=True, shape=True, tie_gamma=False))
+register_law(AspectOptimum())
 register_law(Kaplan())
 register_law(Gadre())
 

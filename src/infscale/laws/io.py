@@ -13,6 +13,7 @@ import pandas as pd
 from infscale.configio import load_json, load_jsonl
 from infscale.data import DATASETS, get_dataset
 from infscale.errors import InputError
+from infscale.laws.diagnostics import degenerate
 from infscale.laws.fitted import FittedLaw, physical_problems
 from infscale.laws.runs import Runs
 
@@ -100,6 +101,11 @@ def load_fit(path: str | Path) -> FittedLaw:
     problems = physical_problems(data["params"])
     if problems:
         raise InputError(f"{path}: {problems[0]}")
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    bad = degenerate([str(w) for w in meta.get("warnings", []) if isinstance(w, str)])
+    if bad:
+        raise InputError(f"{path}: the fit is degenerate and is not planned with: {bad[0].removeprefix('degenerate: ')} "
+                         "(refit on more runs or sizes, or with another law form)")
     try:
         return FittedLaw.from_dict(data["law"], data["params"], data.get("meta"))
     except InputError as exc:

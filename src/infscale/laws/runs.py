@@ -127,8 +127,11 @@ class Runs:
         """(fit, held-out) by a pandas-query expression; `None` fits on all rows and holds out none."""
         if not expr:
             return self, self.take(np.zeros(len(self), dtype=bool))
+        # the canonical columns also answer to the names the toolkit writes elsewhere (n_params, n_tokens, ...)
+        names = {alias: self.frame[canon] for canon in ("N", "D") for alias in ALIASES[canon]
+                 if alias.isidentifier() and alias not in self.frame.columns}
         try:
-            mask = self.frame.eval(expr)
+            mask = self.frame.eval(expr, resolvers=[names])
         except Exception as exc:  # pandas raises many types for a bad expression
             raise InputError(f"--fit-on {expr!r}: cannot evaluate on {self.source}: {exc}") from None
         mask = np.asarray(mask)

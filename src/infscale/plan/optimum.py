@@ -28,6 +28,7 @@ __all__ = [
     "PlanResult",
     "pareto_frontier",
     "baseline_verdict",
+    "fastest_within",
     "dominated_by",
     "plan_shapes",
     "measured_override",
@@ -268,6 +269,18 @@ def _infeasible_message(grid: ShapeGrid, ratios: dict[str, np.ndarray], ok: dict
     point = (f"{grid.label(closest)} (N={grid.n_params[closest]:.4g}, D={values['max_tokens'][closest]:.4g}"
              + (f", latency={values['max_latency_s'][closest]:.3g}s" if "max_latency_s" in keys else "") + ")")
     return f"infeasible: binding constraint {names}; closest feasible point {point} needs {relax}"
+
+
+def fastest_within(result: PlanResult, max_loss_increase: float) -> int:
+    """The fastest feasible shape whose predicted loss is at most ``max_loss_increase`` (a fraction) above the lowest
+    predicted loss among the feasible shapes: the "accurate and fast" pick of a fixed size (ties: lower loss)."""
+    if not max_loss_increase >= 0:
+        raise ValueError(f"fastest_within: max_loss_increase must be >= 0, got {max_loss_increase!r}")
+    pos = np.flatnonzero(result.feasible & np.isfinite(result.latency_s))
+    if pos.size == 0:
+        raise InfeasibleError("no feasible shape has a latency to compare")
+    near = pos[result.loss[pos] <= result.loss[pos].min() * (1.0 + max_loss_increase)]
+    return int(near[np.lexsort((result.loss[near], result.latency_s[near]))[0]])
 
 
 def baseline_verdict(result: PlanResult, i: int) -> dict[str, object]:

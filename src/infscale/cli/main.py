@@ -32,6 +32,7 @@ COMMAND_MODULES: list[str] = [
     "infscale.cli.latency",
     "infscale.cli.train",
     "infscale.cli.demo",
+    "infscale.cli.study",
 ]
 
 def _version(value: bool) -> None:

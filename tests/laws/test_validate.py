@@ -59,12 +59,14 @@ def test_a_degenerate_fit_is_flagged_and_never_planned_with(tmp_path):
                                          "tokens_per_param": [20, 20, 80]}))
     # what a fit on the micro sweep's records gave: E driven to ~0 with a zero-width interval, alpha at the edge
     law = FittedLaw.from_dict("chinchilla", {"A": 50.0, "B": 400.0, "E": 6.8e-21, "alpha": 1.99, "beta": 0.3})
-    boot = BootstrapResult(law.law.param_names, np.array([[40.0, 300.0, 6.8e-21, 1.99, 0.2],
-                                                          [60.0, 500.0, 6.8e-21, 1.99, 0.4]]), 0.95)
+    boot = BootstrapResult(law.law.param_names, np.array([[50.0, 300.0, 6.8e-21, 1.99, 0.2],
+                                                          [50.0, 500.0, 6.8e-21, 1.99, 0.4]]), 0.95)
     lines = diagnose(law, runs, boot)
     bad = degenerate(lines)
-    assert any("E = 6.8e-21 collapsed" in w for w in bad) and any("exponent alpha = 1.99" in w for w in bad)
-    assert any(w.startswith("degenerate: E: bootstrap interval") and "zero width" in w for w in bad)
+    assert any("exponent alpha = 1.99" in w for w in bad)
+    assert any(w.startswith("degenerate: A: bootstrap interval") and "zero width" in w for w in bad)
+    # E at ~0 is not identified (a pure power law over the runs): said, but not by itself a reason to refuse
+    assert any("E = 6.8e-21 collapsed" in w for w in lines) and not any("E" in w.split(":")[1] for w in bad)
     assert not any("B:" in w for w in bad)  # a real interval is no defect
     save_fit(law, tmp_path / "law.json", lines)
     with pytest.raises(InputError, match=r"law.json: the fit is degenerate and is not planned with: exponent alpha"):

@@ -64,16 +64,21 @@ def test_a100_plan_is_seed_a_decision(quick_run):
     assert any("profile 'a100-40gb-seed-a' was calibrated on" in w for w in a["warnings"])
 
 
-def test_micro_plan_respects_this_machines_profile(quick_run):
+def test_micro_plan_uses_the_own_law_inside_its_fitted_range(quick_run):
     _, s, _ = quick_run
     m = s["plan"]["micro"]
-    assert "infeasible" not in m
-    limit = m["max_latency_s"]  # set from what was measured: the median candidate's predicted latency
-    assert s["config"]["plan_micro"]["max_latency_s"] is None and "median predicted latency" in m["max_latency_from"]
-    assert 0.3 < m["n_feasible"] / m["n_candidates"] < 0.7
-    assert 0 < m["best"]["latency_s"] <= limit
-    assert all(r["latency_s"] > limit for r in m["frontier"] if not r["feasible"])
+    rec, base = m["recommended"], m["baseline"]
+    # the law fitted on the bundled shape study covers the candidates: no N, D or loss extrapolation
+    assert not [w for w in rec["warnings"] if w.startswith("extrapolation")]
+    lo, hi = m["loss_range"]
+    assert lo <= rec["predicted_loss"] <= hi and lo <= base["predicted_loss"] <= hi
+    assert m["preferred_law"] in {"inference_aware", "aspect_optimum"} and m["held_out_group"] == "g5"
+    assert rec["n_tokens"] == base["n_tokens"] == m["n_tokens"] == 2_600_000
+    assert abs(rec["n_params"] / 130_000 - 1) <= 0.1 and abs(base["n_params"] / 130_000 - 1) <= 0.1
+    assert rec["aspect_ratio"] > base["aspect_ratio"] and rec["predicted_decode_s"] < base["predicted_decode_s"]
     assert m["hardware"] == s["latency"]["profile"]["name"]
+    # the bundled verification (trained and timed on our machine) rides along
+    assert [r["role"] for r in m["verification"]] == ["recommended", "baseline"]
 
 
 def test_latency_step_measured_every_shape_and_held_some_out(quick_run):

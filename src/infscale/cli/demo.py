@@ -64,10 +64,17 @@ def _print(s: dict) -> None:
     if a.get("warnings"):
         t.add_row("", f"[yellow]warning[/]: {escape(brief_warnings(a['warnings']))} (report: the lines in full)")
     m = s["plan"]["micro"]
-    t.add_row("plan micro", m["infeasible"] if "infeasible" in m else
-              f"{m['best']['label']} (N={m['best']['n_params']:.3g}, {m['best']['latency_s'] * 1e3:.0f} ms predicted)")
-    if m.get("warnings"):
-        t.add_row("", f"[yellow]warning[/]: {escape(brief_warnings(m['warnings']))}")
+    rec, base = m["recommended"], m["baseline"]
+    t.add_row("plan micro", f"{rec['shape']} (N={rec['n_params']:.3g}, own law {m['preferred_law']}: loss "
+                            f"{rec['predicted_loss']:.4f}, decode {rec['predicted_decode_s'] * 1e3:.1f} ms) vs deep "
+                            f"{base['shape']} ({base['predicted_loss']:.4f}, {base['predicted_decode_s'] * 1e3:.1f} ms)")
+    if rec.get("warnings"):
+        t.add_row("", f"[yellow]warning[/]: {escape(brief_warnings(rec['warnings']))}")
+    v = m.get("verification") or []
+    if len(v) == 2:
+        t.add_row("", f"verified (bundled, our machine): {v[0]['shape']} measured loss {v[0]['measured_loss']:.4f} "
+                      f"({100 * v[0]['loss_error']:+.2f}% vs predicted), {v[1]['measured_decode_s'] / v[0]['measured_decode_s']:.2f}x "
+                      f"faster than {v[1]['shape']} at {100 * (v[0]['measured_loss'] / v[1]['measured_loss'] - 1):+.2f}% loss")
     from infscale.tts.analysis import strategy_label
 
     front = s["tts"]["frontier"]

@@ -2,8 +2,9 @@
 a parameter the bootstrap cannot pin down (an interval crossing zero, of zero width, or spanning over 100x), an
 optimiser that stopped early.
 
-Lines that start with ``degenerate:`` say the fit is not an estimate (a parameter at a bound of the search, E driven
-to zero, an interval of zero width or one no positive coefficient fits in): a saved fit carrying one is refused by
+Lines that start with ``degenerate:`` say the fit is not an estimate (an exponent at a bound of the search, a
+coefficient whose interval has zero width or crosses zero); E collapsing to 0 is a warning of its own (the runs show
+no floor: the law is a pure power law over them, and the extrapolation warnings bound where it is used): a saved fit carrying one is refused by
 every command that plans (`infscale.laws.io.load_fit`), and the study plans with its next law instead."""
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ def diagnose(law: FittedLaw, fit_runs: Runs, boot: BootstrapResult | None = None
     for name in form.exponents:
         if not lo < p[name] < hi:
             out.append(f"{DEGENERATE}exponent {name} = {p[name]:.4g} at a bound of the plausible range ({lo:g}, {hi:g})")
-    if "E" in p and 0 < p["E"] < E_COLLAPSE_FRACTION * float(fit_runs.loss.min()):
-        out.append(f"{DEGENERATE}irreducible loss E = {p['E']:.4g} collapsed towards 0 (min observed loss {fit_runs.loss.min():.4g})")
+    e_collapsed = "E" in p and 0 < p["E"] < E_COLLAPSE_FRACTION * float(fit_runs.loss.min())
+    if e_collapsed:
+        # no floor is visible in these runs: inside their range the law is a pure power law and its predictions stand;
+        # beyond it they fall without one (the extrapolation warnings say where that starts)
+        out.append(f"irreducible loss E = {p['E']:.4g} collapsed towards 0 (min observed loss {fit_runs.loss.min():.4g}): "
+                   "not identified by these runs; the law is a pure power law over them and has no floor beyond them")
     n_over = int(np.sum(fit_runs.frame["tokens_per_param"].to_numpy() >= OVERTRAINED_TOKENS_PER_PARAM))
     if n_over < MIN_OVERTRAINED_RUNS:
         out.append(f"only {n_over} fit runs at >= {OVERTRAINED_TOKENS_PER_PARAM:g} tokens/param: the D term is poorly "
@@ -56,7 +61,7 @@ def diagnose(law: FittedLaw, fit_runs: Runs, boot: BootstrapResult | None = None
                 out.append(f"{DEGENERATE}{name}: bootstrap interval [{low:.3g}, {high:.3g}] crosses zero: not identified by these "
                            "runs (a coefficient of the law must be positive; its value and every figure drawn from "
                            "it are unreliable)")
-            elif high - low <= ZERO_WIDTH * abs(p[name]):
+            elif high - low <= ZERO_WIDTH * abs(p[name]) and not (name == "E" and e_collapsed):
                 out.append(f"{DEGENERATE}{name}: bootstrap interval [{low:.3g}, {high:.3g}] has zero width: every "
                            "resample landed on the same value, a bound of the search rather than an estimate")
             elif low > 0 and high / low > MAX_INTERVAL_RATIO:

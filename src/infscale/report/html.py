@@ -169,12 +169,51 @@ def _plan(s: dict[str, Any]) -> str:
     note = (f"batch {wl['batch']}, {wl['input_len']} in / {wl['output_len']} out, {wl['dtype']}; profile fitted to "
             f"seed A's {len(errs)} published latencies, max |error| "
             f"{_pct(max((abs(e) for e in errs), default=float('nan')))}")
-    m = s["micro"]
-    mw = m["workload"]
-    return (_plan_block(a, "A 1B model for the A100", note)
-            + _plan_block(m, "A micro model for this machine",
-                          f"batch {mw['batch']}, {mw['input_len']} in / {mw['output_len']} out, {mw['dtype']}; "
-                          "the law is extrapolated far below its fitted range"))
+    return _plan_block(a, "A 1B model for the A100", note) + _micro_block(s["micro"])
+
+
+def _micro_block(m: dict[str, Any]) -> str:
+    """The micro plan on the own law (the bundled shape study) and this machine's profile, and the bundled
+    verification: the recommended and the baseline shape trained and timed on our machine."""
+    wl = m["workload"]
+    rec, base = m["recommended"], m["baseline"]
+    held = [f for f in m["fits"] if f["law"] == m["preferred_law"]][0]
+    ho = held["held_out"]
+    sp = next((x for x in held["size_spearman"] if x["held_out"]), None)
+    lo, hi = m["loss_range"]
+    out = [f"<h3>A micro model for this machine</h3>",
+           f"<p>Own law <b>{_esc(m['preferred_law'])}</b>, fitted on this project's shape study (every size but "
+           f"{_esc(m['held_out_group'])}; measured losses {fmt(lo)}-{fmt(hi)}): on the held-out size MSE "
+           f"{fmt(ho['mse']['value'], 3)} [{fmt(ho['mse']['low'], 3)}, {fmt(ho['mse']['high'], 3)}], max relative "
+           f"error {_pct(ho['max_rel_err']['value'])}"
+           + (f", Spearman across its shapes {fmt(sp['spearman']['value'], 2)} [{fmt(sp['spearman']['low'], 2)}, "
+              f"{fmt(sp['spearman']['high'], 2)}]" if sp else "") + ". "
+           f"{m['n_candidates']:,} shapes within the study's rules at N &asymp; {fmt(rec['n_params'], 3)}, "
+           f"D = {fmt(m['n_tokens'], 3)}; latency on <b>{_esc(m['hardware'])}</b> (batch {wl['batch']}, "
+           f"{wl['input_len']} in / {wl['output_len']} out); the pick is the fastest shape within "
+           f"{_pct(m['max_loss_increase'])} of the best predicted loss.</p>",
+           f"<p class='rec'><b>Recommendation: {_esc(rec['shape'])}</b> &mdash; N = {fmt(rec['n_params'])}, aspect "
+           f"ratio {fmt(rec['aspect_ratio'], 3)}, predicted loss {fmt(rec['predicted_loss'])}, decode "
+           f"{fmt(1e3 * rec['predicted_decode_s'], 3)} ms. Deep baseline {_esc(base['shape'])} (aspect ratio "
+           f"{fmt(base['aspect_ratio'], 3)}): {fmt(base['predicted_loss'])}, {fmt(1e3 * base['predicted_decode_s'], 3)} "
+           f"ms.</p>"]
+    out += [f"<p class='warn'>{_esc(w)}</p>" for w in rec.get("warnings", [])]
+    v = m.get("verification") or []
+    if v:
+        rows = [[r["role"], r["shape"], r["n_params"], r["aspect_ratio"], r["predicted_loss"], r["measured_loss"],
+                 100 * r["loss_error"], 1e3 * r["predicted_decode_s"], 1e3 * r["measured_decode_s"],
+                 100 * r["decode_error"]] for r in v]
+        r0, r1 = v[0], v[1]
+        out.append("<p>Verification (bundled: both shapes trained on the plan's D and timed on this project's "
+                   "2-core CPU, neither in any fit; <code>infscale study</code> re-runs it here):</p>")
+        out.append(table(["role", "shape", "N", "d/L", "predicted loss", "measured loss", "loss error %",
+                          "predicted decode ms", "measured decode ms", "decode error %"], rows))
+        out.append(f"<p>Measured: {r0['shape']} decodes {fmt(r1['measured_decode_s'] / r0['measured_decode_s'], 3)}x "
+                   f"faster than {r1['shape']} at a loss {_pct(r0['measured_loss'] / r1['measured_loss'] - 1)} "
+                   "different.</p>")
+    out.append(figure(m.get("plot"), "Micro model on this CPU: predicted loss vs latency, frontier, the deep "
+                                     "baseline"))
+    return "".join(out)
 
 
 def _matched(rows: Sequence[dict[str, Any]]) -> str:

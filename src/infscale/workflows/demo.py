@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from infscale.configio import (
@@ -38,6 +37,7 @@ from infscale.configio import (
     write_json,
 )
 from infscale.errors import InputError
+from infscale.workflows.shape_study_config import study_shape_specs
 
 __all__ = ["DemoConfig", "quick_config", "load_demo_config", "run_demo", "STEPS"]
 
@@ -52,18 +52,16 @@ class LawsStep(Strict):
 
 
 class LatencyStep(Strict):
-    shapes: list[str] = Field(default_factory=lambda: [
-        "d64x32h2f160", "d128x8h4f352", "d256x2h8f672",        # ~1.6M non-embedding, aspect 2 .. 128
-        "d128x16h4f352", "d256x4h8f672",                       # ~3.1M: deep-narrow vs shallow-wide
-        "d128x32h4f352", "d192x14h6f512", "d256x8h8f672", "d512x2h16f1376",  # ~6.3M
-    ])
-    vocab_size: int = Field(4096, gt=0)
-    input_len: int = Field(128, gt=0)
-    output_len: int = Field(128, gt=1)
+    shapes: list[str] | None = Field(None, description="Shapes to time (d<d>x<L>h<heads>f<d_ff>); None: every shape "
+                                     "of the bundled shape study (the shapes the micro plan's law was fitted on).")
+    vocab_size: int = Field(512, gt=0)
+    input_len: int = Field(32, gt=0)
+    output_len: int = Field(64, gt=1)
     warmup: int = Field(1, ge=0)
     repeats: int = Field(5, ge=1)
     threads: int = Field(1, ge=1)
-    n_fit: int = Field(4, ge=1)
+    n_fit: int | None = Field(None, ge=1, description="Shapes the profile is fitted on (None: half); the rest "
+                              "measure its error.")
     base_profile: str = "generic-cpu"
 
 
@@ -77,13 +75,12 @@ class PlanA100Step(Strict):
 
 
 class PlanMicroStep(Strict):
-    min_params: float = Field(2e6, gt=0)
-    max_params: float = Field(2e7, gt=0)
-    tokens: float = Field(2e8, gt=0)
-    max_latency_s: float | None = Field(None, gt=0)
-    """On this machine, for the latency step's workload (batch 1, input_len in / output_len out, fp32). ``None``
-    (default): the median predicted latency of the candidate shapes on the profile just calibrated, so that the limit
-    binds on a busy machine as on a quiet one (a fixed limit made the plan infeasible on a loaded machine)."""
+    """The micro model for this machine, planned on the law fitted on the bundled shape study (`infscale study`:
+    this project's own runs at 30k-300k parameters, the largest size held out) and the latency profile the latency
+    step calibrates on the study's shapes here; the size, D and the pick rule are the study's ``verify`` block."""
+
+    study: str = Field("shape_study", description="The study recipe (its rules, groups, laws and verify block).")
+    n_boot: int = Field(100, ge=0, description="Bootstrap refits of the own laws.")
 
 
 class TtsStep(Strict):
@@ -114,8 +111,9 @@ def quick_config() -> DemoConfig:
     """A reduced demo (well under a minute): the same steps on fewer shapes, runs and problems."""
     return DemoConfig(
         laws=LawsStep(n_boot=10),
-        latency=LatencyStep(shapes=["d64x8h2f160", "d128x2h4f352", "d64x2h2f160", "d128x4h4f352"], input_len=16,
-                            output_len=8, warmup=1, repeats=2, n_fit=3),
+        latency=LatencyStep(shapes=["d16x14h2f48", "d24x6h3f64", "d48x1h6f128", "d32x7h4f88", "d72x1h9f192"],
+                            input_len=16, output_len=8, warmup=1, repeats=2, n_fit=3),
+        plan_micro=PlanMicroStep(n_boot=10),
         tts=TtsStep(n_problems=8, strategies={"greedy": [1], "sampling": [4], "rebase": [4]}, max_tokens=96,
                     n_boot=50),
     )
@@ -172,7 +170,8 @@ def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, A
     from infscale.latency.model import Workload
     from infscale.report.latency_plot import plot_latency_vs_aspect
 
-    shapes = [parse_shape_spec(s, vocab_size=cfg.vocab_size) for s in cfg.shapes]
+    specs = cfg.shapes if cfg.shapes is not None else study_shape_specs("shape_study")
+    shapes = [parse_shape_spec(s, vocab_size=cfg.vocab_size) for s in specs]
     wl = Workload(batch=1, input_len=cfg.input_len, output_len=cfg.output_len, dtype="fp32")
     settings = MeasureSettings(device="cpu", threads=cfg.threads, warmup=cfg.warmup, repeats=cfg.repeats)
     path = out / "latency_records.jsonl"
@@ -182,7 +181,7 @@ def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, A
     records = latest_records(measure_sweep(shapes, wl, path, backend="own", settings=settings))
     obs = observations_from_records(records, source=str(path))
     base = get_profile(cfg.base_profile)
-    n_fit = min(cfg.n_fit, len(obs) - 1)
+    n_fit = min(cfg.n_fit if cfg.n_fit is not None else len(obs) // 2, len(obs) - 1)
     if n_fit < 1:
         raise InputError("demo config latency.shapes: need at least 2 shapes (fit on some, test on the others)")
     hold = calibrate_holdout(obs, base, n_fit=n_fit, free=default_free(base), name="this-cpu-demo")
@@ -242,13 +241,10 @@ def _plan_summary(result: Any, baselines: dict[str, int], seconds: float, law: A
 def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[str, Any], out: Path,
               progress: Progress) -> dict[str, Any]:
     from infscale.arch import get_preset
-    from infscale.errors import InfeasibleError
     from infscale.latency.calibrate import SEED_A_WORKLOAD
-    from infscale.latency.io import calibrate_seed_a, load_profile_file
-    from infscale.latency.model import Workload
+    from infscale.latency.io import calibrate_seed_a
     from infscale.laws import load_fit
     from infscale.plan import PlanConstraints, get_family, latency_from_profile, params_band
-    from infscale.plan.shapes import ShapeRules
     from infscale.report.plan_plot import plot_frontier
 
     law = load_fit(out / "law.json")
@@ -274,39 +270,61 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
                                      title="1B on the A100 (seed A profile): predicted loss vs latency"))
     write_csv(out / "plan_a100_frontier.csv", a100["frontier"])
 
-    # the micro model for this machine: the CPU sweep's rules (head width 32, SwiGLU rounded to 32, small vocabulary)
-    lat_cfg = latency["workload"]
-    micro_rules = ShapeRules(head_dims=(32,), d_model_multiple=64, d_model_min=64, d_model_max=1024, n_layers_min=2,
-                             n_layers_max=32, ffn_multiple=32, vocab_size=int(latency["vocab_size"]))
-    wl = Workload(batch=1, input_len=lat_cfg["input_len"], output_len=lat_cfg["output_len"], dtype="fp32")
-    profile = load_profile_file(latency["profile_json"])
-    limit, limit_from = cfg_micro.max_latency_s, "the config"
-    if limit is None:
-        from infscale.plan import enumerate_shapes
-
-        limit = float(np.median(latency_from_profile(profile, wl)(
-            enumerate_shapes(micro_rules, cfg_micro.min_params, cfg_micro.max_params))))
-        limit_from = "the median predicted latency of the candidates on this machine's calibrated profile"
-    progress("plan", f"micro model on this machine: {cfg_micro.min_params:.3g}-{cfg_micro.max_params:.3g} params, "
-                     f"latency <= {limit:.3g} s ({limit_from})")
-    micro_cons = PlanConstraints(max_latency_s=limit, n_tokens=cfg_micro.tokens,
-                                 max_memory_bytes=profile.memory_bytes)
-    try:
-        m_result, _, m_secs = _plan(law, micro_rules, cfg_micro.min_params, cfg_micro.max_params, micro_cons,
-                                    latency_from_profile(profile, wl), wl)
-    except InfeasibleError as exc:
-        micro = {"infeasible": str(exc)}
-    else:
-        micro = _plan_summary(m_result, {}, m_secs, law, profile)
-        micro["plot"] = str(plot_frontier(m_result, out / "plan_micro_frontier.png",
-                                          title="Micro model on this CPU (calibrated profile)"))
-        write_csv(out / "plan_micro_frontier.csv", micro["frontier"])
-    micro["hardware"] = profile.name
-    micro["workload"] = wl.to_dict()
-    micro["max_latency_s"], micro["max_latency_from"] = limit, limit_from
+    micro = plan_micro(cfg_micro, latency, out, progress)
     summary = {"a100": a100, "micro": micro}
     write_json(out / "plan.json", summary)
     return summary
+
+
+def plan_micro(cfg: PlanMicroStep, latency: dict[str, Any], out: Path, progress: Progress) -> dict[str, Any]:
+    """The micro model for this machine: the own laws fitted on the bundled shape study (every size but the held-out
+    one), the preferred law (lowest held-out MSE) planning the study's verification size on this machine's profile,
+    and the bundled verification (the recommended and the baseline shape trained and timed on our machine)."""
+    from infscale.configio import resolve_recipe
+    from infscale.latency.io import load_profile_file
+    from infscale.latency.model import Workload
+    from infscale.laws import save_fit
+    from infscale.report.plan_plot import plot_frontier
+    from infscale.workflows.shape_study import (
+        BUNDLED_RUNS,
+        BUNDLED_VERIFY,
+        analyse,
+        bundled,
+        plan_verification,
+        read_rows,
+        read_verify,
+        verification_candidates,
+    )
+    from infscale.workflows.shape_study_config import load_study
+
+    study = load_study(resolve_recipe(cfg.study)).model_copy(update={"bootstrap": cfg.n_boot})
+    frame = read_rows(bundled(BUNDLED_RUNS))
+    progress("plan", f"micro model on this machine: own laws on the bundled shape study ({len(frame)} runs, "
+                     f"{study.held_out} held out, {cfg.n_boot} bootstrap refits)")
+    analysis = analyse(frame, study)
+    law = analysis["reports"][analysis["preferred_law"]].law
+    save_fit(law, out / "micro_law.json", analysis["reports"][analysis["preferred_law"]].warnings)
+    profile = load_profile_file(latency["profile_json"])
+    lat_cfg = latency["workload"]
+    wl = Workload(batch=1, input_len=lat_cfg["input_len"], output_len=lat_cfg["output_len"], dtype="fp32")
+    vocab = int(study.base.get("data", {}).get("vocab_size", 512))
+    t0 = time.perf_counter()
+    plan = plan_verification(study, law, profile, frame, vocab, wl)
+    result, pick, base, _ = verification_candidates(study, law, profile, frame, vocab, wl)
+    secs = time.perf_counter() - t0
+    plan["plot"] = str(plot_frontier(result, out / "plan_micro_frontier.png", baselines={"deep baseline": base},
+                                     title="Micro model on this CPU (own law, calibrated profile)"))
+    write_csv(out / "plan_micro_frontier.csv", plan["frontier"])
+    rec, bl = plan["recommended"], plan["baseline"]
+    progress("plan", f"micro: {rec['shape']} (predicted loss {rec['predicted_loss']:.4f}, decode "
+                     f"{1e3 * rec['predicted_decode_s']:.1f} ms) vs the deep baseline {bl['shape']} "
+                     f"({bl['predicted_loss']:.4f}, {1e3 * bl['predicted_decode_s']:.1f} ms)")
+    fits = [{k: f[k] for k in ("law", "shape_aware", "params", "n_fit", "n_held_out", "held_out", "size_spearman",
+                               "warnings")} for f in analysis["fits"]]
+    return {**plan, "plan_seconds": secs, "preferred_law": analysis["preferred_law"], "fits": fits,
+            "noise": analysis["noise"], "held_out_group": study.held_out,
+            "loss_range": [float(frame["loss"].min()), float(frame["loss"].max())],
+            "verification": read_verify(bundled(BUNDLED_VERIFY)), "law_json": str(out / "micro_law.json")}
 
 
 def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:

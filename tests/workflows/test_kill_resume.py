@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from infscale.records import read_records
+from infscale.workflows.demo import quick_config
 
 
 def _cli(*args: str, cwd: Path) -> list[str]:
@@ -152,7 +153,7 @@ def test_demo_quick(tmp_path):
     _finish(cmd, tmp_path)
     lat = _keys(out / "latency_records.jsonl", lambda r: r["key"])
     tts = _keys(tts_records, _tts_key)
-    assert lat[: len(lat_before)] == lat_before and len(set(lat)) == len(lat) == 4
+    assert lat[: len(lat_before)] == lat_before and len(set(lat)) == len(lat) == len(quick_config().latency.shapes)
     assert tts[: len(tts_before)] == tts_before and len(set(tts)) == len(tts) == _n_lines(tts_records) == 24
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tts"]["n_records"] == 24 and summary["plan"]["a100"]["best"]["label"].startswith("d3328x12")

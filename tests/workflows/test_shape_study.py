@@ -65,7 +65,7 @@ def test_quick_study_end_to_end(quick_study):
     v = r.verify
     assert [row["role"] for row in v["rows"]] == ["recommended", "baseline"]
     rec, base = v["rows"]
-    assert rec["n_tokens"] == base["n_tokens"] == 60000 and rec["shape"] != base["shape"]
+    assert rec["n_tokens"] == base["n_tokens"] == 240000 and rec["shape"] != base["shape"]
     assert rec["aspect_ratio"] > base["aspect_ratio"] and v["speedup"] > 0
     for name in ("heldout_pred_vs_measured.png", "loss_vs_aspect.png", "study.json", "fits.json", "config.yaml"):
         assert (out / name).is_file(), name

@@ -57,7 +57,8 @@ def _print(r) -> None:  # noqa: ANN001 - a StudyResult
                   _interval(h["r2"], ".3f"), _interval(h["max_rel_err"], ".2%"),
                   "-" if sp is None else _interval(sp["spearman"], ".2f"))
     console.print(t)
-    console.print(f"* planned with (lowest held-out MSE among the shape-aware laws): {r.preferred_law}")
+    console.print(f"* planned with (lowest held-out MSE among the shape-aware laws not degenerate): {r.preferred_law}"
+                  if r.preferred_law else "no plan: every shape-aware law's fit is degenerate (warnings below)")
     if r.noise:
         n = r.noise
         console.print(f"noise floor ({n['group']}, {n['n_seeds']} seeds x {n['n_shapes']} shapes): seed-to-seed std "

@@ -181,7 +181,7 @@ def _micro_block(m: dict[str, Any]) -> str:
     ho = held["held_out"]
     sp = next((x for x in held["size_spearman"] if x["held_out"]), None)
     lo, hi = m["loss_range"]
-    out = [f"<h3>A micro model for this machine</h3>",
+    out = ["<h3>A micro model for this machine</h3>",
            f"<p>Own law <b>{_esc(m['preferred_law'])}</b>, fitted on this project's shape study (every size but "
            f"{_esc(m['held_out_group'])}; measured losses {fmt(lo)}-{fmt(hi)}): on the held-out size MSE "
            f"{fmt(ho['mse']['value'], 3)} [{fmt(ho['mse']['low'], 3)}, {fmt(ho['mse']['high'], 3)}], max relative "

@@ -111,7 +111,7 @@ def quick_config() -> DemoConfig:
     """A reduced demo (well under a minute): the same steps on fewer shapes, runs and problems."""
     return DemoConfig(
         laws=LawsStep(n_boot=10),
-        latency=LatencyStep(shapes=["d16x14h2f48", "d24x6h3f64", "d48x1h6f128", "d32x7h4f88", "d72x1h9f192"],
+        latency=LatencyStep(shapes=["d16x14h2f48", "d24x6h3f64", "d48x1h6f128", "d96x1h12f256", "d32x12h4f88"],
                             input_len=16, output_len=8, warmup=1, repeats=2, n_fit=3),
         plan_micro=PlanMicroStep(n_boot=10),
         tts=TtsStep(n_problems=8, strategies={"greedy": [1], "sampling": [4], "rebase": [4]}, max_tokens=96,
@@ -302,6 +302,9 @@ def plan_micro(cfg: PlanMicroStep, latency: dict[str, Any], out: Path, progress:
     progress("plan", f"micro model on this machine: own laws on the bundled shape study ({len(frame)} runs, "
                      f"{study.held_out} held out, {cfg.n_boot} bootstrap refits)")
     analysis = analyse(frame, study)
+    if analysis["preferred_law"] is None:
+        raise InputError(f"demo config plan_micro: study {cfg.study!r}: every shape-aware law's fit on its runs is "
+                         "degenerate: nothing to plan with")
     law = analysis["reports"][analysis["preferred_law"]].law
     save_fit(law, out / "micro_law.json", analysis["reports"][analysis["preferred_law"]].warnings)
     profile = load_profile_file(latency["profile_json"])

@@ -62,9 +62,10 @@ class StudyResult:
     held_out: str
     fits: list[dict[str, Any]]
     """Per law: parameters with bootstrap intervals, held-out scores with intervals, per-size rankings, warnings."""
-    preferred_law: str
+    preferred_law: str | None
     """The shape-aware law with the lowest held-out MSE among those whose fit is not degenerate
-    (`infscale.laws.diagnostics.degenerate`): the law ``law.json`` holds and the plan uses."""
+    (`infscale.laws.diagnostics.degenerate`): the law ``law.json`` holds and the plan uses; None when every one is
+    degenerate (then there is no plan and no verification, and ``warnings`` says why)."""
     noise: dict[str, Any]
     latency: dict[str, Any]
     verify: dict[str, Any] | None
@@ -199,16 +200,14 @@ def analyse(frame: Any, cfg: StudyConfig, say: Say | None = None) -> dict[str, A
             "warnings": list(rep.warnings), "degenerate": degenerate(rep.warnings),
         })
     aware = [f for f in fits if f["shape_aware"] and not f["degenerate"]]
-    if not aware:
-        lines = "; ".join(f"{f['law']}: {(f['degenerate'] or ['not shape-aware'])[0]}" for f in fits)
-        raise InputError(f"no shape-aware law fits these runs without degeneracy ({lines}): nothing to plan with; "
-                         "train more sizes or over-trained runs")
-    preferred = min(aware, key=lambda f: f["held_out"]["mse"]["value"])["law"]
+    preferred = min(aware, key=lambda f: f["held_out"]["mse"]["value"])["law"] if aware else None
     noise_dict = None
     if noise is not None:
         noise_dict = asdict(noise)
+        ranked = next((f for f in fits if f["law"] == preferred), None) or next((f for f in fits if f["shape_aware"]),
+                                                                              None)
         noise_dict["shape_spread"] = {s["group"]: {"spread": s["spread"], "spread_over_noise": s["spread_over_noise"]}
-                                      for s in next(f for f in fits if f["law"] == preferred)["size_spearman"]}
+                                      for s in (ranked["size_spearman"] if ranked else [])}
     return {"fits": fits, "preferred_law": preferred, "noise": noise_dict, "reports": reports, "runs": runs}
 
 
@@ -397,8 +396,14 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>",
 
     analysis = analyse(frame, cfg, say)
     reports = analysis["reports"]
-    preferred = reports[analysis["preferred_law"]]
-    save_fit(preferred.law, out / "law.json", preferred.warnings)
+    preferred = reports.get(analysis["preferred_law"])
+    warnings = [f"{f['law']}: {w}" for f in analysis["fits"] for w in f["warnings"]]
+    if preferred is not None:
+        save_fit(preferred.law, out / "law.json", preferred.warnings)
+    else:
+        (out / "law.json").unlink(missing_ok=True)
+        warnings.insert(0, "no plan: every shape-aware law's fit is degenerate on these runs (see the lines below); "
+                           "train more sizes or over-trained runs")
     figures = [str(plot_predicted_vs_actual([reports[k] for k in cfg.laws], analysis["runs"],
                                             out / "heldout_pred_vs_measured.png",
                                             title=f"Own runs: fit on every size but {cfg.held_out}, "
@@ -408,11 +413,10 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>",
     profile, lat_summary = _calibrate([latency[s] for s in latency], out)
 
     verify = None
-    if cfg.verify is not None:
+    if cfg.verify is not None and preferred is not None:
         plan = plan_verification(cfg, preferred.law, profile, frame, vocab_size)
         verify = {"plan": plan, **_verify(cfg, plan, out, vocab_size, say)}
         _write_csv(out / "verify.csv", verify["rows"], VERIFY_COLUMNS)
-    warnings = [f"{f['law']}: {w}" for f in analysis["fits"] for w in f["warnings"]]
     result = StudyResult(out_dir=str(out), n_runs=len(rows), train_wall_s=train_wall, held_out=cfg.held_out,
                          fits=analysis["fits"], preferred_law=analysis["preferred_law"], noise=analysis["noise"] or {},
                          latency=lat_summary, verify=verify, figures=figures, warnings=warnings)

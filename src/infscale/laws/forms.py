@@ -102,6 +102,19 @@ def _lse3_stable(t1, t2, t3):
     return m + np.log(s), e1 * inv, e2 * inv, e3 * inv
 
 
+def _terms_vjp(u: np.ndarray, w1: np.ndarray, w2: np.ndarray, w3: np.ndarray, theta: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradient of ``log(A/N^a + B/D^b + E)`` (in log space: ``a, b, e`` first) for upstream ``u``: a fresh
+    ``(B, p)`` array with its first three columns filled, and the weighted upstreams ``u w1``, ``u w2`` that the
+    exponents' gradients need."""
+    g1, g2 = u * w1, u * w2
+    out = np.empty_like(theta)
+    out[:, 0] = g1.sum(1)
+    out[:, 1] = g2.sum(1)
+    out[:, 2] = (u * w3).sum(1)
+    return out, g1, g2
+
+
 class LawForm:
     """Base class of the law forms. Subclasses set the names and implement the four methods."""
 
@@ -211,11 +224,7 @@ class ChinchillaFamily(LawForm):
             lse = lse + np.logaddexp(0.0, z)
 
         def vjp(u: np.ndarray) -> np.ndarray:
-            g1, g2 = u * w1, u * w2
-            out = np.empty_like(theta)
-            out[:, 0] = g1.sum(1)
-            out[:, 1] = g2.sum(1)
-            out[:, 2] = (u * w3).sum(1)
+            out, g1, g2 = _terms_vjp(u, w1, w2, w3, theta)
             g_alpha = -np.einsum("bn,n->b", g1, x.log_n)
             g_beta = -np.einsum("bn,n->b", g2, x.log_d)
             if self.tie_beta:
@@ -294,11 +303,7 @@ class AspectOptimum(LawForm):
         lse = lse + np.log(shape_term)
 
         def vjp(u: np.ndarray) -> np.ndarray:
-            g1, g2 = u * w1, u * w2
-            out = np.empty_like(theta)
-            out[:, 0] = g1.sum(1)
-            out[:, 1] = g2.sum(1)
-            out[:, 2] = (u * w3).sum(1)
+            out, g1, g2 = _terms_vjp(u, w1, w2, w3, theta)
             out[:, 3] = -np.einsum("bn,n->b", g1, x.log_n) - np.einsum("bn,n->b", g2, x.log_d)
             h = u / shape_term
             out[:, 4] = (h * kappa * dev ** 2).sum(1)

@@ -312,8 +312,9 @@ def plan_micro(cfg: PlanMicroStep, latency: dict[str, Any], out: Path, progress:
     wl = Workload(batch=1, input_len=lat_cfg["input_len"], output_len=lat_cfg["output_len"], dtype="fp32")
     vocab = int(study.base.get("data", {}).get("vocab_size", 512))
     t0 = time.perf_counter()
-    plan = plan_verification(study, law, profile, frame, vocab, wl)
-    result, pick, base, _ = verification_candidates(study, law, profile, frame, vocab, wl)
+    candidates = verification_candidates(study, law, profile, frame, vocab, wl)
+    plan = plan_verification(study, law, profile, frame, vocab, wl, candidates)
+    result, _, base, _ = candidates
     secs = time.perf_counter() - t0
     plan["plot"] = str(plot_frontier(result, out / "plan_micro_frontier.png", baselines={"deep baseline": base},
                                      title="Micro model on this CPU (own law, calibrated profile)"))

@@ -296,13 +296,14 @@ def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any
 
 
 def plan_verification(cfg: StudyConfig, law: Any, profile: Any, frame: Any, vocab_size: int,
-                      workload: Any = None) -> dict[str, Any]:
-    """`verification_candidates` as a JSON-ready plan: the recommended and the baseline shape with their predicted
-    loss and decode latency (and the law's extrapolation lines), and the loss-latency frontier."""
+                      workload: Any = None, candidates: tuple[Any, int, int, float] | None = None) -> dict[str, Any]:
+    """`verification_candidates` (or the ``candidates`` it already returned) as a JSON-ready plan: the recommended and
+    the baseline shape with their predicted loss and decode latency (and the law's extrapolation lines), and the
+    loss-latency frontier."""
     from infscale.extrapolation import point_warnings
     from infscale.latency.model import Workload, predict
 
-    result, pick, base, target = verification_candidates(cfg, law, profile, frame, vocab_size, workload)
+    result, pick, base, target = candidates or verification_candidates(cfg, law, profile, frame, vocab_size, workload)
     lat = cfg.latency
     wl = workload or Workload(batch=lat.batch, input_len=lat.input_len, output_len=lat.output_len, dtype="fp32")
     ctx = int(cfg.base.get("model", {}).get("context_length", 128))

@@ -138,15 +138,15 @@ def read_verify(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_rows(path: str | Path) -> Any:
-    """A runs table (``runs.csv`` or the bundled one) as a pandas frame, checked column by column."""
+    """A runs table (``runs.csv`` or the bundled one) as a pandas frame; a missing column is a one-line error (the
+    values are checked where they are used: `infscale.laws.runs.Runs`)."""
+    import io
+
     import pandas as pd
 
     from infscale.configio import read_text
 
-    text = read_text(path, what="study runs table")
-    import io
-
-    frame = pd.read_csv(io.StringIO(text))
+    frame = pd.read_csv(io.StringIO(read_text(path, what="study runs table")))
     missing = [c for c in RUN_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column {missing[0]!r} (a study runs table has {', '.join(RUN_COLUMNS)})")

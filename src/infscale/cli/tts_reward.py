@@ -34,10 +34,12 @@ def eval_reward_cmd(
         return "-" if x is None or x != x else f"{x:.3f}"
 
     for r in results:
-        q = r.quality
-        t.add_row(Path(r.run).name, r.reward or "-", fmt(q.outcome_auc), fmt(q.step_auc), fmt(q.top1_when_solvable),
-                  fmt(q.top1_random), fmt(q.position_bias), f"{q.n_correct}/{q.n_candidates}",
-                  f"{q.n_solvable}/{q.n_problems}")
+        rows = [(f"{Path(r.run).name} (all pooled)", r.quality)] + [
+            (f"  {b.strategy_label} n={b.budget}", b.quality) for b in r.by_budget]
+        for name, q in rows:
+            t.add_row(name, r.reward or "-", fmt(q.outcome_auc), fmt(q.step_auc), fmt(q.top1_when_solvable),
+                      fmt(q.top1_random), fmt(q.position_bias), f"{q.n_correct}/{q.n_candidates}",
+                      f"{q.n_solvable}/{q.n_problems}")
     cli_console().print(t)
     print("top-1: how often the top-scored candidate is correct on problems with a correct one (random: what a random "
           "scorer gets); pos. bias: Spearman of a correct step's index vs its score (0 = unbiased)")

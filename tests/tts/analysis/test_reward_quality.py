@@ -73,6 +73,22 @@ def test_the_exact_verifier_is_perfect_on_real_candidates(tmp_path):
     assert ev.reward == "verifier" and ev.strategies == ("sampling",)
 
 
+def test_eval_reward_reports_each_strategy_and_budget_apart(tmp_path):
+    from infscale.workflows.reward_eval import evaluate_runs
+
+    run_dir = _run(tmp_path, "b", {"name": "verifier"}, strategies=[
+        {"name": "greedy", "budgets": [1]}, {"name": "sampling", "budgets": [3, 6]}])
+    (ev,) = evaluate_runs([run_dir])
+    # each budget is its own pool (greedy is listed only where the reward scored its answer)
+    keyed = {(b.strategy, b.budget): b.quality for b in ev.by_budget}
+    assert {("sampling", 3), ("sampling", 6)} <= set(keyed)
+    assert keyed[("sampling", 3)].n_candidates == 90 and keyed[("sampling", 6)].n_candidates == 180
+    assert all(q.top1_when_solvable == 1.0 for key, q in keyed.items() if key[0] == "sampling")
+    assert ev.quality.n_candidates == sum(q.n_candidates for q in keyed.values())
+    row = ev.to_dict()
+    assert [(b["strategy"], b["budget"]) for b in row["by_budget"]] == list(keyed)
+
+
 def test_eval_reward_command(tmp_path):
     from typer.testing import CliRunner
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from infscale.laws.pipeline import FitReport
 from infscale.laws.runs import Runs
 from infscale.laws.validate import predict_runs
+from infscale.report.figure import save_figure
 
 
 def plot_predicted_vs_actual(reports: list[FitReport], runs: Runs, path: str | Path, title: str = "") -> Path:
@@ -15,8 +16,6 @@ def plot_predicted_vs_actual(reports: list[FitReport], runs: Runs, path: str | P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(reports), figsize=(5.2 * len(reports), 4.8), squeeze=False)
     for ax, rep in zip(axes[0], reports, strict=True):
         fit_runs, held_runs = runs.split(rep.fit_on)
@@ -34,9 +33,4 @@ def plot_predicted_vs_actual(reports: list[FitReport], runs: Runs, path: str | P
         ax.legend(fontsize=8, loc="upper left")
         ax.set_aspect("equal", adjustable="datalim")
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title=title)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from infscale.report.figure import save_figure
+
 
 def plot_loss_vs_aspect(frame: Any, laws: list[Any], path: str | Path, title: str = "") -> Path:
     import matplotlib
@@ -16,8 +18,6 @@ def plot_loss_vs_aspect(frame: Any, laws: list[Any], path: str | Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     groups = sorted(frame["group"].unique(), key=lambda g: float(frame.loc[frame["group"] == g, "N"].median()))
     fig, axes = plt.subplots(1, len(groups), figsize=(3.3 * len(groups), 3.6), squeeze=False, sharey=False)
     for ax, group in zip(axes[0], groups, strict=True):
@@ -38,9 +38,4 @@ def plot_loss_vs_aspect(frame: Any, laws: list[Any], path: str | Path, title: st
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation loss (nats/token)")
     axes[0][-1].legend(fontsize=7, loc="best")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title=title)

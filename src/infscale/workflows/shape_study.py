@@ -32,7 +32,14 @@ import numpy as np
 from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
-from infscale.workflows.shape_study_config import StudyConfig, StudyRules, shape_entry, study_sweep
+from infscale.workflows.shape_study_config import (
+    StudyConfig,
+    StudyRules,
+    shape_entry,
+    shape_label,
+    study_sweep,
+    sweep_of,
+)
 
 __all__ = ["StudyResult", "RUN_COLUMNS", "run_study", "study_rows", "analyse", "study_shape", "plan_verification",
            "verification_candidates", "read_rows", "BUNDLED_RUNS", "BUNDLED_VERIFY"]
@@ -94,7 +101,7 @@ def study_rows(records: list[dict[str, Any]], latency: dict[str, dict[str, Any]]
     record."""
     rows = []
     for r in records:
-        shape = f"d{r['d_model']}xL{r['n_layers']}"
+        shape = shape_label(r["d_model"], r["n_layers"])
         lat = latency.get(shape, {})
         rows.append({
             "run_id": r["run_id"], "group": r["group"], "shape": shape, "seed": int(r.get("seed", 0)),
@@ -215,13 +222,11 @@ def analyse(frame: Any, cfg: StudyConfig, say: Say | None = None) -> dict[str, A
 def _measure(shapes: list[Any], cfg: StudyConfig, path: Path) -> dict[str, dict[str, Any]]:
     from infscale.latency.io import latest_records
     from infscale.latency.measure import MeasureSettings, measure_sweep
-    from infscale.latency.model import Workload
 
     lat = cfg.latency
-    wl = Workload(batch=lat.batch, input_len=lat.input_len, output_len=lat.output_len, dtype="fp32")
     settings = MeasureSettings(device="cpu", threads=lat.threads, warmup=lat.warmup, repeats=lat.repeats)
-    records = latest_records(measure_sweep(shapes, wl, path, backend="own", settings=settings))
-    return {f"d{r['shape']['d_model']}xL{r['shape']['n_layers']}": r for r in records}
+    records = latest_records(measure_sweep(shapes, lat.workload(), path, backend="own", settings=settings))
+    return {shape_label(r["shape"]["d_model"], r["shape"]["n_layers"]): r for r in records}
 
 
 def _calibrate(records: list[dict[str, Any]], out: Path) -> tuple[Any, dict[str, Any]]:
@@ -268,7 +273,6 @@ def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any
     `PlanResult`, the recommendation (the fastest shape whose predicted loss is within ``max_loss_increase`` of the
     best), the baseline (the same-size shape whose aspect ratio is closest, in log, to the median of the groups'
     deepest shapes) and that target aspect ratio. Pure given its inputs."""
-    from infscale.latency.model import Workload
     from infscale.plan import (
         PlanConstraints,
         enumerate_shapes,
@@ -281,8 +285,7 @@ def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any
     v = cfg.verify
     if v is None:
         raise InputError("the study config has no verify block (the size to plan for)")
-    lat = cfg.latency
-    wl = workload or Workload(batch=lat.batch, input_len=lat.input_len, output_len=lat.output_len, dtype="fp32")
+    wl = workload or cfg.latency.workload()
     rules = study_rules(cfg.rules, vocab_size, v.n_layers_max)
     grid = enumerate_shapes(rules, v.n_params * (1 - v.rel_tol), v.n_params * (1 + v.rel_tol))
     n_tokens = round(v.tokens_per_param * v.n_params)
@@ -301,11 +304,10 @@ def plan_verification(cfg: StudyConfig, law: Any, profile: Any, frame: Any, voca
     the baseline shape with their predicted loss and decode latency (and the law's extrapolation lines), and the
     loss-latency frontier."""
     from infscale.extrapolation import point_warnings
-    from infscale.latency.model import Workload, predict
+    from infscale.latency.model import predict
 
     result, pick, base, target = candidates or verification_candidates(cfg, law, profile, frame, vocab_size, workload)
-    lat = cfg.latency
-    wl = workload or Workload(batch=lat.batch, input_len=lat.input_len, output_len=lat.output_len, dtype="fp32")
+    wl = workload or cfg.latency.workload()
     ctx = int(cfg.base.get("model", {}).get("context_length", 128))
     n_tokens = int(result.n_tokens[pick])
 
@@ -313,7 +315,7 @@ def plan_verification(cfg: StudyConfig, law: Any, profile: Any, frame: Any, voca
         row = result.row(i)
         shape = result.grid.shape(i)
         pred = predict(shape.with_(context_length=max(ctx, wl.input_len + wl.output_len)), wl, profile)
-        return {"role": role, "shape": f"d{row['d_model']}xL{row['n_layers']}", "label": row["label"],
+        return {"role": role, "shape": shape_label(row["d_model"], row["n_layers"]), "label": row["label"],
                 "d_model": row["d_model"], "n_layers": row["n_layers"], "n_heads": row["n_heads"], "d_ff": row["d_ff"],
                 "n_params": row["n_params"], "aspect_ratio": row["aspect_ratio"], "n_tokens": n_tokens,
                 "predicted_loss": row["loss"], "predicted_latency_s": row["latency_s"],
@@ -328,7 +330,6 @@ def plan_verification(cfg: StudyConfig, law: Any, profile: Any, frame: Any, voca
 
 
 def _verify(cfg: StudyConfig, plan: dict[str, Any], out: Path, vocab_size: int, say: Say) -> dict[str, Any]:
-    from infscale.train.config import parse_sweep
     from infscale.train.sweep import run_sweep
 
     groups = []
@@ -336,8 +337,7 @@ def _verify(cfg: StudyConfig, plan: dict[str, Any], out: Path, vocab_size: int, 
         e = plan[role]
         groups.append({"name": role, "shapes": [shape_entry(f"{e['d_model']}x{e['n_layers']}", cfg.rules)],
                        "tokens_per_param": [1.0], "n_params": int(plan["n_tokens"])})
-    sweep = parse_sweep({"base": cfg.base, "groups": groups, "executor": "local", "workers": cfg.workers},
-                        "study verify")
+    sweep = sweep_of(cfg, groups, "study verify")
     say("verify", f"training {plan['recommended']['shape']} (recommended) and {plan['baseline']['shape']} "
                   f"(baseline) on D={plan['n_tokens']:,}")
     records = {r["group"]: r for r in run_sweep(sweep, out / "verify", source="study verify")}
@@ -376,24 +376,23 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>",
     out = check_output_dir(out_dir)
     sweep = study_sweep(cfg, source)
     vocab_size = int(cfg.base.get("data", {}).get("vocab_size", 512))
-    expand(sweep, vocab_size, source)  # every run's config is valid before anything is written
+    n_runs = len(expand(sweep, vocab_size, source))  # every run's config is valid before anything is written
     out.mkdir(parents=True, exist_ok=True)
     save_config(out / "config.yaml", cfg)
 
-    n_runs = len(expand(sweep, vocab_size, source))
     say("train", f"{n_runs} runs ({len(cfg.groups)} sizes; {cfg.workers} workers); finished runs are skipped")
     t0 = time.perf_counter()
     records = run_sweep(sweep, out, source=source)
     train_wall = time.perf_counter() - t0
     ctx = int(cfg.base.get("model", {}).get("context_length", 128))
-    shapes = list({f"d{r['d_model']}xL{r['n_layers']}": study_shape(r, int(r["vocab_size"]), ctx)
+    shapes = list({shape_label(r["d_model"], r["n_layers"]): study_shape(r, int(r["vocab_size"]), ctx)
                    for r in records}.values())
     say("latency", f"timing {len(shapes)} shapes ({cfg.latency.input_len} in / {cfg.latency.output_len} out, batch "
                    f"{cfg.latency.batch}, {cfg.latency.repeats} interleaved repeats)")
     latency = _measure(shapes, cfg, out / "latency.jsonl")
     rows = study_rows(records, latency, cfg.held_out)
     _write_csv(out / "runs.csv", rows, RUN_COLUMNS)
-    frame = read_rows(out / "runs.csv")
+    frame = read_rows(out / "runs.csv")  # the analysis reads what is bundled: the same rounding as the demo's
 
     analysis = analyse(frame, cfg, say)
     reports = analysis["reports"]
@@ -411,7 +410,7 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>",
                                                   f"{cfg.held_out} held out (hollow)"))]
     figures.append(str(plot_loss_vs_aspect(frame, [reports[k].law for k in cfg.laws if reports[k].law.law.needs_aspect_ratio],
                                            out / "loss_vs_aspect.png")))
-    profile, lat_summary = _calibrate([latency[s] for s in latency], out)
+    profile, lat_summary = _calibrate(list(latency.values()), out)
 
     verify = None
     if cfg.verify is not None and preferred is not None:

@@ -15,7 +15,8 @@ from pydantic import Field, field_validator, model_validator
 
 from infscale.configio import SafeName, Strict, validate
 
-__all__ = ["StudyGroup", "StudyLatency", "StudyVerify", "StudyConfig", "parse_study", "load_study", "study_sweep", "study_shape_specs", "shape_entry"]
+__all__ = ["StudyGroup", "StudyLatency", "StudyVerify", "StudyConfig", "parse_study", "load_study", "study_sweep", "study_shape_specs", "shape_entry",
+           "shape_label", "sweep_of"]
 
 _SHAPE = re.compile(r"^d?(\d+)x[lL]?(\d+)$")
 
@@ -57,6 +58,12 @@ class StudyLatency(Strict):
     warmup: int = Field(default=1, ge=0)
     repeats: int = Field(default=7, gt=0)
     threads: int | None = Field(default=None, gt=0, description="torch threads while timing (None: torch's default).")
+
+    def workload(self) -> Any:
+        """The `infscale.latency.model.Workload` of this request (fp32: CPU inference)."""
+        from infscale.latency.model import Workload
+
+        return Workload(batch=self.batch, input_len=self.input_len, output_len=self.output_len, dtype="fp32")
 
 
 class StudyVerify(Strict):
@@ -147,10 +154,20 @@ def shape_entry(spec: str, rules: StudyRules) -> dict[str, int]:
             "d_ff": int(ffn_width(d, "swiglu", rules.ffn_multiple))}
 
 
-def study_sweep(cfg: StudyConfig, source: str = "<study>") -> Any:
-    """The trainer's sweep grid of the study (one run per group x shape x tokens-per-param x seed)."""
+def shape_label(d_model: int, n_layers: int) -> str:
+    """A study shape's name in its tables and records: ``d32xL4``."""
+    return f"d{d_model}xL{n_layers}"
+
+
+def sweep_of(cfg: StudyConfig, groups: list[dict[str, Any]], source: str) -> Any:
+    """A trainer sweep of ``groups`` on the study's ``base``, run by the local pool of ``workers``."""
     from infscale.train.config import parse_sweep
 
+    return parse_sweep({"base": cfg.base, "groups": groups, "executor": "local", "workers": cfg.workers}, source)
+
+
+def study_sweep(cfg: StudyConfig, source: str = "<study>") -> Any:
+    """The trainer's sweep grid of the study (one run per group x shape x tokens-per-param x seed)."""
     groups = []
     for g in cfg.groups:
         try:
@@ -161,7 +178,7 @@ def study_sweep(cfg: StudyConfig, source: str = "<study>") -> Any:
             raise InputError(f"{source}: group {g.name}: {exc}") from None
         groups.append({"name": g.name, "shapes": shapes, "tokens_per_param": g.tokens_per_param,
                        "n_params": g.n_params} | ({"seeds": g.seeds} if g.seeds else {}))
-    return parse_sweep({"base": cfg.base, "groups": groups, "executor": "local", "workers": cfg.workers}, source)
+    return sweep_of(cfg, groups, source)
 
 
 def study_shape_specs(recipe: str | Path = "shape_study") -> list[str]:

@@ -44,7 +44,7 @@ def test_hf_generator_counts_and_stops(tiny_dirs):
 
 
 def test_hf_prm_scores_each_step_at_the_tag(tiny_dirs):
-    from infscale.tts.core.rewards import HFPRM
+    from infscale.tts.backends.hf_rewards import HFPRM
 
     task = ArithmeticTask(n_problems=2, difficulty=3)
     prm = HFPRM(task, path=str(tiny_dirs[0]))
@@ -52,14 +52,15 @@ def test_hf_prm_scores_each_step_at_the_tag(tiny_dirs):
     steps = task.split_steps(task.solution(p))
     (scored,) = prm.score(p, task.prompt(p), [steps])
     assert len(scored.scores) == len(steps) and all(0.0 < s < 1.0 for s in scored.scores)
-    assert scored.n_tokens == len(prm.tokenizer.encode(task.prompt(p) + "".join(steps)))
+    # the final step ("The answer is N.") gets its tag, as Math-Shepherd writes every step
+    assert scored.n_tokens == len(prm.tokenizer.encode(task.prompt(p) + "".join(steps) + " ки\n"))
     assert prm.shape.n_params == sum(x.numel() for x in prm.model.parameters())
 
 
 def test_hf_prm_without_step_tag_is_refused(tiny_dirs):
-    from infscale.tts.core.rewards import HFPRM
+    from infscale.tts.backends.hf_rewards import HFPRM
 
-    with pytest.raises(InputError, match=r"step tag 'ки' is not a single token"):
+    with pytest.raises(InputError, match=r"tokenizer.json: reward model step tag 'ки' is not a single token"):
         HFPRM(path=str(tiny_dirs[1]))
 
 

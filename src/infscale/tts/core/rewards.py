@@ -5,9 +5,12 @@
 - ``noisy_verifier``: the exact check through calibrated noise of a set AUC (a reward-quality dial), priced as a PRM.
 - ``torch_prm``: the project's own PRM (a `LlamaModel` trained on the arithmetic task): reward at each step tag =
   ``softmax([logit('+'), logit('-')])[0]`` read at the tag position (Math-Shepherd's formulation).
-- ``hf_prm``: a Math-Shepherd-style PRM from a local HF path (step tag and good/bad tokens configurable); a
-  tokenizer that cannot write the step tag as a single token is refused with a clear error.
-- ``torch_orm`` / ``hf_orm``: outcome reward models: the same heads read only at the end of the solution.
+- ``torch_orm``: the own PRM read only at the end of the solution (an outcome reward model).
+- public checkpoints, read natively (`infscale.tts.backends.hf_rewards`, no code from the checkpoint runs):
+  ``hf_prm`` / ``hf_orm`` (Math-Shepherd), ``rlhflow_prm``, ``qwen_prm`` (Qwen2.5-Math-PRM), ``skywork_prm``
+  (Skywork-o1-Open-PRM's value head), ``seqcls_orm`` (any built-in ``*ForSequenceClassification``).
+- served: ``served_prm`` (vLLM's pooling API) and ``judge_verifier`` (an LLM asked "is this step correct?" through
+  any OpenAI-compatible endpoint), `infscale.tts.backends.served_rewards`.
 
 ``score(problem, prompt, candidates)`` takes each candidate as its list of step texts and returns one `StepScores`
 per candidate (one score per step, and the number of tokens the reward model read, for the ledger). A reward model
@@ -27,7 +30,7 @@ from typing import Protocol
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.registry import Registry
-from infscale.tts.core.tasks import STEP_TAG, Problem, Task
+from infscale.tts.core.tasks import Problem, Task
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -347,67 +350,9 @@ class TorchORM(TorchPRM):
     outcome = True
 
 
-@REWARDS.register("hf_prm")
-class HFPRM(_TagReader):
-    """A Math-Shepherd-style PRM from a local HF directory: P(good) at every step tag.
-
-    ``good_token``/``bad_token`` are the label tokens (Math-Shepherd: ``+``/``-``); ``step_tag`` must be a single token
-    of the tokenizer's vocabulary, else `InputError`.
-    """
-
-    name = "hf_prm"
-
-    def __init__(self, task: Task | None = None, path: str = "", step_tag: str = STEP_TAG, good_token: str = "+",
-                 bad_token: str = "-", device: str = "cpu", gguf_file: str | None = None,
-                 batch_size: int = 8) -> None:
-        from infscale.tts.backends.hf import load_hf
-
-        self.model, self.tokenizer = load_hf(path, gguf_file=gguf_file, device=device)
-        self.step_tag, self.batch_size = step_tag, batch_size
-        self.tag_id = self._single_token(path, step_tag, "step tag")
-        self.good_id = self._single_token(path, good_token, "good token")
-        self.bad_id = self._single_token(path, bad_token, "bad token")
-        from infscale.tts.backends.hf import shape_from_hf_config
-
-        self.shape = shape_from_hf_config(self.model.config)
-
-    def _single_token(self, path: str, text: str, what: str) -> int:
-        ids = self.tokenizer.encode(f" {text}", add_special_tokens=False)
-        ids_plain = self.tokenizer.encode(text, add_special_tokens=False)
-        for cand in (ids_plain, ids[-1:] if ids else []):
-            if len(cand) == 1 and self.tokenizer.decode(cand).strip() == text:
-                return cand[0]
-        raise InputError(f"{path}: reward model {what} {text!r} is not a single token of its vocabulary "
-                         f"(it encodes as {len(ids_plain)} tokens)")
-
-    def _encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int], int]:
-        ids = self.tokenizer.encode(prompt + "".join(steps), add_special_tokens=True)
-        pos = [i for i, t in enumerate(ids) if t == self.tag_id]
-        if len(pos) < len(steps):
-            pos.append(len(ids) - 1)
-        return ids, pos[: len(steps)], 0
-
-    def _forward(self, ids: list[list[int]], firsts: list[int]) -> list[list[float]]:
-        import torch
-
-        T = max(len(x) for x in ids)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        batch = torch.full((len(ids), T), pad, dtype=torch.long)
-        attn = torch.zeros((len(ids), T), dtype=torch.long)
-        for r, x in enumerate(ids):
-            batch[r, : len(x)] = torch.tensor(x)
-            attn[r, : len(x)] = 1
-        with torch.inference_mode():
-            dev = next(self.model.parameters()).device
-            logits = self.model(input_ids=batch.to(dev), attention_mask=attn.to(dev)).logits.float()
-            two = torch.stack((logits[..., self.good_id], logits[..., self.bad_id]), -1)
-            return torch.softmax(two, -1)[..., 0].tolist()
-
-
-@REWARDS.register("hf_orm")
-class HFORM(HFPRM):
-    name = "hf_orm"
-    outcome = True
+for _name, _attr in (("hf_prm", "HFPRM"), ("hf_orm", "HFORM"), ("rlhflow_prm", "RLHFlowPRM"), ("qwen_prm", "QwenPRM"),
+                     ("skywork_prm", "SkyworkPRM"), ("seqcls_orm", "SeqClsORM")):
+    REWARDS.register(_name, f"infscale.tts.backends.hf_rewards:{_attr}")
 
 
 def reward_label(reward: Reward | None) -> str:

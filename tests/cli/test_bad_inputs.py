@@ -255,6 +255,16 @@ def _config_cases() -> list[Case]:
             files["gsm.jsonl"] = content
         cases.append(Case(f"tts run gsm path {kind}", ("tts", "run", "c.yaml"), "gsm.jsonl", files))
     dup = {"c.yaml": _yaml(_over(TTS_OK, "task", {"name": "gsm", "params": {"path": "p.jsonl"}}))}
+    for name, rows, needle in (  # benchmarks in their public formats: the file and row of the bad field
+            ("gsm", '{"question": "a", "answer": "#### 2"}\n{"question": "b", "answer": "#### two"}\n',
+             "p.jsonl:2: the answer's final line '#### two' is not a number"),
+            ("gsm", '{"question": "a"}\n', "p.jsonl:1: missing field 'answer'"),
+            ("math", '{"problem": "a", "answer": "1"}\n{"answer": "2"}\n', "p.jsonl:2: missing field 'problem'"),
+            ("math", '{"problem": "a", "answer": "\\\\frac{"}\n', "p.jsonl:1: math-verify cannot parse the answer")):
+        cfg = _over(TTS_OK, "task", {"name": name, "params": {"path": "p.jsonl"}})
+        cfg["strategies"] = [{"name": "weighted_vote", "budgets": [2]}]
+        cases.append(Case(f"tts run {name} {needle[:30]}", ("tts", "run", "c.yaml"), needle,
+                          {"c.yaml": _yaml(cfg), "p.jsonl": rows}))
     measure = [("repeats", 0), ("warmup", -1), ("shapes", []), ("shapes", ["d12x"]), ("device", "tpu:7"),
                ("workload.input_len", 0), ("workload.output_len", -1), ("vocab_size", 0), ("threads", 0),
                ("backend", "tensorrt"), ("bogus", 1), ("shapes", ["d16384x64"])]

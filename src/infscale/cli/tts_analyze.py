@@ -87,8 +87,27 @@ def _print(payload: dict) -> None:
             console.print(f"saturation {key}: MV limit {100 * s['mv_limit']:.1f}% (Thm 1), WV limit "
                           f"{100 * s['wv_limit']:.1f}% (Thm 2), pass@pool {100 * s['oracle_pass_at_pool']:.1f}%, "
                           f"median top-2 gap {s['median_top2_gap']:.3f}")
+    _print_groups(console, payload.get("by_group", []))
     for k, v in payload.get("files", {}).items():
         console.print(f"{k}: {v}")
+
+
+def _print_groups(console: object, rows: list[dict]) -> None:
+    """Accuracy per level / subject at each strategy's largest budget (every budget: accuracy_by_group.csv)."""
+    from rich.table import Table
+
+    top: dict[tuple[str, str], int] = {}
+    for g in rows:
+        top[(g["model"], g["strategy"])] = max(top.get((g["model"], g["strategy"]), 0), g["budget"])
+    for key in dict.fromkeys(g["key"] for g in rows):
+        t = Table(title=f"Accuracy per {key} (each strategy at its largest n)", title_justify="left")
+        for col in (key, "model", "strategy", "n", "problems", "accuracy %", "95% CI"):
+            t.add_column(col)
+        for g in rows:
+            if g["key"] == key and g["budget"] == top[(g["model"], g["strategy"])]:
+                t.add_row(g["value"], g["model"], g["strategy"], str(g["budget"]), str(g["n_problems"]),
+                          f"{100 * g['accuracy']:.1f}", f"{100 * g['ci_low']:.0f}-{100 * g['ci_high']:.0f}")
+        console.print(t)  # type: ignore[attr-defined]
 
 
 def register(tts_app: typer.Typer) -> None:

@@ -51,6 +51,8 @@ class TtsAnalysis:
     saturation: dict[str, dict[str, Any]]
     sources: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    by_group: list[Any] = field(default_factory=list)
+    """Accuracy per problem group (level, subject): `infscale.tts.analysis.groups.GroupAccuracy`."""
     matched_flops: list[dict[str, Any]] = field(default_factory=list)
     """REBASE vs sampling at sampling's best accuracy, per model, under ours and seed B's accounting
     (`infscale.tts.analysis.frontier.matched_accuracy_flops`)."""
@@ -62,7 +64,8 @@ class TtsAnalysis:
                "frontier": [point_dict(p, acc) for p in self.frontier],
                "compute_optimal": [{"budget_flops": float(c), **(point_dict(p, acc) if p is not None else {})}
                                    for c, p in self.compute_optimal],
-               "size_law": self.size_law, "error_vs_compute": self.error_vs_compute, "files": self.files}
+               "size_law": self.size_law, "error_vs_compute": self.error_vs_compute, "files": self.files,
+               "by_group": [g.to_dict() for g in self.by_group]}
         if self.saturation:
             out["saturation"] = self.saturation
         return out
@@ -187,6 +190,7 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
     """The whole analysis of ``records`` (read from ``sources``) under ``accounting`` (``ours`` or ``seed_b``):
     tables and figures into ``out``."""
     from infscale.tts.analysis import compute_optimal, frontier_points, operating_points_from_records
+    from infscale.tts.analysis.groups import accuracy_by_group
 
     check_settings(accounting, n_boot, seed)
     check_memory(records, n_boot)
@@ -202,10 +206,12 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
         points=points, frontier=frontier_points(points, accounting=accounting),
         compute_optimal=list(zip(budgets.tolist(), best, strict=True)), size_law=_size_law(points, budgets, accounting),
         error_vs_compute=_error_fits(points, accounting), saturation=sat_rows, sources=list(sources),
-        matched_flops=matched_flops_rows(points))
+        matched_flops=matched_flops_rows(points), by_group=accuracy_by_group(records))
     files = {"points_csv": write_csv(out / f"{prefix}points.csv", [point_dict(p, accounting) for p in points]),
              "frontier_csv": write_csv(out / f"{prefix}frontier.csv",
                                        [point_dict(p, accounting) for p in result.frontier])}
+    if result.by_group:
+        files["by_group_csv"] = write_csv(out / f"{prefix}accuracy_by_group.csv", [g.to_dict() for g in result.by_group])
     if plot:
         from infscale.report.tts_plots import plot_accuracy_vs_flops, plot_saturation
 

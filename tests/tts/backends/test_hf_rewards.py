@@ -169,7 +169,13 @@ def test_skywork_prm_equals_the_direct_computation(skywork_dir):
 
 
 def test_expected_parameter_names_are_the_public_ones(qwen_dir, skywork_dir):
-    from infscale.tts.backends.hf_rewards import QWEN_HEAD, SKYWORK_HEAD, _config, _model_class, expected_names
+    from infscale.tts.backends.hf_rewards import (
+        QWEN_HEAD,
+        SKYWORK_HEAD,
+        _config,
+        _model_class,
+        expected_names,
+    )
 
     for (path, _, _), head, public in ((qwen_dir, QWEN_HEAD, QWEN_PRM_NAMES), (skywork_dir, SKYWORK_HEAD,
                                                                                  SKYWORK_NAMES)):
@@ -235,7 +241,7 @@ def test_rlhflow_prm_reads_plus_where_each_answer_is_predicted(tmp_path):
     for k in range(len(STEPS)):
         convo = "".join(
             f"<|im_start|>user\n{(PROBLEM.question + ' ') if j == 0 else ''}{STEPS[j].strip()}<|im_end|>\n"
-            + (f"<|im_start|>assistant\n+<|im_end|>\n" if j < k else "") for j in range(k + 1))
+            + ("<|im_start|>assistant\n+<|im_end|>\n" if j < k else "") for j in range(k + 1))
         ids = fast.encode(convo + "<|im_start|>assistant\n", add_special_tokens=False)
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids])).logits[0, -1]

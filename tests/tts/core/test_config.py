@@ -86,8 +86,8 @@ def test_unknown_strategy_or_missing_reward_writes_nothing(tmp_path):
 
 def test_duplicate_problem_ids_are_refused_before_any_work(tmp_path):
     problems = tmp_path / "p.jsonl"
-    rows = [{"problem_id": "q1", "question": "1+1?", "answer": "2"}, {"problem_id": "q1", "question": "2+2?",
-                                                                       "answer": "4"}]
+    rows = [{"problem_id": "q1", "question": "1+1?", "answer": "#### 2"}, {"problem_id": "q1", "question": "2+2?",
+                                                                       "answer": "#### 4"}]
     problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = load_config(_write(tmp_path, task={"name": "gsm", "params": {"path": str(problems)}},
                              strategies=[{"name": "greedy"}]))

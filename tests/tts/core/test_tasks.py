@@ -3,8 +3,15 @@
 import pytest
 
 from infscale.errors import InputError
-from infscale.tts.core.gsm_cache import gold_from_answer
-from infscale.tts.core.tasks import GSM_CACHE, ArithmeticTask, GSMTask, MathTask, make_task, normalise_number
+from infscale.tts.core.tasks import (
+    GSM_CACHE,
+    ArithmeticTask,
+    GSMTask,
+    MathTask,
+    gold_from_answer,
+    make_task,
+    normalise_number,
+)
 
 
 def test_arith_reference_solutions_verify_and_difficulty():
@@ -77,7 +84,7 @@ def test_problem_file_errors(tmp_path):
 
 def test_math_answers_with_math_verify(tmp_path):
     path = tmp_path / "math.jsonl"
-    path.write_text('{"question": "Half of one?", "gold": "\\\\frac{1}{2}"}\n')
+    path.write_text('{"problem": "Half of one?", "answer": "\\\\frac{1}{2}"}\n')
     task = MathTask(path=str(path))
     (p,) = task.load()
     ans = task.parse_answer("We get \\boxed{\\frac{1}{2}}.")
@@ -86,3 +93,52 @@ def test_math_answers_with_math_verify(tmp_path):
     assert task.is_correct("0.5", p.gold)
     assert not task.is_correct("\\frac{1}{3}", p.gold)
     assert task.parse_answer("no box") is None
+
+
+def test_public_formats_and_the_bundled_samples(tmp_path):
+    """MATH-500's fields (level and subject become the record's groups) and GSM8K's ``#### N`` answers, from JSONL
+    and Parquet; the bundled samples' reference solutions are all judged correct."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from infscale.tts.core.tasks import DATA_DIR
+
+    math = MathTask()
+    problems = math.load()
+    assert len(problems) == 16 and {dict(p.groups)["level"] for p in problems} == {"1", "2", "3", "4", "5"}
+    rows = [json.loads(line) for line in (DATA_DIR / "math500_sample.jsonl").read_text().splitlines()]
+    for p, row in zip(problems, rows, strict=True):
+        assert p.problem_id == row["unique_id"] and math.is_correct(math.parse_answer(row["solution"]), p.gold)
+        steps = math.split_steps(row["solution"])
+        assert len(steps) == row["solution"].count("\n\n") + 1 and "".join(steps) == row["solution"]
+    gsm_rows = [json.loads(line) for line in (DATA_DIR / "gsm8k_sample.jsonl").read_text().splitlines()]
+    gsm = GSMTask(path=str(DATA_DIR / "gsm8k_sample.jsonl"))
+    assert [p.gold for p in gsm.load()][:3] == ["14", "12", "14"]
+    pq.write_table(pa.Table.from_pylist(gsm_rows), tmp_path / "gsm.parquet")
+    assert [p.gold for p in GSMTask(path=str(tmp_path / "gsm.parquet")).load()] == [p.gold for p in gsm.load()]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "math.parquet")
+    assert MathTask(path=str(tmp_path / "math.parquet")).load() == problems
+    assert MathTask(step_separator="\n").split_steps("a\nb") == ["a\n", "b"]
+
+
+def test_benchmark_bad_inputs_name_file_and_row(tmp_path):
+    def write(name: str, *rows: str):
+        (tmp_path / name).write_text("".join(r + "\n" for r in rows))
+        return str(tmp_path / name)
+
+    with pytest.raises(InputError, match=r"m.jsonl:2: missing field 'answer'"):
+        MathTask(path=write("m.jsonl", '{"problem": "1+1", "answer": "2"}', '{"problem": "2+2"}')).load()
+    with pytest.raises(InputError, match=r"v.jsonl:1: math-verify cannot parse the answer '\\\\frac\{'"):
+        MathTask(path=write("v.jsonl", '{"problem": "x", "answer": "\\\\frac{"}')).load()
+    with pytest.raises(InputError, match=r"g.jsonl:2: the answer's final line '#### twelve' is not a number"):
+        GSMTask(path=write("g.jsonl", '{"question": "a", "answer": "#### 3"}',
+                           '{"question": "b", "answer": "so\\n#### twelve"}')).load()
+    with pytest.raises(InputError, match=r"n.jsonl:1: field 'answer' has no '#### N' final line"):
+        GSMTask(path=write("n.jsonl", '{"question": "a", "answer": "3"}')).load()
+    with pytest.raises(InputError, match=r"q.jsonl:1: missing field 'question'"):
+        GSMTask(path=write("q.jsonl", '{"answer": "#### 3"}')).load()
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"bad.parquet: not a Parquet file"):
+        MathTask(path=str(tmp_path / "bad.parquet")).load()

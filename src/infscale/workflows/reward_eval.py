@@ -98,7 +98,8 @@ def scored_candidates(records: Sequence[Any], task: Any) -> list[Any]:
         problem = problems.get(r.problem_id)
         for c in r.candidates:
             labels: tuple[bool, ...] = ()
-            if problem is not None and c.step_scores:
+            if problem is not None and c.step_scores and task.step_checkable:  # else a one-step solution's
+                # outcome verdict would pass for a step label
                 steps = task.split_steps(c.text)
                 verdict = task.verify_steps(problem, steps)
                 if len(verdict) == len(steps) == len(c.step_scores):

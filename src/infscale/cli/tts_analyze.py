@@ -93,20 +93,30 @@ def _print(payload: dict) -> None:
 
 
 def _print_groups(console: object, rows: list[dict]) -> None:
-    """Accuracy per level / subject at each strategy's largest budget (every budget: accuracy_by_group.csv)."""
+    """Accuracy per level / subject (rows) for each strategy and aggregation at its largest n (columns); every
+    budget is in accuracy_by_group.csv."""
     from rich.table import Table
 
     top: dict[tuple[str, str], int] = {}
     for g in rows:
         top[(g["model"], g["strategy"])] = max(top.get((g["model"], g["strategy"]), 0), g["budget"])
+    models = {m for m, _ in top}
+    cols = sorted(top)
     for key in dict.fromkeys(g["key"] for g in rows):
-        t = Table(title=f"Accuracy per {key} (each strategy at its largest n)", title_justify="left")
-        for col in (key, "model", "strategy", "n", "problems", "accuracy %", "95% CI"):
-            t.add_column(col)
+        t = Table(title=f"Accuracy % per {key} [95% Wilson interval] (each strategy at its largest n)",
+                  title_justify="left")
+        t.add_column(key)
+        t.add_column("problems", justify="right")
+        for m, s in cols:
+            t.add_column(f"{m} {s} n={top[(m, s)]}" if len(models) > 1 else f"{s} n={top[(m, s)]}", justify="right")
+        cells: dict[str, dict[tuple[str, str], dict]] = {}
         for g in rows:
             if g["key"] == key and g["budget"] == top[(g["model"], g["strategy"])]:
-                t.add_row(g["value"], g["model"], g["strategy"], str(g["budget"]), str(g["n_problems"]),
-                          f"{100 * g['accuracy']:.1f}", f"{100 * g['ci_low']:.0f}-{100 * g['ci_high']:.0f}")
+                cells.setdefault(g["value"], {})[(g["model"], g["strategy"])] = g
+        for value, by in cells.items():
+            n = max(g["n_problems"] for g in by.values())
+            t.add_row(value, str(n), *(f"{100 * by[c]['accuracy']:.0f} [{100 * by[c]['ci_low']:.0f}-"
+                                       f"{100 * by[c]['ci_high']:.0f}]" if c in by else "-" for c in cols))
         console.print(t)  # type: ignore[attr-defined]
 
 

@@ -171,19 +171,20 @@ def _run(cfg: RunConfig, out: str | Path | None, shard: tuple[int, int], quiet: 
     executor_cls = TTS_EXECUTORS.get(cfg.executor)
     model = cfg.model_name or cfg.generator.name
     built = None
+    task = make_task(cfg.task.name, **cfg.task.params)
+    problems = _problems(task, cfg)  # a bad problem file is refused before any model loads
     if cfg.executor == "local":
-        built = Built(cfg)  # every name and setting checked, models loaded
-        task, reward_text = built.task, reward_label(built.reward)
+        built = Built(cfg, task)  # every name and setting checked, models loaded
+        reward_text = reward_label(built.reward)
         for s in cfg.strategies:
             get_strategy(s.name).check(built.reward, task)
     else:  # the actors build the models; the names and settings are checked here
-        task = make_task(cfg.task.name, **cfg.task.params)
         strategy_options(cfg)
         if cfg.reward is None:  # a reward's own checks need it built: the actors do that
             for s in cfg.strategies:
                 get_strategy(s.name).check(None, task)
         reward_text = "none" if cfg.reward is None else cfg.reward.name
-    jobs = _jobs(cfg, _problems(task, cfg), model, shard)
+    jobs = _jobs(cfg, problems, model, shard)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run_dir / "config.yaml", cfg)
     path = run_dir / shard_file(*shard)

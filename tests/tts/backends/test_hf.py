@@ -53,7 +53,7 @@ def test_hf_prm_scores_each_step_at_the_tag(tiny_dirs):
     (scored,) = prm.score(p, task.prompt(p), [steps])
     assert len(scored.scores) == len(steps) and all(0.0 < s < 1.0 for s in scored.scores)
     # the final step ("The answer is N.") gets its tag, as Math-Shepherd writes every step
-    assert scored.n_tokens == len(prm.tokenizer.encode(task.prompt(p) + "".join(steps) + " ки\n"))
+    assert scored.n_tokens == len(prm.tokenizer.encode(p.question + " " + "".join(steps) + " ки\n"))
     assert prm.shape.n_params == sum(x.numel() for x in prm.model.parameters())
 
 

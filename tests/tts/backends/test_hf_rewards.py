@@ -176,7 +176,8 @@ def test_math_shepherd_prm_reads_the_tag_and_appends_missing_ones(tiny_llama, tm
     prm = make_reward("hf_prm", make_task("arith"), path=str(path))
     steps = ["Step 1: 7+5=12 ки\n", "The answer is 12."]
     (scored,) = prm.score(heads.problem, "7 +5\n", [steps])
-    ids = prm.tokenizer.encode("7 +5\n" + "Step 1: 7+5=12 ки\n" + "The answer is 12. ки\n", add_special_tokens=True)
+    text = heads.problem.question + " " + "Step 1: 7+5=12 ки\n" + "The answer is 12. ки\n"  # the card's layout
+    ids = prm.tokenizer.encode(text, add_special_tokens=True)
     with torch.no_grad():
         logits = prm.model(input_ids=torch.tensor([ids])).logits[0]
     tags = [i for i, t in enumerate(ids) if t == prm.tag_id]

@@ -8,7 +8,8 @@ is never imported). Nothing is downloaded: ``local_files_only`` is always set.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,23 @@ def resolve_model_path(path: str, gguf_file: str | None = None) -> tuple[Path, s
     return directory, gguf_file
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' weight-loading bars and load reports off while a model loads (infscale reports its own
+    progress; the reward heads check parameter names themselves before loading)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_hf(path: str, gguf_file: str | None = None, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -63,7 +81,8 @@ def load_hf(path: str, gguf_file: str | None = None, device: str = "cpu", dtype:
         # a plain llama GGUF is read in one pass by our loader; anything else goes through transformers
         model = load_llama_gguf(directory / gguf, dtype) if gguf else None
         if model is None:
-            model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kw)
+            with quiet_transformers():
+                model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kw)
     except (OSError, ValueError) as exc:
         raise InputError(f"model path {path!r}: cannot load with transformers ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), tok

@@ -10,8 +10,9 @@ first missing names.
 
 Heads and their input layouts (docs/tts.md, "Bring your own PRM and benchmark", cites each model card):
 
-- ``hf_prm`` (Math-Shepherd, peiyi9979/math-shepherd-mistral-7b-prm): a causal LM; the solution's steps each end
-  with the step tag ``ки``; step score ``softmax([logit(good), logit(bad)])[0]`` read at each tag.
+- ``hf_prm`` (Math-Shepherd, peiyi9979/math-shepherd-mistral-7b-prm): a causal LM; input ``question + " " +
+  solution`` with every step ending in the step tag ``ки`` (appended where a step lacks it); step score
+  ``softmax([logit(good), logit(bad)])[0]`` read at each tag.
 - ``rlhflow_prm`` (RLHFlow/Llama3.1-8B-PRM-*): a causal LM in its chat template; the first user turn is the question
   and the first step, every later step a user turn of its own, each answered by an assistant turn ``+``; step score
   ``softmax([logit('+'), logit('-')])[0]`` read where the assistant's answer to that step is predicted.
@@ -132,7 +133,7 @@ def load_native(path: str, mapping: str, what: str, head: Sequence[str] = (), pr
     import torch
     from transformers import AutoTokenizer
 
-    from infscale.tts.backends.hf import resolve_model_path
+    from infscale.tts.backends.hf import quiet_transformers, resolve_model_path
 
     directory, gguf = resolve_model_path(path)
     if gguf:
@@ -148,18 +149,9 @@ def load_native(path: str, mapping: str, what: str, head: Sequence[str] = (), pr
         raise InputError(f"{directory}: cannot read the tokenizer ({str(exc).splitlines()[0]})") from None
     if not weights:
         return None, tokenizer, {}, config
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # the names were checked above: its load report would list the head's as unused
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_transformers():  # the names were checked above: its load report would list the head's as unused
         model = cls.from_pretrained(directory, config=config, dtype=getattr(torch, dtype), local_files_only=True,
                                     use_safetensors=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     tensors: dict[str, Any] = {}
     if head:
         from safetensors import safe_open
@@ -266,8 +258,9 @@ class HFPRM(HeadReward):
         self.bad_id = _single_token(self.tokenizer, bad_token, where, "reward model bad token")
 
     def encode(self, problem: Problem, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
-        text = prompt + "".join(s if STEP_TAG in s or self.step_tag in s else s.rstrip("\n") + f" {self.step_tag}\n"
-                                for s in steps)
+        solution = "".join(s if STEP_TAG in s or self.step_tag in s else s.rstrip("\n") + f" {self.step_tag}\n"
+                           for s in steps)
+        text = f"{problem.question} {solution}"  # the model card's input: question, a space, the tagged steps
         ids = list(self.tokenizer.encode(text, add_special_tokens=True))
         pos = [i for i, t in enumerate(ids) if t == self.tag_id]
         if len(pos) < len(steps):
@@ -382,19 +375,21 @@ class SkyworkPRM(HeadReward):
 
     name = "skywork_prm"
 
-    def __init__(self, task: Task | None = None, path: str = "", step_token: str = "\n", device: str = "cpu",
-                 dtype: str = "float32", batch_size: int = 8) -> None:
+    def __init__(self, task: Task | None = None, path: str = "", step_token: str = "\n", bos: str | None = None,
+                 device: str = "cpu", dtype: str = "float32", batch_size: int = 8) -> None:
         self.path, self.batch_size, self.step_token = path, batch_size, step_token
         self.model, self.tokenizer, self.head, config = load_native(
             path, "MODEL_MAPPING", "Skywork-o1-Open-PRM-style", SKYWORK_HEAD, "model.", device, dtype)
         self.shape = _shape(config)
-        if self.tokenizer.bos_token is None:
-            raise InputError(f"{path}/tokenizer_config.json: no bos_token (the value-head PRM's input starts with it)")
+        self.bos = bos if bos is not None else self.tokenizer.bos_token
+        if self.bos is None:
+            raise InputError(f"{path}/tokenizer_config.json: no bos_token (the value-head PRM's input starts with it): "
+                             "set the reward's `bos` to the text the model was trained with")
         self.step_id = int(self.tokenizer.encode(step_token, add_special_tokens=False)[-1])
 
     def encode(self, problem: Problem, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
         tok = self.tokenizer
-        ids = list(tok.encode(tok.bos_token + problem.question + "\n", add_special_tokens=False))
+        ids = list(tok.encode(self.bos + problem.question + "\n", add_special_tokens=False))
         positions = []
         for step in steps:
             ids += list(tok.encode(step.strip(self.step_token), add_special_tokens=False)) + [self.step_id]

@@ -51,12 +51,12 @@ def strategy_options(cfg: RunConfig) -> dict[str, Any]:
 class Built:
     """A run's task, generator and reward, built from its config (every name and parameter checked)."""
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, task: Any = None) -> None:
         from infscale.tts.core.generation import GENERATORS
         from infscale.tts.core.rewards import make_reward
         from infscale.tts.core.tasks import make_task
 
-        self.task = make_task(cfg.task.name, **cfg.task.params)
+        self.task = task if task is not None else make_task(cfg.task.name, **cfg.task.params)
         try:
             self.generator = GENERATORS.get(cfg.generator.name)(**cfg.generator.params)
         except TypeError as exc:

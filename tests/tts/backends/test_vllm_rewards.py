@@ -29,6 +29,7 @@ def _items(task, k: int = 8):
 
 
 def test_served_prm_equals_the_in_process_head(tmp_path, heads, vllm_serve):
+    from infscale.errors import InputError
     from infscale.tts.core.rewards import make_reward
     from infscale.tts.core.tasks import make_task
 
@@ -46,6 +47,11 @@ def test_served_prm_equals_the_in_process_head(tmp_path, heads, vllm_serve):
         for g_row, w_row in zip(got, want, strict=True):
             for g, w in zip(g_row, w_row, strict=True):
                 assert g.scores == pytest.approx(w.scores, abs=1e-4) and g.n_tokens == w.n_tokens
+        # a layout whose separator is not the token the server's step pooling reads: refused, saying how to serve
+        wrong = make_reward("served_prm", task, path=str(model_dir), base_url=url, separator="<|endoftext|>")
+        with pytest.raises(InputError, match=r"/pooling returned 0 step rows for 2 separators: serve it with "
+                                             r"--pooler-config '\{\"step_tag_id\": \d+\}'"):
+            wrong.score_many([(items[0][0], "", [items[0][2][0][:2]])])
 
 
 def test_judge_verifier_reads_yes_no_logprobs(tmp_path, tiny_llama, vllm_serve):

@@ -130,18 +130,79 @@ def test_wrong_names_and_missing_separator_are_refused(tmp_path, heads):
         make_reward("skywork_prm", make_task("arith"), path=str(tmp_path / "alien"))
 
 
-def test_planted_checkpoint_code_never_runs(tmp_path, heads):
-    heads.save(tmp_path / "ckpt", "qwen")
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory, heads, tiny_llama):
+    """One tiny checkpoint per public layout: Qwen PRM, Skywork PRM, a chat causal LM (RLHFlow's), a
+    sequence-classification ORM, a Math-Shepherd causal LM with the step tag."""
+    from transformers import Qwen2ForCausalLM, Qwen2ForSequenceClassification
+
+    root = tmp_path_factory.mktemp("layouts")
+    heads.save(root / "qwen", "qwen")
+    heads.save(root / "skywork", "skywork")
+    fast = heads.tokenizer(root / "chat", ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    Qwen2ForCausalLM(heads.qwen_config(len(fast))).save_pretrained(root / "chat")
+    fast = heads.tokenizer(root / "orm", ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    Qwen2ForSequenceClassification(heads.qwen_config(len(fast), num_labels=1, pad_token_id=fast.pad_token_id)
+                                   ).save_pretrained(root / "orm")
+    return {"qwen_prm": root / "qwen", "skywork_prm": root / "skywork", "rlhflow_prm": root / "chat",
+            "seqcls_orm": root / "orm", "hf_prm": tiny_llama(root / "shepherd", True)}
+
+
+@pytest.mark.parametrize(("reward", "other", "message"), [
+    ("qwen_prm", "skywork_prm", r"not a Qwen2.5-Math-PRM-style checkpoint: missing parameters score.0.bias"),
+    ("skywork_prm", "qwen_prm", r"not a Skywork-o1-Open-PRM-style checkpoint: missing parameters "
+                                r"v_head.summary.bias, v_head.summary.weight"),
+    ("hf_prm", "skywork_prm", r"not a causal LM PRM checkpoint: missing parameters lm_head.weight"),
+    ("rlhflow_prm", "seqcls_orm", r"not a causal LM PRM checkpoint: missing parameters lm_head.weight"),
+    ("seqcls_orm", "qwen_prm", r"not a sequence-classification reward checkpoint: missing parameters score.weight"),
+])
+def test_each_head_refuses_another_layout_naming_the_file(layouts, reward, other, message):
+    with pytest.raises(InputError, match=rf"{layouts[other].name}/model.safetensors: {message}"):
+        make_reward(reward, make_task("math"), path=str(layouts[other]))
+
+
+def test_each_head_refuses_a_tokenizer_without_what_its_layout_needs(layouts, tmp_path, tiny_llama):
+    import shutil
+
+    chat = shutil.copytree(layouts["rlhflow_prm"], tmp_path / "nochat")
+    cfg = json.loads((chat / "tokenizer_config.json").read_text())
+    cfg.pop("chat_template", None)
+    (chat / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (chat / "chat_template.jinja").unlink(missing_ok=True)
+    with pytest.raises(InputError, match=r"nochat/tokenizer_config.json: the tokenizer has no chat template"):
+        make_reward("rlhflow_prm", make_task("math"), path=str(chat))
+    sky = shutil.copytree(layouts["skywork_prm"], tmp_path / "nobos")
+    cfg = json.loads((sky / "tokenizer_config.json").read_text())
+    cfg["bos_token"] = None
+    (sky / "tokenizer_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match=r"nobos/tokenizer_config.json: no bos_token .* set the reward's `bos`"):
+        make_reward("skywork_prm", make_task("math"), path=str(sky))
+    assert make_reward("skywork_prm", make_task("math"), path=str(sky), bos="<|endoftext|>").bos == "<|endoftext|>"
+    with pytest.raises(InputError, match=r"tokenizer.json: reward model step tag 'ки' is not a single token"):
+        make_reward("hf_prm", make_task("math"), path=str(tiny_llama(tmp_path / "notag", False)))
+
+
+@pytest.mark.parametrize("reward", ["qwen_prm", "skywork_prm", "rlhflow_prm", "seqcls_orm", "hf_prm"])
+def test_no_head_runs_code_planted_in_its_checkpoint(layouts, tmp_path, heads, reward):
+    """``auto_map`` entries in config.json and tokenizer_config.json point at planted modules that would write a
+    file and exit: loading and scoring never import them."""
+    import shutil
+
+    ckpt = shutil.copytree(layouts[reward], tmp_path / "ckpt")
     marker = tmp_path / "RAN"
-    for name in ("modeling_qwen2_rm.py", "configuration_qwen2.py", "tokenization_qwen2.py"):
-        (tmp_path / "ckpt" / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\nraise SystemExit(3)\n")
-    tok_cfg = json.loads((tmp_path / "ckpt" / "tokenizer_config.json").read_text())
-    tok_cfg["auto_map"] = {"AutoTokenizer": ["tokenization_qwen2.Qwen2Tokenizer", None]}
-    (tmp_path / "ckpt" / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
-    prm = make_reward("qwen_prm", make_task("arith"), path=str(tmp_path / "ckpt"))
-    assert len(prm.score(heads.problem, "", [heads.steps])[0].scores) == 3
-    assert not marker.exists()
-    assert not [m for m in sys.modules if m.startswith(("modeling_qwen2_rm", "tokenization_qwen2"))]
+    for name in ("modeling_planted.py", "configuration_planted.py", "tokenization_planted.py"):
+        (ckpt / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\nraise SystemExit(3)\n")
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg["auto_map"] = {"AutoConfig": "configuration_planted.C", "AutoModel": "modeling_planted.M",
+                       "AutoModelForCausalLM": "modeling_planted.M",
+                       "AutoModelForSequenceClassification": "modeling_planted.M"}
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    tok = json.loads((ckpt / "tokenizer_config.json").read_text())
+    tok["auto_map"] = {"AutoTokenizer": ["tokenization_planted.T", None]}
+    (ckpt / "tokenizer_config.json").write_text(json.dumps(tok))
+    rm = make_reward(reward, make_task("math"), path=str(ckpt))
+    assert rm.score(heads.problem, "", [heads.steps])[0].scores
+    assert not marker.exists() and not [m for m in sys.modules if m.endswith("_planted")]
 
 
 def test_rlhflow_prm_reads_plus_where_each_answer_is_predicted(tmp_path, heads):

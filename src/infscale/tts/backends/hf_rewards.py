@@ -247,13 +247,17 @@ class HFPRM(HeadReward):
 
     def __init__(self, task: Task | None = None, path: str = "", step_tag: str = STEP_TAG, good_token: str = "+",
                  bad_token: str = "-", device: str = "cpu", dtype: str = "float32", batch_size: int = 8) -> None:
-        self.path, self.batch_size = path, batch_size
+        self._load_lm(path, good_token, bad_token, device, dtype, batch_size)
+        self.step_tag = step_tag
+        self.tag_id = _single_token(self.tokenizer, step_tag, f"{path}/tokenizer.json", "reward model step tag")
+
+    def _load_lm(self, path: str, good_token: str, bad_token: str, device: str, dtype: str, batch_size: int) -> None:
+        """The causal LM, its tokenizer and the ids of the label tokens whose logits the score reads."""
+        self.path, self.batch_size, self.good_token = path, batch_size, good_token
         self.model, self.tokenizer, _, config = load_native(path, "MODEL_FOR_CAUSAL_LM_MAPPING", "causal LM PRM",
                                                             device=device, dtype=dtype)
         self.shape = _shape(config)
         where = f"{path}/tokenizer.json"
-        self.step_tag = step_tag
-        self.tag_id = _single_token(self.tokenizer, step_tag, where, "reward model step tag")
         self.good_id = _single_token(self.tokenizer, good_token, where, "reward model good token")
         self.bad_id = _single_token(self.tokenizer, bad_token, where, "reward model bad token")
 
@@ -292,14 +296,7 @@ class RLHFlowPRM(HFPRM):
 
     def __init__(self, task: Task | None = None, path: str = "", good_token: str = "+", bad_token: str = "-",
                  device: str = "cpu", dtype: str = "float32", batch_size: int = 8) -> None:
-        self.path, self.batch_size = path, batch_size
-        self.model, self.tokenizer, _, config = load_native(path, "MODEL_FOR_CAUSAL_LM_MAPPING", "causal LM PRM",
-                                                            device=device, dtype=dtype)
-        self.shape = _shape(config)
-        where = f"{path}/tokenizer.json"
-        self.good_token = good_token
-        self.good_id = _single_token(self.tokenizer, good_token, where, "reward model good token")
-        self.bad_id = _single_token(self.tokenizer, bad_token, where, "reward model bad token")
+        self._load_lm(path, good_token, bad_token, device, dtype, batch_size)
         _chat(self.tokenizer, [{"role": "user", "content": "1"}], f"{path}/tokenizer_config.json")
 
     def encode(self, problem: Problem, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:

@@ -49,6 +49,14 @@ def eval_reward_cmd(
     _print(results)
 
 
+def _name(row: object, rows: list) -> str:
+    """The strategy's label, with its registered name where several strategies of the run share the label (the
+    sampling strategies: ``sampling (best_of_n)``)."""
+    label, name = row.strategy_label, row.strategy  # type: ignore[attr-defined]
+    shared = len({x.strategy for x in rows if x.strategy_label == label}) > 1
+    return f"{label} ({name})" if shared and name != label else label
+
+
 def _fmt(x: float | None) -> str:
     return "-" if x is None or x != x else f"{x:.3f}"
 
@@ -65,7 +73,7 @@ def _print(results: list) -> None:
         t.add_column(col, justify="right")
     for r in results:
         rows = [(f"{Path(r.run).name} (all pooled)", r.quality)] + [
-            (f"  {b.strategy_label} n={b.budget}", b.quality) for b in r.by_budget]
+            (f"  {_name(b, r.by_budget)} n={b.budget}", b.quality) for b in r.by_budget]
         for name, q in rows:
             pb = q.processbench
             t.add_row(name, r.reward or "-", _fmt(q.outcome_auc), _fmt(q.step_auc), _fmt(q.top1_when_solvable),
@@ -79,7 +87,7 @@ def _print(results: list) -> None:
         for col in ("strategy", "n", "best-of-n", "majority vote", "random pick", "pass@n (oracle)"):
             b.add_column(col, justify="right")
         for row in r.best_of_n:
-            b.add_row(row.strategy_label, str(row.n), _fmt(row.best_of_n), _fmt(row.majority_vote),
+            b.add_row(_name(row, r.best_of_n), str(row.n), _fmt(row.best_of_n), _fmt(row.majority_vote),
                       _fmt(row.random_pick), _fmt(row.oracle))
         console.print(b)
     console.print("top-1: how often the top-scored candidate is correct on problems with a correct one (random: what a "

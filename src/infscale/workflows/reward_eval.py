@@ -36,6 +36,7 @@ class BudgetQuality:
 class BestOfNRow:
     """One n of a sampling strategy's pool: the answer picked by the reward (best-of-n) against picks without it."""
 
+    strategy: str
     strategy_label: str
     n: int
     best_of_n: float
@@ -119,7 +120,7 @@ def best_of_n_rows(records: Sequence[Any]) -> list[BestOfNRow]:
     for r in records:
         if r.error is None and r.iid and r.candidates:
             by_strategy.setdefault(r.strategy, []).append(r)
-    for recs in by_strategy.values():
+    for strategy, recs in by_strategy.items():
         budget = max(r.budget for r in recs)
         pools = pools_from_records([r for r in recs if r.budget == budget])
         if not pools.has_scores:
@@ -128,7 +129,7 @@ def best_of_n_rows(records: Sequence[Any]) -> list[BestOfNRow]:
                                random_state=0)
         pick = float(curves["pass"].accuracy[0])
         for i, n in enumerate(curves["pass"].ns.tolist()):
-            rows.append(BestOfNRow(strategy_label=recs[0].strategy_label, n=int(n),
+            rows.append(BestOfNRow(strategy=strategy, strategy_label=recs[0].strategy_label, n=int(n),
                                    best_of_n=float(curves["best_of_n"].accuracy[i]),
                                    majority_vote=float(curves["majority_vote"].accuracy[i]), random_pick=pick,
                                    oracle=float(curves["pass"].accuracy[i])))

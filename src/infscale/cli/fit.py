@@ -20,7 +20,8 @@ def fit(
     law: str = typer.Option(None, "--law", help="Law form: chinchilla, chinchilla_tied, inference_aware, "
                             "inference_aware_free_gamma, kaplan, gadre. Default: the dataset's (chinchilla for files)."),
     fitter: str = typer.Option(None, "--fitter", help="huber (Hoffmann/Besiroglu: Huber on log loss, multi-start "
-                               "L-BFGS) or least_squares (seed A). Default: least_squares for seed-a, huber otherwise."),
+                               "L-BFGS), varpro (the same objective by variable projection: exponents searched, coefficients solved) or "
+                               "least_squares (seed A). Default: least_squares for seed-a, huber otherwise."),
     fit_on: str = typer.Option(None, "--fit-on", help="pandas-query row filter for the fit set, e.g. 'N < 5e8'; the "
                                "other rows are held out. Default: the dataset's split (seed-a: in_main_fit_set == 1); "
                                "'all' fits every row."),

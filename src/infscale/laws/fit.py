@@ -7,6 +7,8 @@
   tolerance. The first, screening stage evaluates the law in float32: it only ranks the starts, and float64 exp and log have
   no SIMD path on AVX2-only CPUs (3x their float32 twins there); every later stage runs in float64. Bootstrap refits run
   batched too, each replicate warm-started from the optimum with multinomial row weights.
+- `VarProFitter` (`infscale.laws.varpro`): the same objective by variable projection (exponents searched, coefficients
+  solved), no multi-start grid.
 - `LeastSquaresFitter`: seed A's method: plain least squares on raw loss (Levenberg-Marquardt from the all-ones start, as
   scipy's `curve_fit` in the paper's scripts), plus the form's extra starts; the lowest sum of squares wins.
 """
@@ -213,10 +215,12 @@ class LeastSquaresFitter:
 FITTERS: Registry[type] = Registry("fitter")
 FITTERS.register("huber", HuberFitter)
 FITTERS.register("least_squares", LeastSquaresFitter)
+FITTERS.register("varpro", "infscale.laws.varpro:VarProFitter")
 
 
 def make_fitter(name: str, law: str):
-    """A fitter by name (``huber``, ``least_squares``) for the law ``law``; unknown names are `InputError`s."""
+    """A fitter by name (``huber``, ``least_squares``, ``varpro``) for the law ``law``; unknown names are
+    `InputError`s."""
     return FITTERS.get(name)(law)
 
 

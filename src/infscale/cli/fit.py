@@ -33,10 +33,28 @@ def fit(
     save: Path = typer.Option(None, "--save", help="Also write the fitted law here (JSON, read by infscale.laws.load_fit)."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write predicted-vs-actual PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    method: str = typer.Option("parametric", "--method", help="parametric (Hoffmann's approach 3: a law fitted to "
+                               "every run) or isoflop (approach 2: a parabola in log N per compute budget, then "
+                               "N_opt ~ C^a; compared with approach 3 on the same runs)."),
+    at_flops: float = typer.Option(None, "--at-flops", help="isoflop: the compute budget at which the approaches' "
+                                   "N_opt are compared (default: the largest budget)."),
+    budget_tol: float = typer.Option(0.05, "--budget-tol", help="isoflop: runs within this relative FLOPs of each "
+                                     "other form one budget."),
 ) -> None:
     """Fit a scaling law; print coefficients with bootstrap intervals, held-out validation and warnings."""
     from infscale.configio import default_out
     from infscale.workflows.fit import FitRequest, run_fit_request
+    from infscale.workflows.isoflop import check_method, run_isoflop
+
+    check_method(method)
+    if method == "isoflop":
+        iso = run_isoflop(data, out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
+                          n_boot=max(n_boot, 2), seed=seed, plot=plot)
+        if as_json:
+            typer.echo(json.dumps(finite(iso.to_dict()), indent=2, default=float, allow_nan=False))
+            return
+        _print_isoflop(iso)
+        return
 
     result = run_fit_request(FitRequest(data=data, law=law, fitter=fitter, fit_on=fit_on, baseline=baseline,
                                         n_boot=n_boot, seed=seed, out=out or default_out("fit"), save=save,
@@ -45,6 +63,38 @@ def fit(
         typer.echo(json.dumps(finite(result.to_dict()), indent=2, default=float, allow_nan=False))
         return
     _print_tables(result.reports, result.runs, result.files)
+
+
+def _print_isoflop(res) -> None:
+    from rich.table import Table
+
+    from infscale.cli.output import console as cli_console
+
+    console = cli_console()
+    iso = res.isoflop
+    console.print(f"[bold]{res.source}[/]: {res.n_runs} runs; compute from {res.flops_from}; "
+                  f"{len(iso.profiles)} budgets with a minimum in N")
+    t = Table(title="IsoFLOP profiles (approach 2): the minimum of a parabola in log N per budget",
+              title_justify="left")
+    for col in ("budget FLOPs", "runs", "N sampled", "N_opt", "95% interval", "loss at N_opt"):
+        t.add_column(col, justify="right")
+    for p in iso.profiles:
+        t.add_row(f"{p.flops:.3g}", str(p.n_runs), f"{p.n_min:.3g}-{p.n_max:.3g}",
+                  f"{p.n_opt:.3g}" + ("" if p.inside else " (outside: not used)"), f"{p.n_opt_low:.3g}-{p.n_opt_high:.3g}",
+                  f"{p.loss_opt:.4f}")
+    console.print(t)
+    c = Table(title=f"The approaches on the same runs (N_opt ~ C^a, D_opt ~ C^b; at C = {res.at_flops:.3g})",
+              title_justify="left")
+    for col in ("approach", "a", "95% interval", "b", "95% interval", "N_opt", "D_opt"):
+        c.add_column(col, justify="right")
+    for row in res.compare:
+        c.add_row(row["approach"], f"{row['a']:.3f}", "{:.3f}-{:.3f}".format(*row["a_interval"]), f"{row['b']:.3f}",
+                  "{:.3f}-{:.3f}".format(*row["b_interval"]), f"{row['n_opt']:.3g}", f"{row['d_opt']:.3g}")
+    console.print(c)
+    for w in iso.warnings:
+        console.print(f"warning: {w}")
+    for k, v in res.files.items():
+        console.print(f"{k}: {v}")
 
 
 def _fmt(x: float) -> str:

@@ -29,6 +29,8 @@ def plan_command(
     max_train_flops: float = typer.Option(None, "--max-train-flops", help="C: most training FLOPs (6ND)."),
     max_latency: float = typer.Option(None, "--max-latency", help="T: latency limit per request, seconds."),
     family: str = typer.Option("seed-a", "--family", help="Shape family: seed-a | llama | gpt."),
+    max_layers: int = typer.Option(None, "--max-layers", help="Depth cap (default: the family's; printed)."),
+    max_d_model: int = typer.Option(None, "--max-d-model", help="Width cap (default: the family's; printed)."),
     vocab_size: int = typer.Option(None, "--vocab-size", help="Vocabulary size (default: the family's)."),
     batch_size: int = typer.Option(1, "--batch", help="Sequences per request."),
     prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Input tokens per sequence."),
@@ -49,7 +51,8 @@ def plan_command(
     report = run_plan(PlanRequest(
         law=law, hardware=hardware, params=params, params_band=params_band, min_params=min_params,
         max_params=max_params, tokens=tokens, max_tokens=max_tokens, max_train_flops=max_train_flops,
-        max_latency_s=max_latency, family=family, vocab_size=vocab_size, batch=batch_size,
+        max_latency_s=max_latency, family=family, max_layers=max_layers, max_d_model=max_d_model,
+        vocab_size=vocab_size, batch=batch_size,
         prompt_tokens=prompt_tokens, new_tokens=new_tokens, measured=measured, baselines=tuple(baseline),
         out=out or default_out("plan")))
     if as_json:
@@ -78,6 +81,11 @@ def _print_plan(report, top: int) -> None:
     console.print(f"[bold]Recommended[/bold] {best['label']}  N={_fmt(best['n_params'])}  D={_fmt(best['n_tokens'])}  "
                   f"d_ff={best['d_ff']}  loss={best['loss']:.4f}  latency={latency_txt}  "
                   f"({report.n_feasible} of {report.n_candidates} candidates feasible)")
+    sp = report.search_space
+    console.print(f"search space: family {sp['family']}, d_model {sp['d_model'][0]}-{sp['d_model'][1]} "
+                  f"(x{sp['d_model_multiple']}), n_layers {sp['n_layers'][0]}-{sp['n_layers'][1]}, heads "
+                  f"{sp['heads']}, KV heads {sp['kv_heads']}, FFN {sp['ffn']}, N {_fmt(sp['n_params'][0])}-"
+                  f"{_fmt(sp['n_params'][1])}")
     _print_warnings(console, report.warnings)
     table = Table(title="Loss-vs-latency frontier (admissible shapes)")
     for col in ("shape", "N", "D", "R", "loss", "latency s", ""):

@@ -35,6 +35,10 @@ class PlanRequest:
     max_train_flops: float | None = None
     max_latency_s: float | None = None
     family: str = "seed-a"
+    max_layers: int | None = None
+    """Overrides the family's depth cap (``n_layers_max``)."""
+    max_d_model: int | None = None
+    """Overrides the family's width cap (``d_model_max``)."""
     vocab_size: int | None = None
     batch: int = 1
     prompt_tokens: int = 128
@@ -59,7 +63,9 @@ class PlanReport:
     files: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     """Where the recommendation leaves the law's fitted range or rests on an uncalibrated profile
-    (`infscale.extrapolation`), one line each."""
+    (`infscale.extrapolation`), or sits on a cap of the search space, one line each."""
+    search_space: dict[str, Any] = field(default_factory=dict)
+    """What was searched: the family's width and depth ranges, heads, KV heads, FFN rule and the N band."""
 
     def to_dict(self) -> dict[str, Any]:
         req, cons = self.request, self.result.constraints
@@ -68,6 +74,7 @@ class PlanReport:
                 "constraints": {k: getattr(cons, k) for k in cons.__dataclass_fields__},
                 "workload": {"batch_size": req.batch, "prompt_tokens": req.prompt_tokens,
                              "new_tokens": req.new_tokens},
+                "search_space": self.search_space,
                 "n_candidates": self.n_candidates, "n_feasible": self.n_feasible, "best": self.best,
                 "warnings": list(self.warnings), "baselines": self.baselines, "frontier": self.frontier}
 
@@ -78,6 +85,9 @@ def _check_numbers(req: PlanRequest) -> None:
                         ("--max-train-flops", req.max_train_flops), ("--max-latency", req.max_latency_s)):
         check_number(flag, value)
     check_number("--params-band", req.params_band, low=1.0, inclusive=True)
+    for flag, value in (("--max-layers", req.max_layers), ("--max-d-model", req.max_d_model)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"{flag} {value!r}: must be a whole number >= 1")
     for flag, value in (("--batch", req.batch), ("--prompt-tokens", req.prompt_tokens),
                         ("--new-tokens", req.new_tokens), ("--vocab-size", req.vocab_size)):
         check_number(flag, value, low=1, inclusive=True)
@@ -136,22 +146,69 @@ def _hardware(req: PlanRequest) -> tuple[Any, Any, Any]:
     return latency_from_profile(profile, workload), memory_from_workload(workload), profile
 
 
-def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int]]:
-    from infscale.arch import get_preset
-    from infscale.plan import ShapeGrid, enumerate_shapes, get_family
+def _rules(req: PlanRequest) -> Any:
+    """The family's rules with the request's caps and vocabulary applied."""
+    from infscale.plan import get_family
 
     try:
         rules = get_family(req.family)
     except InputError as exc:
         raise InputError(f"--family: {exc}") from None
-    if req.vocab_size is not None:
-        try:
-            rules = rules.with_(vocab_size=req.vocab_size)
-        except ValueError as exc:
-            raise InputError(f"--vocab-size: {exc}") from None
+    changes = {k: v for k, v in (("vocab_size", req.vocab_size), ("n_layers_max", req.max_layers),
+                                 ("d_model_max", req.max_d_model)) if v is not None}
+    try:
+        return rules.with_(**changes)
+    except ValueError as exc:
+        flag = {"vocab_size": "--vocab-size", "n_layers_max": "--max-layers", "d_model_max": "--max-d-model"}
+        names = ", ".join(flag[k] for k in changes)
+        raise InputError(f"{names}: {str(exc).replace('ShapeRules: ', '').replace('ShapeRules.', '')}") from None
+
+
+def search_space(rules: Any, family: str, lo: float, hi: float) -> dict[str, Any]:
+    """The searched space as printed with the plan: every cap a number."""
+    return {"family": family, "d_model": [rules.d_model_min, rules.d_model_max], "d_model_multiple": rules.d_model_multiple,
+            "n_layers": [rules.n_layers_min, rules.n_layers_max],
+            "heads": {"n_heads": list(rules.n_heads)} if rules.n_heads else {"head_dims": list(rules.head_dims)},
+            "kv_heads": list(rules.kv_heads) + (["all"] if rules.include_mha and rules.kv_heads else []) or ["all"],
+            "ffn": f"{rules.ffn_kind}, width rounded to {rules.ffn_multiple}", "n_params": [lo, hi]}
+
+
+def cap_warnings(best: dict[str, Any], frontier: list[dict[str, Any]], rules: Any) -> list[str]:
+    """One line per cap of the search space the recommendation sits on (a shape past it was not considered), and how
+    many frontier rows share the depth or width cap."""
+    out = []
+    caps = (("n_layers", rules.n_layers_max, "most layers", "--max-layers", "deeper"),
+            ("d_model", rules.d_model_max, "widest d_model", "--max-d-model", "wider"))
+    for key, cap, what, flag, more in caps:
+        on = sum(1 for r in frontier if int(r[key]) >= cap)
+        if int(best[key]) >= cap:
+            out.append(f"cap: the recommendation has {key} = {cap}, the family's {what} ({flag}): {more} shapes were "
+                       f"not considered" + (f"; {on} of the {len(frontier)} frontier rows sit on it too" if on else ""))
+        elif on:
+            out.append(f"cap: {on} of the {len(frontier)} frontier rows sit on {key} = {cap} ({flag})")
+    if int(best["d_model"]) <= rules.d_model_min:
+        out.append(f"cap: the recommendation has d_model = {rules.d_model_min}, the family's narrowest: narrower "
+                   "shapes were not considered")
+    if rules.kv_heads and int(best["n_kv_heads"]) <= min(rules.kv_heads):
+        out.append(f"cap: the recommendation has {best['n_kv_heads']} KV heads, the fewest the family allows; no law "
+                   "term prices KV heads, so fewer always looks free")
+    return out
+
+
+def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int], Any]:
+    from infscale.arch import get_preset
+    from infscale.plan import ShapeGrid, enumerate_shapes
+
+    rules = _rules(req)
     grid = enumerate_shapes(rules, lo, hi)
+    if len(grid) == 0:
+        every = enumerate_shapes(rules, 1.0, 1e30)
+        span = f"N from {every.n_params.min():.3g} to {every.n_params.max():.3g}" if len(every) else "no shape at all"
+        raise InputError(f"no candidate shapes: family {req.family!r} (d_model {rules.d_model_min}-{rules.d_model_max}, "
+                         f"n_layers {rules.n_layers_min}-{rules.n_layers_max}) gives {span}, none within N "
+                         f"[{lo:.3g}, {hi:.3g}]: raise --max-d-model / --max-layers or change --params")
     if not req.baselines:
-        return grid, {}
+        return grid, {}, rules
     try:
         shapes = {name: get_preset(name) for name in req.baselines}
     except InputError as exc:
@@ -160,7 +217,8 @@ def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int]]:
     same = {n: s for n, s in shapes.items() if (s.vocab_size, s.tied_embeddings, s.ffn_kind) == kind}
     if same:
         grid = grid.concat(ShapeGrid.from_shapes(same.values()))
-    return grid, {name: (grid.find(s) if name in same else ShapeGrid.from_shapes([s])) for name, s in shapes.items()}
+    return grid, {name: (grid.find(s) if name in same else ShapeGrid.from_shapes([s])) for name, s in
+                  shapes.items()}, rules
 
 
 def run_plan(req: PlanRequest) -> PlanReport:
@@ -179,7 +237,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
     constraints = _constraints(req, None if profile is None else profile.memory_bytes)
     measured = (load_measured(req.measured, (req.batch, req.prompt_tokens, req.new_tokens))
                 if req.measured is not None else None)
-    grid, baselines = _grid(req, lo, hi)
+    grid, baselines, rules = _grid(req, lo, hi)
     try:
         result = plan_shapes(grid, loss_from_law(fitted), constraints, latency_fn, measured=measured,
                              memory_fn=memory_fn)
@@ -205,7 +263,9 @@ def run_plan(req: PlanRequest) -> PlanReport:
     report = PlanReport(request=req, params_range=(lo, hi), n_candidates=len(grid),
                         n_feasible=int(result.feasible.sum()), best=best, baselines=verdicts,
                         frontier=[result.row(int(i)) for i in result.frontier], result=result,
-                        warnings=point_warnings(fitted.meta, best, shape_aware=shape_aware, profile=latency_profile))
+                        warnings=point_warnings(fitted.meta, best, shape_aware=shape_aware, profile=latency_profile),
+                        search_space=search_space(rules, req.family, lo, hi))
+    report.warnings.extend(cap_warnings(best, report.frontier, rules))
     files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),
              "frontier_csv": write_csv(req.out / "frontier.csv", report.frontier)}
     if req.hardware is not None or req.measured is not None:

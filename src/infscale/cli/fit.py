@@ -34,8 +34,9 @@ def fit(
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write predicted-vs-actual PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     method: str = typer.Option("parametric", "--method", help="parametric (Hoffmann's approach 3: a law fitted to "
-                               "every run) or isoflop (approach 2: a parabola in log N per compute budget, then "
-                               "N_opt ~ C^a; compared with approach 3 on the same runs)."),
+                               "every run), isoflop (approach 2: a parabola in log N per compute budget, then "
+                               "N_opt ~ C^a) or envelope (approach 1: --data is a directory of the trainer's runs; "
+                               "the lowest loss of their training curves per compute); each beside approach 3."),
     at_flops: float = typer.Option(None, "--at-flops", help="isoflop: the compute budget at which the approaches' "
                                    "N_opt are compared (default: the largest budget)."),
     budget_tol: float = typer.Option(0.05, "--budget-tol", help="isoflop: runs within this relative FLOPs of each "
@@ -44,9 +45,13 @@ def fit(
     """Fit a scaling law; print coefficients with bootstrap intervals, held-out validation and warnings."""
     from infscale.configio import default_out
     from infscale.workflows.fit import FitRequest, run_fit_request
-    from infscale.workflows.isoflop import check_method, run_isoflop
+    from infscale.workflows.isoflop import check_method, run_envelope, run_isoflop
 
     check_method(method)
+    if method == "envelope":
+        env = run_envelope(Path(data), out or default_out("fit"), at_flops=at_flops, n_boot=max(n_boot, 2), seed=seed)
+        typer.echo(json.dumps(finite(env), indent=2, default=float, allow_nan=False)) if as_json else _print_compare(env)
+        return
     if method == "isoflop":
         iso = run_isoflop(data, out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
                           n_boot=max(n_boot, 2), seed=seed, plot=plot)
@@ -83,17 +88,29 @@ def _print_isoflop(res) -> None:
                   f"{p.n_opt:.3g}" + ("" if p.inside else " (outside: not used)"), f"{p.n_opt_low:.3g}-{p.n_opt_high:.3g}",
                   f"{p.loss_opt:.4f}")
     console.print(t)
-    c = Table(title=f"The approaches on the same runs (N_opt ~ C^a, D_opt ~ C^b; at C = {res.at_flops:.3g})",
+    _print_compare({"at_flops": res.at_flops, "compare": res.compare, "files": res.files,
+                    "approach2": {"warnings": list(iso.warnings)}})
+
+
+def _print_compare(res: dict) -> None:
+    """The approaches side by side (a, b with intervals, N_opt and D_opt at one compute), their warnings, the files."""
+    from rich.table import Table
+
+    from infscale.cli.output import console as cli_console
+
+    console = cli_console()
+    c = Table(title=f"The approaches on the same runs (N_opt ~ C^a, D_opt ~ C^b; at C = {res['at_flops']:.3g})",
               title_justify="left")
     for col in ("approach", "a", "95% interval", "b", "95% interval", "N_opt", "D_opt"):
         c.add_column(col, justify="right")
-    for row in res.compare:
+    for row in res["compare"]:
         c.add_row(row["approach"], f"{row['a']:.3f}", "{:.3f}-{:.3f}".format(*row["a_interval"]), f"{row['b']:.3f}",
                   "{:.3f}-{:.3f}".format(*row["b_interval"]), f"{row['n_opt']:.3g}", f"{row['d_opt']:.3g}")
     console.print(c)
-    for w in iso.warnings:
-        console.print(f"warning: {w}")
-    for k, v in res.files.items():
+    for key in ("approach1", "approach2"):
+        for w in res.get(key, {}).get("warnings", []):
+            console.print(f"warning: {w}")
+    for k, v in res["files"].items():
         console.print(f"{k}: {v}")
 
 

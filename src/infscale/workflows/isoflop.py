@@ -1,9 +1,11 @@
-"""`infscale fit --method isoflop`: Hoffmann's approach 2 beside approach 3 on the same runs.
+"""`infscale fit --method isoflop|envelope`: Hoffmann's approaches 2 and 1 beside approach 3 on the same runs.
 
 Reads the runs (a bundled dataset or a file), groups them into compute budgets (a ``C``/``FLOPs`` column where there
 is one, else 6ND), fits approach 2 (`infscale.laws.isoflop`) with bootstrap intervals and approach 3 (the Huber fit
 of the Chinchilla law, with its bootstrap), and compares their exponents and N_opt at one compute budget. Writes
-``isoflop.json`` and the IsoFLOP figure."""
+``isoflop.json`` and the IsoFLOP figure. ``envelope`` reads the training curves of a directory of the trainer's runs
+(``record.json`` + ``metrics.jsonl`` each, e.g. a sweep's or `infscale study`'s output), fits approach 1
+(`infscale.laws.envelope`) and approach 3 on the runs' final losses, and writes ``envelope.json``."""
 
 from __future__ import annotations
 
@@ -46,8 +48,8 @@ def _flops(frame: Any) -> tuple[np.ndarray | None, str]:
 def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol: float = 0.05, n_boot: int = 200,
                 seed: int = 0, plot: bool = True) -> IsoFlopResult:
     """Approach 2 and approach 3 on ``data``, compared at ``at_flops`` (default: the largest budget)."""
-    from infscale.laws import HuberFitter, bootstrap, load_runs
-    from infscale.laws.isoflop import approach3_exponents, isoflop_fit
+    from infscale.laws import load_runs
+    from infscale.laws.isoflop import isoflop_fit
 
     check_number("--bootstrap", n_boot, low=2, inclusive=True, high=100_000)
     check_number("--budget-tol", rel_tol, low=0.0, high=1.0)
@@ -59,24 +61,11 @@ def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol:
     iso = isoflop_fit(runs.n_params, runs.n_tokens, runs.loss, flops, rel_tol=rel_tol, n_boot=n_boot,
                       random_state=seed, source=runs.source)
     c_star = float(at_flops if at_flops is not None else max(p.flops for p in iso.profiles))
-    huber = HuberFitter("chinchilla").fit(runs)
-    boot = bootstrap(huber, runs, n_boot, random_state=seed)
-    p = huber.params_
-    a3, b3 = approach3_exponents(p["alpha"], p["beta"])
-    exps = np.array([approach3_exponents(al, be) for al, be in zip(boot.samples[:, 3], boot.samples[:, 4],
-                                                                    strict=True)])
-    q = (1 - iso.level) / 2
-    g = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
-    n3 = g * (c_star / 6) ** a3
     compare = [
         {"approach": "2: IsoFLOP profiles", "a": iso.a, "a_interval": [iso.a_low, iso.a_high], "b": iso.b,
          "b_interval": [iso.b_low, iso.b_high], "n_opt": float(iso.n_opt(c_star)), "d_opt": float(iso.d_opt(c_star)),
          "budgets": len(iso.profiles)},
-        {"approach": "3: parametric (Huber)", "a": a3, "a_interval": [float(np.quantile(exps[:, 0], q)),
-                                                                      float(np.quantile(exps[:, 0], 1 - q))],
-         "b": b3, "b_interval": [float(np.quantile(exps[:, 1], q)), float(np.quantile(exps[:, 1], 1 - q))],
-         "n_opt": float(n3), "d_opt": float(c_star / (6 * n3)), "params": dict(p)},
-    ]
+        approach3_row(runs, c_star, n_boot, seed, iso.level, "3: parametric (Huber)")]
     result = IsoFlopResult(source=runs.source, n_runs=len(runs), isoflop=iso, compare=compare, at_flops=c_star,
                            flops_from=flops_from)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +79,84 @@ def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol:
     return result
 
 
+def approach3_row(runs: Any, c_star: float, n_boot: int, seed: int, level: float, label: str) -> dict[str, Any]:
+    """Approach 3 on ``runs`` as a comparison row: the Huber fit of the Chinchilla law, its ``a = beta / (alpha +
+    beta)``, ``b`` with bootstrap intervals, and N_opt, D_opt at ``c_star`` (Hoffmann's closed form)."""
+    from infscale.laws import HuberFitter, bootstrap
+    from infscale.laws.isoflop import approach3_exponents
+
+    huber = HuberFitter("chinchilla").fit(runs)
+    boot = bootstrap(huber, runs, n_boot, random_state=seed)
+    p = huber.params_
+    a3, b3 = approach3_exponents(p["alpha"], p["beta"])
+    names = list(huber.form_.param_names)
+    exps = np.array([approach3_exponents(al, be) for al, be in zip(boot.samples[:, names.index("alpha")],
+                                                                    boot.samples[:, names.index("beta")], strict=True)])
+    q = (1 - level) / 2
+    g = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+    n3 = g * (c_star / 6) ** a3
+    return {"approach": label, "a": a3, "a_interval": [float(np.quantile(exps[:, 0], q)),
+                                                       float(np.quantile(exps[:, 0], 1 - q))],
+            "b": b3, "b_interval": [float(np.quantile(exps[:, 1], q)), float(np.quantile(exps[:, 1], 1 - q))],
+            "n_opt": float(n3), "d_opt": float(c_star / (6 * n3)), "params": dict(p)}
+
+
 def check_method(method: str) -> None:
-    if method not in ("parametric", "isoflop"):
-        raise InputError(f"--method {method!r}: expected parametric (approach 3) or isoflop (approach 2)")
+    if method not in ("parametric", "isoflop", "envelope"):
+        raise InputError(f"--method {method!r}: expected parametric (approach 3), isoflop (approach 2) or envelope "
+                         "(approach 1)")
+
+
+def read_curves(path: Path) -> tuple[list[Any], Any]:
+    """The training curves (``loss_smoothed`` against tokens seen) and the final points (N, D, validation loss) of
+    every run under ``path`` (each a directory with ``record.json`` and ``metrics.jsonl``)."""
+    import json
+
+    import pandas as pd
+
+    from infscale.laws.envelope import Curve
+    from infscale.laws.runs import Runs
+    from infscale.records import read_records
+
+    if not path.is_dir():
+        raise InputError(f"{path}: approach 1 reads a directory of the trainer's runs (record.json + metrics.jsonl "
+                         "each), e.g. a sweep's or `infscale study`'s output")
+    curves, finals = [], []
+    for rec_path in sorted(path.rglob("record.json")):
+        try:
+            rec = json.loads(rec_path.read_text(encoding="utf-8"))
+            n, d, loss = float(rec["N"]), float(rec["D"]), float(rec["loss"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{rec_path}: not a run record ({exc.__class__.__name__}: {exc})") from None
+        metrics = rec_path.parent / "metrics.jsonl"
+        rows = [r for r in read_records(metrics) if "tokens" in r and "loss_smoothed" in r] if metrics.exists() else []
+        if len(rows) < 2:
+            continue
+        curves.append(Curve(run_id=str(rec.get("run_id", rec_path.parent.name)), n_params=n,
+                            tokens=np.array([r["tokens"] for r in rows], dtype=float),
+                            loss=np.array([r["loss_smoothed"] for r in rows], dtype=float)))
+        finals.append({"N": n, "D": d, "loss": loss})
+    if not curves:
+        raise InputError(f"{path}: no run with a training curve (record.json beside a metrics.jsonl of train lines)")
+    return curves, Runs.from_frame(pd.DataFrame(finals), source=str(path))
+
+
+def run_envelope(path: Path, out: Path, *, at_flops: float | None = None, n_boot: int = 200, seed: int = 0
+                 ) -> dict[str, Any]:
+    """Approach 1 on the training curves under ``path``, beside approach 3 on the runs' final losses."""
+    from infscale.laws.envelope import envelope_fit
+
+    check_number("--bootstrap", n_boot, low=2, inclusive=True, high=100_000)
+    check_output_dir(out)
+    curves, finals = read_curves(path)
+    env = envelope_fit(curves, n_boot=n_boot, random_state=seed, source=str(path))
+    c_star = float(at_flops if at_flops is not None else env.flops.max())
+    compare = [{"approach": "1: training-curve envelope", "a": env.a, "a_interval": [env.a_low, env.a_high],
+                "b": env.b, "b_interval": [env.b_low, env.b_high], "n_opt": float(env.n_opt_at(c_star)),
+                "d_opt": float(c_star / (6 * env.n_opt_at(c_star)))},
+               approach3_row(finals, c_star, n_boot, seed, env.level, "3: parametric (Huber, final losses)")]
+    result = {"data": str(path), "n_runs": len(curves), "at_flops": c_star, "approach1": env.to_dict(),
+              "compare": compare}
+    out.mkdir(parents=True, exist_ok=True)
+    result["files"] = {"envelope_json": str(write_json(out / "envelope.json", result))}
+    return result

@@ -246,7 +246,10 @@ class TransformerShape:
 
     @property
     def label(self) -> str:
-        return f"d{self.d_model}x{self.n_layers}"
+        """``d512x8``; a grouped-query shape adds its KV heads (``d512x8kv4``), so that shapes differing only in them
+        are told apart (records, calibration, ``--fit-on``)."""
+        kv = f"kv{self.kv_heads}" if self.kv_heads != self.n_heads else ""
+        return f"d{self.d_model}x{self.n_layers}{kv}"
 
     def to_dict(self) -> dict[str, object]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}

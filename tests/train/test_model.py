@@ -89,3 +89,45 @@ def test_cache_select_forks_independent_rows():
     before = cache.k.clone()
     fork.k.zero_()
     assert torch.equal(cache.k, before)  # the fork owns its memory
+
+
+@pytest.mark.parametrize("kv", [1, 2])
+def test_grouped_query_attention_equals_expanded_heads(kv):
+    """Grouped-query attention reads each KV head once (a decode step groups its query heads; longer inputs use SDPA's
+    GQA mode): the output equals attention over K/V expanded to every query head, for full, chunked and one-token
+    calls, and gradients flow."""
+    import torch.nn.functional as F
+
+    from infscale.train.model import Attention, rope_tables
+
+    shape = TransformerShape(d_model=64, n_layers=1, n_heads=4, n_kv_heads=kv, vocab_size=97, context_length=32)
+    torch.manual_seed(kv)
+    attn = Attention(shape, 0)
+    cos, sin = rope_tables(shape.hd, 32)
+    x = torch.randn(2, 9, 64, requires_grad=True)
+
+    def expanded(x, start=0):
+        B, T, _ = x.shape
+        q = attn.wq(x).view(B, T, 4, shape.hd).transpose(1, 2)
+        k = attn.wk(x).view(B, T, kv, shape.hd).transpose(1, 2)
+        v = attn.wv(x).view(B, T, kv, shape.hd).transpose(1, 2)
+        from infscale.train.model import apply_rope
+
+        q, k = apply_rope(q, cos[:T], sin[:T]), apply_rope(k, cos[:T], sin[:T])
+        k, v = k.repeat_interleave(4 // kv, 1), v.repeat_interleave(4 // kv, 1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return attn.wo(y.transpose(1, 2).reshape(B, T, 64))
+
+    full = attn(x, cos[:9], sin[:9], None, None)
+    torch.testing.assert_close(full, expanded(x), rtol=1e-5, atol=1e-5)
+    full.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with torch.no_grad():
+        cache = KVCache.empty(shape, batch=2, max_len=16, device="cpu", dtype=torch.float32)
+        out = [attn(x[:, :5], cos[:5], sin[:5], cache, None)]
+        cache.length = 5
+        mask = torch.ones(1, 1, 3, 8, dtype=torch.bool).tril(diagonal=5)
+        out.append(attn(x[:, 5:8], cos[5:8], sin[5:8], cache, mask))
+        cache.length = 8
+        out.append(attn(x[:, 8:9], cos[8:9], sin[8:9], cache, None))
+        torch.testing.assert_close(torch.cat(out, 1), expanded(x.detach()), rtol=1e-5, atol=1e-5)

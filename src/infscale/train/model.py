@@ -104,14 +104,15 @@ class Attention(nn.Module):
             cache.v[self.layer, :, :, start:start + T] = v
             k = cache.k[self.layer, :, :, :start + T]  # (B, nkv, S, hs)
             v = cache.v[self.layer, :, :, :start + T]
-        if self.n_kv != self.n_heads:
-            rep = self.n_heads // self.n_kv
-            k = k.repeat_interleave(rep, dim=1)
-            v = v.repeat_interleave(rep, dim=1)
-        if attn_mask is None and (cache is None or cache.length == 0):
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        rep = self.n_heads // self.n_kv  # query heads per KV head (grouped-query attention when > 1)
+        if rep > 1 and T == 1 and attn_mask is None:  # a decode step: each KV head's queries attend as one group,
+            # reading the cache once (expanding K/V to every query head copied the whole cache every step)
+            y = F.scaled_dot_product_attention(q.reshape(B, self.n_kv, rep, self.hd), k, v)
+            y = y.reshape(B, self.n_heads, 1, self.hd)
+        elif attn_mask is None and (cache is None or cache.length == 0):
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=rep > 1)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, enable_gqa=rep > 1)
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_heads * self.hd)  # (B, T, d_attn)
         return self.wo(y)
 

@@ -24,7 +24,7 @@ def test_known_answer_is_recovered_within_its_interval():
     fit = envelope_fit(_curves(), min_fraction=0.0)
     a_true = BETA / (ALPHA + BETA)
     assert fit.a == pytest.approx(a_true, abs=0.01) and fit.a_low <= a_true <= fit.a_high
-    assert fit.b == pytest.approx(1 - fit.a) and len(np.unique(fit.n_opt)) >= 6
+    assert fit.b == pytest.approx(1 - fit.a) and len(np.unique(fit.bin_n_opt)) >= 6
 
 
 def test_too_little_data_is_refused_in_one_line():

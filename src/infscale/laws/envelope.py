@@ -14,11 +14,12 @@ length for this reason; here it is the caller's choice of runs).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from infscale.errors import InputError
+from infscale.laws.compute_optimal import ComputeOptimalFit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,40 +33,18 @@ class Curve:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EnvelopeFit:
+class EnvelopeFit(ComputeOptimalFit):
     flops: np.ndarray
     """The bins' compute (geometric centres) where the envelope is defined."""
-    n_opt: np.ndarray
+    bin_n_opt: np.ndarray
     """The N of the run on the envelope in each bin."""
     loss: np.ndarray
-    a: float
-    a_low: float
-    a_high: float
-    log_k_n: float
-    level: float
     n_runs: int
-    warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def b(self) -> float:
-        return 1.0 - self.a
-
-    @property
-    def b_low(self) -> float:
-        return 1.0 - self.a_high
-
-    @property
-    def b_high(self) -> float:
-        return 1.0 - self.a_low
-
-    def n_opt_at(self, flops: float | np.ndarray) -> np.ndarray:
-        return np.exp(self.log_k_n + self.a * np.log(np.asarray(flops, dtype=float)))
 
     def to_dict(self) -> dict[str, object]:
-        return {"method": "envelope", "a": self.a, "a_interval": [self.a_low, self.a_high], "b": self.b,
-                "b_interval": [self.b_low, self.b_high], "log_k_n": self.log_k_n, "level": self.level,
-                "n_runs": self.n_runs, "bins": [{"flops": float(c), "n_opt": float(n), "loss": float(y)} for c, n, y
-                                                 in zip(self.flops, self.n_opt, self.loss, strict=True)],
+        return {"method": "envelope", **self.exponents(), "n_runs": self.n_runs,
+                "bins": [{"flops": float(c), "n_opt": float(n), "loss": float(y)}
+                         for c, n, y in zip(self.flops, self.bin_n_opt, self.loss, strict=True)],
                 "warnings": list(self.warnings)}
 
 
@@ -122,5 +101,5 @@ def envelope_fit(curves: Sequence[Curve], *, n_bins: int = 24, min_fraction: flo
     if sizes < 4:
         warnings.append(f"only {sizes} model sizes win the envelope: N_opt(C) is a staircase of {sizes} steps and its "
                         "slope is poorly determined")
-    return EnvelopeFit(flops=centres[use], n_opt=n_opt[use], loss=loss[use], a=float(a), a_low=lo, a_high=hi,
+    return EnvelopeFit(flops=centres[use], bin_n_opt=n_opt[use], loss=loss[use], a=float(a), a_low=lo, a_high=hi,
                        log_k_n=float(log_k), level=level, n_runs=len(curves), warnings=tuple(warnings))

@@ -15,11 +15,12 @@ all budgets, and everything is refitted (the parabolas, then the power law).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from infscale.errors import InputError
+from infscale.laws.compute_optimal import ComputeOptimalFit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,43 +46,15 @@ class IsoFlopProfile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IsoFlopFit:
+class IsoFlopFit(ComputeOptimalFit):
     """Approach 2's result: the budgets' minima and the power laws through them, with bootstrap intervals."""
 
     profiles: tuple[IsoFlopProfile, ...]
-    a: float
-    """``N_opt ~ C^a``."""
-    a_low: float
-    a_high: float
-    log_k_n: float
-    level: float
     n_boot: int
-    warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def b(self) -> float:
-        """``D_opt ~ C^b`` with ``D_opt = C / (6 N_opt)``."""
-        return 1.0 - self.a
-
-    @property
-    def b_low(self) -> float:
-        return 1.0 - self.a_high
-
-    @property
-    def b_high(self) -> float:
-        return 1.0 - self.a_low
-
-    def n_opt(self, flops: float | np.ndarray) -> np.ndarray:
-        return np.exp(self.log_k_n + self.a * np.log(np.asarray(flops, dtype=float)))
-
-    def d_opt(self, flops: float | np.ndarray) -> np.ndarray:
-        return np.asarray(flops, dtype=float) / (6.0 * self.n_opt(flops))
 
     def to_dict(self) -> dict[str, object]:
-        return {"method": "isoflop", "a": self.a, "a_interval": [self.a_low, self.a_high], "b": self.b,
-                "b_interval": [self.b_low, self.b_high], "log_k_n": self.log_k_n, "level": self.level,
-                "n_boot": self.n_boot, "budgets": [p.to_dict() for p in self.profiles],
-                "warnings": list(self.warnings)}
+        return {"method": "isoflop", **self.exponents(), "n_boot": self.n_boot,
+                "budgets": [p.to_dict() for p in self.profiles], "warnings": list(self.warnings)}
 
 
 def group_budgets(flops: np.ndarray, n_params: np.ndarray, rel_tol: float = 0.05,

@@ -62,9 +62,7 @@ def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol:
                       random_state=seed, source=runs.source)
     c_star = float(at_flops if at_flops is not None else max(p.flops for p in iso.profiles))
     compare = [
-        {"approach": "2: IsoFLOP profiles", "a": iso.a, "a_interval": [iso.a_low, iso.a_high], "b": iso.b,
-         "b_interval": [iso.b_low, iso.b_high], "n_opt": float(iso.n_opt(c_star)), "d_opt": float(iso.d_opt(c_star)),
-         "budgets": len(iso.profiles)},
+        {**iso.comparison_row("2: IsoFLOP profiles", c_star), "budgets": len(iso.profiles)},
         approach3_row(runs, c_star, n_boot, seed, iso.level, "3: parametric (Huber)")]
     result = IsoFlopResult(source=runs.source, n_runs=len(runs), isoflop=iso, compare=compare, at_flops=c_star,
                            flops_from=flops_from)
@@ -83,22 +81,21 @@ def approach3_row(runs: Any, c_star: float, n_boot: int, seed: int, level: float
     """Approach 3 on ``runs`` as a comparison row: the Huber fit of the Chinchilla law, its ``a = beta / (alpha +
     beta)``, ``b`` with bootstrap intervals, and N_opt, D_opt at ``c_star`` (Hoffmann's closed form)."""
     from infscale.laws import HuberFitter, bootstrap
+    from infscale.laws.compute_optimal import ComputeOptimalFit
     from infscale.laws.isoflop import approach3_exponents
 
     huber = HuberFitter("chinchilla").fit(runs)
     boot = bootstrap(huber, runs, n_boot, random_state=seed)
     p = huber.params_
-    a3, b3 = approach3_exponents(p["alpha"], p["beta"])
     names = list(huber.form_.param_names)
-    exps = np.array([approach3_exponents(al, be) for al, be in zip(boot.samples[:, names.index("alpha")],
-                                                                    boot.samples[:, names.index("beta")], strict=True)])
+    a_boot = [approach3_exponents(al, be)[0] for al, be in zip(boot.samples[:, names.index("alpha")],
+                                                               boot.samples[:, names.index("beta")], strict=True)]
     q = (1 - level) / 2
-    g = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
-    n3 = g * (c_star / 6) ** a3
-    return {"approach": label, "a": a3, "a_interval": [float(np.quantile(exps[:, 0], q)),
-                                                       float(np.quantile(exps[:, 0], 1 - q))],
-            "b": b3, "b_interval": [float(np.quantile(exps[:, 1], q)), float(np.quantile(exps[:, 1], 1 - q))],
-            "n_opt": float(n3), "d_opt": float(c_star / (6 * n3)), "params": dict(p)}
+    a3 = approach3_exponents(p["alpha"], p["beta"])[0]
+    g = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))  # N_opt = g (C / 6)^a
+    law = ComputeOptimalFit(a=a3, a_low=float(np.quantile(a_boot, q)), a_high=float(np.quantile(a_boot, 1 - q)),
+                            log_k_n=float(np.log(g) - a3 * np.log(6.0)), level=level)
+    return {**law.comparison_row(label, c_star), "params": dict(p)}
 
 
 def check_method(method: str) -> None:
@@ -151,9 +148,7 @@ def run_envelope(path: Path, out: Path, *, at_flops: float | None = None, n_boot
     curves, finals = read_curves(path)
     env = envelope_fit(curves, n_boot=n_boot, random_state=seed, source=str(path))
     c_star = float(at_flops if at_flops is not None else env.flops.max())
-    compare = [{"approach": "1: training-curve envelope", "a": env.a, "a_interval": [env.a_low, env.a_high],
-                "b": env.b, "b_interval": [env.b_low, env.b_high], "n_opt": float(env.n_opt_at(c_star)),
-                "d_opt": float(c_star / (6 * env.n_opt_at(c_star)))},
+    compare = [env.comparison_row("1: training-curve envelope", c_star),
                approach3_row(finals, c_star, n_boot, seed, env.level, "3: parametric (Huber, final losses)")]
     result = {"data": str(path), "n_runs": len(curves), "at_flops": c_star, "approach1": env.to_dict(),
               "compare": compare}

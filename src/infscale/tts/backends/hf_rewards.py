@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from infscale.errors import InputError
-from infscale.tts.core.rewards import ScoreItem, StepScores
+from infscale.tts.core.rewards import BatchedReward, ScoreItem, StepScores, per_item
 from infscale.tts.core.tasks import STEP_TAG, Problem, Task
 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -175,7 +175,7 @@ def _single_token(tokenizer: Any, text: str, where: str, what: str) -> int:
 
 
 # ----- the shared scoring loop --------------------------------------------------------------------------------
-class HeadReward:
+class HeadReward(BatchedReward):
     """Batch every (question, steps) of every problem through the decoder, read each step's score at its position."""
 
     name = ""
@@ -195,9 +195,6 @@ class HeadReward:
         """Scores at ``positions`` of each row of a right-padded batch."""
         raise NotImplementedError
 
-    def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
-        return self.score_many([(problem, prompt, candidates)])[0]
-
     def score_many(self, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
         import torch
 
@@ -215,11 +212,7 @@ class HeadReward:
             with torch.inference_mode():
                 values = self.scores_at(ids.to(device), mask.to(device), [pos for _, pos in chunk])
             out.extend(StepScores(scores=tuple(v), n_tokens=len(x)) for (x, _), v in zip(chunk, values, strict=True))
-        split, at = [], 0
-        for _, _, paths in items:
-            split.append(out[at:at + len(paths)])
-            at += len(paths)
-        return split
+        return per_item(out, items)
 
     def hidden(self, ids: Any, mask: Any) -> Any:
         return self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()

@@ -15,7 +15,7 @@ come from the returned log-probabilities (``logprobs=0`` is always requested for
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,53 +32,85 @@ from infscale.tts.core.generation import (
 __all__ = ["EndpointsDownError", "OpenAIServerGenerator"]
 
 
-class OpenAIServerGenerator:
-    name = "openai"
+def endpoint_pool(what: str, base_url: str | None, endpoints: list[str] | None, concurrency: int, *,
+                  timeout_s: float, max_retries: int, backoff_s: float, api_key: str | None) -> EndpointPool:
+    """The pool of a client's servers (``base_url`` and/or ``endpoints``); ``what`` names the client in errors."""
+    urls = ([base_url] if base_url else []) + list(endpoints or [])
+    if not urls:
+        raise InputError(f"{what}: set `base_url` or `endpoints` (the servers' /v1 URLs)")
+    if concurrency < 1:
+        raise InputError(f"{what}: concurrency must be >= 1, got {concurrency}")
+    return EndpointPool(urls, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, shape: dict[str, Any] | None = None,
-                 config_path: str | None = None, concurrency: int = 64, timeout_s: float = 60.0,
-                 max_retries: int = 3, backoff_s: float = 0.5, api_key: str | None = None,
-                 extra_body: dict[str, Any] | None = None, endpoints: list[str] | None = None) -> None:
-        urls = ([base_url] if base_url else []) + list(endpoints or [])
-        if not urls:
-            raise InputError("generator 'openai': set `base_url` or `endpoints` (the servers' /v1 URLs)")
-        if concurrency < 1:
-            raise InputError(f"generator 'openai': concurrency must be >= 1, got {concurrency}")
-        self.pool = EndpointPool(urls, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
-                                 api_key=api_key)
-        self.concurrency = concurrency
-        """Requests in flight at once across a batched call (every endpoint together)."""
-        self.max_batch_rows = 16 * concurrency
-        self.extra_body = dict(extra_body or {})
-        if shape is not None:
-            self.shape = TransformerShape.from_dict(shape)
-        elif config_path is not None:
-            from infscale.tts.backends.hf import shape_from_hf_config
 
-            cfg_file = config_path if config_path.endswith(".json") else f"{config_path}/config.json"
-            try:
-                from types import SimpleNamespace
+def priced_shape(what: str, shape: dict[str, Any] | None, config_path: str | None) -> TransformerShape:
+    """The served model's shape, from ``shape`` or its HF ``config.json`` (``config_path``), so that the tokens it
+    reads or writes can be priced in FLOPs."""
+    if shape is not None:
+        return TransformerShape.from_dict(shape)
+    if config_path is None:
+        raise InputError(f"{what}: set `shape` or `config_path` so its tokens can be priced in FLOPs")
+    from types import SimpleNamespace
 
-                with open(cfg_file, encoding="utf-8") as fh:
-                    self.shape = shape_from_hf_config(SimpleNamespace(**json.load(fh)))
-            except (OSError, json.JSONDecodeError, AttributeError) as exc:
-                raise InputError(f"{cfg_file}: cannot read the model config ({exc.__class__.__name__})") from None
-        else:
-            raise InputError("generator 'openai': set `shape` or `config_path` so its tokens can be priced in FLOPs")
-        self._model = model
-        self._executor: ThreadPoolExecutor | None = None
+    from infscale.tts.backends.hf import shape_from_hf_config
 
-    # -- HTTP ------------------------------------------------------------------------------------------------
+    cfg_file = config_path if config_path.endswith(".json") else f"{config_path}/config.json"
+    try:
+        with open(cfg_file, encoding="utf-8") as fh:
+            return shape_from_hf_config(SimpleNamespace(**json.load(fh)))
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise InputError(f"{cfg_file}: cannot read the model config ({exc.__class__.__name__})") from None
+
+
+class ServerClient:
+    """What every client of OpenAI-compatible servers shares: the endpoint pool, the model name (asked lazily, so
+    a dead server fails per problem, not at start-up) and a window of at most ``concurrency`` requests in flight."""
+
+    name = ""
+    pool: EndpointPool
+    concurrency: int
+    _model: str | None = None
+    _executor: ThreadPoolExecutor | None = None
+
     @property
     def model(self) -> str:
-        """The configured model name, else the server's first model (asked lazily, so a dead server fails per
-        problem, not at start-up)."""
+        """The configured model name, else the server's first model."""
         if self._model is None:
             models = self.pool.request("/models").get("data", [])
             if not models:
                 raise InputError(f"servers {', '.join(self.pool.live)} serve no model")
             self._model = models[0]["id"]
         return self._model
+
+    def map_requests(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
+        """``fn`` on every job, ``concurrency`` at a time over the pool, results in the jobs' order (the rest are
+        cancelled when one fails)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"infscale-{self.name}")
+        futures = [self._executor.submit(fn, job) for job in jobs]
+        try:
+            return [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+class OpenAIServerGenerator(ServerClient):
+    name = "openai"
+
+    def __init__(self, base_url: str | None = None, model: str | None = None, shape: dict[str, Any] | None = None,
+                 config_path: str | None = None, concurrency: int = 64, timeout_s: float = 60.0,
+                 max_retries: int = 3, backoff_s: float = 0.5, api_key: str | None = None,
+                 extra_body: dict[str, Any] | None = None, endpoints: list[str] | None = None) -> None:
+        what = "generator 'openai'"
+        self.pool = endpoint_pool(what, base_url, endpoints, concurrency, timeout_s=timeout_s,
+                                  max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
+        self.concurrency = concurrency
+        """Requests in flight at once across a batched call (every endpoint together)."""
+        self.max_batch_rows = 16 * concurrency
+        self.extra_body = dict(extra_body or {})
+        self.shape = priced_shape(what, shape, config_path)
+        self._model = model
 
     # -- protocol --------------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -123,15 +155,9 @@ class OpenAIServerGenerator:
 
     def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="infscale-openai")
         requests = prompt_requests(prompts, n, seeds)
-        futures = [self._executor.submit(self._one, prompts[i], c, params, seed) for i, c, seed in requests]
+        done = self.map_requests(lambda r: self._one(prompts[r[0]], r[1], params, r[2]), requests)
         out: list[list[Completion]] = [[] for _ in prompts]
-        try:
-            for (i, _, _), fut in zip(requests, futures, strict=True):
-                out[i] += fut.result()
-        finally:
-            for fut in futures:
-                fut.cancel()
+        for (i, _, _), comps in zip(requests, done, strict=True):
+            out[i] += comps
         return out

@@ -18,91 +18,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.tts.backends.endpoints import EndpointPool
-from infscale.tts.core.rewards import ScoreItem, StepScores
-from infscale.tts.core.tasks import Problem, Task
+from infscale.tts.backends.openai import ServerClient, endpoint_pool, priced_shape
+from infscale.tts.core.rewards import BatchedReward, ScoreItem, StepScores, per_item
+from infscale.tts.core.tasks import Task
 
 
-def _pool(name: str, base_url: str | None, endpoints: list[str] | None, timeout_s: float, max_retries: int,
-          backoff_s: float, api_key: str | None, concurrency: int) -> EndpointPool:
-    urls = ([base_url] if base_url else []) + list(endpoints or [])
-    if not urls:
-        raise InputError(f"reward {name!r}: set `base_url` or `endpoints` (the servers' /v1 URLs)")
-    if concurrency < 1:
-        raise InputError(f"reward {name!r}: concurrency must be >= 1, got {concurrency}")
-    return EndpointPool(urls, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
-
-
-def _shape_of(name: str, shape: dict[str, Any] | None, config_path: str | None) -> TransformerShape:
-    if shape is not None:
-        return TransformerShape.from_dict(shape)
-    if config_path is None:
-        raise InputError(f"reward {name!r}: set `shape` or `config_path` so its tokens can be priced in FLOPs")
-    from types import SimpleNamespace
-
-    from infscale.tts.backends.hf import shape_from_hf_config
-
-    cfg_file = config_path if config_path.endswith(".json") else f"{config_path}/config.json"
-    try:
-        with open(cfg_file, encoding="utf-8") as fh:
-            return shape_from_hf_config(SimpleNamespace(**json.load(fh)))
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
-        raise InputError(f"{cfg_file}: cannot read the model config ({exc.__class__.__name__})") from None
-
-
-class _Served:
-    """Shared: the endpoint pool, the model name (asked lazily) and a bounded window of requests in flight."""
-
-    name = ""
-    pool: EndpointPool
-    concurrency: int
-    _model: str | None
-    _executor: ThreadPoolExecutor | None = None
-
-    @property
-    def model(self) -> str:
-        if self._model is None:
-            models = self.pool.request("/models").get("data", [])
-            if not models:
-                raise InputError(f"servers {', '.join(self.pool.live)} serve no model")
-            self._model = str(models[0]["id"])
-        return self._model
-
-    def _map(self, fn: Any, jobs: Sequence[Any]) -> list[Any]:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"infscale-{self.name}")
-        futures = [self._executor.submit(fn, job) for job in jobs]
-        try:
-            return [f.result() for f in futures]
-        finally:
-            for f in futures:
-                f.cancel()
-
-    def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
-        return self.score_many([(problem, prompt, candidates)])[0]
-
-    def score_many(self, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
-        raise NotImplementedError
-
-
-def _split(flat: list[StepScores], items: Sequence[ScoreItem]) -> list[list[StepScores]]:
-    out, at = [], 0
-    for _, _, paths in items:
-        out.append(flat[at:at + len(paths)])
-        at += len(paths)
-    return out
-
-
-class ServedPRM(_Served):
+class ServedPRM(ServerClient, BatchedReward):
     """A Qwen2.5-Math-PRM-layout PRM behind vLLM's ``POST /pooling`` (``path``: the local tokenizer and config)."""
 
     name = "served_prm"
@@ -116,7 +43,8 @@ class ServedPRM(_Served):
 
         if batch_size < 1:
             raise InputError(f"reward 'served_prm': batch_size must be >= 1, got {batch_size}")
-        self.pool = _pool(self.name, base_url, endpoints, timeout_s, max_retries, backoff_s, api_key, concurrency)
+        self.pool = endpoint_pool(f"reward {self.name!r}", base_url, endpoints, concurrency, timeout_s=timeout_s,
+                                  max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
         self.layout = QwenPRM.layout(path, separator, QWEN_SYSTEM if system is None else system)
         self.shape = self.layout.shape
         self.batch_size, self.concurrency, self._model = batch_size, concurrency, model
@@ -141,8 +69,8 @@ class ServedPRM(_Served):
     def score_many(self, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
         encoded = [self.layout.encode(problem, prompt, steps) for problem, prompt, paths in items for steps in paths]
         chunks = [encoded[i:i + self.batch_size] for i in range(0, len(encoded), self.batch_size)]
-        flat = [s for part in self._map(self._request, chunks) for s in part]
-        return _split(flat, items)
+        flat = [s for part in self.map_requests(self._request, chunks) for s in part]
+        return per_item(flat, items)
 
 
 def _positive(row: Any) -> float:
@@ -168,7 +96,7 @@ def yes_probability(top_logprobs: dict[str, float]) -> float | None:
     return None if yes + no == 0 else yes / (yes + no)
 
 
-class JudgeVerifier(_Served):
+class JudgeVerifier(ServerClient, BatchedReward):
     """An LLM asked, step by step, whether the latest step is correct; the score is read from the logprobs of
     "Yes" and "No". Any OpenAI-compatible completions server (vLLM, SGLang, TGI); ``shape`` or ``config_path`` prices
     the tokens it reads."""
@@ -185,8 +113,10 @@ class JudgeVerifier(_Served):
             raise InputError("reward 'judge_verifier': template must hold {question} and {solution}")
         if not 1 <= top_logprobs <= 20:
             raise InputError(f"reward 'judge_verifier': top_logprobs must be in 1..20, got {top_logprobs}")
-        self.pool = _pool(self.name, base_url, endpoints, timeout_s, max_retries, backoff_s, api_key, concurrency)
-        self.shape = _shape_of(self.name, shape, config_path)
+        what = f"reward {self.name!r}"
+        self.pool = endpoint_pool(what, base_url, endpoints, concurrency, timeout_s=timeout_s,
+                                  max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
+        self.shape = priced_shape(what, shape, config_path)
         self.template, self.top, self.concurrency, self._model = template, top_logprobs, concurrency, model
         self.unread_steps = 0
         self._lock = threading.Lock()
@@ -214,10 +144,10 @@ class JudgeVerifier(_Served):
             for steps in paths:
                 shape.append(len(steps))
                 jobs += [(problem.question, "".join(steps[:k + 1]).strip()) for k in range(len(steps))]
-        answers = self._map(self._ask, jobs)
+        answers = self.map_requests(self._ask, jobs)
         flat, at = [], 0
         for k in shape:
             part = answers[at:at + k]
             at += k
             flat.append(StepScores(scores=tuple(p for p, _ in part), n_tokens=sum(t for _, t in part)))
-        return _split(flat, items)
+        return per_item(flat, items)

@@ -55,6 +55,26 @@ ScoreItem = tuple[Problem, str, Sequence[Sequence[str]]]
 """One problem's reward request: the problem, its prompt, and its paths as step texts."""
 
 
+class BatchedReward:
+    """A reward model that scores many problems' paths in one call (``score_many``); ``score`` is that call for one
+    problem, and `per_item` cuts the flat list of every path's scores back into the items'."""
+
+    def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
+        return self.score_many([(problem, prompt, candidates)])[0]
+
+    def score_many(self, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
+        raise NotImplementedError
+
+
+def per_item(flat: Sequence[StepScores], items: Sequence[ScoreItem]) -> list[list[StepScores]]:
+    """Every path's scores, in the items' order, cut into one list per item."""
+    out, at = [], 0
+    for _, _, paths in items:
+        out.append(list(flat[at:at + len(paths)]))
+        at += len(paths)
+    return out
+
+
 def score_batch(reward: Reward, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
     """Every item's scores: one ``score_many`` call where the reward model batches across problems, else one
     ``score`` call per problem."""
@@ -146,7 +166,7 @@ def _normal_quantile(p: float) -> float:
     return float(norm.ppf(p))
 
 
-class _TagReader:
+class _TagReader(BatchedReward):
     """Shared scoring loop: batch (prompt + steps) sequences, read P(good) at marked positions."""
 
     shape: TransformerShape
@@ -165,9 +185,6 @@ class _TagReader:
         """P(good) at every position of every sequence."""
         raise NotImplementedError
 
-    def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
-        return self.score_many([(problem, prompt, candidates)])[0]
-
     def score_many(self, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
         """Every problem's paths through the model together, ``batch_size`` sequences per forward pass."""
         encoded = [self._encode(prompt, steps) for _, prompt, paths in items for steps in paths]
@@ -180,11 +197,7 @@ class _TagReader:
                     out.append(StepScores(scores=(p[len(ids) - 1],), n_tokens=len(ids)))
                 else:
                     out.append(StepScores(scores=tuple(p[i] for i in pos), n_tokens=len(ids)))
-        split, at = [], 0
-        for _, _, paths in items:
-            split.append(out[at:at + len(paths)])
-            at += len(paths)
-        return split
+        return per_item(out, items)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

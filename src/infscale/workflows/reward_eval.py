@@ -87,11 +87,12 @@ class ProcessBenchEval:
                 "n_steps": self.n_steps, "reward_tokens": self.reward_tokens}
 
 
-def scored_candidates(records: Sequence[Any], task: Any) -> list[Any]:
-    """Every candidate of ``records`` with the task's exact step labels (problems rebuilt by ``task.load()``)."""
+def scored_candidates(records: Sequence[Any], task: Any, problems: dict[str, Any] | None = None) -> list[Any]:
+    """Every candidate of ``records`` with the task's exact step labels (``problems`` by id; default: rebuilt by
+    ``task.load()``)."""
     from infscale.tts.analysis.reward_quality import ScoredCandidate
 
-    problems = {p.problem_id: p for p in task.load()}
+    problems = problems if problems is not None else {p.problem_id: p for p in task.load()}
     out = []
     for r in records:
         if r.error is not None:
@@ -153,16 +154,19 @@ def evaluate_runs(runs: Sequence[Path], threshold: float = 0.5) -> list[RewardEv
         if not records:
             raise InputError(f"{run}: no records")
         task = make_task(cfg.task.name, **cfg.task.params)
+        problems = {p.problem_id: p for p in task.load()}
+        labelled = [scored_candidates([r], task, problems) for r in records]  # each candidate labelled once
         try:
-            quality = reward_quality(scored_candidates(records, task), threshold)
+            quality = reward_quality([c for cs in labelled for c in cs], threshold)
         except ValueError as exc:
             raise InputError(f"{run}: {exc}") from None
-        groups: dict[tuple[str, int], list[Any]] = {}
-        for r in records:
-            groups.setdefault((r.strategy, r.budget), []).append(r)
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, r in enumerate(records):
+            groups.setdefault((r.strategy, r.budget), []).append(i)
         by_budget = []
-        for (strategy, budget), recs in groups.items():
-            cands = scored_candidates(recs, task)
+        for (strategy, budget), rows in groups.items():
+            recs = [records[i] for i in rows]
+            cands = [c for i in rows for c in labelled[i]]
             if not any(c.score is not None and math.isfinite(c.score) for c in cands):
                 continue  # a strategy the reward never scored (greedy)
             by_budget.append(BudgetQuality(strategy=strategy, strategy_label=recs[0].strategy_label, budget=budget,

@@ -67,6 +67,15 @@ def ffn_width(d_model: np.ndarray | int, ffn_kind: str = "swiglu", multiple: int
     return width if isinstance(width, np.ndarray) else np.asarray(width, dtype=object)
 
 
+def ffn_attention_ratio(n_heads: np.ndarray | int, n_kv_heads: np.ndarray | int, head_dim: np.ndarray | int,
+                        d_ff: np.ndarray | int, ffn_kind: str = "swiglu") -> np.ndarray:
+    """Bian et al. 2025b's MLP-to-attention ratio: a layer's FFN parameters over its attention parameters,
+    ``m d d_ff / (2 d d_attn + 2 d d_kv) = m d_ff / (2 head_dim (n_heads + n_kv_heads))`` (m = 3 for SwiGLU).
+    Grouped-query attention raises it: fewer KV heads, fewer attention parameters."""
+    heads, kv, hd, ff = (np.asarray(v, dtype=np.float64) for v in (n_heads, n_kv_heads, head_dim, d_ff))
+    return ffn_matrices(ffn_kind) * ff / (2.0 * hd * (heads + kv))
+
+
 def swiglu_hidden(d_model: int, multiple: int = 256) -> int:
     """open_lm / seed A SwiGLU width of one d_model: ``multiple * ceil((8 d / 3) / multiple)``."""
     return int(ffn_width(d_model, "swiglu", multiple))

@@ -28,8 +28,10 @@ SLACK = 0.05
 """Relative margin beyond a range end before a value counts as an extrapolation."""
 
 _QUANTITIES = {"n_params": "N", "n_tokens": "D", "tokens_per_param": "D/N", "aspect_ratio": "d_model/n_layers",
-               "loss": "loss"}
+               "ffn_ratio": "MLP/attention ratio", "kv_group": "query heads per KV head", "loss": "loss"}
 """A `FitRange` field -> its symbol in the warning lines."""
+_OPTIONAL = ("aspect_ratio", "ffn_ratio", "kv_group")
+"""Ranges a law has only when its runs have shapes (and, for the last two, FFN widths and KV heads)."""
 _LAW_WHERE = "runs the law was fitted on"
 """How a law-range line names its range (`FitRange.warnings`), as opposed to a profile's."""
 
@@ -58,10 +60,13 @@ class FitRange:
     tokens_per_param: tuple[float, float]
     loss: tuple[float, float]
     aspect_ratio: tuple[float, float] | None = None
+    ffn_ratio: tuple[float, float] | None = None
+    kv_group: tuple[float, float] | None = None
 
     @classmethod
     def from_arrays(cls, n_params: Sequence[float], n_tokens: Sequence[float], loss: Sequence[float],
-                    aspect_ratio: Sequence[float] | None = None) -> FitRange:
+                    aspect_ratio: Sequence[float] | None = None, ffn_ratio: Sequence[float] | None = None,
+                    kv_group: Sequence[float] | None = None) -> FitRange:
         def span(values: Sequence[float]) -> tuple[float, float]:
             vals = [float(v) for v in values if math.isfinite(float(v))]
             if not vals:
@@ -72,12 +77,14 @@ class FitRange:
         if len(n) != len(d) or not n:
             raise ValueError("FitRange: n_params and n_tokens must be equal-length and non-empty")
         ratios = [dv / nv for nv, dv in zip(n, d, strict=True)]
-        ar = None
-        if aspect_ratio is not None:
-            finite = [float(v) for v in aspect_ratio if math.isfinite(float(v))]
-            ar = span(finite) if finite else None
+        def optional(values: Sequence[float] | None) -> tuple[float, float] | None:
+            if values is None:
+                return None
+            finite = [float(v) for v in values if math.isfinite(float(v))]
+            return span(finite) if finite else None
+
         return cls(n_runs=len(n), n_params=span(n), n_tokens=span(d), tokens_per_param=span(ratios), loss=span(loss),
-                   aspect_ratio=ar)
+                   aspect_ratio=optional(aspect_ratio), ffn_ratio=optional(ffn_ratio), kv_group=optional(kv_group))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"n_runs": self.n_runs}
@@ -96,7 +103,7 @@ class FitRange:
         for name in _QUANTITIES:
             raw = data.get(name)
             if raw is None:
-                if name != "aspect_ratio":
+                if name not in _OPTIONAL:
                     raise ValueError(f"fit_range.{name}: missing")
                 continue
             try:
@@ -112,9 +119,11 @@ class FitRange:
         return cls(n_runs=n_runs, **values)
 
     def warnings(self, *, n_params: float | None = None, n_tokens: float | None = None,
-                 aspect_ratio: float | None = None, loss: float | None = None) -> list[str]:
+                 aspect_ratio: float | None = None, loss: float | None = None, ffn_ratio: float | None = None,
+                 kv_group: float | None = None) -> list[str]:
         """One line per quantity of the point that lies outside this range (D/N checked whenever N and D are)."""
         point = {"n_params": n_params, "n_tokens": n_tokens, "aspect_ratio": aspect_ratio, "loss": loss,
+                 "ffn_ratio": ffn_ratio, "kv_group": kv_group,
                  "tokens_per_param": None if n_params is None or n_tokens is None else n_tokens / n_params}
         where = f"of the {self.n_runs} {_LAW_WHERE}"
         out = []
@@ -135,14 +144,16 @@ def law_range(meta: Mapping[str, Any]) -> FitRange | None:
 
 
 def law_warnings(meta: Mapping[str, Any], *, n_params: float | None = None, n_tokens: float | None = None,
-                 aspect_ratio: float | None = None, loss: float | None = None) -> list[str]:
+                 aspect_ratio: float | None = None, loss: float | None = None, ffn_ratio: float | None = None,
+                 kv_group: float | None = None) -> list[str]:
     """Extrapolation lines for a point of a law with this ``meta``; one line saying it cannot be checked when the law
     carries no fitted range (a law given by its parameters, or saved before ranges were kept)."""
     rng = law_range(meta)
     if rng is None:
         return ["unchecked: the law carries no fitted range (given by its parameters, or saved by an older version): "
                 "whether this point extrapolates is unknown; refit and save it with `infscale fit --save`"]
-    return rng.warnings(n_params=n_params, n_tokens=n_tokens, aspect_ratio=aspect_ratio, loss=loss)
+    return rng.warnings(n_params=n_params, n_tokens=n_tokens, aspect_ratio=aspect_ratio, loss=loss,
+                        ffn_ratio=ffn_ratio, kv_group=kv_group)
 
 
 def profile_warnings(profile: Any, n_params: float | None = None) -> list[str]:
@@ -162,12 +173,15 @@ def profile_warnings(profile: Any, n_params: float | None = None) -> list[str]:
 
 
 def point_warnings(meta: Mapping[str, Any], row: Mapping[str, Any], *, shape_aware: bool = True,
-                   profile: Any = None) -> list[str]:
+                   profile: Any = None, arch: Sequence[str] = ()) -> list[str]:
     """`law_warnings` for a planned point (a row with ``n_params``, ``n_tokens``, ``aspect_ratio``, ``loss``; the
-    aspect ratio only for a ``shape_aware`` law, the one that reads it), then `profile_warnings` when its latency
-    comes from ``profile``."""
+    aspect ratio only for a ``shape_aware`` law, the one that reads it; ``ffn_ratio`` and ``kv_group`` when named in
+    ``arch``, the architecture variables the law reads), then `profile_warnings` when its latency comes from
+    ``profile``."""
     out = law_warnings(meta, n_params=row.get("n_params"), n_tokens=row.get("n_tokens"), loss=row.get("loss"),
-                       aspect_ratio=row.get("aspect_ratio") if shape_aware else None)
+                       aspect_ratio=row.get("aspect_ratio") if shape_aware else None,
+                       ffn_ratio=row.get("ffn_ratio") if "ffn_ratio" in arch else None,
+                       kv_group=row.get("kv_group") if "kv_group" in arch else None)
     if profile is not None:
         out += profile_warnings(profile, row.get("n_params"))
     return out

@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 
-from infscale.laws.forms import LAWS, Features, get_law
+from infscale.laws.forms import LAWS, Architecture, Features, get_law
 
 RNG = np.random.default_rng(1)
 N = np.exp(RNG.uniform(np.log(5e7), np.log(2e10), 30))
 D = np.exp(RNG.uniform(np.log(1e9), np.log(5e11), 30))
 R = RNG.uniform(20.0, 250.0, 30)
-X = Features.of(N, D, R)
+ARCH = Architecture(d_model=RNG.uniform(512.0, 8192.0, 30), ffn_ratio=np.exp(RNG.uniform(-0.5, 2.0, 30)),
+                    kv_group=2.0 ** RNG.integers(0, 4, 30))
+X = Features.of(N, D, R, ARCH)
 
 
 def _theta(name):
@@ -23,7 +25,7 @@ def test_log_prediction_matches_natural_formula(name):
     form = get_law(name)
     theta = _theta(name)
     lp, _ = form.log_predict_vjp(theta[None, :], X)
-    natural = form.predict(form.from_log(theta), N, D, R)
+    natural = form.predict(form.from_log(theta), N, D, R, ARCH)
     np.testing.assert_allclose(np.exp(lp[0]), natural, rtol=1e-10)
     np.testing.assert_allclose(form.to_log(form.from_log(theta)), theta, rtol=1e-12)
 
@@ -71,3 +73,24 @@ def test_gadre_law_is_chinchilla_with_tied_exponent():
     expected = e + a * 6 ** -eta / n ** (2 * eta) + b * 6 ** -eta / d ** (2 * eta)
     assert g == pytest.approx(expected, rel=1e-12)
     assert g == pytest.approx(e + (a * (d / n) ** eta + b * (d / n) ** -eta) * c ** -eta, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bian2025b", "arch_conditional"])
+def test_conditional_laws_name_the_missing_architecture_column(name):
+    form = get_law(name)
+    p = form.from_log(_theta(name))
+    with pytest.raises(ValueError, match="(d_model|ffn_ratio) of every run"):
+        form.predict(p, N, D, R)
+    with pytest.raises(ValueError, match="d_model|ffn_ratio"):
+        form.log_predict_vjp(_theta(name)[None, :], Features.of(N, D, R))
+
+
+def test_arch_conditional_prices_kv_sharing_and_ffn_ratio():
+    form = get_law("arch_conditional")
+    # A, B, E, alpha, kappa, R0, kappa_f, r0, eta
+    p = np.array([400.0, 400.0, 1.7, 0.3, 0.01, 50.0, 0.05, 2.0, 0.01])
+    base = form.predict(p, 1e9, 2e10, 50.0, Architecture(ffn_ratio=np.array(2.0), kv_group=np.array(1.0)))
+    gqa = form.predict(p, 1e9, 2e10, 50.0, Architecture(ffn_ratio=np.array(2.0), kv_group=np.array(8.0)))
+    wide_ffn = form.predict(p, 1e9, 2e10, 50.0, Architecture(ffn_ratio=np.array(8.0), kv_group=np.array(1.0)))
+    assert gqa == pytest.approx(base * 8.0 ** 0.01)
+    assert wide_ffn == pytest.approx(base * (1 + 0.05 * np.log(4.0) ** 2))

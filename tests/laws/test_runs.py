@@ -8,6 +8,7 @@ import pytest
 
 from infscale.errors import InputError
 from infscale.laws.io import load_runs
+from infscale.laws.runs import Runs
 
 
 @pytest.mark.parametrize("name,rows", [("seed-a", 76), ("chinchilla", 234), ("gadre", 104), ("sardana", 47)])
@@ -123,3 +124,19 @@ def test_fit_on_can_name_n_params_and_n_tokens():
     runs = Runs.from_frame(pd.DataFrame({"N": [1e5, 2e5, 3e5], "D": [1e6, 2e6, 3e6], "loss": [3.0, 2.9, 2.8]}))
     fit, held = runs.split("n_params < 2.5e5 and n_tokens > 1.5e6")
     assert list(fit.n_params) == [2e5] and len(held) == 2
+
+
+def test_kv_heads_and_ffn_width_give_the_architecture_variables():
+    """``n_heads``, ``n_kv_heads`` and ``d_ff`` give Bian et al. 2025b's MLP-to-attention ratio and the GQA group;
+    a KV-head count that does not divide the heads is one line naming row and field."""
+    frame = pd.DataFrame({"N": [1e5, 1e5], "D": [2e6, 2e6], "loss": [3.0, 3.1], "d_model": [64, 64],
+                          "n_layers": [2, 2], "n_heads": [8, 8], "n_kv_heads": [8, 2], "d_ff": [176, 72]})
+    runs = Runs.from_frame(frame)
+    # r = 3 d_ff / (2 head_dim (n_heads + n_kv)) with head_dim 8
+    assert runs.arch.ffn_ratio.tolist() == [3 * 176 / (16 * 16), 3 * 72 / (16 * 10)]
+    assert runs.arch.kv_group.tolist() == [1.0, 4.0] and runs.arch.d_model.tolist() == [64.0, 64.0]
+    assert Runs.from_frame(frame.drop(columns="n_kv_heads")).arch.kv_group.tolist() == [1.0, 1.0]
+    assert Runs.from_frame(frame.drop(columns=["d_ff"])).arch.ffn_ratio is None
+    bad = frame.assign(n_kv_heads=[8, 3])
+    with pytest.raises(InputError, match=r"row 2, field 'n_kv_heads': 3 does not divide n_heads 8"):
+        Runs.from_frame(bad, source="runs.csv")

@@ -95,3 +95,18 @@ def test_bad_rules_and_ranges():
     with pytest.raises(InputError, match="unknown shape family .* known"):
         get_family("nope")
     assert len(enumerate_shapes(FAMILIES["seed-a"], 1.0, 2.0)) == 0
+
+
+def test_ffn_widths_are_searched_as_multiples_of_d_model():
+    rules = ShapeRules(head_dims=(8,), d_model_multiple=8, d_model_min=64, d_model_max=64, n_layers_min=1,
+                       n_layers_max=3, ffn_multiple=8, vocab_size=512, tied_embeddings=True, kv_heads=(1, 2),
+                       ffn_multipliers=(1.125, 2.75, 5.375))
+    grid = enumerate_shapes(rules, 1.0, 1e9)
+    # 3 depths x 3 KV choices (1, 2, all) x 3 FFN widths, widths rounded up to the multiple of 8
+    assert len(grid) == 27 and sorted(set(grid.d_ff.tolist())) == [72, 176, 344]
+    i = int(((grid.n_kv_heads == 2) & (grid.d_ff == 72) & (grid.n_layers == 2)).nonzero()[0][0])
+    shape = grid.shape(i)
+    assert shape.n_params == grid.n_params[i] and grid.label(i) == "d64x2 h8 kv2 f72"
+    assert grid.kv_group[i] == 4 and grid.ffn_ratio[i] == pytest.approx(3 * 72 / (2 * 8 * (8 + 2)))
+    with pytest.raises(ValueError, match="ffn_multipliers must hold positive numbers"):
+        ShapeRules(ffn_multipliers=(0.0,))

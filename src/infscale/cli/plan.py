@@ -31,6 +31,11 @@ def plan_command(
     family: str = typer.Option("seed-a", "--family", help="Shape family: seed-a | llama | gpt."),
     max_layers: int = typer.Option(None, "--max-layers", help="Depth cap (default: the family's; printed)."),
     max_d_model: int = typer.Option(None, "--max-d-model", help="Width cap (default: the family's; printed)."),
+    kv_heads: str = typer.Option(None, "--kv-heads", help="KV-head counts to search, e.g. 1,2,4,8 (default: the "
+                                 "family's); needs a law that prices them (arch_conditional)."),
+    ffn_multipliers: str = typer.Option(None, "--ffn-multipliers", help="FFN widths to search as multiples of "
+                                        "d_model, e.g. 1.5,2.67,4,5.33 (default: the family's rule); needs a law "
+                                        "with an FFN term (arch_conditional, bian2025b)."),
     vocab_size: int = typer.Option(None, "--vocab-size", help="Vocabulary size (default: the family's)."),
     batch_size: int = typer.Option(1, "--batch", help="Sequences per request."),
     prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Input tokens per sequence."),
@@ -52,6 +57,8 @@ def plan_command(
         law=law, hardware=hardware, params=params, params_band=params_band, min_params=min_params,
         max_params=max_params, tokens=tokens, max_tokens=max_tokens, max_train_flops=max_train_flops,
         max_latency_s=max_latency, family=family, max_layers=max_layers, max_d_model=max_d_model,
+        kv_heads=_numbers("--kv-heads", kv_heads, int), ffn_multipliers=_numbers("--ffn-multipliers", ffn_multipliers,
+                                                                               float),
         vocab_size=vocab_size, batch=batch_size,
         prompt_tokens=prompt_tokens, new_tokens=new_tokens, measured=measured, baselines=tuple(baseline),
         out=out or default_out("plan")))
@@ -59,6 +66,25 @@ def plan_command(
         print(json.dumps(report.to_dict(), indent=2))
         return
     _print_plan(report, top)
+
+
+def _numbers(flag: str, text: str | None, kind: type) -> tuple | None:
+    """``"1,2,4"`` -> (1, 2, 4); a bad entry is one line naming the flag."""
+    from infscale.errors import InputError
+
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        try:
+            value = kind(part.strip())
+        except ValueError:
+            raise InputError(f"{flag} {text!r}: {part.strip()!r} is not a {'whole number' if kind is int else 'number'}"
+                             ) from None
+        if not value > 0:
+            raise InputError(f"{flag} {text!r}: every entry must be positive")
+        out.append(value)
+    return tuple(out)
 
 
 def _print_warnings(console, lines: list[str], indent: str = "") -> None:

@@ -20,18 +20,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from infscale.laws.fitted import FittedLaw
-from infscale.laws.forms import Features, LawForm, get_law
+from infscale.laws.forms import ARCH_COLUMNS, Features, LawForm, get_law
 from infscale.laws.lbfgs import batched_lbfgs
 from infscale.laws.runs import Runs
 from infscale.registry import Registry
 
 
 def _features(form: LawForm, runs: Runs) -> Features:
+    from infscale.errors import InputError
+
     r = runs.aspect_ratio
     if form.needs_aspect_ratio and r is None:
-        from infscale.errors import InputError
         raise InputError(f"{runs.source}: law {form.name!r} needs columns 'd_model' and 'n_layers' (aspect ratio R)")
-    return Features.of(runs.n_params, runs.n_tokens, r)
+    arch = runs.arch
+    missing = arch.missing(form.needs_arch)
+    if missing:
+        raise InputError(f"{runs.source}: law {form.name!r} needs the {missing[0]} of every run (columns "
+                         f"{ARCH_COLUMNS[missing[0]]})")
+    return Features.of(runs.n_params, runs.n_tokens, r, arch)
 
 
 def huber_objective(form: LawForm, x: Features, log_loss: np.ndarray, delta: float,
@@ -143,8 +149,8 @@ class HuberFitter:
                                                    "n_starts": self.n_starts_})
         return self
 
-    def predict(self, n_params, n_tokens, aspect_ratio=None) -> np.ndarray:
-        return self.law_.predict(n_params, n_tokens, aspect_ratio)
+    def predict(self, n_params, n_tokens, aspect_ratio=None, arch=None) -> np.ndarray:
+        return self.law_.predict(n_params, n_tokens, aspect_ratio, arch)
 
     def refit_weighted(self, runs: Runs, weights: np.ndarray, max_iter: int = 300) -> np.ndarray:
         """Refit once per row of `weights` (K, n), warm-started at the optimum, all K at once -> (K, p) natural params."""
@@ -168,11 +174,11 @@ class LeastSquaresFitter:
     def _solve(self, form: LawForm, runs: Runs, x0: np.ndarray, weights: np.ndarray | None = None):
         from scipy.optimize import least_squares
 
-        n, d, r, y = runs.n_params, runs.n_tokens, runs.aspect_ratio, runs.loss
+        n, d, r, y, arch = runs.n_params, runs.n_tokens, runs.aspect_ratio, runs.loss, runs.arch
         sw = None if weights is None else np.sqrt(weights)
 
         def resid(p: np.ndarray) -> np.ndarray:
-            out = form.predict(p, n, d, r) - y
+            out = form.predict(p, n, d, r, arch) - y
             return out if sw is None else out * sw
 
         with np.errstate(all="ignore"):
@@ -201,8 +207,8 @@ class LeastSquaresFitter:
                                                    "fit_mse": self.sse_ / len(runs)})
         return self
 
-    def predict(self, n_params, n_tokens, aspect_ratio=None) -> np.ndarray:
-        return self.law_.predict(n_params, n_tokens, aspect_ratio)
+    def predict(self, n_params, n_tokens, aspect_ratio=None, arch=None) -> np.ndarray:
+        return self.law_.predict(n_params, n_tokens, aspect_ratio, arch)
 
     def refit_weighted(self, runs: Runs, weights: np.ndarray, max_iter: int | None = None) -> np.ndarray:
         """One warm-started weighted least-squares refit per row of `weights` (K, n) -> (K, p)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from infscale.jsonsafe import is_finite_number
-from infscale.laws.forms import ChinchillaFamily, LawForm, get_law
+from infscale.laws.forms import Architecture, ChinchillaFamily, LawForm, get_law
 
 POSITIVE = ("A", "B", "E", "N_c", "D_c")
 """Coefficients a law is a sum of positive terms of: a saved law with one <= 0 is refused."""
@@ -85,12 +85,13 @@ class FittedLaw:
     def vector(self) -> np.ndarray:
         return np.array([self.params_[p] for p in self.law.param_names], dtype=float)
 
-    def predict(self, n_params, n_tokens, aspect_ratio=None) -> np.ndarray:
-        """Loss (nats/token) at N parameters, D tokens and R = d_model/n_layers; numpy broadcasting over the inputs."""
+    def predict(self, n_params, n_tokens, aspect_ratio=None, arch: Architecture | None = None) -> np.ndarray:
+        """Loss (nats/token) at N parameters, D tokens and R = d_model/n_layers (and, for an architecture-conditional
+        law, the `Architecture` variables); numpy broadcasting over the inputs."""
         n, d = np.broadcast_arrays(np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float))
         r = None if aspect_ratio is None else np.broadcast_to(np.asarray(aspect_ratio, dtype=float), n.shape)
-        self.law.check_inputs(r)
-        return self.law.predict(self.vector, n, d, r)
+        self.law.check_inputs(r, arch)
+        return self.law.predict(self.vector, n, d, r, arch)
 
     def allocate_compute(self, train_flops: float, aspect_ratio: float | None = None) -> Allocation:
         """Compute-optimal (N, D) for C = 6ND training FLOPs (at a fixed aspect ratio for shape-aware laws)."""

@@ -10,6 +10,12 @@ parametrisation together with its vector-Jacobian product, vectorised over a bat
 - `aspect_optimum`: L = (E + A/N^a + B/D^a) * (1 + kappa * ln(R/R0)^2): a shape term with an optimum aspect ratio
 - `kaplan`:       L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D            (Kaplan et al. 2020, eq. 1.5)
 - `gadre`:        L = E + (a M^eta + b M^-eta) C^-eta, C = 6ND, M = D/N    (Gadre et al. 2024, over-training law)
+- `bian2025b`:    L = (E + A/N^a + B/D^a) * (1 + kappa_h ln(h/h0)^2) * (1 + kappa_f ln(r/r0)^2), h = d_model/sqrt(N),
+                  r the MLP-to-attention parameter ratio: Bian et al. 2025b's U-shapes in hidden size and in r at
+                  fixed N (as we read the paper; GQA is searched outside its law)
+- `arch_conditional`: L = (E + A/N^a + B/D^a) * (1 + kappa ln(R/R0)^2) * (1 + kappa_f ln(r/r0)^2) * G^eta, G the
+                  query heads per KV head (1: multi-head attention): ours, the aspect bowl of `aspect_optimum`, the
+                  r bowl, and a power of the GQA group that charges (eta > 0) or credits KV sharing at equal N and D
 
 Log-space parametrisations write positive coefficients as exponentials, so log L is a log-sum-exp of terms that are linear in
 the parameters (plus a softplus for the shape factor): `a = log A`, `b = log B`, `e = log E`, `l = log eps`.
@@ -30,24 +36,55 @@ Vjp = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
+class Architecture:
+    """What an architecture-conditional law reads beside N, D and R, per run (arrays broadcast against N):
+    ``d_model``, ``ffn_ratio`` (the MLP-to-attention parameter ratio, `infscale.arch.ffn_attention_ratio`) and
+    ``kv_group`` (query heads per KV head: 1 for multi-head attention, n_heads for multi-query). None: not known."""
+
+    d_model: np.ndarray | None = None
+    ffn_ratio: np.ndarray | None = None
+    kv_group: np.ndarray | None = None
+
+    def missing(self, names: tuple[str, ...]) -> list[str]:
+        return [n for n in names if getattr(self, n) is None]
+
+
+ARCH_COLUMNS = {"d_model": "d_model", "ffn_ratio": "d_ff and n_heads (n_kv_heads)", "kv_group": "n_heads and n_kv_heads"}
+"""Where each `Architecture` field comes from in a runs table (named in the errors)."""
+
+
+def _log_or_none(values) -> np.ndarray | None:
+    return None if values is None else np.log(np.asarray(values, dtype=float))
+
+
+@dataclass(frozen=True, slots=True)
 class Features:
-    """Log-features of a set of runs, computed once per fit."""
+    """Log-features of a set of runs, computed once per fit: N, D, and where known R, d_model, r and the GQA group."""
 
     log_n: np.ndarray
     log_d: np.ndarray
     log_r: np.ndarray | None = None
+    log_w: np.ndarray | None = None
+    log_f: np.ndarray | None = None
+    log_g: np.ndarray | None = None
 
     @classmethod
-    def of(cls, n_params: np.ndarray, n_tokens: np.ndarray, aspect_ratio: np.ndarray | None = None) -> Features:
-        log_r = None if aspect_ratio is None else np.log(np.asarray(aspect_ratio, dtype=float))
-        return cls(np.log(np.asarray(n_params, dtype=float)), np.log(np.asarray(n_tokens, dtype=float)), log_r)
+    def of(cls, n_params: np.ndarray, n_tokens: np.ndarray, aspect_ratio: np.ndarray | None = None,
+           arch: Architecture | None = None) -> Features:
+        arch = arch or Architecture()
+        return cls(np.log(np.asarray(n_params, dtype=float)), np.log(np.asarray(n_tokens, dtype=float)),
+                   _log_or_none(aspect_ratio), _log_or_none(arch.d_model), _log_or_none(arch.ffn_ratio),
+                   _log_or_none(arch.kv_group))
+
+    def _map(self, fn) -> Features:
+        return Features(*(None if v is None else fn(v) for v in (self.log_n, self.log_d, self.log_r, self.log_w,
+                                                                 self.log_f, self.log_g)))
 
     def take(self, index: np.ndarray) -> Features:
-        return Features(self.log_n[index], self.log_d[index], None if self.log_r is None else self.log_r[index])
+        return self._map(lambda v: v[index])
 
     def astype(self, dtype: np.dtype | str) -> Features:
-        return Features(self.log_n.astype(dtype), self.log_d.astype(dtype),
-                        None if self.log_r is None else self.log_r.astype(dtype))
+        return self._map(lambda v: v.astype(dtype))
 
 
 def _col(params: np.ndarray, i: int) -> np.ndarray:
@@ -127,10 +164,13 @@ class LawForm:
     coefficients: tuple[str, ...] = ()
     """Natural parameters that must be positive for the law to make sense (diagnostics warn otherwise)."""
     needs_aspect_ratio: bool = False
+    needs_arch: tuple[str, ...] = ()
+    """`Architecture` fields the law reads (an architecture-conditional law)."""
     ls_starts: tuple[tuple[float, ...], ...] = ()
     """Extra least-squares starting points (natural), tried after the all-ones start of seed A's scripts."""
 
-    def predict(self, params: np.ndarray, n_params, n_tokens, aspect_ratio=None) -> np.ndarray:
+    def predict(self, params: np.ndarray, n_params, n_tokens, aspect_ratio=None, arch: Architecture | None = None
+                ) -> np.ndarray:
         raise NotImplementedError
 
     def to_log(self, params: np.ndarray) -> np.ndarray:
@@ -147,9 +187,13 @@ class LawForm:
         """(K, p) log-space starting points of the multi-start grid."""
         raise NotImplementedError
 
-    def check_inputs(self, aspect_ratio) -> None:
+    def check_inputs(self, aspect_ratio, arch: Architecture | None = None) -> None:
         if self.needs_aspect_ratio and aspect_ratio is None:
             raise ValueError(f"law {self.name!r} needs the aspect ratio R = d_model / n_layers (columns d_model, n_layers)")
+        missing = (arch or Architecture()).missing(self.needs_arch)
+        if missing:
+            raise ValueError(f"law {self.name!r} needs the {missing[0]} of every run (columns "
+                             f"{ARCH_COLUMNS[missing[0]]})")
 
 
 class ChinchillaFamily(LawForm):
@@ -180,7 +224,7 @@ class ChinchillaFamily(LawForm):
     def _idx(self, key: str) -> int:
         return self.param_names.index(key)
 
-    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None, arch=None):
         n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
         A, B, E, alpha = (_col(params, i) for i in range(4))
         beta = alpha if self.tie_beta else _col(params, 4)
@@ -273,7 +317,7 @@ class AspectOptimum(LawForm):
     ls_starts = ((5e2, 5e2, 2.0, 0.3, 1e-3, 8.0), (5e4, 5e5, 2.0, 0.5, 1e-2, 4.0))
     _LOG = (0, 1, 2, 4, 5)
 
-    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None, arch=None):
         self.check_inputs(aspect_ratio)
         n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
         A, B, E, alpha, kappa, r0 = (_col(params, i) for i in range(6))
@@ -327,7 +371,7 @@ class Kaplan(LawForm):
     coefficients = ("N_c", "D_c")
     ls_starts = ((8.8e13, 5.4e13, 0.076, 0.095),)  # Kaplan et al.'s published values
 
-    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None, arch=None):
         nc, dc, an, ad = (_col(params, i) for i in range(4))
         n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
         return ((nc / n) ** (an / ad) + dc / d) ** ad
@@ -376,7 +420,7 @@ class Gadre(LawForm):
     coefficients = ("E", "a", "b")
     ls_starts = ((1.5, 100.0, 100.0, 0.1),)
 
-    def predict(self, params, n_params, n_tokens, aspect_ratio=None):
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None, arch=None):
         E, a, b, eta = (_col(params, i) for i in range(4))
         n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
         c, m = 6.0 * n * d, d / n
@@ -416,6 +460,128 @@ class Gadre(LawForm):
                      [0.05, 0.1, 0.2, 0.3, 0.5])
 
 
+_BOWLS = {
+    # bowl -> (natural names, log names, the feature's log value, starting centres (log))
+    "aspect": (("kappa", "R0"), ("k", "log_R0"), lambda x: x.log_r, (1.5, 3.5)),
+    "width": (("kappa_h", "h0"), ("k_h", "log_h0"), lambda x: x.log_w - 0.5 * x.log_n, (-2.5, -1.0)),
+    "ffn": (("kappa_f", "r0"), ("k_f", "log_r0"), lambda x: x.log_f, (0.0, 1.2)),
+}
+
+
+class ConditionalLaw(LawForm):
+    """``(E + A/N^alpha + B/D^alpha) * prod_i (1 + kappa_i ln(x_i / x0_i)^2) [* G^eta]``: Chinchilla's loss at equal
+    N and D, times a bowl per architecture variable (an optimum ``x0_i`` at fixed N, as Bian et al. 2025b measured
+    for hidden size and MLP-to-attention ratio and Kaplan et al. 2020 for the aspect ratio), and optionally a power
+    of the GQA group ``G = n_heads / n_kv_heads``.
+
+    Bowls: ``aspect`` (x = R = d_model/n_layers), ``width`` (x = d_model/sqrt(N), Bian 2025b's hidden-size variable),
+    ``ffn`` (x = r, the MLP-to-attention parameter ratio). Log space: ``a, b, e, alpha``, per bowl ``log kappa`` and
+    ``log x0``, then ``eta`` as is (signed: the data say whether sharing KV heads costs loss at equal N)."""
+
+    def __init__(self, name: str, bowls: tuple[str, ...], gqa: bool):
+        self.name, self.bowls, self.gqa = name, bowls, gqa
+        nat, log = ["A", "B", "E", "alpha"], ["a", "b", "e", "alpha"]
+        for b in bowls:
+            nat += _BOWLS[b][0]
+            log += _BOWLS[b][1]
+        if gqa:
+            nat.append("eta")
+            log.append("eta")
+        self.param_names, self.log_names = tuple(nat), tuple(log)
+        self.exponents = ("alpha",)
+        self.coefficients = tuple(p for p in nat if p not in ("alpha", "eta"))
+        self.needs_aspect_ratio = True  # a shape-aware law: it plans shapes (and reads d_model, n_layers)
+        self.needs_arch = tuple(dict.fromkeys(
+            ["d_model" for b in bowls if b == "width"] + ["ffn_ratio" for b in bowls if b == "ffn"]
+            + (["kv_group"] if gqa else [])))
+        self._log_idx = [i for i, p in enumerate(nat) if p in self.coefficients]
+        starts = (5e2, 5e2, 2.0, 0.3)
+        for b in bowls:
+            starts += (1e-2, float(np.exp(np.mean(_BOWLS[b][3]))))
+        self.ls_starts = (starts + ((0.0,) if gqa else ()),)
+
+    def _bowl_values(self, n, aspect_ratio, arch: Architecture) -> list[np.ndarray]:
+        out = []
+        for b in self.bowls:
+            if b == "aspect":
+                out.append(np.asarray(aspect_ratio, dtype=float))
+            elif b == "width":
+                out.append(np.asarray(arch.d_model, dtype=float) / np.sqrt(n))
+            else:
+                out.append(np.asarray(arch.ffn_ratio, dtype=float))
+        return out
+
+    def predict(self, params, n_params, n_tokens, aspect_ratio=None, arch=None):
+        arch = arch or Architecture()
+        self.check_inputs(aspect_ratio if "aspect" in self.bowls else 1.0, arch)
+        n, d = np.asarray(n_params, dtype=float), np.asarray(n_tokens, dtype=float)
+        A, B, E, alpha = (_col(params, i) for i in range(4))
+        loss = E + A * n ** -alpha + B * d ** -alpha
+        for j, x in enumerate(self._bowl_values(n, aspect_ratio, arch)):
+            kappa, x0 = _col(params, 4 + 2 * j), _col(params, 5 + 2 * j)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                loss = loss * (1.0 + kappa * np.log(x / x0) ** 2)
+        if self.gqa:
+            loss = loss * np.asarray(arch.kv_group, dtype=float) ** _col(params, len(self.param_names) - 1)
+        return loss
+
+    def to_log(self, params):
+        p = np.array(params, dtype=float)
+        p[..., self._log_idx] = np.log(p[..., self._log_idx])
+        return p
+
+    def from_log(self, theta):
+        p = np.array(theta, dtype=float)
+        p[..., self._log_idx] = np.exp(p[..., self._log_idx])
+        return p
+
+    def _features_of(self, x: Features) -> list[np.ndarray]:
+        out = []
+        for b in self.bowls:
+            if (b == "aspect" and x.log_r is None) or (b == "width" and x.log_w is None) or (b == "ffn" and x.log_f is None):
+                self.check_inputs(None if b == "aspect" else 1.0, Architecture())
+            out.append(_BOWLS[b][2](x))
+        if self.gqa and x.log_g is None:
+            self.check_inputs(1.0, Architecture())
+        return out
+
+    def log_predict_vjp(self, theta, x):
+        theta = np.atleast_2d(theta)
+        feats = self._features_of(x)
+        a, b, e, alpha = (theta[:, i:i + 1] for i in range(4))
+        lse, w1, w2, w3 = _lse3(a - alpha * x.log_n, b - alpha * x.log_d, e)
+        parts = []
+        for j, f in enumerate(feats):
+            kappa = np.exp(theta[:, 4 + 2 * j:5 + 2 * j])
+            dev = f - theta[:, 5 + 2 * j:6 + 2 * j]
+            term = 1.0 + kappa * dev ** 2
+            lse = lse + np.log(term)
+            parts.append((kappa, dev, term))
+        if self.gqa:
+            lse = lse + theta[:, -1:] * x.log_g
+
+        def vjp(u: np.ndarray) -> np.ndarray:
+            out, g1, g2 = _terms_vjp(u, w1, w2, w3, theta)
+            out[:, 3] = -np.einsum("bn,n->b", g1, x.log_n) - np.einsum("bn,n->b", g2, x.log_d)
+            for j, (kappa, dev, term) in enumerate(parts):
+                h = u * kappa / term
+                out[:, 4 + 2 * j] = (h * dev ** 2).sum(1)
+                out[:, 5 + 2 * j] = (h * -2.0 * dev).sum(1)
+            if self.gqa:
+                out[:, -1] = np.einsum("bn,n->b", u, x.log_g)
+            return out
+
+        return lse, vjp
+
+    def huber_grid(self):
+        axes: list[list[float]] = [[0.0, 6.0, 12.0, 18.0], [0.0, 6.0, 12.0, 18.0], [0.0, 1.0], [0.3, 0.8, 1.3]]
+        for b in self.bowls:
+            axes += [[-5.0, -2.0], list(_BOWLS[b][3])]
+        if self.gqa:
+            axes.append([0.0, 0.05])
+        return _grid(*axes)
+
+
 LAWS: Registry[LawForm] = Registry("law")
 
 
@@ -430,6 +596,8 @@ register_law(ChinchillaFamily("inference_aware_free_gamma", tie_beta=True, shape
 register_law(AspectOptimum())
 register_law(Kaplan())
 register_law(Gadre())
+register_law(ConditionalLaw("bian2025b", ("width", "ffn"), gqa=False))
+register_law(ConditionalLaw("arch_conditional", ("aspect", "ffn"), gqa=True))
 
 
 def get_law(name: str) -> LawForm:

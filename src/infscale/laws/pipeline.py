@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from infscale.extrapolation import FitRange
 from infscale.laws.bootstrap import BootstrapResult, bootstrap
@@ -52,8 +53,11 @@ def run_fit(runs: Runs, law: str, fitter: str, fit_on: str | None = None, n_boot
     est = make_fitter(fitter, law).fit(fit_runs)
     boot = bootstrap(est, fit_runs, n_boot, random_state=random_state) if n_boot >= 2 else None
     frame = fit_runs.frame
-    fit_range = FitRange.from_arrays(frame["N"], frame["D"], frame["loss"],
-                                     frame["aspect_ratio"] if "aspect_ratio" in frame.columns else None)
+    def column(name: str) -> Any:
+        return frame[name] if name in frame.columns else None
+
+    fit_range = FitRange.from_arrays(frame["N"], frame["D"], frame["loss"], column("aspect_ratio"),
+                                     column("ffn_ratio"), column("kv_group"))
     fitted = FittedLaw(est.law_.law, est.params_, {**est.law_.meta, "data": runs.source, "fit_on": fit_on,
                                                    "n_fit": len(fit_runs), "fit_range": fit_range.to_dict()})
     val = validate(fitted, fit_runs, held_runs)

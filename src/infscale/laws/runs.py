@@ -1,7 +1,8 @@
 """`Runs`: a validated table of training runs (N, D, loss; optional shape, tokens per param, group, downstream metrics).
 
 Canonical columns: `N` (parameters), `D` (training tokens), `loss`; optional `d_model`, `n_layers`, `aspect_ratio`
-(= d_model / n_layers, derived), `tokens_per_param` (derived as D / N when absent), `group` (size group used for per-group
+(= d_model / n_layers, derived), `n_heads`, `n_kv_heads` (default n_heads), `d_ff` (a SwiGLU width; with d_model and
+n_heads they give `ffn_ratio`, the MLP-to-attention parameter ratio, and `kv_group`, query heads per KV head), `tokens_per_param` (derived as D / N when absent), `group` (size group used for per-group
 Spearman). Any other column (downstream metrics, flags such as `in_main_fit_set`) is kept as is. Reading files lives in
 `infscale.laws.io`; this module only validates an in-memory frame.
 """
@@ -14,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from infscale.errors import InputError
+from infscale.laws.forms import Architecture
 
 REQUIRED = ("N", "D", "loss")
-OPTIONAL_NUMERIC = ("d_model", "n_layers", "tokens_per_param")
+OPTIONAL_NUMERIC = ("d_model", "n_layers", "tokens_per_param", "n_heads", "n_kv_heads", "d_ff")
 
 # canonical column -> accepted spellings (compared case-insensitively, after the exact canonical name)
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -87,6 +89,17 @@ class Runs:
             frame[col] = values.astype(float)
         if "d_model" in frame.columns and "n_layers" in frame.columns:
             frame["aspect_ratio"] = frame["d_model"] / frame["n_layers"]
+        if {"d_model", "n_heads", "d_ff"} <= set(frame.columns):
+            from infscale.arch import ffn_attention_ratio
+
+            kv = frame["n_kv_heads"].fillna(frame["n_heads"]) if "n_kv_heads" in frame.columns else frame["n_heads"]
+            if (frame["n_heads"] % kv).fillna(0).any():
+                i = int(np.flatnonzero((frame["n_heads"] % kv).fillna(0).to_numpy())[0])
+                raise InputError(f"{source}: row {i + 1}, field 'n_kv_heads': {kv.iloc[i]:g} does not divide "
+                                 f"n_heads {frame['n_heads'].iloc[i]:g}")
+            frame["kv_group"] = frame["n_heads"] / kv
+            frame["ffn_ratio"] = ffn_attention_ratio(frame["n_heads"], kv, frame["d_model"] / frame["n_heads"],
+                                                     frame["d_ff"])
         if "tokens_per_param" not in frame.columns:
             frame["tokens_per_param"] = frame["D"] / frame["N"]
         if "group" not in frame.columns:
@@ -114,6 +127,16 @@ class Runs:
         if "aspect_ratio" not in self.frame.columns or self.frame["aspect_ratio"].isna().any():
             return None
         return self.frame["aspect_ratio"].to_numpy(dtype=float)
+
+    @property
+    def arch(self) -> Architecture:
+        """The `Architecture` variables the table has (a field is None where a column is missing or blank)."""
+        def col(name: str) -> np.ndarray | None:
+            if name not in self.frame.columns or self.frame[name].isna().any():
+                return None
+            return self.frame[name].to_numpy(dtype=float)
+
+        return Architecture(d_model=col("d_model"), ffn_ratio=col("ffn_ratio"), kv_group=col("kv_group"))
 
     @property
     def group(self) -> np.ndarray:

@@ -70,7 +70,8 @@ def scores(actual: np.ndarray, predicted: np.ndarray) -> Scores:
 
 
 def predict_runs(law: FittedLaw, runs: Runs) -> np.ndarray:
-    return law.predict(runs.n_params, runs.n_tokens, runs.aspect_ratio if law.law.needs_aspect_ratio else None)
+    return law.predict(runs.n_params, runs.n_tokens, runs.aspect_ratio if law.law.needs_aspect_ratio else None,
+                       runs.arch if law.law.needs_arch else None)
 
 
 def validate(law: FittedLaw, fit_runs: Runs, held_runs: Runs) -> Validation:

@@ -7,7 +7,13 @@
 - `select`: seed A's model-selection workflow (rank, shortlist, train, evaluate, choose).
 """
 
-from infscale.plan.adapters import latency_from_profile, loss_from_law, memory_from_workload, resolve_profile
+from infscale.plan.adapters import (
+    latency_from_profile,
+    law_arch_terms,
+    loss_from_law,
+    memory_from_workload,
+    resolve_profile,
+)
 from infscale.plan.lifetime import (
     FLOPS_COST,
     CostModel,
@@ -22,7 +28,7 @@ from infscale.plan.shapes import FAMILIES, ShapeGrid, ShapeRules, enumerate_shap
 
 __all__ = [
     "FAMILIES", "FLOPS_COST", "CostModel", "LifetimePlan", "PlanConstraints", "PlanResult", "ShapeGrid", "ShapeRules",
-    "dominated_by", "enumerate_shapes", "get_family", "latency_from_profile", "lifetime_cost",
+    "dominated_by", "enumerate_shapes", "get_family", "latency_from_profile", "law_arch_terms", "lifetime_cost",
     "lifetime_optimal", "loss_from_law", "memory_from_workload", "lowest_loss_for_budget", "pareto_frontier", "params_band", "plan_shapes", "resolve_profile",
     "tokens_for_loss",
 ]

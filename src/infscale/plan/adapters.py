@@ -11,10 +11,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from infscale.arch import ffn_matrices, serving_memory_bytes
+from infscale.laws.forms import Architecture
 from infscale.plan.optimum import LatencyFn, LossFn, MemoryFn
 from infscale.plan.shapes import ShapeGrid
 
-__all__ = ["Law", "loss_from_law", "latency_from_profile", "memory_from_workload", "resolve_profile"]
+__all__ = ["Law", "law_arch_terms", "loss_from_law", "latency_from_profile", "memory_from_workload", "resolve_profile"]
 
 
 class Law(Protocol):
@@ -23,13 +24,29 @@ class Law(Protocol):
     def predict(self, n_params: Any, n_tokens: Any, aspect_ratio: Any = None) -> np.ndarray: ...
 
 
+def law_arch_terms(law: Law) -> tuple[str, ...]:
+    """The `Architecture` variables a fitted law prices (``ffn_ratio``, ``kv_group``, ``d_model``); empty for a law
+    of N, D and at most R."""
+    return tuple(getattr(getattr(law, "law", None), "needs_arch", ()))
+
+
 def loss_from_law(law: Law) -> LossFn:
-    """``loss(N, D, R)`` from a fitted law; R is passed only when it is known (not all NaN)."""
+    """``loss(N, D, R)`` from a fitted law; R is passed only when it is known (not all NaN). For a law that prices
+    KV heads or FFN widths, ``loss(N, D, R, grid)`` (``reads_grid``): the architecture variables come from the grid."""
+    needs = law_arch_terms(law)
 
-    def loss(n_params: np.ndarray, n_tokens: np.ndarray, aspect_ratio: np.ndarray) -> np.ndarray:
+    def loss(n_params: np.ndarray, n_tokens: np.ndarray, aspect_ratio: np.ndarray,
+             grid: ShapeGrid | None = None) -> np.ndarray:
         r = None if aspect_ratio is None or np.all(np.isnan(aspect_ratio)) else aspect_ratio
-        return np.asarray(law.predict(n_params, n_tokens, aspect_ratio=r), dtype=np.float64)
+        if not needs:
+            return np.asarray(law.predict(n_params, n_tokens, aspect_ratio=r), dtype=np.float64)
+        if grid is None:
+            raise ValueError(f"law {law.law.name!r} prices {', '.join(needs)}: its loss needs the shapes")
+        arch = Architecture(d_model=grid.d_model.astype(np.float64), ffn_ratio=grid.ffn_ratio,
+                            kv_group=grid.kv_group.astype(np.float64))
+        return np.asarray(law.predict(n_params, n_tokens, aspect_ratio=r, arch=arch), dtype=np.float64)
 
+    loss.reads_grid = bool(needs)  # type: ignore[attr-defined]
     return loss
 
 

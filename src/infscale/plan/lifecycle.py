@@ -127,6 +127,11 @@ class Configs:
     strategy_names: tuple[str, ...] | None = None
     strategy_code: np.ndarray | None = None
     """``strategy`` as indices into ``strategy_names`` (computed on construction when not given)."""
+    d_model: np.ndarray = field(default=None)  # type: ignore[assignment]
+    ffn_ratio: np.ndarray = field(default=None)  # type: ignore[assignment]
+    """MLP-to-attention parameter ratio of the shape (NaN without one)."""
+    kv_group: np.ndarray = field(default=None)  # type: ignore[assignment]
+    """Query heads per KV head of the shape (NaN without one): what an architecture-conditional law reads."""
 
     def __post_init__(self) -> None:
         size = len(self.n_params)
@@ -139,6 +144,9 @@ class Configs:
                 object.__setattr__(self, name, np.zeros(size, dtype=bool))
         if self.fixed_train_flops is None:
             object.__setattr__(self, "fixed_train_flops", np.zeros(size))
+        for name in ("d_model", "ffn_ratio", "kv_group"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(size, np.nan))
         if self.strategy_code is None or self.strategy_names is None:
             names, code = np.unique(np.asarray(self.strategy).astype(str), return_inverse=True)
             object.__setattr__(self, "strategy_names", tuple(str(s) for s in names))
@@ -150,7 +158,8 @@ class Configs:
     def row(self, i: int) -> dict[str, object]:
         return {"model": str(self.model[i]), "n_params": float(self.n_params[i]), "strategy": str(self.strategy[i]),
                 "n": int(self.n[i]), "latency_s": _num(self.latency_s[i]), "memory_bytes": _num(self.memory_bytes[i]),
-                "aspect_ratio": _num(self.aspect_ratio[i]), "sunk": bool(self.sunk[i])}
+                "aspect_ratio": _num(self.aspect_ratio[i]), "ffn_ratio": _num(self.ffn_ratio[i]),
+                "kv_group": _num(self.kv_group[i]), "sunk": bool(self.sunk[i])}
 
 
 def _num(x: float) -> float | None:
@@ -168,6 +177,8 @@ class AccuracyChain:
     """`infscale.laws.testtime.TestTimeCurves`; ``None``: greedy only."""
 
     def loss(self, c: Configs, tokens: np.ndarray) -> np.ndarray:
+        if getattr(self.loss_fn, "reads_grid", False):  # an architecture-conditional law reads the shapes
+            return np.asarray(self.loss_fn(c.n_params, tokens, c.aspect_ratio, c), dtype=np.float64)
         return np.asarray(self.loss_fn(c.n_params, tokens, c.aspect_ratio), dtype=np.float64)
 
     def base_accuracy(self, c: Configs, tokens: np.ndarray) -> np.ndarray:
@@ -279,7 +290,7 @@ def required_tokens(c: Configs, chain: AccuracyChain, d: Deployment) -> np.ndarr
         loss[~c.sunk] = chain.required_loss(trainable, target, is_loss=is_loss)
         train = ~c.sunk & (loss > -np.inf)
         sub = _take(c, train)
-        need[train] = tokens_for_loss(chain.loss_fn, sub.n_params, loss[train], aspect_ratio=sub.aspect_ratio,
+        need[train] = tokens_for_loss(chain.loss_fn, sub.n_params, loss[train], aspect_ratio=sub.aspect_ratio, shapes=sub,
                                       max_tokens=max(float(np.max(sub.tokens_max, initial=1.0)) * 4.0, 2.0),
                                       iterations=64)
     need = np.maximum(need, c.tokens_min)

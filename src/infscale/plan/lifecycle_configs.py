@@ -102,7 +102,9 @@ def configs_from_shapes(grid: ShapeGrid, strategies: Mapping[str, Sequence[int]]
         serve_s=(lat / d.batch).ravel(), prm_s=(prm_lat / d.batch).ravel(), serve_flops=serve_flops.ravel(),
         prm_flops=prm_flops.ravel(), tokens_min=np.full(g * k, float(tokens_range[0])),
         tokens_max=np.full(g * k, float(tokens_range[1])), sunk=np.zeros(g * k, dtype=bool),
-        measured_accuracy=np.full(g * k, np.nan), at_size_bound=np.repeat(edge, k), at_n_bound=np.tile(top, g))
+        measured_accuracy=np.full(g * k, np.nan), at_size_bound=np.repeat(edge, k), at_n_bound=np.tile(top, g),
+        d_model=np.repeat(grid.d_model.astype(np.float64), k), ffn_ratio=np.repeat(grid.ffn_ratio, k),
+        kv_group=np.repeat(grid.kv_group.astype(np.float64), k))
 
 
 def configs_from_sizes(n_params: np.ndarray, strategies: Mapping[str, Sequence[int]], d: Deployment, *,

@@ -16,6 +16,7 @@ Pure: numpy only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,17 +106,21 @@ class LifetimePlan:
                 "total_flops": self.total_flops, "cost": self.cost, "unit": self.unit, "at_bound": self.at_bound}
 
 
-def _loss(loss_fn: LossFn, n: np.ndarray, d: np.ndarray, aspect_ratio: float | np.ndarray | None) -> np.ndarray:
+def _loss(loss_fn: LossFn, n: np.ndarray, d: np.ndarray, aspect_ratio: float | np.ndarray | None,
+          shapes: Any = None) -> np.ndarray:
     r = np.full(np.shape(n), np.nan) if aspect_ratio is None else \
         np.broadcast_to(np.asarray(aspect_ratio, dtype=np.float64), np.shape(n))
+    if getattr(loss_fn, "reads_grid", False):
+        return np.asarray(loss_fn(n, d, r, shapes), dtype=np.float64)
     return np.asarray(loss_fn(n, d, r), dtype=np.float64)
 
 
 def tokens_for_loss(loss_fn: LossFn, n_params: np.ndarray, loss_target: float | np.ndarray, *,
                     aspect_ratio: float | np.ndarray | None = None, max_tokens: float = 1e20,
-                    iterations: int = 80) -> np.ndarray:
+                    iterations: int = 80, shapes: Any = None) -> np.ndarray:
     """Training tokens D with ``L(N, D, R) = loss_target`` for each N (a target and an aspect ratio per N, or one
-    for all); ``inf`` where even ``max_tokens`` falls short, 1 where any D does.
+    for all); ``inf`` where even ``max_tokens`` falls short, 1 where any D does. ``shapes`` (one per N: a
+    `ShapeGrid` or the planner's `Configs`) for a loss that reads them (``reads_grid``).
 
     Bisection in ``log D`` on ``[1, max_tokens]`` (the loss is non-increasing in D); 80 halvings of a 46-nat bracket
     leave a relative error below 1e-12.
@@ -124,10 +129,10 @@ def tokens_for_loss(loss_fn: LossFn, n_params: np.ndarray, loss_target: float | 
     loss_target = np.broadcast_to(np.asarray(loss_target, dtype=np.float64), n.shape)
     lo = np.zeros(n.shape)
     hi = np.full(n.shape, np.log(max_tokens))
-    reachable = _loss(loss_fn, n, np.exp(hi), aspect_ratio) <= loss_target
+    reachable = _loss(loss_fn, n, np.exp(hi), aspect_ratio, shapes) <= loss_target
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        above = _loss(loss_fn, n, np.exp(mid), aspect_ratio) > loss_target
+        above = _loss(loss_fn, n, np.exp(mid), aspect_ratio, shapes) > loss_target
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
     return np.where(reachable, np.exp(hi), np.inf)

@@ -34,8 +34,17 @@ __all__ = [
     "measured_override",
 ]
 
-LossFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""``loss(n_params, n_tokens, aspect_ratio) -> loss`` on arrays (a fitted law's ``predict``)."""
+LossFn = Callable[..., np.ndarray]
+"""``loss(n_params, n_tokens, aspect_ratio) -> loss`` on arrays (a fitted law's ``predict``); a function with a true
+``reads_grid`` attribute also takes the `ShapeGrid` (``loss(n, d, R, grid)``): an architecture-conditional law reads
+the shapes' KV heads and FFN widths from it."""
+
+
+def grid_loss(loss_fn: LossFn, grid: ShapeGrid, n_params: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
+    """``loss_fn`` on every shape of ``grid`` at ``n_tokens``."""
+    r = grid.aspect_ratio.astype(np.float64)
+    return loss_fn(n_params, n_tokens, r, grid) if getattr(loss_fn, "reads_grid", False) else loss_fn(n_params,
+                                                                                                       n_tokens, r)
 LatencyFn = Callable[[ShapeGrid], np.ndarray]
 """``latency(grid) -> seconds per request`` for every shape of a grid."""
 MemoryFn = Callable[[ShapeGrid], np.ndarray]
@@ -114,6 +123,7 @@ class PlanResult:
             "label": g.label(i), "d_model": int(g.d_model[i]), "n_layers": int(g.n_layers[i]),
             "n_heads": int(g.n_heads[i]), "n_kv_heads": int(g.n_kv_heads[i]), "head_dim": int(g.head_dim[i]),
             "d_ff": int(g.d_ff[i]), "n_params": int(g.n_params[i]), "aspect_ratio": float(g.aspect_ratio[i]),
+            "ffn_ratio": float(g.ffn_ratio[i]), "kv_group": float(g.kv_group[i]),
             "n_tokens": float(self.n_tokens[i]), "train_flops": float(self.train_flops[i]),
             "loss": float(self.loss[i]),
             "latency_s": float(self.latency_s[i]) if np.isfinite(self.latency_s[i]) else None,
@@ -200,7 +210,7 @@ def plan_shapes(
     n = grid.n_params.astype(np.float64)
     d = constraints.tokens_for(n)
     flops = 6.0 * n * d
-    loss = np.asarray(loss_fn(n, d, grid.aspect_ratio.astype(np.float64)), dtype=np.float64)
+    loss = np.asarray(grid_loss(loss_fn, grid, n, d), dtype=np.float64)
     if loss.shape != n.shape:
         raise ValueError(f"plan_shapes: the loss function returned shape {loss.shape}, expected {n.shape}")
     latency = np.full(n.shape, np.nan) if latency_fn is None else np.asarray(latency_fn(grid), dtype=np.float64)
@@ -312,7 +322,7 @@ def foreign_baseline_verdict(result: PlanResult, shape_grid: ShapeGrid, loss_fn:
     g, cons = shape_grid, result.constraints
     n = g.n_params.astype(np.float64)
     d = cons.tokens_for(n)
-    loss = np.asarray(loss_fn(n, d, g.aspect_ratio.astype(np.float64)), dtype=np.float64)
+    loss = np.asarray(grid_loss(loss_fn, g, n, d), dtype=np.float64)
     latency = np.full(1, np.nan) if latency_fn is None else np.asarray(latency_fn(g), dtype=np.float64)
     was_measured = np.zeros(1, dtype=bool)
     if measured:

@@ -18,7 +18,14 @@ from typing import Literal
 
 import numpy as np
 
-from infscale.arch import FFN_MATRICES, TransformerShape, ffn_matrices, ffn_width, param_count
+from infscale.arch import (
+    FFN_MATRICES,
+    TransformerShape,
+    ffn_attention_ratio,
+    ffn_matrices,
+    ffn_width,
+    param_count,
+)
 from infscale.registry import Registry
 
 __all__ = [
@@ -66,6 +73,9 @@ class ShapeRules:
     """FFN family: its width rule and matrix count come from `FFN_RULES`."""
     ffn_multiple: int = 256
     """The SwiGLU width is rounded up to a multiple of this."""
+    ffn_multipliers: tuple[float, ...] = ()
+    """FFN widths searched, as multiples of ``d_model`` (``d_ff = ffn_multiple * ceil(m d / ffn_multiple)``); empty:
+    the family's one width rule (8/3 for SwiGLU, 4 for GELU)."""
     vocab_size: int = 50432
     """Vocabulary size (embedding rows)."""
     tied_embeddings: bool = False
@@ -87,6 +97,8 @@ class ShapeRules:
             values = getattr(self, name)
             if values is not None and any(int(v) <= 0 for v in values):
                 raise ValueError(f"ShapeRules.{name} must hold positive integers, got {values!r}")
+        if any(not (float(m) > 0 and np.isfinite(float(m))) for m in self.ffn_multipliers):
+            raise ValueError(f"ShapeRules.ffn_multipliers must hold positive numbers, got {self.ffn_multipliers!r}")
         if self.ffn_kind not in FFN_RULES:
             raise ValueError(f"ShapeRules.ffn_kind must be one of {sorted(FFN_RULES)}, got {self.ffn_kind!r}")
 
@@ -139,6 +151,8 @@ class ShapeGrid:
     vocab_size: int = 50432
     tied_embeddings: bool = False
     ffn_kind: Literal["swiglu", "gelu"] = "swiglu"
+    label_ffn: bool = False
+    """Name the FFN width in labels (the grid searched several)."""
 
     def __post_init__(self) -> None:
         sizes = {np.shape(getattr(self, f)) for f in _GRID_FIELDS}
@@ -156,6 +170,16 @@ class ShapeGrid:
     @property
     def d_attn(self) -> np.ndarray:
         return self.n_heads * self.head_dim
+
+    @property
+    def ffn_ratio(self) -> np.ndarray:
+        """Bian et al. 2025b's MLP-to-attention parameter ratio of every shape."""
+        return ffn_attention_ratio(self.n_heads, self.n_kv_heads, self.head_dim, self.d_ff, self.ffn_kind)
+
+    @property
+    def kv_group(self) -> np.ndarray:
+        """Query heads per KV head (1: multi-head attention)."""
+        return self.n_heads / self.n_kv_heads
 
     @property
     def d_kv(self) -> np.ndarray:
@@ -179,13 +203,14 @@ class ShapeGrid:
 
     def label(self, i: int) -> str:
         kv = "" if self.n_kv_heads[i] == self.n_heads[i] else f" kv{int(self.n_kv_heads[i])}"
-        return f"d{int(self.d_model[i])}x{int(self.n_layers[i])} h{int(self.n_heads[i])}{kv}"
+        ff = f" f{int(self.d_ff[i])}" if self.label_ffn else ""
+        return f"d{int(self.d_model[i])}x{int(self.n_layers[i])} h{int(self.n_heads[i])}{kv}{ff}"
 
     def take(self, index: np.ndarray | list[int]) -> ShapeGrid:
         """The sub-grid at ``index`` (integer positions or a boolean mask)."""
         idx = np.asarray(index)
         return ShapeGrid(**{f: getattr(self, f)[idx] for f in _GRID_FIELDS}, vocab_size=self.vocab_size,
-                         tied_embeddings=self.tied_embeddings, ffn_kind=self.ffn_kind)
+                         tied_embeddings=self.tied_embeddings, ffn_kind=self.ffn_kind, label_ffn=self.label_ffn)
 
     def concat(self, other: ShapeGrid) -> ShapeGrid:
         """This grid followed by ``other`` (same vocabulary, tying and FFN kind), duplicates of self dropped."""
@@ -195,7 +220,8 @@ class ShapeGrid:
         keep = np.array([self.find(other.shape(i)) is None for i in range(len(other))], dtype=bool)
         extra = other.take(keep)
         return ShapeGrid(**{f: np.concatenate([getattr(self, f), getattr(extra, f)]) for f in _GRID_FIELDS},
-                         vocab_size=self.vocab_size, tied_embeddings=self.tied_embeddings, ffn_kind=self.ffn_kind)
+                         vocab_size=self.vocab_size, tied_embeddings=self.tied_embeddings, ffn_kind=self.ffn_kind,
+                         label_ffn=self.label_ffn)
 
     def find(self, shape: TransformerShape) -> int | None:
         """Position of ``shape`` in the grid, or None."""
@@ -229,7 +255,8 @@ class ShapeGrid:
 def enumerate_shapes(rules: ShapeRules, min_params: float, max_params: float) -> ShapeGrid:
     """Every shape the rules allow with ``min_params <= N <= max_params`` (exact N), ordered by d_model, heads, kv heads, n_layers.
 
-    The cross product is built by broadcasting: axis 0 ``d_model``, axis 1 heads, axis 2 kv heads, axis 3 ``n_layers``.
+    The cross product is built by broadcasting: axis 0 ``d_model``, axis 1 heads, axis 2 kv heads, axis 3 FFN widths,
+    axis 4 ``n_layers``.
     """
     if not 0 < min_params <= max_params:
         raise ValueError(f"enumerate_shapes needs 0 < min_params <= max_params, got {min_params!r}, {max_params!r}")
@@ -259,21 +286,28 @@ def enumerate_shapes(rules: ShapeRules, min_params: float, max_params: float) ->
     ok3 &= ~((kv != 0) & (kv == nh[:, :, None]) & (0 in kv_opts))  # an explicit kv == n_heads duplicates MHA
 
     ffn_rule, ffn_matrices = FFN_RULES[rules.ffn_kind]
-    ff = ffn_rule(d, rules.ffn_multiple)[:, None, None]
-    dd = d[:, None, None]
-    d_attn = nh[:, :, None] * hd[:, :, None]
-    d_kv = n_kv * hd[:, :, None]
+    if rules.ffn_multipliers:  # axis 3: the FFN widths searched, d_ff = multiple * ceil(m d / multiple)
+        mult = np.asarray(rules.ffn_multipliers, dtype=np.float64)
+        q = rules.ffn_multiple
+        ff = (q * np.ceil(mult[None, :] * d[:, None] / q - 1e-9)).astype(np.int64)[:, None, None, :]
+    else:
+        ff = np.asarray(ffn_rule(d, rules.ffn_multiple), dtype=np.int64)[:, None, None, None]
+    dd = d[:, None, None, None]
+    d_attn = (nh * hd)[:, :, None, None]
+    d_kv = (n_kv * hd[:, :, None])[..., None]
     # N = L * per_layer + fixed, with per_layer and fixed independent of L: compute once, broadcast over layers
     per_layer = param_count(dd, 1, d_attn, d_kv, ff, 0, ffn_matrices=ffn_matrices, tied=True, final_norm=False)
     fixed = param_count(dd, 0, d_attn, d_kv, ff, rules.vocab_size, ffn_matrices=ffn_matrices,
                         tied=rules.tied_embeddings, final_norm=True)
     n_params = per_layer[..., None] * layers + fixed[..., None]
-    keep = ok3[..., None] & (n_params >= min_params) & (n_params <= max_params)
+    full = n_params.shape[:4]
+    keep = np.broadcast_to(ok3[..., None, None], full + (layers.size,)) & (n_params >= min_params) \
+        & (n_params <= max_params)
 
-    i_d, i_h, i_k, i_l = np.nonzero(keep)
+    i_d, i_h, i_k, i_f, i_l = np.nonzero(keep)
     return ShapeGrid(
         d_model=d[i_d], n_layers=layers[i_l], n_heads=nh[i_d, i_h], n_kv_heads=n_kv[i_d, i_h, i_k],
-        head_dim=hd[i_d, i_h], d_ff=np.broadcast_to(ff, n_kv.shape)[i_d, i_h, i_k],
-        n_params=n_params[i_d, i_h, i_k, i_l], vocab_size=rules.vocab_size, tied_embeddings=rules.tied_embeddings,
-        ffn_kind=rules.ffn_kind,
+        head_dim=hd[i_d, i_h], d_ff=np.broadcast_to(ff, full)[i_d, i_h, i_k, i_f],
+        n_params=n_params[i_d, i_h, i_k, i_f, i_l], vocab_size=rules.vocab_size, tied_embeddings=rules.tied_embeddings,
+        ffn_kind=rules.ffn_kind, label_ffn=bool(rules.ffn_multipliers),
     )

@@ -97,6 +97,8 @@ class ShapeEntry(Strict):
     n_heads: int = Field(gt=0)
     n_kv_heads: int | None = None
     d_ff: int | None = None
+    tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]+$",
+                            description="Named in the run id after the heads (e.g. kv2f72: what differs from the rules).")
 
 
 class NearSpec(Strict):

@@ -88,9 +88,10 @@ def expand(sweep: SweepConfig, vocab_size: int, source: str = "<sweep>") -> list
                                  f"N={group.near.n_params:,}")
             shapes += near
         for s in shapes:
+            tag = s.pop("tag", "") or ""
             for m in group.tokens_per_param:
                 for seed in group.seeds or [None]:
-                    run_id = f"{group.name}-d{s['d_model']}xL{s['n_layers']}h{s['n_heads']}-m{m:g}" + (
+                    run_id = f"{group.name}-d{s['d_model']}xL{s['n_layers']}h{s['n_heads']}{tag}-m{m:g}" + (
                         f"-s{seed}" if seed else "")
                     budget = {"tokens_per_param": m} if group.n_params is None else {
                         "tokens": round(m * group.n_params)}

@@ -107,8 +107,11 @@ def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
                                    prm_n_params=None if prm is None else float(prm.n_params), scored=scored)
         else:
             rules = get_family(cand.family)
-            if cand.vocab_size is not None:
-                rules = rules.with_(vocab_size=cand.vocab_size)
+            changes = {k: tuple(v) if isinstance(v, list) else v for k, v in (
+                ("vocab_size", cand.vocab_size), ("kv_heads", cand.kv_heads),
+                ("ffn_multipliers", cand.ffn_multipliers)) if v is not None}
+            if changes:
+                rules = rules.with_(**changes)
             grid = enumerate_shapes(rules, lo, hi)
             c = configs_from_shapes(grid, strategies, replace(d, prompt_tokens=max(d.prompt_tokens, 1)), profile,
                                     tokens_range=(1.0, 1.0), params_range=(lo, hi), prm=prm,
@@ -177,6 +180,32 @@ def _warnings(sol: Any, chain: Any, d: Any) -> list[str]:
     return out
 
 
+def _unpriced(cfg: DeployConfig, law: Any) -> list[str]:
+    """KV heads or FFN widths searched with a law that has no term for them: asked for in the config, one line
+    refusing; searched by the family's default, one warning line (the choice is then made for cost alone)."""
+    from infscale.plan import get_family, law_arch_terms
+
+    cand = cfg.candidates
+    if not _shaped(cfg):
+        return []
+    rules = get_family(cand.family)
+    terms = law_arch_terms(law)
+    out = []
+    for key, term, what in (("kv_heads", "kv_group", "KV heads"), ("ffn_multipliers", "ffn_ratio", "FFN widths")):
+        asked = getattr(cand, key)
+        searched = asked if asked is not None else getattr(rules, key)
+        if term in terms or len(searched) + (key == "kv_heads" and rules.include_mha and bool(searched)) < 2:
+            continue
+        if asked is not None:
+            raise InputError(f"candidates.{key}: law {law.name!r} has no term for {what} (it predicts the same loss "
+                             f"for every choice, so the cheapest would win for free); fit one that prices them "
+                             f"(arch_conditional on the bundled arch_study) or search one value")
+        out.append(f"unpriced: family {cand.family!r} searches {what} {list(searched)} but law {law.name!r} has no "
+                   f"term for them: the plan's {what} are chosen for cost alone, not planned (set candidates.{key}, "
+                   "or fit arch_conditional)")
+    return out
+
+
 def _law_warnings(law: Any, best: dict[str, Any], profile: Any) -> list[str]:
     """Where the optimum's model, trained here, leaves the loss law's fitted range, and whether its latency rests on
     an uncalibrated profile (`infscale.extrapolation`); a measured model (loss and accuracy measured) needs none."""
@@ -184,8 +213,8 @@ def _law_warnings(law: Any, best: dict[str, Any], profile: Any) -> list[str]:
 
     if best.get("sunk") or best.get("loss") is None:
         return []
-    out = point_warnings(law.meta, {**best, "n_tokens": best["train_tokens"]},
-                         shape_aware=law.law.needs_aspect_ratio) if law_range(law.meta) is not None else []
+    out = point_warnings(law.meta, {**best, "n_tokens": best["train_tokens"]}, shape_aware=law.law.needs_aspect_ratio,
+                         arch=law.law.needs_arch) if law_range(law.meta) is not None else []
     return out + ([] if profile is None else profile_warnings(profile, best["n_params"]))
 
 
@@ -204,6 +233,7 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
     prices = Prices(usd_per_hour=cfg.hardware.usd_per_hour,
                     train_flops_per_s=(profile.peak_flops(cfg.hardware.dtype) if profile is not None else 1.0)
                     * cfg.hardware.train_mfu)
+    unpriced = _unpriced(cfg, law)
     configs = _configs(cfg, base, d, profile)
     loss_fn = loss_from_law(law)
     chain = AccuracyChain(loss_fn=_shape_free(loss_fn, cfg), link=link, curves=curves)
@@ -226,7 +256,8 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
         name=cfg.name, mode=d.mode, unit=prices.unit, best=best, breakdown=_breakdown(sol, cfg, prices, d),
         binding=list(sol.binding), at_bound=list(sol.at_bound), n_configs=len(configs),
         n_feasible=int(sol.feasible.sum()), frontier=frontier, crossover=cross, link=link_info, curves=curve_info,
-        warnings=_law_warnings(law, best, profile) + _warnings(sol, chain, d), seconds=time.perf_counter() - t0)
+        warnings=unpriced + _law_warnings(law, best, profile) + _warnings(sol, chain, d),
+        seconds=time.perf_counter() - t0)
     if out is None:
         return report
     return replace(report, files=_write(report, cfg, out, plot))

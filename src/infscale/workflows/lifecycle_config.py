@@ -100,6 +100,11 @@ class CandidatesSpec(Strict):
     tokens_per_param: tuple[float, float] = (1.0, 10000.0)
     """Otherwise the bounds of D / N."""
     vocab_size: int | None = Field(None, gt=0)
+    kv_heads: list[int] | None = None
+    """KV-head counts searched (overrides the family's; [] = multi-head attention only). A law without a KV-head term
+    (no `kv_group`) cannot price them: asking for several is refused, a family that searches them is warned about."""
+    ffn_multipliers: list[float] | None = None
+    """FFN widths searched as multiples of d_model (overrides the family's rule); needs a law with an FFN term."""
     measured: str | None = None
     """Models with measured points instead of shapes: ``seed-b-math500``, ``mini`` or a points.csv. Their training
     is a sunk cost unless ``train_tokens`` is given."""

@@ -39,6 +39,10 @@ class PlanRequest:
     """Overrides the family's depth cap (``n_layers_max``)."""
     max_d_model: int | None = None
     """Overrides the family's width cap (``d_model_max``)."""
+    kv_heads: tuple[int, ...] | None = None
+    """KV-head counts searched (overrides the family's); needs a law that prices them (a ``kv_group`` term)."""
+    ffn_multipliers: tuple[float, ...] | None = None
+    """FFN widths searched as multiples of d_model (overrides the family's rule); needs a law with an FFN term."""
     vocab_size: int | None = None
     batch: int = 1
     prompt_tokens: int = 128
@@ -155,11 +159,13 @@ def _rules(req: PlanRequest) -> Any:
     except InputError as exc:
         raise InputError(f"--family: {exc}") from None
     changes = {k: v for k, v in (("vocab_size", req.vocab_size), ("n_layers_max", req.max_layers),
-                                 ("d_model_max", req.max_d_model)) if v is not None}
+                                 ("d_model_max", req.max_d_model), ("kv_heads", req.kv_heads),
+                                 ("ffn_multipliers", req.ffn_multipliers)) if v is not None}
     try:
         return rules.with_(**changes)
     except ValueError as exc:
-        flag = {"vocab_size": "--vocab-size", "n_layers_max": "--max-layers", "d_model_max": "--max-d-model"}
+        flag = {"vocab_size": "--vocab-size", "n_layers_max": "--max-layers", "d_model_max": "--max-d-model",
+                "kv_heads": "--kv-heads", "ffn_multipliers": "--ffn-multipliers"}
         names = ", ".join(flag[k] for k in changes)
         raise InputError(f"{names}: {str(exc).replace('ShapeRules: ', '').replace('ShapeRules.', '')}") from None
 
@@ -170,7 +176,34 @@ def search_space(rules: Any, family: str, lo: float, hi: float) -> dict[str, Any
             "n_layers": [rules.n_layers_min, rules.n_layers_max],
             "heads": {"n_heads": list(rules.n_heads)} if rules.n_heads else {"head_dims": list(rules.head_dims)},
             "kv_heads": list(rules.kv_heads) + (["all"] if rules.include_mha and rules.kv_heads else []) or ["all"],
-            "ffn": f"{rules.ffn_kind}, width rounded to {rules.ffn_multiple}", "n_params": [lo, hi]}
+            "ffn": f"{rules.ffn_kind}, width " + (f"{'/'.join(f'{m:g}' for m in rules.ffn_multipliers)} x d_model"
+                                                   if rules.ffn_multipliers else "by the family's rule")
+                   + f" rounded to {rules.ffn_multiple}", "n_params": [lo, hi]}
+
+
+_PRICED_BY = {"kv_heads": ("kv_group", "--kv-heads", "KV heads"),
+              "ffn_multipliers": ("ffn_ratio", "--ffn-multipliers", "FFN widths")}
+"""A searched variable -> the law term that prices it, its flag, its name in the lines."""
+
+
+def unpriced_search(req: PlanRequest, rules: Any, law: Any) -> list[str]:
+    """A variable the request searches that the law has no term for: asked for with its flag, a one-line refusal
+    (`InputError`); searched by the family's default, one warning line each (its choice is then free, not planned)."""
+    from infscale.plan import law_arch_terms
+
+    terms = law_arch_terms(law)
+    out = []
+    for field_name, (term, flag, what) in _PRICED_BY.items():
+        searched = getattr(rules, field_name)
+        if not searched or term in terms:
+            continue
+        if getattr(req, field_name) is not None:
+            raise InputError(f"{flag}: law {law.name!r} has no term for {what} (it predicts the same loss for every "
+                             f"choice, so the fastest would win for free); fit a law that prices them, e.g. `infscale "
+                             f"fit --law arch_conditional` on runs that vary them (the bundled arch_study)")
+        out.append(f"unpriced: family searches {what} {list(searched)} but law {law.name!r} has no term for them: the "
+                   f"recommendation's {what} are chosen for latency alone (fit arch_conditional to price them)")
+    return out
 
 
 def cap_warnings(best: dict[str, Any], frontier: list[dict[str, Any]], rules: Any) -> list[str]:
@@ -190,8 +223,15 @@ def cap_warnings(best: dict[str, Any], frontier: list[dict[str, Any]], rules: An
         out.append(f"cap: the recommendation has d_model = {rules.d_model_min}, the family's narrowest: narrower "
                    "shapes were not considered")
     if rules.kv_heads and int(best["n_kv_heads"]) <= min(rules.kv_heads):
-        out.append(f"cap: the recommendation has {best['n_kv_heads']} KV heads, the fewest the family allows; no law "
-                   "term prices KV heads, so fewer always looks free")
+        out.append(f"cap: the recommendation has {best['n_kv_heads']} KV heads, the fewest searched: fewer were not "
+                   "considered")
+    if rules.ffn_multipliers:
+        ffn = float(best["d_ff"]) / float(best["d_model"])
+        for end, value in (("narrowest", min(rules.ffn_multipliers)), ("widest", max(rules.ffn_multipliers))):
+            if abs(ffn - value) <= max(rules.ffn_multiple / float(best["d_model"]), 1e-9):
+                out.append(f"cap: the recommendation's FFN width ({best['d_ff']} = {ffn:.3g} x d_model) is the "
+                           f"{end} searched (--ffn-multipliers): {'narrower' if end == 'narrowest' else 'wider'} "
+                           "FFNs were not considered")
     return out
 
 
@@ -225,7 +265,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
     """Validate ``req``, plan, write the files; `InputError`/`InfeasibleError` name what is wrong."""
     from infscale.latency.io import load_measured
     from infscale.laws import load_fit
-    from infscale.plan import loss_from_law, plan_shapes
+    from infscale.plan import law_arch_terms, loss_from_law, plan_shapes
     from infscale.plan.optimum import baseline_verdict, foreign_baseline_verdict
 
     _check_numbers(req)
@@ -238,6 +278,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
     measured = (load_measured(req.measured, (req.batch, req.prompt_tokens, req.new_tokens))
                 if req.measured is not None else None)
     grid, baselines, rules = _grid(req, lo, hi)
+    unpriced = unpriced_search(req, rules, fitted)
     try:
         result = plan_shapes(grid, loss_from_law(fitted), constraints, latency_fn, measured=measured,
                              memory_fn=memory_fn)
@@ -256,16 +297,19 @@ def run_plan(req: PlanRequest) -> PlanReport:
     verdicts = {name: baseline_verdict(result, i) if isinstance(i, int) else foreign_baseline_verdict(
         result, i, loss_from_law(fitted), latency_fn, memory_fn, measured) for name, i in baselines.items()}
     shape_aware = fitted.law.needs_aspect_ratio
+    arch_terms = law_arch_terms(fitted)
     latency_profile = profile if req.measured is None else None  # measured latencies need no calibration
     for v in verdicts.values():
-        v["warnings"] = point_warnings(fitted.meta, v, shape_aware=shape_aware, profile=latency_profile)
+        v["warnings"] = point_warnings(fitted.meta, v, shape_aware=shape_aware, profile=latency_profile,
+                                       arch=arch_terms)
     baselines = {name: i for name, i in baselines.items() if isinstance(i, int)}  # drawn on the candidates' plot
     report = PlanReport(request=req, params_range=(lo, hi), n_candidates=len(grid),
                         n_feasible=int(result.feasible.sum()), best=best, baselines=verdicts,
                         frontier=[result.row(int(i)) for i in result.frontier], result=result,
-                        warnings=point_warnings(fitted.meta, best, shape_aware=shape_aware, profile=latency_profile),
+                        warnings=point_warnings(fitted.meta, best, shape_aware=shape_aware, profile=latency_profile,
+                                                arch=arch_terms),
                         search_space=search_space(rules, req.family, lo, hi))
-    report.warnings.extend(cap_warnings(best, report.frontier, rules))
+    report.warnings.extend(unpriced + cap_warnings(best, report.frontier, rules))
     files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),
              "frontier_csv": write_csv(req.out / "frontier.csv", report.frontier)}
     if req.hardware is not None or req.measured is not None:

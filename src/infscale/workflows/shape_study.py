@@ -35,6 +35,7 @@ from infscale.jsonsafe import finite
 from infscale.workflows.shape_study_config import (
     StudyConfig,
     StudyRules,
+    record_label,
     shape_entry,
     shape_label,
     study_sweep,
@@ -47,7 +48,7 @@ __all__ = ["StudyResult", "RUN_COLUMNS", "run_study", "study_rows", "analyse", "
 Say = Callable[[str, str], None]
 
 RUN_COLUMNS = ("run_id", "group", "shape", "seed", "N", "D", "tokens_per_param", "d_model", "n_layers", "n_heads",
-               "d_ff", "aspect_ratio", "loss", "loss_se", "val_tokens", "train_loss_smoothed", "steps", "epochs",
+               "n_kv_heads", "d_ff", "aspect_ratio", "loss", "loss_se", "val_tokens", "train_loss_smoothed", "steps", "epochs",
                "prefill_s", "decode_s", "held_out", "train_time_s")
 """The runs table (``runs.csv`` and the bundled ``infscale/data/shape_study_runs.csv``); ``train_time_s`` and the
 latencies are timed fields, the rest are what an uninterrupted study writes byte for byte."""
@@ -87,8 +88,9 @@ class StudyResult:
 def study_shape(row: dict[str, Any], vocab_size: int, context_length: int) -> Any:
     from infscale.arch import TransformerShape
 
+    kv = row.get("n_kv_heads")
     return TransformerShape(d_model=int(row["d_model"]), n_layers=int(row["n_layers"]), n_heads=int(row["n_heads"]),
-                            d_ff=int(row["d_ff"]), vocab_size=vocab_size, tied_embeddings=True,
+                            n_kv_heads=None if kv is None else int(kv), d_ff=int(row["d_ff"]), vocab_size=vocab_size, tied_embeddings=True,
                             context_length=context_length)
 
 
@@ -96,18 +98,19 @@ def _round(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def study_rows(records: list[dict[str, Any]], latency: dict[str, dict[str, Any]], held_out: str) -> list[dict[str, Any]]:
-    """One row per run (RUN_COLUMNS), in the sweep's order; ``latency`` maps a shape label ``d<d>xL<L>`` to its
+def study_rows(records: list[dict[str, Any]], latency: dict[str, dict[str, Any]], held_out: str,
+               rules: StudyRules) -> list[dict[str, Any]]:
+    """One row per run (RUN_COLUMNS), in the sweep's order; ``latency`` maps a shape label (`record_label`) to its
     record."""
     rows = []
     for r in records:
-        shape = shape_label(r["d_model"], r["n_layers"])
+        shape = record_label(r, rules)
         lat = latency.get(shape, {})
         rows.append({
             "run_id": r["run_id"], "group": r["group"], "shape": shape, "seed": int(r.get("seed", 0)),
             "N": int(r["N"]), "D": int(r["D"]), "tokens_per_param": _round(r["D"] / r["N"]),
             "d_model": int(r["d_model"]), "n_layers": int(r["n_layers"]), "n_heads": int(r["n_heads"]),
-            "d_ff": int(r["d_ff"]), "aspect_ratio": _round(r["d_model"] / r["n_layers"]),
+            "n_kv_heads": int(r.get("n_kv_heads") or r["n_heads"]), "d_ff": int(r["d_ff"]), "aspect_ratio": _round(r["d_model"] / r["n_layers"]),
             "loss": _round(r["loss"], 7), "loss_se": _round(r["loss_se"], 4), "val_tokens": int(r["val_tokens"]),
             "train_loss_smoothed": _round(r["train_loss_smoothed"], 7), "steps": int(r["steps"]),
             "epochs": _round(r["epochs"], 4),
@@ -154,11 +157,19 @@ def read_rows(path: str | Path) -> Any:
     from infscale.configio import read_text
 
     frame = pd.read_csv(io.StringIO(read_text(path, what="study runs table")))
+    if "n_kv_heads" not in frame.columns and "n_heads" in frame.columns:
+        frame.insert(int(frame.columns.get_loc("n_heads")) + 1, "n_kv_heads", frame["n_heads"])  # before GQA: MHA
     missing = [c for c in RUN_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column {missing[0]!r} (a study runs table has {', '.join(RUN_COLUMNS)})")
     frame["held_out"] = frame["held_out"].astype(str).str.lower().eq("true")
     return frame
+
+
+def fit_with_path(name: str) -> Path:
+    """A ``fit_with`` table: a bundled file name (`infscale.data`) or a path."""
+    path = bundled(name)
+    return path if path.exists() else Path(name)
 
 
 # ----- the analysis (pure given the rows) ----------------------------------------------------------------------------
@@ -175,9 +186,18 @@ def analyse(frame: Any, cfg: StudyConfig, say: Say | None = None) -> dict[str, A
     from infscale.laws.runs import Runs
     from infscale.laws.study import held_out_scores, noise_floor, size_rankings
 
-    prim = _primary(frame)
-    runs = Runs.from_frame(prim[["run_id", "group", "shape", "seed", "N", "D", "d_model", "n_layers", "loss",
-                                 "loss_se"]].reset_index(drop=True), source="study runs")
+    columns = ["run_id", "group", "shape", "seed", "N", "D", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff",
+               "loss", "loss_se"]
+    prim = _primary(frame)[columns]
+    if cfg.fit_with is not None:
+        import pandas as pd
+
+        extra = _primary(read_rows(fit_with_path(cfg.fit_with)))[columns]
+        clash = sorted(set(extra["group"]) & set(prim["group"]))
+        if clash:
+            raise InputError(f"fit_with {cfg.fit_with}: group {clash[0]!r} is also one of this study's groups")
+        prim = pd.concat([prim, extra], ignore_index=True)
+    runs = Runs.from_frame(prim.reset_index(drop=True), source="study runs")
     fit_on = f"group != '{cfg.held_out}'"
     noise = noise_floor(frame, cfg.noise_group) if cfg.noise_group else None
     seed_std = noise.seed_std if noise else None
@@ -206,7 +226,9 @@ def analyse(frame: Any, cfg: StudyConfig, say: Say | None = None) -> dict[str, A
                                "spread_over_noise": s.spread_over_noise, "held_out": s.held_out} for s in ranks],
             "warnings": list(rep.warnings), "degenerate": degenerate(rep.warnings),
         })
-    aware = [f for f in fits if f["shape_aware"] and not f["degenerate"]]
+    needs = set(cfg.verify.searched_terms()) if cfg.verify is not None else set()
+    aware = [f for f in fits if f["shape_aware"] and not f["degenerate"]
+             and needs <= set(reports[f["law"]].law.law.needs_arch)]
     preferred = min(aware, key=lambda f: f["held_out"]["mse"]["value"])["law"] if aware else None
     noise_dict = None
     if noise is not None:
@@ -226,7 +248,7 @@ def _measure(shapes: list[Any], cfg: StudyConfig, path: Path) -> dict[str, dict[
     lat = cfg.latency
     settings = MeasureSettings(device="cpu", threads=lat.threads, warmup=lat.warmup, repeats=lat.repeats)
     records = latest_records(measure_sweep(shapes, lat.workload(), path, backend="own", settings=settings))
-    return {shape_label(r["shape"]["d_model"], r["shape"]["n_layers"]): r for r in records}
+    return {record_label(r["shape"], cfg.rules): r for r in records}
 
 
 def _calibrate(records: list[dict[str, Any]], out: Path) -> tuple[Any, dict[str, Any]]:
@@ -258,12 +280,14 @@ def _calibrate(records: list[dict[str, Any]], out: Path) -> tuple[Any, dict[str,
 
 
 # ----- the verification ------------------------------------------------------------------------------------------------
-def study_rules(rules: StudyRules, vocab_size: int, n_layers_max: int) -> Any:
+def study_rules(rules: StudyRules, vocab_size: int, n_layers_max: int, kv_heads: tuple[int, ...] = (),
+                ffn_multipliers: tuple[float, ...] = ()) -> Any:
     from infscale.plan.shapes import ShapeRules
 
     return ShapeRules(head_dims=(rules.head_dim,), d_model_multiple=rules.d_model_multiple,
                       d_model_min=rules.d_model_multiple, d_model_max=4096, n_layers_min=1, n_layers_max=n_layers_max,
-                      ffn_multiple=rules.ffn_multiple, vocab_size=vocab_size, tied_embeddings=True)
+                      ffn_multiple=rules.ffn_multiple, vocab_size=vocab_size, tied_embeddings=True,
+                      kv_heads=tuple(kv_heads), ffn_multipliers=tuple(ffn_multipliers))
 
 
 def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any, vocab_size: int,
@@ -286,7 +310,7 @@ def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any
     if v is None:
         raise InputError("the study config has no verify block (the size to plan for)")
     wl = workload or cfg.latency.workload()
-    rules = study_rules(cfg.rules, vocab_size, v.n_layers_max)
+    rules = study_rules(cfg.rules, vocab_size, v.n_layers_max, tuple(v.kv_heads), tuple(v.ffn_multipliers))
     grid = enumerate_shapes(rules, v.n_params * (1 - v.rel_tol), v.n_params * (1 + v.rel_tol))
     n_tokens = round(v.tokens_per_param * v.n_params)
     result = plan_shapes(grid, loss_from_law(law), PlanConstraints(n_tokens=float(n_tokens)),
@@ -294,7 +318,16 @@ def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any
     pick = fastest_within(result, v.max_loss_increase)
     deepest = frame.loc[frame.groupby("group")["aspect_ratio"].idxmin(), "aspect_ratio"].to_numpy(dtype=float)
     target = float(np.median(deepest))
-    base = int(np.argmin(np.abs(np.log(grid.aspect_ratio.astype(float)) - math.log(target))))
+    # the baseline is a conventional shape: multi-head attention and the rules' FFN width
+    from infscale.arch import ffn_width
+
+    # (the FFN width nearest the rules' where the plan searches others)
+    mha = grid.n_kv_heads == grid.n_heads
+    rule = np.asarray(ffn_width(grid.d_model, "swiglu", cfg.rules.ffn_multiple), dtype=np.float64)
+    ffn_dev = np.abs(np.log(grid.d_ff / rule))
+    plain = mha & (ffn_dev <= np.min(ffn_dev[mha], initial=np.inf) + 0.02)
+    dist = np.where(plain, np.abs(np.log(grid.aspect_ratio.astype(float)) - math.log(target)), np.inf)
+    base = int(np.argmin(dist))
     return result, pick, base, target
 
 
@@ -315,12 +348,16 @@ def plan_verification(cfg: StudyConfig, law: Any, profile: Any, frame: Any, voca
         row = result.row(i)
         shape = result.grid.shape(i)
         pred = predict(shape.with_(context_length=max(ctx, wl.input_len + wl.output_len)), wl, profile)
-        return {"role": role, "shape": shape_label(row["d_model"], row["n_layers"]), "label": row["label"],
-                "d_model": row["d_model"], "n_layers": row["n_layers"], "n_heads": row["n_heads"], "d_ff": row["d_ff"],
+        return {"role": role, "shape": shape_label(row["d_model"], row["n_layers"], row["n_heads"], row["n_kv_heads"],
+                                                   row["d_ff"], cfg.rules), "label": row["label"],
+                "d_model": row["d_model"], "n_layers": row["n_layers"], "n_heads": row["n_heads"],
+                "n_kv_heads": row["n_kv_heads"], "d_ff": row["d_ff"], "ffn_ratio": row["ffn_ratio"],
+                "kv_group": row["kv_group"],
                 "n_params": row["n_params"], "aspect_ratio": row["aspect_ratio"], "n_tokens": n_tokens,
                 "predicted_loss": row["loss"], "predicted_latency_s": row["latency_s"],
                 "predicted_decode_s": pred.decode_s, "predicted_prefill_s": pred.prefill_s,
-                "warnings": point_warnings(law.meta, {**row, "n_tokens": n_tokens}, shape_aware=True, profile=profile)}
+                "warnings": point_warnings(law.meta, {**row, "n_tokens": n_tokens}, shape_aware=True, profile=profile,
+                                           arch=law.law.needs_arch)}
 
     v = cfg.verify
     return {"n_candidates": len(result.grid), "law": law.name, "n_tokens": n_tokens, "baseline_aspect_target": target,
@@ -335,7 +372,9 @@ def _verify(cfg: StudyConfig, plan: dict[str, Any], out: Path, vocab_size: int, 
     groups = []
     for role in ("recommended", "baseline"):
         e = plan[role]
-        groups.append({"name": role, "shapes": [shape_entry(f"{e['d_model']}x{e['n_layers']}", cfg.rules)],
+        kv = f"kv{e['n_kv_heads']}" if e.get("n_kv_heads", e["n_heads"]) != e["n_heads"] else ""
+        spec = f"{e['d_model']}x{e['n_layers']}{kv}f{e['d_ff']}"
+        groups.append({"name": role, "shapes": [shape_entry(spec, cfg.rules)],
                        "tokens_per_param": [1.0], "n_params": int(plan["n_tokens"])})
     sweep = sweep_of(cfg, groups, "study verify")
     say("verify", f"training {plan['recommended']['shape']} (recommended) and {plan['baseline']['shape']} "
@@ -385,12 +424,11 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>",
     records = run_sweep(sweep, out, source=source)
     train_wall = time.perf_counter() - t0
     ctx = int(cfg.base.get("model", {}).get("context_length", 128))
-    shapes = list({shape_label(r["d_model"], r["n_layers"]): study_shape(r, int(r["vocab_size"]), ctx)
-                   for r in records}.values())
+    shapes = list({record_label(r, cfg.rules): study_shape(r, int(r["vocab_size"]), ctx) for r in records}.values())
     say("latency", f"timing {len(shapes)} shapes ({cfg.latency.input_len} in / {cfg.latency.output_len} out, batch "
                    f"{cfg.latency.batch}, {cfg.latency.repeats} interleaved repeats)")
     latency = _measure(shapes, cfg, out / "latency.jsonl")
-    rows = study_rows(records, latency, cfg.held_out)
+    rows = study_rows(records, latency, cfg.held_out, cfg.rules)
     _write_csv(out / "runs.csv", rows, RUN_COLUMNS)
     frame = read_rows(out / "runs.csv")  # the analysis reads what is bundled: the same rounding as the demo's
 
@@ -408,7 +446,9 @@ def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>",
                                             out / "heldout_pred_vs_measured.png",
                                             title=f"Own runs: fit on every size but {cfg.held_out}, "
                                                   f"{cfg.held_out} held out (hollow)"))]
-    figures.append(str(plot_loss_vs_aspect(frame, [reports[k].law for k in cfg.laws if reports[k].law.law.needs_aspect_ratio],
+    figures.append(str(plot_loss_vs_aspect(frame, [reports[k].law for k in cfg.laws
+                                                   if reports[k].law.law.needs_aspect_ratio
+                                                   and not reports[k].law.law.needs_arch],
                                            out / "loss_vs_aspect.png")))
     profile, lat_summary = _calibrate(list(latency.values()), out)
 

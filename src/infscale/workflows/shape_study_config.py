@@ -16,9 +16,9 @@ from pydantic import Field, field_validator, model_validator
 from infscale.configio import SafeName, Strict, validate
 
 __all__ = ["StudyGroup", "StudyLatency", "StudyVerify", "StudyConfig", "parse_study", "load_study", "study_sweep", "study_shape_specs", "shape_entry",
-           "shape_label", "sweep_of"]
+           "shape_label", "record_label", "sweep_of"]
 
-_SHAPE = re.compile(r"^d?(\d+)x[lL]?(\d+)$")
+_SHAPE = re.compile(r"^d?(\d+)x[lL]?(\d+)(?:kv(\d+))?(?:f(\d+))?$")
 
 
 class StudyRules(Strict):
@@ -32,7 +32,8 @@ class StudyRules(Strict):
 
 class StudyGroup(Strict):
     """One size: its nominal N (every shape trains on ``tokens_per_param x n_params`` tokens: equal D across shapes)
-    and its shapes, ``"<d_model>x<n_layers>"``."""
+    and its shapes, ``"<d_model>x<n_layers>"``, optionally with KV heads and an FFN width other than the rules':
+    ``"64x2kv2f72"`` (2 KV heads: grouped-query attention; SwiGLU width 72)."""
 
     name: SafeName
     n_params: int = Field(gt=0)
@@ -45,7 +46,8 @@ class StudyGroup(Strict):
     def _shapes(cls, value: list[str]) -> list[str]:
         for s in value:
             if not _SHAPE.match(s.strip()):
-                raise ValueError(f"shape {s!r}: write <d_model>x<n_layers>, e.g. 32x4")
+                raise ValueError(f"shape {s!r}: write <d_model>x<n_layers>[kv<KV heads>][f<FFN width>], e.g. 32x4 "
+                                 "or 64x2kv2f72")
         return [s.strip() for s in value]
 
 
@@ -76,6 +78,22 @@ class StudyVerify(Strict):
     max_loss_increase: float = Field(default=0.01, ge=0, description="The plan takes the fastest shape whose "
                                      "predicted loss is at most this fraction above the best candidate's.")
     n_layers_max: int = Field(default=64, gt=0, description="Deepest candidate considered.")
+    kv_heads: list[int] = Field(default=[], description="KV-head counts the plan searches besides multi-head "
+                                "attention (needs a preferred law that prices them).")
+    ffn_multipliers: list[float] = Field(default=[], description="FFN widths the plan searches, as multiples of "
+                                         "d_model (empty: the rules' SwiGLU width).")
+
+    @field_validator("kv_heads", "ffn_multipliers")
+    @classmethod
+    def _positive(cls, value: list) -> list:
+        if any(not v > 0 for v in value):
+            raise ValueError("every entry must be positive")
+        return value
+
+    def searched_terms(self) -> tuple[str, ...]:
+        """The law terms the plan's search needs priced (``kv_group``, ``ffn_ratio``): the preferred law must have
+        them."""
+        return tuple(t for t, on in (("kv_group", self.kv_heads), ("ffn_ratio", self.ffn_multipliers)) if on)
 
 
 class StudyConfig(Strict):
@@ -91,6 +109,9 @@ class StudyConfig(Strict):
                                         "held-out MSE is planned with.")
     workers: int = Field(default=2, gt=0, description="Concurrent training runs (local pool).")
     bootstrap: int = Field(default=200, ge=0, description="Bootstrap resamples of the fits (0: none).")
+    fit_with: str | None = Field(default=None, description="A runs table of another study on the same corpus, "
+                                 "tokenizer and trainer settings (a bundled name such as shape_study_runs.csv, or a "
+                                 "path) whose runs join every fit; the held-out group stays this study's.")
 
     @model_validator(mode="after")
     def _names(self) -> StudyConfig:
@@ -140,8 +161,9 @@ def load_study(path: str | Path, *, quick: bool = False) -> StudyConfig:
     return quick_cfg if quick else cfg
 
 
-def shape_entry(spec: str, rules: StudyRules) -> dict[str, int]:
-    """``"32x4"`` -> the trainer's shape fields under the study's rules (heads of ``head_dim``, SwiGLU width)."""
+def shape_entry(spec: str, rules: StudyRules) -> dict[str, Any]:
+    """``"32x4"`` -> the trainer's shape fields under the study's rules (heads of ``head_dim``, SwiGLU width);
+    ``"64x2kv2f72"`` also sets the KV heads and the FFN width, and names them in the run id (``tag``)."""
     from infscale.arch import ffn_width
 
     m = _SHAPE.match(spec)
@@ -150,13 +172,47 @@ def shape_entry(spec: str, rules: StudyRules) -> dict[str, int]:
     if d % rules.head_dim or d % rules.d_model_multiple:
         raise ValueError(f"shape {spec!r}: d_model {d} is not a multiple of head_dim {rules.head_dim} and "
                          f"d_model_multiple {rules.d_model_multiple}")
-    return {"d_model": d, "n_layers": n_layers, "n_heads": d // rules.head_dim,
-            "d_ff": int(ffn_width(d, "swiglu", rules.ffn_multiple))}
+    n_heads = d // rules.head_dim
+    entry: dict[str, Any] = {"d_model": d, "n_layers": n_layers, "n_heads": n_heads,
+                             "d_ff": int(ffn_width(d, "swiglu", rules.ffn_multiple))}
+    tag = ""
+    if m.group(3) is not None:
+        kv = int(m.group(3))
+        if kv <= 0 or n_heads % kv:
+            raise ValueError(f"shape {spec!r}: {kv} KV heads do not divide the {n_heads} query heads")
+        if kv != n_heads:
+            entry["n_kv_heads"] = kv
+            tag += f"kv{kv}"
+    if m.group(4) is not None:
+        d_ff = int(m.group(4))
+        if d_ff <= 0:
+            raise ValueError(f"shape {spec!r}: FFN width must be positive")
+        if d_ff != entry["d_ff"]:
+            entry["d_ff"] = d_ff
+            tag += f"f{d_ff}"
+    if tag:
+        entry["tag"] = tag
+    return entry
 
 
-def shape_label(d_model: int, n_layers: int) -> str:
-    """A study shape's name in its tables and records: ``d32xL4``."""
-    return f"d{d_model}xL{n_layers}"
+def shape_label(d_model: int, n_layers: int, n_heads: int | None = None, n_kv_heads: int | None = None,
+                d_ff: int | None = None, rules: StudyRules | None = None) -> str:
+    """A study shape's name in its tables and records: ``d32xL4``; a grouped-query shape adds its KV heads and a shape
+    whose FFN width is not the rules' adds it (``d64xL2kv2f72``)."""
+    label = f"d{d_model}xL{n_layers}"
+    if n_kv_heads is not None and n_heads is not None and int(n_kv_heads) != int(n_heads):
+        label += f"kv{int(n_kv_heads)}"
+    if d_ff is not None and rules is not None:
+        from infscale.arch import ffn_width
+
+        if int(d_ff) != int(ffn_width(int(d_model), "swiglu", rules.ffn_multiple)):
+            label += f"f{int(d_ff)}"
+    return label
+
+
+def record_label(r: dict[str, Any], rules: StudyRules) -> str:
+    """`shape_label` of a training record (or a latency record's ``shape``)."""
+    return shape_label(r["d_model"], r["n_layers"], r.get("n_heads"), r.get("n_kv_heads"), r.get("d_ff"), rules)
 
 
 def sweep_of(cfg: StudyConfig, groups: list[dict[str, Any]], source: str) -> Any:
@@ -190,5 +246,6 @@ def study_shape_specs(recipe: str | Path = "shape_study") -> list[str]:
     for g in cfg.groups:
         for s in g.shapes:
             e = shape_entry(s, cfg.rules)
-            specs.append(f"d{e['d_model']}x{e['n_layers']}h{e['n_heads']}f{e['d_ff']}")
+            kv = f"kv{e['n_kv_heads']}" if "n_kv_heads" in e else ""
+            specs.append(f"d{e['d_model']}x{e['n_layers']}h{e['n_heads']}{kv}f{e['d_ff']}")
     return list(dict.fromkeys(specs))

@@ -106,3 +106,16 @@ def test_lifecycle_prices_or_flags_kv_heads(tmp_path):
     report = plan_lifecycle(parse_deploy(data, "llm"), base)
     assert not any(w.startswith("unpriced") for w in report.warnings)
     assert "kv" not in report.best["model"]
+
+
+def test_optimum_and_lifetime_refuse_a_law_that_needs_the_architecture(tmp_path):
+    from infscale.plan import FLOPS_COST
+    from infscale.workflows.optimum import run_optimum
+    from infscale.workflows.plan import run_lifetime
+
+    law = _law(tmp_path, ARCH)
+    with pytest.raises(InputError, match=r"reads ffn_ratio, kv_group besides N, D and R: .* `infscale plan --law"):
+        run_optimum(law, 1e21, aspect_ratio=100.0)
+    with pytest.raises(InputError, match=r"reads ffn_ratio, kv_group besides N, D and R"):
+        run_lifetime(law, loss_target=2.5, budget=None, prefill_tokens=0.0, decode_tokens=1e12, aspect_ratio=100.0,
+                     cost=FLOPS_COST)

@@ -34,6 +34,15 @@ class OptimumReport:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def refuse_architecture_law(fitted: Any, path: Path) -> None:
+    """A law that prices KV heads or FFN widths has no single compute-optimal N and D without them: one line naming
+    the command that searches them."""
+    if fitted.law.needs_arch:
+        raise InputError(f"{path}: law {fitted.name!r} reads {', '.join(fitted.law.needs_arch)} besides N, D and R: "
+                         "its optimum depends on the KV heads and FFN width; search them with `infscale plan --law "
+                         f"{path} --kv-heads ... --ffn-multipliers ...`")
+
+
 def run_optimum(law: Path, flops: float, *, aspect_ratio: float | None = None) -> OptimumReport:
     from infscale.laws import load_fit
     from infscale.laws.io import load_replicates
@@ -41,6 +50,7 @@ def run_optimum(law: Path, flops: float, *, aspect_ratio: float | None = None) -
     check_number("--flops", flops)
     check_number("--aspect-ratio", aspect_ratio)
     fitted = load_fit(law)
+    refuse_architecture_law(fitted, law)
     try:
         best = fitted.allocate_compute(flops, aspect_ratio)
     except ValueError as exc:

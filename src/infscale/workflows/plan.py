@@ -17,6 +17,7 @@ from typing import Any
 from infscale.configio import check_number, check_output_dir, write_csv, write_text
 from infscale.errors import InputError
 from infscale.extrapolation import law_warnings, point_warnings
+from infscale.workflows.optimum import refuse_architecture_law
 
 __all__ = ["PlanRequest", "PlanReport", "run_plan"]
 
@@ -358,6 +359,7 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
     check_number("--decode-tokens", decode_tokens, inclusive=True)
     check_number("--aspect-ratio", aspect_ratio)
     fitted = load_fit(law)
+    refuse_architecture_law(fitted, law)
     repeat_fit_warnings(law, fitted)
     loss_fn = loss_from_law(fitted)
     kwargs = dict(prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, cost=cost, aspect_ratio=aspect_ratio)

@@ -226,7 +226,7 @@ def cap_warnings(best: dict[str, Any], frontier: list[dict[str, Any]], rules: An
     if rules.kv_heads and int(best["n_kv_heads"]) <= min(rules.kv_heads):
         out.append(f"cap: the recommendation has {best['n_kv_heads']} KV heads, the fewest searched: fewer were not "
                    "considered")
-    if rules.ffn_multipliers:
+    if len(set(rules.ffn_multipliers)) > 1:
         ffn = float(best["d_ff"]) / float(best["d_model"])
         for end, value in (("narrowest", min(rules.ffn_multipliers)), ("widest", max(rules.ffn_multipliers))):
             if abs(ffn - value) <= max(rules.ffn_multiple / float(best["d_model"]), 1e-9):

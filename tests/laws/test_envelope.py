@@ -64,3 +64,34 @@ def test_envelope_command_reads_the_trainers_run_files(tmp_path):
     res = CliRunner().invoke(app, ["fit", "--data", str(tmp_path / "nothing"), "--method", "envelope",
                                    "--out", str(tmp_path / "o2")])
     assert "approach 1 reads a directory of the trainer's runs" in str(res.exception)
+
+
+def test_all_three_approaches_on_one_directory_of_isoflop_runs(tmp_path):
+    """`fit --method approaches`: runs trained as IsoFLOP profiles (5 budgets x 7 sizes, D = C / 6N, each with its
+    curve) give approach 1 from the curves, 2 from the budgets' parabolas and 3 from the final losses, one table at
+    one compute; each recovers the known a within its interval."""
+    from typer.testing import CliRunner
+
+    from infscale.cli.main import app
+
+    a_true = BETA / (ALPHA + BETA)
+    for c in np.geomspace(1e19, 1e21, 5):
+        n_opt = 0.6 * (c / 6) ** a_true  # the law's optimum is near here: the sizes bracket it
+        for n in n_opt * np.geomspace(0.2, 5.0, 7):
+            run = tmp_path / "runs" / f"c{c:.1e}-n{n:.2e}"
+            run.mkdir(parents=True)
+            t = np.geomspace(1e6, c / (6 * n), 40)
+            y = E + A * n ** -ALPHA + B * t ** -BETA
+            (run / "record.json").write_text(json.dumps({"run_id": run.name, "N": n, "D": t[-1], "loss": y[-1]}))
+            (run / "metrics.jsonl").write_text("".join(
+                json.dumps({"step": i, "tokens": float(a), "loss_smoothed": float(b)}) + "\n"
+                for i, (a, b) in enumerate(zip(t, y, strict=True))))
+    res = CliRunner().invoke(app, ["fit", "--data", str(tmp_path / "runs"), "--method", "approaches", "--bootstrap",
+                                   "50", "--out", str(tmp_path / "out"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [row["approach"][0] for row in out["compare"]] == ["1", "2", "3"] and out["n_runs"] == 35
+    for row in out["compare"]:
+        assert row["a_interval"][0] - 0.01 <= a_true <= row["a_interval"][1] + 0.01, row["approach"]
+        assert row["n_opt"] > 0
+    assert (tmp_path / "out" / "approaches.json").is_file() and (tmp_path / "out" / "isoflop.png").is_file()

@@ -36,7 +36,8 @@ def fit(
     method: str = typer.Option("parametric", "--method", help="parametric (Hoffmann's approach 3: a law fitted to "
                                "every run), isoflop (approach 2: a parabola in log N per compute budget, then "
                                "N_opt ~ C^a) or envelope (approach 1: --data is a directory of the trainer's runs; "
-                               "the lowest loss of their training curves per compute); each beside approach 3."),
+                               "the lowest loss of their training curves per compute), each beside approach 3; or "
+                               "approaches: all three on one directory of runs trained as IsoFLOP profiles."),
     at_flops: float = typer.Option(None, "--at-flops", help="isoflop: the compute budget at which the approaches' "
                                    "N_opt are compared (default: the largest budget)."),
     budget_tol: float = typer.Option(0.05, "--budget-tol", help="isoflop: runs within this relative FLOPs of each "
@@ -45,9 +46,14 @@ def fit(
     """Fit a scaling law; print coefficients with bootstrap intervals, held-out validation and warnings."""
     from infscale.configio import default_out
     from infscale.workflows.fit import FitRequest, run_fit_request
-    from infscale.workflows.isoflop import check_method, run_envelope, run_isoflop
+    from infscale.workflows.isoflop import check_method, run_approaches, run_envelope, run_isoflop
 
     check_method(method)
+    if method == "approaches":
+        res = run_approaches(Path(data), out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
+                             n_boot=max(n_boot, 2), seed=seed, plot=plot)
+        typer.echo(json.dumps(finite(res), indent=2, default=float, allow_nan=False)) if as_json else _print_compare(res)
+        return
     if method == "envelope":
         env = run_envelope(Path(data), out or default_out("fit"), at_flops=at_flops, n_boot=max(n_boot, 2), seed=seed)
         typer.echo(json.dumps(finite(env), indent=2, default=float, allow_nan=False)) if as_json else _print_compare(env)

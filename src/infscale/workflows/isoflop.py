@@ -99,9 +99,9 @@ def approach3_row(runs: Any, c_star: float, n_boot: int, seed: int, level: float
 
 
 def check_method(method: str) -> None:
-    if method not in ("parametric", "isoflop", "envelope"):
-        raise InputError(f"--method {method!r}: expected parametric (approach 3), isoflop (approach 2) or envelope "
-                         "(approach 1)")
+    if method not in ("parametric", "isoflop", "envelope", "approaches"):
+        raise InputError(f"--method {method!r}: expected parametric (approach 3), isoflop (approach 2), envelope "
+                         "(approach 1) or approaches (all three on one directory of runs)")
 
 
 def read_curves(path: Path) -> tuple[list[Any], Any]:
@@ -154,4 +154,39 @@ def run_envelope(path: Path, out: Path, *, at_flops: float | None = None, n_boot
               "compare": compare}
     out.mkdir(parents=True, exist_ok=True)
     result["files"] = {"envelope_json": str(write_json(out / "envelope.json", result))}
+    return result
+
+
+def run_approaches(path: Path, out: Path, *, at_flops: float | None = None, rel_tol: float = 0.05, n_boot: int = 200,
+                   seed: int = 0, plot: bool = True) -> dict[str, Any]:
+    """Hoffmann's three approaches on one directory of the trainer's runs trained as IsoFLOP profiles (e.g. the
+    bundled recipe ``isoflop_own``): approach 1 from their training curves, approach 2 from their final losses grouped
+    into budgets (6ND within ``rel_tol``), approach 3 from the same final losses; one table at ``at_flops`` (default:
+    the largest budget). Writes ``approaches.json`` and the IsoFLOP figure."""
+    from infscale.laws.envelope import envelope_fit
+    from infscale.laws.isoflop import isoflop_fit
+
+    check_number("--bootstrap", n_boot, low=2, inclusive=True, high=100_000)
+    check_number("--budget-tol", rel_tol, low=0.0, high=1.0)
+    if at_flops is not None:
+        check_number("--at-flops", at_flops, low=0.0)
+    check_output_dir(out)
+    curves, finals = read_curves(path)
+    iso = isoflop_fit(finals.n_params, finals.n_tokens, finals.loss, None, rel_tol=rel_tol, n_boot=n_boot,
+                      random_state=seed, source=str(path))
+    env = envelope_fit(curves, n_boot=n_boot, random_state=seed, source=str(path))
+    c_star = float(at_flops if at_flops is not None else max(p.flops for p in iso.profiles))
+    compare = [env.comparison_row("1: training-curve envelope", c_star),
+               {**iso.comparison_row("2: IsoFLOP profiles", c_star), "budgets": len(iso.profiles)},
+               approach3_row(finals, c_star, n_boot, seed, iso.level, "3: parametric (Huber)")]
+    result = {"data": str(path), "n_runs": len(curves), "at_flops": c_star, "approach1": env.to_dict(),
+              "approach2": iso.to_dict(), "compare": compare}
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"approaches_json": str(write_json(out / "approaches.json", result))}
+    if plot:
+        from infscale.report.isoflop_plot import plot_isoflop
+
+        files["plot"] = str(plot_isoflop(iso, finals.n_params, finals.loss, 6.0 * finals.n_params * finals.n_tokens,
+                                         out / "isoflop.png", title=f"{path}: IsoFLOP profiles (approach 2)"))
+    result["files"] = files
     return result

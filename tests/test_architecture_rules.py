@@ -31,6 +31,7 @@ PURE_MODULES = [
     "infscale.laws.downstream",
     "infscale.laws.fit",
     "infscale.laws.fitted",
+    "infscale.laws.form_base",
     "infscale.laws.forms",
     "infscale.laws.lbfgs",
     "infscale.laws.pipeline",

@@ -1,0 +1,302 @@
+"""Forecast test-time scaling from a pilot: accuracy at n up to far beyond the pilot's samples, with intervals.
+
+From a pilot of ``m`` samples per problem (answer classes, reward scores, exact-checker labels) the forecast builds,
+per problem, a posterior over the answer distribution and reads each aggregation's accuracy at n off it:
+
+- **Success probability** ``q_i`` of a sample: ``Beta(a + c_i, b + m - c_i)`` with ``c_i`` correct pilot samples and
+  the prior ``Beta(a, b)`` fitted across problems by maximum marginal (beta-binomial) likelihood, as Schaeffer et al.
+  (ICML 2025) forecast pass@k from the distribution of per-problem success probabilities. ``pass@n = 1 - (1 - q)^n``.
+- **Wrong answers**: the rest of the mass ``1 - q`` is split over the pilot's wrong classes and a sink (no answer, or an
+  answer the pilot never saw; each such answer is taken as distinct, so it never wins a vote) by a Dirichlet posterior
+  ``Dir(counts + alpha)``.
+- **Majority vote** at n: the class counts of n i.i.d. draws from a posterior sample (multinomial); the correct class
+  must have strictly the most votes, ties broken uniformly (the convention of `accuracy_at_n`).
+- **Weighted vote**: as majority vote, each class's score sum drawn around its count times the mean score of its label
+  (correct or wrong, pooled over problems) with the pooled variance (normal sums).
+- **Best-of-n**: the verifier's score distributions on correct and on wrong samples, pooled over problems (its ROC, the
+  view of Stroebl et al. 2024 and ROC-n-reroll 2025), binned; ``P(best correct) = sum_b [(G_b + c_b + w_b)^n - G_b^n]
+  c_b / (c_b + w_b)`` with ``c_b = q F_c(bin b)``, ``w_b = (1 - q) F_w(bin b)`` and ``G_b`` the mass below bin b. As n
+  grows it tends to what the top of the two score distributions holds: a verifier whose false positives reach above its
+  true positives caps the accuracy.
+
+Intervals: each problem gets ``n_draws`` posterior samples and a curve per sample; a bootstrap replicate resamples the
+problems and takes one posterior sample of each, so the interval covers both the problem sample and each problem's
+posterior. Pure: numpy and scipy, randomness only through ``random_state`` (one stream per problem and draw).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import betaln
+
+from infscale.tts.analysis.accuracy import CandidatePools
+
+__all__ = ["FORECAST_AGGREGATIONS", "BetaPrior", "ForecastCurve", "Forecast", "fit_beta_prior", "forecast_grid",
+           "forecast", "pilot_pools", "smallest_n"]
+
+FORECAST_AGGREGATIONS = ("pass", "majority_vote", "weighted_vote", "best_of_n")
+_SCORE_BINS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class BetaPrior:
+    """The fitted distribution of per-problem success probabilities, ``Beta(a, b)``."""
+
+    a: float
+    b: float
+    log_likelihood: float
+
+    @property
+    def mean(self) -> float:
+        return self.a / (self.a + self.b)
+
+
+def fit_beta_prior(n_correct: np.ndarray, m: int) -> BetaPrior:
+    """Maximum marginal likelihood ``Beta(a, b)`` for ``n_correct`` successes out of ``m`` per problem."""
+    c = np.asarray(n_correct, dtype=np.float64)
+    if c.size == 0:
+        raise ValueError("fit_beta_prior: no problems")
+
+    def nll(theta: np.ndarray) -> float:
+        a, b = np.exp(theta)
+        return -float(np.sum(betaln(a + c, b + m - c) - betaln(a, b)))
+
+    mean = float(np.clip((c.sum() + 0.5) / (c.size * m + 1.0), 1e-3, 1 - 1e-3))
+    starts = [np.log([mean * k, (1 - mean) * k]) for k in (0.3, 1.0, 4.0)]
+    best = min((minimize(nll, x0, method="L-BFGS-B", bounds=[(-9.0, 9.0)] * 2) for x0 in starts),
+               key=lambda r: r.fun)
+    a, b = np.exp(best.x)
+    return BetaPrior(float(a), float(b), float(-best.fun))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForecastCurve:
+    """A forecast accuracy curve (fractions) with its interval at ``level``."""
+
+    aggregation: str
+    ns: np.ndarray
+    accuracy: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    replicates: np.ndarray = field(repr=False)
+    """(B, len(ns)) bootstrap replicate curves (for intervals of derived quantities such as the n for a target)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forecast:
+    pilot_size: int
+    n_problems: int
+    prior: BetaPrior
+    curves: dict[str, ForecastCurve]
+    limits: dict[str, float]
+    """Accuracy as n grows without bound: ``pass`` (the share of problems with q > 0 under the posterior mean),
+    ``majority_vote`` (problems whose posterior mean puts the correct class first), ``best_of_n`` (the verifier's
+    cap: the top score bin's correct share, averaged over problems)."""
+    unseen_share: float
+    """Fraction of problems with no correct sample in the pilot: their forecast is the fitted prior's, not theirs."""
+    unseen_contribution: float
+    """How much of the forecast pass@n at the largest n those problems supply (points of accuracy, as a fraction)."""
+    warnings: list[str] = field(default_factory=list)
+    level: float = 0.9
+
+
+def pilot_pools(pools: CandidatePools, m: int, random_state: int = 0) -> CandidatePools:
+    """The first ``m`` candidates of every problem's pool after a random order keyed per problem (a pilot drawn
+    without replacement, as a team would sample ``m`` before paying for more)."""
+    if not 1 <= m <= pools.pool_size:
+        raise ValueError(f"pilot of {m} samples: the pools hold {pools.pool_size} per problem")
+    idx = np.stack([np.random.default_rng([random_state, i]).permutation(pools.pool_size)[:m]
+                    for i in range(pools.n_problems)])
+    take = np.take_along_axis
+    return CandidatePools(answer_ids=take(pools.answer_ids, idx, axis=1), scores=take(pools.scores, idx, axis=1),
+                          correct_ids=pools.correct_ids, problem_ids=pools.problem_ids)
+
+
+def forecast_grid(n_max: int) -> np.ndarray:
+    """Every n up to 16, then about 24 log-spaced points per decade up to ``n_max`` (and ``n_max`` itself)."""
+    dense = np.arange(1, min(n_max, 16) + 1)
+    if n_max <= 16:
+        return dense
+    tail = np.unique(np.round(np.geomspace(16, n_max, int(np.ceil(24 * np.log10(n_max / 16))) + 2)).astype(int))
+    return np.unique(np.concatenate([dense, tail, [n_max]]))
+
+
+def _class_table(pilot: CandidatePools) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per problem: correct count, wrong-class counts (P, K) padded with zeros, sink count (no answer)."""
+    a, correct = pilot.answer_ids, pilot.correct_ids
+    p_count, m = a.shape
+    is_correct = (a == correct[:, None]) & (correct[:, None] >= 0)
+    n_correct = is_correct.sum(axis=1)
+    sink = (a < 0).sum(axis=1)
+    wrong = np.where(is_correct | (a < 0), -1, a)
+    width = max(1, m)
+    table = np.zeros((p_count, width), dtype=np.int64)
+    for i in range(p_count):
+        vals = wrong[i][wrong[i] >= 0]
+        if vals.size:
+            _, counts = np.unique(vals, return_counts=True)
+            table[i, : counts.size] = np.sort(counts)[::-1]
+    return n_correct, table, sink
+
+
+def _posterior_probs(n_correct, wrong, sink, m, prior, n_draws, rng_for) -> np.ndarray:
+    """(P, D, 1 + K + 1) class probabilities: correct, the pilot's wrong classes, the sink."""
+    p_count, k = wrong.shape
+    out = np.empty((p_count, n_draws, k + 2))
+    alpha = 0.5  # Jeffreys-like pseudo-count on every wrong class and on the sink
+    for i in range(p_count):
+        rng = rng_for(i)
+        q = rng.beta(prior.a + n_correct[i], prior.b + m - n_correct[i], size=n_draws)
+        conc = np.concatenate([wrong[i] + alpha * (wrong[i] > 0), [sink[i] + alpha]])
+        conc = np.where(conc > 0, conc, 1e-12)
+        w = rng.dirichlet(conc, size=n_draws)
+        out[i, :, 0] = q
+        out[i, :, 1:] = (1.0 - q)[:, None] * w
+    return out
+
+
+def _vote_curves(probs, ns, rng, score_mean=None, score_sd=None) -> np.ndarray:
+    """(R, len(ns)) expected win of class 0 over n i.i.d. draws from each row of ``probs`` (R, C), the last class a
+    sink that never wins. With score moments (correct, wrong) the votes are weighted (normal sums)."""
+    rows, c = probs.shape
+    out = np.empty((rows, ns.size))
+    for j, n in enumerate(ns):
+        counts = rng.multinomial(int(n), probs).astype(np.float64)
+        votes = counts[:, :-1]
+        if score_mean is not None:
+            mu = np.where(np.arange(c - 1) == 0, score_mean[0], score_mean[1])
+            sd = np.where(np.arange(c - 1) == 0, score_sd[0], score_sd[1])
+            votes = np.where(votes > 0, votes * mu + np.sqrt(votes) * sd * rng.standard_normal(votes.shape), -np.inf)
+            votes = np.where(counts[:, :-1] > 0, np.maximum(votes, 1e-12), -np.inf)
+        top = votes.max(axis=1)
+        winners = (votes == top[:, None]) & np.isfinite(votes) & (votes > 0)
+        out[:, j] = np.where(winners[:, 0], 1.0 / np.maximum(winners.sum(axis=1), 1), 0.0)
+    return out
+
+
+def _score_bins(pilot: CandidatePools) -> tuple[np.ndarray, np.ndarray] | None:
+    """Histograms (bins, high to low) of the pooled scores of correct and of wrong candidates, as probabilities;
+    unscored or unanswered candidates fall below every bin (a wrong mass the best-of-n never picks first)."""
+    s = pilot.scores
+    finite = np.isfinite(s)
+    if not finite.any():
+        return None
+    correct = pilot.correct_mask
+    sc, sw = s[finite & correct], s[finite & ~correct]
+    lo, hi = float(np.min(s[finite])), float(np.max(s[finite]))
+    edges = np.linspace(lo, hi + 1e-12 * max(1.0, abs(hi)), _SCORE_BINS + 1)
+    fc = np.histogram(sc, edges)[0][::-1] / max(1, correct.sum())
+    fw = np.histogram(sw, edges)[0][::-1] / max(1, (~correct).sum())
+    return fc, fw
+
+
+def _best_of_n_curves(q: np.ndarray, bins: tuple[np.ndarray, np.ndarray], ns: np.ndarray) -> np.ndarray:
+    """(R, len(ns)) P(the highest-scored of n draws is correct) for success probabilities ``q`` (R,): computed on a
+    grid of 1,025 values of q and interpolated (the curve is smooth in q)."""
+    grid = np.linspace(0.0, 1.0, 1025)
+    table = _best_of_n_exact(grid, bins, ns)  # (1025, len(ns))
+    pos = np.clip(q, 0.0, 1.0) * (grid.size - 1)
+    lo = np.minimum(pos.astype(np.int64), grid.size - 2)
+    frac = (pos - lo)[:, None]
+    return table[lo] * (1.0 - frac) + table[lo + 1] * frac
+
+
+def _best_of_n_exact(q: np.ndarray, bins: tuple[np.ndarray, np.ndarray], ns: np.ndarray) -> np.ndarray:
+    fc, fw = bins
+    c = q[:, None] * fc[None, :]
+    w = (1.0 - q)[:, None] * fw[None, :]
+    above = np.cumsum(c + w, axis=1) - (c + w)  # mass in higher bins (bins run high to low)
+    below = 1.0 - above - (c + w)  # mass strictly below each bin, unscored mass included
+    share = np.divide(c, c + w, out=np.zeros_like(c), where=(c + w) > 0)
+    below = np.clip(below, 0.0, 1.0)
+    top = np.clip(below + c + w, 0.0, 1.0)
+    out = np.empty((q.size, ns.size))
+    for j, n in enumerate(ns):
+        out[:, j] = ((top ** n - below ** n) * share).sum(axis=1)
+    return out
+
+
+def forecast(pilot: CandidatePools, n_max: int, *, n_draws: int = 16, n_bootstrap: int = 400, level: float = 0.9,
+             random_state: int = 0, ns: np.ndarray | None = None) -> Forecast:
+    """Forecast pass@n, majority vote, weighted vote (when scored) and best-of-n (when scored) at n = 1..``n_max``
+    (on `forecast_grid`) from ``pilot`` (see the module docstring)."""
+    m = pilot.pool_size
+    if n_max < 1:
+        raise ValueError("n_max must be at least 1")
+    ns = forecast_grid(n_max) if ns is None else np.asarray(ns, dtype=np.int64)
+    n_correct, wrong, sink = _class_table(pilot)
+    prior = fit_beta_prior(n_correct, m)
+    probs = _posterior_probs(n_correct, wrong, sink, m, prior, n_draws,
+                             lambda i: np.random.default_rng([random_state, 1, i]))
+    p_count = pilot.n_problems
+    flat = probs.reshape(p_count * n_draws, -1)
+    q = flat[:, 0]
+    rng = np.random.default_rng([random_state, 2])
+    per_row = {"pass": 1.0 - (1.0 - q[:, None]) ** ns[None, :],
+               "majority_vote": _vote_curves(flat, ns, rng)}
+    bins = _score_bins(pilot) if pilot.has_scores else None
+    limits = {"pass": float(np.mean(1.0 - (1.0 - probs[:, :, 0]) ** 1_000_000 > 0.5)),
+              "majority_vote": float(np.mean(probs.mean(axis=1)[:, 0] > probs.mean(axis=1)[:, 1:-1].max(axis=1,
+                                                                                                  initial=0.0)))}
+    if bins is not None:
+        s, correct = pilot.scores, pilot.correct_mask
+        finite = np.isfinite(s)
+        moments = ((float(np.mean(s[finite & correct])) if (finite & correct).any() else 0.0,
+                    float(np.mean(s[finite & ~correct])) if (finite & ~correct).any() else 0.0),
+                   (float(np.std(s[finite & correct])) if (finite & correct).sum() > 1 else 0.0,
+                    float(np.std(s[finite & ~correct])) if (finite & ~correct).sum() > 1 else 0.0))
+        per_row["weighted_vote"] = _vote_curves(flat, ns, np.random.default_rng([random_state, 3]), *moments)
+        per_row["best_of_n"] = _best_of_n_curves(q, bins, ns)
+        fc, fw = bins
+        top = next((k for k in range(fc.size) if fc[k] + fw[k] > 0), 0)
+        cap = q * fc[top] / np.maximum(q * fc[top] + (1 - q) * fw[top], 1e-300)
+        limits["best_of_n"] = float(cap.mean())
+    boot_rng = np.random.default_rng([random_state, 4])
+    pick_p = boot_rng.integers(0, p_count, size=(n_bootstrap, p_count))
+    pick_d = boot_rng.integers(0, n_draws, size=(n_bootstrap, p_count))
+    rows = pick_p * n_draws + pick_d
+    tail = (1.0 - level) / 2.0
+    curves = {}
+    for name, arr in per_row.items():
+        reps = arr[rows].mean(axis=1)  # (B, len(ns))
+        curves[name] = ForecastCurve(aggregation=name, ns=ns, accuracy=arr.mean(axis=0),
+                                     low=np.quantile(reps, tail, axis=0), high=np.quantile(reps, 1 - tail, axis=0),
+                                     replicates=reps)
+    zero = n_correct == 0
+    pass_last = per_row["pass"][:, -1].reshape(p_count, n_draws).mean(axis=1)
+    unseen_contribution = float(pass_last[zero].sum() / p_count)
+    warnings = []
+    if zero.mean() > 0.1 and unseen_contribution > 0.02:
+        warnings.append(
+            f"{zero.mean():.0%} of problems had no correct sample in the pilot of {m}: their forecast comes from the "
+            f"fitted prior Beta({prior.a:.3g}, {prior.b:.3g}), not from their own samples, and supplies "
+            f"{100 * unseen_contribution:.1f} points of pass@{int(ns[-1])}: the pilot cannot see whether they are "
+            "hard or unsolvable; sample more of them before trusting the large-n forecast")
+    if "best_of_n" in limits and limits["best_of_n"] < curves["best_of_n"].accuracy.max() - 0.02:
+        warnings.append(f"the verifier's false positives cap best-of-n: it peaks at "
+                        f"{curves['best_of_n'].accuracy.max():.1%} and falls towards {limits['best_of_n']:.1%} as n "
+                        "grows (its highest scores are not all correct)")
+    return Forecast(pilot_size=m, n_problems=p_count, prior=prior, curves=curves, limits=limits,
+                    unseen_share=float(zero.mean()), unseen_contribution=unseen_contribution, warnings=warnings,
+                    level=level)
+
+
+def smallest_n(curve: ForecastCurve, target: float) -> tuple[int | None, int | None, int | None]:
+    """The smallest n whose forecast accuracy reaches ``target``, with the interval of that n over the replicates
+    (None where no n of the grid reaches it)."""
+    def first(acc: np.ndarray) -> int | None:
+        hit = np.flatnonzero(acc >= target)
+        return int(curve.ns[hit[0]]) if hit.size else None
+
+    point = first(curve.accuracy)
+    reps = [first(r) for r in curve.replicates]
+    reached = np.array([r for r in reps if r is not None], dtype=float)
+    tail = 0.05
+    if reached.size < 0.5 * len(reps):
+        return point, None if reached.size == 0 else int(np.min(reached)), None
+    lo = int(np.quantile(reached, tail))
+    hi = int(np.quantile(reached, 1 - tail)) if reached.size >= (1 - tail) * len(reps) else None
+    return point, lo, hi

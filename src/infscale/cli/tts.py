@@ -14,6 +14,7 @@ tts_app = typer.Typer(help="Test-time compute: run strategies under a budget, an
 TTS_COMMAND_MODULES: list[str] = [
     "infscale.cli.tts_run",
     "infscale.cli.tts_analyze",
+    "infscale.cli.tts_forecast",
     "infscale.cli.tts_mini",
     "infscale.cli.tts_reward",
 ]

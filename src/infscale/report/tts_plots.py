@@ -197,3 +197,33 @@ def plot_crossover(rows: Sequence[Mapping[str, object]], path: Path, *, prm_auc:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_forecast(rows: Sequence[Mapping[str, object]], path: Path, *, title: str = "") -> Path:
+    """Forecast accuracy against n per aggregation (line, interval band) with the measured accuracy where the pool
+    held n samples (points); n on a log axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    names = list(dict.fromkeys(str(r["aggregation"]) for r in rows))
+    for k, name in enumerate(names):
+        sub = [r for r in rows if r["aggregation"] == name]
+        n = np.array([float(r["n"]) for r in sub])
+        color = f"C{k}"
+        ax.plot(n, [100 * float(r["forecast"]) for r in sub], color=color, lw=1.6, label=f"{name} forecast")
+        ax.fill_between(n, [100 * float(r["low"]) for r in sub], [100 * float(r["high"]) for r in sub], color=color,
+                        alpha=0.18, lw=0)
+        meas = [(float(r["n"]), 100 * float(r["measured"])) for r in sub if r["measured"] is not None]
+        if meas:
+            ax.plot(*zip(*meas, strict=True), "o", color=color, ms=3.5, label=f"{name} measured")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("samples per problem n")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

@@ -11,8 +11,9 @@ per problem, a posterior over the answer distribution and reads each aggregation
   ``Dir(counts + alpha)``.
 - **Majority vote** at n: the class counts of n i.i.d. draws from a posterior sample (multinomial); the correct class
   must have strictly the most votes, ties broken uniformly (the convention of `accuracy_at_n`).
-- **Weighted vote**: as majority vote, each class's score sum drawn around its count times the class's mean score (its
-  own pilot scores shrunk towards its label's pooled mean) with its label's pooled spread (normal sums).
+- **Weighted vote**: as majority vote, each class's score sum its count times the class's score (the pilot's mean
+  score of that answer; for a correct answer the pilot never drew, a correct class's score from another problem),
+  plus the spread of scores within an answer class.
 - **Best-of-n**: the verifier's score distributions on correct and on wrong samples (its ROC, the view of Stroebl et
   al. 2024 and ROC-n-reroll 2025) per problem: its own pilot's histograms shrunk towards the pooled ones, binned; ``P(best correct) = sum_b [(G_b + c_b + w_b)^n - G_b^n]
   c_b / (c_b + w_b)`` with ``c_b = q F_c(bin b)``, ``w_b = (1 - q) F_w(bin b)`` and ``G_b`` the mass below bin b. As n
@@ -170,24 +171,55 @@ def _posterior_probs(n_correct, wrong, sink, m, prior, n_draws, rng_for) -> np.n
     return out
 
 
-def _vote_curves(probs, ns, rng, class_mean=None, score_sd=None) -> np.ndarray:
+def _vote_curves(probs, ns, rng, class_score=None, within_sd: float = 0.0) -> np.ndarray:
     """(R, len(ns)) expected win of class 0 over n i.i.d. draws from each row of ``probs`` (R, C), the last class a
-    sink that never wins. With ``class_mean`` (R, C - 1) and the score spread per label (correct, wrong) the votes
-    are weighted: a class's score sum is normal around its count times its mean score."""
+    sink that never wins. With ``class_score`` (R, C - 1) the votes are weighted: a class's score sum is its count
+    times its score, plus normal noise of ``within_sd`` per sample (samples of one answer score alike)."""
     rows, c = probs.shape
     out = np.empty((rows, ns.size))
-    sd = None if score_sd is None else np.where(np.arange(c - 1) == 0, score_sd[0], score_sd[1])[None, :]
     for j, n in enumerate(ns):
         counts = rng.multinomial(int(n), probs).astype(np.float64)
         votes = counts[:, :-1]
-        if class_mean is not None:
+        if class_score is not None:
             drawn = votes > 0
-            votes = votes * class_mean + np.sqrt(votes) * sd * rng.standard_normal(votes.shape)
-            votes = np.where(drawn, np.maximum(votes, 1e-12), -np.inf)
+            votes = votes * class_score + np.sqrt(votes) * within_sd * rng.standard_normal(votes.shape)
+            votes = np.where(drawn, np.maximum(votes, _MIN_VOTE), -np.inf)
         top = votes.max(axis=1)
         winners = (votes == top[:, None]) & np.isfinite(votes) & (votes > 0)
         out[:, j] = np.where(winners[:, 0], 1.0 / np.maximum(winners.sum(axis=1), 1), 0.0)
     return out
+
+
+_MIN_VOTE = 1e-9
+"""A drawn class's weight is at least this (as `accuracy_at_n`): a drawn class outweighs an absent one."""
+
+
+def _class_scores(score_sum: np.ndarray, score_n: np.ndarray, pilot: CandidatePools, n_draws: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Per row (problem x posterior draw) the score of every class for weighted voting, and the spread of scores
+    within a class. A class the pilot scored keeps its mean; a correct answer the pilot never drew takes the mean
+    score of a correct class drawn at random from the other problems' (so a verifier that misses some correct
+    answers misses them in the forecast too); classes without scores score as their label does on average."""
+    p_count, width = score_sum.shape
+    mean = np.divide(score_sum, score_n, out=np.full(score_sum.shape, np.nan), where=score_n > 0)
+    seen_c = mean[:, 0][np.isfinite(mean[:, 0])]
+    wrong_means = mean[:, 1:][np.isfinite(mean[:, 1:])]
+    fallback_w = float(wrong_means.mean()) if wrong_means.size else 0.0
+    fallback_c = seen_c if seen_c.size else np.array([1.0])
+    rows = np.repeat(mean, n_draws, axis=0)
+    unseen = ~np.isfinite(rows[:, 0])
+    rows[unseen, 0] = rng.choice(fallback_c, size=int(unseen.sum()))
+    rows[:, 1:] = np.where(np.isfinite(rows[:, 1:]), rows[:, 1:], fallback_w)
+    # spread of the scores within one answer class of one problem (pooled over classes with two or more)
+    s, a = pilot.scores, pilot.answer_ids
+    sq, dof = 0.0, 0
+    for i in range(p_count):
+        for k in np.unique(a[i][a[i] >= 0]):
+            v = s[i][(a[i] == k) & np.isfinite(s[i])]
+            if v.size > 1:
+                sq += float(((v - v.mean()) ** 2).sum())
+                dof += v.size - 1
+    return rows, (sq / dof) ** 0.5 if dof else 0.0
 
 
 _SHRINK = 0.5
@@ -264,24 +296,9 @@ def forecast(pilot: CandidatePools, n_max: int, *, n_draws: int = 16, n_bootstra
               "majority_vote": float(np.mean(probs.mean(axis=1)[:, 0] > probs.mean(axis=1)[:, 1:-1].max(axis=1,
                                                                                                   initial=0.0)))}
     if bins is not None:
-        s, correct = pilot.scores, pilot.correct_mask
-        finite = np.isfinite(s)
-        pooled = np.array([np.mean(s[finite & correct]) if (finite & correct).any() else 0.0,
-                           np.mean(s[finite & ~correct]) if (finite & ~correct).any() else 0.0])
-        spread = (float(np.std(s[finite & correct])) if (finite & correct).sum() > 1 else 0.0,
-                  float(np.std(s[finite & ~correct])) if (finite & ~correct).sum() > 1 else 0.0)
-        # each class's mean score: its own pilot scores shrunk towards its label's mean in this problem, which is the
-        # pooled mean moved by how far this problem's other label sits from its own pooled mean (a problem whose
-        # wrong answers score low has its unseen correct answer scored low too)
-        own_w = score_sum[:, 1:].sum(axis=1) / np.maximum(score_n[:, 1:].sum(axis=1), 1)
-        own_c = score_sum[:, 0] / np.maximum(score_n[:, 0], 1)
-        shift_c = np.where(score_n[:, 1:].sum(axis=1) > 0, own_w - pooled[1], 0.0)
-        shift_w = np.where(score_n[:, 0] > 0, own_c - pooled[0], 0.0)
-        label_mean = np.concatenate([(pooled[0] + shift_c)[:, None],
-                                     np.repeat((pooled[1] + shift_w)[:, None], score_sum.shape[1] - 1, axis=1)], axis=1)
-        class_mean = (score_sum + _SHRINK * label_mean) / (score_n + _SHRINK)
         per_row["weighted_vote"] = _vote_curves(flat, ns, np.random.default_rng([random_state, 3]),
-                                                np.repeat(class_mean, n_draws, axis=0), spread)
+                                                *_class_scores(score_sum, score_n, pilot, n_draws,
+                                                               np.random.default_rng([random_state, 5])))
         fc, fw = bins
         per_row["best_of_n"] = _best_of_n_curves(q, np.repeat(fc, n_draws, axis=0), np.repeat(fw, n_draws, axis=0),
                                                  ns)

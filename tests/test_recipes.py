@@ -28,12 +28,12 @@ def _loader(name: str):
     from infscale.workflows.shape_study_config import load_study
 
     return {"arch_study": load_study, "isoflop_own": load_sweep_config, "shape_study": load_study, "lifecycle_llm": load_deploy, "lifecycle_mini": load_deploy, "micro_sweep": load_sweep_config, "seed_b_mini": load_mini_config, "select_micro": select,
-            "tts_arith_own": load_config, "tts_gsm_smollm2": load_config}[name]
+            "tts_arith_own": load_config, "tts_arith_pool": load_config, "tts_gsm_smollm2": load_config}[name]
 
 
 def test_every_recipe_has_a_loader():
     assert [p.stem for p in RECIPES] == ["arch_study", "isoflop_own", "lifecycle_llm", "lifecycle_mini", "micro_sweep", "seed_b_mini", "select_micro", "shape_study",
-                                         "tts_arith_own", "tts_gsm_smollm2"]
+                                         "tts_arith_own", "tts_arith_pool", "tts_gsm_smollm2"]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)

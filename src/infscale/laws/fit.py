@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infscale.laws.fitted import FittedLaw
-from infscale.laws.forms import ARCH_COLUMNS, Features, LawForm, get_law
+from infscale.laws.forms import Features, LawForm, get_law
 from infscale.laws.lbfgs import batched_lbfgs
 from infscale.laws.runs import Runs
 from infscale.registry import Registry
@@ -33,10 +33,10 @@ def _features(form: LawForm, runs: Runs) -> Features:
     if form.needs_aspect_ratio and r is None:
         raise InputError(f"{runs.source}: law {form.name!r} needs columns 'd_model' and 'n_layers' (aspect ratio R)")
     arch = runs.arch
-    missing = arch.missing(form.needs_arch)
-    if missing:
-        raise InputError(f"{runs.source}: law {form.name!r} needs the {missing[0]} of every run (columns "
-                         f"{ARCH_COLUMNS[missing[0]]})")
+    try:
+        form.check_inputs(r, arch)  # the architecture columns a conditional law reads
+    except ValueError as exc:
+        raise InputError(f"{runs.source}: {exc}") from None
     return Features.of(runs.n_params, runs.n_tokens, r, arch)
 
 

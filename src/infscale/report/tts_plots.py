@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from infscale.plan.optimum import pareto_frontier
+from infscale.report.figure import save_figure
 from infscale.tts.analysis.accuracy import AccuracyCurve, OperatingPoint, strategy_label
 from infscale.tts.analysis.saturation import SaturationSummary
 
@@ -222,8 +223,4 @@ def plot_forecast(rows: Sequence[Mapping[str, object]], path: Path, *, title: st
     ax.legend(fontsize=7, ncol=2)
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130)

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betaln
 
-from infscale.tts.analysis.accuracy import CandidatePools
+from infscale.tts.analysis.accuracy import _MIN_VOTE_WEIGHT, CandidatePools
 
 __all__ = ["FORECAST_AGGREGATIONS", "BetaPrior", "ForecastCurve", "Forecast", "fit_beta_prior", "forecast_grid",
            "forecast", "pilot_pools", "smallest_n"]
@@ -125,34 +125,50 @@ def forecast_grid(n_max: int) -> np.ndarray:
     return np.unique(np.concatenate([dense, tail, [n_max]]))
 
 
-def _class_table(pilot: CandidatePools) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per problem: correct count, wrong-class counts (P, K) padded with zeros (largest first), sink count (no
-    answer), and per class (correct first, then the wrong classes in the same order) the sum and the number of its
-    scored candidates (P, 1 + K)."""
+@dataclass(frozen=True, slots=True)
+class _PilotClasses:
+    """The pilot's answer classes per problem: the correct one first, then the wrong ones, largest first."""
+
+    n_correct: np.ndarray
+    """(P,) correct samples."""
+    wrong: np.ndarray
+    """(P, K) samples of each wrong class, padded with zeros."""
+    sink: np.ndarray
+    """(P,) samples without an answer."""
+    score_sum: np.ndarray
+    """(P, 1 + K) sum of the scored samples' scores of each class (correct first, then ``wrong``'s order)."""
+    score_n: np.ndarray
+    """(P, 1 + K) scored samples of each class."""
+    score_ss: np.ndarray
+    """(P, 1 + K) sum of squared deviations of those scores from their class mean."""
+
+
+def _class_table(pilot: CandidatePools) -> _PilotClasses:
     a, correct, scores = pilot.answer_ids, pilot.correct_ids, pilot.scores
     p_count, m = a.shape
     is_correct = (a == correct[:, None]) & (correct[:, None] >= 0)
-    n_correct = is_correct.sum(axis=1)
-    sink = (a < 0).sum(axis=1)
     wrong = np.where(is_correct | (a < 0), -1, a)
     width = max(1, m)
     table = np.zeros((p_count, width), dtype=np.int64)
-    score_sum = np.zeros((p_count, width + 1))
-    score_n = np.zeros((p_count, width + 1))
+    score_sum, score_n, score_ss = (np.zeros((p_count, width + 1)) for _ in range(3))
     finite = np.isfinite(scores)
-    score_sum[:, 0] = np.where(is_correct & finite, scores, 0.0).sum(axis=1)
-    score_n[:, 0] = (is_correct & finite).sum(axis=1)
+
+    def put(i: int, col: int, hit: np.ndarray) -> None:
+        v = scores[i][hit]
+        score_sum[i, col], score_n[i, col] = v.sum(), v.size
+        score_ss[i, col] = float(((v - v.mean()) ** 2).sum()) if v.size else 0.0
+
     for i in range(p_count):
+        put(i, 0, is_correct[i] & finite[i])
         vals = wrong[i][wrong[i] >= 0]
         if vals.size:
             classes, counts = np.unique(vals, return_counts=True)
             order = np.argsort(-counts, kind="stable")
             table[i, : counts.size] = counts[order]
             for slot, cls in enumerate(classes[order]):
-                hit = (a[i] == cls) & finite[i]
-                score_sum[i, 1 + slot] = scores[i][hit].sum()
-                score_n[i, 1 + slot] = hit.sum()
-    return n_correct, table, sink, score_sum, score_n
+                put(i, 1 + slot, (a[i] == cls) & finite[i])
+    return _PilotClasses(n_correct=is_correct.sum(axis=1), wrong=table, sink=(a < 0).sum(axis=1),
+                         score_sum=score_sum, score_n=score_n, score_ss=score_ss)
 
 
 def _posterior_probs(n_correct, wrong, sink, m, prior, n_draws, rng_for) -> np.ndarray:
@@ -183,24 +199,19 @@ def _vote_curves(probs, ns, rng, class_score=None, within_sd: float = 0.0) -> np
         if class_score is not None:
             drawn = votes > 0
             votes = votes * class_score + np.sqrt(votes) * within_sd * rng.standard_normal(votes.shape)
-            votes = np.where(drawn, np.maximum(votes, _MIN_VOTE), -np.inf)
+            votes = np.where(drawn, np.maximum(votes, _MIN_VOTE_WEIGHT), -np.inf)
         top = votes.max(axis=1)
         winners = (votes == top[:, None]) & np.isfinite(votes) & (votes > 0)
         out[:, j] = np.where(winners[:, 0], 1.0 / np.maximum(winners.sum(axis=1), 1), 0.0)
     return out
 
 
-_MIN_VOTE = 1e-9
-"""A drawn class's weight is at least this (as `accuracy_at_n`): a drawn class outweighs an absent one."""
-
-
-def _class_scores(score_sum: np.ndarray, score_n: np.ndarray, pilot: CandidatePools, n_draws: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def _class_scores(classes: _PilotClasses, n_draws: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Per row (problem x posterior draw) the score of every class for weighted voting, and the spread of scores
     within a class. A class the pilot scored keeps its mean; a correct answer the pilot never drew takes the mean
     score of a correct class drawn at random from the other problems' (so a verifier that misses some correct
     answers misses them in the forecast too); classes without scores score as their label does on average."""
-    p_count, width = score_sum.shape
+    score_sum, score_n = classes.score_sum, classes.score_n
     mean = np.divide(score_sum, score_n, out=np.full(score_sum.shape, np.nan), where=score_n > 0)
     seen_c = mean[:, 0][np.isfinite(mean[:, 0])]
     wrong_means = mean[:, 1:][np.isfinite(mean[:, 1:])]
@@ -211,15 +222,8 @@ def _class_scores(score_sum: np.ndarray, score_n: np.ndarray, pilot: CandidatePo
     rows[unseen, 0] = rng.choice(fallback_c, size=int(unseen.sum()))
     rows[:, 1:] = np.where(np.isfinite(rows[:, 1:]), rows[:, 1:], fallback_w)
     # spread of the scores within one answer class of one problem (pooled over classes with two or more)
-    s, a = pilot.scores, pilot.answer_ids
-    sq, dof = 0.0, 0
-    for i in range(p_count):
-        for k in np.unique(a[i][a[i] >= 0]):
-            v = s[i][(a[i] == k) & np.isfinite(s[i])]
-            if v.size > 1:
-                sq += float(((v - v.mean()) ** 2).sum())
-                dof += v.size - 1
-    return rows, (sq / dof) ** 0.5 if dof else 0.0
+    dof = float(np.maximum(score_n - 1, 0).sum())
+    return rows, (float(classes.score_ss.sum()) / dof) ** 0.5 if dof else 0.0
 
 
 _SHRINK = 0.5
@@ -281,9 +285,10 @@ def forecast(pilot: CandidatePools, n_max: int, *, n_draws: int = 16, n_bootstra
     if n_max < 1:
         raise ValueError("n_max must be at least 1")
     ns = forecast_grid(n_max) if ns is None else np.asarray(ns, dtype=np.int64)
-    n_correct, wrong, sink, score_sum, score_n = _class_table(pilot)
+    classes = _class_table(pilot)
+    n_correct = classes.n_correct
     prior = fit_beta_prior(n_correct, m)
-    probs = _posterior_probs(n_correct, wrong, sink, m, prior, n_draws,
+    probs = _posterior_probs(n_correct, classes.wrong, classes.sink, m, prior, n_draws,
                              lambda i: np.random.default_rng([random_state, 1, i]))
     p_count = pilot.n_problems
     flat = probs.reshape(p_count * n_draws, -1)
@@ -297,8 +302,7 @@ def forecast(pilot: CandidatePools, n_max: int, *, n_draws: int = 16, n_bootstra
                                                                                                   initial=0.0)))}
     if bins is not None:
         per_row["weighted_vote"] = _vote_curves(flat, ns, np.random.default_rng([random_state, 3]),
-                                                *_class_scores(score_sum, score_n, pilot, n_draws,
-                                                               np.random.default_rng([random_state, 5])))
+                                                *_class_scores(classes, n_draws, np.random.default_rng([random_state, 5])))
         fc, fw = bins
         per_row["best_of_n"] = _best_of_n_curves(q, np.repeat(fc, n_draws, axis=0), np.repeat(fw, n_draws, axis=0),
                                                  ns)

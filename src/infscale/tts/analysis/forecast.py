@@ -135,12 +135,8 @@ class _PilotClasses:
     """(P, K) samples of each wrong class, padded with zeros."""
     sink: np.ndarray
     """(P,) samples without an answer."""
-    score_sum: np.ndarray
-    """(P, 1 + K) sum of the scored samples' scores of each class (correct first, then ``wrong``'s order)."""
-    score_n: np.ndarray
-    """(P, 1 + K) scored samples of each class."""
-    score_ss: np.ndarray
-    """(P, 1 + K) sum of squared deviations of those scores from their class mean."""
+    scores: np.ndarray
+    """(P, 1 + K, m) the scored samples' scores of each class (correct first, then ``wrong``'s order), NaN-padded."""
 
 
 def _class_table(pilot: CandidatePools) -> _PilotClasses:
@@ -150,13 +146,12 @@ def _class_table(pilot: CandidatePools) -> _PilotClasses:
     wrong = np.where(is_correct | (a < 0), -1, a)
     width = max(1, m)
     table = np.zeros((p_count, width), dtype=np.int64)
-    score_sum, score_n, score_ss = (np.zeros((p_count, width + 1)) for _ in range(3))
+    by_class = np.full((p_count, width + 1, m), np.nan)
     finite = np.isfinite(scores)
 
     def put(i: int, col: int, hit: np.ndarray) -> None:
         v = scores[i][hit]
-        score_sum[i, col], score_n[i, col] = v.sum(), v.size
-        score_ss[i, col] = float(((v - v.mean()) ** 2).sum()) if v.size else 0.0
+        by_class[i, col, : v.size] = v
 
     for i in range(p_count):
         put(i, 0, is_correct[i] & finite[i])
@@ -167,8 +162,7 @@ def _class_table(pilot: CandidatePools) -> _PilotClasses:
             table[i, : counts.size] = counts[order]
             for slot, cls in enumerate(classes[order]):
                 put(i, 1 + slot, (a[i] == cls) & finite[i])
-    return _PilotClasses(n_correct=is_correct.sum(axis=1), wrong=table, sink=(a < 0).sum(axis=1),
-                         score_sum=score_sum, score_n=score_n, score_ss=score_ss)
+    return _PilotClasses(n_correct=is_correct.sum(axis=1), wrong=table, sink=(a < 0).sum(axis=1), scores=by_class)
 
 
 def _posterior_probs(n_correct, wrong, sink, m, prior, n_draws, rng_for) -> np.ndarray:
@@ -187,43 +181,106 @@ def _posterior_probs(n_correct, wrong, sink, m, prior, n_draws, rng_for) -> np.n
     return out
 
 
-def _vote_curves(probs, ns, rng, class_score=None, within_sd: float = 0.0) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class _ClassScores:
+    """The per-sample score distribution of every answer class, for weighted voting (see `_class_scores`)."""
+
+    mean: np.ndarray
+    """(R, C) per row (problem x posterior draw) a draw of each class's mean score from its posterior."""
+    spread: np.ndarray
+    """(R, C) the standard deviation of one sample's score in each class."""
+    source: np.ndarray
+    """(R, C) the problem whose pilot samples stand for the class (another problem's correct class for a correct
+    answer the pilot never drew)."""
+    own: np.ndarray
+    """(P, C, m) the pilot scores of each class, NaN-padded."""
+    own_n: np.ndarray
+    """(P, C) scored pilot samples of each class."""
+    pooled: tuple[np.ndarray, np.ndarray]
+    """All scored pilot samples of correct, of wrong classes."""
+
+
+_CLASS_SHRINK = 1.0
+"""Pseudo-count of the pooled score distribution of samples with the same label (correct or wrong) in each answer
+class's own: a class's per-sample scores are its pilot samples' shrunk towards that pool by this many samples."""
+_EXACT_VOTES = 8
+"""A class drawn at most this many times sums scores drawn one by one from its distribution; above, the sum is
+normal (k * mean + sqrt(k) * spread * z). The normal is wrong for few samples of a two-valued verifier (a correct
+answer whose samples score 0.999 or ~0 scores ~0 once in four draws, a normal sum almost never)."""
+
+
+def _summed_scores(cs: _ClassScores, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(R, C) the score sum of each class drawn ``counts`` times (see `_EXACT_VOTES`)."""
+    votes = counts * cs.mean + np.sqrt(counts) * cs.spread * rng.standard_normal(counts.shape)
+    r, c = np.nonzero((counts >= 1) & (counts <= _EXACT_VOTES))
+    if r.size:
+        prob = cs.source[r, c]
+        n_own = cs.own_n[prob, c]
+        k = counts[r, c].astype(np.int64)
+        u = rng.random((r.size, _EXACT_VOTES, 3))
+        take_own = u[..., 0] * (n_own + _CLASS_SHRINK)[:, None] < n_own[:, None]
+        own = cs.own[prob[:, None], c[:, None], np.minimum((u[..., 1] * n_own[:, None]).astype(np.int64),
+                                                          np.maximum(n_own[:, None] - 1, 0))]
+        pools = [cs.pooled[0] if cs.pooled[0].size else np.ones(1), cs.pooled[1] if cs.pooled[1].size else np.zeros(1)]
+        pooled = np.where((c == 0)[:, None],
+                          pools[0][(u[..., 2] * pools[0].size).astype(np.int64)],
+                          pools[1][(u[..., 2] * pools[1].size).astype(np.int64)])
+        draws = np.where(take_own, own, pooled)
+        votes[r, c] = np.where(np.arange(_EXACT_VOTES)[None, :] < k[:, None], draws, 0.0).sum(axis=1)
+    return votes
+
+
+def _vote_curves(probs, ns, rng, class_scores: _ClassScores | None = None) -> np.ndarray:
     """(R, len(ns)) expected win of class 0 over n i.i.d. draws from each row of ``probs`` (R, C), the last class a
-    sink that never wins. With ``class_score`` (R, C - 1) the votes are weighted: a class's score sum is its count
-    times its score, plus normal noise of ``within_sd`` per sample (samples of one answer score alike)."""
+    sink that never wins; with ``class_scores`` the votes are the classes' summed scores (weighted vote)."""
     rows, c = probs.shape
     out = np.empty((rows, ns.size))
     for j, n in enumerate(ns):
         counts = rng.multinomial(int(n), probs).astype(np.float64)
         votes = counts[:, :-1]
-        if class_score is not None:
+        if class_scores is not None:
             drawn = votes > 0
-            votes = votes * class_score + np.sqrt(votes) * within_sd * rng.standard_normal(votes.shape)
-            votes = np.where(drawn, np.maximum(votes, _MIN_VOTE_WEIGHT), -np.inf)
+            votes = np.where(drawn, np.maximum(_summed_scores(class_scores, votes, rng), _MIN_VOTE_WEIGHT), -np.inf)
         top = votes.max(axis=1)
         winners = (votes == top[:, None]) & np.isfinite(votes) & (votes > 0)
         out[:, j] = np.where(winners[:, 0], 1.0 / np.maximum(winners.sum(axis=1), 1), 0.0)
     return out
 
 
-def _class_scores(classes: _PilotClasses, n_draws: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Per row (problem x posterior draw) the score of every class for weighted voting, and the spread of scores
-    within a class. A class the pilot scored keeps its mean; a correct answer the pilot never drew takes the mean
-    score of a correct class drawn at random from the other problems' (so a verifier that misses some correct
-    answers misses them in the forecast too); classes without scores score as their label does on average."""
-    score_sum, score_n = classes.score_sum, classes.score_n
-    mean = np.divide(score_sum, score_n, out=np.full(score_sum.shape, np.nan), where=score_n > 0)
-    seen_c = mean[:, 0][np.isfinite(mean[:, 0])]
-    wrong_means = mean[:, 1:][np.isfinite(mean[:, 1:])]
-    fallback_w = float(wrong_means.mean()) if wrong_means.size else 0.0
-    fallback_c = seen_c if seen_c.size else np.array([1.0])
-    rows = np.repeat(mean, n_draws, axis=0)
-    unseen = ~np.isfinite(rows[:, 0])
-    rows[unseen, 0] = rng.choice(fallback_c, size=int(unseen.sum()))
-    rows[:, 1:] = np.where(np.isfinite(rows[:, 1:]), rows[:, 1:], fallback_w)
-    # spread of the scores within one answer class of one problem (pooled over classes with two or more)
-    dof = float(np.maximum(score_n - 1, 0).sum())
-    return rows, (float(classes.score_ss.sum()) / dof) ** 0.5 if dof else 0.0
+def _class_scores(classes: _PilotClasses, n_draws: int, rng: np.random.Generator) -> _ClassScores:
+    """Per row (problem x posterior draw) the per-sample score distribution of every class for weighted voting.
+
+    A verifier scores samples, not answers: on our PRM a correct answer's samples score 0.999 or ~0 (a quarter of
+    them), in a share that differs by problem, so a class seen once in the pilot says little about its next samples.
+    A scored class's per-sample distribution is its pilot samples shrunk towards the pooled samples of its label by
+    `_CLASS_SHRINK`; each row draws the class's mean from its posterior (normal, the distribution's spread over the
+    samples behind it). A correct answer the pilot never drew takes a correct class of another problem at random (a
+    verifier that misses some correct answers misses them in the forecast too); unscored wrong classes score as the
+    pooled wrong samples."""
+    own = classes.scores
+    n = np.isfinite(own).sum(axis=2)
+    total = np.nansum(own, axis=2)
+    sq = np.nansum(own ** 2, axis=2)
+    pooled = (own[:, 0][np.isfinite(own[:, 0])], own[:, 1:][np.isfinite(own[:, 1:])])
+    label_mu = np.empty(n.shape[1])
+    label_sq = np.empty(n.shape[1])
+    for cols, values, empty in ((slice(0, 1), pooled[0], 1.0), (slice(1, None), pooled[1], 0.0)):
+        label_mu[cols] = values.mean() if values.size else empty
+        label_sq[cols] = (values ** 2).mean() if values.size else empty ** 2
+    mean = (total + _CLASS_SHRINK * label_mu) / (n + _CLASS_SHRINK)
+    spread = np.sqrt(np.maximum((sq + _CLASS_SHRINK * label_sq) / (n + _CLASS_SHRINK) - mean ** 2, 0.0))
+    p_count, width = n.shape
+    source = np.repeat(np.repeat(np.arange(p_count), n_draws)[:, None], width, axis=1)
+    seen_c = np.flatnonzero(n[:, 0] > 0)
+    unseen_rows = np.flatnonzero(np.repeat(n[:, 0] == 0, n_draws))
+    if seen_c.size and unseen_rows.size:
+        source[unseen_rows, 0] = rng.choice(seen_c, size=unseen_rows.size)
+    cols = np.arange(width)[None, :]
+    mu_rows = mean[source, cols]
+    sd_rows = spread[source, cols]
+    mu_rows = mu_rows + sd_rows / np.sqrt(n[source, cols] + _CLASS_SHRINK) * rng.standard_normal(mu_rows.shape)
+    return _ClassScores(mean=mu_rows, spread=sd_rows, source=source, own=own, own_n=n.astype(np.int64),
+                        pooled=pooled)
 
 
 _SHRINK = 0.5
@@ -233,7 +290,7 @@ over-rates the verifier (pilot 16, best-of-n to 128: mean error 4.8 points with 
 problems differ in how well their scores separate)."""
 
 
-def _score_bins(pilot: CandidatePools) -> tuple[np.ndarray, np.ndarray] | None:
+def _score_bins(pilot: CandidatePools) -> _ScoreCounts | None:
     """Per problem, histograms (bins high to low, shared edges) of the scores of its correct and of its wrong
     candidates as probabilities (P, B) each: its own pilot's shrunk towards the pooled ones (`_SHRINK`); unscored or
     unanswered candidates fall below every bin (a wrong mass the best-of-n never picks first)."""
@@ -256,9 +313,43 @@ def _score_bins(pilot: CandidatePools) -> tuple[np.ndarray, np.ndarray] | None:
     n_w = (~correct).sum(axis=1).astype(float)
     pool_c = hc.sum(axis=0) / max(1.0, n_c.sum())
     pool_w = hw.sum(axis=0) / max(1.0, n_w.sum())
-    fc = (hc + _SHRINK * pool_c) / (n_c + _SHRINK)[:, None]
-    fw = (hw + _SHRINK * pool_w) / (n_w + _SHRINK)[:, None]
-    return fc, fw
+    return _ScoreCounts(correct=hc, wrong=hw, pool_correct=pool_c, pool_wrong=pool_w, correct_total=n_c,
+                        wrong_total=n_w)
+
+
+@dataclass(frozen=True, slots=True)
+class _ScoreCounts:
+    """Per problem its pilot's correct and wrong samples per score bin (high to low) and the pooled distributions
+    (all problems) they shrink towards by `_SHRINK` samples; the totals include the samples without a score."""
+
+    correct: np.ndarray
+    wrong: np.ndarray
+    pool_correct: np.ndarray
+    pool_wrong: np.ndarray
+    correct_total: np.ndarray
+    wrong_total: np.ndarray
+
+    def _parts(self):
+        return ((self.correct, self.pool_correct, self.correct_total),
+                (self.wrong, self.pool_wrong, self.wrong_total))
+
+    def mean(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P, B) each: the distributions of correct and of wrong samples' scores."""
+        c, w = ((own + _SHRINK * pool) / (total + _SHRINK)[:, None] for own, pool, total in self._parts())
+        return c, w
+
+    def draw(self, n_draws: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(P * n_draws, B) each: the distributions with the problem's own samples reweighted by a Bayesian
+        bootstrap (Dirichlet weights), so the interval carries how little a pilot of a few samples says about a
+        problem's verifier; the pooled part is kept (its mass is small and spread thin)."""
+        out = []
+        for own, pool, total in self._parts():
+            counts = np.concatenate([own, np.maximum(total - own.sum(axis=1), 0.0)[:, None]], axis=1)
+            g = rng.standard_gamma(np.repeat(counts, n_draws, axis=0))
+            reps = np.repeat(total, n_draws)
+            share = g[:, :-1] / np.maximum(g.sum(axis=1, keepdims=True), 1e-300) * reps[:, None]
+            out.append((share + _SHRINK * pool) / (reps + _SHRINK)[:, None])
+        return out[0], out[1]
 
 
 def _best_of_n_curves(q: np.ndarray, fc: np.ndarray, fw: np.ndarray, ns: np.ndarray) -> np.ndarray:
@@ -301,10 +392,11 @@ def forecast(pilot: CandidatePools, n_max: int, *, n_draws: int = 16, n_bootstra
               "majority_vote": float(np.mean(probs.mean(axis=1)[:, 0] > probs.mean(axis=1)[:, 1:-1].max(axis=1,
                                                                                                   initial=0.0)))}
     if bins is not None:
-        per_row["weighted_vote"] = _vote_curves(flat, ns, np.random.default_rng([random_state, 3]),
-                                                *_class_scores(classes, n_draws, np.random.default_rng([random_state, 5])))
-        fc, fw = bins
-        per_row["best_of_n"] = _best_of_n_curves(q, np.repeat(fc, n_draws, axis=0), np.repeat(fw, n_draws, axis=0),
+        per_row["weighted_vote"] = _vote_curves(
+            flat, ns, np.random.default_rng([random_state, 3]),
+            _class_scores(classes, n_draws, np.random.default_rng([random_state, 5])))
+        fc, fw = bins.mean()
+        per_row["best_of_n"] = _best_of_n_curves(q, *bins.draw(n_draws, np.random.default_rng([random_state, 6])),
                                                  ns)
         top = np.argmax((fc + fw) > 0, axis=1)  # each problem's highest occupied bin
         ct, wt = fc[np.arange(p_count), top], fw[np.arange(p_count), top]

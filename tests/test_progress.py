@@ -1,4 +1,4 @@
-"""`infscale.progress`: one line per unit of work off a terminal (with elapsed time and ETA), resumed units that do not
+"""`infscale.progress`: off a terminal a line per 5% of the work or per interval (with elapsed time and ETA), resumed units that do not
 fool the ETA, ``every``, a bar on a terminal, nothing on standard output."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def test_one_line_per_unit_with_eta(progress_lines):
 
 def test_resumed_units_count_but_do_not_set_the_rate(monkeypatch):
     clock = iter([0.0, 10.0, 10.0, 20.0, 20.0])
-    monkeypatch.setattr("infscale.progress.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("infscale.progress.time.perf_counter", lambda: next(clock, 20.0))
     bar = Progress("job", 10, "units", stream=io.StringIO())
     bar.__enter__()  # t = 0
     bar.advance(5, resumed=True)  # instant: done by an earlier process
@@ -79,3 +79,25 @@ def test_what_a_unit_is_is_said_once(progress_lines):
     lines = buf.getvalue().splitlines()
     assert lines[0] == "tts run t: 2 units (a unit: one problem under one strategy at one budget)"
     assert progress_lines(buf.getvalue(), "tts run t") == [(1, 2), (2, 2)] and "a unit" not in lines[1]
+
+
+def test_a_pipe_gets_a_line_per_5_percent_not_per_unit():
+    """700 quick units (the demo's tts step) off a terminal: 20 lines, the last one the total."""
+    buf = io.StringIO()
+    with Progress("tts run demo", 700, "units", stream=buf) as bar:
+        for _ in range(700):
+            bar.advance()
+    lines = buf.getvalue().splitlines()
+    assert 19 <= len(lines) <= 21 and lines[-1].startswith("tts run demo: 700/700 units (100%)")
+
+
+def test_slow_units_get_a_line_every_interval(monkeypatch):
+    """Between 5% steps (here: no total at all) a line comes once LINE_EVERY_S seconds passed, not per unit."""
+    now = [0.0]
+    monkeypatch.setattr("infscale.progress.time.perf_counter", lambda: now[0])
+    buf = io.StringIO()
+    with Progress("sweep", None, "runs", stream=buf) as bar:
+        for _ in range(30):
+            now[0] += 1.0  # one unit a second
+            bar.advance()
+    assert [ln.split()[1] for ln in buf.getvalue().splitlines()] == ["10/?", "20/?", "30/?"]

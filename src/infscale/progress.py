@@ -1,8 +1,10 @@
 """Progress of every long job (training, sweeps, selection, tts runs, the tts mini study, latency sweeps, the demo).
 
 One `Progress` per loop over units of work. On a terminal it draws a rich bar (label, bar, done/total, elapsed, ETA);
-anywhere else (a log file, CI, a pipe, a worker process) it writes one plain line per unit of work (or per ``every``
-units), each with the elapsed time and an ETA, so that a job that runs for half an hour is never silent:
+anywhere else (a log file, CI, a pipe, a worker process) it writes plain lines, each with the elapsed time and an ETA:
+one each time another 5% of the units is done, or when `LINE_EVERY_S` seconds passed since the last line (a job
+that runs for half an hour is never silent, and a pipe is never flooded: at most ~20 lines plus one per interval),
+and always the last:
 
     sweep: 3/12 runs (25%), 1:04 elapsed, ETA 3:12 | micro-d64xL4h4-m20 val loss 4.1012
 
@@ -18,7 +20,10 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["Progress", "format_duration"]
+__all__ = ["LINE_EVERY_S", "Progress", "format_duration"]
+
+LINE_EVERY_S = 10.0
+"""Off a terminal, a line at least this often while units finish (besides one per 5% of the total)."""
 
 
 def format_duration(seconds: float) -> str:
@@ -35,8 +40,8 @@ class Progress:
     """A counter of units of work with an ETA; use as a context manager, call `advance` after each unit.
 
     ``label`` names the job (``"tts run arith-own"``), ``unit`` what is counted (plural: ``"runs"``, ``"steps"``),
-    ``about`` what one unit is when the word does not say it (printed once, at the start); ``every`` prints one line
-    per that many units (and always the last). The bar is drawn when the stream (default: standard error) is a
+    ``about`` what one unit is when the word does not say it (printed once, at the start); ``every``: off a terminal,
+    a line at most once per that many units (then by 5% and time as the module says; always the last). The bar is drawn when the stream (default: standard error) is a
     terminal and this is the main process (pool workers write lines, which interleave cleanly).
     """
 
@@ -49,13 +54,14 @@ class Progress:
         self._fresh = 0
         self._printed = 0
         self._t0 = 0.0
+        self._last_line_t = 0.0
         self._bar = None
         self._task = None
         self._out: TextIO | None = None
 
     # ----- lifecycle --------------------------------------------------------------------------------------------
     def __enter__(self) -> Progress:
-        self._t0 = time.perf_counter()
+        self._t0 = self._last_line_t = time.perf_counter()
         if not self.enabled:
             return self
         self._out = self.stream if self.stream is not None else sys.stderr
@@ -124,7 +130,20 @@ class Progress:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, total=self.total, note=note)
             return
-        last = self.total is not None and self.done >= self.total
-        if force or self.done // self.every > self._printed // self.every or (last and self.done > self._printed):
+        if force or self._due():
             self._printed = self.done
+            self._last_line_t = time.perf_counter()
             print(self.line() + (f" | {note}" if note else ""), file=self._out, flush=True)
+
+    def _due(self) -> bool:
+        """Whether a plain line is due: the last unit; else at least ``every`` units since the last line and either
+        another 5% of the total or `LINE_EVERY_S` seconds."""
+        if self.done <= self._printed:
+            return False
+        if self.total is not None and self.done >= self.total:
+            return True
+        if self.done - self._printed < self.every:
+            return False
+        step = 0.05 * self.total if self.total else float("inf")
+        return (self.done // step > self._printed // step if self.total else False) or \
+            time.perf_counter() - self._last_line_t >= LINE_EVERY_S

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +22,7 @@ from infscale import records as store
 from infscale.arch import TransformerShape
 from infscale.configio import load_json, load_yaml, read_text, write_text
 from infscale.errors import InputError
-from infscale.latency.model import HARDWARE, HardwareProfile, Workload
-from infscale.registry import Lazy
+from infscale.latency.model import HARDWARE, SHIPPED_PROFILE_DIR, HardwareProfile, Workload
 
 if TYPE_CHECKING:  # the calibrator needs scipy; measuring (e.g. in a vLLM-only environment) must not
     from infscale.latency.calibrate import LatencyCalibrator, LatencyObservation
@@ -47,7 +45,7 @@ __all__ = [
 ]
 
 DATA_DIR = Path(__file__).parent / "data"
-PROFILE_DIR = DATA_DIR / "profiles"
+PROFILE_DIR = SHIPPED_PROFILE_DIR
 SEED_A_CSV = DATA_DIR / "seed_a_a100_latency.csv"
 
 
@@ -86,10 +84,6 @@ def load_profile_file(path: str | Path) -> HardwareProfile:
         return HardwareProfile.from_dict(data.get("profile", data))
     except (TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{path}: bad hardware profile ({exc})") from None
-
-
-for _path in sorted(PROFILE_DIR.glob("*.json")):
-    HARDWARE.register(_path.stem, Lazy(partial(load_profile_file, _path)))
 
 
 def list_profiles() -> list[str]:

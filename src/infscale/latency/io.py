@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,8 @@ from infscale import records as store
 from infscale.arch import TransformerShape
 from infscale.configio import load_json, load_yaml, read_text, write_text
 from infscale.errors import InputError
-from infscale.latency.model import HARDWARE, SHIPPED_PROFILE_DIR, HardwareProfile, Workload
+from infscale.latency.model import HARDWARE, HardwareProfile, Workload
+from infscale.registry import Lazy
 
 if TYPE_CHECKING:  # the calibrator needs scipy; measuring (e.g. in a vLLM-only environment) must not
     from infscale.latency.calibrate import LatencyCalibrator, LatencyObservation
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 DATA_DIR = Path(__file__).parent / "data"
-PROFILE_DIR = SHIPPED_PROFILE_DIR
+PROFILE_DIR = DATA_DIR / "profiles"
 SEED_A_CSV = DATA_DIR / "seed_a_a100_latency.csv"
 
 
@@ -84,6 +86,15 @@ def load_profile_file(path: str | Path) -> HardwareProfile:
         return HardwareProfile.from_dict(data.get("profile", data))
     except (TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{path}: bad hardware profile ({exc})") from None
+
+
+def register_shipped_profiles() -> None:
+    """Register the calibrated profiles shipped in ``latency/data/profiles`` (one file each). Called through the
+    package's own ``infscale.plugins`` entry point, before the first lookup of any registry, so a shipped profile is
+    found whatever was imported first."""
+    for path in sorted(PROFILE_DIR.glob("*.json")):
+        if path.stem not in HARDWARE:
+            HARDWARE.register(path.stem, Lazy(partial(load_profile_file, path)))
 
 
 def list_profiles() -> list[str]:

@@ -19,18 +19,15 @@ Hardware presets are data (`HARDWARE`); loading and saving profiles lives in `la
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from functools import partial
-from pathlib import Path
 
 import numpy as np
 
 from infscale.arch import TransformerShape, ffn_width
 from infscale.arch import ffn_matrices as arch_ffn_matrices
 from infscale.jsonsafe import is_finite_number
-from infscale.registry import Lazy, Registry
+from infscale.registry import Registry
 
 __all__ = [
     "DTYPE_BYTES",
@@ -459,19 +456,6 @@ for _p in (
     HARDWARE.register(_p.name, _p)
     if _p.name == "a100-40gb":
         _a100_40gb = _p
-
-SHIPPED_PROFILE_DIR = Path(__file__).parent / "data" / "profiles"
-"""Calibrated profiles shipped with the package (`infscale latency calibrate` output), registered here so that every
-lookup finds them whatever was imported first."""
-
-
-def _shipped_profile(path: Path) -> HardwareProfile:
-    data = json.loads(path.read_text(encoding="utf-8"))  # package data, read on first lookup
-    return HardwareProfile.from_dict(data.get("profile", data))
-
-
-for _path in sorted(SHIPPED_PROFILE_DIR.glob("*.json")):
-    HARDWARE.register(_path.stem, Lazy(partial(_shipped_profile, _path)))
 
 # Seed A's A100-40GB as calibrated by `infscale.latency.calibrate.calibrate_seed_a` on the published HF-generate
 # latencies (Morph-1B 1.96 s, Open-LM-1B 3.61 s, OPT, Pythia, GPT-Neo; batch 1, 128 in / 256 out, bf16): the open_lm

@@ -39,7 +39,8 @@ __all__ = ["FORECAST_AGGREGATIONS", "BetaPrior", "ForecastCurve", "Forecast", "f
            "forecast", "pilot_pools", "smallest_n"]
 
 FORECAST_AGGREGATIONS = ("pass", "majority_vote", "weighted_vote", "best_of_n")
-_SCORE_BINS = 64
+_FAR_N = 2 ** 20
+"""The n at which best-of-n's limit is read (every answer with a chance has been drawn)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,8 @@ class _PilotClasses:
     sink: np.ndarray
     """(P,) samples without an answer."""
     scores: np.ndarray
-    """(P, 1 + K, m) the scored samples' scores of each class (correct first, then ``wrong``'s order), NaN-padded."""
+    """(P, 1 + K + 1, m) the scored samples' scores of each class (correct first, then ``wrong``'s order, then the
+    samples without an answer), NaN-padded."""
 
 
 def _class_table(pilot: CandidatePools) -> _PilotClasses:
@@ -146,7 +148,7 @@ def _class_table(pilot: CandidatePools) -> _PilotClasses:
     wrong = np.where(is_correct | (a < 0), -1, a)
     width = max(1, m)
     table = np.zeros((p_count, width), dtype=np.int64)
-    by_class = np.full((p_count, width + 1, m), np.nan)
+    by_class = np.full((p_count, width + 2, m), np.nan)
     finite = np.isfinite(scores)
 
     def put(i: int, col: int, hit: np.ndarray) -> None:
@@ -155,6 +157,7 @@ def _class_table(pilot: CandidatePools) -> _PilotClasses:
 
     for i in range(p_count):
         put(i, 0, is_correct[i] & finite[i])
+        put(i, width + 1, (a[i] < 0) & finite[i])
         vals = wrong[i][wrong[i] >= 0]
         if vals.size:
             classes, counts = np.unique(vals, return_counts=True)
@@ -162,7 +165,10 @@ def _class_table(pilot: CandidatePools) -> _PilotClasses:
             table[i, : counts.size] = counts[order]
             for slot, cls in enumerate(classes[order]):
                 put(i, 1 + slot, (a[i] == cls) & finite[i])
-    return _PilotClasses(n_correct=is_correct.sum(axis=1), wrong=table, sink=(a < 0).sum(axis=1), scores=by_class)
+    k = max(1, int((table > 0).sum(axis=1).max(initial=0)))  # the most wrong classes any problem has
+    by_class = np.concatenate([by_class[:, : k + 1], by_class[:, -1:]], axis=1)
+    return _PilotClasses(n_correct=is_correct.sum(axis=1), wrong=table[:, :k], sink=(a < 0).sum(axis=1),
+                         scores=by_class)
 
 
 def _posterior_probs(n_correct, wrong, sink, m, prior, n_draws, rng_for) -> np.ndarray:
@@ -183,26 +189,43 @@ def _posterior_probs(n_correct, wrong, sink, m, prior, n_draws, rng_for) -> np.n
 
 @dataclass(frozen=True, slots=True)
 class _ClassScores:
-    """The per-sample score distribution of every answer class, for weighted voting (see `_class_scores`)."""
+    """The per-sample score distribution of every answer class (correct, the pilot's wrong ones, the sink) per row
+    (problem x posterior draw): its pilot samples, shrunk towards the pooled samples of its label (see
+    `_class_scores`)."""
 
     mean: np.ndarray
-    """(R, C) per row (problem x posterior draw) a draw of each class's mean score from its posterior."""
+    """(R, C) a draw of each class's mean score from its posterior."""
     spread: np.ndarray
     """(R, C) the standard deviation of one sample's score in each class."""
     source: np.ndarray
     """(R, C) the problem whose pilot samples stand for the class (another problem's correct class for a correct
     answer the pilot never drew)."""
     own: np.ndarray
-    """(P, C, m) the pilot scores of each class, NaN-padded."""
+    """(P, C, m) the pilot scores of each class, ascending, NaN-padded at the end."""
     own_n: np.ndarray
     """(P, C) scored pilot samples of each class."""
     pooled: tuple[np.ndarray, np.ndarray]
-    """All scored pilot samples of correct, of wrong classes."""
+    """All scored pilot samples of correct, of wrong (answered) classes, ascending."""
+    shrink: tuple[float, float]
+    """Pseudo-count of the pooled samples in a correct, a wrong class's distribution (`_shrink`)."""
+
+    def weight_own(self, prob: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Share of a class's per-sample distribution that is its own pilot samples."""
+        n_own = self.own_n[prob, c]
+        kappa = np.where(c == 0, self.shrink[0], self.shrink[1])
+        return n_own / (n_own + kappa)
+
+    def pool_for(self, c: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The pooled score at quantile ``u`` of each cell's label."""
+        out = np.empty(u.shape)
+        for label, pool in enumerate(self.pooled):
+            pool = pool if pool.size else np.array([1.0 - label])
+            hit = (c == 0) if label == 0 else (c != 0)
+            hit = np.broadcast_to(hit.reshape(hit.shape + (1,) * (u.ndim - hit.ndim)), u.shape)
+            out[hit] = pool[np.minimum((u[hit] * pool.size).astype(np.int64), pool.size - 1)]
+        return out
 
 
-_CLASS_SHRINK = 1.0
-"""Pseudo-count of the pooled score distribution of samples with the same label (correct or wrong) in each answer
-class's own: a class's per-sample scores are its pilot samples' shrunk towards that pool by this many samples."""
 _EXACT_VOTES = 8
 """A class drawn at most this many times sums scores drawn one by one from its distribution; above, the sum is
 normal (k * mean + sqrt(k) * spread * z). The normal is wrong for few samples of a two-valued verifier (a correct
@@ -218,58 +241,102 @@ def _summed_scores(cs: _ClassScores, counts: np.ndarray, rng: np.random.Generato
         n_own = cs.own_n[prob, c]
         k = counts[r, c].astype(np.int64)
         u = rng.random((r.size, _EXACT_VOTES, 3))
-        take_own = u[..., 0] * (n_own + _CLASS_SHRINK)[:, None] < n_own[:, None]
+        take_own = u[..., 0] < cs.weight_own(prob, c)[:, None]
         own = cs.own[prob[:, None], c[:, None], np.minimum((u[..., 1] * n_own[:, None]).astype(np.int64),
                                                           np.maximum(n_own[:, None] - 1, 0))]
-        pools = [cs.pooled[0] if cs.pooled[0].size else np.ones(1), cs.pooled[1] if cs.pooled[1].size else np.zeros(1)]
-        pooled = np.where((c == 0)[:, None],
-                          pools[0][(u[..., 2] * pools[0].size).astype(np.int64)],
-                          pools[1][(u[..., 2] * pools[1].size).astype(np.int64)])
-        draws = np.where(take_own, own, pooled)
+        draws = np.where(take_own, own, cs.pool_for(c, u[..., 2]))
         votes[r, c] = np.where(np.arange(_EXACT_VOTES)[None, :] < k[:, None], draws, 0.0).sum(axis=1)
     return votes
+
+
+def _winner_share(values: np.ndarray) -> np.ndarray:
+    """(R,) class 0's share of the win: 1 / (number tied at the top) where it is among them."""
+    top = values.max(axis=1)
+    winners = (values == top[:, None]) & np.isfinite(values)
+    return np.where(winners[:, 0], 1.0 / np.maximum(winners.sum(axis=1), 1), 0.0)
 
 
 def _vote_curves(probs, ns, rng, class_scores: _ClassScores | None = None) -> np.ndarray:
     """(R, len(ns)) expected win of class 0 over n i.i.d. draws from each row of ``probs`` (R, C), the last class a
     sink that never wins; with ``class_scores`` the votes are the classes' summed scores (weighted vote)."""
-    rows, c = probs.shape
-    out = np.empty((rows, ns.size))
+    out = np.empty((probs.shape[0], ns.size))
     for j, n in enumerate(ns):
         counts = rng.multinomial(int(n), probs).astype(np.float64)
         votes = counts[:, :-1]
         if class_scores is not None:
-            drawn = votes > 0
-            votes = np.where(drawn, np.maximum(_summed_scores(class_scores, votes, rng), _MIN_VOTE_WEIGHT), -np.inf)
-        top = votes.max(axis=1)
-        winners = (votes == top[:, None]) & np.isfinite(votes) & (votes > 0)
-        out[:, j] = np.where(winners[:, 0], 1.0 / np.maximum(winners.sum(axis=1), 1), 0.0)
+            summed = _summed_scores(class_scores, counts, rng)[:, :-1]
+            votes = np.where(votes > 0, np.maximum(summed, _MIN_VOTE_WEIGHT), 0.0)
+        out[:, j] = _winner_share(np.where(votes > 0, votes, -np.inf))
     return out
 
 
-def _class_scores(classes: _PilotClasses, n_draws: int, rng: np.random.Generator) -> _ClassScores:
-    """Per row (problem x posterior draw) the per-sample score distribution of every class for weighted voting.
+def _best_of_n_curves(probs, ns, rng, cs: _ClassScores) -> np.ndarray:
+    """(R, len(ns)) P(the highest-scored of n i.i.d. draws is correct): the classes' counts as in voting, each
+    drawn class's best score the maximum of its draws (from its own samples and from the pooled ones of its label,
+    by inverse CDF: the maximum of k draws from a sorted sample sits at quantile ``U^(1/k)``). The sink (answers the pilot never saw, and samples without an answer) is wrong and can be picked: a
+    verifier's false positives among answers the pilot never drew cap best-of-n as n grows."""
+    out = np.empty((probs.shape[0], ns.size))
+    rows, width = probs.shape
+    src = cs.source
+    cols = np.broadcast_to(np.arange(width), (rows, width))
+    w_own = cs.weight_own(src, cols)
+    n_own = cs.own_n[src, cols]
+    for j, n in enumerate(ns):
+        counts = rng.multinomial(int(n), probs)
+        k_own = rng.binomial(counts, w_own)
+        k_pool = counts - k_own
+        u = rng.random((2, rows, width))
+        idx = np.minimum((n_own * u[0] ** (1.0 / np.maximum(k_own, 1))).astype(np.int64), np.maximum(n_own - 1, 0))
+        best_own = np.where(k_own > 0, cs.own[src, cols, idx], -np.inf)
+        best_pool = np.where(k_pool > 0, cs.pool_for(cols, u[1] ** (1.0 / np.maximum(k_pool, 1))), -np.inf)
+        out[:, j] = _winner_share(np.where(counts > 0, np.fmax(best_own, best_pool), -np.inf))
+    return out
 
-    A verifier scores samples, not answers: on our PRM a correct answer's samples score 0.999 or ~0 (a quarter of
-    them), in a share that differs by problem, so a class seen once in the pilot says little about its next samples.
-    A scored class's per-sample distribution is its pilot samples shrunk towards the pooled samples of its label by
-    `_CLASS_SHRINK`; each row draws the class's mean from its posterior (normal, the distribution's spread over the
-    samples behind it). A correct answer the pilot never drew takes a correct class of another problem at random (a
-    verifier that misses some correct answers misses them in the forecast too); unscored wrong classes score as the
-    pooled wrong samples."""
-    own = classes.scores
+
+def _shrink(own: np.ndarray, cols: slice) -> float:
+    """Empirical-Bayes pseudo-count of the pooled samples in a class's score distribution: the within-class
+    variance over the variance of the classes' means (a verifier that scores an answer, not a sample, has none
+    within a class, and its classes keep their own scores; one whose samples of an answer differ borrows more from
+    the pool). Clipped to [0.01, 50]."""
+    v = own[:, cols].reshape(-1, own.shape[2])
+    n = np.isfinite(v).sum(axis=1)
+    v, n = v[n > 0], n[n > 0]
+    if v.shape[0] < 2:
+        return 1.0
+    means = np.nanmean(v, axis=1)
+    multi = n >= 2
+    within = float(np.nansum((v[multi] - means[multi, None]) ** 2) / max((n[multi] - 1).sum(), 1)) if multi.any() \
+        else 0.0
+    between = float(np.var(means)) - within * float(np.mean(1.0 / n))
+    return float(np.clip(within / max(between, 1e-12), 0.01, 50.0))
+
+
+def _class_scores(classes: _PilotClasses, n_draws: int, rng: np.random.Generator) -> _ClassScores:
+    """Per row (problem x posterior draw) the per-sample score distribution of every class.
+
+    Verifiers differ in what they score. Our PRM scores samples: a correct answer's samples score 0.999 or ~0 (a
+    quarter of them), in a share that differs by problem, so a class seen once in the pilot says little about its
+    next samples. A likelihood head scores answers: every sample of an answer scores alike, and a wrong answer that
+    outscores the correct one by 0.01 does so every time. A class's per-sample distribution is its pilot samples
+    shrunk towards the pooled samples of its label by an empirical-Bayes pseudo-count (`_shrink`: large for the
+    first kind, ~0 for the second); each row draws the class's mean from its posterior (normal, the distribution's
+    spread over the samples behind it). A correct answer the pilot never drew takes a correct class of another
+    problem at random (a verifier that misses some correct answers misses them in the forecast too)."""
+    own = np.sort(classes.scores, axis=2)  # ascending, NaN last
     n = np.isfinite(own).sum(axis=2)
+    width = n.shape[1]
+    answered = slice(1, width - 1)
+    pooled = (np.sort(own[:, 0][np.isfinite(own[:, 0])]), np.sort(own[:, answered][np.isfinite(own[:, answered])]))
+    shrink = (_shrink(own, slice(0, 1)), _shrink(own, answered))
     total = np.nansum(own, axis=2)
     sq = np.nansum(own ** 2, axis=2)
-    pooled = (own[:, 0][np.isfinite(own[:, 0])], own[:, 1:][np.isfinite(own[:, 1:])])
-    label_mu = np.empty(n.shape[1])
-    label_sq = np.empty(n.shape[1])
-    for cols, values, empty in ((slice(0, 1), pooled[0], 1.0), (slice(1, None), pooled[1], 0.0)):
-        label_mu[cols] = values.mean() if values.size else empty
-        label_sq[cols] = (values ** 2).mean() if values.size else empty ** 2
-    mean = (total + _CLASS_SHRINK * label_mu) / (n + _CLASS_SHRINK)
-    spread = np.sqrt(np.maximum((sq + _CLASS_SHRINK * label_sq) / (n + _CLASS_SHRINK) - mean ** 2, 0.0))
-    p_count, width = n.shape
+    kappa = np.array([shrink[0]] + [shrink[1]] * (width - 1))
+    label_mu = np.array([p.mean() if p.size else 1.0 - k for k, p in enumerate(pooled)])[np.minimum(np.arange(width), 1)]
+    label_sq = np.array([(p ** 2).mean() if p.size else 1.0 - k for k, p in enumerate(pooled)])[
+        np.minimum(np.arange(width), 1)]
+    mean = (total + kappa * label_mu) / (n + kappa)
+    spread = np.sqrt(np.maximum((sq + kappa * label_sq) / (n + kappa) - mean ** 2, 0.0))
+    p_count = n.shape[0]
     source = np.repeat(np.repeat(np.arange(p_count), n_draws)[:, None], width, axis=1)
     seen_c = np.flatnonzero(n[:, 0] > 0)
     unseen_rows = np.flatnonzero(np.repeat(n[:, 0] == 0, n_draws))
@@ -278,94 +345,9 @@ def _class_scores(classes: _PilotClasses, n_draws: int, rng: np.random.Generator
     cols = np.arange(width)[None, :]
     mu_rows = mean[source, cols]
     sd_rows = spread[source, cols]
-    mu_rows = mu_rows + sd_rows / np.sqrt(n[source, cols] + _CLASS_SHRINK) * rng.standard_normal(mu_rows.shape)
+    mu_rows = mu_rows + sd_rows / np.sqrt(n[source, cols] + kappa) * rng.standard_normal(mu_rows.shape)
     return _ClassScores(mean=mu_rows, spread=sd_rows, source=source, own=own, own_n=n.astype(np.int64),
-                        pooled=pooled)
-
-
-_SHRINK = 0.5
-"""Pseudo-count of the pooled (all problems) score distribution in each problem's own: a problem's verifier
-behaviour is its pilot's, shrunk towards the pool's by this many samples. Small: on the bundled pair the pooled ROC
-over-rates the verifier (pilot 16, best-of-n to 128: mean error 4.8 points with the pooled ROC, 1.1 at 0.5; the
-problems differ in how well their scores separate)."""
-
-
-def _score_bins(pilot: CandidatePools) -> _ScoreCounts | None:
-    """Per problem, histograms (bins high to low, shared edges) of the scores of its correct and of its wrong
-    candidates as probabilities (P, B) each: its own pilot's shrunk towards the pooled ones (`_SHRINK`); unscored or
-    unanswered candidates fall below every bin (a wrong mass the best-of-n never picks first)."""
-    s = pilot.scores
-    finite = np.isfinite(s)
-    if not finite.any():
-        return None
-    correct = pilot.correct_mask
-    lo, hi = float(np.min(s[finite])), float(np.max(s[finite]))
-    edges = np.linspace(lo, hi + 1e-12 * max(1.0, abs(hi)), _SCORE_BINS + 1)
-    b = np.clip(np.searchsorted(edges, np.where(finite, s, lo), side="right") - 1, 0, _SCORE_BINS - 1)
-    b = _SCORE_BINS - 1 - b  # high to low
-    p_count = s.shape[0]
-    hc = np.zeros((p_count, _SCORE_BINS))
-    hw = np.zeros((p_count, _SCORE_BINS))
-    rows = np.repeat(np.arange(p_count), s.shape[1]).reshape(s.shape)
-    np.add.at(hc, (rows[finite & correct], b[finite & correct]), 1.0)
-    np.add.at(hw, (rows[finite & ~correct], b[finite & ~correct]), 1.0)
-    n_c = correct.sum(axis=1).astype(float)
-    n_w = (~correct).sum(axis=1).astype(float)
-    pool_c = hc.sum(axis=0) / max(1.0, n_c.sum())
-    pool_w = hw.sum(axis=0) / max(1.0, n_w.sum())
-    return _ScoreCounts(correct=hc, wrong=hw, pool_correct=pool_c, pool_wrong=pool_w, correct_total=n_c,
-                        wrong_total=n_w)
-
-
-@dataclass(frozen=True, slots=True)
-class _ScoreCounts:
-    """Per problem its pilot's correct and wrong samples per score bin (high to low) and the pooled distributions
-    (all problems) they shrink towards by `_SHRINK` samples; the totals include the samples without a score."""
-
-    correct: np.ndarray
-    wrong: np.ndarray
-    pool_correct: np.ndarray
-    pool_wrong: np.ndarray
-    correct_total: np.ndarray
-    wrong_total: np.ndarray
-
-    def _parts(self):
-        return ((self.correct, self.pool_correct, self.correct_total),
-                (self.wrong, self.pool_wrong, self.wrong_total))
-
-    def mean(self) -> tuple[np.ndarray, np.ndarray]:
-        """(P, B) each: the distributions of correct and of wrong samples' scores."""
-        c, w = ((own + _SHRINK * pool) / (total + _SHRINK)[:, None] for own, pool, total in self._parts())
-        return c, w
-
-    def draw(self, n_draws: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(P * n_draws, B) each: the distributions with the problem's own samples reweighted by a Bayesian
-        bootstrap (Dirichlet weights), so the interval carries how little a pilot of a few samples says about a
-        problem's verifier; the pooled part is kept (its mass is small and spread thin)."""
-        out = []
-        for own, pool, total in self._parts():
-            counts = np.concatenate([own, np.maximum(total - own.sum(axis=1), 0.0)[:, None]], axis=1)
-            g = rng.standard_gamma(np.repeat(counts, n_draws, axis=0))
-            reps = np.repeat(total, n_draws)
-            share = g[:, :-1] / np.maximum(g.sum(axis=1, keepdims=True), 1e-300) * reps[:, None]
-            out.append((share + _SHRINK * pool) / (reps + _SHRINK)[:, None])
-        return out[0], out[1]
-
-
-def _best_of_n_curves(q: np.ndarray, fc: np.ndarray, fw: np.ndarray, ns: np.ndarray) -> np.ndarray:
-    """(R, len(ns)) P(the highest-scored of n draws is correct) for success probabilities ``q`` (R,) and per-row
-    score distributions ``fc``, ``fw`` (R, B): ``sum_b [(G_b + c_b + w_b)^n - G_b^n] c_b / (c_b + w_b)``."""
-    c = q[:, None] * fc
-    w = (1.0 - q)[:, None] * fw
-    mass = c + w
-    below = np.clip(1.0 - np.cumsum(mass, axis=1), 0.0, 1.0)  # mass strictly below each bin, unscored included
-    share = np.divide(c, mass, out=np.zeros_like(c), where=mass > 0)
-    log_top = np.log(np.clip(below + mass, 1e-300, 1.0))
-    log_below = np.log(np.clip(below, 1e-300, 1.0))
-    out = np.empty((q.size, ns.size))
-    for j, n in enumerate(ns):
-        out[:, j] = ((np.exp(n * log_top) - np.exp(n * log_below)) * share).sum(axis=1)
-    return out
+                        pooled=pooled, shrink=shrink)
 
 
 def forecast(pilot: CandidatePools, n_max: int, *, n_draws: int = 16, n_bootstrap: int = 400, level: float = 0.9,
@@ -387,21 +369,15 @@ def forecast(pilot: CandidatePools, n_max: int, *, n_draws: int = 16, n_bootstra
     rng = np.random.default_rng([random_state, 2])
     per_row = {"pass": 1.0 - (1.0 - q[:, None]) ** ns[None, :],
                "majority_vote": _vote_curves(flat, ns, rng)}
-    bins = _score_bins(pilot) if pilot.has_scores else None
     limits = {"pass": float(np.mean(1.0 - (1.0 - probs[:, :, 0]) ** 1_000_000 > 0.5)),
               "majority_vote": float(np.mean(probs.mean(axis=1)[:, 0] > probs.mean(axis=1)[:, 1:-1].max(axis=1,
                                                                                                   initial=0.0)))}
-    if bins is not None:
-        per_row["weighted_vote"] = _vote_curves(
-            flat, ns, np.random.default_rng([random_state, 3]),
-            _class_scores(classes, n_draws, np.random.default_rng([random_state, 5])))
-        fc, fw = bins.mean()
-        per_row["best_of_n"] = _best_of_n_curves(q, *bins.draw(n_draws, np.random.default_rng([random_state, 6])),
-                                                 ns)
-        top = np.argmax((fc + fw) > 0, axis=1)  # each problem's highest occupied bin
-        ct, wt = fc[np.arange(p_count), top], fw[np.arange(p_count), top]
-        qm = probs[:, :, 0].mean(axis=1)
-        limits["best_of_n"] = float(np.mean(qm * ct / np.maximum(qm * ct + (1 - qm) * wt, 1e-300)))
+    if pilot.has_scores:
+        cs = _class_scores(classes, n_draws, np.random.default_rng([random_state, 5]))
+        per_row["weighted_vote"] = _vote_curves(flat, ns, np.random.default_rng([random_state, 3]), cs)
+        per_row["best_of_n"] = _best_of_n_curves(flat, ns, np.random.default_rng([random_state, 6]), cs)
+        far = _best_of_n_curves(flat, np.array([_FAR_N]), np.random.default_rng([random_state, 7]), cs)
+        limits["best_of_n"] = float(far.mean())
     boot_rng = np.random.default_rng([random_state, 4])
     pick_p = boot_rng.integers(0, p_count, size=(n_bootstrap, p_count))
     pick_d = boot_rng.integers(0, n_draws, size=(n_bootstrap, p_count))

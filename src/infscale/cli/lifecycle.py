@@ -43,6 +43,9 @@ def _print(r) -> None:
     b, br = r.best, r.breakdown
     choice = b["strategy"] + ("" if b["strategy"] == "greedy" else f" n={b['n']}")
     acc = "-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}%"
+    if b.get("accuracy_interval"):
+        lo, hi = b["accuracy_interval"]
+        acc += f" [{100 * lo:.1f}-{100 * hi:.1f}%, the pilots' forecast interval]"
     console.print(f"[bold]Train[/bold] {b['model']} (N={_g(b['n_params'])}) on {_g(b['train_tokens'])} tokens, "
                   f"[bold]decode[/bold] with {choice}: accuracy {acc}, loss {_g(b.get('loss'))}, latency "
                   f"{_g(b['latency_s'])} s, lifetime cost {_g(b['cost'])} {r.unit}")
@@ -65,8 +68,14 @@ def _print(r) -> None:
                           str(c["n"]), _g(c["cost"]))
     console.print(cross)
     loso = (r.curves or {}).get("leave_one_size_out")
+    pilots = (r.curves or {}).get("pilots")
+    if pilots:
+        own = ", ".join(f"{m} {e:.1f}" for m, e in pilots["own_error_points"].items())
+        console.print(f"test-time curves forecast from pilots of {pilots['pilot']}: each model's own forecast vs its "
+                      f"measured pool, mean error in points: {own}")
     if loso:
-        console.print(f"test-time curves, leave-one-size-out error: {loso['mae_points']:.1f} points (mean)")
+        against = " (the other sizes' forecasts against the held-out size's measured pool)" if pilots else ""
+        console.print(f"test-time curves, leave-one-size-out error{against}: {loso['mae_points']:.1f} points (mean)")
     if r.link:
         console.print(f"loss -> accuracy link ({r.link['form']}): held-out error "
                       f"{r.link['heldout']['mae_points']:.2f} points on the larger-compute runs")

@@ -156,11 +156,18 @@ class LosoResult:
 
 
 def leave_one_size_out(model: Sequence[str], base_accuracy: Sequence[float], strategy: Sequence[str],
-                       n: Sequence[int], accuracy: Sequence[float], *, ridge: float = 1e-3) -> LosoResult:
-    """Fit `TestTimeCurves` on every size but one, predict the held-out size's points from its greedy accuracy."""
+                       n: Sequence[int], accuracy: Sequence[float], *, ridge: float = 1e-3,
+                       truth: Sequence[float] | None = None) -> LosoResult:
+    """Fit `TestTimeCurves` on every size but one, predict the held-out size's points from its greedy accuracy.
+
+    With ``truth`` (per row, NaN where unknown) the curves are fitted on ``accuracy`` (e.g. forecasts from pilots)
+    and each held-out size is scored against ``truth`` (its measured accuracy) instead."""
     model_a = np.asarray(model, dtype=object)
     base, strat = np.asarray(base_accuracy, dtype=np.float64), np.asarray(strategy, dtype=object)
     budget, acc = np.asarray(n, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
+    score = acc if truth is None else np.asarray(truth, dtype=np.float64)
+    if score.shape != acc.shape:
+        raise ValueError("leave_one_size_out: truth and accuracy differ in length")
     sizes = sorted(set(model_a.tolist()))
     if len(sizes) < 3:
         raise ValueError(f"leave_one_size_out: needs points of at least 3 model sizes, got {len(sizes)}")
@@ -170,8 +177,8 @@ def leave_one_size_out(model: Sequence[str], base_accuracy: Sequence[float], str
         test = (model_a == held) & (strat != "greedy")
         train = model_a != held
         curves = TestTimeCurves(ridge=ridge).fit(base[train], strat[train], budget[train], acc[train])
-        known = np.isin(strat, list(curves.coef_)) & test
-        miss = 100.0 * np.abs(curves.predict(base[known], strat[known], budget[known]) - acc[known])
+        known = np.isin(strat, list(curves.coef_)) & test & np.isfinite(score)
+        miss = 100.0 * np.abs(curves.predict(base[known], strat[known], budget[known]) - score[known])
         per_size[held] = {"mae_points": float(miss.mean()) if miss.size else float("nan"),
                           "max_points": float(miss.max()) if miss.size else float("nan"),
                           "n_points": int(miss.size), "base_accuracy": float(base[model_a == held][0])}

@@ -21,7 +21,7 @@ import numpy as np
 from infscale.configio import check_output_dir, load_yaml, save_config, write_csv, write_json
 from infscale.errors import InfeasibleError, InputError
 from infscale.workflows.lifecycle_config import DeployConfig
-from infscale.workflows.lifecycle_inputs import Points, fit_link, load_law, load_points
+from infscale.workflows.lifecycle_inputs import fit_link, load_law, load_points
 
 __all__ = ["LifecycleReport", "load_deploy", "plan_lifecycle", "run_lifecycle"]
 
@@ -55,21 +55,42 @@ def load_deploy(path: str | Path) -> DeployConfig:
     return load_yaml(path, DeployConfig, what="deployment file")
 
 
-def _curves(cfg: DeployConfig, base: Path) -> tuple[Any, dict[str, Any] | None, Points | None]:
+def _pilots(cfg: DeployConfig, base: Path) -> Any:
+    """`testtime.pilots`: every model's curves forecast from its pilot (`infscale.workflows.lifecycle_pilots`)."""
+    if cfg.testtime is None or cfg.testtime.pilots is None:
+        return None
+    from infscale.workflows.lifecycle_pilots import pilot_points
+
+    budgets = [n for s, ns in cfg.strategies.items() if s != "greedy" for n in ns]
+    return pilot_points(cfg.testtime.pilots, base, pilot=cfg.testtime.pilot, n_max=max(budgets, default=64))
+
+
+def _curves(cfg: DeployConfig, base: Path, pp: Any) -> tuple[Any, Any, dict[str, Any] | None]:
+    """The test-time curves (and, from pilots, the curves of the forecasts' lower and upper bounds) and their info."""
     if cfg.testtime is None:
         return None, None, None
     from infscale.laws.testtime import TestTimeCurves, leave_one_size_out
 
-    pts = load_points(cfg.testtime.points, base)
+    spec = cfg.testtime
+    truth, bounds, pilot_info = None, None, None
+    if pp is not None:
+        pts, truth = pp.forecast, pp.measured
+        pilot_info = {"pilot": pp.pilot, "pool_size": pp.pool_size, "own_error_points": pp.own_error_points}
+    else:
+        pts = load_points(spec.points or "mini", base)
     base_acc = pts.base_accuracy()
     b = [base_acc[m] for m in pts.model]
-    curves = TestTimeCurves(ridge=cfg.testtime.ridge).fit(b, pts.strategy, pts.n, pts.accuracy)
+    curves = TestTimeCurves(ridge=spec.ridge).fit(b, pts.strategy, pts.n, pts.accuracy)
+    if pp is not None:
+        bounds = tuple(TestTimeCurves(ridge=spec.ridge).fit(b, q.strategy, q.n, q.accuracy) for q in (pp.low, pp.high))
     info: dict[str, Any] = {"source": pts.source, "models": {m: {"greedy": a} for m, a in sorted(base_acc.items())},
                             "coefficients": curves.to_dict()}
+    if pilot_info is not None:
+        info["pilots"] = pilot_info
     if len(base_acc) >= 3:
         info["leave_one_size_out"] = leave_one_size_out(pts.model, b, pts.strategy, pts.n, pts.accuracy,
-                                                        ridge=cfg.testtime.ridge).to_dict()
-    return curves, info, pts
+                                                        ridge=spec.ridge, truth=truth).to_dict()
+    return curves, bounds, info
 
 
 def _profile(cfg: DeployConfig) -> Any:
@@ -78,7 +99,7 @@ def _profile(cfg: DeployConfig) -> Any:
     return get_profile(cfg.hardware.profile)
 
 
-def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
+def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any, pp: Any) -> Any:
     from infscale.plan.lifecycle_configs import configs_from_points, configs_from_shapes, configs_from_sizes
     from infscale.plan.shapes import enumerate_shapes, get_family
     from infscale.tts.core.spec import planner_strategies, uses_reward
@@ -87,7 +108,9 @@ def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any) -> Any:
     strategies = {s: tuple(v) for s, v in cfg.strategies.items()}
     scored = {name for name, spec in planner_strategies().items() if spec.needs_reward}
     if cand.measured is not None:
-        pts = load_points(cand.measured, base)
+        if cand.measured == "pilots" and pp is None:
+            raise InputError("candidates.measured: pilots needs testtime.pilots (the models' sampling records)")
+        pts = pp.forecast if cand.measured == "pilots" else load_points(cand.measured, base)
         tokens = None
         if isinstance(cand.train_tokens, dict):
             missing = sorted(set(pts.model) - set(cand.train_tokens))
@@ -227,14 +250,15 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
     t0 = time.perf_counter()
     law = load_law(cfg.law, base)
     link, link_info = (None, None) if cfg.accuracy is None else fit_link(cfg.accuracy, base)
-    curves, curve_info, _ = _curves(cfg, base)
+    pp = _pilots(cfg, base)
+    curves, bounds, curve_info = _curves(cfg, base, pp)
     profile = _profile(cfg) if _shaped(cfg) else None
     d = _deployment(cfg, profile)
     prices = Prices(usd_per_hour=cfg.hardware.usd_per_hour,
                     train_flops_per_s=(profile.peak_flops(cfg.hardware.dtype) if profile is not None else 1.0)
                     * cfg.hardware.train_mfu)
     unpriced = _unpriced(cfg, law)
-    configs = _configs(cfg, base, d, profile)
+    configs = _configs(cfg, base, d, profile, pp)
     loss_fn = loss_from_law(law)
     chain = AccuracyChain(loss_fn=_shape_free(loss_fn, cfg), link=link, curves=curves)
     try:
@@ -252,6 +276,8 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
     best["loss"] = None if configs.sunk[i] else float(chain.loss(configs, sol.tokens)[i])
     if link is None and not configs.sunk[i]:
         best["accuracy"] = None  # the chain scored the loss only
+    elif pp is not None:
+        best["accuracy_interval"] = _accuracy_interval(pp, bounds, chain, configs, sol)
     report = LifecycleReport(
         name=cfg.name, mode=d.mode, unit=prices.unit, best=best, breakdown=_breakdown(sol, cfg, prices, d),
         binding=list(sol.binding), at_bound=list(sol.at_bound), n_configs=len(configs),
@@ -261,6 +287,21 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
     if out is None:
         return report
     return replace(report, files=_write(report, cfg, out, plot))
+
+
+def _accuracy_interval(pp: Any, bounds: Any, chain: Any, configs: Any, sol: Any) -> list[float] | None:
+    """The optimum's accuracy interval from the pilots' forecasts: a measured (pilot) model's own forecast bounds at
+    its n; a trained candidate's, the curves fitted on the forecasts' lower and upper bounds."""
+    i = sol.best
+    if configs.sunk[i]:
+        key = (str(configs.model[i]), str(configs.strategy[i]), int(configs.n[i]))
+        rows = {(m, s, n): k for k, (m, s, n) in enumerate(zip(pp.low.model, pp.low.strategy, pp.low.n, strict=True))}
+        k = rows.get(key)
+        return None if k is None else [pp.low.accuracy[k], pp.high.accuracy[k]]
+    if bounds is None:
+        return None
+    lo, hi = (float(replace(chain, curves=c).accuracy(configs, sol.tokens)[i]) for c in bounds)
+    return [min(lo, hi), max(lo, hi)]
 
 
 def _shape_free(loss_fn: Any, cfg: DeployConfig) -> Any:

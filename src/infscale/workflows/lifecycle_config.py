@@ -72,10 +72,20 @@ class AccuracySpec(Strict):
 
 class TestTimeSpec(Strict):
     __test__ = False
-    points: str = "mini"
-    """Bundled ``mini`` (the project's own mini study), ``seed-b-math500`` / ``seed-b-gsm8k`` (seed B's tables), or
-    a ``points.csv`` written by `tts analyze` / `tts mini`."""
+    points: str | None = None
+    """Bundled ``mini`` (the project's own mini study; the default), ``seed-b-math500`` / ``seed-b-gsm8k`` (seed B's
+    tables), or a ``points.csv`` written by `tts analyze` / `tts mini`."""
+    pilots: str | None = None
+    """Instead of points: sampling records of several models (a `tts mini` directory, `tts run` records), each
+    model's curves forecast from a pilot of ``pilot`` samples per problem (`infscale tts forecast`)."""
+    pilot: int = Field(8, ge=1)
     ridge: float = Field(1e-3, ge=0.0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TestTimeSpec:
+        if self.points is not None and self.pilots is not None:
+            raise ValueError("testtime: give points or pilots, not both")
+        return self
 
 
 class HardwareSpec(Strict):

@@ -387,7 +387,75 @@ def _output_cases() -> list[Case]:
     return cases
 
 
-ALL = _unique(_file_cases() + _flag_cases() + _config_cases() + _output_cases())
+def _newcomer_cases() -> list[Case]:
+    """What a new user tried that was once a traceback or a silent wrong answer (issue 30 item 8) and its siblings."""
+    rows = "".join(f"{n:.3g},{20 * n:.3g},{2 + 400 / n ** 0.34 + 400 / (20 * n) ** 0.28:.5f}\n"
+                   for n in (1e7, 3e7, 1e8, 3e8, 1e9, 3e9, 1e10))
+    first = rows.splitlines()[0] + "\n"
+    fit = ("fit", "--data", "d.csv", "--law", "chinchilla", "--no-plot", "--bootstrap", "0", "--baseline", "none")
+    fit_json = ("fit", "--data", "d.json", "--law", "chinchilla", "--no-plot", "--bootstrap", "0", "--baseline", "none")
+    runs = [{"N": float(r.split(",")[0]), "D": float(r.split(",")[1]), "loss": float(r.split(",")[2])}
+            for r in rows.splitlines()]
+    absurd = {"law": "chinchilla", "params": {"E": 1.69, "A": 1e200, "B": 410.7, "alpha": 0.34, "beta": 0.28}}
+    huge_e = {"law": "chinchilla", "params": {"E": 1e6, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}}
+    lat = (Path(__file__).parents[2] / "src/infscale/latency/data/cpu-records-own.jsonl").read_text().splitlines()
+
+    def lat_with(path: str, value: object) -> str:
+        r = json.loads(lat[0])
+        node = r
+        *head, last = path.split(".")
+        for k in head:
+            node = node[k]
+        node[last] = value
+        return "\n".join([json.dumps(r), *lat[1:]]) + "\n"
+
+    tts = json.dumps({"run": "r", "model": "m", "n_params": 10, "strategy": "greedy", "budget": 1, "problem_id": "p-1",
+                      "gold": "1", "candidates": [], "ledger": {"policy_decode_flops": 5.0}})
+    neg = tts.replace('"policy_decode_flops": 5.0', '"policy_decode_flops": -5.0')
+    measured = "d_model,n_layers,n_heads,latency_s\n2048,16,16,{}\n1024,8,8,0.5\n"
+    plan_m = (*PLAN, "--measured", "m.csv")
+    return [
+        Case("fit big integer D", fit, "field 'D'", {"d.csv": "N,D,loss\n" + rows + "1e8," + "9" * 400 + ",3.0\n"}),
+        Case("fit one run", fit, "6 distinct points", {"d.csv": "N,D,loss\n" + first}),
+        Case("fit two runs", fit, "6 distinct points", {"d.csv": "N,D,loss\n" + "".join(rows.splitlines(True)[:2])}),
+        Case("fit identical runs", fit, "at one point", {"d.csv": "N,D,loss\n" + first * 7}),
+        Case("fit json boolean N", fit_json, "row 1, field 'N': True is a boolean",
+             {"d.json": json.dumps([{**runs[0], "N": True}, *runs[1:]])}),
+        Case("fit json boolean loss", fit_json, "field 'loss': False is a boolean",
+             {"d.json": json.dumps([*runs[:-1], {**runs[-1], "loss": False}])}),
+        Case("fit loss 1e30", fit, "row 8, field 'loss'", {"d.csv": "N,D,loss\n" + rows + "2e8,4e9,1e30\n"}),
+        Case("fit save under a file", (*fit, "--save", "f/x/law.json"), "--save", {"d.csv": "N,D,loss\n" + rows,
+                                                                                   "f": "a file\n"}),
+        Case("plan absurd law", ("plan", "--law", "l.json", "--params", "1e9", "--tokens", "1e10"), "l.json",
+             {"l.json": json.dumps(absurd)}),
+        Case("plan law E 1e6", ("plan", "--law", "l.json", "--params", "1e9", "--tokens", "1e10"), "predicts a loss",
+             {"l.json": json.dumps(huge_e)}),
+        Case("lifetime absurd law", ("lifetime", "--law", "l.json", "--loss-target", "2.9", "--aspect-ratio", "256"),
+             "l.json", {"l.json": json.dumps(absurd)}),
+        Case("plan measured inf", plan_m, "latency_s", {"m.csv": measured.format("inf")}),
+        Case("plan measured nan", plan_m, "latency_s", {"m.csv": measured.format("nan")}),
+        Case("plan measured zero layers", plan_m, "n_layers",
+             {"m.csv": "d_model,n_layers,n_heads,latency_s\n2048,0,16,1.0\n"}),
+        Case("plan measured twice", plan_m, "measured twice",
+             {"m.csv": "d_model,n_layers,n_heads,latency_s\n2048,16,16,1.0\n2048,16,16,1.1\n"}),
+        Case("calibrate absurd d_model", ("latency", "calibrate", "bad.jsonl"), "shape.d_model",
+             {"bad.jsonl": lat_with("shape.d_model", 2 ** 40)}),
+        Case("calibrate absurd layers", ("latency", "calibrate", "bad.jsonl"), "shape.n_layers",
+             {"bad.jsonl": lat_with("shape.n_layers", 10 ** 6)}),
+        Case("calibrate negative n_params", ("latency", "calibrate", "bad.jsonl"), "n_params",
+             {"bad.jsonl": lat_with("n_params", -5)}),
+        Case("calibrate boolean n_params", ("latency", "calibrate", "bad.jsonl"), "n_params",
+             {"bad.jsonl": lat_with("n_params", True)}),
+        Case("tts analyze negative FLOPs", ("tts", "analyze", "r.jsonl", "--no-plot"), "ledger.policy_decode_flops",
+             {"r.jsonl": neg + "\n"}),
+        Case("tts analyze duplicated unit", ("tts", "analyze", "r.jsonl", "--no-plot"), "r.jsonl:2",
+             {"r.jsonl": tts + "\n" + tts + "\n"}),
+        Case("tts analyze seed-b and runs", ("tts", "analyze", "--seed-b", "runs", "--no-plot"), "--seed-b",
+             {"runs": None}),
+    ]
+
+
+ALL = _unique(_file_cases() + _flag_cases() + _config_cases() + _output_cases() + _newcomer_cases())
 
 
 @pytest.fixture()

@@ -29,7 +29,7 @@ def analyze_cmd(
     from infscale.configio import default_out
     from infscale.workflows.tts_analysis import analyse_runs, analyse_seed_b, check_settings
 
-    check_settings(accounting, n_boot, seed)
+    check_settings(accounting, n_boot, seed, runs=runs or [], seed_b=seed_b)
     out = out or default_out("tts-analysis")
     if seed_b:
         payload = analyse_seed_b(out, plot)

@@ -133,8 +133,27 @@ def observations_from_records(records: Iterable[dict[str, Any]], *, source: str 
                                      label=r.get("label", shape.label))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{source}: record {i}: {exc}") from None
+        why = _implausible(shape, r.get("n_params"))
+        if why:
+            raise InputError(f"{source}: record {i}: {why}")
         out.append(obs)
     return out
+
+
+_MAX_SHAPE = {"d_model": 2 ** 17, "n_layers": 2048, "vocab_size": 2 ** 23}
+"""Beyond any model anyone times (the largest dense models: d_model 2^14-2^15, ~120 layers, 256k vocabularies)."""
+
+
+def _implausible(shape: TransformerShape, n_params: object) -> str | None:
+    """Why a timed record cannot be a real measurement: a shape beyond `_MAX_SHAPE`, or a parameter count that is
+    not a positive number (backends count parameters their own way, so it is not compared with the shape's)."""
+    for name, most in _MAX_SHAPE.items():
+        if getattr(shape, name) > most:
+            return f"field 'shape.{name}': {getattr(shape, name)} is beyond any timed model (at most {most})"
+    if n_params is not None:
+        if isinstance(n_params, bool) or not isinstance(n_params, int | float) or not n_params > 0:
+            return f"field 'n_params': {n_params!r} is not a positive number"
+    return None
 
 
 def _design(observations: Sequence[LatencyObservation], profile: HardwareProfile) -> dict[str, np.ndarray]:

@@ -165,8 +165,16 @@ def load_measured(path: str | Path, workload: tuple[int, int, int] | None = None
         except (TypeError, ValueError):
             raise InputError(f"{path}: row {row_no}: d_model/n_layers/n_heads/n_kv_heads must be integers and "
                              "latency_s a number") from None
-        if not lat > 0:
-            raise InputError(f"{path}: row {row_no}: field latency_s must be positive, got {lat}")
+        if not 0 < lat < float("inf"):
+            raise InputError(f"{path}: row {row_no}: field latency_s must be a positive finite number, got {lat}")
+        for name, value in (("d_model", d), ("n_layers", layers), ("n_heads", heads), ("n_kv_heads", kv)):
+            if value <= 0:
+                raise InputError(f"{path}: row {row_no}: field {name} must be positive, got {value}")
+        if heads % kv or d % heads:
+            raise InputError(f"{path}: row {row_no}: field {'n_kv_heads' if heads % kv else 'n_heads'}: "
+                             f"{kv if heads % kv else heads} does not divide {'n_heads' if heads % kv else 'd_model'}")
+        if (d, layers, heads, kv) in out:
+            raise InputError(f"{path}: row {row_no}: shape d{d}x{layers} h{heads} kv{kv} measured twice")
         out[(d, layers, heads, kv)] = lat
     return out
 

@@ -37,6 +37,38 @@ def physical_problems(params: dict[str, object]) -> list[str]:
     return out
 
 
+MAX_LOSS_NATS = 100.0
+"""No language model's loss reaches this (the entropy of a uniform vocabulary of 10^43 tokens)."""
+
+
+def loss_problems(law: FittedLaw) -> list[str]:
+    """Why a law with finite parameters still cannot describe a loss: a prediction that is not a finite number in
+    (0, `MAX_LOSS_NATS`) nats at the corners of the range it was fitted on (``meta["fit_range"]``), or, for a law
+    without one, at 1e8-1e10 parameters and 20 tokens per parameter (R = 128 for a shape-aware law, the middle of
+    its fitted R where known). Empty when every probe is plausible (or the law needs architecture variables)."""
+    fr = law.meta.get("fit_range") if isinstance(law.meta, dict) else None
+    fr = fr if isinstance(fr, dict) else {}
+    try:
+        (n_lo, n_hi), (d_lo, d_hi) = (tuple(map(float, fr[k])) for k in ("n_params", "n_tokens"))
+        n, d = np.array([n_lo, n_lo, n_hi, n_hi]), np.array([d_lo, d_hi, d_lo, d_hi])
+    except (KeyError, TypeError, ValueError):
+        n = np.array([1e8, 1e9, 1e10])
+        d = 20.0 * n
+    r_range = fr.get("aspect_ratio")
+    r = float(np.sqrt(np.prod(r_range))) if isinstance(r_range, list) and len(r_range) == 2 else 128.0
+    try:
+        loss = law.predict(n, d, r if law.law.needs_aspect_ratio else None)
+    except (ValueError, TypeError):
+        return []
+    bad = ~(np.isfinite(loss) & (loss > 0) & (loss < MAX_LOSS_NATS))
+    if not bad.any():
+        return []
+    i = int(np.flatnonzero(bad)[0])
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in law.params_.items())
+    return [f"predicts a loss of {loss[i]:.4g} nats at N={n[i]:.0e}, D={d[i]:.0e}: not a language model's loss "
+            f"(0 to {MAX_LOSS_NATS:g} nats); its parameters ({shown}) are not a loss law's"]
+
+
 def search_bound(x: float, lo: float, hi: float, rel_tol: float = 1e-6) -> str | None:
     """Which end of a size search over ``[lo, hi]`` (in log N) ``x`` sits on: ``"min N"``, ``"max N"`` or ``None``
     (within ``rel_tol`` of the range). A point on an end is the best searched, not an optimum."""

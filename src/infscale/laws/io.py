@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from infscale.configio import load_json, load_jsonl
 from infscale.data import DATASETS, get_dataset
 from infscale.errors import InputError
 from infscale.laws.diagnostics import degenerate
-from infscale.laws.fitted import FittedLaw, physical_problems
+from infscale.laws.fitted import FittedLaw, loss_problems, physical_problems
 from infscale.laws.runs import Runs
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "jsonl",
@@ -107,11 +108,16 @@ def load_fit(path: str | Path) -> FittedLaw:
         raise InputError(f"{path}: the fit is degenerate and is not planned with: {bad[0].removeprefix('degenerate: ')} "
                          "(refit on more runs or sizes, or with another law form)")
     try:
-        return FittedLaw.from_dict(data["law"], data["params"], data.get("meta"))
+        law = FittedLaw.from_dict(data["law"], data["params"], data.get("meta"))
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: field 'params': {exc}") from None
+    with np.errstate(over="ignore", invalid="ignore"):
+        implausible = loss_problems(law)
+    if implausible:
+        raise InputError(f"{path}: {implausible[0]}")
+    return law
 
 
 def _jsonable(obj):

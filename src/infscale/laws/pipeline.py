@@ -10,6 +10,7 @@ from infscale.laws.bootstrap import BootstrapResult, bootstrap
 from infscale.laws.diagnostics import diagnose
 from infscale.laws.fit import make_fitter
 from infscale.laws.fitted import FittedLaw
+from infscale.laws.forms import get_law
 from infscale.laws.runs import Runs
 from infscale.laws.validate import Validation, validate
 
@@ -47,9 +48,23 @@ class FitReport:
         return out
 
 
+def check_design(runs: Runs, law: str) -> None:
+    """A fit needs more distinct runs than the law has parameters: one or two runs, or runs that all sit at the
+    same point, fit any law exactly and say nothing (`ValueError` naming the counts)."""
+    form = get_law(law)
+    cols = [c for c in ("N", "D", "aspect_ratio", "ffn_ratio", "kv_group") if c in runs.frame.columns]
+    distinct = len(runs.frame[cols].drop_duplicates())
+    need = len(form.param_names) + 1
+    if distinct < need:
+        at = "at one point" if distinct == 1 else f"at {distinct} distinct points ({', '.join(cols)})"
+        raise ValueError(f"{len(runs)} run(s) {at}: the law has {len(form.param_names)} parameters, so a fit needs "
+                         f"runs at {need} distinct points at least")
+
+
 def run_fit(runs: Runs, law: str, fitter: str, fit_on: str | None = None, n_boot: int = 0,
             random_state: int | None = 0) -> FitReport:
     fit_runs, held_runs = runs.split(fit_on)
+    check_design(fit_runs, law)
     est = make_fitter(fitter, law).fit(fit_runs)
     boot = bootstrap(est, fit_runs, n_boot, random_state=random_state) if n_boot >= 2 else None
     frame = fit_runs.frame

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from infscale.errors import InputError
+from infscale.laws.fitted import MAX_LOSS_NATS
 from infscale.laws.forms import Architecture
 
 REQUIRED = ("N", "D", "loss")
@@ -77,8 +78,18 @@ class Runs:
         for col in REQUIRED + OPTIONAL_NUMERIC:
             if col not in frame.columns:
                 continue
+            flags = frame[col].map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+            if flags.any():  # JSON true/false would read as 1/0
+                i = int(np.flatnonzero(flags)[0])
+                raise InputError(f"{source}: row {i + 1}, field {col!r}: {frame[col].iloc[i]} is a boolean, not a "
+                                 "number")
             values = pd.to_numeric(frame[col], errors="coerce")
             bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan)) | (values <= 0)
+            if col == "loss" and not bad.any() and (values >= MAX_LOSS_NATS).any():
+                i = int(np.flatnonzero((values >= MAX_LOSS_NATS).to_numpy())[0])
+                raise InputError(f"{source}: row {i + 1}, field 'loss': {values.iloc[i]:g} nats is not a language "
+                                 f"model's loss (at most {MAX_LOSS_NATS:g}: the entropy of a uniform vocabulary "
+                                 "of 10^43 tokens)")
             if col not in REQUIRED:
                 bad = bad & frame[col].notna()  # optional columns may be blank
             if bad.any():

@@ -75,8 +75,12 @@ MAX_BOOTSTRAP = 100_000
 """More replicates change no reported digit (intervals at 95% move by < 0.1 point past 10^4) and cost memory."""
 
 
-def check_settings(accounting: str, n_boot: int, seed: int = 0) -> None:
+def check_settings(accounting: str, n_boot: int, seed: int = 0, *, runs: Sequence[Path] = (),
+                   seed_b: bool = False) -> None:
     """The analysis settings, checked before any work."""
+    if seed_b and runs:
+        raise InputError(f"--seed-b analyses the paper's bundled tables; it cannot be mixed with run directories "
+                         f"({runs[0]}{', ...' if len(runs) > 1 else ''}): analyse them in a separate call")
     check_number("--seed", seed, inclusive=True)
     if accounting not in ("ours", "seed_b"):
         raise InputError(f"--accounting {accounting!r}: expected ours or seed_b")

@@ -44,11 +44,19 @@ def read_records(path: Path) -> Iterator[ProblemRecord]:
     """The records of one JSONL file, one per (model, strategy, budget, problem): the latest written wins. A torn
     last line (an interrupted write) is skipped."""
     parsed = []
+    done: dict[tuple[str, str, int, str], int] = {}
     for line, data in store.read_numbered(path, missing_ok=True):
         try:
-            parsed.append(ProblemRecord.from_json(data))
+            rec = ProblemRecord.from_json(data)
         except (TypeError, KeyError, ValueError) as exc:
             raise InputError(f"{path}:{line}: not a tts record ({exc.__class__.__name__}: {exc})") from None
+        k = _key(rec)
+        if k in done:  # only a failed unit is run again (and its retry supersedes it)
+            raise InputError(f"{path}:{line}: unit (model {k[0]}, strategy {k[1]}, n={k[2]}, problem {k[3]}) was "
+                             f"already recorded, without an error, on line {done[k]}: a duplicated unit")
+        if rec.error is None:
+            done[k] = line
+        parsed.append(rec)
     yield from latest(parsed, key=_key)
 
 

@@ -75,6 +75,12 @@ class FlopsLedger:
     """KV-cache bytes the policy's decode reads (each new token reads the K/V of its whole sequence so far, 2 bytes
     per element); 0 in records written before it was kept."""
 
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+                raise ValueError(f"field 'ledger.{name}': {value!r} is not a non-negative finite number")
+
     @property
     def total_flops(self) -> float:
         """Our accounting with prefix caching: policy prefill + decode + reward model."""

@@ -237,8 +237,16 @@ def resolve_recipe(config: str | Path) -> Path:
     path = Path(config)
     if path.is_file() or path.suffix in (".yaml", ".yml"):
         return path
-    bundled = Path(__file__).resolve().parent / "recipes" / f"{config}.yaml"
-    return bundled if bundled.is_file() else path
+    recipes = Path(__file__).resolve().parent / "recipes"
+    bundled = recipes / f"{config}.yaml"
+    if bundled.is_file() or path.exists():
+        return bundled if bundled.is_file() else path
+    import difflib
+
+    names = sorted(p.stem for p in recipes.glob("*.yaml"))
+    close = difflib.get_close_matches(str(config), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise InputError(f"{config}: no such file, and not a bundled recipe{hint}; bundled: {', '.join(names)}")
 
 
 def write_text(path: str | Path, text: str) -> Path:

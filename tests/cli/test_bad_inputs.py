@@ -452,6 +452,14 @@ def _newcomer_cases() -> list[Case]:
              {"r.jsonl": tts + "\n" + tts + "\n"}),
         Case("tts analyze seed-b and runs", ("tts", "analyze", "--seed-b", "runs", "--no-plot"), "--seed-b",
              {"runs": None}),
+        Case("runs on a tts run", ("runs", "t"), "not a training run's record", {"t": None, "t/records.jsonl": tts + "\n"}),
+        Case("runs on a tts mini study", ("runs", "s"), "runs/ holds tts runs",
+             {"s": None, "s/runs": None, "s/runs/m": None, "s/runs/m/config.yaml": "run: m\n",
+              "s/runs/m/records.jsonl": tts + "\n"}),
+        Case("tts analyze a training sweep", ("tts", "analyze", "w", "--no-plot"), "a training run's record",
+             {"w": None, "w/records.jsonl": json.dumps({"run_id": "a", "N": 1e6, "D": 2e7, "loss": 3.0}) + "\n"}),
+        Case("tts mini typo'd recipe", ("tts", "mini", "seed_b_mni"), "did you mean 'seed_b_mini'"),
+        Case("sweep typo'd recipe", ("sweep", "micro_swep"), "did you mean 'micro_sweep'"),
     ]
 
 

@@ -78,6 +78,9 @@ def test_bundled_llm_deployment_plans_shape_strategy_and_n(tmp_path):
     # trained on 3.9e10 tokens to a loss below any of the law's 27 fit runs, timed on a datasheet A100: both said
     assert any(w.startswith("extrapolation: D = ") and "27 runs the law was fitted on" in w for w in report.warnings)
     assert any(w.startswith("uncalibrated: profile 'a100-80gb'") for w in report.warnings)
+    # the crossover's choices reach aspect ratios far beyond the 17.5-384 the law was fitted on: said once
+    reach = [w for w in report.warnings if w.startswith("extrapolation: crossover/frontier rows reach d_model/n_layers")]
+    assert len(reach) == 1 and "17.45 to 384" in reach[0]
 
 
 def test_infeasible_deployment_is_one_line_naming_the_constraint(tmp_path):
@@ -125,6 +128,21 @@ def test_bundled_mini_study_crossover_and_leave_one_size_out(tmp_path):
     data["candidates"]["prm_train_flops"] = 2.58e13  # the reward model is the largest policy's LM: train it too
     paid = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
     assert {(r["model"], r["strategy"]) for r in paid.crossover if r["feasible"]} == {("mini-d128x4", "greedy")}
+
+
+def test_a_large_leave_one_size_out_error_is_said_where_sizes_are_predicted(tmp_path):
+    from infscale.workflows.lifecycle import _sweep_warnings
+
+    class Law:
+        meta: dict = {}
+
+        class law:  # noqa: N801 - the shape of a FittedLaw's form
+            needs_aspect_ratio = False
+
+    curves = {"leave_one_size_out": {"mae_points": 16.0}}
+    (line,) = _sweep_warnings(Law(), [], curves, sizes_predicted=True)
+    assert "leave-one-size-out error 16.0 points" in line and "testtime.pilots" in line
+    assert _sweep_warnings(Law(), [], curves, sizes_predicted=False) == []
 
 
 def test_an_optimum_outside_the_links_fitted_losses_carries_a_warning(tmp_path):

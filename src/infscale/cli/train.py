@@ -125,6 +125,10 @@ def runs_cmd(
         raise InputError(f"{path}: no records file and no runs/ (run `infscale sweep` or `infscale train` first)")
     records = read_records(path)
     partial = runs_in_progress(path.parent, {r["run_id"] for r in records})
+    tts_runs = sorted((path.parent / "runs").glob("*/records.jsonl"))
+    if not records and not partial and tts_runs:
+        raise InputError(f"{path.parent}: no training runs here; runs/ holds tts runs ({tts_runs[0].parent.name}, ...): "
+                         "`infscale tts analyze` reads them")
     if json_out:
         for r in records:
             typer.echo(json.dumps(r))

@@ -108,8 +108,14 @@ def expand(sweep: SweepConfig, vocab_size: int, source: str = "<sweep>") -> list
 
 # ----- the record file (infscale.records: one writer, fsynced lines, one torn-tail rule) ---------------------------
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """One record per run of a ``records.jsonl`` (the latest line of a run id wins; a torn last line is skipped)."""
-    return latest(store.read_records(path, missing_ok=True), key=lambda r: r.get("run_id"))
+    """One record per run of a ``records.jsonl`` (the latest line of a run id wins; a torn last line is skipped); a
+    line that is not a training run's record (no ``run_id``: a tts run's records, say) is an `InputError`."""
+    rows = store.read_records(path, missing_ok=True)
+    for i, r in enumerate(rows, start=1):
+        if "run_id" not in r:
+            what = " (a tts run's records: `infscale tts analyze` reads them)" if "problem_id" in r else ""
+            raise InputError(f"{path}: record {i} is not a training run's record: no field 'run_id'{what}")
+    return latest(rows, key=lambda r: r.get("run_id"))
 
 
 def append_record(path: str | Path, record: dict[str, Any]) -> bool:
@@ -278,7 +284,8 @@ def runs_in_progress(directory: str | Path, finished: set[str]) -> list[dict[str
     runs_dir = Path(directory) / "runs"
     out = []
     for run_dir in sorted(p for p in runs_dir.glob("*") if p.is_dir()) if runs_dir.is_dir() else []:
-        if run_dir.name in finished or (run_dir / "record.json").exists() or not (run_dir / "config.yaml").exists():
+        if run_dir.name in finished or (run_dir / "record.json").exists() or not (run_dir / "config.yaml").exists() \
+                or (run_dir / "records.jsonl").exists():  # a finished training run, not one, or a tts run
             continue
         planned = (load_yaml(run_dir / "config.yaml", what="run config").get("resolved") or {}).get("steps")
         rows = store.read_records(run_dir / "metrics.jsonl", missing_ok=True)

@@ -229,6 +229,42 @@ def _unpriced(cfg: DeployConfig, law: Any) -> list[str]:
     return out
 
 
+_LOSO_WARN_POINTS = 8.0
+"""A leave-one-size-out error above this many points is said beside the plan (a size never sampled is predicted
+that far off)."""
+
+
+def _sweep_warnings(law: Any, rows: list[dict[str, Any]], curves: dict[str, Any] | None, *,
+                    sizes_predicted: bool) -> list[str]:
+    """What the crossover and frontier rows draw beyond the law's fitted range (each quantity once, its most
+    extreme row), and, where candidates' accuracies come from the curves (``sizes_predicted``), a leave-one-size-out
+    error too large to trust for a size never sampled."""
+    from infscale.extrapolation import law_range
+
+    out = []
+    fr = law_range(law.meta)
+    trained = [r for r in rows if r.get("feasible", True) and not r.get("sunk") and r.get("model") is not None]
+    checks = [("n_params", "N"), ("train_tokens", "D")]
+    if law.law.needs_aspect_ratio:
+        checks.append(("aspect_ratio", "d_model/n_layers"))
+    for key, symbol in checks if fr is not None else []:
+        lo_hi = getattr(fr, {"train_tokens": "n_tokens"}.get(key, key))
+        values = [(float(r[key]), r) for r in trained if r.get(key) is not None and np.isfinite(r[key])]
+        if lo_hi is None or not values:
+            continue
+        lo, hi = lo_hi
+        far = max(values, key=lambda v: max(v[0] / hi, lo / v[0]))
+        if not lo <= far[0] <= hi:
+            out.append(f"extrapolation: crossover/frontier rows reach {symbol} = {far[0]:.4g} ({far[1]['model']}), "
+                       f"outside the law's fitted {lo:.4g} to {hi:.4g}: those rows are drawn beyond its runs")
+    loso = (curves or {}).get("leave_one_size_out")
+    if sizes_predicted and loso and loso["mae_points"] > _LOSO_WARN_POINTS:
+        out.append(f"test-time curves: leave-one-size-out error {loso['mae_points']:.1f} points: a model size "
+                   "never sampled gets its strategies' accuracy from the other sizes' curves and may be that far "
+                   "off; sample a pilot of it (testtime.pilots)")
+    return out
+
+
 def _law_warnings(law: Any, best: dict[str, Any], profile: Any) -> list[str]:
     """Where the optimum's model, trained here, leaves the loss law's fitted range, and whether its latency rests on
     an uncalibrated profile (`infscale.extrapolation`); a measured model (loss and accuracy measured) needs none."""
@@ -282,7 +318,8 @@ def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, pl
         name=cfg.name, mode=d.mode, unit=prices.unit, best=best, breakdown=_breakdown(sol, cfg, prices, d),
         binding=list(sol.binding), at_bound=list(sol.at_bound), n_configs=len(configs),
         n_feasible=int(sol.feasible.sum()), frontier=frontier, crossover=cross, link=link_info, curves=curve_info,
-        warnings=unpriced + _law_warnings(law, best, profile) + _warnings(sol, chain, d),
+        warnings=unpriced + _law_warnings(law, best, profile) + _warnings(sol, chain, d)
+        + _sweep_warnings(law, cross + frontier, curve_info, sizes_predicted=cfg.candidates.measured is None),
         seconds=time.perf_counter() - t0)
     if out is None:
         return report

@@ -46,6 +46,9 @@ def read_records(path: Path) -> Iterator[ProblemRecord]:
     parsed = []
     done: dict[tuple[str, str, int, str], int] = {}
     for line, data in store.read_numbered(path, missing_ok=True):
+        if "run_id" in data and "problem_id" not in data:
+            raise InputError(f"{path}:{line}: not a tts record: a training run's record (field 'run_id'); "
+                             "`infscale runs` lists those")
         try:
             rec = ProblemRecord.from_json(data)
         except (TypeError, KeyError, ValueError) as exc:

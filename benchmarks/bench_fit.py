@@ -21,8 +21,9 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from infscale.laws import HuberFitter, bootstrap, load_runs
-from infscale.laws.fit import scipy_loop_huber
+from infscale.laws.bootstrap import bootstrap
+from infscale.laws.fit import HuberFitter, scipy_loop_huber
+from infscale.laws.io import load_runs
 from infscale.laws.varpro import VarProFitter
 
 CASES = (("chinchilla", "chinchilla"), ("gadre", "chinchilla"), ("sardana", "chinchilla"), ("seed-a", "chinchilla"),

@@ -27,7 +27,7 @@ import numpy as np
 from infscale.arch import ffn_matrices
 from infscale.configio import resolve_recipe
 from infscale.latency.model import DTYPE_BYTES, HARDWARE, Workload, predict_latency_arrays
-from infscale.laws import FittedLaw
+from infscale.laws.fitted import FittedLaw
 from infscale.laws.testtime import TestTimeCurves
 from infscale.plan.adapters import loss_from_law
 from infscale.plan.lifecycle import AccuracyChain, Deployment, Prices, required_tokens, solve_lifecycle

@@ -18,7 +18,7 @@ import numpy as np
 
 from infscale.arch import TransformerShape, swiglu_hidden
 from infscale.latency.model import HARDWARE_PRESETS, Workload
-from infscale.laws import FittedLaw
+from infscale.laws.fitted import FittedLaw
 from infscale.plan import (
     PlanConstraints,
     ShapeGrid,

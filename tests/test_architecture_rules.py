@@ -1,8 +1,11 @@
-"""Architecture rules, checked on the source (AST), not by importing it, so lazy imports inside functions count too:
+"""Architecture rules, checked on the source (AST), not by importing it, so lazy imports inside functions count too
+(and ``importlib.import_module`` / ``__import__`` of a constant string, concatenations folded):
 
 1. the pure modules (an explicit list: a missing one fails) import no torch, yaml, typer, pydantic, rich,
    matplotlib, transformers, ray or vllm, do no file I/O, keep no global random state, and import nothing from the
-   I/O layers (configio, records, workflows, cli, report);
+   I/O layers (configio, records, workflows, cli, report); and **transitively**: everything importing one loads
+   (its imports' imports, and every parent package's ``__init__``) is pure too, with numpy and scipy the only
+   third-party packages; the laws' table modules (a `Runs` is a DataFrame) may add pandas, nothing else;
 2. layers point down: cli -> workflows -> report/tts/train/latency I/O -> plan/laws/latency model -> arch and the
    shared bottom (errors, registry, records, configio, data);
 3. no import cycles in src/;
@@ -23,21 +26,22 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 PURE_MODULES = [
+    "infscale",
     "infscale.arch",
+    "infscale.errors",
     "infscale.extrapolation",
+    "infscale.jsonsafe",
     "infscale.laws",
-    "infscale.laws.bootstrap",
-    "infscale.laws.diagnostics",
+    "infscale.laws.compute_optimal",
     "infscale.laws.downstream",
-    "infscale.laws.fit",
+    "infscale.laws.envelope",
     "infscale.laws.fitted",
     "infscale.laws.form_base",
     "infscale.laws.forms",
+    "infscale.laws.isoflop",
     "infscale.laws.lbfgs",
-    "infscale.laws.pipeline",
-    "infscale.laws.runs",
     "infscale.laws.testtime",
-    "infscale.laws.validate",
+    "infscale.latency",
     "infscale.latency.model",
     "infscale.latency.calibrate",
     "infscale.plan",
@@ -48,14 +52,32 @@ PURE_MODULES = [
     "infscale.plan.lifetime",
     "infscale.plan.optimum",
     "infscale.plan.shapes",
+    "infscale.tts",
     "infscale.tts.analysis",
     "infscale.tts.analysis.accuracy",
     "infscale.tts.analysis.fits",
+    "infscale.tts.analysis.forecast",
     "infscale.tts.analysis.frontier",
+    "infscale.tts.analysis.groups",
     "infscale.tts.analysis.points",
     "infscale.tts.analysis.reward_quality",
     "infscale.tts.analysis.saturation",
+    "infscale.tts.analysis.verdicts",
+    "infscale.tts.core",
+    "infscale.tts.core.records",
 ]
+TABLE_MODULES = [  # pure but for pandas: the runs table and what fits it
+    "infscale.laws.bootstrap",
+    "infscale.laws.diagnostics",
+    "infscale.laws.fit",
+    "infscale.laws.pipeline",
+    "infscale.laws.runs",
+    "infscale.laws.study",
+    "infscale.laws.validate",
+    "infscale.laws.varpro",
+]
+SHARED_BOTTOM = ("infscale.registry",)
+"""Loaded by pure modules without being pure: the registry loads plugins (entry points) on first lookup."""
 FORBIDDEN_IN_PURE = ("torch", "yaml", "typer", "pydantic", "rich", "matplotlib", "transformers", "ray", "vllm",
                      "tokenizers", "infscale.configio", "infscale.records", "infscale.workflows", "infscale.cli",
                      "infscale.report")
@@ -105,10 +127,23 @@ def imports(path: Path, module: str, known: dict[str, Path]) -> list[tuple[str, 
             for a in node.names:
                 sub = f"{base}.{a.name}"
                 found.append((sub if sub in known else base, node.lineno))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == \
-                "import_module" and node.args and isinstance(node.args[0], ast.Constant):
-            found.append((str(node.args[0].value), node.lineno))
+        elif isinstance(node, ast.Call) and node.args and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__"))):
+            name = _constant_string(node.args[0])
+            if name is not None:
+                found.append((name, node.lineno))
     return found
+
+
+def _constant_string(node: ast.AST) -> str | None:
+    """The value of a string constant or a concatenation of them (``"tor" + "ch"``), else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _constant_string(node.left), _constant_string(node.right)
+        return None if left is None or right is None else left + right
+    return None
 
 
 def layer_of(module: str) -> int:
@@ -143,6 +178,46 @@ def pure_violations(root: Path, pure: list[str]) -> list[str]:
                     and f.value.id == "random":
                 bad.append(f"{mod}:{node.lineno}: global random state (random.{f.attr})")
     return bad
+
+
+def closure_violations(root: Path, pure: list[str], table: list[str] = ()) -> list[str]:
+    """What importing each pure (or table) module loads that is not pure: every module reached through imports at
+    any depth (parent packages' ``__init__`` included) must be listed pure (table modules: pure or table) or shared
+    bottom, and every third-party package reached must be numpy or scipy (table modules: or pandas). Each violation
+    names the chain that reaches it."""
+    known = modules(root)
+    graph = {m: [n for n, _ in imports(p, m, known)] for m, p in known.items()}
+    stdlib = set(sys.stdlib_module_names)
+    bad = []
+    for mod, allowed_mods, allowed_pkgs in [(m, set(pure), {"numpy", "scipy"}) for m in pure] + \
+            [(m, set(pure) | set(table), {"numpy", "scipy", "pandas"}) for m in table]:
+        if mod not in known:
+            continue
+        via = {mod: None}
+        todo = [mod]
+        while todo:
+            cur = todo.pop(0)
+            parts = cur.split(".")
+            nexts = [".".join(parts[:i]) for i in range(1, len(parts))] + graph.get(cur, [])
+            for n in nexts:
+                if n in via:
+                    continue
+                via[n] = cur
+                if n.startswith("infscale"):
+                    if n in known:
+                        todo.append(n)
+                        if n not in allowed_mods and n not in SHARED_BOTTOM:
+                            bad.append(f"{mod}: loads {n} ({_chain(via, n)})")
+                elif n.split(".")[0] not in stdlib and n.split(".")[0] not in allowed_pkgs:
+                    bad.append(f"{mod}: loads {n.split('.')[0]} ({_chain(via, n)})")
+    return sorted(set(bad))
+
+
+def _chain(via: dict[str, str | None], end: str) -> str:
+    out = [end]
+    while via[out[-1]] is not None:
+        out.append(via[out[-1]])
+    return " <- ".join(out)
 
 
 def layer_violations(root: Path) -> list[str]:
@@ -211,7 +286,19 @@ def size_violations(root: Path, max_file: int = 500, max_command: int = 60) -> l
 
 # ----- the rules on the real source ---------------------------------------------------------------------------------
 def test_pure_modules_are_pure():
-    assert pure_violations(SRC, PURE_MODULES) == []
+    assert pure_violations(SRC, PURE_MODULES + TABLE_MODULES) == []
+
+
+def test_pure_modules_are_pure_transitively():
+    assert closure_violations(SRC, PURE_MODULES, TABLE_MODULES) == []
+
+
+def test_importing_a_law_form_loads_no_pandas_or_io():
+    code = ("import sys\nimport infscale.laws.forms, infscale.plan, infscale.tts.analysis.forecast\n"
+            "print(sorted(m for m in ('pandas', 'pydantic', 'yaml', 'infscale.configio', 'infscale.laws.io', 'torch')"
+            " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_layers_point_down():
@@ -254,6 +341,25 @@ def test_purity_rule_catches_a_violation(tmp_path, body, needle):
     root = _tree(tmp_path, {"laws/forms.py": body})
     bad = pure_violations(root, ["infscale.laws.forms"])
     assert len(bad) == 1 and needle in bad[0]
+
+
+@pytest.mark.parametrize("files, needle", [
+    # a pure module importing an I/O module two steps away
+    ({"laws/forms.py": "from infscale.laws.fitted import x\n", "laws/fitted.py": "from infscale.laws.io import y\n",
+      "laws/io.py": "import pandas\ny = 1\n"}, "loads infscale.laws.io (infscale.laws.io <- infscale.laws.fitted"),
+    # a package __init__ that re-exports its I/O module
+    ({"laws/__init__.py": "from infscale.laws.io import load_runs\n", "laws/io.py": "def load_runs():\n    pass\n",
+      "laws/forms.py": "x = 1\n"}, "loads infscale.laws.io (infscale.laws.io <- infscale.laws <- infscale.laws.forms)"),
+    # a lazy import of a non-pure sibling, and a third-party package reached through it
+    ({"laws/forms.py": "def f():\n    from infscale.tts.runner import go\n",
+      "tts/runner.py": "import rich\ndef go():\n    pass\n"}, "loads rich"),
+    # import_module of a folded constant string
+    ({"laws/forms.py": "import importlib\nm = importlib.import_module('tor' + 'ch')\n"}, "loads torch"),
+])
+def test_closure_rule_catches_what_a_pure_module_loads_at_any_depth(tmp_path, files, needle):
+    root = _tree(tmp_path, files)
+    bad = closure_violations(root, ["infscale", "infscale.laws", "infscale.laws.forms", "infscale.laws.fitted"])
+    assert any(needle in b for b in bad), bad
 
 
 def test_purity_rule_fails_when_a_listed_module_is_missing(tmp_path):

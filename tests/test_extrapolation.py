@@ -76,7 +76,8 @@ def test_calibration_records_what_it_was_fitted_on():
 
 
 def test_fit_keeps_its_range_and_flags_an_interval_crossing_zero():
-    from infscale.laws import load_runs, run_fit
+    from infscale.laws.io import load_runs
+    from infscale.laws.pipeline import run_fit
 
     runs = load_runs("seed-a")
     main = run_fit(runs, "inference_aware", "least_squares", fit_on="in_main_fit_set == 1", n_boot=30)

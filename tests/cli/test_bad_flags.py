@@ -43,7 +43,7 @@ CASES = [
     (("tts", "run", "bin.yaml"), "bin.yaml: binary content"),
     (("tts", "run", "tts_arith_own", "--shard", "4/3"), "--shard '4/3': expected I/K with 1 <= I <= K"),
     (("tts", "run", "tts_arith_own", "--shard", "x"), "--shard 'x': expected I/K"),
-    (("tts", "run", "no_such_recipe"), "no_such_recipe: no such tts run config"),
+    (("tts", "run", "no_such_recipe"), "no_such_recipe: no such file, and not a bundled recipe"),
     (("latency", "predict", "--shape", "d128x2", "--hardware", "."), "is a directory"),
     (("latency", "measure", "huge.yaml", "--out", "r.jsonl"), "shape d16384x64: timing it needs ~"),
 ]

@@ -19,11 +19,14 @@ def test_quick_demo_json(tmp_path, progress_lines):
     # progress went to stderr, one line per step start
     for step in ("laws", "latency", "plan", "tts", "report"):
         assert f"{step}" in res.stderr
-    # and one line per unit of work inside the long steps (shapes timed, problem x strategy x budget), with an ETA
+    # and lines inside the long steps (shapes timed, problem x strategy x budget) with an ETA: one per 5% of the
+    # units (or per interval), rising, the last one the total
     shapes = progress_lines(res.stderr, "latency own")
-    assert shapes == [(i, len(out["latency"]["rows"])) for i in range(1, len(out["latency"]["rows"]) + 1)]
+    assert shapes[-1] == (len(out["latency"]["rows"]), len(out["latency"]["rows"]))
     units = progress_lines(res.stderr, "tts run arith-own")
-    assert len(units) == units[0][1] == out["tts"]["n_records"] and [d for d, _ in units] == list(range(1, len(units) + 1))
+    done = [d for d, _ in units]
+    assert units[-1] == (out["tts"]["n_records"], out["tts"]["n_records"]) and done == sorted(set(done))
+    assert len(units) <= 21
 
 
 def test_quick_demo_table(tmp_path):

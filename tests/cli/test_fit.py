@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from infscale.laws import load_fit
+from infscale.laws.io import load_fit
 
 
 def _cli(*args, cwd):
@@ -90,7 +90,8 @@ def test_bad_options_exit_2(tmp_path):
 
 
 def test_huber_fit_json_is_strict_and_matches_library(tmp_path):
-    from infscale.laws import HuberFitter, load_runs
+    from infscale.laws.fit import HuberFitter
+    from infscale.laws.io import load_runs
 
     res = _cli("fit", "--data", "chinchilla", "--bootstrap", "0", "--no-plot", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

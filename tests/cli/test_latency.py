@@ -32,11 +32,11 @@ def test_predict_json_matches_library():
 
 def test_predict_says_when_it_rests_on_an_uncalibrated_profile_or_extrapolates():
     h100 = run("predict", "--shape", "d2048x24h16", "--hardware", "h100")
-    assert "warning: uncalibrated: profile 'h100' is a datasheet preset" in h100.stdout
+    assert "warning: uncalibrated: profile 'h100' is a datasheet preset" in h100.stderr  # warnings: stderr
     out = json.loads(run("predict", "--shape", "d2048x24h16", "--hardware", "h100", "--json").stdout)
     assert out["calibrated_on"] is None and out["predictions"][0]["warnings"][0].startswith("uncalibrated")
     small = run("predict", "--shape", "d512x8", "--shape", "morph-1b")
-    assert "warning: extrapolation: d512x8: N = " in small.stdout and "morph-1b: N" not in small.stdout
+    assert "warning: extrapolation: d512x8: N = " in small.stderr and "morph-1b: N" not in small.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,7 +8,8 @@ import sys
 
 import yaml
 
-from infscale.laws import load_runs, run_fit, save_fit
+from infscale.laws.io import load_runs, save_fit
+from infscale.laws.pipeline import run_fit
 
 
 def run(*args, cwd=None):

@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from infscale.laws import load_fit
-from infscale.laws.io import load_replicates
+from infscale.laws.io import load_fit, load_replicates
 
 
 def run(*args, cwd=None):
@@ -37,11 +36,12 @@ def test_optimum_with_bootstrap_intervals(tmp_path):
 
 
 def test_optimum_without_replicates_says_so_and_bad_flags_are_one_line(tmp_path):
-    from infscale.laws import FittedLaw, save_fit
+    from infscale.laws.fitted import FittedLaw
+    from infscale.laws.io import save_fit
 
     law = save_fit(FittedLaw.from_dict("chinchilla", {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34,
                                                       "beta": 0.28}), tmp_path / "h.json")
     proc = run("optimum", "--law", str(law), "--flops", "1e22")
-    assert proc.returncode == 0 and "carries no bootstrap replicates" in proc.stdout
+    assert proc.returncode == 0 and "carries no bootstrap replicates" in proc.stderr
     bad = run("optimum", "--law", str(law), "--flops", "-1")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--flops" in bad.stderr

@@ -3,8 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from infscale.laws import HuberFitter, LeastSquaresFitter, Runs, bootstrap, load_runs
-from infscale.laws.bootstrap import bootstrap_weights
+from infscale.laws.bootstrap import bootstrap, bootstrap_weights
+from infscale.laws.fit import HuberFitter, LeastSquaresFitter
+from infscale.laws.io import load_runs
+from infscale.laws.runs import Runs
 
 
 def test_weights_are_seeded_resamples():

@@ -9,9 +9,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from infscale.laws import HuberFitter, LeastSquaresFitter, Runs, load_runs, run_fit
-from infscale.laws.fit import huber_objective, scipy_loop_huber
+from infscale.laws.fit import HuberFitter, LeastSquaresFitter, huber_objective, scipy_loop_huber
 from infscale.laws.forms import Features
+from infscale.laws.io import load_runs
+from infscale.laws.pipeline import run_fit
+from infscale.laws.runs import Runs
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -136,7 +138,7 @@ def test_least_squares_recovers_inference_aware_law():
     n = 12 * d_model ** 2 * n_layers + 2 * 50432 * d_model
     d = n * rng.choice([20.0, 40.0, 160.0], 80)
     truth = np.array([5e4, 7e5, 2.4, 0.6, 1.2e-3])
-    from infscale.laws import get_law
+    from infscale.laws.forms import get_law
     loss = get_law("inference_aware").predict(truth, n, d, d_model / n_layers)
     runs = Runs.from_frame(pd.DataFrame({"N": n, "D": d, "loss": loss, "d_model": d_model, "n_layers": n_layers}))
     fitted = LeastSquaresFitter("inference_aware").fit(runs)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from infscale.errors import InputError
-from infscale.laws import FittedLaw, allocate_compute, load_fit, save_fit
+from infscale.laws.fitted import FittedLaw, allocate_compute
+from infscale.laws.io import load_fit, save_fit
 
 HOFFMANN = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
 

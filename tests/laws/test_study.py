@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infscale.laws import HuberFitter, run_fit
+from infscale.laws.fit import HuberFitter
 from infscale.laws.fitted import FittedLaw
 from infscale.laws.forms import get_law
+from infscale.laws.pipeline import run_fit
 from infscale.laws.runs import Runs
 from infscale.laws.study import held_out_scores, noise_floor, size_rankings
 
@@ -55,7 +56,7 @@ def test_intervals_come_from_the_bootstrap_replicates_and_the_noise():
     runs = _grid_runs(noise=0.003, seed=1)
     fit_runs, held = runs.split("group != 'g5'")
     est = HuberFitter("aspect_optimum").fit(fit_runs)
-    from infscale.laws import bootstrap
+    from infscale.laws.bootstrap import bootstrap
 
     boot = bootstrap(est, fit_runs, 30, random_state=0)
     scores = held_out_scores(est.law_, held, samples=boot.samples)

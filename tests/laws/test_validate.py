@@ -4,8 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infscale.laws import FittedLaw, Runs, load_runs, run_fit
 from infscale.laws.diagnostics import diagnose
+from infscale.laws.fitted import FittedLaw
+from infscale.laws.io import load_runs
+from infscale.laws.pipeline import run_fit
+from infscale.laws.runs import Runs
 from infscale.laws.validate import scores, spearman
 
 
@@ -51,9 +54,9 @@ def test_seed_a_20n_only_fit_warns_about_overtrained_points():
 
 def test_a_degenerate_fit_is_flagged_and_never_planned_with(tmp_path):
     from infscale.errors import InputError
-    from infscale.laws import load_fit, save_fit
     from infscale.laws.bootstrap import BootstrapResult
     from infscale.laws.diagnostics import degenerate
+    from infscale.laws.io import load_fit, save_fit
 
     runs = Runs.from_frame(pd.DataFrame({"N": [1e5, 2e5, 4e5], "D": [2e6, 4e6, 8e6], "loss": [3.5, 3.3, 3.1],
                                          "tokens_per_param": [20, 20, 80]}))

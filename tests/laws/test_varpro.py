@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from infscale.errors import InputError
-from infscale.laws import HuberFitter, bootstrap, load_runs
-from infscale.laws.fit import make_fitter
+from infscale.laws.bootstrap import bootstrap
+from infscale.laws.fit import HuberFitter, make_fitter
+from infscale.laws.io import load_runs
 from infscale.laws.varpro import VarProFitter, _nnls3
 
 

@@ -143,7 +143,7 @@ def test_memory_is_a_constraint_and_can_bind():
 
 
 def test_allocate_compute_flags_a_numeric_optimum_on_its_bound():
-    from infscale.laws import FittedLaw
+    from infscale.laws.fitted import FittedLaw
 
     ok = FittedLaw.from_dict("inference_aware", {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574,
                                                  "eps": 0.00114621})

@@ -10,8 +10,8 @@ import pytest
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
+from infscale.memory import estimate_train_bytes
 from infscale.train.config import parse_train
-from infscale.train.memory import estimate_train_bytes
 from infscale.train.trainer import lr_at, native_bf16, plan_tokens, resolve_dtype, train
 
 from .conftest import tiny_config

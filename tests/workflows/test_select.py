@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from infscale.errors import InputError
 from infscale.extrapolation import law_warnings
-from infscale.laws import FittedLaw
+from infscale.laws.fitted import FittedLaw
 from infscale.laws.validate import spearman
 from infscale.plan.optimum import PlanConstraints, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes

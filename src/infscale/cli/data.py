@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
+
+from infscale.cli.output import emit_json
 
 data_app = typer.Typer(help="Bundled training-run datasets.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON
                      "default_law": info.default_law, "default_fit_on": info.default_fit_on,
                      "source": info.source, "licence": info.licence, "description": info.description})
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        emit_json(rows)
         return
     from rich.table import Table
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from infscale.cli.output import emit_json
+
 
 def demo(
     out: Path = typer.Option(None, "--out", help="Run directory (default ./infscale-out/demo-<UTC time>). Rerunning "
@@ -17,11 +19,9 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
 ) -> None:
     """The main job: laws, latency, plans (1B on an A100, micro on this machine), test-time compute, HTML report."""
-    import json
     import time
 
     from infscale.cli.output import console as cli_console
-    from infscale.jsonsafe import finite
     from infscale.workflows.demo import default_out_dir, load_demo_config, run_demo
 
     cfg = load_demo_config(config, quick=quick)
@@ -34,7 +34,7 @@ def demo(
 
     summary = run_demo(cfg, out, progress=progress)
     if as_json:
-        typer.echo(json.dumps(finite(summary), indent=1, allow_nan=False))
+        emit_json(summary)
         return
     _print(summary)
 

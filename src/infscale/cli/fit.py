@@ -6,12 +6,11 @@ the tied-exponent Chinchilla baseline, tested on all 76 runs and on the 49 held-
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from infscale.jsonsafe import finite
+from infscale.cli.output import emit_json, print_warnings
 
 
 def fit(
@@ -52,17 +51,17 @@ def fit(
     if method == "approaches":
         res = run_approaches(Path(data), out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
                              n_boot=max(n_boot, 2), seed=seed, plot=plot)
-        typer.echo(json.dumps(finite(res), indent=2, default=float, allow_nan=False)) if as_json else _print_compare(res)
+        emit_json(res) if as_json else _print_compare(res)
         return
     if method == "envelope":
         env = run_envelope(Path(data), out or default_out("fit"), at_flops=at_flops, n_boot=max(n_boot, 2), seed=seed)
-        typer.echo(json.dumps(finite(env), indent=2, default=float, allow_nan=False)) if as_json else _print_compare(env)
+        emit_json(env) if as_json else _print_compare(env)
         return
     if method == "isoflop":
         iso = run_isoflop(data, out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
                           n_boot=max(n_boot, 2), seed=seed, plot=plot)
         if as_json:
-            typer.echo(json.dumps(finite(iso.to_dict()), indent=2, default=float, allow_nan=False))
+            emit_json(iso.to_dict())
             return
         _print_isoflop(iso)
         return
@@ -71,7 +70,7 @@ def fit(
                                         n_boot=n_boot, seed=seed, out=out or default_out("fit"), save=save,
                                         plot=plot))
     if as_json:
-        typer.echo(json.dumps(finite(result.to_dict()), indent=2, default=float, allow_nan=False))
+        emit_json(result.to_dict())
         return
     _print_tables(result.reports, result.runs, result.files)
 
@@ -114,8 +113,7 @@ def _print_compare(res: dict) -> None:
                   "{:.3f}-{:.3f}".format(*row["b_interval"]), f"{row['n_opt']:.3g}", f"{row['d_opt']:.3g}")
     console.print(c)
     for key in ("approach1", "approach2"):
-        for w in res.get(key, {}).get("warnings", []):
-            console.print(f"warning: {w}")
+        print_warnings(res.get(key, {}).get("warnings", []))
     for k, v in res["files"].items():
         console.print(f"{k}: {v}")
 
@@ -174,8 +172,7 @@ def _print_tables(reports, runs, files) -> None:
         g.add_row(grp.group, str(grp.n_runs), *[_fmt(round(r.validation.per_group[i].spearman, 3)) for r in reports])
     console.print(g)
     for rep in reports:
-        for w in rep.warnings:
-            console.print(f"[yellow]warning[/] ({rep.law.name}): {w}")
+        print_warnings(rep.warnings, context=rep.law.name)
     for key, path in files.items():
         console.print(f"{key}: {path}")
 

@@ -6,18 +6,18 @@ Heavy imports (numpy, scipy, torch, matplotlib) happen inside the commands.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import typer
+
+from infscale.cli.output import emit_json, print_warnings
 
 latency_app = typer.Typer(help="Latency: measure shapes, predict them on any hardware, calibrate the predictor.",
                           no_args_is_help=True)
 
 
 def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=float))
+    emit_json(data)
 
 
 @latency_app.command("measure")
@@ -80,9 +80,9 @@ def predict(
     rows = res["predictions"]
     for r in rows:
         if not r["fits_memory"]:
-            print(f"warning: {r['shape']} needs {r['memory_bytes'] / 1e9:.1f} GB for weights + KV cache at this "
-                  f"workload; {res['hardware']} has {res['memory_bytes'] / 1e9:.0f} GB: it does not fit one device, "
-                  "its prediction is not a latency it can reach", file=sys.stderr)
+            print_warnings([f"{r['shape']} needs {r['memory_bytes'] / 1e9:.1f} GB for weights + KV cache at this "
+                            f"workload; {res['hardware']} has {res['memory_bytes'] / 1e9:.0f} GB: it does not fit one "
+                            "device, its prediction is not a latency it can reach"])
     if as_json:
         _print_json(res)
         return
@@ -95,9 +95,8 @@ def predict(
                       f"{r['decode_s'] * 1e3:.1f}", f"{r['total_s']:.3f}", f"{r['decode_per_token_s'] * 1e3:.3f}",
                       f"{r['memory_bytes'] / 1e9:.2f}" + ("" if r["fits_memory"] else " (does not fit)"))
     cli_console().print(table)
-    for line in dict.fromkeys(w.replace("extrapolation: N", f"extrapolation: {r['shape']}: N")
-                              for r in rows for w in r["warnings"]):
-        print(f"warning: {line}")
+    print_warnings(dict.fromkeys(w.replace("extrapolation: N", f"extrapolation: {r['shape']}: N")
+                                 for r in rows for w in r["warnings"]))
 
 
 @latency_app.command("calibrate")

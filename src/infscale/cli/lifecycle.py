@@ -3,10 +3,11 @@ Thin: parse, call `infscale.workflows.lifecycle.run_lifecycle`, print."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from infscale.cli.output import emit_json, print_warnings
 
 
 def _g(x: float | None) -> str:
@@ -23,13 +24,12 @@ def lifecycle_command(
     accuracy target or cost ceiling, memory), at the least training + serving + reward-model cost; print the
     cost breakdown, the binding constraint and where the choice changes with query volume."""
     from infscale.configio import default_out
-    from infscale.jsonsafe import finite
     from infscale.workflows.lifecycle import run_lifecycle
 
     target = out if out is not None else default_out("lifecycle")
     report = run_lifecycle(deploy, target, plot=plot)
     if as_json:
-        print(json.dumps(finite(report.to_dict()), indent=1))
+        emit_json(report.to_dict())
         return
     _print(report)
 
@@ -51,8 +51,7 @@ def _print(r) -> None:
                   f"{_g(b['latency_s'])} s, lifetime cost {_g(b['cost'])} {r.unit}")
     console.print(f"binding: {', '.join(r.binding) or 'none'}; {r.n_feasible} of {r.n_configs} configurations "
                   f"feasible ({r.seconds:.2f} s)")
-    for w in r.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    print_warnings(r.warnings)
     costs = Table(title="Cost of the optimum")
     for col in ("part", "device-hours", "USD", "FLOPs"):
         costs.add_column(col, justify="right")

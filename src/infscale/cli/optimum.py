@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from infscale.cli.output import emit_json, print_warnings
 
 
 def optimum_command(
@@ -21,7 +22,7 @@ def optimum_command(
 
     r = run_optimum(law, flops, aspect_ratio=aspect_ratio)
     if as_json:
-        print(json.dumps(r.to_dict(), indent=1))
+        emit_json(r.to_dict())
         return
     pct = "" if r.level is None else f"{100 * r.level:.0f}% interval over {r.n_replicates} replicates"
     for name, value in (("N_opt", r.n_params), ("D_opt", r.n_tokens), ("D/N", r.tokens_per_param),
@@ -32,8 +33,7 @@ def optimum_command(
         print(f"{name:6s} {value:.4g}{band}")
     if pct:
         print(pct)
-    for w in r.warnings:
-        print(f"warning: {w}")
+    print_warnings(r.warnings)
 
 
 def register(app: typer.Typer) -> None:

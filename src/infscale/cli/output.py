@@ -8,12 +8,42 @@ a line of text is printed whole.
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "brief_warnings"]
+from infscale.jsonsafe import finite
+
+__all__ = ["console", "brief_warnings", "emit_json", "emit_json_line", "print_warnings"]
+
+
+def _plain(obj: Any) -> Any:
+    """What `finite` leaves for ``json`` to refuse: paths as text, anything else numeric as a float."""
+    return str(obj) if isinstance(obj, Path) else float(obj)
+
+
+def emit_json(data: Any) -> None:
+    """The one ``--json`` output of every command: strict JSON (NaN and infinities as null, numpy values as Python
+    ones), indented by 2, on standard output."""
+    print(json.dumps(finite(data), indent=2, allow_nan=False, default=_plain), flush=True)
+
+
+def emit_json_line(record: Any) -> None:
+    """One record of a stream (a run's record, a problem's result) as one strict JSON line on standard output."""
+    print(json.dumps(finite(record), allow_nan=False, default=_plain), flush=True)
+
+
+def print_warnings(lines: Iterable[str], *, context: str = "") -> None:
+    """Every warning of every command, one line each on standard error (results stay alone on standard output, so
+    ``> file`` keeps them all and ``--json`` stays parseable): ``warning: LINE`` or ``warning (CONTEXT): LINE``."""
+    head = f"warning ({context})" if context else "warning"
+    for line in lines:
+        print(f"{head}: {line}", file=sys.stderr, flush=True)
 
 
 class _WholeConsole(Console):

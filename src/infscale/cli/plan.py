@@ -5,11 +5,11 @@ print, write files. Heavy imports happen inside the commands.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from infscale.cli.output import emit_json, print_warnings
 from infscale.errors import InputError
 
 
@@ -63,7 +63,7 @@ def plan_command(
         prompt_tokens=prompt_tokens, new_tokens=new_tokens, measured=measured, baselines=tuple(baseline),
         out=out or default_out("plan")))
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        emit_json(report.to_dict())
         return
     _print_plan(report, top)
 
@@ -88,11 +88,8 @@ def _numbers(flag: str, text: str | None, kind: type) -> tuple | None:
 
 
 def _print_warnings(console, lines: list[str], indent: str = "") -> None:
-    """Extrapolation and provenance lines, printed right under the number they qualify."""
-    from rich.markup import escape
-
-    for line in lines:
-        console.print(f"{indent}[yellow]warning[/]: {escape(line)}", soft_wrap=True)
+    """Extrapolation and provenance lines, on standard error as every command's (`print_warnings`)."""
+    print_warnings(lines)
 
 
 def _print_plan(report, top: int) -> None:
@@ -177,7 +174,7 @@ def lifetime_command(
     report = run_lifetime(law, loss_target=loss_target, budget=budget, prefill_tokens=prefill_tokens,
                           decode_tokens=decode_tokens, aspect_ratio=aspect_ratio, cost=cost)
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        emit_json(report.to_dict())
         return
     _print_lifetime(report)
 
@@ -217,9 +214,8 @@ def select_command(
 
     report, out = select_from_file(config, out)
     if as_json:
-        from infscale.jsonsafe import finite
 
-        print(json.dumps(finite(report.to_dict()), indent=2))
+        emit_json(report.to_dict())
         return
     _print_selection(report, out)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from infscale.cli.output import emit_json, print_warnings
+
 
 def study(
     config: str = typer.Argument("shape_study", help="Study YAML, or a bundled recipe name (default shape_study)."),
@@ -16,11 +18,9 @@ def study(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
 ) -> None:
     """Train the study's sizes x shapes, time them, fit and validate own laws, verify the plan they make."""
-    import json
     import time
 
     from infscale.cli.output import console as cli_console
-    from infscale.jsonsafe import finite
     from infscale.workflows.shape_study import study_from_file
 
     err = cli_console(stderr=True)
@@ -31,7 +31,7 @@ def study(
 
     result = study_from_file(config, out, quick=quick, say=say)
     if as_json:
-        typer.echo(json.dumps(finite(result.to_dict()), indent=1, allow_nan=False))
+        emit_json(result.to_dict())
         return
     _print(result)
 
@@ -87,10 +87,8 @@ def _print(r) -> None:  # noqa: ANN001 - a StudyResult
                       f"{v['predicted_speedup']:.2f}x), loss {100 * v['loss_change']:+.2f}% "
                       f"(+-{100 * v['loss_change_se']:.2f}% validation-set error)")
         warn = v["plan"]["recommended"]["warnings"]
-        if warn:
-            console.print("[yellow]warning[/]: " + "; ".join(warn))
-    for w in r.warnings:
-        console.print(f"[yellow]warning[/]: {w}")
+        print_warnings(["; ".join(warn)] if warn else [], context="recommended shape")
+    print_warnings(r.warnings)
     console.print(f"study directory: {r.out_dir} ({r.n_runs} runs; figures: {', '.join(Path(p).name for p in r.figures)})")
 
 

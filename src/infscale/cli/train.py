@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from infscale.cli.output import emit_json_line
 from infscale.configio import resolve_recipe
 
 # record field -> column header
@@ -45,7 +46,6 @@ def train_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Train one model; resumes from its checkpoint when re-run; appends its record to OUT/records.jsonl."""
-    import json
     import os
 
     from infscale.configio import check_output_dir, default_out
@@ -69,7 +69,7 @@ def train_cmd(
         return
     append_record(out / "records.jsonl", record)
     if json_out:
-        typer.echo(json.dumps(record))
+        emit_json_line(record)
     else:
         _table(f"run {run_id}", [record])
 
@@ -83,7 +83,6 @@ def sweep_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print all records as JSON lines."),
 ) -> None:
     """Run a sweep grid; re-running skips finished runs and resumes interrupted ones."""
-    import json
 
     from infscale.configio import check_number, default_out
     from infscale.train.config import load_sweep_config
@@ -103,7 +102,7 @@ def sweep_cmd(
     records = run_sweep(sweep, out, executor=executor, workers=workers, source=str(path), on_record=report)
     if json_out:
         for r in records:
-            typer.echo(json.dumps(r))
+            emit_json_line(r)
     else:
         _table(f"sweep {out} ({len(records)} runs)", records)
 
@@ -115,7 +114,6 @@ def runs_cmd(
 ) -> None:
     """List finished runs (records.jsonl) and runs in progress (started, no record yet: step reached, whether a
     trainer holds them now), also while a sweep is still running."""
-    import json
 
     from infscale.errors import InputError
     from infscale.train.sweep import read_records, runs_in_progress
@@ -131,9 +129,9 @@ def runs_cmd(
                          "`infscale tts analyze` reads them")
     if json_out:
         for r in records:
-            typer.echo(json.dumps(r))
+            emit_json_line(r)
         for p in partial:
-            typer.echo(json.dumps({**p, "in_progress": True}))
+            emit_json_line({**p, "in_progress": True})
         return
     _table(str(path), records)
     typer.echo(f"{len(records)} finished, {len(partial)} in progress")

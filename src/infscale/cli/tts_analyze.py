@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from infscale.jsonsafe import finite
+from infscale.cli.output import emit_json
 
 
 def analyze_cmd(
@@ -37,9 +37,8 @@ def analyze_cmd(
         payload = analyse_runs(runs or [], out, accounting=accounting, n_boot=n_boot, seed=seed,
                                plot=plot).to_dict()
     if as_json:
-        import json
 
-        typer.echo(json.dumps(finite(payload), indent=2, allow_nan=False))
+        emit_json(payload)
         return
     _print(payload)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from infscale.jsonsafe import finite
+from infscale.cli.output import emit_json, print_warnings
 
 
 def forecast_cmd(
@@ -36,9 +36,8 @@ def forecast_cmd(
     report = forecast_runs(runs, out or default_out("tts-forecast"), pilot=pilot, n_max=to, target=target,
                            aggregations=aggregation or None, level=level, n_bootstrap=n_boot, seed=seed, plot=plot)
     if as_json:
-        import json
 
-        print(json.dumps(finite(report.to_dict()), indent=1, allow_nan=False))
+        emit_json(report.to_dict())
         return
     _print(report)
 
@@ -81,8 +80,7 @@ def _print(r) -> None:  # noqa: ANN001 - a ForecastReport
         console.print(f"{agg}: smallest n for {100 * tg['target']:.0f}%: "
                       f"{tg['n'] if tg['n'] is not None else 'not within n <= ' + str(r.n_max)}{span}{measured}")
     console.print("limits as n grows: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in r.limits.items()))
-    for w in r.warnings:
-        console.print(f"warning: {w}")
+    print_warnings(r.warnings)
     for k, v in r.files.items():
         console.print(f"{k}: {v}")
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from infscale.cli.output import emit_json
+
 
 def mini_cmd(
     recipe: str = typer.Argument(None, help="Study recipe: a YAML path or a bundled name (default: seed_b_mini)."),
@@ -22,11 +24,9 @@ def mini_cmd(
     beam, MCTS and REBASE at several budgets, and report whether smaller models with REBASE match or beat larger
     ones with majority voting at no more FLOPs (ours, seed B's and a memory-aware accounting), then again with rewards
 of set quality (the PRM-quality crossover). Resumable: rerun to continue."""
-    import json
     import sys
 
     from infscale.configio import default_out
-    from infscale.jsonsafe import finite
     from infscale.workflows.tts_mini import run_study
     from infscale.workflows.tts_mini_config import load_mini_config
 
@@ -37,7 +37,7 @@ of set quality (the PRM-quality crossover). Resumable: rerun to continue."""
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if as_json else (lambda msg: print(msg, flush=True))
     report = run_study(cfg, out, log=log, plot=plot)
     if as_json:
-        typer.echo(json.dumps(finite(report.to_json()), indent=1, allow_nan=False))
+        emit_json(report.to_json())
         return
     _print(report, out)
 

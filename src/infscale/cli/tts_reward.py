@@ -3,13 +3,12 @@ policy's own candidates. Thin: `infscale.workflows.reward_eval` computes, this p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from infscale.cli.output import emit_json_line
 from infscale.errors import InputError
-from infscale.jsonsafe import finite
 
 
 def eval_reward_cmd(
@@ -33,7 +32,7 @@ def eval_reward_cmd(
             raise InputError("--processbench scores a file with --reward NAME (and --reward-param KEY=VALUE), no runs")
         pb = evaluate_processbench(processbench, reward, parse_params(reward_param or []), threshold)
         if json_out:
-            typer.echo(json.dumps(finite(pb.to_dict())))
+            emit_json_line(pb.to_dict())
             return
         s = pb.score
         cli_console().print(
@@ -44,7 +43,7 @@ def eval_reward_cmd(
     results = evaluate_runs(runs or [], threshold)
     if json_out:
         for r in results:
-            typer.echo(json.dumps(finite(r.to_dict())))
+            emit_json_line(r.to_dict())
         return
     _print(results)
 

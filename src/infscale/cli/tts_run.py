@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
+
+from infscale.cli.output import emit_json
 
 
 def run_cmd(
@@ -31,9 +32,8 @@ def run_cmd(
         cfg = cfg.model_copy(update={"max_problems": max_problems})
     result = run_tts(cfg, out=out, shard=where)  # progress: a bar on a terminal, a line per unit otherwise (stderr)
     if json_out:
-        from infscale.jsonsafe import finite
 
-        print(json.dumps(finite(result.to_dict()), allow_nan=False))
+        emit_json(result.to_dict())
     else:
         _print_summary(result)
     if result.failed:

@@ -31,7 +31,7 @@ def check_fits(shapes: Iterable[TransformerShape], workload: Workload, device: s
     """Before any shape is timed: every ``group`` of consecutive shapes (timed together, `MeasureSettings.interleave`)
     must fit the memory ``device`` has free, else one line naming the first shape that does not (instead of growing
     to the limit and dying mid-sweep)."""
-    from infscale.train.memory import available_bytes
+    from infscale.memory import available_bytes
 
     free = available_bytes(device)
     shapes = list(shapes)

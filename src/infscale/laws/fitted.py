@@ -154,3 +154,8 @@ class FittedLaw:
 
     def to_dict(self) -> dict:
         return {"law": self.name, "params": dict(self.params_), "meta": self.meta}
+
+
+def allocate_compute(law: FittedLaw, train_flops: float, aspect_ratio: float | None = None) -> Allocation:
+    """Compute-optimal (N, D) for C = 6ND training FLOPs; see `FittedLaw.allocate_compute`."""
+    return law.allocate_compute(train_flops, aspect_ratio)

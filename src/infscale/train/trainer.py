@@ -31,11 +31,11 @@ from typing import Any
 from infscale.arch import TransformerShape, train_flops_6nd
 from infscale.configio import save_config
 from infscale.errors import InputError
+from infscale.memory import available_bytes, estimate_train_bytes
 from infscale.records import RecordWriter
 from infscale.train.config import TrainConfig
 from infscale.train.data import TokenData, batch_at, prepare_data
 from infscale.train.downstream import Corpus, prepare_tasks, run_tasks
-from infscale.train.memory import available_bytes, estimate_train_bytes
 
 
 def resolve_shape(cfg: TrainConfig, vocab_size: int) -> TransformerShape:

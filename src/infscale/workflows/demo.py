@@ -142,7 +142,8 @@ timed, problems run) report themselves, one line each with an ETA (`infscale.pro
 # -------------------------------------------------------------------------------------------------------------- steps
 def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
     from infscale.data import DATASETS
-    from infscale.laws import load_runs, run_fit, save_fit
+    from infscale.laws.io import load_runs, save_fit
+    from infscale.laws.pipeline import run_fit
     from infscale.report.fit_plot import plot_predicted_vs_actual
 
     info = DATASETS.get(cfg.data) if cfg.data in DATASETS else None
@@ -243,7 +244,7 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
     from infscale.arch import get_preset
     from infscale.latency.calibrate import SEED_A_WORKLOAD
     from infscale.latency.io import calibrate_seed_a
-    from infscale.laws import load_fit
+    from infscale.laws.io import load_fit
     from infscale.plan import PlanConstraints, get_family, latency_from_profile, params_band
     from infscale.report.plan_plot import plot_frontier
 
@@ -283,7 +284,7 @@ def plan_micro(cfg: PlanMicroStep, latency: dict[str, Any], out: Path, progress:
     from infscale.configio import resolve_recipe
     from infscale.latency.io import load_profile_file
     from infscale.latency.model import Workload
-    from infscale.laws import save_fit
+    from infscale.laws.io import save_fit
     from infscale.report.plan_plot import plot_frontier
     from infscale.workflows.shape_study import (
         BUNDLED_RUNS,

@@ -47,8 +47,10 @@ class FitResult:
 def run_fit_request(req: FitRequest) -> FitResult:
     """Fit the requested law (and baseline) on the requested data; every bad flag is one `InputError` line."""
     from infscale.data import DATASETS
-    from infscale.laws import get_law, load_runs, run_fit, save_fit
     from infscale.laws.fit import FITTERS
+    from infscale.laws.forms import get_law
+    from infscale.laws.io import load_runs, save_fit
+    from infscale.laws.pipeline import run_fit
 
     info = DATASETS.get(req.data) if req.data in DATASETS else None
     law = req.law or (info.default_law if info else "chinchilla")

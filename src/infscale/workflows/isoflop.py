@@ -48,7 +48,7 @@ def _flops(frame: Any) -> tuple[np.ndarray | None, str]:
 def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol: float = 0.05, n_boot: int = 200,
                 seed: int = 0, plot: bool = True) -> IsoFlopResult:
     """Approach 2 and approach 3 on ``data``, compared at ``at_flops`` (default: the largest budget)."""
-    from infscale.laws import load_runs
+    from infscale.laws.io import load_runs
     from infscale.laws.isoflop import isoflop_fit
 
     check_number("--bootstrap", n_boot, low=2, inclusive=True, high=100_000)
@@ -80,8 +80,9 @@ def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol:
 def approach3_row(runs: Any, c_star: float, n_boot: int, seed: int, level: float, label: str) -> dict[str, Any]:
     """Approach 3 on ``runs`` as a comparison row: the Huber fit of the Chinchilla law, its ``a = beta / (alpha +
     beta)``, ``b`` with bootstrap intervals, and N_opt, D_opt at ``c_star`` (Hoffmann's closed form)."""
-    from infscale.laws import HuberFitter, bootstrap
+    from infscale.laws.bootstrap import bootstrap
     from infscale.laws.compute_optimal import ComputeOptimalFit
+    from infscale.laws.fit import HuberFitter
     from infscale.laws.isoflop import approach3_exponents
 
     huber = HuberFitter("chinchilla").fit(runs)

@@ -42,8 +42,8 @@ def resolve(path: str, base: Path) -> Path:
 
 def load_law(spec: Any, base: Path) -> Any:
     """The loss law of a `LawSpec`: a saved fit, one fitted now, or given by its parameters."""
-    from infscale.laws import load_fit
     from infscale.laws.fitted import FittedLaw, physical_problems
+    from infscale.laws.io import load_fit
 
     if spec.path is not None:
         return load_fit(resolve(spec.path, base))

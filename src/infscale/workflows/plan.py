@@ -265,7 +265,7 @@ def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int], 
 def run_plan(req: PlanRequest) -> PlanReport:
     """Validate ``req``, plan, write the files; `InputError`/`InfeasibleError` name what is wrong."""
     from infscale.latency.io import load_measured
-    from infscale.laws import load_fit
+    from infscale.laws.io import load_fit
     from infscale.plan import law_arch_terms, loss_from_law, plan_shapes
     from infscale.plan.optimum import baseline_verdict, foreign_baseline_verdict
 
@@ -348,7 +348,7 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
                  decode_tokens: float, aspect_ratio: float | None, cost: Any) -> LifetimeReport:
     """The N and D_train minimising training + inference cost for ``loss_target`` (or the lowest loss for
     ``budget``), and the Chinchilla-optimal model at the same loss for comparison."""
-    from infscale.laws import load_fit
+    from infscale.laws.io import load_fit
     from infscale.plan import lifetime_cost, lifetime_optimal, loss_from_law, lowest_loss_for_budget
 
     if (loss_target is None) == (budget is None):

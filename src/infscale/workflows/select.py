@@ -362,8 +362,8 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
     Returns the report and the output directory (default ``infscale-out/select-<config name>``)."""
     from infscale.configio import check_output_dir, default_out, load_yaml, resolve_recipe, save_config
     from infscale.latency.io import get_profile, load_measured
-    from infscale.laws import FittedLaw, load_fit
-    from infscale.laws.fitted import physical_problems
+    from infscale.laws.fitted import FittedLaw, physical_problems
+    from infscale.laws.io import load_fit
 
     path = resolve_recipe(config)
     cfg = parse_select(load_yaml(path, what="selection config"), str(path))

@@ -181,8 +181,8 @@ def _primary(frame: Any) -> Any:
 def analyse(frame: Any, cfg: StudyConfig, say: Say | None = None) -> dict[str, Any]:
     """Fit every law of the study on all groups but the held-out one, score them on it, measure the noise floor.
     Returns ``fits`` (one dict per law), ``preferred_law``, ``noise`` and ``reports`` (the `FitReport`s)."""
-    from infscale.laws import run_fit
     from infscale.laws.diagnostics import degenerate
+    from infscale.laws.pipeline import run_fit
     from infscale.laws.runs import Runs
     from infscale.laws.study import held_out_scores, noise_floor, size_rankings
 
@@ -406,7 +406,7 @@ def _verify(cfg: StudyConfig, plan: dict[str, Any], out: Path, vocab_size: int, 
 def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>", say: Say | None = None
               ) -> StudyResult:
     """Run (or resume) the study into ``out_dir`` and return its result (see the module docstring)."""
-    from infscale.laws import save_fit
+    from infscale.laws.io import save_fit
     from infscale.report.fit_plot import plot_predicted_vs_actual
     from infscale.report.study_plot import plot_loss_vs_aspect
     from infscale.train.sweep import expand, run_sweep

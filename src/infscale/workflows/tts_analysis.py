@@ -89,7 +89,7 @@ def check_settings(accounting: str, n_boot: int, seed: int = 0, *, runs: Sequenc
 
 def check_memory(records: Sequence[Any], n_boot: int) -> None:
     """The bootstrap's arrays, estimated from the largest pool, must fit the memory free now (before allocating)."""
-    from infscale.train.memory import available_bytes
+    from infscale.memory import available_bytes
     from infscale.tts.analysis.accuracy import estimate_bootstrap_bytes
 
     if not records:

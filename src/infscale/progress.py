@@ -136,13 +136,13 @@ class Progress:
             print(self.line() + (f" | {note}" if note else ""), file=self._out, flush=True)
 
     def _due(self) -> bool:
-        """Whether a plain line is due: the last unit; else at least ``every`` units since the last line and either
-        another 5% of the total or `LINE_EVERY_S` seconds."""
+        """Whether a plain line is due: the last unit; else a new multiple of ``every`` reached and either another 5%
+        of the total or `LINE_EVERY_S` seconds since the last line."""
         if self.done <= self._printed:
             return False
         if self.total is not None and self.done >= self.total:
             return True
-        if self.done - self._printed < self.every:
+        if self.done // self.every <= self._printed // self.every:  # no new multiple of ``every`` reached
             return False
         step = 0.05 * self.total if self.total else float("inf")
         return (self.done // step > self._printed // step if self.total else False) or \

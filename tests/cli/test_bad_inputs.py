@@ -416,8 +416,8 @@ def _newcomer_cases() -> list[Case]:
     plan_m = (*PLAN, "--measured", "m.csv")
     return [
         Case("fit big integer D", fit, "field 'D'", {"d.csv": "N,D,loss\n" + rows + "1e8," + "9" * 400 + ",3.0\n"}),
-        Case("fit one run", fit, "6 distinct points", {"d.csv": "N,D,loss\n" + first}),
-        Case("fit two runs", fit, "6 distinct points", {"d.csv": "N,D,loss\n" + "".join(rows.splitlines(True)[:2])}),
+        Case("fit one run", fit, "5 distinct points", {"d.csv": "N,D,loss\n" + first}),
+        Case("fit two runs", fit, "5 distinct points", {"d.csv": "N,D,loss\n" + "".join(rows.splitlines(True)[:2])}),
         Case("fit identical runs", fit, "at one point", {"d.csv": "N,D,loss\n" + first * 7}),
         Case("fit json boolean N", fit_json, "row 1, field 'N': True is a boolean",
              {"d.json": json.dumps([{**runs[0], "N": True}, *runs[1:]])}),

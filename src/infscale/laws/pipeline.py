@@ -49,12 +49,12 @@ class FitReport:
 
 
 def check_design(runs: Runs, law: str) -> None:
-    """A fit needs more distinct runs than the law has parameters: one or two runs, or runs that all sit at the
-    same point, fit any law exactly and say nothing (`ValueError` naming the counts)."""
+    """A fit needs at least as many distinct runs as the law has parameters: fewer (one or two runs, or runs that
+    all sit at one point) leave the law undetermined and any parameters fit them (`ValueError` naming the counts)."""
     form = get_law(law)
     cols = [c for c in ("N", "D", "aspect_ratio", "ffn_ratio", "kv_group") if c in runs.frame.columns]
     distinct = len(runs.frame[cols].drop_duplicates())
-    need = len(form.param_names) + 1
+    need = len(form.param_names)
     if distinct < need:
         at = "at one point" if distinct == 1 else f"at {distinct} distinct points ({', '.join(cols)})"
         raise ValueError(f"{len(runs)} run(s) {at}: the law has {len(form.param_names)} parameters, so a fit needs "

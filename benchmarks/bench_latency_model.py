@@ -26,12 +26,12 @@ from infscale.latency.calibrate import (
     default_free,
     observations_from_records,
 )
-from infscale.latency.io import DATA_DIR, calibrate_seed_a, latest_records, read_records
+from infscale.latency.io import DATA_DIR, calibrate_seed_a, latest_records, read_measurements
 from infscale.latency.model import HARDWARE, Workload, predict, predict_latency_arrays
 
 
 def held_out_cpu(path: Path) -> None:
-    obs = observations_from_records(latest_records(read_records(path)), source=str(path))
+    obs = observations_from_records(latest_records(read_measurements(path)), source=str(path))
     base = HARDWARE["generic-cpu"]
     res = calibrate_holdout(obs, base, n_fit=5, free=default_free(base))
     p = res.calibrator.profile_

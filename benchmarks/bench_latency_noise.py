@@ -26,7 +26,7 @@ from pathlib import Path
 
 from infscale.arch import parse_shape_spec
 from infscale.latency.calibrate import calibrate_holdout, default_free, observations_from_records
-from infscale.latency.io import latest_records, read_records
+from infscale.latency.io import latest_records, read_measurements
 from infscale.latency.measure import MeasureSettings, measure_sweep
 from infscale.latency.model import HARDWARE, Workload
 
@@ -36,7 +36,7 @@ WORKLOAD = Workload(batch=1, input_len=16, output_len=48, dtype="fp32")
 
 
 def held_out_error(path: Path, statistic: str, n_fit: int = 4) -> float:
-    obs = observations_from_records(latest_records(read_records(path)), source=str(path), statistic=statistic)
+    obs = observations_from_records(latest_records(read_measurements(path)), source=str(path), statistic=statistic)
     base = HARDWARE.get("generic-cpu")
     return calibrate_holdout(obs, base, n_fit=n_fit, free=default_free(base), name="bench").median_abs_error()
 

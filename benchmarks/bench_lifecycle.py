@@ -31,7 +31,7 @@ from infscale.laws.fitted import FittedLaw
 from infscale.laws.testtime import TestTimeCurves
 from infscale.plan.adapters import loss_from_law
 from infscale.plan.lifecycle import AccuracyChain, Deployment, Prices, required_tokens, solve_lifecycle
-from infscale.plan.lifecycle_configs import configs_from_shapes
+from infscale.plan.lifecycle_candidates import configs_from_shapes
 from infscale.plan.shapes import enumerate_shapes, get_family
 from infscale.workflows.lifecycle import load_deploy
 from infscale.workflows.lifecycle_inputs import fit_link, load_points
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=3000, help="configurations the loop scores")
     args = parser.parse_args()
     cfg, chain, d, prices, profile = setup()
-    from infscale.plan.lifecycle_configs import _prm_terms
+    from infscale.plan.lifecycle_candidates import _prm_terms
 
     vectorised(cfg, chain, d, prices, profile)  # warm-up
     times = []

@@ -47,7 +47,7 @@ PURE_MODULES = [
     "infscale.plan",
     "infscale.plan.adapters",
     "infscale.plan.lifecycle",
-    "infscale.plan.lifecycle_configs",
+    "infscale.plan.lifecycle_candidates",
     "infscale.plan.lifecycle_sweeps",
     "infscale.plan.lifetime",
     "infscale.plan.optimum",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from infscale.configio import check_name, load_json, load_yaml, read_text, resolve_recipe, validate
+from infscale.configio import check_name, load_json, load_yaml, read_text, resolve_recipe, validate_config
 from infscale.errors import InputError
 
 
@@ -75,7 +75,7 @@ def test_every_name_field_refuses_a_path(tmp_path, name):
     ]
     for model, data, field in cases:
         with pytest.raises(InputError, match=rf"^cfg.yaml: field {field}: "):
-            validate(data, model, "cfg.yaml")
+            validate_config(data, model, "cfg.yaml")
 
 
 def test_good_names_pass_and_recipes_resolve(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@
 - `load_yaml` / `load_json`: parse (one line naming the file and line on a syntax error), require the top-level kind,
   and validate into a pydantic model when one is given.
 - `Strict`: the one base model of every config (unknown keys are errors).
-- `validate`: a model from data; a validation error is one line ``SOURCE: field a.b: message``.
+- `validate_config`: a model from data; a validation error is one line ``SOURCE: field a.b: message``.
 - `write_text` / `write_json` / `write_csv` / `save_config`: the output side, parents created, strict JSON.
 """
 
@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from infscale.errors import InputError
 from infscale.jsonsafe import finite, is_finite_number, loads_strict
 
-__all__ = ["Strict", "SafeName", "check_name", "check_number", "read_text", "read_bytes", "load_yaml", "load_json", "validate", "validation_message",
+__all__ = ["Strict", "SafeName", "check_name", "check_number", "read_text", "read_bytes", "load_yaml", "load_json", "validate_config", "validation_message",
            "resolve_recipe", "write_text", "write_json", "write_csv", "save_config"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -160,7 +160,7 @@ def check_number(flag: str, value: float | None, *, low: float = 0.0, inclusive:
         raise InputError(f"{flag} {value:g}: must be at most {high:g}")
 
 
-def validate(data: Any, model: type[M], source: str) -> M:
+def validate_config(data: Any, model: type[M], source: str) -> M:
     """``model`` validated from ``data``; errors become one `InputError` line naming ``source`` and the field."""
     try:
         return model.model_validate(data)
@@ -192,7 +192,7 @@ def load_yaml(path: str | Path, model: type[M] | None = None, *, what: str = "YA
             from None
     data = {} if data is None and kind is dict else data
     data = _check_kind(data, path, kind)
-    return data if model is None else validate(data, model, str(path))
+    return data if model is None else validate_config(data, model, str(path))
 
 
 def load_json(path: str | Path, model: type[M] | None = None, *, what: str = "JSON file",
@@ -206,7 +206,7 @@ def load_json(path: str | Path, model: type[M] | None = None, *, what: str = "JS
     except ValueError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
     data = _check_kind(data, path, kind)
-    return data if model is None else validate(data, model, str(path))
+    return data if model is None else validate_config(data, model, str(path))
 
 
 def load_jsonl(path: str | Path, *, what: str = "JSONL file") -> list[tuple[int, dict[str, Any]]]:

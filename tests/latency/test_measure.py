@@ -7,7 +7,7 @@ import torch
 
 from infscale.arch import TransformerShape, parse_shape_spec
 from infscale.errors import InputError
-from infscale.latency.io import latest_records, read_records
+from infscale.latency.io import latest_records, read_measurements
 from infscale.latency.measure import (
     BACKENDS,
     MeasureSettings,
@@ -71,7 +71,7 @@ def test_sweep_interrupted_keeps_records_and_resume_skips_them(tmp_path, capsys,
 
     with pytest.raises(KeyboardInterrupt):
         measure_sweep(TINY, WL, out, "own", FAST, progress=stop_after_two)
-    kept = read_records(out)
+    kept = read_measurements(out)
     assert [r["label"] for r in kept] == ["d64x1", "d64x2"]
     # off a terminal: one progress line per shape timed, with its ETA
     assert progress_lines(capsys.readouterr().err, "latency own") == [(1, 3), (2, 3)]
@@ -88,7 +88,7 @@ def test_sweep_interrupted_keeps_records_and_resume_skips_them(tmp_path, capsys,
     # --redo: a new record is appended and supersedes the old one for every reader
     again = measure_sweep(TINY, WL, out, "own", FAST, redo=["d64x2"])
     assert len(out.read_text().splitlines()) == 4
-    latest = {r["label"]: r for r in latest_records(read_records(out))}
+    latest = {r["label"]: r for r in latest_records(read_measurements(out))}
     assert len(latest) == 3 and latest["d64x2"]["runs"] == {r["label"]: r for r in again}["d64x2"]["runs"]
     assert latest["d64x2"]["runs"] != {r["label"]: r for r in records}["d64x2"]["runs"]
 
@@ -96,12 +96,12 @@ def test_sweep_interrupted_keeps_records_and_resume_skips_them(tmp_path, capsys,
 def test_read_records_tolerates_only_a_truncated_last_line(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text('{"key": "a"}\n{"key": "b"}\n{"key": "c", "tru')
-    assert [r["key"] for r in read_records(path)] == ["a", "b"]
+    assert [r["key"] for r in read_measurements(path)] == ["a", "b"]
     path.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
     with pytest.raises(InputError, match="r.jsonl:2"):
-        read_records(path)
+        read_measurements(path)
     with pytest.raises(InputError, match="no such"):
-        read_records(tmp_path / "missing.jsonl")
+        read_measurements(tmp_path / "missing.jsonl")
 
 
 def test_bad_input_errors():

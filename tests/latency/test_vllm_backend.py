@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infscale.arch import TransformerShape
-from infscale.latency.io import read_records
+from infscale.latency.io import read_measurements
 
 pytestmark = [pytest.mark.slow]
 
@@ -57,7 +57,7 @@ def test_vllm_backend_times_a_real_engine_and_resumes(tmp_path):
     before = _checkpoints()
     printed = _measure(out)
     assert "[1/2] d128x1" in printed and "[2/2] d128x12" in printed
-    records = read_records(out)
+    records = read_measurements(out)
     assert [r["label"] for r in records] == ["d128x1", "d128x12"]
     for r, shape in zip(records, SHAPES, strict=True):
         assert r["backend"] == "vllm" and r["env"]["vllm"] and r["env"]["device"] == "cpu"
@@ -71,4 +71,4 @@ def test_vllm_backend_times_a_real_engine_and_resumes(tmp_path):
     assert printed.count("engine processes left 0") == 2
     assert _checkpoints() == before
     # a rerun finds both records and starts no engine
-    assert _measure(out) == "" and len(read_records(out)) == 2
+    assert _measure(out) == "" and len(read_measurements(out)) == 2

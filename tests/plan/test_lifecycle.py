@@ -12,7 +12,7 @@ from infscale.laws.downstream import ExpErrorLaw
 from infscale.laws.testtime import TestTimeCurves, logit, sigmoid
 from infscale.plan import lifetime_cost, lifetime_optimal
 from infscale.plan.lifecycle import AccuracyChain, Deployment, Prices, solve_lifecycle
-from infscale.plan.lifecycle_configs import configs_from_points, configs_from_shapes, configs_from_sizes
+from infscale.plan.lifecycle_candidates import configs_from_points, configs_from_shapes, configs_from_sizes
 from infscale.plan.lifecycle_sweeps import crossover_in_queries
 from infscale.plan.shapes import enumerate_shapes, get_family
 

@@ -22,7 +22,7 @@ from infscale.train.sweep import (
     append_record,
     expand,
     get_executor,
-    read_records,
+    read_run_records,
     run_sweep,
     shapes_near,
 )
@@ -101,9 +101,9 @@ def test_append_record_never_duplicates_and_survives_torn_line(tmp_path):
     assert not append_record(path, {"run_id": "a", "loss": 2.0})
     with open(path, "a") as fh:
         fh.write('{"run_id": "b", "lo')  # a writer killed mid-line
-    assert [r["run_id"] for r in read_records(path)] == ["a"]
+    assert [r["run_id"] for r in read_run_records(path)] == ["a"]
     assert append_record(path, {"run_id": "c", "loss": 3.0})
-    assert [r["run_id"] for r in read_records(path)] == ["a", "c"]
+    assert [r["run_id"] for r in read_run_records(path)] == ["a", "c"]
 
 
 def test_sweep_is_idempotent(text_corpus, token_cache, tmp_path):
@@ -117,12 +117,12 @@ def test_sweep_is_idempotent(text_corpus, token_cache, tmp_path):
     assert (tmp_path / "records.jsonl").read_text() == lines
     # a run trained but killed before its line was appended: the line is added without training again
     rec_path = tmp_path / "runs" / first[0]["run_id"] / "record.json"
-    kept = [r for r in read_records(tmp_path / "records.jsonl") if r["run_id"] != first[0]["run_id"]]
+    kept = [r for r in read_run_records(tmp_path / "records.jsonl") if r["run_id"] != first[0]["run_id"]]
     (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
     mtime = rec_path.stat().st_mtime
     third = run_sweep(sweep, tmp_path)
     assert {r["run_id"] for r in third} == {r["run_id"] for r in first} and rec_path.stat().st_mtime == mtime
-    assert len(read_records(tmp_path / "records.jsonl")) == 3
+    assert len(read_run_records(tmp_path / "records.jsonl")) == 3
 
 
 def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path, progress_lines):
@@ -142,7 +142,7 @@ def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path, progress_
     assert ckpt.exists(), "the sweep never checkpointed its last run"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = read_records(out / "records.jsonl")
+    before = read_run_records(out / "records.jsonl")
     assert [r["run_id"] for r in before] == ["a-d32xL1h2-m0.3", "a-d16xL2h2-m0.3"]
     assert not (out / "runs" / "b-d32xL2h2-m2" / "record.json").exists()
     # `infscale runs` lists the interrupted run beside the finished ones, with the step its checkpoint holds
@@ -157,7 +157,7 @@ def test_kill_9_then_rerun_resumes(text_corpus, token_cache, tmp_path, progress_
     assert done.returncode == 0, done.stderr
     # off a terminal: one progress line per run (the two kept ones count, without setting the ETA's rate)
     assert sorted(set(progress_lines(done.stderr, "sweep out"))) == [(1, 3), (2, 3), (3, 3)]
-    after = read_records(out / "records.jsonl")
+    after = read_run_records(out / "records.jsonl")
     assert [r["run_id"] for r in after] == ["a-d32xL1h2-m0.3", "a-d16xL2h2-m0.3", "b-d32xL2h2-m2"]
     assert after[:2] == before
     metrics = (out / "runs" / "b-d32xL2h2-m2" / "metrics.jsonl").read_text()
@@ -186,7 +186,7 @@ def test_ray_executor_gives_the_same_records(text_corpus, token_cache, tmp_path)
         assert other["loss"] == pytest.approx(r["loss"], rel=1e-6)
     # re-running with ray skips everything
     assert len(run_sweep(sweep, tmp_path / "ray", executor="ray")) == 3
-    assert len(read_records(tmp_path / "ray" / "records.jsonl")) == 3
+    assert len(read_run_records(tmp_path / "ray" / "records.jsonl")) == 3
 
 
 def test_bundled_micro_sweep_loads():
@@ -212,7 +212,7 @@ def test_local_process_pool_gives_the_same_records(text_corpus, token_cache, tmp
     assert [r["run_id"] for r in pooled] == [r["run_id"] for r in serial]  # returned in grid order
     for a, b in zip(serial, pooled, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-6) and b["D"] == a["D"]
-    assert len(read_records(tmp_path / "pool" / "records.jsonl")) == 3
+    assert len(read_run_records(tmp_path / "pool" / "records.jsonl")) == 3
 
 
 def test_a_pool_gets_the_runs_longest_first(text_corpus, token_cache, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from infscale.errors import InputError
-from infscale.latency.io import read_records
+from infscale.latency.io import read_measurements
 from infscale.report.html import render_report
 from infscale.workflows.demo import DemoConfig, load_demo_config, quick_config, run_demo
 
@@ -119,10 +119,10 @@ def test_report_is_built_from_the_run_numbers(quick_run):
 
 def test_rerun_resumes_records(quick_run, tmp_path):
     out, s, _ = quick_run
-    n_lat = len(read_records(out / "latency_records.jsonl"))
+    n_lat = len(read_measurements(out / "latency_records.jsonl"))
     n_tts = len((out / "tts/arith-own/records.jsonl").read_text().splitlines())
     again = run_demo(quick_config(), out)
-    assert len(read_records(out / "latency_records.jsonl")) == n_lat
+    assert len(read_measurements(out / "latency_records.jsonl")) == n_lat
     assert len((out / "tts/arith-own/records.jsonl").read_text().splitlines()) == n_tts
     assert again["latency"]["rows"] == s["latency"]["rows"]  # the same records, not re-timed
 

@@ -72,7 +72,7 @@ def test_a_plugin_strategy_runs_through_tts_run_analyze_and_lifecycle(tmp_path):
                           {"name": "step_greedy", "budgets": [2, 4], "settings": {"keep": 1}}],
            "search": {"max_step_tokens": 40}}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
-    run = json.loads(_cli(env, "tts", "run", str(tmp_path / "run.yaml"), "--json").stdout.strip().splitlines()[-1])
+    run = json.loads(_cli(env, "tts", "run", str(tmp_path / "run.yaml"), "--json").stdout)
     assert run["failed"] == 0 and run["written"] == 6 * 4
     row = {(r["strategy"], r["budget"]): r for r in run["rows"]}[("step_greedy", 4)]
     assert row["label"] == "step-greedy search" and row["problems"] == 6

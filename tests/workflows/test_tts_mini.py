@@ -170,13 +170,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
         assert [u for u, _ in units] == list(range(1, 17)) and {t for _, t in units} == {16}  # 8 settings x 2
 
     # every strategy and budget ran on every policy, on every problem
-    from infscale.tts.core.record_files import read_records
+    from infscale.tts.core.record_files import read_problem_records
 
     cfg = MiniStudyConfig.model_validate(TINY)
     expected = {("greedy", 1), ("sampling", 4)} | {(s, b) for s in ("beam", "mcts", "rebase") for b in (2, 4)}
     n_params = {}
     for p in cfg.policies:
-        recs = list(read_records(out / "runs" / p.name / "records.jsonl"))
+        recs = list(read_problem_records(out / "runs" / p.name / "records.jsonl"))
         assert len(recs) == len(expected) * 2 and all(r.error is None for r in recs)
         assert {(r.strategy, r.budget) for r in recs} == expected
         n_params[p.name] = recs[0].n_params
@@ -234,7 +234,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
     for r in rows:
         assert r["small"] + r["tie"] + r["large"] + r["none"] == 9 and r["decided"] == 9 - r["none"]
     for name in ("p16", "p24"):
-        recs = list(read_records(out / "crossover" / f"{name}-auc0.7" / "records.jsonl"))
+        recs = list(read_problem_records(out / "crossover" / f"{name}-auc0.7" / "records.jsonl"))
         assert {(r.strategy, r.budget) for r in recs} == {("rebase", 2), ("rebase", 4)}
         assert {r.reward for r in recs} == {"noisy_verifier"} and all(r.ledger.reward_flops > 0 for r in recs)
     assert not (out / "crossover" / "p32-auc0.7").exists()  # the largest model is never the smaller side
@@ -264,5 +264,5 @@ def test_bundled_name_resolves_beside_a_directory_of_that_name(tmp_path, monkeyp
     (tmp_path / "seed_b_mini").mkdir()  # e.g. an output directory named after the recipe
     monkeypatch.chdir(tmp_path)
     assert load_mini_config("seed_b_mini").name == "seed_b_mini"
-    with pytest.raises(InputError, match="no_such_recipe: no such recipe"):
+    with pytest.raises(InputError, match="no_such_recipe: no such file, and not a bundled recipe"):
         load_mini_config("no_such_recipe")

@@ -12,7 +12,7 @@ import yaml
 import infscale
 from infscale.errors import InputError
 from infscale.tts.core.config import load_config
-from infscale.tts.core.record_files import read_records, read_run
+from infscale.tts.core.record_files import read_problem_records, read_run
 from infscale.tts.core.records import ProblemRecord
 from infscale.workflows.tts_run import run_tts as run
 
@@ -41,7 +41,7 @@ def test_run_writes_records_and_resumes(tmp_path):
     assert (s1.written, s1.skipped, s1.failed) == (12, 0, 0)  # (1 + 2 + 1) settings x 3 problems
     path = Path(s1.records_path)
     first = path.read_text()
-    recs = list(read_records(path))
+    recs = list(read_problem_records(path))
     assert {(r.strategy, r.budget) for r in recs} == {("greedy", 1), ("weighted_vote", 2), ("weighted_vote", 4),
                                                       ("rebase", 4)}
     assert all(r.candidates and r.ledger.generated_tokens > 0 for r in recs)
@@ -55,7 +55,7 @@ def test_run_writes_records_and_resumes(tmp_path):
     path.write_text("".join(lines[:5]) + lines[5][:40])
     s3 = run(cfg)
     assert s3.written == 7
-    assert len(list(read_records(path))) == 12
+    assert len(list(read_problem_records(path))) == 12
 
 
 def test_failure_is_recorded_and_run_continues(tmp_path):
@@ -80,7 +80,7 @@ def test_failure_is_recorded_and_run_continues(tmp_path):
     finally:
         ScriptedArithmeticGenerator.generate = real
     assert s.failed == 1 and s.written == 12
-    recs = list(read_records(Path(s.records_path)))
+    recs = list(read_problem_records(Path(s.records_path)))
     bad = [r for r in recs if r.error]
     assert len(bad) == 1 and "ConnectionError" in bad[0].error
     # the failed problem is retried on resume, nothing else
@@ -121,7 +121,7 @@ def test_cli_run_and_bad_config(tmp_path, progress_lines):
     exe = [sys.executable, "-m", "infscale.cli.main"]
     out = subprocess.run([*exe, "tts", "run", str(cfg), "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1])["written"] == 12
+    assert json.loads(out.stdout)["written"] == 12
     # off a terminal: one progress line per unit (problem x strategy x budget), each with its ETA, on stderr
     assert progress_lines(out.stderr, "tts run t") == [(i, 12) for i in range(1, 13)]
     assert "a unit: one problem under one strategy at one budget" in out.stderr
@@ -183,7 +183,7 @@ def test_recipe_name_and_out(tmp_path):
     s = run(cfg, out=tmp_path / "mine", quiet=True)
     assert Path(s.records_path) == tmp_path / "mine" / "records.jsonl" and s.written == 3
     assert (tmp_path / "mine" / "config.yaml").exists()
-    with pytest.raises(InputError, match="no such tts run config"):
+    with pytest.raises(InputError, match="no such file, and not a bundled recipe"):
         load_run_config("no_such_recipe")
 
 

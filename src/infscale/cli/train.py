@@ -116,12 +116,12 @@ def runs_cmd(
     trainer holds them now), also while a sweep is still running."""
 
     from infscale.errors import InputError
-    from infscale.train.sweep import read_records, runs_in_progress
+    from infscale.train.sweep import read_run_records, runs_in_progress
 
     path = directory if directory.suffix == ".jsonl" else directory / "records.jsonl"
     if not path.exists() and not (path.parent / "runs").is_dir():
         raise InputError(f"{path}: no records file and no runs/ (run `infscale sweep` or `infscale train` first)")
-    records = read_records(path)
+    records = read_run_records(path)
     partial = runs_in_progress(path.parent, {r["run_id"] for r in records})
     tts_runs = sorted((path.parent / "runs").glob("*/records.jsonl"))
     if not records and not partial and tts_runs:

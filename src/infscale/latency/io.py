@@ -34,7 +34,7 @@ __all__ = [
     "PROFILE_DIR",
     "SEED_A_CSV",
     "record_key",
-    "read_records",
+    "read_measurements",
     "latest_records",
     "get_profile",
     "list_profiles",
@@ -57,7 +57,7 @@ def record_key(shape: TransformerShape, workload: Workload, backend: str, device
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
+def read_measurements(path: str | Path) -> list[dict[str, Any]]:
     """All measurement records of a JSONL file (each an object with a ``key``), in file order."""
     out = store.read_records(path)
     for i, record in enumerate(out, start=1):
@@ -73,7 +73,7 @@ def latest_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def measurement_records(path: str | Path) -> list[dict[str, Any]]:
     """The latest record of every key in ``path``, for commands that need at least one (calibrate, plot)."""
-    out = latest_records(read_records(path))
+    out = latest_records(read_measurements(path))
     if not out:
         raise InputError(f"{path}: no measurement records (run `infscale latency measure` into it first)")
     return out
@@ -132,7 +132,7 @@ ShapeKey = tuple[int, int, int, int]
 
 def _measured_from_records(path: Path, workload: tuple[int, int, int] | None) -> dict[ShapeKey, float]:
     found: dict[ShapeKey, float] = {}
-    for no, rec in enumerate(latest_records(read_records(path)), start=1):
+    for no, rec in enumerate(latest_records(read_measurements(path)), start=1):
         try:
             shape, wl = rec["shape"], rec["workload"]
             if workload is not None and (wl["batch"], wl["input_len"], wl["output_len"]) != workload:

@@ -34,7 +34,7 @@ import torch
 from infscale.arch import TransformerShape
 from infscale.configio import check_output_file
 from infscale.errors import InputError
-from infscale.latency.io import latest_records, read_records, record_key
+from infscale.latency.io import latest_records, read_measurements, record_key
 from infscale.latency.model import Workload
 from infscale.latency.preflight import check_fits, estimate_measure_bytes
 from infscale.progress import Progress
@@ -467,7 +467,7 @@ def measure_sweep(shapes: Iterable[TransformerShape], workload: Workload, out: s
                          f"{', '.join(s.label for s in shapes)})")
     result: dict[str, dict[str, Any]] = {}
     path = Path(out)
-    done = {r["key"]: r for r in latest_records(read_records(path))} if path.is_file() else {}
+    done = {r["key"]: r for r in latest_records(read_measurements(path))} if path.is_file() else {}
     todo = []
     for shape in shapes:
         if workload.input_len + workload.output_len > shape.context_length:

@@ -4,7 +4,7 @@ the least lifetime cost.
 Every candidate configuration ``i`` is one (model, strategy, n): a shape to train (or a model already trained, whose
 training is a sunk cost), a test-time strategy and its budget. `Configs` holds them as arrays, with what serving one
 query costs (seconds on the device, FLOPs, with the reward model's share apart), its latency and its serving memory
-(`infscale.plan.lifecycle_configs` builds them from shapes and a latency profile, or from measured operating points).
+(`infscale.plan.lifecycle_candidates` builds them from shapes and a latency profile, or from measured operating points).
 
 The accuracy of a configuration trained on D tokens is a chain (`AccuracyChain`):
 ``L = law(N, D, R) -> base = 1 - Err(L)`` (the loss -> accuracy link) ``-> acc = curve_s(base, n)`` (the test-time

@@ -146,11 +146,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_train(data: dict[str, Any], source: str = "<config>") -> TrainConfig:
-    return configio.validate(data, TrainConfig, source)
+    return configio.validate_config(data, TrainConfig, source)
 
 
 def parse_sweep(data: dict[str, Any], source: str = "<config>") -> SweepConfig:
-    return configio.validate(data, SweepConfig, source)
+    return configio.validate_config(data, SweepConfig, source)
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

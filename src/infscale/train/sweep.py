@@ -107,7 +107,7 @@ def expand(sweep: SweepConfig, vocab_size: int, source: str = "<sweep>") -> list
 
 
 # ----- the record file (infscale.records: one writer, fsynced lines, one torn-tail rule) ---------------------------
-def read_records(path: str | Path) -> list[dict[str, Any]]:
+def read_run_records(path: str | Path) -> list[dict[str, Any]]:
     """One record per run of a ``records.jsonl`` (the latest line of a run id wins; a torn last line is skipped); a
     line that is not a training run's record (no ``run_id``: a tts run's records, say) is an `InputError`."""
     rows = store.read_records(path, missing_ok=True)

@@ -32,7 +32,7 @@ from infscale.configio import (
     check_output_dir,
     load_yaml,
     save_config,
-    validate,
+    validate_config,
     write_csv,
     write_json,
 )
@@ -131,7 +131,7 @@ def load_demo_config(path: str | Path | None, *, quick: bool = False) -> DemoCon
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
-    return validate(merged, DemoConfig, str(path))
+    return validate_config(merged, DemoConfig, str(path))
 
 
 Progress = Callable[[str, str], None]

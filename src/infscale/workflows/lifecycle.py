@@ -100,7 +100,11 @@ def _profile(cfg: DeployConfig) -> Any:
 
 
 def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any, pp: Any) -> Any:
-    from infscale.plan.lifecycle_configs import configs_from_points, configs_from_shapes, configs_from_sizes
+    from infscale.plan.lifecycle_candidates import (
+        configs_from_points,
+        configs_from_shapes,
+        configs_from_sizes,
+    )
     from infscale.plan.shapes import enumerate_shapes, get_family
     from infscale.tts.core.spec import planner_strategies, uses_reward
 

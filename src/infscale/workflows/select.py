@@ -39,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from infscale.configio import Strict, validate
+from infscale.configio import Strict, validate_config
 from infscale.errors import InputError
 from infscale.extrapolation import law_quantities, point_warnings
 from infscale.jsonsafe import finite
@@ -148,7 +148,7 @@ class SelectConfig(Strict):
 
 def parse_select(data: dict[str, Any], source: str = "<config>") -> SelectConfig:
     """Validate a mapping into a `SelectConfig`; errors become one `InputError` line naming the field."""
-    return validate(data, SelectConfig, source)
+    return validate_config(data, SelectConfig, source)
 
 
 # ---- pure pieces -------------------------------------------------------------------------------------------------

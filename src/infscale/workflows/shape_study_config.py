@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from infscale.configio import SafeName, Strict, validate
+from infscale.configio import SafeName, Strict, validate_config
 
 __all__ = ["StudyGroup", "StudyLatency", "StudyVerify", "StudyConfig", "parse_study", "load_study", "study_sweep", "study_shape_specs", "shape_entry",
            "shape_label", "record_label", "sweep_of"]
@@ -139,7 +139,7 @@ class StudyConfig(Strict):
 
 
 def parse_study(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
-    return validate(data, StudyConfig, source)
+    return validate_config(data, StudyConfig, source)
 
 
 def load_study(path: str | Path, *, quick: bool = False) -> StudyConfig:

@@ -408,16 +408,16 @@ def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool =
     t1 = time.perf_counter()
     paths = run_policies(cfg, out, policies, prm, log)
     t2 = time.perf_counter()
-    from infscale.tts.core.record_files import read_records
+    from infscale.tts.core.record_files import read_problem_records
 
-    records = [r for p in paths for r in read_records(p)]
+    records = [r for p in paths for r in read_problem_records(p)]
     report, points = analyse(cfg, records, policies, prm, out, plot=plot)
     if cfg.analysis.reward_aucs:
         t3 = time.perf_counter()
         cross = run_crossover(cfg, out, policies, prm, log)
         t2 += time.perf_counter() - t3
         report = analyse_crossover(cfg, report, points, records,
-                                   {auc: [r for p in ps for r in read_records(p)] for auc, ps in cross.items()}, out,
+                                   {auc: [r for p in ps for r in read_problem_records(p)] for auc, ps in cross.items()}, out,
                                    plot=plot)
     # training time from the checkpoints' own logs (also when they were reused); run time of this call
     report = replace(report, train_s=sum(m.train_s for m in policies) + (prm.train_s if prm else 0.0),

@@ -25,7 +25,7 @@ from infscale.progress import Progress
 from infscale.records import RecordWriter
 from infscale.tts.core.config import RunConfig, load_config
 from infscale.tts.core.generation import derive_seed
-from infscale.tts.core.record_files import read_records, shard_file
+from infscale.tts.core.record_files import read_problem_records, shard_file
 from infscale.tts.core.records import ProblemRecord
 
 __all__ = ["StrategyRow", "TtsRunResult", "load_run_config", "parse_shard", "run_tts", "summarise"]
@@ -195,7 +195,7 @@ def _run(cfg: RunConfig, out: str | Path | None, shard: tuple[int, int], quiet: 
     counts = {"written": 0, "failed": 0, "tokens": 0}
     t0 = time.perf_counter()
     with RecordWriter(path) as writer, bar:
-        kept = {(r.strategy, r.budget, r.problem_id): r for r in read_records(path) if r.error is None}
+        kept = {(r.strategy, r.budget, r.problem_id): r for r in read_problem_records(path) if r.error is None}
         todo = [j for j in jobs if j.key not in kept]
         if len(todo) < len(jobs):
             bar.advance(len(jobs) - len(todo), resumed=True, note=f"{len(jobs) - len(todo)} units already recorded")

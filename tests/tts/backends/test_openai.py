@@ -17,7 +17,7 @@ from infscale.tts.backends.openai import OpenAIServerGenerator
 from infscale.tts.backends.serve import make_server
 from infscale.tts.core.config import load_config
 from infscale.tts.core.generation import SamplingParams, ScriptedArithmeticGenerator
-from infscale.tts.core.record_files import read_records
+from infscale.tts.core.record_files import read_problem_records
 from infscale.workflows.tts_run import run_tts
 
 SHAPE = {"d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 64, "context_length": 512}
@@ -143,4 +143,4 @@ def test_every_endpoint_dead_stops_the_run_in_one_line_and_resume_finishes(tmp_p
                                      {"name": "beam", "budgets": [4]}])
     done = run_tts(load_config(path), quiet=True)
     assert (done.written, done.skipped, done.failed) == (6, 12, 0)
-    assert len(list(read_records(tmp_path / "srv" / "records.jsonl"))) == 18
+    assert len(list(read_problem_records(tmp_path / "srv" / "records.jsonl"))) == 18

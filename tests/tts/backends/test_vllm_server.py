@@ -67,7 +67,7 @@ def test_seeded_samples_on_vllm_serve(vllm_server):
 
 def test_tts_run_against_vllm(vllm_server, tmp_path):
     from infscale.tts.core.config import load_config
-    from infscale.tts.core.record_files import read_records
+    from infscale.tts.core.record_files import read_problem_records
     from infscale.workflows.tts_run import run_tts as run
 
     url, model_dir = vllm_server
@@ -81,7 +81,7 @@ def test_tts_run_against_vllm(vllm_server, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     s = run(load_config(path), quiet=True)
     assert (s.written, s.failed) == (8, 0)
-    for rec in read_records(Path(s.records_path)):
+    for rec in read_problem_records(Path(s.records_path)):
         assert rec.error is None and rec.candidates
         assert rec.ledger.generated_tokens > 0 and rec.ledger.policy_decode_flops > 0
 

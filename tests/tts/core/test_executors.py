@@ -95,7 +95,7 @@ def test_a_two_node_ray_cluster(tmp_path):
         done = subprocess.run([sys.executable, "-m", "infscale.cli.main", "tts", "run", str(cfg), "--json"], env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        summary = json.loads(done.stdout)
         assert summary["executor"] == "ray" and summary["failed"] == 0 and summary["written"] == 30
 
         class _Result:

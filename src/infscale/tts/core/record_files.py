@@ -17,7 +17,7 @@ from infscale.errors import InputError
 from infscale.records import latest
 from infscale.tts.core.records import ProblemRecord
 
-__all__ = ["RECORDS", "read_records", "read_run", "record_files", "shard_file"]
+__all__ = ["RECORDS", "read_problem_records", "read_run", "record_files", "shard_file"]
 
 RECORDS = "records.jsonl"
 _SHARD = re.compile(r"^records\.shard-(\d+)-of-(\d+)\.jsonl$")
@@ -40,7 +40,7 @@ def _key(r: ProblemRecord) -> tuple[str, str, int, str]:
     return (r.model, r.strategy, r.budget, r.problem_id)
 
 
-def read_records(path: Path) -> Iterator[ProblemRecord]:
+def read_problem_records(path: Path) -> Iterator[ProblemRecord]:
     """The records of one JSONL file, one per (model, strategy, budget, problem): the latest written wins. A torn
     last line (an interrupted write) is skipped."""
     parsed = []
@@ -70,7 +70,7 @@ def read_run(path: Path) -> list[ProblemRecord]:
     seen: dict[tuple[str, str, int, str], Path] = {}
     out: list[ProblemRecord] = []
     for f in files:
-        for rec in read_records(f):
+        for rec in read_problem_records(f):
             k = _key(rec)
             if k in seen:
                 raise InputError(f"{f}: unit (model {k[0]}, strategy {k[1]}, n={k[2]}, problem {k[3]}) is also in "

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infscale.configio import Strict, validate
+from infscale.configio import Strict, validate_config
 from infscale.errors import InputError
 from infscale.registry import Registry
 from infscale.tts.core.records import SCORED_AGGREGATIONS
@@ -63,7 +63,7 @@ class StrategySpec:
 
     def options(self, given: Mapping[str, Any] | None, where: str = "strategy settings") -> Any:
         """Its settings model validated from a config's ``settings:`` mapping (an error names the field)."""
-        return validate(dict(given or {}), self.settings, where)
+        return validate_config(dict(given or {}), self.settings, where)
 
     def check(self, reward: Any, task: Any) -> None:
         """Refuse, in one line and before anything runs, a strategy that needs a reward model without one, or one

@@ -270,54 +270,68 @@ def latency_terms(
     plus the KV cache at the mean decode context.
     """
     f64 = np.float64
-    d = np.asarray(d_model, f64)
-    L = np.asarray(n_layers, f64)
-    da = np.asarray(d_attn, f64)
-    dkv = np.asarray(d_kv, f64)
-    ff = np.asarray(d_ff, f64)
-    m = np.asarray(ffn_matrices, f64)
-    V = np.asarray(vocab_size, f64)
-    B = np.asarray(batch, f64)
-    s = np.asarray(input_len, f64)
-    n = np.asarray(output_len, f64)
-    wb = np.asarray(weight_bytes, f64)
-    kvb = np.asarray(kv_bytes, f64)
+    d, L, V = np.asarray(d_model, f64), np.asarray(n_layers, f64), np.asarray(vocab_size, f64)
+    da, dkv = np.asarray(d_attn, f64), np.asarray(d_kv, f64)
+    ff, m = np.asarray(d_ff, f64), np.asarray(ffn_matrices, f64)
+    B, s, n = np.asarray(batch, f64), np.asarray(input_len, f64), np.asarray(output_len, f64)
+    wb, kvb = np.asarray(weight_bytes, f64), np.asarray(kv_bytes, f64)
+    net = _Net(d=d, L=L, V=V, da=da, dkv=dkv, wb=wb, kvb=kvb,
+               w_proj=2.0 * d * da + 2.0 * d * dkv, w_ffn=m * d * ff, w_head=V * d,
+               act_proj=2.0 * d + 2.0 * da + 2.0 * dkv, act_ffn=2.0 * d + m * ff)  # activations: elements per token
     P = np.asarray(flops_per_s, f64)
-    BW = np.asarray(bytes_per_s, f64)
-    tau_l = np.asarray(layer_overhead_s, f64)
-    tau_s = np.asarray(step_overhead_s, f64)
+    working_set = (L * (net.w_proj + net.w_ffn) + net.w_head) * wb + 2.0 * B * L * (s + n / 2.0) * dkv * kvb
+    BW = _cached_bandwidth(np.asarray(bytes_per_s, f64), np.asarray(cache_bytes, f64),
+                           np.asarray(cache_bytes_per_s, f64), working_set)
+    ea = np.asarray(attention_efficiency, f64)
+    step_overhead = L * np.asarray(layer_overhead_s, f64) + np.asarray(step_overhead_s, f64)
+    overlap = np.asarray(overlap_overhead, bool)
+    decode = _decode_terms(net, B, s, n, P, BW, ea, step_overhead, overlap)
+    return {**_prefill_terms(net, B, s, P, BW, ea, np.asarray(full_prefill_logits, bool), step_overhead, overlap),
+            **decode}
 
-    w_proj = 2.0 * d * da + 2.0 * d * dkv
-    w_ffn = m * d * ff
-    w_head = V * d
-    # a cache holding part of the working set raises the effective bandwidth
-    cache = np.asarray(cache_bytes, f64)
-    working_set = (L * (w_proj + w_ffn) + w_head) * wb + 2.0 * B * L * (s + n / 2.0) * dkv * kvb
+
+@dataclass(frozen=True, slots=True)
+class _Net:
+    """The widths `latency_terms` reads, as float arrays: per-layer matmul weights (``w_proj``, ``w_ffn``), the LM
+    head's (``w_head``), the activations entering and leaving each op group per token, the bytes per element."""
+
+    d: np.ndarray
+    L: np.ndarray
+    V: np.ndarray
+    da: np.ndarray
+    dkv: np.ndarray
+    wb: np.ndarray
+    kvb: np.ndarray
+    w_proj: np.ndarray
+    w_ffn: np.ndarray
+    w_head: np.ndarray
+    act_proj: np.ndarray
+    act_ffn: np.ndarray
+
+
+def _cached_bandwidth(bw: np.ndarray, cache: np.ndarray, cache_bw: np.ndarray, working_set: np.ndarray) -> np.ndarray:
+    """A cache holding the fraction ``h`` of the working set serves that share of the traffic at its own rate."""
     hit = np.where(cache > 0, np.minimum(1.0, cache / working_set), 0.0)
-    cache_bw = np.asarray(cache_bytes_per_s, f64)
     with np.errstate(divide="ignore"):
         inv_cache = np.where(hit > 0, 1.0 / np.where(cache_bw > 0, cache_bw, 1.0), 0.0)
-    BW = 1.0 / (hit * inv_cache + (1.0 - hit) / BW)
+    return 1.0 / (hit * inv_cache + (1.0 - hit) / bw)
 
-    # activations in and out of each op group, per token (elements)
-    act_proj = 2.0 * d + 2.0 * da + 2.0 * dkv
-    act_ffn = 2.0 * d + m * ff
 
-    # ---- decode: n - 1 steps of one token per sequence ------------------------------------------------------
+def _decode_terms(net: _Net, B, s, n, P, BW, ea, step_overhead, overlap) -> dict[str, np.ndarray]:
+    """n - 1 steps of one token per sequence: matmuls, attention (linear in the context, summed in closed form), the
+    LM head and the per-step overhead (summed, or hidden behind the roofline where ``overlap``)."""
+    wb, L = net.wb, net.L
     steps = n - 1.0
-    t_proj = _roofline(2.0 * B * w_proj, w_proj * wb + B * act_proj * wb, P, BW)
-    t_ffn = _roofline(2.0 * B * w_ffn, w_ffn * wb + B * act_ffn * wb, P, BW)
-    t_head = _roofline(2.0 * B * w_head, w_head * wb + B * (d + V) * wb, P, BW)
+    t_proj = _roofline(2.0 * B * net.w_proj, net.w_proj * wb + B * net.act_proj * wb, P, BW)
+    t_ffn = _roofline(2.0 * B * net.w_ffn, net.w_ffn * wb + B * net.act_ffn * wb, P, BW)
+    t_head = _roofline(2.0 * B * net.w_head, net.w_head * wb + B * (net.d + net.V) * wb, P, BW)
     # attention at context t is linear in t for both FLOPs and bytes, so the max is taken per unit of context
-    ea = np.asarray(attention_efficiency, f64)
-    attn_per_key = np.maximum(4.0 * B * da / (P * ea), 2.0 * B * dkv * kvb / (BW * ea))
+    attn_per_key = np.maximum(4.0 * B * net.da / (P * ea), 2.0 * B * net.dkv * net.kvb / (BW * ea))
     sum_context = steps * s + steps * (steps + 1.0) / 2.0  # sum over k = 1..n-1 of (s + k)
     decode_matmul = steps * L * (t_proj + t_ffn)
     decode_attn = L * attn_per_key * sum_context
     decode_head = steps * t_head
     roofline = decode_matmul + decode_attn + decode_head
-    step_overhead = L * tau_l + tau_s
-    overlap = np.asarray(overlap_overhead, bool)
     # overlapped: sum over k = 1..S of max(a + b k, O) with a + b k the roofline time of step k
     a = L * (t_proj + t_ffn) + t_head + L * attn_per_key * s
     b = L * attn_per_key
@@ -327,30 +341,25 @@ def latency_terms(
     k0 = np.clip(k_ratio, 0.0, steps)  # steps whose roofline time is below the overhead
     overlapped = k0 * step_overhead + (steps - k0) * a + b * (steps * (steps + 1.0) - k0 * (k0 + 1.0)) / 2.0
     decode_s = np.where(overlap, overlapped, roofline + steps * step_overhead)
-    decode_overhead = decode_s - roofline  # the overhead not hidden behind device work
+    return {"decode_s": decode_s, "decode_matmul_s": decode_matmul, "decode_attention_s": decode_attn,
+            "decode_lm_head_s": decode_head,
+            "decode_overhead_s": decode_s - roofline}  # the overhead not hidden behind device work
 
-    # ---- prefill: one step over B * s tokens -----------------------------------------------------------------
+
+def _prefill_terms(net: _Net, B, s, P, BW, ea, full_logits, step_overhead, overlap) -> dict[str, np.ndarray]:
+    """One step over ``B s`` tokens: matmuls, causal attention (token i attends to i keys; K and V written once and
+    read back), the LM head (every position's logits, or the last one's), the step's overhead."""
+    wb, L = net.wb, net.L
     tok = B * s
-    p_proj = _roofline(2.0 * tok * w_proj, w_proj * wb + tok * act_proj * wb, P, BW)
-    p_ffn = _roofline(2.0 * tok * w_ffn, w_ffn * wb + tok * act_ffn * wb, P, BW)
-    # causal attention: token i attends to i keys; K and V are written once and read back
-    p_attn = _roofline(4.0 * B * da * s * (s + 1.0) / 2.0, 4.0 * B * s * dkv * kvb + 2.0 * tok * da * wb, P * ea,
-                       BW * ea)
-    head_pos = np.where(np.asarray(full_prefill_logits, bool), s, 1.0)
-    p_head = _roofline(2.0 * B * head_pos * w_head, w_head * wb + B * head_pos * (d + V) * wb, P, BW)
+    p_proj = _roofline(2.0 * tok * net.w_proj, net.w_proj * wb + tok * net.act_proj * wb, P, BW)
+    p_ffn = _roofline(2.0 * tok * net.w_ffn, net.w_ffn * wb + tok * net.act_ffn * wb, P, BW)
+    p_attn = _roofline(4.0 * B * net.da * s * (s + 1.0) / 2.0, 4.0 * B * s * net.dkv * net.kvb + 2.0 * tok * net.da * wb,
+                       P * ea, BW * ea)
+    head_pos = np.where(full_logits, s, 1.0)
+    p_head = _roofline(2.0 * B * head_pos * net.w_head, net.w_head * wb + B * head_pos * (net.d + net.V) * wb, P, BW)
     prefill_roofline = L * (p_proj + p_ffn + p_attn) + p_head
     prefill_s = np.where(overlap, np.maximum(prefill_roofline, step_overhead), prefill_roofline + step_overhead)
-    prefill_overhead = prefill_s - prefill_roofline
-
-    return {
-        "prefill_s": prefill_s,
-        "decode_s": decode_s,
-        "decode_matmul_s": decode_matmul,
-        "decode_attention_s": decode_attn,
-        "decode_lm_head_s": decode_head,
-        "decode_overhead_s": decode_overhead,
-        "prefill_overhead_s": prefill_overhead,
-    }
+    return {"prefill_s": prefill_s, "prefill_overhead_s": prefill_s - prefill_roofline}
 
 
 def predict_latency_arrays(

@@ -261,32 +261,27 @@ def train(cfg: TrainConfig, run_dir: str | Path, data: TokenData | None = None,
         metrics.close()
 
 
+@dataclass
+class _RunState:
+    """What a checkpoint carries besides the weights: the step reached, the smoothed loss, the times."""
+
+    step: int = 0
+    ema: float = 0.0
+    ema_weight: float = 0.0
+    elapsed_s: float = 0.0
+    train_time_s: float = 0.0
+
+
 def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_steps: int | None,
            log: _Metrics) -> dict[str, Any] | None:
     import torch
 
-    from infscale.train.model import LlamaModel, lm_loss, load_weights
+    from infscale.train.model import LlamaModel
 
     if (run_dir / "record.json").exists():
         return json.loads((run_dir / "record.json").read_text())
-
-    device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
-        else "cpu"
-    dist = _Dist(device_kind)
-    device = _device(cfg, dist)
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-
-    if data is None:
-        if dist.main:
-            data = prepare_data(cfg.data.corpus, cfg.data.vocab_size, cfg.data.val_fraction, cfg.data.cache_dir,
-                                cfg.data.max_bytes)
-        dist.barrier()
-        if data is None:
-            data = prepare_data(cfg.data.corpus, cfg.data.vocab_size, cfg.data.val_fraction, cfg.data.cache_dir,
-                                cfg.data.max_bytes)
+    dist, device = _setup_device(cfg)
+    data = data if data is not None else _shared_data(cfg, dist)
     shape = resolve_shape(cfg, data.vocab_size)
     dtype = resolve_dtype(cfg.dtype, device)
     need_bytes = check_memory(cfg, shape, device, dtype)  # before any parameter is allocated
@@ -299,58 +294,115 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
     torch.manual_seed(cfg.seed)
     model = LlamaModel(shape).to(device)
     time_s = check_time(cfg, model, steps, device, dtype)  # before anything is written
-
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        resolved = cfg.model_dump(mode="json") | {
-            "resolved": {"shape": shape.to_dict(), "n_params": shape.n_params, "n_tokens": n_tokens, "steps": steps,
-                         "world_size": dist.world, "device": device, "dtype": dtype, "corpus_hash": data.corpus_hash,
-                         "memory_estimate_bytes": need_bytes, "time_estimate_s": time_s, "run_id": run_id}
-        }
-        save_config(run_dir / "config.yaml", resolved)
+        save_config(run_dir / "config.yaml", cfg.model_dump(mode="json") | {"resolved": {
+            "shape": shape.to_dict(), "n_params": shape.n_params, "n_tokens": n_tokens, "steps": steps,
+            "world_size": dist.world, "device": device, "dtype": dtype, "corpus_hash": data.corpus_hash,
+            "memory_estimate_bytes": need_bytes, "time_estimate_s": time_s, "run_id": run_id}})
+    opt = _optimizer(model, cfg, device)
+    state = _resume(run_dir / "ckpt.pt", model, opt, device)
+    if state.step and dist.main:
+        log({"event": "resume", "step": state.step})
+    finished = _run_steps(cfg, model, opt, data, dist, device, dtype, steps, run_id, state, run_dir / "ckpt.pt",
+                          stop_after_steps, log)
+    if not finished:
+        return None
+    record = _final_record(cfg, model, data, tasks, shape, n_tokens, steps, run_id, dist, device, dtype, state)
+    if dist.main:
+        log({"step": steps, "val_loss": record["loss"], **record["downstream"], "final": True})
+        tmp = run_dir / "record.json.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, run_dir / "record.json")
+        (run_dir / "ckpt.pt").unlink(missing_ok=True)
+    dist.barrier()
+    return record
+
+
+def _setup_device(cfg: TrainConfig) -> tuple[_Dist, str]:
+    import torch
+
+    device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
+        else "cpu"
+    dist = _Dist(device_kind)
+    device = _device(cfg, dist)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    return dist, device
+
+
+def _shared_data(cfg: TrainConfig, dist: _Dist) -> TokenData:
+    """The tokenized corpus: the main rank builds the cache, the others read it after the barrier."""
+    d = cfg.data
+    data = prepare_data(d.corpus, d.vocab_size, d.val_fraction, d.cache_dir, d.max_bytes) if dist.main else None
+    dist.barrier()
+    return data if data is not None else prepare_data(d.corpus, d.vocab_size, d.val_fraction, d.cache_dir,
+                                                      d.max_bytes)
+
+
+def _optimizer(model: Any, cfg: TrainConfig, device: str) -> Any:
+    """AdamW, weight decay on the matrices only."""
+    import torch
+
+    o = cfg.optim
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    o = cfg.optim
-    opt = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=o.lr, betas=(o.beta1, o.beta2), fused=device.startswith("cuda"),
     )
-    start_step, ema, ema_weight, elapsed, train_time = 0, 0.0, 0.0, 0.0, 0.0
-    ckpt_path = run_dir / "ckpt.pt"
-    if ckpt_path.exists():
-        ckpt = load_weights(ckpt_path, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start_step, ema, ema_weight = ckpt["step"], ckpt["ema"], ckpt["ema_weight"]
-        elapsed, train_time = ckpt["elapsed_s"], ckpt["train_time_s"]
-        if dist.main:
-            log({"event": "resume", "step": start_step})
+
+
+def _resume(ckpt_path: Path, model: Any, opt: Any, device: str) -> _RunState:
+    """The weights, optimizer and progress of the checkpoint when there is one (a fresh `_RunState` otherwise)."""
+    from infscale.train.model import load_weights
+
+    if not ckpt_path.exists():
+        return _RunState()
+    ckpt = load_weights(ckpt_path, map_location=device)
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    return _RunState(step=ckpt["step"], ema=ckpt["ema"], ema_weight=ckpt["ema_weight"], elapsed_s=ckpt["elapsed_s"],
+                     train_time_s=ckpt["train_time_s"])
+
+
+def _save_checkpoint(ckpt_path: Path, model: Any, opt: Any, state: _RunState, step: int) -> None:
+    import torch
+
+    tmp = ckpt_path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "ema": state.ema,
+                "ema_weight": state.ema_weight, "elapsed_s": state.elapsed_s, "train_time_s": state.train_time_s},
+               tmp)
+    os.replace(tmp, ckpt_path)
+
+
+def _run_steps(cfg: TrainConfig, model: Any, opt: Any, data: TokenData, dist: _Dist, device: str, dtype: str,
+               steps: int, run_id: str, state: _RunState, ckpt_path: Path, stop_after_steps: int | None,
+               log: _Metrics) -> bool:
+    """Steps ``state.step .. steps - 1`` (metrics every ``log_every``, evaluations, checkpoints); False when
+    ``stop_after_steps`` stopped it first (a checkpoint saved)."""
+    import torch
+
+    from infscale.progress import Progress
+    from infscale.train.model import lm_loss
+
     net = model
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
-
-    def save_checkpoint(step: int) -> None:
-        if not dist.main:
-            return
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "ema": ema,
-                    "ema_weight": ema_weight, "elapsed_s": elapsed, "train_time_s": train_time}, tmp)
-        os.replace(tmp, ckpt_path)
-
-    from infscale.progress import Progress
-
-    # a bar on a terminal; otherwise one line per log interval (cfg.log_every steps), each with its ETA
+    # a bar on a terminal; otherwise a line per log interval (cfg.log_every steps) at most, each with its ETA
     bar = Progress(f"train {run_id}", steps, "steps", every=cfg.log_every,
                    enabled=cfg.progress and dist.main).start()
-    bar.advance(start_step, resumed=True)
+    bar.advance(state.step, resumed=True)
     T, B, A = cfg.model.context_length, cfg.batch_size, cfg.grad_accum
-    beta = cfg.ema_beta
+    o, beta = cfg.optim, cfg.ema_beta
     done_here = 0
     t_wall = time.perf_counter()
     model.train()
-    for step in range(start_step, steps):
+    for step in range(state.step, steps):
         t0 = time.perf_counter()
         lr = lr_at(step, steps, cfg)
         for group in opt.param_groups:
@@ -371,43 +423,55 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
             torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        ema = beta * ema + (1 - beta) * loss_sum
-        ema_weight = beta * ema_weight + (1 - beta)
+        state.ema = beta * state.ema + (1 - beta) * loss_sum
+        state.ema_weight = beta * state.ema_weight + (1 - beta)
         dt = time.perf_counter() - t0
-        train_time += dt
+        state.train_time_s += dt
         done = step + 1
-        bar.advance(note=f"loss {ema / ema_weight:.4f}")
+        bar.advance(note=f"loss {state.ema / state.ema_weight:.4f}")
         if dist.main and (done % cfg.log_every == 0 or done == steps):
             log({"step": done, "tokens": done * B * T * A * dist.world, "loss": loss_sum,
-                 "loss_smoothed": ema / ema_weight, "lr": lr, "tokens_per_s": B * T * A * dist.world / dt})
+                 "loss_smoothed": state.ema / state.ema_weight, "lr": lr,
+                 "tokens_per_s": B * T * A * dist.world / dt})
         if cfg.eval_every and done % cfg.eval_every == 0 and done < steps and dist.main:
             log({"step": done, "val_loss": evaluate(model, data.val, cfg, device, dtype).loss})
         done_here += 1
         now = time.perf_counter()
         if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < steps) or (
                 stop_after_steps is not None and done_here >= stop_after_steps):
-            elapsed += now - t_wall
+            state.elapsed_s += now - t_wall
             t_wall = now
-            save_checkpoint(done)
+            if dist.main:
+                _save_checkpoint(ckpt_path, model, opt, state, done)
             dist.barrier()
         if stop_after_steps is not None and done_here >= stop_after_steps and done < steps:
             bar.close()
-            return None
+            return False
     bar.close()
+    state.elapsed_s += time.perf_counter() - t_wall
+    return True
+
+
+def _final_record(cfg: TrainConfig, model: Any, data: TokenData, tasks: list[Any], shape: TransformerShape,
+                  n_tokens: float, steps: int, run_id: str, dist: _Dist, device: str, dtype: str,
+                  state: _RunState) -> dict[str, Any]:
+    """The run's record: validation loss (with its standard error), downstream scores while the trained model is in
+    memory, the shape, the token and FLOP counts, the times."""
+    t_eval = time.perf_counter()
     val = evaluate(model, data.val, cfg, device, dtype)
-    val_loss = val.loss
     downstream, downstream_n, t_down = {}, {}, time.perf_counter()
-    if tasks:  # scored now, while the trained model is in memory (the checkpoint is deleted below)
+    if tasks:  # scored now, while the trained model is in memory (the checkpoint is deleted after)
         model.eval()
         downstream, downstream_n = run_tasks(model, tasks, device)
         model.train()
     downstream_s = time.perf_counter() - t_down
-    elapsed += time.perf_counter() - t_wall
-    n = shape.n_params
-    record = {
-        "run_id": run_id, "group": cfg.group, "N": n, "D": n_tokens, "loss": val_loss, "loss_se": val.loss_se,
+    elapsed = state.elapsed_s + (time.perf_counter() - t_eval)
+    n, T = shape.n_params, cfg.model.context_length
+    train_time = state.train_time_s
+    return {
+        "run_id": run_id, "group": cfg.group, "N": n, "D": n_tokens, "loss": val.loss, "loss_se": val.loss_se,
         "val_tokens": val.n_tokens, "seed": cfg.seed,
-        "train_loss_smoothed": ema / ema_weight, "d_model": shape.d_model, "n_layers": shape.n_layers,
+        "train_loss_smoothed": state.ema / state.ema_weight, "d_model": shape.d_model, "n_layers": shape.n_layers,
         "n_heads": shape.n_heads, "n_kv_heads": shape.kv_heads, "d_ff": shape.ffn_hidden,
         "vocab_size": shape.vocab_size, "context_length": T, "aspect_ratio": shape.aspect_ratio,
         "tokens_per_param": n_tokens / n, "flops": train_flops_6nd(n, n_tokens),
@@ -418,11 +482,3 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
         "downstream": downstream, "downstream_examples": downstream_n, "downstream_s": downstream_s,
         "config": cfg.model_dump(mode="json"),
     }
-    if dist.main:
-        log({"step": steps, "val_loss": val_loss, **downstream, "final": True})
-        tmp = run_dir / "record.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, run_dir / "record.json")
-        ckpt_path.unlink(missing_ok=True)
-    dist.barrier()
-    return record

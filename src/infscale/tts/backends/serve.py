@@ -218,9 +218,118 @@ class Batcher:
                 item.done.set()
 
 
-def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, model_name: str = "infscale",
-                limits: ServerLimits | None = None) -> ThreadingHTTPServer:
-    lim = limits or ServerLimits()
+class _Handler(BaseHTTPRequestHandler):
+    """One HTTP request: the routes of `make_server` (set on a subclass with the limits and the model's name), every
+    failure answered in the OpenAI error shape, a silent client 408, an oversized line 414."""
+
+    routes: dict[str, Any] = {}
+    lim: ServerLimits = ServerLimits()
+    model_name: str = "infscale"
+    protocol_version = "HTTP/1.0"
+    default_request_version = "HTTP/1.0"  # so even an answer to a garbled request line has a status line
+
+    def handle_one_request(self) -> None:
+        # http.server's own loop, except that a client silent past the timeout gets a 408 instead of nothing
+        self.requestline, self.command, self.request_version = "", "", self.default_request_version
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except TimeoutError:
+            self.send_error(408, f"no request line within {self.lim.socket_timeout_s:g} s")
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414, "request line over 64 KiB")
+            return
+        try:
+            if not self.parse_request():
+                return
+        except TimeoutError:
+            self.send_error(408, f"headers not complete within {self.lim.socket_timeout_s:g} s")
+            return
+        handler = getattr(self, f"do_{self.command}", None)
+        if handler is None:
+            self.send_error(405, f"{self.command} is not served")
+            return
+        handler()
+        self.wfile.flush()
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, code: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if code in (429, 503):
+            self.send_header("Retry-After", "1")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, err: RequestError) -> None:
+        kind = "invalid_request_error" if err.status < 500 else "server_error"
+        self._send(err.status, {"error": {"message": err.message, "type": kind, "param": err.param,
+                                          "code": err.status}})
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own errors (a garbled request line, a header too long) in the same JSON shape
+        self.close_connection = True
+        try:
+            self._error(RequestError(code, message or self.responses.get(code, ("error",))[0]))
+        except OSError:
+            pass
+
+    def _body(self) -> bytes:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            raise RequestError(411, "a POST needs a Content-Length header")
+        try:
+            size = int(raw)
+        except ValueError:
+            raise RequestError(400, f"Content-Length {raw[:40]!r} is not a number") from None
+        if size < 0:
+            raise RequestError(400, f"Content-Length {size} is negative")
+        if size > self.lim.max_body_bytes:
+            raise RequestError(413, f"body of {size} bytes; this server takes at most {self.lim.max_body_bytes}")
+        try:
+            body = self.rfile.read(size)
+        except TimeoutError:
+            raise RequestError(408, f"no body within {self.lim.socket_timeout_s:g} s") from None
+        if len(body) < size:
+            raise RequestError(400, f"body ended after {len(body)} of {size} bytes")
+        return body
+
+    def _answer(self, fn: Any) -> None:
+        self.close_connection = True
+        try:
+            self._send(200, fn())
+        except RequestError as err:
+            self._error(err)
+        except Exception as exc:  # a generator failure is the server's, and still an answer
+            self._error(RequestError(500, f"generation failed: {type(exc).__name__}: {exc}"))
+
+    def do_GET(self) -> None:  # noqa: N802
+        def models() -> dict[str, Any]:
+            if self.path.rstrip("/") != "/v1/models":
+                raise RequestError(404, f"no route GET {self.path}")
+            return {"object": "list", "data": [{"id": self.model_name, "object": "model"}]}
+
+        self._answer(models)
+
+    def do_POST(self) -> None:  # noqa: N802
+        def post() -> dict[str, Any]:
+            route = self.routes.get(self.path.rstrip("/"))
+            if route is None:
+                raise RequestError(404, f"no route POST {self.path}")
+            return route(parse_json(self._body()))
+
+        self._answer(post)
+
+
+def _completions(generator: Generator, lim: ServerLimits, model_name: str) -> Any:
+    """The `/v1/completions` route: validated, admitted (429 past ``max_queue``), batched, answered."""
     admitted = threading.BoundedSemaphore(lim.max_queue)
     context = getattr(generator.shape, "context_length", None) or None
     batcher = Batcher(generator, lim.max_batch_rows)
@@ -239,6 +348,10 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, mo
             admitted.release()
         return completion_body(comps, params, req.include_stop_str_in_output, model_name)
 
+    return complete
+
+
+def _tokenize(generator: Generator) -> Any:
     def tokenize(data: dict[str, Any]) -> dict[str, Any]:
         try:
             req = TokenizeRequest.model_validate(data)
@@ -246,111 +359,17 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, mo
             raise _first_error(exc) from None
         return {"count": generator.count_tokens(req.prompt)}
 
-    routes = {"/v1/completions": complete, "/tokenize": tokenize}
+    return tokenize
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = lim.socket_timeout_s
-        protocol_version = "HTTP/1.0"
-        default_request_version = "HTTP/1.0"  # so even an answer to a garbled request line has a status line
 
-        def handle_one_request(self) -> None:
-            # http.server's own loop, except that a client silent past the timeout gets a 408 instead of nothing
-            self.requestline, self.command, self.request_version = "", "", self.default_request_version
-            try:
-                self.raw_requestline = self.rfile.readline(65537)
-            except TimeoutError:
-                self.send_error(408, f"no request line within {lim.socket_timeout_s:g} s")
-                return
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            if len(self.raw_requestline) > 65536:
-                self.send_error(414, "request line over 64 KiB")
-                return
-            try:
-                if not self.parse_request():
-                    return
-            except TimeoutError:
-                self.send_error(408, f"headers not complete within {lim.socket_timeout_s:g} s")
-                return
-            handler = getattr(self, f"do_{self.command}", None)
-            if handler is None:
-                self.send_error(405, f"{self.command} is not served")
-                return
-            handler()
-            self.wfile.flush()
-
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
-
-        def _send(self, code: int, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if code in (429, 503):
-                self.send_header("Retry-After", "1")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _error(self, err: RequestError) -> None:
-            kind = "invalid_request_error" if err.status < 500 else "server_error"
-            self._send(err.status, {"error": {"message": err.message, "type": kind, "param": err.param,
-                                              "code": err.status}})
-
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            # http.server's own errors (a garbled request line, a header too long) in the same JSON shape
-            self.close_connection = True
-            try:
-                self._error(RequestError(code, message or self.responses.get(code, ("error",))[0]))
-            except OSError:
-                pass
-
-        def _body(self) -> bytes:
-            raw = self.headers.get("Content-Length")
-            if raw is None:
-                raise RequestError(411, "a POST needs a Content-Length header")
-            try:
-                size = int(raw)
-            except ValueError:
-                raise RequestError(400, f"Content-Length {raw[:40]!r} is not a number") from None
-            if size < 0:
-                raise RequestError(400, f"Content-Length {size} is negative")
-            if size > lim.max_body_bytes:
-                raise RequestError(413, f"body of {size} bytes; this server takes at most {lim.max_body_bytes}")
-            try:
-                body = self.rfile.read(size)
-            except TimeoutError:
-                raise RequestError(408, f"no body within {lim.socket_timeout_s:g} s") from None
-            if len(body) < size:
-                raise RequestError(400, f"body ended after {len(body)} of {size} bytes")
-            return body
-
-        def _answer(self, fn: Any) -> None:
-            self.close_connection = True
-            try:
-                self._send(200, fn())
-            except RequestError as err:
-                self._error(err)
-            except Exception as exc:  # a generator failure is the server's, and still an answer
-                self._error(RequestError(500, f"generation failed: {type(exc).__name__}: {exc}"))
-
-        def do_GET(self) -> None:  # noqa: N802
-            def models() -> dict[str, Any]:
-                if self.path.rstrip("/") != "/v1/models":
-                    raise RequestError(404, f"no route GET {self.path}")
-                return {"object": "list", "data": [{"id": model_name, "object": "model"}]}
-
-            self._answer(models)
-
-        def do_POST(self) -> None:  # noqa: N802
-            def post() -> dict[str, Any]:
-                route = routes.get(self.path.rstrip("/"))
-                if route is None:
-                    raise RequestError(404, f"no route POST {self.path}")
-                return route(parse_json(self._body()))
-
-            self._answer(post)
+def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, model_name: str = "infscale",
+                limits: ServerLimits | None = None) -> ThreadingHTTPServer:
+    """An OpenAI-compatible completions server over ``generator`` (`/v1/completions`, `/tokenize`, `/v1/models`):
+    requests are batched across clients (`Batcher`), at most ``max_queue`` in flight (429 beyond)."""
+    lim = limits or ServerLimits()
+    routes = {"/v1/completions": _completions(generator, lim, model_name), "/tokenize": _tokenize(generator)}
+    handler = type("Handler", (_Handler,), {"routes": routes, "lim": lim, "model_name": model_name,
+                                            "timeout": lim.socket_timeout_s})
 
     class Server(ThreadingHTTPServer):
         # the listen backlog: connections beyond it are reset by the kernel before any handler could answer them
@@ -358,7 +377,7 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, mo
         request_queue_size = max(128, 4 * lim.max_queue)
         daemon_threads = True
 
-    return Server((host, port), Handler)
+    return Server((host, port), handler)
 
 
 def main() -> None:

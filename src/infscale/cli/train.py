@@ -1,4 +1,4 @@
-"""`infscale train CONFIG`, `infscale sweep CONFIG`, `infscale runs DIR`: thin wrappers over infscale.train.
+"""`infscale train CONFIG`, `infscale sweep CONFIG`, `infscale runs DIR`: thin wrappers over `infscale.workflows.train`.
 
 A CONFIG is a YAML path or the name of a bundled recipe (``infscale/recipes/<name>.yaml``, e.g. ``micro_sweep``).
 """
@@ -10,7 +10,6 @@ from pathlib import Path
 import typer
 
 from infscale.cli.output import emit_json_line
-from infscale.configio import resolve_recipe
 
 # record field -> column header
 COLUMNS = {"run_id": "run", "N": "N", "D": "D", "tokens_per_param": "D/N", "d_model": "d", "n_layers": "L",
@@ -46,32 +45,15 @@ def train_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Train one model; resumes from its checkpoint when re-run; appends its record to OUT/records.jsonl."""
-    import os
+    from infscale.workflows.train import run_train_config
 
-    from infscale.configio import check_output_dir, default_out
-    from infscale.train.config import load_train_config
-    from infscale.train.data import prepare_data
-    from infscale.train.sweep import append_record
-    from infscale.train.trainer import default_run_id, plan_tokens, resolve_shape, train
-
-    path = resolve_recipe(config)
-    out = out or default_out("train", path.stem)
-    check_output_dir(out)
-    cfg = load_train_config(path)
-
-    d = cfg.data
-    data = prepare_data(d.corpus, d.vocab_size, d.val_fraction, d.cache_dir, d.max_bytes)
-    shape = resolve_shape(cfg, data.vocab_size)
-    _, n_tokens = plan_tokens(cfg, shape.n_params, int(os.environ.get("WORLD_SIZE", "1")))
-    run_id = cfg.run_id or default_run_id(shape, n_tokens, cfg.group)
-    record = train(cfg, out / run_id, data=data)
-    if record is None or int(os.environ.get("RANK", "0")) != 0:
+    result = run_train_config(config, out)
+    if result.record is None:  # a non-main rank of a distributed run
         return
-    append_record(out / "records.jsonl", record)
     if json_out:
-        emit_json_line(record)
+        emit_json_line(result.record)
     else:
-        _table(f"run {run_id}", [record])
+        _table(f"run {result.run_id}", [result.record])
 
 
 def sweep_cmd(
@@ -83,15 +65,7 @@ def sweep_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print all records as JSON lines."),
 ) -> None:
     """Run a sweep grid; re-running skips finished runs and resumes interrupted ones."""
-
-    from infscale.configio import check_number, default_out
-    from infscale.train.config import load_sweep_config
-    from infscale.train.sweep import run_sweep
-
-    check_number("--workers", workers, low=1, inclusive=True)
-    path = resolve_recipe(config)
-    out = out or default_out("sweep", path.stem)
-    sweep = load_sweep_config(path)
+    from infscale.workflows.train import run_sweep_config
 
     def report(rec: dict, new: bool) -> None:
         if not json_out:
@@ -99,12 +73,12 @@ def sweep_cmd(
             typer.echo(f"[{state}] {rec['run_id']}: N={rec['N']:,} D={rec['D']:,} val loss {rec['loss']:.4f} "
                        f"({rec['wall_s']:.0f} s)", err=True)
 
-    records = run_sweep(sweep, out, executor=executor, workers=workers, source=str(path), on_record=report)
+    result = run_sweep_config(config, out, executor=executor, workers=workers, on_record=report)
     if json_out:
-        for r in records:
+        for r in result.records:
             emit_json_line(r)
     else:
-        _table(f"sweep {out} ({len(records)} runs)", records)
+        _table(f"sweep {result.out} ({len(result.records)} runs)", result.records)
 
 
 def runs_cmd(
@@ -114,28 +88,18 @@ def runs_cmd(
 ) -> None:
     """List finished runs (records.jsonl) and runs in progress (started, no record yet: step reached, whether a
     trainer holds them now), also while a sweep is still running."""
+    from infscale.workflows.train import list_runs
 
-    from infscale.errors import InputError
-    from infscale.train.sweep import read_run_records, runs_in_progress
-
-    path = directory if directory.suffix == ".jsonl" else directory / "records.jsonl"
-    if not path.exists() and not (path.parent / "runs").is_dir():
-        raise InputError(f"{path}: no records file and no runs/ (run `infscale sweep` or `infscale train` first)")
-    records = read_run_records(path)
-    partial = runs_in_progress(path.parent, {r["run_id"] for r in records})
-    tts_runs = sorted((path.parent / "runs").glob("*/records.jsonl"))
-    if not records and not partial and tts_runs:
-        raise InputError(f"{path.parent}: no training runs here; runs/ holds tts runs ({tts_runs[0].parent.name}, ...): "
-                         "`infscale tts analyze` reads them")
+    listing = list_runs(directory)
     if json_out:
-        for r in records:
+        for r in listing.records:
             emit_json_line(r)
-        for p in partial:
+        for p in listing.in_progress:
             emit_json_line({**p, "in_progress": True})
         return
-    _table(str(path), records)
-    typer.echo(f"{len(records)} finished, {len(partial)} in progress")
-    for p in partial:
+    _table(str(listing.path), listing.records)
+    typer.echo(f"{len(listing.records)} finished, {len(listing.in_progress)} in progress")
+    for p in listing.in_progress:
         of = "" if p["steps"] is None else f" of {p['steps']:,}"
         loss = "" if p["loss_smoothed"] is None else f", train loss {p['loss_smoothed']:.4f}"
         state = "training now" if p["active"] else ("stopped, resumes from its checkpoint" if p["checkpoint"]

@@ -33,16 +33,10 @@ def measure(
     from rich.table import Table
 
     from infscale.cli.output import console as cli_console
-    from infscale.latency.io import load_sweep_config
-    from infscale.latency.measure import MeasureSettings, get_backend, measure_sweep
+    from infscale.workflows.latency import measure_config
 
-    cfg = load_sweep_config(config)
-    name = backend or cfg.backend
-    get_backend(name)  # a missing backend fails before anything is timed
-    settings = MeasureSettings(device=device or cfg.device, threads=cfg.threads, warmup=cfg.warmup,
-                               repeats=cfg.repeats)
-    records = measure_sweep(cfg.build_shapes(), cfg.workload.build(), out, backend=name, settings=settings,
-                            redo=redo or ())  # progress: a bar on a terminal, one line per shape otherwise
+    result = measure_config(config, out, backend=backend, device=device, redo=redo or ())
+    records, name = result.records, result.backend
     if as_json:
         _print_json(records)
         return

@@ -1,6 +1,7 @@
-"""`infscale latency calibrate` as a workflow: a hardware profile calibrated on seed A's published A100 latencies or
-on the JSONL records of `infscale latency measure` (fit on some shapes, held-out errors on the others), optionally
-written as a profile JSON."""
+"""The `infscale latency` workflows: `measure` (time every shape of a sweep config into a records file that it
+appends to and resumes from), `calibrate` (a hardware profile calibrated on seed A's published A100 latencies or on
+the records of `measure`: fit on some shapes, held-out errors on the others, optionally written as a profile JSON)
+and `predict`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,34 @@ import numpy as np
 from infscale.configio import check_output_file
 from infscale.errors import InputError
 
-__all__ = ["Calibration", "calibrate_on_seed_a", "calibrate_on_records", "predict_shapes"]
+__all__ = ["Calibration", "Measurement", "calibrate_on_seed_a", "calibrate_on_records", "measure_config",
+           "predict_shapes"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measurement:
+    """The records of a `measure_config` run (each shape of the sweep, the ones kept from an earlier run included)."""
+
+    out: Path
+    backend: str
+    records: list[dict[str, Any]]
+
+
+def measure_config(config: Path, out: Path, *, backend: str | None = None, device: str | None = None,
+                   redo: Sequence[str] = ()) -> Measurement:
+    """Time prefill and decode of every shape of the sweep ``config`` into the records file ``out`` (appended to;
+    shapes already there are kept unless named in ``redo``); the backend and device default to the config's."""
+    from infscale.latency.io import load_sweep_config
+    from infscale.latency.measure import MeasureSettings, get_backend, measure_sweep
+
+    cfg = load_sweep_config(config)
+    name = backend or cfg.backend
+    get_backend(name)  # a missing backend fails before anything is timed
+    settings = MeasureSettings(device=device or cfg.device, threads=cfg.threads, warmup=cfg.warmup,
+                               repeats=cfg.repeats)
+    records = measure_sweep(cfg.build_shapes(), cfg.workload.build(), out, backend=name, settings=settings,
+                            redo=tuple(redo))  # progress: a bar on a terminal, lines otherwise
+    return Measurement(out=out, backend=name, records=records)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

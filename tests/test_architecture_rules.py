@@ -32,6 +32,7 @@ PURE_MODULES = [
     "infscale.extrapolation",
     "infscale.jsonsafe",
     "infscale.laws",
+    "infscale.notices",
     "infscale.laws.compute_optimal",
     "infscale.laws.downstream",
     "infscale.laws.envelope",

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infscale.notices import Notice
+
 __all__ = ["SLACK", "FitRange", "law_range", "law_warnings", "profile_warnings", "outside", "point_warnings",
            "law_quantities"]
 
@@ -36,8 +38,8 @@ _LAW_WHERE = "runs the law was fitted on"
 """How a law-range line names its range (`FitRange.warnings`), as opposed to a profile's."""
 
 
-def outside(symbol: str, value: float, low: float, high: float, where: str) -> str | None:
-    """One line when ``value`` lies beyond ``[low, high]`` by more than `SLACK`, naming how far; else ``None``."""
+def outside(symbol: str, value: float, low: float, high: float, where: str, source: str = "law") -> Notice | None:
+    """One `Notice` when ``value`` lies beyond ``[low, high]`` by more than `SLACK`, naming how far; else ``None``."""
     if not (math.isfinite(value) and math.isfinite(low) and math.isfinite(high)):
         return None
     if value > high * (1 + SLACK) if high > 0 else value > high + SLACK * abs(high):
@@ -46,7 +48,8 @@ def outside(symbol: str, value: float, low: float, high: float, where: str) -> s
         how = f"{low / value:.3g}x below its smallest" if value > 0 and low > 0 else "below its smallest"
     else:
         return None
-    return f"extrapolation: {symbol} = {value:.4g} is {how} (range {low:.4g} to {high:.4g} {where})"
+    return Notice("extrapolation", f"{symbol} = {value:.4g} is {how} (range {low:.4g} to {high:.4g} {where})",
+                  quantity=symbol, value=value, range=(low, high), source=source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +153,9 @@ def law_warnings(meta: Mapping[str, Any], *, n_params: float | None = None, n_to
     carries no fitted range (a law given by its parameters, or saved before ranges were kept)."""
     rng = law_range(meta)
     if rng is None:
-        return ["unchecked: the law carries no fitted range (given by its parameters, or saved by an older version): "
-                "whether this point extrapolates is unknown; refit and save it with `infscale fit --save`"]
+        return [Notice("unchecked", "the law carries no fitted range (given by its parameters, or saved by an older "
+                       "version): whether this point extrapolates is unknown; refit and save it with `infscale fit "
+                       "--save`", source="law")]
     return rng.warnings(n_params=n_params, n_tokens=n_tokens, aspect_ratio=aspect_ratio, loss=loss,
                         ffn_ratio=ffn_ratio, kv_group=kv_group)
 
@@ -162,13 +166,14 @@ def profile_warnings(profile: Any, n_params: float | None = None) -> list[str]:
     calibrated_on = getattr(profile, "calibrated_on", "")
     name = getattr(profile, "name", "?")
     if not calibrated_on:
-        return [f"uncalibrated: profile {name!r} is a datasheet preset (peak rates with assumed efficiencies and "
-                "overheads, never fitted to measurements): its latencies are estimates; calibrate one with `infscale "
-                "latency measure` + `infscale latency calibrate`"]
+        return [Notice("uncalibrated", f"profile {name!r} is a datasheet preset (peak rates with assumed efficiencies "
+                       "and overheads, never fitted to measurements): its latencies are estimates; calibrate one with "
+                       "`infscale latency measure` + `infscale latency calibrate`", source="profile")]
     span = getattr(profile, "calibrated_n_params", None)
     if n_params is None or span is None:
         return []
-    line = outside("N", float(n_params), span[0], span[1], f"of the models profile {name!r} was calibrated on")
+    line = outside("N", float(n_params), span[0], span[1], f"of the models profile {name!r} was calibrated on",
+                   source="profile")
     return [] if line is None else [line]
 
 
@@ -190,6 +195,6 @@ def point_warnings(meta: Mapping[str, Any], row: Mapping[str, Any], *, shape_awa
 def law_quantities(lines: Sequence[str]) -> list[str]:
     """The symbols (``N``, ``D``, ``D/N``, ...) that the law-range lines among ``lines`` flag, each once, in order:
     the short form of `law_warnings` for a summary (a profile's lines are not the law's)."""
-    found = (line.removeprefix("extrapolation: ").split(" = ")[0] for line in lines
-             if line.startswith("extrapolation: ") and line.endswith(f"{_LAW_WHERE})"))
+    found = (line.quantity for line in lines
+             if isinstance(line, Notice) and line.kind == "extrapolation" and line.source == "law")
     return list(dict.fromkeys(found))

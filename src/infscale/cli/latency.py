@@ -67,6 +67,7 @@ def predict(
     from rich.table import Table
 
     from infscale.cli.output import console as cli_console
+    from infscale.notices import notice_kind
     from infscale.workflows.latency import predict_shapes
 
     res = predict_shapes(shapes, hardware, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
@@ -89,7 +90,7 @@ def predict(
                       f"{r['decode_s'] * 1e3:.1f}", f"{r['total_s']:.3f}", f"{r['decode_per_token_s'] * 1e3:.3f}",
                       f"{r['memory_bytes'] / 1e9:.2f}" + ("" if r["fits_memory"] else " (does not fit)"))
     cli_console().print(table)
-    print_warnings(dict.fromkeys(w.replace("extrapolation: N", f"extrapolation: {r['shape']}: N")
+    print_warnings(dict.fromkeys(w.about(r["shape"]) if notice_kind(w) == "extrapolation" else w
                                  for r in rows for w in r["warnings"]))
 
 

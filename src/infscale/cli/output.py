@@ -70,14 +70,16 @@ def console(stderr: bool = False) -> Console:
 
 
 def brief_warnings(lines: list[str]) -> str:
-    """Extrapolation and provenance lines (`infscale.extrapolation`) in a few words, for a table cell or a line
-    under a baseline: which quantities leave the law's fitted range, and why a latency is only an estimate."""
+    """Extrapolation and provenance notices (`infscale.notices`) in a few words, for a table cell or a line under a
+    baseline: which quantities leave the law's fitted range, and why a latency is only an estimate."""
     from infscale.extrapolation import law_quantities
+    from infscale.notices import notice_kind
 
     symbols = law_quantities(lines)
-    profile_out = any(line.startswith("extrapolation") and not law_quantities([line]) for line in lines)
+    kinds = {notice_kind(line) for line in lines}
+    profile_out = any(notice_kind(line) == "extrapolation" and line.source == "profile" for line in lines)
     parts = ([f"extrapolates the law ({', '.join(symbols)} outside its fitted range)"] if symbols else []) + \
-        (["the law has no fitted range"] if any(line.startswith("unchecked") for line in lines) else []) + \
-        (["latency from an uncalibrated profile"] if any(line.startswith("uncalibrated") for line in lines) else []) + \
+        (["the law has no fitted range"] if "unchecked" in kinds else []) + \
+        (["latency from an uncalibrated profile"] if "uncalibrated" in kinds else []) + \
         (["latency outside the sizes its profile was calibrated on"] if profile_out else [])
     return "; ".join(parts) or (lines[0] if lines else "")

@@ -122,15 +122,15 @@ def _params_range(req: PlanRequest) -> tuple[float, float]:
 def _constraints(req: PlanRequest, memory_bytes: float | None) -> Any:
     from infscale.plan import PlanConstraints
 
-    try:
-        return PlanConstraints(max_latency_s=req.max_latency_s, max_params=req.max_params, max_tokens=req.max_tokens,
-                               max_train_flops=req.max_train_flops, n_tokens=req.tokens,
-                               max_memory_bytes=memory_bytes)
-    except ValueError as exc:
-        msg = str(exc).replace("PlanConstraints: ", "").replace("PlanConstraints.", "--")
-        if "give n_tokens" in msg:
-            msg = "give --tokens, --max-tokens or --max-train-flops (the loss needs the training tokens D)"
-        raise InputError(msg) from None
+    # the flags are checked here, by their names, before the library sees them (no re-wording of its errors)
+    for flag, value in (("--max-latency", req.max_latency_s), ("--max-params", req.max_params),
+                        ("--max-tokens", req.max_tokens), ("--max-train-flops", req.max_train_flops),
+                        ("--tokens", req.tokens)):
+        check_number(flag, value)
+    if req.tokens is None and req.max_tokens is None and req.max_train_flops is None:
+        raise InputError("give --tokens, --max-tokens or --max-train-flops (the loss needs the training tokens D)")
+    return PlanConstraints(max_latency_s=req.max_latency_s, max_params=req.max_params, max_tokens=req.max_tokens,
+                           max_train_flops=req.max_train_flops, n_tokens=req.tokens, max_memory_bytes=memory_bytes)
 
 
 def _hardware(req: PlanRequest) -> tuple[Any, Any, Any]:
@@ -162,13 +162,19 @@ def _rules(req: PlanRequest) -> Any:
     changes = {k: v for k, v in (("vocab_size", req.vocab_size), ("n_layers_max", req.max_layers),
                                  ("d_model_max", req.max_d_model), ("kv_heads", req.kv_heads),
                                  ("ffn_multipliers", req.ffn_multipliers)) if v is not None}
+    flag = {"vocab_size": "--vocab-size", "n_layers_max": "--max-layers", "d_model_max": "--max-d-model",
+            "kv_heads": "--kv-heads", "ffn_multipliers": "--ffn-multipliers"}
+    for key, value in changes.items():  # each flag by its name, before the shape rules see it
+        for v in value if isinstance(value, tuple | list) else (value,):
+            if key == "ffn_multipliers":
+                check_number(flag[key], v)
+            elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"{flag[key]} {v}: must be a positive integer")
     try:
         return rules.with_(**changes)
-    except ValueError as exc:
-        flag = {"vocab_size": "--vocab-size", "n_layers_max": "--max-layers", "d_model_max": "--max-d-model",
-                "kv_heads": "--kv-heads", "ffn_multipliers": "--ffn-multipliers"}
-        names = ", ".join(flag[k] for k in changes)
-        raise InputError(f"{names}: {str(exc).replace('ShapeRules: ', '').replace('ShapeRules.', '')}") from None
+    except ValueError as exc:  # a combination the family's own bounds refuse (d_model_min above the new max, say)
+        raise InputError(f"{', '.join(flag[k] for k in changes)}: the family's shape rules refuse it ({exc})") \
+            from None
 
 
 def search_space(rules: Any, family: str, lo: float, hi: float) -> dict[str, Any]:

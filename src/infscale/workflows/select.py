@@ -44,6 +44,7 @@ from infscale.errors import InputError
 from infscale.extrapolation import law_quantities, point_warnings
 from infscale.jsonsafe import finite
 from infscale.laws.validate import spearman
+from infscale.notices import notice_kind
 from infscale.plan.adapters import latency_from_profile, loss_from_law, memory_from_workload, resolve_profile
 from infscale.plan.optimum import PlanConstraints, PlanResult, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes, get_family
@@ -341,7 +342,7 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
         r["warnings"] = point_warnings(law.meta, {**r, "n_params": r["planned_n_params"], "loss": r["predicted_loss"],
                                                   "aspect_ratio": r["d_model"] / r["n_layers"]},
                                        shape_aware=law.law.needs_aspect_ratio, profile=latency_profile)
-    flagged = list(dict.fromkeys(w for r in runs for w in r["warnings"] if not w.startswith("extrapolation")))
+    flagged = list(dict.fromkeys(w for r in runs for w in r["warnings"] if notice_kind(w) != "extrapolation"))
     symbols = law_quantities([w for r in runs for w in r["warnings"]])
     if symbols:
         n_out = sum(bool(law_quantities(r["warnings"])) for r in runs)

@@ -82,7 +82,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
 
 def first_error(exc: ValidationError) -> tuple[str, str]:
     """The first error of ``exc``: its field as ``a.b`` (empty for the whole object) and its message. For a field
-    that may take several kinds (``str | LawSpec``), the branch the input was meant for speaks: a "should be a valid
+    that may take several kinds (``str | InlineLaw``), the branch the input was meant for speaks: a "should be a valid
     string" of the other branch is passed over for the same field's real error."""
     errs = exc.errors()
     top = errs[0]["loc"][:1]

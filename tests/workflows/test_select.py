@@ -114,7 +114,7 @@ def test_a_bad_inline_fit_range_is_named_not_hidden_behind_the_path_branch(tmp_p
     bad = {"law": "inference_aware", "params": SEED_A, "fit_range": {**SEED_A_RANGE, "n_params": [3e8, 7e7]}}
     with pytest.raises(InputError) as err:
         _tiny_config(tmp_path, law=bad)
-    assert str(err.value) == ("tiny.yaml: field law.LawSpec.fit_range: fit_range.n_params: expected finite low <= "
+    assert str(err.value) == ("tiny.yaml: field law.InlineLaw.fit_range: fit_range.n_params: expected finite low <= "
                               "high, got [300000000.0, 70000000.0]")
     assert _tiny_config(tmp_path, law={**bad, "fit_range": SEED_A_RANGE}).law.fit_range["n_runs"] == 27
 

@@ -25,7 +25,7 @@ from infscale.arch import TransformerShape
 from infscale.configio import SafeName, Strict
 
 __all__ = ["AccuracySpec", "CandidatesSpec", "CrossoverSpec", "DeployConfig", "DeploymentSpec", "FitSpec",
-           "HardwareSpec", "LawSpec", "PrmSpec", "TestTimeSpec"]
+           "HardwareSpec", "LawSource", "PrmSpec", "TestTimeSpec"]
 
 
 class FitSpec(Strict):
@@ -35,7 +35,7 @@ class FitSpec(Strict):
     fit_on: str | None = None
 
 
-class LawSpec(Strict):
+class LawSource(Strict):
     path: str | None = None
     """A saved fit (JSON written by `infscale fit --save`)."""
     fit: FitSpec | None = None
@@ -45,7 +45,7 @@ class LawSpec(Strict):
     """A law given by its parameters (e.g. Hoffmann et al.'s published approach-3 fit)."""
 
     @model_validator(mode="after")
-    def _one(self) -> LawSpec:
+    def _one(self) -> LawSource:
         given = [k for k, v in (("path", self.path), ("fit", self.fit), ("law", self.law)) if v is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of path, fit, or law + params")
@@ -171,7 +171,7 @@ class CrossoverSpec(Strict):
 
 class DeployConfig(Strict):
     name: SafeName = "deployment"
-    law: LawSpec
+    law: LawSource
     accuracy: AccuracySpec | None = None
     testtime: TestTimeSpec | None = None
     hardware: HardwareSpec = Field(default_factory=HardwareSpec)

@@ -41,7 +41,7 @@ def resolve(path: str, base: Path) -> Path:
 
 
 def load_law(spec: Any, base: Path) -> Any:
-    """The loss law of a `LawSpec`: a saved fit, one fitted now, or given by its parameters."""
+    """The loss law of a `LawSource`: a saved fit, one fitted now, or given by its parameters."""
     from infscale.laws.fitted import FittedLaw, physical_problems
     from infscale.laws.io import load_fit
 

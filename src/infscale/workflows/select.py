@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 
-class LawSpec(Strict):
+class InlineLaw(Strict):
     """A law given inline: its registered form and parameters."""
 
     law: str = Field(description="Registered law form, e.g. inference_aware.")
@@ -89,7 +89,7 @@ class WorkloadSpec(Strict):
 class SelectConfig(Strict):
     """A model-selection run. ``train`` holds the trainer fields shared by every candidate (not model or tokens)."""
 
-    law: str | LawSpec = Field(description="Fitted law: a FIT.json path (relative to the config) or inline.")
+    law: str | InlineLaw = Field(description="Fitted law: a FIT.json path (relative to the config) or inline.")
     family: str = Field(default="llama", description="Shape family the rules start from (seed-a | llama | gpt).")
     rules: dict[str, Any] = Field(default_factory=dict, description="ShapeRules fields overriding the family's.")
     min_params: float = Field(gt=0, description="Smallest candidate N (exact, embeddings included).")
@@ -372,7 +372,7 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
     def near(p: str) -> Path:
         return Path(p) if Path(p).is_absolute() else path.parent / p
 
-    if isinstance(cfg.law, LawSpec):
+    if isinstance(cfg.law, InlineLaw):
         problems = physical_problems(dict(cfg.law.params))
         if problems:
             raise InputError(f"{path}: law: {problems[0]}")

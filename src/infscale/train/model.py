@@ -70,7 +70,9 @@ class KVCache:
     def empty(cls, shape: TransformerShape, batch: int, max_len: int, device: torch.device | str,
               dtype: torch.dtype) -> KVCache:
         size = (shape.n_layers, batch, shape.kv_heads, max_len, shape.hd)
-        return cls(torch.empty(size, device=device, dtype=dtype), torch.empty(size, device=device, dtype=dtype))
+        # zeros, not torch.empty: a masked slot (left padding of a batch) still enters the attention's weighted sum
+        # with weight 0, and 0 x NaN from uninitialised memory is NaN (seen as a flaky NaN logit in a batched decode)
+        return cls(torch.zeros(size, device=device, dtype=dtype), torch.zeros(size, device=device, dtype=dtype))
 
     @property
     def max_len(self) -> int:

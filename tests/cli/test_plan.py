@@ -202,7 +202,8 @@ def test_out_of_range_plan_is_flagged_an_in_range_one_is_not(seed_a_law, tmp_pat
     near = run("plan", "--law", str(seed_a_law), "--params", "2e8", "--params-band", "1.3", "--tokens", "6e9",
                "--out", str(tmp_path / "near"), "--json")
     plan = json.loads(near.stdout)
-    assert 1.5e8 < plan["best"]["n_params"] < 2.7e8 and plan["warnings"] == []
+    assert 1.5e8 < plan["best"]["n_params"] < 2.7e8
+    assert [w for w in plan["warnings"] if not w.startswith("search bound: ")] == []  # on the band's edge: said
     quiet = run("plan", "--law", str(seed_a_law), "--params", "2e8", "--params-band", "1.3", "--tokens", "6e9",
                 "--out", str(tmp_path / "near"))
     assert "extrapolation" not in quiet.stdout + quiet.stderr and "uncalibrated" not in quiet.stderr

@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 
+from infscale.notices import notice_kind
 from infscale.workflows.plan import PlanRequest, run_plan
 
 LAW = {"law": "inference_aware", "params": {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574,
@@ -17,15 +18,17 @@ LAW = {"law": "inference_aware", "params": {"A": 54754.3, "B": 778343.0, "E": 2.
 def test_a_best_shape_at_the_top_of_the_range_is_reported(tmp_path):
     law = tmp_path / "law.json"
     law.write_text(json.dumps(LAW))
-    with pytest.warns(UserWarning, match="sits at the top of the searched size range"):
-        report = run_plan(PlanRequest(law=law, params=1e9, tokens=29e9, out=tmp_path / "a"))
+    report = run_plan(PlanRequest(law=law, params=1e9, tokens=29e9, out=tmp_path / "a"))
     assert report.best["n_params"] >= 2e9 / 1.05
+    (bound,) = [w for w in report.warnings if notice_kind(w) == "search bound"]  # a notice of the report, typed
+    assert "sits at the top of the searched size range" in bound and bound.range == (0.5e9, 2e9)
     # a latency limit that binds holds the best shape inside the range: no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         inside = run_plan(PlanRequest(law=law, params=1e9, tokens=29e9, hardware="a100-40gb-seed-a",
                                       max_latency_s=1.2, out=tmp_path / "b"))
     assert 0.5e9 * 1.05 < inside.best["n_params"] < 2e9 / 1.05
+    assert not any(notice_kind(w) == "search bound" for w in inside.warnings)
 
 
 def test_the_search_space_is_explicit_and_a_cap_is_named(tmp_path):

@@ -17,6 +17,7 @@ from typing import Any
 from infscale.configio import check_number, check_output_dir, write_csv, write_text
 from infscale.errors import InputError
 from infscale.extrapolation import law_warnings, point_warnings
+from infscale.notices import Notice
 from infscale.workflows.optimum import refuse_architecture_law
 
 __all__ = ["PlanRequest", "PlanReport", "run_plan"]
@@ -100,7 +101,6 @@ def _check_numbers(req: PlanRequest) -> None:
 
 def repeat_fit_warnings(path: Path, law: Any) -> None:
     """The warnings a saved fit was written with, repeated (one line each) wherever it is planned with."""
-    import warnings
 
     for w in law.meta.get("warnings", []):
         warnings.warn(f"{path}: the fit was saved with a warning: {w}", UserWarning, stacklevel=3)
@@ -296,11 +296,11 @@ def run_plan(req: PlanRequest) -> PlanReport:
     best = result.row(result.best)
     best_n = float(best["n_params"])
     end = "top" if best_n >= hi / 1.05 else "bottom" if best_n <= lo * 1.05 else None  # 5%: the grid is discrete
-    if end is not None:
-        warnings.warn(f"the best shape (N={best_n:.3g}) sits at the {end} of the searched size range "
-                      f"[{lo:.3g}, {hi:.3g}]: a {'larger' if end == 'top' else 'smaller'} model was not considered; "
-                      "widen --params-band or --min-params/--max-params to know whether it is the optimum",
-                      stacklevel=2)
+    bound = [] if end is None else [Notice(
+        "search bound", f"the best shape (N={best_n:.3g}) sits at the {end} of the searched size range "
+        f"[{lo:.3g}, {hi:.3g}]: a {'larger' if end == 'top' else 'smaller'} model was not considered; widen "
+        "--params-band or --min-params/--max-params to know whether it is the optimum", quantity="N", value=best_n,
+        range=(lo, hi))]
     verdicts = {name: baseline_verdict(result, i) if isinstance(i, int) else foreign_baseline_verdict(
         result, i, loss_from_law(fitted), latency_fn, memory_fn, measured) for name, i in baselines.items()}
     shape_aware = fitted.law.needs_aspect_ratio
@@ -316,7 +316,7 @@ def run_plan(req: PlanRequest) -> PlanReport:
                         warnings=point_warnings(fitted.meta, best, shape_aware=shape_aware, profile=latency_profile,
                                                 arch=arch_terms),
                         search_space=search_space(rules, req.family, lo, hi))
-    report.warnings.extend(unpriced + cap_warnings(best, report.frontier, rules))
+    report.warnings.extend(bound + unpriced + cap_warnings(best, report.frontier, rules))
     files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),
              "frontier_csv": write_csv(req.out / "frontier.csv", report.frontier)}
     if req.hardware is not None or req.measured is not None:
@@ -380,12 +380,13 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
             raise InputError(f"{exc} (shape-aware laws need --aspect-ratio)" if "aspect" in str(exc) else str(exc)) \
                 from None
         raise
-    if plan.at_bound is not None:
-        warnings.warn(f"the lifetime search ended on its {plan.at_bound} bound (N={plan.n_params:.3g}): this is the "
-                      "best size searched, not an optimum; the law keeps improving beyond it", stacklevel=2)
+    bound = [] if plan.at_bound is None else [Notice(
+        "search bound", f"the lifetime search ended on its {plan.at_bound} bound (N={plan.n_params:.3g}): this is "
+        "the best size searched, not an optimum; the law keeps improving beyond it", quantity="N",
+        value=plan.n_params)]
     chin_cost = float(lifetime_cost(chinchilla.n_params, chinchilla.train_tokens, prefill_tokens=prefill_tokens,
                                     decode_tokens=decode_tokens, cost=cost))
     flags = law_warnings(fitted.meta, n_params=plan.n_params, n_tokens=plan.train_tokens, loss=plan.loss,
                          aspect_ratio=aspect_ratio if fitted.law.needs_aspect_ratio else None)
     return LifetimeReport(optimal=plan, chinchilla=chinchilla, chinchilla_cost=chin_cost,
-                          prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, warnings=flags)
+                          prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, warnings=bound + flags)

@@ -20,6 +20,7 @@ import numpy as np
 
 from infscale.configio import check_output_dir, load_yaml, save_config, write_csv, write_json
 from infscale.errors import InfeasibleError, InputError
+from infscale.notices import Notice
 from infscale.workflows.lifecycle_config import DeployConfig
 from infscale.workflows.lifecycle_inputs import fit_link, load_law, load_points
 
@@ -194,16 +195,18 @@ def _warnings(sol: Any, chain: Any, d: Any) -> list[str]:
         link = chain.link
         if link is not None and bool(link.outside(loss)):
             lo, hi = link.loss_range_
-            out.append(f"extrapolation: the optimum's predicted loss {loss:.4g} lies outside the accuracy link's "
-                       f"fitted range [{lo:.4g}, {hi:.4g}]")
+            out.append(Notice("extrapolation", f"the optimum's predicted loss {loss:.4g} lies outside the accuracy "
+                              f"link's fitted range [{lo:.4g}, {hi:.4g}]", quantity="loss", value=loss, range=(lo, hi),
+                              source="accuracy link"))
         if chain.curves is not None and c.strategy[i] != "greedy":
             base = float(chain.base_accuracy(c, sol.tokens)[i])
             if bool(chain.curves.outside(base, c.strategy[i:i + 1], c.n[i:i + 1])[0]):
                 s = str(c.strategy[i])
                 (blo, bhi), (nlo, nhi) = chain.curves.base_range_[s], chain.curves.n_range_[s]
-                out.append(f"extrapolation: {s} at n={int(c.n[i])} from base accuracy {base:.3f} lies outside its "
-                           f"curve's fitted range (base {blo:.3f}-{bhi:.3f}, n {nlo}-{nhi})")
-    out += [f"the optimum lies on a search bound: {b}" for b in sol.at_bound]
+                out.append(Notice("extrapolation", f"{s} at n={int(c.n[i])} from base accuracy {base:.3f} lies outside "
+                                  f"its curve's fitted range (base {blo:.3f}-{bhi:.3f}, n {nlo}-{nhi})",
+                                  quantity="base accuracy", value=base, range=(blo, bhi), source="test-time curve"))
+    out += [Notice("search bound", f"the optimum lies on a bound of the search: {b}") for b in sol.at_bound]
     return out
 
 
@@ -227,9 +230,9 @@ def _unpriced(cfg: DeployConfig, law: Any) -> list[str]:
             raise InputError(f"candidates.{key}: law {law.name!r} has no term for {what} (it predicts the same loss "
                              f"for every choice, so the cheapest would win for free); fit one that prices them "
                              f"(arch_conditional on the bundled arch_study) or search one value")
-        out.append(f"unpriced: family {cand.family!r} searches {what} {list(searched)} but law {law.name!r} has no "
-                   f"term for them: the plan's {what} are chosen for cost alone, not planned (set candidates.{key}, "
-                   "or fit arch_conditional)")
+        out.append(Notice("unpriced", f"family {cand.family!r} searches {what} {list(searched)} but law {law.name!r} "
+                          f"has no term for them: the plan's {what} are chosen for cost alone, not planned (set "
+                          f"candidates.{key}, or fit arch_conditional)", quantity=what))
     return out
 
 
@@ -259,13 +262,14 @@ def _sweep_warnings(law: Any, rows: list[dict[str, Any]], curves: dict[str, Any]
         lo, hi = lo_hi
         far = max(values, key=lambda v: max(v[0] / hi, lo / v[0]))
         if not lo <= far[0] <= hi:
-            out.append(f"extrapolation: crossover/frontier rows reach {symbol} = {far[0]:.4g} ({far[1]['model']}), "
-                       f"outside the law's fitted {lo:.4g} to {hi:.4g}: those rows are drawn beyond its runs")
+            out.append(Notice("extrapolation", f"crossover/frontier rows reach {symbol} = {far[0]:.4g} "
+                              f"({far[1]['model']}), outside the law's fitted {lo:.4g} to {hi:.4g}: those rows are drawn "
+                              "beyond its runs", quantity=symbol, value=far[0], range=(lo, hi), source="law"))
     loso = (curves or {}).get("leave_one_size_out")
     if sizes_predicted and loso and loso["mae_points"] > _LOSO_WARN_POINTS:
-        out.append(f"test-time curves: leave-one-size-out error {loso['mae_points']:.1f} points: a model size "
-                   "never sampled gets its strategies' accuracy from the other sizes' curves and may be that far "
-                   "off; sample a pilot of it (testtime.pilots)")
+        out.append(Notice("test-time curves", f"leave-one-size-out error {loso['mae_points']:.1f} points: a model "
+                          "size never sampled gets its strategies' accuracy from the other sizes' curves and may be "
+                          "that far off; sample a pilot of it (testtime.pilots)", value=loso["mae_points"]))
     return out
 
 

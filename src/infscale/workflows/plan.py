@@ -208,8 +208,9 @@ def unpriced_search(req: PlanRequest, rules: Any, law: Any) -> list[str]:
             raise InputError(f"{flag}: law {law.name!r} has no term for {what} (it predicts the same loss for every "
                              f"choice, so the fastest would win for free); fit a law that prices them, e.g. `infscale "
                              f"fit --law arch_conditional` on runs that vary them (the bundled arch_study)")
-        out.append(f"unpriced: family searches {what} {list(searched)} but law {law.name!r} has no term for them: the "
-                   f"recommendation's {what} are chosen for latency alone (fit arch_conditional to price them)")
+        out.append(Notice("unpriced", f"family searches {what} {list(searched)} but law {law.name!r} has no term for "
+                          f"them: the recommendation's {what} are chosen for latency alone (fit arch_conditional to "
+                          "price them)", quantity=what))
     return out
 
 

@@ -260,3 +260,32 @@ def test_runs_in_progress_say_whether_a_trainer_holds_them(text_corpus, token_ca
     with RecordWriter(tmp_path / "runs" / "r1" / "metrics.jsonl"):  # what a running trainer holds
         assert runs_in_progress(tmp_path, finished=set())[0]["active"] is True
     assert runs_in_progress(tmp_path, finished={"r1"}) == []
+
+
+_POOL_SCRIPT = """
+import sys, threading, time
+from infscale.train.sweep import LocalExecutor
+
+def work(x):
+    time.sleep(30)
+    return {"x": x}
+
+if __name__ == "__main__":
+    threading.Timer(2.0, lambda: print("started", flush=True)).start()
+    list(LocalExecutor(workers=2).map(work, [1, 2]))
+"""
+
+
+def test_a_sweep_killed_with_9_leaves_no_worker_and_no_leaked_semaphore_warning(tmp_path):
+    """The pool's workers exit with the sweep that started them (orphans would train on beside a resumed sweep), and
+    the resource tracker cleans the pool's semaphores without a warning in the user's terminal."""
+    script = tmp_path / "pool.py"
+    script.write_text(_POOL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    assert proc.stdout.readline().strip() == b"started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    t0 = time.time()
+    err = proc.stderr.read()  # returns once every process holding the pipe (workers, tracker) is gone
+    assert time.time() - t0 < 15 and b"leaked semaphore" not in err, err[-800:]

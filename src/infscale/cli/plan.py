@@ -87,11 +87,6 @@ def _numbers(flag: str, text: str | None, kind: type) -> tuple | None:
     return tuple(out)
 
 
-def _print_warnings(console, lines: list[str], indent: str = "") -> None:
-    """Extrapolation and provenance lines, on standard error as every command's (`print_warnings`)."""
-    print_warnings(lines)
-
-
 def _print_plan(report, top: int) -> None:
     import numpy as np
     from rich.table import Table
@@ -109,7 +104,7 @@ def _print_plan(report, top: int) -> None:
                   f"(x{sp['d_model_multiple']}), n_layers {sp['n_layers'][0]}-{sp['n_layers'][1]}, heads "
                   f"{sp['heads']}, KV heads {sp['kv_heads']}, FFN {sp['ffn']}, N {_fmt(sp['n_params'][0])}-"
                   f"{_fmt(sp['n_params'][1])}")
-    _print_warnings(console, report.warnings)
+    print_warnings(report.warnings)
     table = Table(title="Loss-vs-latency frontier (admissible shapes)")
     for col in ("shape", "N", "D", "R", "loss", "latency s", ""):
         table.add_column(col, justify="right")
@@ -137,8 +132,7 @@ def _print_plan(report, top: int) -> None:
         if r["warnings"]:
             from infscale.cli.output import brief_warnings
 
-            _print_warnings(console, [f"{brief_warnings(r['warnings'])} (plan.json: baselines.{name}.warnings)"],
-                            indent="  ")
+            print_warnings([f"{brief_warnings(r['warnings'])} (plan.json: baselines.{name}.warnings)"])
     console.print("wrote " + ", ".join(report.files.values()))
 
 
@@ -197,7 +191,7 @@ def _print_lifetime(report) -> None:
     console.print(table)
     saving = round(100 * report.saving, 1) + 0.0  # + 0.0: a rounded -0.0 prints as 0.0
     console.print(f"saving vs Chinchilla-optimal at equal loss: {saving:.1f}%")
-    _print_warnings(console, report.warnings)
+    print_warnings(report.warnings)
 
 
 def select_command(
@@ -242,7 +236,7 @@ def _print_selection(report, out: Path) -> None:
     by = (f"val loss {c['achieved_loss']:.4f}" if report.choose_by == "val_loss"
           else f"{report.choose_by} {c['downstream'][report.choose_by]:.4f}, val loss {c['achieved_loss']:.4f}")
     rhos = ", ".join([f"val loss {report.spearman:.3f}"] + [f"{m} {v:.3f}" for m, v in report.spearman_downstream.items()])
-    _print_warnings(console, report.warnings)
+    print_warnings(report.warnings)
     console.print(f"chosen by {report.choose_by}: {c['run_id']} ({by})")
     console.print(f"Spearman predicted vs achieved order: {rhos}; wrote {out / 'report.json'}")
 

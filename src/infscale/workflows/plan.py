@@ -101,7 +101,6 @@ def _check_numbers(req: PlanRequest) -> None:
 
 def repeat_fit_warnings(path: Path, law: Any) -> None:
     """The warnings a saved fit was written with, repeated (one line each) wherever it is planned with."""
-
     for w in law.meta.get("warnings", []):
         warnings.warn(f"{path}: the fit was saved with a warning: {w}", UserWarning, stacklevel=3)
 

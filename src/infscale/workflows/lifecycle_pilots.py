@@ -24,12 +24,11 @@ from infscale.tts.analysis.points import pools_from_records
 from infscale.tts.core.record_files import record_files
 from infscale.workflows.lifecycle_inputs import Points, canonical_strategy, resolve
 from infscale.workflows.tts_analysis import read_runs
-from infscale.workflows.tts_forecast import _flops_per_problem, _sampling_group
+from infscale.workflows.tts_forecast import SCORED_AGGREGATIONS, flops_per_problem, sampling_group
 
 __all__ = ["PilotPoints", "pilot_points"]
 
 _AGGREGATIONS = ("majority_vote", "weighted_vote", "best_of_n")
-_SCORED = ("weighted_vote", "best_of_n")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,16 +83,16 @@ def pilot_points(path: str, base: Path, *, pilot: int, n_max: int, seed: int = 0
     measured: list[float] = []
     pool_size, own_error = {}, {}
     for model in models:
-        group = _sampling_group([r for r in records if r.model == model], f"{source} (model {model})")
+        group = sampling_group([r for r in records if r.model == model], f"{source} (model {model})")
         pools = pools_from_records(group)
         if pilot > pools.pool_size:
             raise InputError(f"testtime.pilot: {pilot} samples, but model {model!r} in {source} has "
                              f"{pools.pool_size} per problem")
-        aggs = [a for a in _AGGREGATIONS if a not in _SCORED or pools.has_scores]
+        aggs = [a for a in _AGGREGATIONS if a not in SCORED_AGGREGATIONS or pools.has_scores]
         f = forecast(pilot_pools(pools, pilot, random_state=seed), n_max, ns=ns, random_state=seed)
         held = ns[ns <= pools.pool_size]
         truth = accuracy_at_n(pools, held, aggregations=aggs, n_bootstrap=1, random_state=seed)
-        flops = _flops_per_problem(group, ns, pools.pool_size)
+        flops = flops_per_problem(group, ns, pools.pool_size)
         n_params = float(group[0].n_params)
         g_acc, g_flops = _greedy(records, model, source)
         for key in rows:
@@ -103,7 +102,7 @@ def pilot_points(path: str, base: Path, *, pilot: int, n_max: int, seed: int = 0
         for a in aggs:
             curve = f.curves[a]
             name = canonical_strategy(f"sampling+{a}")
-            cost = flops["scored" if a in _SCORED else "plain"]
+            cost = flops["scored" if a in SCORED_AGGREGATIONS else "plain"]
             for key, values in (("mean", curve.accuracy), ("low", curve.low), ("high", curve.high)):
                 rows[key] += [(model, n_params, name, int(n), float(v), float(c))
                               for n, v, c in zip(ns, values, cost, strict=True)]

@@ -20,9 +20,11 @@ import numpy as np
 from infscale.configio import check_number, check_output_dir, write_csv, write_json
 from infscale.errors import InputError
 
-__all__ = ["ForecastReport", "forecast_runs", "forecast_records"]
+__all__ = ["SCORED_AGGREGATIONS", "ForecastReport", "flops_per_problem", "forecast_runs", "forecast_records",
+           "sampling_group"]
 
-_SCORED = ("weighted_vote", "best_of_n")
+SCORED_AGGREGATIONS = ("weighted_vote", "best_of_n")
+"""The aggregations that read reward scores (and pay for the reward model per sample)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +53,7 @@ class ForecastReport:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _sampling_group(records: Sequence[Any], source: str) -> list[Any]:
+def sampling_group(records: Sequence[Any], source: str) -> list[Any]:
     """The records of the one i.i.d. sampling (model, strategy, budget) with the largest pool; mixed tasks or models
     are refused in one line."""
     from infscale.tts.core.records import SAMPLING_NAMES
@@ -78,7 +80,7 @@ def _sampling_group(records: Sequence[Any], source: str) -> list[Any]:
     return group
 
 
-def _flops_per_problem(records: Sequence[Any], ns: np.ndarray, pool: int) -> dict[str, np.ndarray]:
+def flops_per_problem(records: Sequence[Any], ns: np.ndarray, pool: int) -> dict[str, np.ndarray]:
     """FLOPs per problem at each n from the ledger: the prompt once, decode per sample, the reward per sample for the
     scored aggregations."""
     prefill = float(np.mean([r.ledger.policy_prefill_flops for r in records]))
@@ -101,18 +103,18 @@ def forecast_records(records: Sequence[Any], out: Path, *, pilot: int, n_max: in
     check_number("--level", level, low=0.0, high=1.0)
     if target is not None:
         check_number("--target", target, low=0.0, high=1.0)
-    group = _sampling_group(records, source)
+    group = sampling_group(records, source)
     pools = pools_from_records(group)
     if pilot > pools.pool_size:
         raise InputError(f"--pilot {pilot}: the runs hold {pools.pool_size} samples per problem "
                          f"({group[0].strategy} n={group[0].budget}); a pilot cannot be larger than the pool")
     wanted = list(aggregations) if aggregations else [a for a in FORECAST_AGGREGATIONS
-                                                      if a not in _SCORED or pools.has_scores]
+                                                      if a not in SCORED_AGGREGATIONS or pools.has_scores]
     unknown = [a for a in wanted if a not in FORECAST_AGGREGATIONS]
     if unknown:
         raise InputError(f"--aggregation {unknown[0]!r}: expected one of {', '.join(FORECAST_AGGREGATIONS)}")
-    if any(a in _SCORED for a in wanted) and not pools.has_scores:
-        raise InputError(f"{source}: --aggregation {next(a for a in wanted if a in _SCORED)} needs reward scores and "
+    if any(a in SCORED_AGGREGATIONS for a in wanted) and not pools.has_scores:
+        raise InputError(f"{source}: --aggregation {next(a for a in wanted if a in SCORED_AGGREGATIONS)} needs reward scores and "
                          f"the records of {group[0].strategy} n={group[0].budget} carry none: run with a reward")
     check_output_dir(out)
     pil = pilot_pools(pools, pilot, random_state=seed)
@@ -120,13 +122,13 @@ def forecast_records(records: Sequence[Any], out: Path, *, pilot: int, n_max: in
     ns = fc.curves["pass"].ns
     held = ns[ns <= pools.pool_size]
     measured = accuracy_at_n(pools, held, aggregations=wanted, n_bootstrap=200, random_state=seed) if held.size else {}
-    flops = _flops_per_problem(group, ns, pools.pool_size)
+    flops = flops_per_problem(group, ns, pools.pool_size)
     rows, validation, targets = [], {}, {}
     for agg in wanted:
         c = fc.curves[agg]
         meas = measured.get(agg)
         lookup = dict(zip(held.tolist(), meas.accuracy.tolist(), strict=True)) if meas is not None else {}
-        cost = flops["scored" if agg in _SCORED else "plain"]
+        cost = flops["scored" if agg in SCORED_AGGREGATIONS else "plain"]
         for j, n in enumerate(ns.tolist()):
             rows.append({"aggregation": agg, "n": n, "forecast": float(c.accuracy[j]), "low": float(c.low[j]),
                          "high": float(c.high[j]), "measured": lookup.get(n), "flops_per_problem": float(cost[j])})

@@ -11,14 +11,14 @@ per problem, a posterior over the answer distribution and reads each aggregation
   ``Dir(counts + alpha)``.
 - **Majority vote** at n: the class counts of n i.i.d. draws from a posterior sample (multinomial); the correct class
   must have strictly the most votes, ties broken uniformly (the convention of `accuracy_at_n`).
-- **Weighted vote**: as majority vote, each class's score sum its count times the class's score (the pilot's mean
-  score of that answer; for a correct answer the pilot never drew, a correct class's score from another problem),
-  plus the spread of scores within an answer class.
-- **Best-of-n**: the verifier's score distributions on correct and on wrong samples (its ROC, the view of Stroebl et
-  al. 2024 and ROC-n-reroll 2025) per problem: its own pilot's histograms shrunk towards the pooled ones, binned; ``P(best correct) = sum_b [(G_b + c_b + w_b)^n - G_b^n]
-  c_b / (c_b + w_b)`` with ``c_b = q F_c(bin b)``, ``w_b = (1 - q) F_w(bin b)`` and ``G_b`` the mass below bin b. As n
-  grows it tends to what the top of the two score distributions holds: a verifier whose false positives reach above its
-  true positives caps the accuracy.
+- **Weighted vote** and **best-of-n** share one model of the answer classes (`_class_scores`): each class's
+  per-sample scores are its pilot samples shrunk towards the pooled samples of its label (correct or wrong) by an
+  empirical-Bayes pseudo-count (`_shrink`); a correct answer the pilot never drew takes another problem's correct
+  class. Weighted vote sums the scores of each class's draws (one by one up to `_EXACT_VOTES`, a normal sum
+  beyond); best-of-n takes each drawn class's largest score (the maximum of k draws by inverse CDF) and the best
+  class wins. The sink's answers are wrong and can be picked by best-of-n with the pooled wrong scores, so a
+  verifier's false positives cap best-of-n as n grows (the Stroebl et al. 2024 / ROC-n-reroll 2025 view: the
+  verifier's score distributions on correct and wrong samples set it).
 
 Intervals: each problem gets ``n_draws`` posterior samples and a curve per sample; a bootstrap replicate resamples the
 problems and takes one posterior sample of each, so the interval covers both the problem sample and each problem's
@@ -96,7 +96,7 @@ class Forecast:
     limits: dict[str, float]
     """Accuracy as n grows without bound: ``pass`` (the share of problems with q > 0 under the posterior mean),
     ``majority_vote`` (problems whose posterior mean puts the correct class first), ``best_of_n`` (the verifier's
-    cap: the top score bin's correct share, averaged over problems)."""
+    cap: the class model's best-of-n at n = `_FAR_N`, where every answer with a chance has been drawn)."""
     unseen_share: float
     """Fraction of problems with no correct sample in the pilot: their forecast is the fitted prior's, not theirs."""
     unseen_contribution: float

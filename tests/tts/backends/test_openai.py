@@ -144,3 +144,50 @@ def test_every_endpoint_dead_stops_the_run_in_one_line_and_resume_finishes(tmp_p
     done = run_tts(load_config(path), quiet=True)
     assert (done.written, done.skipped, done.failed) == (6, 12, 0)
     assert len(list(read_problem_records(tmp_path / "srv" / "records.jsonl"))) == 18
+
+
+def test_each_endpoint_sends_its_own_key_read_from_the_environment(tmp_path, monkeypatch):
+    """Two keyed replicas with different keys, each key named per endpoint by its environment variable: the run
+    finishes on both, and the run directory's stored config names the variables, never the keys."""
+    servers = [make_server(ScriptedArithmeticGenerator(error_rate=0.3, shape=SHAPE), port=0, api_key=key)
+               for key in ("key-a-1234", "key-b-5678")]
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url_a, url_b = (f"http://127.0.0.1:{srv.server_address[1]}/v1" for srv in servers)
+    monkeypatch.setenv("TEST_KEY_A", "key-a-1234")
+    monkeypatch.setenv("TEST_KEY_B", "key-b-5678")
+    try:
+        path = _cfg(tmp_path, [url_a, {"url": url_b, "api_key_env": "TEST_KEY_B"}], api_key_env="TEST_KEY_A")
+        result = run_tts(load_config(path), quiet=True)
+        assert (result.written, result.failed) == (12, 0)
+        stored = "\n".join(p.read_text() for p in (tmp_path / "srv").rglob("*") if p.is_file())
+        assert "TEST_KEY_B" in stored and "key-a-1234" not in stored and "key-b-5678" not in stored
+
+        # the same endpoint with the other replica's key: refused, one line naming the server, not retried
+        monkeypatch.setenv("TEST_KEY_B", "key-a-1234")
+        client = OpenAIServerGenerator(endpoints=[{"url": url_b, "api_key_env": "TEST_KEY_B"}], model="m",
+                                       shape=SHAPE, max_retries=3, backoff_s=5.0)
+        t0 = time.perf_counter()
+        with pytest.raises(InputError, match=rf"server {url_b}/completions refused the API key \(HTTP 401\)"):
+            client.generate(["1\n"], 1, SamplingParams())
+        assert time.perf_counter() - t0 < 4.0
+        with pytest.raises(InputError, match="refused the API key"):  # no key at all
+            OpenAIServerGenerator(url_a, model="m", shape=SHAPE).generate(["1\n"], 1, SamplingParams())
+    finally:
+        for srv in servers:
+            srv.shutdown()
+
+
+@pytest.mark.parametrize(("endpoints", "extra", "words"), [
+    (["http://127.0.0.1:1/v1"], {"api_key_env": "INFSCALE_TEST_UNSET_KEY"}, "api_key_env names "
+                                                                              "INFSCALE_TEST_UNSET_KEY, which is not set"),
+    ([{"url": "http://127.0.0.1:1/v1", "api_key_env": "INFSCALE_TEST_UNSET_KEY"}], {},
+     r"endpoints\[0\]: api_key_env names INFSCALE_TEST_UNSET_KEY"),
+    ([{"url": "http://127.0.0.1:1/v1", "api_key": "sk-literal"}], {}, r"endpoints\[0\] must be a URL or"),
+    ([{"api_key_env": "X"}], {}, r"endpoints\[0\] must be a URL"),
+    ([7], {}, r"endpoints\[0\] must be a URL"),
+])
+def test_bad_endpoint_keys_are_one_line(monkeypatch, endpoints, extra, words):
+    monkeypatch.delenv("INFSCALE_TEST_UNSET_KEY", raising=False)
+    with pytest.raises(InputError, match=words):
+        OpenAIServerGenerator(endpoints=endpoints, model="m", shape=SHAPE, **extra)

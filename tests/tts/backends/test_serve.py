@@ -4,15 +4,19 @@ what is wrong; its caps (body, n, tokens, context, queue, socket timeout) hold; 
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from infscale.tts.backends.serve import ServerLimits, make_server
+from infscale.errors import InputError
+from infscale.tts.backends.serve import API_KEY_ENV, ServerLimits, is_loopback, make_server
 from infscale.tts.core.generation import ScriptedArithmeticGenerator
 
 SHAPE = {"d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 64, "context_length": 512}
@@ -280,3 +284,84 @@ def _load(port: int) -> None:
     assert [code for code, _ in answers] == [want for _, want in cases]
     assert all(len(r["choices"]) == c[0]["n"] for (code, r), c in zip(answers, cases, strict=True) if code == 200)
     assert time.perf_counter() - t0 < 60
+
+
+# -- who may use the server ------------------------------------------------------------------------------------------
+KEY = "sk-infscale-test-7f3a"
+
+
+def _get_models(port: int, auth: str | None) -> tuple[int, dict]:
+    head = f"Authorization: {auth}\r\n" if auth is not None else ""
+    return raw(port, f"GET /v1/models HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+
+
+@pytest.fixture(scope="module")
+def keyed_port():
+    srv = make_server(ScriptedArithmeticGenerator(error_rate=0.3, shape=SHAPE), port=0, limits=LIMITS, api_key=KEY)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer wrong-key", f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", f"Basic {KEY}",
+                                  KEY, "Bearer", ""])
+def test_a_keyed_server_answers_401_without_the_right_key(keyed_port, auth):
+    for code, reply in (_get_models(keyed_port, auth),
+                        post(keyed_port, ok(), headers=(f"Authorization: {auth}\r\n" if auth is not None else "")
+                             + f"Content-Length: {len(json.dumps(ok()))}\r\n")):
+        assert code == 401, reply
+        err = reply["error"]
+        assert set(err) == {"message", "type", "param", "code"}
+        assert err["type"] == "invalid_request_error" and err["code"] == "invalid_api_key"
+        assert "API key" in err["message"] and KEY not in err["message"]
+
+
+def test_a_keyed_server_answers_the_right_key(keyed_port):
+    code, reply = _get_models(keyed_port, f"Bearer {KEY}")
+    assert code == 200 and reply["data"][0]["id"] == "infscale"
+    body = json.dumps(ok()).encode()
+    code, reply = post(keyed_port, None, raw_body=body,
+                       headers=f"Authorization: bearer  {KEY}\r\nContent-Length: {len(body)}\r\n")
+    assert code == 200 and len(reply["choices"]) == 2
+
+
+def test_the_unkeyed_server_keeps_to_loopback():
+    gen = ScriptedArithmeticGenerator(shape=SHAPE)
+    for host in ("0.0.0.0", "", "::", "8.8.8.8"):
+        with pytest.raises(InputError, match="refusing to serve .* without an API key"):
+            make_server(gen, host=host, port=0)
+    with pytest.raises(InputError, match="API key is empty"):
+        make_server(gen, host="127.0.0.1", port=0, api_key="  ")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.0.0.2")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
+    srv = make_server(gen, host="0.0.0.0", port=0, api_key=KEY)  # a key: any address may be served
+    srv.server_close()
+
+
+def test_the_command_refuses_a_public_address_without_a_key_in_one_line():
+    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+    out = subprocess.run([sys.executable, "-m", "infscale.tts.backends.serve", "--host", "0.0.0.0", "--port", "0"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: refusing to serve on '0.0.0.0' without an API key"), lines
+    assert API_KEY_ENV in lines[0]
+
+
+def test_the_command_serves_with_a_key_from_the_environment(tmp_path):
+    """`python -m infscale.tts.backends.serve` on a free port, the key in INFSCALE_API_KEY: no key 401, the key
+    200 (the bundled arithmetic policy, on CPU)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    env = {**os.environ, API_KEY_ENV: KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "infscale.tts.backends.serve", "--port", str(free)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"serving on http://127.0.0.1:{free}/v1"), (line, proc.stderr.read())
+        assert _get_models(free, None)[0] == 401
+        assert _get_models(free, f"Bearer {KEY}")[0] == 200
+    finally:
+        proc.kill()
+        proc.wait()

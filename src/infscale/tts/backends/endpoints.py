@@ -8,8 +8,9 @@ endpoint is left, `EndpointsDownError` names each with its error; the scheduler 
 is recorded, so a resumed run redoes it). Any other HTTP answer (a 400: the request itself is wrong) is an
 `InputError` naming the URL, the status and the server's message.
 
-Used by the OpenAI-compatible generator (`infscale.tts.backends.openai`); a reward model served over HTTP uses the
-same pool.
+Each endpoint may carry its own API key, sent as ``Authorization: Bearer <key>`` (vLLM's ``--api-key``, infscale's
+own server); a 401 or 403 is not retried: the key is wrong, and the error says so. Used by the OpenAI-compatible
+generator (`infscale.tts.backends.openai`); a reward model served over HTTP uses the same pool.
 """
 
 from __future__ import annotations
@@ -38,20 +39,25 @@ class EndpointsDownError(InputError):
 @dataclass(eq=False)
 class Endpoint:
     url: str
+    api_key: str | None = None
+    """Sent as a bearer token with every request to this endpoint."""
     in_flight: int = 0
     down: str | None = None
     """Why it is out of the pool (``None``: live)."""
 
 
 class EndpointPool:
-    """Endpoints (base URLs, e.g. ``http://node:8000/v1``) behind one ``request(route, body)``."""
+    """Endpoints (base URLs, e.g. ``http://node:8000/v1``, or `Endpoint` with its own key) behind one
+    ``request(route, body)``; ``api_key`` is the key of every endpoint given without one."""
 
-    def __init__(self, urls: list[str], *, timeout_s: float = 60.0, max_retries: int = 3, backoff_s: float = 0.5,
-                 api_key: str | None = None) -> None:
+    def __init__(self, urls: list[str | Endpoint], *, timeout_s: float = 60.0, max_retries: int = 3,
+                 backoff_s: float = 0.5, api_key: str | None = None) -> None:
         if not urls:
             raise InputError("no endpoint given: set `base_url` or `endpoints`")
-        self.endpoints = [Endpoint(u.rstrip("/")) for u in urls]
-        self.timeout_s, self.max_retries, self.backoff_s, self.api_key = timeout_s, max_retries, backoff_s, api_key
+        self.endpoints = [Endpoint(u.rstrip("/"), api_key) if isinstance(u, str)
+                          else Endpoint(u.url.rstrip("/"), u.api_key if u.api_key is not None else api_key)
+                          for u in urls]
+        self.timeout_s, self.max_retries, self.backoff_s = timeout_s, max_retries, backoff_s
         self._lock = threading.Lock()
         self._turn = 0
 
@@ -91,8 +97,8 @@ class EndpointPool:
         url = f"{base}{route}"
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        if ep.api_key:
+            headers["Authorization"] = f"Bearer {ep.api_key}"
         last = ""
         for attempt in range(self.max_retries + 1):
             if ep.down is not None:  # another thread gave up on it meanwhile
@@ -105,6 +111,9 @@ class EndpointPool:
                     return json.loads(resp.read())
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode(errors="replace")[:200]
+                if exc.code in (401, 403):
+                    raise InputError(f"server {url} refused the API key (HTTP {exc.code}): set the endpoint's "
+                                     "`api_key_env` to a variable holding the server's key") from None
                 if exc.code not in _RETRY_STATUS:
                     raise InputError(f"server {url} refused the request: HTTP {exc.code} {detail}") from None
                 last = f"HTTP {exc.code} {detail}"

@@ -15,13 +15,14 @@ come from the returned log-probabilities (``logprobs=0`` is always requested for
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
-from infscale.tts.backends.endpoints import EndpointPool, EndpointsDownError
+from infscale.tts.backends.endpoints import Endpoint, EndpointPool, EndpointsDownError
 from infscale.tts.core.generation import (
     Completion,
     FinishReason,
@@ -32,15 +33,44 @@ from infscale.tts.core.generation import (
 __all__ = ["EndpointsDownError", "OpenAIServerGenerator"]
 
 
-def endpoint_pool(what: str, base_url: str | None, endpoints: list[str] | None, concurrency: int, *,
-                  timeout_s: float, max_retries: int, backoff_s: float, api_key: str | None) -> EndpointPool:
-    """The pool of a client's servers (``base_url`` and/or ``endpoints``); ``what`` names the client in errors."""
-    urls = ([base_url] if base_url else []) + list(endpoints or [])
-    if not urls:
+EndpointSpec = str | dict[str, str]
+"""An endpoint in a config: its /v1 URL, or ``{url: ..., api_key_env: ...}`` for a server with its own key."""
+
+
+def key_from_env(what: str, name: str | None) -> str | None:
+    """The API key held by the environment variable ``name`` (``None``: no key). Configs name the variable, never
+    the key, so a run directory's stored config holds no secret."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{what}: api_key_env must name an environment variable, got {name!r}")
+    key = os.environ.get(name, "")
+    if not key.strip():
+        raise InputError(f"{what}: api_key_env names {name}, which is not set (or empty) in this environment")
+    return key
+
+
+def endpoint_pool(what: str, base_url: str | None, endpoints: list[EndpointSpec] | None, concurrency: int, *,
+                  timeout_s: float, max_retries: int, backoff_s: float, api_key_env: str | None) -> EndpointPool:
+    """The pool of a client's servers (``base_url`` and/or ``endpoints``), each with its key (an endpoint's own
+    ``api_key_env``, else the client's); ``what`` names the client in errors."""
+    default_key = key_from_env(what, api_key_env)
+    specs: list[str | Endpoint] = [base_url] if base_url else []
+    for i, spec in enumerate(endpoints or []):
+        where = f"{what}: endpoints[{i}]"
+        if isinstance(spec, str):
+            specs.append(spec)
+        elif isinstance(spec, dict) and isinstance(spec.get("url"), str) and set(spec) <= {"url", "api_key_env"}:
+            own = key_from_env(where, spec.get("api_key_env"))
+            specs.append(Endpoint(spec["url"], own if own is not None else default_key))
+        else:
+            raise InputError(f"{where} must be a URL or {{url: ..., api_key_env: ...}}, got {spec!r}")
+    if not specs:
         raise InputError(f"{what}: set `base_url` or `endpoints` (the servers' /v1 URLs)")
     if concurrency < 1:
         raise InputError(f"{what}: concurrency must be >= 1, got {concurrency}")
-    return EndpointPool(urls, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
+    return EndpointPool(specs, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
+                        api_key=default_key)
 
 
 def priced_shape(what: str, shape: dict[str, Any] | None, config_path: str | None) -> TransformerShape:
@@ -100,11 +130,11 @@ class OpenAIServerGenerator(ServerClient):
 
     def __init__(self, base_url: str | None = None, model: str | None = None, shape: dict[str, Any] | None = None,
                  config_path: str | None = None, concurrency: int = 64, timeout_s: float = 60.0,
-                 max_retries: int = 3, backoff_s: float = 0.5, api_key: str | None = None,
-                 extra_body: dict[str, Any] | None = None, endpoints: list[str] | None = None) -> None:
+                 max_retries: int = 3, backoff_s: float = 0.5, api_key_env: str | None = None,
+                 extra_body: dict[str, Any] | None = None, endpoints: list[EndpointSpec] | None = None) -> None:
         what = "generator 'openai'"
         self.pool = endpoint_pool(what, base_url, endpoints, concurrency, timeout_s=timeout_s,
-                                  max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
+                                  max_retries=max_retries, backoff_s=backoff_s, api_key_env=api_key_env)
         self.concurrency = concurrency
         """Requests in flight at once across a batched call (every endpoint together)."""
         self.max_batch_rows = 16 * concurrency

@@ -12,13 +12,23 @@ and ``n * max_tokens`` (400), a prompt that leaves no room in the context or ``m
 and a bounded queue in front of the one generator (429 when full, 503 after ``queue_timeout_s`` waiting). Waiting
 requests with the same sampling settings are answered in one batched ``generate`` call (`Batcher`), so concurrent
 clients keep the generator's batch full.
-Run: ``python -m infscale.tts.backends.serve --port 8000`` (the bundled arithmetic policy). It binds 127.0.0.1.
+
+Who may use it: with an API key (``--api-key``, or the ``INFSCALE_API_KEY`` environment variable, as vLLM takes
+``--api-key`` or ``VLLM_API_KEY``) every request must carry ``Authorization: Bearer <key>``; the header is compared
+in constant time and any other answer is a 401 in the OpenAI error shape. Without a key the server binds only a
+loopback address: `make_server` refuses any other host.
+Run: ``python -m infscale.tts.backends.serve --port 8000`` (the bundled arithmetic policy, on 127.0.0.1).
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
+import ipaddress
 import json
+import os
+import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +37,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from infscale.configio import first_error
+from infscale.errors import InputError
 from infscale.jsonsafe import loads_strict
 from infscale.tts.core.generation import Completion, Generator, SamplingParams
 
@@ -50,12 +61,42 @@ class ServerLimits:
     """A client that sends nothing for this long (a short body, a stalled upload) gets a 408."""
 
 
-class RequestError(Exception):
-    """An HTTP error answer: status, message and the request field it concerns."""
+API_KEY_ENV = "INFSCALE_API_KEY"
+"""The environment variable `main` reads the API key from when ``--api-key`` is not given."""
 
-    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+
+class RequestError(Exception):
+    """An HTTP error answer: status, message, the request field it concerns and OpenAI's error code (the status when
+    there is none more specific)."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | int | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
+        self.code = status if code is None else code
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is a loopback one (``localhost``, 127.0.0.0/8, ``::1``); the wildcard
+    ``0.0.0.0``/``::``/empty host and any name that resolves elsewhere are not."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def authorized(header: str | None, api_key: str) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <api_key>``, compared in constant time."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    expected, given = api_key.encode(), token.strip().encode()
+    # compare_digest's time depends only on the expected key's length, not on how much of the token matches
+    return hmac.compare_digest(given, expected) & (scheme.lower() == "bearer")
 
 
 _Finite = Field(allow_inf_nan=False)
@@ -225,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, Any] = {}
     lim: ServerLimits = ServerLimits()
     model_name: str = "infscale"
+    api_key: str | None = None
     protocol_version = "HTTP/1.0"
     default_request_version = "HTTP/1.0"  # so even an answer to a garbled request line has a status line
 
@@ -252,6 +294,11 @@ class _Handler(BaseHTTPRequestHandler):
         if handler is None:
             self.send_error(405, f"{self.command} is not served")
             return
+        if self.api_key is not None and not authorized(self.headers.get("Authorization"), self.api_key):
+            self.close_connection = True
+            self._error(RequestError(401, "Incorrect API key provided: send the server's key as 'Authorization: "
+                                          "Bearer <key>'", code="invalid_api_key"))
+            return
         handler()
         self.wfile.flush()
 
@@ -265,13 +312,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if code in (429, 503):
             self.send_header("Retry-After", "1")
+        if code == 401:
+            self.send_header("WWW-Authenticate", "Bearer")
         self.end_headers()
         self.wfile.write(body)
 
     def _error(self, err: RequestError) -> None:
         kind = "invalid_request_error" if err.status < 500 else "server_error"
         self._send(err.status, {"error": {"message": err.message, "type": kind, "param": err.param,
-                                          "code": err.status}})
+                                          "code": err.code}})
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server's own errors (a garbled request line, a header too long) in the same JSON shape
@@ -362,14 +411,26 @@ def _tokenize(generator: Generator) -> Any:
     return tokenize
 
 
+def check_access(host: str, api_key: str | None) -> None:
+    """An `InputError` for an empty key, or for a host that is not loopback served without a key."""
+    if api_key is not None and not api_key.strip():
+        raise InputError("the API key is empty: give a non-empty key or none")
+    if api_key is None and not is_loopback(host):
+        raise InputError(f"refusing to serve on {host or 'every address'!r} without an API key: anyone who reaches "
+                         f"it could use the model; set --api-key or {API_KEY_ENV}, or bind 127.0.0.1")
+
+
 def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 0, model_name: str = "infscale",
-                limits: ServerLimits | None = None) -> ThreadingHTTPServer:
+                limits: ServerLimits | None = None, api_key: str | None = None) -> ThreadingHTTPServer:
     """An OpenAI-compatible completions server over ``generator`` (`/v1/completions`, `/tokenize`, `/v1/models`):
-    requests are batched across clients (`Batcher`), at most ``max_queue`` in flight (429 beyond)."""
+    requests are batched across clients (`Batcher`), at most ``max_queue`` in flight (429 beyond). With ``api_key``
+    every request must carry it as a bearer token (401 otherwise); without one, a host that is not loopback is an
+    `InputError` before anything binds."""
+    check_access(host, api_key)
     lim = limits or ServerLimits()
     routes = {"/v1/completions": _completions(generator, lim, model_name), "/tokenize": _tokenize(generator)}
     handler = type("Handler", (_Handler,), {"routes": routes, "lim": lim, "model_name": model_name,
-                                            "timeout": lim.socket_timeout_s})
+                                            "timeout": lim.socket_timeout_s, "api_key": api_key})
 
     class Server(ThreadingHTTPServer):
         # the listen backlog: connections beyond it are reset by the kernel before any handler could answer them
@@ -385,15 +446,27 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--max-n", type=int, default=ServerLimits.max_n)
-    ap.add_argument("--max-queue", type=int, default=ServerLimits.max_queue)
+    defaults = ServerLimits()  # a slotted dataclass: its class attributes are descriptors, not the defaults
+    ap.add_argument("--max-n", type=int, default=defaults.max_n)
+    ap.add_argument("--max-queue", type=int, default=defaults.max_queue)
+    ap.add_argument("--api-key", default=None,
+                    help=f"clients must send it as 'Authorization: Bearer <key>' (default: ${API_KEY_ENV}); "
+                         "required for a host that is not loopback")
     args = ap.parse_args()
     if args.max_n < 1 or args.max_queue < 1:
         ap.error("--max-n and --max-queue must be >= 1")
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
+    try:
+        check_access(args.host, api_key)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # torch is imported once the command line is checked, so a refused one answers without loading it
     from infscale.tts.backends.torch import TorchGenerator
 
     limits = ServerLimits(max_n=args.max_n, max_queue=args.max_queue)
-    server = make_server(TorchGenerator(checkpoint=args.checkpoint), args.host, args.port, limits=limits)
+    server = make_server(TorchGenerator(checkpoint=args.checkpoint), args.host, args.port, limits=limits,
+                         api_key=api_key)
     print(f"serving on http://{args.host}:{server.server_address[1]}/v1", flush=True)
     server.serve_forever()
 

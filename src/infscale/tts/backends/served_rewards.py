@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infscale.errors import InputError
-from infscale.tts.backends.openai import ServerClient, endpoint_pool, priced_shape
+from infscale.tts.backends.openai import EndpointSpec, ServerClient, endpoint_pool, priced_shape
 from infscale.tts.core.rewards import BatchedReward, ScoreItem, StepScores, per_item
 from infscale.tts.core.tasks import Task
 
@@ -36,15 +36,15 @@ class ServedPRM(ServerClient, BatchedReward):
     outcome_only = False
 
     def __init__(self, task: Task | None = None, path: str = "", base_url: str | None = None,
-                 endpoints: list[str] | None = None, model: str | None = None, separator: str = "<extra_0>",
+                 endpoints: list[EndpointSpec] | None = None, model: str | None = None, separator: str = "<extra_0>",
                  system: str | None = None, batch_size: int = 16, concurrency: int = 8, timeout_s: float = 120.0,
-                 max_retries: int = 3, backoff_s: float = 0.5, api_key: str | None = None) -> None:
+                 max_retries: int = 3, backoff_s: float = 0.5, api_key_env: str | None = None) -> None:
         from infscale.tts.backends.hf_rewards import QWEN_SYSTEM, QwenPRM
 
         if batch_size < 1:
             raise InputError(f"reward 'served_prm': batch_size must be >= 1, got {batch_size}")
         self.pool = endpoint_pool(f"reward {self.name!r}", base_url, endpoints, concurrency, timeout_s=timeout_s,
-                                  max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
+                                  max_retries=max_retries, backoff_s=backoff_s, api_key_env=api_key_env)
         self.layout = QwenPRM.layout(path, separator, QWEN_SYSTEM if system is None else system)
         self.shape = self.layout.shape
         self.batch_size, self.concurrency, self._model = batch_size, concurrency, model
@@ -104,18 +104,18 @@ class JudgeVerifier(ServerClient, BatchedReward):
     name = "judge_verifier"
     outcome_only = False
 
-    def __init__(self, task: Task | None = None, base_url: str | None = None, endpoints: list[str] | None = None,
+    def __init__(self, task: Task | None = None, base_url: str | None = None, endpoints: list[EndpointSpec] | None = None,
                  model: str | None = None, shape: dict[str, Any] | None = None, config_path: str | None = None,
                  template: str = JUDGE_TEMPLATE, top_logprobs: int = 20, concurrency: int = 16,
                  timeout_s: float = 60.0, max_retries: int = 3, backoff_s: float = 0.5,
-                 api_key: str | None = None) -> None:
+                 api_key_env: str | None = None) -> None:
         if "{solution}" not in template or "{question}" not in template:
             raise InputError("reward 'judge_verifier': template must hold {question} and {solution}")
         if not 1 <= top_logprobs <= 20:
             raise InputError(f"reward 'judge_verifier': top_logprobs must be in 1..20, got {top_logprobs}")
         what = f"reward {self.name!r}"
         self.pool = endpoint_pool(what, base_url, endpoints, concurrency, timeout_s=timeout_s,
-                                  max_retries=max_retries, backoff_s=backoff_s, api_key=api_key)
+                                  max_retries=max_retries, backoff_s=backoff_s, api_key_env=api_key_env)
         self.shape = priced_shape(what, shape, config_path)
         self.template, self.top, self.concurrency, self._model = template, top_logprobs, concurrency, model
         self.unread_steps = 0

@@ -26,8 +26,8 @@ from infscale.laws.fit import HuberFitter, scipy_loop_huber
 from infscale.laws.io import load_runs
 from infscale.laws.varpro import VarProFitter
 
-CASES = (("chinchilla", "chinchilla"), ("gadre", "chinchilla"), ("sardana", "chinchilla"), ("seed-a", "chinchilla"),
-         ("seed-a", "inference_aware"))
+CASES = (("chinchilla", "chinchilla"), ("gadre", "chinchilla"), ("sardana", "chinchilla"), ("bian2025", "chinchilla"),
+         ("bian2025", "inference_aware"))
 
 
 def timed(fn):

@@ -4,7 +4,7 @@ Usage: flock /tmp/infscale-cpu.lock .venv/bin/python benchmarks/bench_latency_mo
 
 1. Calibrates the generic CPU profile on 5 of the bundled CPU records (spread over sizes and aspect ratios) and
    prints the relative decode-latency error on every other shape (median and max of |error|).
-2. Seed A: held-out Morph-1B (calibrated on the other published A100 latencies) and the Morph-1B / Open-LM-1B ratio.
+2. Bian et al.: held-out Morph-1B (calibrated on the other published A100 latencies) and the Morph-1B / Open-LM-1B ratio.
 3. Times `predict_latency_arrays` on 100,000 random shapes (median of 7) against the scalar `predict` loop measured
    in the same run (on 2,000 shapes, scaled to 100,000). Last line: the headline figure.
 """
@@ -20,13 +20,13 @@ import numpy as np
 
 from infscale.arch import TransformerShape
 from infscale.latency.calibrate import (
-    SEED_A_SHAPES,
-    SEED_A_WORKLOAD,
+    BIAN2025_SHAPES,
+    BIAN2025_WORKLOAD,
     calibrate_holdout,
     default_free,
     observations_from_records,
 )
-from infscale.latency.io import DATA_DIR, calibrate_seed_a, latest_records, read_measurements
+from infscale.latency.io import DATA_DIR, calibrate_bian2025, latest_records, read_measurements
 from infscale.latency.model import HARDWARE, Workload, predict, predict_latency_arrays
 
 
@@ -45,16 +45,16 @@ def held_out_cpu(path: Path) -> None:
           f"max {res.max_abs_error() * 100:.1f}%")
 
 
-def seed_a() -> None:
-    cal = calibrate_seed_a([m for m in SEED_A_SHAPES if m != "Morph-1B"])
-    morph = predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
-    openlm = predict(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
-    print(f"seed A A100, Morph-1B held out: predicted {morph:.2f} s (published 1.96 s, {morph / 1.96 - 1:+.1%}), "
+def bian2025() -> None:
+    cal = calibrate_bian2025([m for m in BIAN2025_SHAPES if m != "Morph-1B"])
+    morph = predict(BIAN2025_SHAPES["Morph-1B"][0], BIAN2025_WORKLOAD, cal.profile_).total_s
+    openlm = predict(BIAN2025_SHAPES["Open-LM-1B"][0], BIAN2025_WORKLOAD, cal.profile_).total_s
+    print(f"Bian et al. A100, Morph-1B held out: predicted {morph:.2f} s (published 1.96 s, {morph / 1.96 - 1:+.1%}), "
           f"ratio Open-LM-1B/Morph-1B {openlm / morph:.2f}x (published 1.84x)")
-    full = calibrate_seed_a()
-    morph = predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, full.profile_).total_s
-    openlm = predict(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, full.profile_).total_s
-    print(f"seed A A100, all 7 rows: ratio {openlm / morph:.2f}x; max |error| "
+    full = calibrate_bian2025()
+    morph = predict(BIAN2025_SHAPES["Morph-1B"][0], BIAN2025_WORKLOAD, full.profile_).total_s
+    openlm = predict(BIAN2025_SHAPES["Open-LM-1B"][0], BIAN2025_WORKLOAD, full.profile_).total_s
+    print(f"Bian et al. A100, all 7 rows: ratio {openlm / morph:.2f}x; max |error| "
           f"{np.max(np.abs(full.relative_errors_['total_s'])):.1%}")
 
 
@@ -64,7 +64,7 @@ def timing(n: int = 100_000, n_scalar: int = 2_000) -> None:
     d = heads * 128
     layers = rng.integers(4, 96, n)
     kv = heads // rng.choice([1, 4, 8], n)
-    prof = HARDWARE["a100-40gb-seed-a"]
+    prof = HARDWARE["a100-40gb-bian2025"]
     wl = Workload()
     vec = []
     for _ in range(7):
@@ -91,7 +91,7 @@ def main() -> None:
         held_out_cpu(path)
     else:
         print(f"no CPU records at {path}: run `infscale latency measure` first")
-    seed_a()
+    bian2025()
     timing()
 
 

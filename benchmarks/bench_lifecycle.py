@@ -1,8 +1,8 @@
 """The life-cycle planner's joint search vs a per-configuration Python loop (same configurations, same optimum).
 
 Search space: the bundled `lifecycle_llm` deployment (Llama-style shapes 100M-10B x greedy / majority vote /
-best-of-n / weighted vote / REBASE at n = 4, 16, 32; training tokens 5-2000 per parameter), seed A's published
-27-point law, Gadre's link fitted on the bundled runs, test-time curves fitted on seed B's MATH500 tables, the
+best-of-n / weighted vote / REBASE at n = 4, 16, 32; training tokens 5-2000 per parameter), Bian et al.'s published
+27-point law, Gadre's link fitted on the bundled runs, test-time curves fitted on Wu et al.'s MATH500 tables, the
 A100-80GB preset. The vectorised path builds every configuration (latency of each shape at each batch, memory,
 FLOPs), finds the fewest training tokens reaching the accuracy target for all of them (bisection on whole arrays)
 and solves. The loop does the same per configuration with scalars (latency model called once per configuration,
@@ -36,7 +36,7 @@ from infscale.plan.shapes import enumerate_shapes, get_family
 from infscale.workflows.lifecycle import load_deploy
 from infscale.workflows.lifecycle_inputs import fit_link, load_points
 
-# seed A's published 27-point main fit
+# Bian et al.'s published 27-point main fit
 LAW = FittedLaw.from_dict("inference_aware", {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574,
                                               "eps": 0.00114621})
 
@@ -45,7 +45,7 @@ def setup():
     path = resolve_recipe("lifecycle_llm")
     cfg = load_deploy(path)
     link, _ = fit_link(cfg.accuracy, Path(path).parent)
-    pts = load_points("seed-b-math500", Path("."))
+    pts = load_points("wu2025-math500", Path("."))
     base = pts.base_accuracy()
     curves = TestTimeCurves().fit([base[m] for m in pts.model], pts.strategy, pts.n, pts.accuracy)
     dep = cfg.deployment
@@ -119,7 +119,7 @@ def loop(grid, c, idx, chain, d, prices, profile, prm_terms):
             continue
         loss_target = -math.log(gap) / link.gamma_
         r = float(c.aspect_ratio[i])
-        # seed A's L = (E + A/N^a + B/D^a)(1 + eps R^a), in scalars
+        # Bian et al.'s L = (E + A/N^a + B/D^a)(1 + eps R^a), in scalars
         head = p["E"] + p["A"] * n_params ** -p["alpha"]
         shape = 1.0 + p["eps"] * r ** p["alpha"]
         lo_t, hi_t = 0.0, math.log(float(c.tokens_max[i]) * 4.0)

@@ -1,6 +1,6 @@
 """Enumerate and score ~10^5 candidate shapes: vectorised planner vs a per-shape Python loop (same shapes, same numbers).
 
-Score = predicted loss (seed A's inference-aware law, the published 27-point fit) + predicted latency (A100 profile,
+Score = predicted loss (Bian et al.'s inference-aware law, the published 27-point fit) + predicted latency (A100 profile,
 batch 1, 128 in / 256 out). The loop builds each `TransformerShape` in nested Python loops, checks the rules and the
 parameter range, and calls the law and the latency predictor once per shape, as a script without the planner would.
 Medians of repeated runs; the last line is the headline ratio. Run under the shared lock:
@@ -29,7 +29,7 @@ from infscale.plan import (
     plan_shapes,
 )
 
-# docs/references.md §1, the 27-point main fit reproduced from seed A's scripts
+# docs/references.md §1, the 27-point main fit reproduced from Bian et al.'s scripts
 LAW = FittedLaw.from_dict("inference_aware", {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574,
                                               "eps": 0.00114621})
 # Llama-style space: d_model a multiple of 64, heads of 64 or 128, GQA with 1/2/4/8 KV heads or MHA, 2-128 layers
@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of the vectorised planner")
     parser.add_argument("--loop-repeats", type=int, default=3, help="timed runs of the per-shape loop")
-    parser.add_argument("--hardware", default="a100-40gb-seed-a", help="latency profile name")
+    parser.add_argument("--hardware", default="a100-40gb-bian2025", help="latency profile name")
     args = parser.parse_args()
     latency_fn = latency_from_profile(HARDWARE_PRESETS[args.hardware], Workload(batch=1, input_len=128, output_len=256))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infscale.arch import PRESETS, TransformerShape, get_preset, param_count, seed_a_params, swiglu_hidden
+from infscale.arch import PRESETS, TransformerShape, bian2025_params, get_preset, param_count, swiglu_hidden
 from infscale.errors import InputError
 
 PUBLISHED = {
@@ -41,13 +41,13 @@ def test_chinchilla_shape_is_near_its_70b_label():
     assert 0.9 < n / 70e9 < 1.0
 
 
-def test_morph_1b_by_seed_a_formula():
-    assert int(seed_a_params(3072, 12)) == 1_668_885_504
+def test_morph_1b_by_bian2025_formula():
+    assert int(bian2025_params(3072, 12)) == 1_668_885_504
     assert swiglu_hidden(3072) == 8192
 
 
-def test_open_lm_configs_match_seed_a_table():
-    path = Path(__file__).resolve().parents[1] / "src/infscale/data/seed_a/open_lm_morph_model_configs.csv"
+def test_open_lm_configs_match_bian2025_table():
+    path = Path(__file__).resolve().parents[1] / "src/infscale/data/bian2025/open_lm_morph_model_configs.csv"
     rows = list(csv.DictReader(path.open()))
     assert len(rows) > 10
     for r in rows:
@@ -64,7 +64,7 @@ def test_open_lm_configs_match_seed_a_table():
 def test_vectorised_count_equals_scalar():
     ds = np.array([256, 512, 768, 1024])
     Ls = np.array([4, 8, 12, 16])
-    vec = seed_a_params(ds, Ls)
+    vec = bian2025_params(ds, Ls)
     for d, L, n in zip(ds, Ls, vec, strict=True):
         assert TransformerShape.open_lm(int(d), int(L), 8).n_params == n
     assert param_count(64, 2, 64, 64, 256, 100).shape == ()

@@ -33,6 +33,7 @@ PURE_MODULES = [
     "infscale.jsonsafe",
     "infscale.laws",
     "infscale.notices",
+    "infscale.renames",
     "infscale.laws.compute_optimal",
     "infscale.laws.downstream",
     "infscale.laws.envelope",
@@ -91,7 +92,7 @@ GLOBAL_RANDOM = {"seed", "rand", "randn", "randint", "random", "choice", "shuffl
 # (module prefix, layer): the most specific prefix decides; a module may import only layers <= its own
 LAYERS = [
     ("infscale", 0), ("infscale.arch", 0), ("infscale.errors", 0), ("infscale.jsonsafe", 0), ("infscale.extrapolation", 0),
-    ("infscale.progress", 0),
+    ("infscale.progress", 0), ("infscale.notices", 0), ("infscale.renames", 0),
     ("infscale.registry", 0), ("infscale.records", 0), ("infscale.configio", 0), ("infscale.data", 0),
     ("infscale.laws", 1), ("infscale.plan", 1), ("infscale.latency.model", 1), ("infscale.latency.calibrate", 1),
     ("infscale.latency", 2), ("infscale.train", 2), ("infscale.tts", 2), ("infscale.report", 2),

@@ -57,21 +57,21 @@ def test_a_law_without_a_range_is_said_to_be_unchecked():
 def test_profiles_say_whether_and_on_what_they_were_calibrated():
     (line,) = profile_warnings(get_profile("h100"), 7e9)
     assert line.startswith("uncalibrated: profile 'h100' is a datasheet preset")
-    seed_a = get_profile("a100-40gb-seed-a")
-    assert "seed A's published" in seed_a.calibrated_on and seed_a.calibrated_n_params == (1.315723264e9, 1.668885504e9)
-    assert profile_warnings(seed_a, 1.4e9) == [] and profile_warnings(seed_a, None) == []
-    (far,) = profile_warnings(seed_a, 7.9e7)
-    assert far.startswith("extrapolation: N = 7.9e+07 is 16.7x below its smallest") and "a100-40gb-seed-a" in far
+    bian2025 = get_profile("a100-40gb-bian2025")
+    assert "Bian et al.'s published" in bian2025.calibrated_on and bian2025.calibrated_n_params == (1.315723264e9, 1.668885504e9)
+    assert profile_warnings(bian2025, 1.4e9) == [] and profile_warnings(bian2025, None) == []
+    (far,) = profile_warnings(bian2025, 7.9e7)
+    assert far.startswith("extrapolation: N = 7.9e+07 is 16.7x below its smallest") and "a100-40gb-bian2025" in far
     own = get_profile("cpu-2core-own")  # the shipped profile calibrated on this project's CPU measurements
     assert own.calibrated_on.startswith("5 measured latencies") and profile_warnings(own, 1e7) == []
 
 
 def test_calibration_records_what_it_was_fitted_on():
-    from infscale.latency.io import calibrate_seed_a
+    from infscale.latency.io import calibrate_bian2025
 
-    profile = calibrate_seed_a().profile_
+    profile = calibrate_bian2025().profile_
     assert profile.calibrated_on.startswith("7 measured latencies (Morph-1B")
-    assert profile.calibrated_n_params == get_profile("a100-40gb-seed-a").calibrated_n_params
+    assert profile.calibrated_n_params == get_profile("a100-40gb-bian2025").calibrated_n_params
     assert type(profile).from_dict(profile.to_dict()) == profile  # survives a save as JSON
 
 
@@ -79,19 +79,19 @@ def test_fit_keeps_its_range_and_flags_an_interval_crossing_zero():
     from infscale.laws.io import load_runs
     from infscale.laws.pipeline import run_fit
 
-    runs = load_runs("seed-a")
+    runs = load_runs("bian2025")
     main = run_fit(runs, "inference_aware", "least_squares", fit_on="in_main_fit_set == 1", n_boot=30)
     rng = FitRange.from_dict(main.law.meta["fit_range"])
     assert rng.n_runs == 27 and rng.n_params == (77677440.0, 311975680.0) and rng.loss == (3.5904, 5.0774)
     tied = run_fit(runs, "chinchilla_tied", "least_squares", fit_on="in_main_fit_set == 1", n_boot=30)
     low, high = tied.boot.low["A"], tied.boot.high["A"]
-    assert low < 0 < high  # seed A's 27 points do not pin A of the tied law down
+    assert low < 0 < high  # Bian et al.'s 27 points do not pin A of the tied law down
     assert any(w.startswith("degenerate: A: bootstrap interval") and "crosses zero" in w for w in tied.warnings)
     assert not any("crosses zero" in w for w in main.warnings)
 
 
 def test_law_quantities_name_what_a_point_extrapolates_and_leave_the_profiles_lines_out():
-    lines = RANGE.warnings(n_params=7e9, n_tokens=1.4e12) + profile_warnings(get_profile("a100-40gb-seed-a"), 7e9)
+    lines = RANGE.warnings(n_params=7e9, n_tokens=1.4e12) + profile_warnings(get_profile("a100-40gb-bian2025"), 7e9)
     assert len(lines) == 4 and law_quantities(lines) == ["N", "D", "D/N"]
     assert law_quantities(lines + RANGE.warnings(n_params=7e9)) == ["N", "D", "D/N"]  # each once
     assert law_quantities(profile_warnings(get_profile("h100"))) == []

@@ -27,13 +27,13 @@ def _loader(name: str):
 
     from infscale.workflows.shape_study_config import load_study
 
-    return {"arch_study": load_study, "isoflop_own": load_sweep_config, "shape_study": load_study, "lifecycle_llm": load_deploy, "lifecycle_mini": load_deploy, "micro_sweep": load_sweep_config, "seed_b_mini": load_mini_config, "select_micro": select,
+    return {"arch_study": load_study, "isoflop_own": load_sweep_config, "shape_study": load_study, "lifecycle_llm": load_deploy, "lifecycle_mini": load_deploy, "micro_sweep": load_sweep_config, "wu2025_mini": load_mini_config, "select_micro": select,
             "tts_arith_own": load_config, "tts_arith_pool": load_config, "tts_gsm_smollm2": load_config}[name]
 
 
 def test_every_recipe_has_a_loader():
-    assert [p.stem for p in RECIPES] == ["arch_study", "isoflop_own", "lifecycle_llm", "lifecycle_mini", "micro_sweep", "seed_b_mini", "select_micro", "shape_study",
-                                         "tts_arith_own", "tts_arith_pool", "tts_gsm_smollm2"]
+    assert [p.stem for p in RECIPES] == ["arch_study", "isoflop_own", "lifecycle_llm", "lifecycle_mini", "micro_sweep", "select_micro", "shape_study",
+                                         "tts_arith_own", "tts_arith_pool", "tts_gsm_smollm2", "wu2025_mini"]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -49,7 +49,7 @@ def test_latency_sweep_recipe_and_every_hardware_profile_load():
     assert len(sweep.build_shapes()) == len(sweep.shapes) >= 10
     shipped = {p.stem for p in (PACKAGE / "latency" / "data" / "profiles").glob("*.json")}
     names = list_profiles()
-    assert shipped <= set(names) and {"a100-40gb", "a100-40gb-seed-a", "h100", "generic-cpu"} <= set(names)
+    assert shipped <= set(names) and {"a100-40gb", "a100-40gb-bian2025", "h100", "generic-cpu"} <= set(names)
     for name in names:
         profile = get_profile(name)
         assert profile.memory_bandwidth_bytes_per_s > 0 and profile.peak_flops_per_s, name

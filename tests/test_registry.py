@@ -55,7 +55,7 @@ def test_every_lookup_is_a_registry():
     for reg in (PRESETS, DATASETS, BACKENDS, HARDWARE, FITTERS, LAWS, FAMILIES, DOWNSTREAM_TASKS, EXECUTORS,
                 GENERATORS, REWARDS, SCORE_AGGREGATIONS, STRATEGIES, TASKS, TTS_EXECUTORS):
         assert isinstance(reg, Registry) and len(reg) >= 2, reg.kind
-    assert {"seed-a", "chinchilla", "gadre", "sardana"} <= set(DATASETS)
+    assert {"bian2025", "chinchilla", "gadre", "sardana"} <= set(DATASETS)
     assert {"greedy", "sampling", "majority_vote", "best_of_n", "weighted_vote", "beam", "mcts", "rebase",
             "particle_filter"} <= set(STRATEGIES)
 

@@ -36,7 +36,7 @@ __all__ = [
     "ffn_matrices",
     "parse_shape_spec",
     "param_count",
-    "seed_a_params",
+    "bian2025_params",
     "train_flops_6nd",
     "serving_memory_bytes",
 ]
@@ -60,7 +60,7 @@ def ffn_matrices(ffn_kind: str) -> int:
 
 
 def ffn_width(d_model: np.ndarray | int, ffn_kind: str = "swiglu", multiple: int = 256) -> np.ndarray:
-    """The default FFN width (vectorised, exact integer arithmetic): SwiGLU (open_lm, seed A, Llama)
+    """The default FFN width (vectorised, exact integer arithmetic): SwiGLU (open_lm, Bian et al., Llama)
     ``multiple * ceil((8 d / 3) / multiple)``; GELU (GPT-2, Pythia) ``4 d``. The one place the rule is written."""
     (d,) = _exact_ints(d_model)
     width = 4 * d if ffn_kind == "gelu" else multiple * (-(-(8 * d) // (3 * multiple)))
@@ -77,7 +77,7 @@ def ffn_attention_ratio(n_heads: np.ndarray | int, n_kv_heads: np.ndarray | int,
 
 
 def swiglu_hidden(d_model: int, multiple: int = 256) -> int:
-    """open_lm / seed A SwiGLU width of one d_model: ``multiple * ceil((8 d / 3) / multiple)``."""
+    """open_lm / Bian et al. SwiGLU width of one d_model: ``multiple * ceil((8 d / 3) / multiple)``."""
     return int(ffn_width(d_model, "swiglu", multiple))
 
 
@@ -164,7 +164,7 @@ class TransformerShape:
 
     @property
     def aspect_ratio(self) -> float:
-        """Seed A's ``R = d_model / n_layers``."""
+        """Bian et al.'s ``R = d_model / n_layers``."""
         return self.d_model / self.n_layers
 
     # ----- parameters --------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ class TransformerShape:
     @classmethod
     def open_lm(cls, d_model: int, n_layers: int, n_heads: int, *, vocab_size: int = 50432,
                 d_ff: int | None = None, context_length: int = 2048) -> TransformerShape:
-        """An open_lm shape as in seed A: SwiGLU, untied embeddings, one d-vector per norm, no biases."""
+        """An open_lm shape as in Bian et al.: SwiGLU, untied embeddings, one d-vector per norm, no biases."""
         return cls(d_model=d_model, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size, d_ff=d_ff,
                    context_length=context_length, head_dim=d_model // n_heads if d_model % n_heads == 0 else None)
 
@@ -317,8 +317,8 @@ def serving_memory_bytes(n_params: np.ndarray | int, n_layers: np.ndarray | int,
     return (n + kv) * bytes_per_elem
 
 
-def seed_a_params(d_model: np.ndarray | int, n_layers: np.ndarray | int, vocab_size: int = 50432) -> np.ndarray:
-    """Seed A's N: ``2 V d + L (4 d^2 + 3 d h + 2 d) + d`` with ``h = 256 ceil(8d/3/256)``."""
+def bian2025_params(d_model: np.ndarray | int, n_layers: np.ndarray | int, vocab_size: int = 50432) -> np.ndarray:
+    """Bian et al.'s N: ``2 V d + L (4 d^2 + 3 d h + 2 d) + d`` with ``h = 256 ceil(8d/3/256)``."""
     d = np.asarray(d_model, dtype=np.int64)
     return param_count(d, n_layers, d, d, ffn_width(d), vocab_size)
 
@@ -354,9 +354,9 @@ for _name, _shape in {
         d_model=8192, n_layers=80, n_heads=64, d_ff=32768, vocab_size=32000, ffn_kind="gelu",
         context_length=2048, position="relative",
     ),
-    # Morph-1B (seed A): d 3072, 12 layers, 16 heads, FFN 8192; N = 1,668,885,504
+    # Morph-1B (Bian et al.): d 3072, 12 layers, 16 heads, FFN 8192; N = 1,668,885,504
     "morph-1b": TransformerShape.open_lm(3072, 12, 16),
-    # Open-LM-1B baseline (seed A): d 2048, 24 layers
+    # Open-LM-1B baseline (Bian et al.): d 2048, 24 layers
     "open-lm-1b": TransformerShape.open_lm(2048, 24, 16),
 }.items():
     PRESETS.register(_name, _shape)

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from infscale.errors import InputError
 from infscale.jsonsafe import finite, is_finite_number, loads_strict
+from infscale.renames import current_name
 
 __all__ = ["Strict", "SafeName", "check_name", "check_number", "read_text", "read_bytes", "load_yaml", "load_json", "validate_config", "validation_message",
            "resolve_recipe", "write_text", "write_json", "write_csv", "save_config"]
@@ -232,11 +233,12 @@ def load_jsonl(path: str | Path, *, what: str = "JSONL file") -> list[tuple[int,
 
 
 def resolve_recipe(config: str | Path) -> Path:
-    """A YAML path, or the name of a recipe bundled in ``infscale/recipes/`` (``micro_sweep``, ``seed_b_mini``): a
+    """A YAML path, or the name of a recipe bundled in ``infscale/recipes/`` (``micro_sweep``, ``wu2025_mini``): a
     name resolves to the bundled recipe even when a folder of that name is in the working directory."""
     path = Path(config)
     if path.is_file() or path.suffix in (".yaml", ".yml"):
         return path
+    config = current_name(str(config))
     recipes = Path(__file__).resolve().parent / "recipes"
     bundled = recipes / f"{config}.yaml"
     if bundled.is_file() or path.exists():

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from infscale.errors import InputError
+from infscale.renames import current_name
 
 __all__ = ["Registry", "Lazy", "ENTRY_POINT_GROUP", "load_plugins"]
 
@@ -84,6 +85,8 @@ class Registry(Generic[T]):
         """The entry for ``name``; an unknown name is an `InputError` listing the known ones."""
         load_plugins()
         key = self._normalize(name) if isinstance(name, str) else name
+        if key not in self._entries and isinstance(name, str) and current_name(name) != name:
+            return self.get(current_name(name))  # an old name, said once on stderr
         if key not in self._entries:
             raise InputError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
         entry = self._entries[key]
@@ -112,7 +115,8 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         load_plugins()
-        return isinstance(name, str) and self._normalize(name) in self._entries
+        return isinstance(name, str) and (self._normalize(name) in self._entries
+                                          or self._normalize(current_name(name)) in self._entries)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

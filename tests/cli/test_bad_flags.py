@@ -9,7 +9,7 @@ import sys
 import pytest
 
 LAW = '{"law": "inference_aware", "params": {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}}'
-PLAN = ("plan", "--law", "law.json", "--hardware", "a100-40gb-seed-a", "--tokens", "29e9")
+PLAN = ("plan", "--law", "law.json", "--hardware", "a100-40gb-bian2025", "--tokens", "29e9")
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -35,8 +35,8 @@ CASES = [
     (("lifetime", "--law", "law.json", "--loss-target", "nan", "--aspect-ratio", "256"), "--loss-target nan"),
     (("fit", "--bootstrap", "100000000", "--no-plot"), "--bootstrap 1e+08: must be at most 100000"),
     (("fit", "--seed", "-1", "--no-plot"), "--seed -1: must be >= 0"),
-    (("tts", "analyze", "--seed-b", "--seed", "-1"), "--seed -1: must be >= 0"),
-    (("tts", "analyze", "--seed-b", "--bootstrap", "1000000000"), "--bootstrap 1e+09: must be at most 100000"),
+    (("tts", "analyze", "--wu2025", "--seed", "-1"), "--seed -1: must be >= 0"),
+    (("tts", "analyze", "--wu2025", "--bootstrap", "1000000000"), "--bootstrap 1e+09: must be at most 100000"),
     (("demo", "--quick", "--config", "inf.yaml"), "field plan_a100.max_latency_s: Input should be a finite number"),
     (("demo", "--quick", "--config", "."), ".: is a directory"),
     (("tts", "run", "."), ".: is a directory"),

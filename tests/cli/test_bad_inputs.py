@@ -20,7 +20,7 @@ from infscale.cli.main import main
 
 LAW = {"law": "inference_aware", "params": {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574,
                                              "eps": 0.00114621}}
-PLAN = ("plan", "--law", "law.json", "--hardware", "a100-40gb-seed-a", "--tokens", "29e9", "--params", "1e9")
+PLAN = ("plan", "--law", "law.json", "--hardware", "a100-40gb-bian2025", "--tokens", "29e9", "--params", "1e9")
 LIFE = ("lifetime", "--law", "law.json", "--loss-target", "2.9", "--aspect-ratio", "256")
 PREDICT = ("latency", "predict", "--shape", "d128x2")
 
@@ -139,8 +139,8 @@ def _flag_cases() -> list[Case]:
         (PREDICT, "--vocab-size", ("0", "-1")),
         (("fit", "--no-plot"), "--bootstrap", ("-1", "100000000")),
         (("fit", "--no-plot"), "--seed", ("-1",)),
-        (("tts", "analyze", "--seed-b", "--no-plot"), "--bootstrap", ("-1", "1000000000")),
-        (("tts", "analyze", "--seed-b", "--no-plot"), "--seed", ("-1",)),
+        (("tts", "analyze", "--wu2025", "--no-plot"), "--bootstrap", ("-1", "1000000000")),
+        (("tts", "analyze", "--wu2025", "--no-plot"), "--seed", ("-1",)),
         (("latency", "calibrate", "lat.jsonl"), "--n-fit", ("0", "-1")),
         (("tts", "train"), "--policy-steps", ("0", "-1")),
         (("tts", "train"), "--lm-steps", ("0", "-1")),
@@ -174,7 +174,7 @@ def _flag_cases() -> list[Case]:
         (("latency", "measure", "lat.yaml", "--out", "r.jsonl", "--redo", "d9x9"), "d9x9"),
         (("latency", "plot", "lat.jsonl", "--hardware", "tpu-v9"), "tpu-v9"),
         (("sweep", "sweep.yaml", "--executor", "slurm"), "slurm"),
-        (("tts", "analyze", "--seed-b", "--no-plot", "--accounting", "mine"), "mine"),
+        (("tts", "analyze", "--wu2025", "--no-plot", "--accounting", "mine"), "mine"),
         (("tts", "analyze", "--no-plot"), "records"),
         (("tts", "mini", "no_such_recipe"), "no_such_recipe"),
         (("select", "no_such_recipe"), "no_such_recipe"),
@@ -364,12 +364,12 @@ def _output_cases() -> list[Case]:
         (("fit", "--no-plot", "--bootstrap", "0", "--out", "taken/sub"), a_file),
         ((*PLAN, "--out", "taken"), a_file),
         ((*PLAN, "--out", "taken/sub"), a_file),
-        (("tts", "analyze", "--seed-b", "--no-plot", "--out", "taken"), a_file),
+        (("tts", "analyze", "--wu2025", "--no-plot", "--out", "taken"), a_file),
         (("demo", "--quick", "--out", "taken"), a_file),
         (("latency", "measure", "lat.yaml", "--out", "taken"), a_dir),
         (("latency", "measure", "lat.yaml", "--out", "taken/r.jsonl"), a_file),
         (("latency", "calibrate", "lat.jsonl", "--out", "taken"), a_dir),
-        (("latency", "calibrate", "--seed-a", "--out", "taken"), a_dir),
+        (("latency", "calibrate", "--bian2025", "--out", "taken"), a_dir),
         (("latency", "plot", "lat.jsonl", "--hardware", "generic-cpu", "--out", "taken"), a_dir),
         (("sweep", "sweep.yaml", "--out", "taken"), a_file),
         (("train", "t.yaml", "--out", "taken"), a_file),
@@ -450,7 +450,7 @@ def _newcomer_cases() -> list[Case]:
              {"r.jsonl": neg + "\n"}),
         Case("tts analyze duplicated unit", ("tts", "analyze", "r.jsonl", "--no-plot"), "r.jsonl:2",
              {"r.jsonl": tts + "\n" + tts + "\n"}),
-        Case("tts analyze seed-b and runs", ("tts", "analyze", "--seed-b", "runs", "--no-plot"), "--seed-b",
+        Case("tts analyze wu2025 and runs", ("tts", "analyze", "--wu2025", "runs", "--no-plot"), "--wu2025",
              {"runs": None}),
         Case("runs on a tts run", ("runs", "t"), "not a training run's record", {"t": None, "t/records.jsonl": tts + "\n"}),
         Case("runs on a tts mini study", ("runs", "s"), "runs/ holds tts runs",
@@ -458,7 +458,7 @@ def _newcomer_cases() -> list[Case]:
               "s/runs/m/records.jsonl": tts + "\n"}),
         Case("tts analyze a training sweep", ("tts", "analyze", "w", "--no-plot"), "a training run's record",
              {"w": None, "w/records.jsonl": json.dumps({"run_id": "a", "N": 1e6, "D": 2e7, "loss": 3.0}) + "\n"}),
-        Case("tts mini typo'd recipe", ("tts", "mini", "seed_b_mni"), "did you mean 'seed_b_mini'"),
+        Case("tts mini typo'd recipe", ("tts", "mini", "wu2025_mni"), "did you mean 'wu2025_mini'"),
         Case("sweep typo'd recipe", ("sweep", "micro_swep"), "did you mean 'micro_sweep'"),
     ]
 

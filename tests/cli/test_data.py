@@ -11,9 +11,9 @@ def test_data_list_json():
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     rows = {r["name"]: r for r in json.loads(res.stdout)}
-    assert {k: rows[k]["rows"] for k in ("seed-a", "chinchilla", "gadre", "sardana")} == {
-        "seed-a": 76, "chinchilla": 234, "gadre": 104, "sardana": 47}
-    assert rows["chinchilla"]["licence"] == "Apache-2.0" and rows["seed-a"]["licence"] == "MIT"
+    assert {k: rows[k]["rows"] for k in ("bian2025", "chinchilla", "gadre", "sardana")} == {
+        "bian2025": 76, "chinchilla": 234, "gadre": 104, "sardana": 47}
+    assert rows["chinchilla"]["licence"] == "Apache-2.0" and rows["bian2025"]["licence"] == "MIT"
     assert rows["gadre"]["columns"] == 94
 
 

@@ -22,7 +22,7 @@ def main_job(tmp_path_factory):
     return cwd, json.loads(res.stdout)
 
 
-def test_default_fit_is_seed_a_main_fit_with_baseline(main_job):
+def test_default_fit_is_bian2025_main_fit_with_baseline(main_job):
     cwd, out = main_job
     ours, base = out["fits"]
     assert (ours["law"], base["law"]) == ("inference_aware", "chinchilla_tied")
@@ -45,7 +45,7 @@ def test_default_fit_writes_plot_and_loadable_fit(main_job):
     law = load_fit(cwd / "law.json")
     assert law.name == "inference_aware"
     p = out["fits"][0]["params"]
-    n, d, r = 1.669e9, 20 * 1.669e9, 256.0  # Morph-1B: N by seed A's formula, 20 tokens/param, R = 3072/12
+    n, d, r = 1.669e9, 20 * 1.669e9, 256.0  # Morph-1B: N by Bian et al.'s formula, 20 tokens/param, R = 3072/12
     expected = (p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["alpha"]) * (1 + p["eps"] * r ** p["alpha"])
     assert float(law.predict(n, d, r)) == pytest.approx(expected, rel=1e-12)
     (fit_dir,) = (cwd / "infscale-out").glob("fit-*")  # the default output: infscale-out/fit-<UTC time>/

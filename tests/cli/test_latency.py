@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from infscale.arch import TransformerShape
-from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD
+from infscale.latency.calibrate import BIAN2025_SHAPES, BIAN2025_WORKLOAD
 from infscale.latency.model import HARDWARE, Workload, predict
 from infscale.records import append_one
 
@@ -21,13 +21,13 @@ def run(*args, check=True):
 
 def test_predict_json_matches_library():
     out = json.loads(run("predict", "--shape", "morph-1b", "--shape", "open-lm-1b", "--json").stdout)
-    assert out["hardware"] == "a100-40gb-seed-a"
+    assert out["hardware"] == "a100-40gb-bian2025"
     got = {p["shape"]: p["total_s"] for p in out["predictions"]}
-    prof = HARDWARE["a100-40gb-seed-a"]
-    assert got["morph-1b"] == pytest.approx(predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, prof).total_s)
+    prof = HARDWARE["a100-40gb-bian2025"]
+    assert got["morph-1b"] == pytest.approx(predict(BIAN2025_SHAPES["Morph-1B"][0], BIAN2025_WORKLOAD, prof).total_s)
     assert got["open-lm-1b"] / got["morph-1b"] == pytest.approx(1.84, rel=0.10)
-    # both within the sizes the seed-A profile was calibrated on: no warning
-    assert out["calibrated_on"].startswith("seed A's published") and all(not p["warnings"] for p in out["predictions"])
+    # both within the sizes the Bian et al. profile was calibrated on: no warning
+    assert out["calibrated_on"].startswith("Bian et al.'s published") and all(not p["warnings"] for p in out["predictions"])
 
 
 def test_predict_says_when_it_rests_on_an_uncalibrated_profile_or_extrapolates():
@@ -100,12 +100,12 @@ def test_calibrate_on_synthetic_records_and_plot(tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def test_seed_a_calibration_and_hardware_list(tmp_path):
-    out = json.loads(run("calibrate", "--seed-a", "--json").stdout)
+def test_bian2025_calibration_and_hardware_list(tmp_path):
+    out = json.loads(run("calibrate", "--bian2025", "--json").stdout)
     assert out["ratio"] == pytest.approx(1.84, rel=0.10)
     prof = tmp_path / "a100.json"
-    text = run("calibrate", "--seed-a", "--out", str(prof)).stdout
+    text = run("calibrate", "--bian2025", "--out", str(prof)).stdout
     assert prof.exists() and f"wrote {prof}: use it with --hardware {prof}" in " ".join(text.split())
-    assert "profile not saved (give --out FILE.json to keep it)" in run("calibrate", "--seed-a").stdout
+    assert "profile not saved (give --out FILE.json to keep it)" in run("calibrate", "--bian2025").stdout
     names = {p["name"] for p in json.loads(run("hardware", "--json").stdout)}
-    assert {"a100-40gb", "a100-80gb", "h100", "h200", "a30", "l4", "generic-cpu", "a100-40gb-seed-a"} <= names
+    assert {"a100-40gb", "a100-80gb", "h100", "h200", "a30", "l4", "generic-cpu", "a100-40gb-bian2025"} <= names

@@ -18,11 +18,11 @@ def run(*args, cwd=None):
 
 
 def _deploy(tmp_path, **deployment):
-    law = run_fit(load_runs("seed-a"), "inference_aware", "least_squares", fit_on="in_main_fit_set == 1").law
+    law = run_fit(load_runs("bian2025"), "inference_aware", "least_squares", fit_on="in_main_fit_set == 1").law
     save_fit(law, tmp_path / "law.json")
     data = {"name": "cli-case", "law": {"path": "law.json"}, "accuracy": {"form": "exp", "data": "gadre"},
-            "hardware": {"profile": "a100-40gb-seed-a", "usd_per_hour": 1.5, "train_mfu": 0.45},
-            "candidates": {"family": "seed-a", "min_params": 5.0e8, "max_params": 2.0e9, "tokens": 2.9e10},
+            "hardware": {"profile": "a100-40gb-bian2025", "usd_per_hour": 1.5, "train_mfu": 0.45},
+            "candidates": {"family": "bian2025", "min_params": 5.0e8, "max_params": 2.0e9, "tokens": 2.9e10},
             "deployment": {"queries": 1000, "prompt_tokens": 128, "output_tokens": 256,
                            "max_latency_s": 2.0, **deployment},
             "crossover": {"queries": [10, 1.0e9], "points": 5}}

@@ -1,7 +1,7 @@
 """`infscale plan`, `infscale lifetime` and `infscale select` end to end through the console entry point.
 
-The acceptance case: seed A's law fitted on the 27 main-fit points of its own data (least squares, as the paper's
-scripts) and the A100 profile calibrated on seed A's published latencies recommend a 12-layer 1B shape under 2 s
+The acceptance case: Bian et al.'s law fitted on the 27 main-fit points of its own data (least squares, as the paper's
+scripts) and the A100 profile calibrated on Bian et al.'s published latencies recommend a 12-layer 1B shape under 2 s
 (batch 1, 128 in / 256 out) and show the 24-layer Open-LM-1B baseline as dominated.
 """
 
@@ -24,17 +24,17 @@ def run(*args, check=True, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def seed_a_law(tmp_path_factory):
-    """Fit seed A's inference-aware law on the 27 main-fit points (the paper's procedure) and save it."""
-    report = run_fit(load_runs("seed-a"), "inference_aware", "least_squares", fit_on="in_main_fit_set == 1")
+def bian2025_law(tmp_path_factory):
+    """Fit Bian et al.'s inference-aware law on the 27 main-fit points (the paper's procedure) and save it."""
+    report = run_fit(load_runs("bian2025"), "inference_aware", "least_squares", fit_on="in_main_fit_set == 1")
     p = report.law.params_
     assert p["alpha"] == pytest.approx(0.614574, rel=1e-3) and p["eps"] == pytest.approx(0.00114621, rel=1e-3)
-    return save_fit(report.law, tmp_path_factory.mktemp("law") / "seed_a.json")
+    return save_fit(report.law, tmp_path_factory.mktemp("law") / "bian2025.json")
 
 
-def test_acceptance_morph_1b_decision(seed_a_law, tmp_path):
+def test_acceptance_morph_1b_decision(bian2025_law, tmp_path):
     out = tmp_path / "plan"
-    proc = run("plan", "--law", str(seed_a_law), "--hardware", "a100-40gb-seed-a", "--params", "1e9",
+    proc = run("plan", "--law", str(bian2025_law), "--hardware", "a100-40gb-bian2025", "--params", "1e9",
                "--tokens", "29e9", "--max-latency", "2.0", "--baseline", "open-lm-1b", "--baseline", "morph-1b",
                "--out", str(out), "--json")
     plan = json.loads(proc.stdout)
@@ -52,8 +52,8 @@ def test_acceptance_morph_1b_decision(seed_a_law, tmp_path):
     assert (out / "frontier.csv").read_text().startswith("label,")
 
 
-def test_plan_table_output(seed_a_law, tmp_path):
-    proc = run("plan", "--law", str(seed_a_law), "--hardware", "a100-40gb-seed-a", "--params", "1e9",
+def test_plan_table_output(bian2025_law, tmp_path):
+    proc = run("plan", "--law", str(bian2025_law), "--hardware", "a100-40gb-bian2025", "--params", "1e9",
                "--tokens", "29e9", "--max-latency", "2.0", "--baseline", "open-lm-1b", "--out", str(tmp_path))
     assert "Recommended d" in proc.stdout and "x12 h16" in proc.stdout
     assert "dominated by" in proc.stdout
@@ -66,12 +66,12 @@ def test_plan_table_output(seed_a_law, tmp_path):
     (("--hardware", "tpu-v9"), "unknown hardware profile 'tpu-v9'"),
     (("--baseline", "gpt-17"), "--baseline: unknown shape preset 'gpt-17'"),
 ])
-def test_bad_input_is_one_line_and_exit_2(seed_a_law, tmp_path, args, message):
-    base = {"--hardware": "a100-40gb-seed-a"}
+def test_bad_input_is_one_line_and_exit_2(bian2025_law, tmp_path, args, message):
+    base = {"--hardware": "a100-40gb-bian2025"}
     extra = dict(zip(args[::2], args[1::2], strict=True))
     opts = {"--params": "1e9", "--tokens": "29e9", "--out": str(tmp_path), **base, **extra}
     flat = [x for kv in opts.items() for x in kv]
-    proc = run("plan", "--law", str(seed_a_law), *flat, check=False)
+    proc = run("plan", "--law", str(bian2025_law), *flat, check=False)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -102,8 +102,8 @@ def test_lifetime_forward_and_inverse(tmp_path):
     assert bad.returncode == 2 and "binding constraint loss target" in bad.stderr
 
 
-def test_measured_latency_overrides_prediction(seed_a_law, tmp_path):
-    args = ("plan", "--law", str(seed_a_law), "--hardware", "a100-40gb-seed-a", "--params", "1e9", "--tokens", "29e9",
+def test_measured_latency_overrides_prediction(bian2025_law, tmp_path):
+    args = ("plan", "--law", str(bian2025_law), "--hardware", "a100-40gb-bian2025", "--params", "1e9", "--tokens", "29e9",
             "--max-latency", "2.0", "--out", str(tmp_path), "--json")
     best = json.loads(run(*args).stdout)["best"]
     # a measurement says the recommended shape is too slow: the next best is recommended instead
@@ -171,10 +171,10 @@ def test_select_unknown_task_is_one_line(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_baselines_of_any_vocabulary_are_scored_with_their_own(seed_a_law, tmp_path):
+def test_baselines_of_any_vocabulary_are_scored_with_their_own(bian2025_law, tmp_path):
     """`--baseline llama-2-7b --baseline llama-3-8b` on the llama family (32k vocabulary): Llama-3-8B (128k
     vocabulary, GQA) is scored as itself, with its exact 8,030,261,248 parameters, against the same candidates."""
-    proc = run("plan", "--law", str(seed_a_law), "--hardware", "h100", "--params", "7e9", "--tokens", "2e12",
+    proc = run("plan", "--law", str(bian2025_law), "--hardware", "h100", "--params", "7e9", "--tokens", "2e12",
                "--family", "llama", "--baseline", "llama-2-7b", "--baseline", "llama-3-8b", "--out", str(tmp_path),
                "--json")
     plan = json.loads(proc.stdout)
@@ -188,8 +188,8 @@ def test_baselines_of_any_vocabulary_are_scored_with_their_own(seed_a_law, tmp_p
         assert any(w.startswith("uncalibrated: profile 'h100'") for w in b["warnings"])
 
 
-def test_out_of_range_plan_is_flagged_an_in_range_one_is_not(seed_a_law, tmp_path):
-    far = run("plan", "--law", str(seed_a_law), "--hardware", "h100", "--params", "7e9", "--tokens", "1.4e12",
+def test_out_of_range_plan_is_flagged_an_in_range_one_is_not(bian2025_law, tmp_path):
+    far = run("plan", "--law", str(bian2025_law), "--hardware", "h100", "--params", "7e9", "--tokens", "1.4e12",
               "--out", str(tmp_path / "far"))
     assert far.stdout.splitlines()[0].startswith("Recommended")  # the result alone on stdout, warnings on stderr
     after = " ".join(far.stderr.splitlines())
@@ -199,23 +199,23 @@ def test_out_of_range_plan_is_flagged_an_in_range_one_is_not(seed_a_law, tmp_pat
     assert [w.split(" =")[0] for w in plan["warnings"] if w.startswith("extrapolation")] == [
         "extrapolation: N", "extrapolation: D", "extrapolation: loss"]
     # inside the 27 runs' N, D, D/N, aspect ratio and loss, without a latency profile: nothing to flag
-    near = run("plan", "--law", str(seed_a_law), "--params", "2e8", "--params-band", "1.3", "--tokens", "6e9",
+    near = run("plan", "--law", str(bian2025_law), "--params", "2e8", "--params-band", "1.3", "--tokens", "6e9",
                "--out", str(tmp_path / "near"), "--json")
     plan = json.loads(near.stdout)
     assert 1.5e8 < plan["best"]["n_params"] < 2.7e8
     assert [w for w in plan["warnings"] if not w.startswith("search bound: ")] == []  # on the band's edge: said
-    quiet = run("plan", "--law", str(seed_a_law), "--params", "2e8", "--params-band", "1.3", "--tokens", "6e9",
+    quiet = run("plan", "--law", str(bian2025_law), "--params", "2e8", "--params-band", "1.3", "--tokens", "6e9",
                 "--out", str(tmp_path / "near"))
     assert "extrapolation" not in quiet.stdout + quiet.stderr and "uncalibrated" not in quiet.stderr
 
 
-def test_lifetime_and_optimum_flag_an_extrapolated_optimum(seed_a_law, tmp_path):
-    life = json.loads(run("lifetime", "--law", str(seed_a_law), "--loss-target", "2.9", "--decode-tokens", "2e12",
+def test_lifetime_and_optimum_flag_an_extrapolated_optimum(bian2025_law, tmp_path):
+    life = json.loads(run("lifetime", "--law", str(bian2025_law), "--loss-target", "2.9", "--decode-tokens", "2e12",
                           "--aspect-ratio", "256", "--json").stdout)
     assert any(w.startswith("extrapolation: D = ") for w in life["warnings"])
-    near = json.loads(run("optimum", "--law", str(seed_a_law), "--flops", "6e18", "--aspect-ratio", "64",
+    near = json.loads(run("optimum", "--law", str(bian2025_law), "--flops", "6e18", "--aspect-ratio", "64",
                           "--json").stdout)
-    far = json.loads(run("optimum", "--law", str(seed_a_law), "--flops", "1e23", "--aspect-ratio", "64",
+    far = json.loads(run("optimum", "--law", str(bian2025_law), "--flops", "1e23", "--aspect-ratio", "64",
                          "--json").stdout)
     flags = [w for w in far["warnings"] if w.startswith("extrapolation")]
     assert [w.split(" =")[0] for w in flags] == ["extrapolation: N", "extrapolation: D", "extrapolation: loss"]

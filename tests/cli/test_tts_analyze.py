@@ -1,4 +1,4 @@
-"""`infscale tts analyze` end to end through the console entry point: records -> tables, plots, JSON; seed B tables."""
+"""`infscale tts analyze` end to end through the console entry point: records -> tables, plots, JSON; Wu et al. tables."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _records(rng, model, n_params, p_correct, strategy, budget, n_problems=30):
             for d in draws)
         gen = 20 * budget
         ledger = FlopsLedger(policy_prefill_flops=2.0 * n_params * 30, policy_decode_flops=2.0 * n_params * gen,
-                             reward_flops=2.0 * 1e6 * gen, seed_b_flops=2.0 * n_params * gen, generated_tokens=gen)
+                             reward_flops=2.0 * 1e6 * gen, wu2025_flops=2.0 * n_params * gen, generated_tokens=gen)
         votes = {}
         for c in cands:
             if c.answer is not None:
@@ -78,25 +78,25 @@ def test_analyze_runs_json_tables_and_plots(run_dir):
 
 
 def test_analyze_prints_tables(run_dir):
-    res = _cli("run/records.jsonl", "--out", "out2", "--bootstrap", "50", "--no-plot", "--accounting", "seed_b",
+    res = _cli("run/records.jsonl", "--out", "out2", "--bootstrap", "50", "--no-plot", "--accounting", "wu2025",
                cwd=run_dir)
     assert res.returncode == 0, res.stderr
     assert "Pareto frontier" in res.stdout and "Compute-optimal choice per budget" in res.stdout
 
 
-def test_seed_b_tables(tmp_path):
-    res = _cli("--seed-b", "--json", "--out", "sb", cwd=tmp_path)
+def test_wu2025_tables(tmp_path):
+    res = _cli("--wu2025", "--json", "--out", "sb", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert all(s["holds"] or (s["holds"] is None and s["key"] == "optimal_size_law") for s in out["statements"])
     assert out["frontier"]["MATH500"][-1]["model"] == "Llemma-34B"
-    assert (tmp_path / "sb" / "seed_b_math500.png").stat().st_size > 0
+    assert (tmp_path / "sb" / "wu2025_math500.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("args, needle", [
     (["missing.jsonl"], "missing.jsonl"),
-    (["--accounting", "tokens", "--seed-b"], "--accounting"),
-    ([], "--seed-b"),
+    (["--accounting", "tokens", "--wu2025"], "--accounting"),
+    ([], "--wu2025"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
     res = _cli(*args, cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""Calibration recovers known terms from synthetic latencies, and seed A's A100 figures give the 1.84x ratio."""
+"""Calibration recovers known terms from synthetic latencies, and Bian et al.'s A100 figures give the 1.84x ratio."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import pytest
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.latency.calibrate import (
-    SEED_A_SHAPES,
-    SEED_A_WORKLOAD,
+    BIAN2025_SHAPES,
+    BIAN2025_WORKLOAD,
     LatencyCalibrator,
     LatencyObservation,
     calibrate_holdout,
@@ -15,7 +15,7 @@ from infscale.latency.calibrate import (
     predict_observations,
     spread_subset,
 )
-from infscale.latency.io import calibrate_seed_a, seed_a_observations
+from infscale.latency.io import bian2025_observations, calibrate_bian2025
 from infscale.latency.model import HARDWARE, Workload, predict
 
 TRUE_CPU = HARDWARE["generic-cpu"].with_(
@@ -106,13 +106,13 @@ def test_spread_subset_and_errors():
 
 
 def _ratio(profile):
-    morph = predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, profile).total_s
-    openlm = predict(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, profile).total_s
+    morph = predict(BIAN2025_SHAPES["Morph-1B"][0], BIAN2025_WORKLOAD, profile).total_s
+    openlm = predict(BIAN2025_SHAPES["Open-LM-1B"][0], BIAN2025_WORKLOAD, profile).total_s
     return openlm / morph, morph
 
 
-def test_seed_a_profile_reproduces_morph_vs_openlm_ratio():
-    cal = calibrate_seed_a()
+def test_bian2025_profile_reproduces_morph_vs_openlm_ratio():
+    cal = calibrate_bian2025()
     ratio, morph = _ratio(cal.profile_)
     assert ratio == pytest.approx(3.61 / 1.96, rel=0.10)
     assert morph == pytest.approx(1.96, rel=0.10)
@@ -120,25 +120,25 @@ def test_seed_a_profile_reproduces_morph_vs_openlm_ratio():
     assert np.max(np.abs(cal.relative_errors_["total_s"])) < 0.10
     assert cal.layer_overhead_by_group_["open_lm"] == pytest.approx(0.56e-3, rel=0.10)
     # the preset shipped for the planner is this calibration
-    shipped = HARDWARE["a100-40gb-seed-a"]
+    shipped = HARDWARE["a100-40gb-bian2025"]
     assert shipped.layer_overhead_s == pytest.approx(cal.profile_.layer_overhead_s, rel=1e-5)
     assert shipped.step_overhead_s == pytest.approx(cal.profile_.step_overhead_s, rel=1e-5)
 
 
-def test_seed_a_held_out_morph_1b():
+def test_bian2025_held_out_morph_1b():
     # calibrated without Morph-1B, the profile still predicts its latency and the 1.84x ratio within 10%
-    cal = calibrate_seed_a([m for m in SEED_A_SHAPES if m != "Morph-1B"])
+    cal = calibrate_bian2025([m for m in BIAN2025_SHAPES if m != "Morph-1B"])
     ratio, morph = _ratio(cal.profile_)
     assert ratio == pytest.approx(1.84, rel=0.10)
     assert morph == pytest.approx(1.96, rel=0.10)
 
 
-def test_seed_a_uncalibrated_preset_misses_the_ratio():
+def test_bian2025_uncalibrated_preset_misses_the_ratio():
     # the datasheet roofline alone gets the shape effect backwards (docs/references.md §3): calibration is what fixes it
     ratio, _ = _ratio(HARDWARE["a100-40gb"].with_(layer_overhead_s=0.0, step_overhead_s=0.0))
     assert ratio < 1.0
     with pytest.raises(InputError, match="no published latency"):
-        seed_a_observations(["GPT-5"])
+        bian2025_observations(["GPT-5"])
 
 
 def test_predict_observations_matches_predict():

@@ -32,8 +32,8 @@ def test_huber_bootstrap_covers_truth_and_is_reproducible():
         assert b1.low[k] <= fitter.params_[k] <= b1.high[k]
 
 
-def test_least_squares_bootstrap_on_seed_a_brackets_the_fit():
-    runs, _ = load_runs("seed-a").split("in_main_fit_set == 1")
+def test_least_squares_bootstrap_on_bian2025_brackets_the_fit():
+    runs, _ = load_runs("bian2025").split("in_main_fit_set == 1")
     fitter = LeastSquaresFitter("inference_aware").fit(runs)
     b = bootstrap(fitter, runs, 40, random_state=0)
     assert b.samples.shape == (40, 5)

@@ -1,4 +1,4 @@
-"""Fitters: seed A's published fit (docs/references.md §1), Huber recovery of known parameters, optimum vs a scipy loop."""
+"""Fitters: Bian et al.'s published fit (docs/references.md §1), Huber recovery of known parameters, optimum vs a scipy loop."""
 
 from pathlib import Path
 
@@ -19,16 +19,16 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
-def seed_a():
-    return load_runs("seed-a")
+def bian2025():
+    return load_runs("bian2025")
 
 
 def _sig3(x, ref):
     assert x == pytest.approx(ref, rel=5e-4), f"{x} vs {ref}"
 
 
-def test_seed_a_main_fit_reproduces_reference(seed_a):
-    rep = run_fit(seed_a, "inference_aware", "least_squares", "in_main_fit_set == 1")
+def test_bian2025_main_fit_reproduces_reference(bian2025):
+    rep = run_fit(bian2025, "inference_aware", "least_squares", "in_main_fit_set == 1")
     p = rep.law.params_
     for k, ref in {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}.items():
         _sig3(p[k], ref)
@@ -41,8 +41,8 @@ def test_seed_a_main_fit_reproduces_reference(seed_a):
     assert rep.warnings == ()
 
 
-def test_seed_a_chinchilla_baseline(seed_a):
-    rep = run_fit(seed_a, "chinchilla_tied", "least_squares", "in_main_fit_set == 1")
+def test_bian2025_chinchilla_baseline(bian2025):
+    rep = run_fit(bian2025, "chinchilla_tied", "least_squares", "in_main_fit_set == 1")
     p = rep.law.params_
     for k, ref in {"A": 7720.63, "B": 68572.86, "E": 2.13061, "alpha": 0.494667}.items():
         _sig3(p[k], ref)
@@ -50,16 +50,16 @@ def test_seed_a_chinchilla_baseline(seed_a):
     assert rep.validation.group("1B").spearman == pytest.approx(-0.4)
 
 
-def test_seed_a_free_gamma_variant(seed_a):
-    rep = run_fit(seed_a, "inference_aware_free_gamma", "least_squares", "in_main_fit_set == 1")
+def test_bian2025_free_gamma_variant(bian2025):
+    rep = run_fit(bian2025, "inference_aware_free_gamma", "least_squares", "in_main_fit_set == 1")
     _sig3(rep.law.params_["eps"], 2.358e-5)
     _sig3(rep.law.params_["gamma"], 1.2561)
     assert round(rep.validation.all.mse, 6) == 0.000487 and round(rep.validation.all.r2, 5) == 0.99845
 
 
-def test_seed_a_per_size_spearman_matches_published(seed_a):
+def test_bian2025_per_size_spearman_matches_published(bian2025):
     # shared/data/seed1/spearman_per_size.csv, main fit, inference-aware law
-    rep = run_fit(seed_a, "inference_aware", "least_squares", "in_main_fit_set == 1")
+    rep = run_fit(bian2025, "inference_aware", "least_squares", "in_main_fit_set == 1")
     for group, ref in {"80M": 0.973, "116M": 0.982, "164M": 1.0, "237M": 1.0, "313M": 1.0, "1B": 1.0}.items():
         assert round(rep.validation.group(group).spearman, 3) == ref
 

@@ -103,7 +103,7 @@ def test_a_saved_fit_carries_its_warnings_and_plan_repeats_them(tmp_path):
     save_fit(law, tmp_path / "law.json", warnings=["only 2 fit runs at >= 40 tokens/param"])
     assert load_fit(tmp_path / "law.json").meta["warnings"] == ["only 2 fit runs at >= 40 tokens/param"]
     res = subprocess.run([sys.executable, "-m", "infscale.cli.main", "plan", "--law", "law.json", "--params", "1e9",
-                          "--tokens", "29e9", "--hardware", "a100-40gb-seed-a", "--json"], cwd=tmp_path,
+                          "--tokens", "29e9", "--hardware", "a100-40gb-bian2025", "--json"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "warning: law.json: the fit was saved with a warning: only 2 fit runs at >= 40 tokens/param" in res.stderr

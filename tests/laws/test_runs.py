@@ -11,16 +11,16 @@ from infscale.laws.io import load_runs
 from infscale.laws.runs import Runs
 
 
-@pytest.mark.parametrize("name,rows", [("seed-a", 76), ("chinchilla", 234), ("gadre", 104), ("sardana", 47)])
+@pytest.mark.parametrize("name,rows", [("bian2025", 76), ("chinchilla", 234), ("gadre", 104), ("sardana", 47)])
 def test_bundled_datasets_load_with_canonical_columns(name, rows):
     runs = load_runs(name)
     assert len(runs) == rows
     assert (runs.n_params > 0).all() and (runs.n_tokens > 0).all() and (runs.loss > 0).all()
 
 
-def test_seed_a_columns_and_split():
-    runs = load_runs("seed-a")
-    # Morph/open_lm 80M_v1: d=512, 8 layers -> N by seed A's formula, R = 64
+def test_bian2025_columns_and_split():
+    runs = load_runs("bian2025")
+    # Morph/open_lm 80M_v1: d=512, 8 layers -> N by Bian et al.'s formula, R = 64
     row = runs.frame.iloc[0]
     d, n_layers, v = 512, 8, 50432
     h = 256 * int(np.ceil(8 * d / 3 / 256))
@@ -99,7 +99,7 @@ def test_torn_jsonl_line(tmp_path):
 def test_unknown_name_and_bad_query(tmp_path):
     with pytest.raises(InputError, match="not a bundled dataset"):
         load_runs("no-such-dataset")
-    runs = load_runs("seed-a")
+    runs = load_runs("bian2025")
     with pytest.raises(InputError, match="--fit-on"):
         runs.split("no_such_column > 3")
     with pytest.raises(InputError, match="selects no rows"):

@@ -1,5 +1,5 @@
 """The shape study's statistics: the seed-to-seed noise floor, per-size Spearman with intervals, held-out scores, and
-the aspect-optimum law that can follow a bowl in loss against aspect ratio where seed A's monotone factor cannot."""
+the aspect-optimum law that can follow a bowl in loss against aspect ratio where Bian et al.'s monotone factor cannot."""
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,8 @@ def test_aspect_optimum_recovers_its_bowl_and_beats_the_monotone_shape_term_on_t
     own = run_fit(runs, "aspect_optimum", "huber", "group != 'g5'")
     assert own.law.params_["R0"] == pytest.approx(8.0, rel=1e-3)
     assert own.law.params_["kappa"] == pytest.approx(0.01, rel=1e-3)
-    seed_a = run_fit(runs, "inference_aware", "huber", "group != 'g5'")
-    assert own.validation.held_out.mse < 1e-10 < seed_a.validation.held_out.mse
+    bian2025 = run_fit(runs, "inference_aware", "huber", "group != 'g5'")
+    assert own.validation.held_out.mse < 1e-10 < bian2025.validation.held_out.mse
     ranks = {s.group: s for s in size_rankings(own.law, runs, {"g5"})}
     assert all(s.spearman.value == pytest.approx(1.0) for s in ranks.values()) and ranks["g5"].held_out
 

@@ -1,5 +1,5 @@
 """Test-time curves across model sizes: known coefficients recovered, exact leave-one-size-out on a closed form,
-the inverse in the base accuracy, seed B's tables."""
+the inverse in the base accuracy, Wu et al.'s tables."""
 
 from __future__ import annotations
 
@@ -57,14 +57,14 @@ def test_unknown_strategy_is_one_clear_error():
         curves.predict(0.5, "beam", 4)
 
 
-def test_seed_b_tables_leave_one_size_out():
-    """Seed B's MATH500 tables (Mistral-7B, Llemma-7B, Llama3-8B-Instruct, Llemma-34B): each model's points from the
+def test_wu2025_tables_leave_one_size_out():
+    """Wu et al.'s MATH500 tables (Mistral-7B, Llemma-7B, Llama3-8B-Instruct, Llemma-34B): each model's points from the
     other three's fit within 3.3 points on average (measured; margin to 6)."""
     from pathlib import Path
 
     from infscale.workflows.lifecycle_inputs import load_points
 
-    pts = load_points("seed-b-math500", Path("."))
+    pts = load_points("wu2025-math500", Path("."))
     base = pts.base_accuracy()
     loso = leave_one_size_out(pts.model, [base[m] for m in pts.model], pts.strategy, pts.n, pts.accuracy)
     assert set(loso.per_size) == {"Mistral-7B", "Llemma-7B", "Llama3-8B-Instruct", "Llemma-34B"}

@@ -30,8 +30,8 @@ def test_degenerate_fit_warnings():
     assert "coefficient A" in w and "exponent alpha" in w and "collapsed" in w and "only 0 fit runs" in w
 
 
-def test_seed_a_20n_only_fit_warns_about_overtrained_points():
-    runs = load_runs("seed-a")
+def test_bian2025_20n_only_fit_warns_about_overtrained_points():
+    runs = load_runs("bian2025")
     rep = run_fit(runs, "inference_aware", "least_squares", "in_main_fit_set == 1 and tokens_per_param < 25")
     assert rep.n_fit == 24
     assert any("tokens/param" in w for w in rep.warnings) and any("coefficient A" in w for w in rep.warnings)

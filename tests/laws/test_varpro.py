@@ -14,8 +14,8 @@ from infscale.laws.varpro import VarProFitter, _nnls3
 
 @pytest.mark.parametrize(("data", "law"), [("chinchilla", "chinchilla"), ("chinchilla", "chinchilla_tied"),
                                            ("gadre", "chinchilla"), ("sardana", "chinchilla"),
-                                           ("seed-a", "chinchilla"), ("seed-a", "inference_aware"),
-                                           ("seed-a", "inference_aware_free_gamma")])
+                                           ("bian2025", "chinchilla"), ("bian2025", "inference_aware"),
+                                           ("bian2025", "inference_aware_free_gamma")])
 def test_objective_at_most_the_grid_and_parameters_inside_its_intervals(data, law):
     runs = load_runs(data)
     grid = HuberFitter(law).fit(runs)

@@ -188,14 +188,14 @@ def test_a_cost_ceiling_buys_the_most_accuracy_and_more_money_never_less():
 
 def test_measured_models_with_sunk_training_pick_the_compute_optimal_point():
     from infscale.tts.analysis import compute_optimal
-    from infscale.workflows.seedb_tables import load_seed_b_points
+    from infscale.workflows.wu2025_tables import load_wu2025_points
 
-    pts = load_seed_b_points("MATH500")
+    pts = load_wu2025_points("MATH500")
     c = configs_from_points([p.model for p in pts], [p.n_params for p in pts], [p.strategy for p in pts],
-                            [p.n for p in pts], [p.accuracy for p in pts], [p.seed_b_flops for p in pts])
+                            [p.n for p in pts], [p.accuracy for p in pts], [p.wu2025_flops for p in pts])
     for budget in (4e12, 2e13, 1.1e14, 3e14, 1e15):
         d = Deployment(queries=1e6, prompt_tokens=0, output_tokens=1, cost_ceiling=budget * 1e6)
         sol = solve_lifecycle(c, AccuracyChain(loss_fn=hoffmann), d, Prices())
-        ref = compute_optimal(pts, [budget], accounting="seed_b")[0]
+        ref = compute_optimal(pts, [budget], accounting="wu2025")[0]
         assert (c.model[sol.best], c.strategy[sol.best], int(c.n[sol.best])) == (ref.model, ref.strategy, ref.n)
         assert sol.train_cost[sol.best] == 0.0

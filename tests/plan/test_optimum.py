@@ -7,11 +7,11 @@ from infscale.errors import InfeasibleError
 from infscale.plan.optimum import PlanConstraints, dominated_by, pareto_frontier, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes
 
-# Seed A's published 27-point fit (docs/references.md §1), written out as a closed form
+# Bian et al.'s published 27-point fit (docs/references.md §1), written out as a closed form
 A, B, E, ALPHA, EPS = 54754.43, 778345.5, 2.44751, 0.614574, 0.00114621
 
 
-def seed_a_law(n, d, r):
+def bian2025_law(n, d, r):
     return (E + A / n**ALPHA + B / d**ALPHA) * (1 + EPS * r**ALPHA)
 
 
@@ -41,9 +41,9 @@ def test_pareto_front_matches_pairwise_definition():
 
 def test_optimum_is_the_exhaustive_argmin():
     grid = enumerate_shapes(RULES, 5e8, 2e9)
-    res = plan_shapes(grid, seed_a_law, PlanConstraints(max_latency_s=2.0, n_tokens=29e9), layer_latency)
+    res = plan_shapes(grid, bian2025_law, PlanConstraints(max_latency_s=2.0, n_tokens=29e9), layer_latency)
     lat = layer_latency(grid)
-    loss = seed_a_law(grid.n_params.astype(float), 29e9, grid.aspect_ratio)
+    loss = bian2025_law(grid.n_params.astype(float), 29e9, grid.aspect_ratio)
     ok = lat <= 2.0
     assert res.best == int(np.flatnonzero(ok)[np.argmin(loss[ok])])
     assert res.latency_s[res.best] <= 2.0
@@ -81,10 +81,10 @@ def test_parameter_cap_binds():
 
 def test_measured_latency_overrides_prediction():
     grid = enumerate_shapes(RULES, 5e8, 2e9)
-    res0 = plan_shapes(grid, seed_a_law, PlanConstraints(max_latency_s=2.0, n_tokens=29e9), layer_latency)
+    res0 = plan_shapes(grid, bian2025_law, PlanConstraints(max_latency_s=2.0, n_tokens=29e9), layer_latency)
     best = res0.best
     key = (int(grid.d_model[best]), int(grid.n_layers[best]), 16, 16)
-    res1 = plan_shapes(grid, seed_a_law, PlanConstraints(max_latency_s=2.0, n_tokens=29e9), layer_latency,
+    res1 = plan_shapes(grid, bian2025_law, PlanConstraints(max_latency_s=2.0, n_tokens=29e9), layer_latency,
                        measured={key: 2.5})
     assert res1.latency_measured[best] and res1.latency_s[best] == 2.5
     assert res1.best != best and not res1.feasible[best]
@@ -94,7 +94,7 @@ def test_infeasible_latency_names_constraint_and_closest_point():
     grid = enumerate_shapes(RULES, 5e8, 2e9)
     fastest = grid.label(int(np.argmin(layer_latency(grid))))
     with pytest.raises(InfeasibleError) as err:
-        plan_shapes(grid, seed_a_law, PlanConstraints(max_latency_s=0.1, n_tokens=29e9), layer_latency)
+        plan_shapes(grid, bian2025_law, PlanConstraints(max_latency_s=0.1, n_tokens=29e9), layer_latency)
     msg = str(err.value)
     assert "binding constraint latency <= 0.1s (--max-latency)" in msg
     assert fastest in msg and "\n" not in msg
@@ -105,7 +105,7 @@ def test_infeasible_latency_names_constraint_and_closest_point():
 def test_infeasible_flops_with_fixed_tokens():
     grid = enumerate_shapes(RULES, 5e8, 2e9)
     with pytest.raises(InfeasibleError, match=r"training FLOPs <= 1e\+18 \(--max-train-flops\)") as err:
-        plan_shapes(grid, seed_a_law, PlanConstraints(n_tokens=29e9, max_train_flops=1e18), layer_latency)
+        plan_shapes(grid, bian2025_law, PlanConstraints(n_tokens=29e9, max_train_flops=1e18), layer_latency)
     smallest = float(6 * grid.n_params.min() * 29e9)
     assert float(str(err.value).rsplit("--max-train-flops ", 1)[1]) == pytest.approx(smallest, rel=1e-3)
 
@@ -158,7 +158,7 @@ def test_fastest_within_takes_the_fastest_shape_near_the_best_loss():
     from infscale.plan.optimum import fastest_within
 
     grid = enumerate_shapes(RULES, 0.9e9, 1.1e9)
-    res = plan_shapes(grid, seed_a_law, PlanConstraints(n_tokens=20e9), layer_latency)
+    res = plan_shapes(grid, bian2025_law, PlanConstraints(n_tokens=20e9), layer_latency)
     best = res.loss[res.feasible].min()
     for tol in (0.0, 0.005, 0.02):
         i = fastest_within(res, tol)

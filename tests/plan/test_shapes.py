@@ -63,8 +63,8 @@ def test_counts_are_exact_and_rules_hold():
         assert grid.shape(int(i)).n_params == grid.n_params[i]
 
 
-def test_seed_a_family_contains_the_published_1b_shapes():
-    grid = enumerate_shapes(get_family("seed-a"), *params_band(1e9))
+def test_bian2025_family_contains_the_published_1b_shapes():
+    grid = enumerate_shapes(get_family("bian2025"), *params_band(1e9))
     for name, count in (("morph-1b", 1_668_885_504), ("open-lm-1b", 1_439_795_200)):
         i = grid.find(get_preset(name))
         assert i is not None, name
@@ -94,7 +94,7 @@ def test_bad_rules_and_ranges():
         enumerate_shapes(FAMILIES["llama"], 2e9, 1e9)
     with pytest.raises(InputError, match="unknown shape family .* known"):
         get_family("nope")
-    assert len(enumerate_shapes(FAMILIES["seed-a"], 1.0, 2.0)) == 0
+    assert len(enumerate_shapes(FAMILIES["bian2025"], 1.0, 2.0)) == 0
 
 
 def test_ffn_widths_are_searched_as_multiples_of_d_model():

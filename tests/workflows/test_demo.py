@@ -1,4 +1,4 @@
-"""`infscale.workflows.demo`: the reduced demo end to end — seed A's figures come out of the fit and the A100 plan, the run directory
+"""`infscale.workflows.demo`: the reduced demo end to end — Bian et al.'s figures come out of the fit and the A100 plan, the run directory
 holds every artefact, the report is built from the run's own numbers, reruns resume, bad config is one clear error."""
 
 import json
@@ -38,30 +38,30 @@ def test_resolved_config_is_saved_and_reloads(quick_run):
     assert load_demo_config(out / "config.yaml") == quick_config()
 
 
-def test_fit_reproduces_seed_a_main_fit(quick_run):
+def test_fit_reproduces_bian2025_main_fit(quick_run):
     _, s, _ = quick_run
     ours, base = s["laws"]["fits"]
     assert (ours["law"], base["law"]) == ("inference_aware", "chinchilla_tied")
     assert (ours["n_fit"], ours["n_held_out"]) == (27, 49)
-    assert round(ours["params"]["alpha"], 4) == 0.6146  # seed A's published fit
+    assert round(ours["params"]["alpha"], 4) == 0.6146  # Bian et al.'s published fit
     assert round(ours["validation"]["held_out"]["r2"], 5) == 0.99753
     assert ours["validation"]["all"]["mse"] < base["validation"]["all"]["mse"]
 
 
-def test_a100_plan_is_seed_a_decision(quick_run):
+def test_a100_plan_is_bian2025_decision(quick_run):
     _, s, _ = quick_run
     a = s["plan"]["a100"]
-    assert a["n_candidates"] == 572  # seed-a family 0.5B-2B (both baselines are in it)
+    assert a["n_candidates"] == 572  # bian2025 family 0.5B-2B (both baselines are in it)
     best = a["best"]
     assert (best["d_model"], best["n_layers"]) == (3328, 12)  # a 12-layer shape like Morph-1B
     assert best["latency_s"] <= 2.0
     assert a["baselines"]["open-lm-1b"]["n_dominating"] > 0  # the 24-layer Open-LM-1B is dominated
     assert a["baselines"]["open-lm-1b"]["latency_s"] == pytest.approx(3.61, rel=0.02)  # published 3.61 s
     assert a["plan_seconds"] < 2.0
-    # seed A's law was fitted on 78M-312M parameters and the A100 profile on 1.3B-1.7B models: the 1.94B
+    # Bian et al.'s law was fitted on 78M-312M parameters and the A100 profile on 1.3B-1.7B models: the 1.94B
     # recommendation extrapolates both, and the summary (hence the report) says so beside it
     assert any(w.startswith("extrapolation: N = 1.941e+09 is 6.22x above") for w in a["warnings"])
-    assert any("profile 'a100-40gb-seed-a' was calibrated on" in w for w in a["warnings"])
+    assert any("profile 'a100-40gb-bian2025' was calibrated on" in w for w in a["warnings"])
 
 
 def test_micro_plan_uses_the_own_law_inside_its_fitted_range(quick_run):
@@ -174,5 +174,5 @@ def test_full_demo_numbers_equal_the_recorded_ones(tmp_path):
         for i, a in enumerate(curve):
             assert all(b["accuracy"] >= a["ci_low"] for b in curve[i + 1:]), (agg, a["n"])
     matched = {r["accounting"]: r for r in t["matched_flops"]}
-    assert set(matched) == {"ours", "seed_b"} and all(r["search_n"] is not None for r in matched.values())
-    assert matched["seed_b"]["flops_ratio"] > 1.0  # fewer generated tokens than sampling needs for its best
+    assert set(matched) == {"ours", "wu2025"} and all(r["search_n"] is not None for r in matched.values())
+    assert matched["wu2025"]["flops_ratio"] > 1.0  # fewer generated tokens than sampling needs for its best

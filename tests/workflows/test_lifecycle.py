@@ -1,4 +1,4 @@
-"""The life-cycle workflow on the acceptance cases: seed A's decision through the joint planner, seed B's tables as
+"""The life-cycle workflow on the acceptance cases: Bian et al.'s decision through the joint planner, Wu et al.'s tables as
 sunk models, the bundled deployments, and bad or infeasible deployment files in one line."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import yaml
 from infscale.errors import InfeasibleError, InputError
 from infscale.workflows.lifecycle import load_deploy, plan_lifecycle, run_lifecycle
 
-SEED_A = {
-    "name": "seed-a-decision",
-    "law": {"fit": {"data": "seed-a", "law": "inference_aware", "fitter": "least_squares",
+BIAN2025 = {
+    "name": "bian2025-decision",
+    "law": {"fit": {"data": "bian2025", "law": "inference_aware", "fitter": "least_squares",
                     "fit_on": "in_main_fit_set == 1"}},
     "accuracy": {"form": "exp", "data": "gadre"},
-    "hardware": {"profile": "a100-40gb-seed-a"},
-    "candidates": {"family": "seed-a", "min_params": 5.0e8, "max_params": 2.0e9, "tokens": 2.9e10},
+    "hardware": {"profile": "a100-40gb-bian2025"},
+    "candidates": {"family": "bian2025", "min_params": 5.0e8, "max_params": 2.0e9, "tokens": 2.9e10},
     "strategies": {"greedy": [1]},
     "deployment": {"queries": 1000, "prompt_tokens": 128, "output_tokens": 256, "batch": 1, "max_latency_s": 2.0},
 }
@@ -30,10 +30,10 @@ def _write(tmp_path: Path, data: dict, name: str = "deploy.yaml") -> Path:
     return path
 
 
-def test_seed_a_decision_few_queries_two_second_limit_greedy(tmp_path):
-    """Seed A's Morph-1B decision: the A100 profile calibrated on seed A, 2 s per query, greedy, 29B tokens, few
+def test_bian2025_decision_few_queries_two_second_limit_greedy(tmp_path):
+    """Bian et al.'s Morph-1B decision: the A100 profile calibrated on Bian et al., 2 s per query, greedy, 29B tokens, few
     queries: the most accurate feasible model is the 12-layer d3328x12 (loss 2.9474), latency the binding limit."""
-    report = run_lifecycle(_write(tmp_path, SEED_A), tmp_path / "out")
+    report = run_lifecycle(_write(tmp_path, BIAN2025), tmp_path / "out")
     best = report.best
     assert best["model"] == "d3328x12 h16" and best["model"].split("x")[1].startswith("12")
     assert best["loss"] == pytest.approx(2.9474, abs=2e-4) and best["latency_s"] <= 2.0
@@ -45,19 +45,19 @@ def test_seed_a_decision_few_queries_two_second_limit_greedy(tmp_path):
 
 
 @pytest.mark.parametrize("budget", [4e12, 2e13, 1.1e14, 3e14, 1e15])
-def test_seed_b_tables_with_training_sunk_match_tts_analyze(tmp_path, budget):
-    """Training as a sunk cost on seed B's tables: the planner's choice at a FLOPs budget per query is the
-    compute-optimal (model, strategy) of `tts analyze --seed-b` (`compute_optimal` over the same points)."""
+def test_wu2025_tables_with_training_sunk_match_tts_analyze(tmp_path, budget):
+    """Training as a sunk cost on Wu et al.'s tables: the planner's choice at a FLOPs budget per query is the
+    compute-optimal (model, strategy) of `tts analyze --wu2025` (`compute_optimal` over the same points)."""
     from infscale.tts.analysis import compute_optimal
     from infscale.workflows.lifecycle_inputs import canonical_strategy
-    from infscale.workflows.seedb_tables import load_seed_b_points
+    from infscale.workflows.wu2025_tables import load_wu2025_points
 
-    data = {"name": "seed-b-sunk", "law": {"law": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7,
+    data = {"name": "wu2025-sunk", "law": {"law": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7,
                                                                             "alpha": 0.34, "beta": 0.28}},
-            "candidates": {"measured": "seed-b-math500"},
+            "candidates": {"measured": "wu2025-math500"},
             "deployment": {"queries": 1.0e6, "cost_ceiling": budget * 1.0e6}}
     report = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
-    ref = compute_optimal(load_seed_b_points("MATH500"), [budget], accounting="seed_b")[0]
+    ref = compute_optimal(load_wu2025_points("MATH500"), [budget], accounting="wu2025")[0]
     assert (report.best["model"], report.best["strategy"], report.best["n"]) == (
         ref.model, canonical_strategy(ref.strategy), ref.n)
     assert report.breakdown["train_flops"] == 0.0
@@ -84,7 +84,7 @@ def test_bundled_llm_deployment_plans_shape_strategy_and_n(tmp_path):
 
 
 def test_infeasible_deployment_is_one_line_naming_the_constraint(tmp_path):
-    data = {**SEED_A, "deployment": {**SEED_A["deployment"], "max_latency_s": 0.05}}
+    data = {**BIAN2025, "deployment": {**BIAN2025["deployment"], "max_latency_s": 0.05}}
     with pytest.raises(InfeasibleError) as err:
         run_lifecycle(_write(tmp_path, data), tmp_path / "out")
     msg = str(err.value)
@@ -99,7 +99,7 @@ def test_infeasible_deployment_is_one_line_naming_the_constraint(tmp_path):
     ({"accuracy": {"form": "exp", "data": "gadre", "loss_column": "missing"}}, "no column 'missing'"),
 ])
 def test_bad_deployment_files_are_one_line(tmp_path, change, expected):
-    data = {**SEED_A, **change}
+    data = {**BIAN2025, **change}
     with pytest.raises(InputError) as err:
         run_lifecycle(_write(tmp_path, data), tmp_path / "out")
     assert expected in str(err.value) and "\n" not in str(err.value)
@@ -146,9 +146,9 @@ def test_a_large_leave_one_size_out_error_is_said_where_sizes_are_predicted(tmp_
 
 
 def test_an_optimum_outside_the_links_fitted_losses_carries_a_warning(tmp_path):
-    """The same seed A case with a link fitted (given) on losses 3.0-4.0 only: the optimum's loss 2.947 is an
+    """The same Bian et al. case with a link fitted (given) on losses 3.0-4.0 only: the optimum's loss 2.947 is an
     extrapolation and says so; with the link's real range (Gadre's 2.38-6.12) it does not."""
-    data = {**SEED_A, "accuracy": {"form": "exp", "data": None, "params": {"eps": 0.759, "k": 2.03, "gamma": 1.065},
+    data = {**BIAN2025, "accuracy": {"form": "exp", "data": None, "params": {"eps": 0.759, "k": 2.03, "gamma": 1.065},
                                    "loss_range": [3.0, 4.0]}}
     report = plan_lifecycle(load_deploy(_write(tmp_path, data)), tmp_path)
     assert any(w.startswith("extrapolation: the optimum's predicted loss 2.947") for w in report.warnings)

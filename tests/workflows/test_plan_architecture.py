@@ -12,7 +12,7 @@ import pytest
 from infscale.errors import InputError
 from infscale.workflows.plan import PlanRequest, run_plan
 
-SEED_A = {"law": "inference_aware", "params": {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574,
+BIAN2025 = {"law": "inference_aware", "params": {"A": 54754.3, "B": 778343.0, "E": 2.44751, "alpha": 0.614574,
                                                 "eps": 0.00114621}}
 # arch_conditional with a loss cost of KV sharing (eta > 0) and an FFN optimum near r = 2; fitted range given so
 # that the plan's extrapolation check covers the new variables
@@ -68,7 +68,7 @@ def test_the_extrapolation_check_covers_kv_heads_and_ffn_ratio(tmp_path):
 
 
 def test_a_law_without_the_term_refuses_an_explicit_search_and_warns_about_a_family_default(tmp_path):
-    law = _law(tmp_path, SEED_A)
+    law = _law(tmp_path, BIAN2025)
     for flag, kw in (("--kv-heads", {"kv_heads": (1, 2)}), ("--ffn-multipliers", {"ffn_multipliers": (2.0, 4.0)})):
         with pytest.raises(InputError, match=rf"^{flag}: law 'inference_aware' has no term for"):
             run_plan(PlanRequest(law=law, params=1e9, tokens=2e10, family="llama", out=tmp_path / flag, **kw))

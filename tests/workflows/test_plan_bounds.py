@@ -25,7 +25,7 @@ def test_a_best_shape_at_the_top_of_the_range_is_reported(tmp_path):
     # a latency limit that binds holds the best shape inside the range: no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        inside = run_plan(PlanRequest(law=law, params=1e9, tokens=29e9, hardware="a100-40gb-seed-a",
+        inside = run_plan(PlanRequest(law=law, params=1e9, tokens=29e9, hardware="a100-40gb-bian2025",
                                       max_latency_s=1.2, out=tmp_path / "b"))
     assert 0.5e9 * 1.05 < inside.best["n_params"] < 2e9 / 1.05
     assert not any(notice_kind(w) == "search bound" for w in inside.warnings)
@@ -45,13 +45,13 @@ def test_the_search_space_is_explicit_and_a_cap_is_named(tmp_path):
         deeper = run_plan(PlanRequest(law=law, params=7e9, tokens=1.4e11, hardware="h100", max_layers=96,
                                       out=tmp_path / "b"))
     sp = capped.search_space
-    assert sp["family"] == "seed-a" and sp["n_layers"] == [2, 48] and sp["d_model"] == [256, 8192]
+    assert sp["family"] == "bian2025" and sp["n_layers"] == [2, 48] and sp["d_model"] == [256, 8192]
     assert json.loads((tmp_path / "a" / "plan.json").read_text())["search_space"]["n_layers"] == [2, 48]
     assert capped.best["n_layers"] == 48
     cap = [w for w in capped.warnings if w.startswith("cap:")]
     assert cap and "n_layers = 48, the family's most layers (--max-layers): deeper shapes were not considered" in cap[0]
     assert deeper.search_space["n_layers"] == [2, 96] and deeper.best["n_layers"] > 48
-    with pytest.raises(InputError, match=r"no candidate shapes: family 'seed-a' \(d_model 256-8192, n_layers 2-48\) "
+    with pytest.raises(InputError, match=r"no candidate shapes: family 'bian2025' \(d_model 256-8192, n_layers 2-48\) "
                                          r"gives N from .* to 3.97e\+10, none within N \[7e\+10, 2.8e\+11\]: raise "
                                          r"--max-d-model / --max-layers"):
         run_plan(PlanRequest(law=law, params=1.4e11, tokens=1.4e12, out=tmp_path / "c"))

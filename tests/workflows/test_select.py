@@ -14,8 +14,8 @@ from infscale.plan.optimum import PlanConstraints, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes
 from infscale.workflows.select import parse_select, run_selection, shortlist
 
-SEED_A = {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}
-SEED_A_RANGE = {"n_runs": 27, "n_params": [77677440, 311975680], "n_tokens": [1610612736, 12884901888],
+BIAN2025 = {"A": 54754.43, "B": 778345.5, "E": 2.44751, "alpha": 0.614574, "eps": 0.00114621}
+BIAN2025_RANGE = {"n_runs": 27, "n_params": [77677440, 311975680], "n_tokens": [1610612736, 12884901888],
                 "tokens_per_param": [19.565, 165.17], "aspect_ratio": [17.45, 384.0], "loss": [3.5904, 5.0774]}
 
 
@@ -31,7 +31,7 @@ def test_spearman_matches_scipy_with_ties():
 
 def test_shortlist_is_feasible_top_k_by_predicted_loss():
     grid = enumerate_shapes(ShapeRules(n_heads=(16,), head_dims=None, d_model_min=256, n_layers_min=2), 5e8, 2e9)
-    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    law = FittedLaw.from_dict("inference_aware", BIAN2025)
     res = plan_shapes(grid, lambda n, d, r: law.predict(n, d, r), PlanConstraints(max_latency_s=2.0, n_tokens=29e9),
                       lambda g: 256 * (6.4e-13 * g.n_params + 0.55e-3 * g.n_layers))
     jobs = shortlist(res, 4)
@@ -45,7 +45,7 @@ def test_shortlist_is_feasible_top_k_by_predicted_loss():
 
 def _tiny_config(tmp_path, **over):
     data = {
-        "law": {"law": "inference_aware", "params": SEED_A},
+        "law": {"law": "inference_aware", "params": BIAN2025},
         "family": "llama",
         "rules": {"head_dims": [16], "kv_heads": [], "d_model_multiple": 16, "d_model_min": 32, "d_model_max": 80,
                   "n_layers_min": 1, "n_layers_max": 4, "ffn_multiple": 16},
@@ -61,8 +61,8 @@ def _tiny_config(tmp_path, **over):
 
 
 def test_select_trains_the_shortlist_and_resumes(tmp_path, capsys, progress_lines):
-    # seed A's law with the range of its 27 fit runs (78M-312M parameters): these 9k-80k candidates extrapolate
-    law = FittedLaw.from_dict("inference_aware", SEED_A, {"fit_range": SEED_A_RANGE})
+    # Bian et al.'s law with the range of its 27 fit runs (78M-312M parameters): these 9k-80k candidates extrapolate
+    law = FittedLaw.from_dict("inference_aware", BIAN2025, {"fit_range": BIAN2025_RANGE})
     out = tmp_path / "sel"
     # a first call trains the top candidate only
     first = run_selection(_tiny_config(tmp_path, shortlist=1), out, law=law)
@@ -100,7 +100,7 @@ def test_select_trains_the_shortlist_and_resumes(tmp_path, capsys, progress_line
     # the same shortlist under a law fitted on runs like these: no extrapolation left to flag
     near = {"n_runs": 3, "n_params": [9e3, 8e4], "n_tokens": [8e3, 9e3], "tokens_per_param": [0.1, 1.0],
             "aspect_ratio": [8, 80], "loss": [1.0, 1e4]}
-    in_range = run_selection(cfg, out, law=FittedLaw.from_dict("inference_aware", SEED_A, {"fit_range": near}))
+    in_range = run_selection(cfg, out, law=FittedLaw.from_dict("inference_aware", BIAN2025, {"fit_range": near}))
     assert not [w for r in in_range.runs for w in r["warnings"] if w.startswith("extrapolation")], in_range.warnings
     # a third call trains nothing and gives the same report
     again = run_selection(cfg, out, law=law)
@@ -111,12 +111,12 @@ def test_select_trains_the_shortlist_and_resumes(tmp_path, capsys, progress_line
 
 def test_a_bad_inline_fit_range_is_named_not_hidden_behind_the_path_branch(tmp_path):
     """``law`` is a path or an inline law: an error inside the inline law is reported, not "should be a string"."""
-    bad = {"law": "inference_aware", "params": SEED_A, "fit_range": {**SEED_A_RANGE, "n_params": [3e8, 7e7]}}
+    bad = {"law": "inference_aware", "params": BIAN2025, "fit_range": {**BIAN2025_RANGE, "n_params": [3e8, 7e7]}}
     with pytest.raises(InputError) as err:
         _tiny_config(tmp_path, law=bad)
     assert str(err.value) == ("tiny.yaml: field law.InlineLaw.fit_range: fit_range.n_params: expected finite low <= "
                               "high, got [300000000.0, 70000000.0]")
-    assert _tiny_config(tmp_path, law={**bad, "fit_range": SEED_A_RANGE}).law.fit_range["n_runs"] == 27
+    assert _tiny_config(tmp_path, law={**bad, "fit_range": BIAN2025_RANGE}).law.fit_range["n_runs"] == 27
 
 
 def test_select_config_errors_name_the_field(tmp_path):
@@ -126,15 +126,15 @@ def test_select_config_errors_name_the_field(tmp_path):
         _tiny_config(tmp_path, train={"tokens": 5})
     cfg = _tiny_config(tmp_path, executor="slurm")
     with pytest.raises(InputError, match="field executor: unknown 'slurm'; known: local, ray"):
-        run_selection(cfg, tmp_path / "x", law=FittedLaw.from_dict("inference_aware", SEED_A))
+        run_selection(cfg, tmp_path / "x", law=FittedLaw.from_dict("inference_aware", BIAN2025))
     cfg = _tiny_config(tmp_path, rules={"head_dim": [16]})
     with pytest.raises(InputError, match="field rules"):
-        run_selection(cfg, tmp_path / "y", law=FittedLaw.from_dict("inference_aware", SEED_A))
+        run_selection(cfg, tmp_path / "y", law=FittedLaw.from_dict("inference_aware", BIAN2025))
 
 
 def test_select_with_measured_latency_times_candidates_in_rank_order(tmp_path):
-    """Seed A's variant: latencies measured on this machine, lazily, until the shortlist is full."""
-    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    """Bian et al.'s variant: latencies measured on this machine, lazily, until the shortlist is full."""
+    law = FittedLaw.from_dict("inference_aware", BIAN2025)
     cfg = _tiny_config(tmp_path, shortlist=2, latency_source="measured", max_latency_s=10.0,
                        measure={"warmup": 0, "repeats": 1, "threads": 1, "device": "cpu"})
     report = run_selection(cfg, tmp_path / "m", law=law)
@@ -205,7 +205,7 @@ def test_select_config_with_downstream_tasks(tmp_path):
 
 
 def test_select_with_downstream_tasks_chooses_by_the_named_metric(tmp_path):
-    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    law = FittedLaw.from_dict("inference_aware", BIAN2025)
     out = tmp_path / "sel"
     cfg = _with_tasks(tmp_path, choose_by="cloze_logprob")
     report = run_selection(cfg, out, law=law)
@@ -242,7 +242,7 @@ def test_select_with_downstream_tasks_chooses_by_the_named_metric(tmp_path):
 
 
 def test_select_refuses_runs_trained_without_the_tasks(tmp_path):
-    law = FittedLaw.from_dict("inference_aware", SEED_A)
+    law = FittedLaw.from_dict("inference_aware", BIAN2025)
     out = tmp_path / "old"
     run_selection(_tiny_config(tmp_path, shortlist=1), out, law=law)
     with pytest.raises(InputError, match=r"run r1-\S+ was scored with other downstream tasks or settings \(no "

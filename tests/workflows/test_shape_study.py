@@ -48,7 +48,7 @@ def test_quick_study_end_to_end(quick_study):
     rows = list(csv.DictReader((out / "runs.csv").open()))
     assert [tuple(rows[0])] == [RUN_COLUMNS] and len(rows) == r.n_runs == 15
     assert {row["group"] for row in rows if row["held_out"] == "True"} == {"q3"}
-    # equal D within a size (seed A's per-size comparison), the seeds of the noise group, a standard error per loss
+    # equal D within a size (Bian et al.'s per-size comparison), the seeds of the noise group, a standard error per loss
     q2 = [row for row in rows if row["group"] == "q2"]
     assert len({row["D"] for row in q2}) == 1 and sorted({row["seed"] for row in q2}) == ["0", "1"]
     assert all(0 < float(row["loss_se"]) < 0.05 * float(row["loss"]) and float(row["decode_s"]) != 0 for row in rows)

@@ -1,4 +1,4 @@
-"""Seed B in miniature (`infscale tts mini`): the bundled recipe, recipe validation, the verdicts on hand-built points,
+"""Wu et al. 2025 (REBASE) in miniature (`infscale tts mini`): the bundled recipe, recipe validation, the verdicts on hand-built points,
 and a tiny study end to end (seconds: 3 policies and a PRM trained for 3 steps) with resume."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_bundled_recipe_is_a_three_size_study_whose_context_holds_every_path():
     from infscale.workflows.tts_mini import train_config
 
     cfg = load_mini_config(None)
-    assert load_mini_config("seed_b_mini") == cfg == load_mini_config(DEFAULT_RECIPE)
+    assert load_mini_config("wu2025_mini") == cfg == load_mini_config(DEFAULT_RECIPE)
     sizes = [small_shape(train_config(cfg, p), CharTokenizer().vocab_size).n_params for p in cfg.policies]
     assert len(sizes) >= 3 and sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
     assert sizes[-1] / sizes[0] >= 10  # a real spread of sizes
@@ -69,7 +69,7 @@ def test_bundled_recipe_is_a_three_size_study_whose_context_holds_every_path():
 def test_quick_version_shrinks_every_budget():
     cfg = load_mini_config(None)
     q = cfg.quick()
-    assert q.name == "seed_b_mini-quick" and q.task.n_problems == 20
+    assert q.name == "wu2025_mini-quick" and q.task.n_problems == 20
     # the same models, trained for the same steps (a step budget: the result does not depend on the machine's load),
     # on problems no harder than the evaluation's
     assert q.policies == cfg.policies
@@ -103,8 +103,8 @@ def test_bad_recipes_are_one_line_errors_naming_the_field(tmp_path, change, mess
 
 
 # ----- verdicts on hand-built points ---------------------------------------------------------------------------------
-def _pt(model, n_params, strategy, n, flops, seed_b, acc):
-    return OperatingPoint(model=model, n_params=n_params, strategy=strategy, n=n, flops=flops, seed_b_flops=seed_b,
+def _pt(model, n_params, strategy, n, flops, wu2025, acc):
+    return OperatingPoint(model=model, n_params=n_params, strategy=strategy, n=n, flops=flops, wu2025_flops=wu2025,
                           accuracy=acc)
 
 
@@ -120,14 +120,14 @@ def test_verdicts_compare_within_the_larger_models_flops():
     ours = verdicts(pts, "ours", "rebase+weighted_vote", "sampling+majority_vote")
     # L n=1 costs 10 (ours): no S point that cheap; L n=4 (40): S n=8 (30 FLOPs, 0.60) ties 0.60
     assert [(v.large_n, v.outcome, v.small_n) for v in ours] == [(1, "none", None), (4, "tie", 8)]
-    seed_b = verdicts(pts, "seed_b", "rebase+weighted_vote", "sampling+majority_vote")
-    # seed B FLOPs: at 5 S n=4 (2 FLOPs, 0.55) and n=8 (4, 0.60) fit -> 0.60 > 0.50; at 20 -> 0.60 ties 0.60
-    assert [(v.large_n, v.outcome, v.small_n, v.small_flops) for v in seed_b] == [(1, "small", 8, 4.0),
+    wu2025 = verdicts(pts, "wu2025", "rebase+weighted_vote", "sampling+majority_vote")
+    # Wu et al. FLOPs: at 5 S n=4 (2 FLOPs, 0.55) and n=8 (4, 0.60) fit -> 0.60 > 0.50; at 20 -> 0.60 ties 0.60
+    assert [(v.large_n, v.outcome, v.small_n, v.small_flops) for v in wu2025] == [(1, "small", 8, 4.0),
                                                                                    (4, "tie", 8, 4.0)]
-    assert all(v.small == "S" and v.large == "L" for v in ours + seed_b)
+    assert all(v.small == "S" and v.large == "L" for v in ours + wu2025)
     # the smaller side losing
-    worse = [p if p.model == "L" else _pt("S", 10, p.strategy, p.n, p.flops, p.seed_b_flops, 0.1) for p in pts]
-    assert {v.outcome for v in verdicts(worse, "seed_b", "rebase+weighted_vote", "sampling+majority_vote")} == {"large"}
+    worse = [p if p.model == "L" else _pt("S", 10, p.strategy, p.n, p.flops, p.wu2025_flops, 0.1) for p in pts]
+    assert {v.outcome for v in verdicts(worse, "wu2025", "rebase+weighted_vote", "sampling+majority_vote")} == {"large"}
     # a model is never compared with itself or a larger one
     assert verdicts([p for p in pts if p.model == "L"], "ours", "rebase+weighted_vote", "sampling+majority_vote") == []
 
@@ -145,7 +145,7 @@ def test_crossover_finds_the_least_auc_from_which_the_smaller_model_wins():
     pts = [replace(p, flops_per_byte=100.0) for p in large]
     by_auc = {a: [replace(p, flops_per_byte=100.0) for p in ps] for a, ps in by_auc.items()}
     rows, at = crossover_rows(pts, by_auc, cfg.analysis.small_strategy, cfg.analysis.large_strategy)
-    assert at == {"ours": 0.9, "seed_b": 0.9, "memory": 0.9}
+    assert at == {"ours": 0.9, "wu2025": 0.9, "memory": 0.9}
     gap = {r["reward_auc"]: r["mean_gap_points"] for r in rows if r["accounting"] == "ours"}
     assert gap == pytest.approx({0.6: -20.0, 0.8: 0.0, 0.9: 20.0, 1.0: 40.0})
     # a win at 0.8 that is lost again at 0.9 does not count as the crossover
@@ -199,7 +199,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
     # verdicts: every (larger model's MV point n = 1, 2, 4) x (each smaller model), under both accountings
     vs = report["verdicts"]
     pairs = {("p24", "p16"), ("p32", "p16"), ("p32", "p24")}
-    for acc in ("ours", "seed_b", "memory"):
+    for acc in ("ours", "wu2025", "memory"):
         mine = [v for v in vs if v["accounting"] == acc]
         assert sorted((v["large"], v["small"], v["large_n"]) for v in mine) == sorted(
             (lg, sm, n) for lg, sm in pairs for n in (1, 2, 4))
@@ -221,16 +221,16 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
         assert all(a["accuracy"] < b["accuracy"] for a, b in pairwise(front))
         assert Path(report["figures"][acc]).stat().st_size > 10_000
     assert (out / "points.csv").read_text().count("\n") > 20
-    # the memory accounting: seed B's FLOPs + the KV bytes read at the A100's FLOPs per byte, so never below seed B's
+    # the memory accounting: Wu et al.'s FLOPs + the KV bytes read at the A100's FLOPs per byte, so never below Wu et al.'s
     assert report["flops_per_byte"] == pytest.approx(312e12 / 2.039e12, rel=0.01)
     mem = {(v["large"], v["large_n"]): v["large_flops"] for v in vs if v["accounting"] == "memory"}
-    sb = {(v["large"], v["large_n"]): v["large_flops"] for v in vs if v["accounting"] == "seed_b"}
+    sb = {(v["large"], v["large_n"]): v["large_flops"] for v in vs if v["accounting"] == "wu2025"}
     assert all(mem[k] > sb[k] for k in sb)
 
     # the PRM-quality crossover: the smaller policies' REBASE rerun with a noisy verifier of each AUC
     rows = report["crossover"]
     assert sorted((r["reward_auc"], r["accounting"]) for r in rows) == sorted(
-        (a, acc) for a in (0.7, 1.0) for acc in ("ours", "seed_b", "memory"))
+        (a, acc) for a in (0.7, 1.0) for acc in ("ours", "wu2025", "memory"))
     for r in rows:
         assert r["small"] + r["tie"] + r["large"] + r["none"] == 9 and r["decided"] == 9 - r["none"]
     for name in ("p16", "p24"):
@@ -238,7 +238,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
         assert {(r.strategy, r.budget) for r in recs} == {("rebase", 2), ("rebase", 4)}
         assert {r.reward for r in recs} == {"noisy_verifier"} and all(r.ledger.reward_flops > 0 for r in recs)
     assert not (out / "crossover" / "p32-auc0.7").exists()  # the largest model is never the smaller side
-    assert set(report["crossover_at"]) == {"ours", "seed_b", "memory"}
+    assert set(report["crossover_at"]) == {"ours", "wu2025", "memory"}
     assert Path(report["figures"]["crossover"]).stat().st_size > 10_000
     auc = report["prm"]["outcome_auc_on_samples"]  # None: 3 training steps leave no correct sample to rank
     assert auc is None or 0.0 <= auc <= 1.0
@@ -261,8 +261,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, progress_lines):
 
 
 def test_bundled_name_resolves_beside_a_directory_of_that_name(tmp_path, monkeypatch):
-    (tmp_path / "seed_b_mini").mkdir()  # e.g. an output directory named after the recipe
+    (tmp_path / "wu2025_mini").mkdir()  # e.g. an output directory named after the recipe
     monkeypatch.chdir(tmp_path)
-    assert load_mini_config("seed_b_mini").name == "seed_b_mini"
+    assert load_mini_config("wu2025_mini").name == "wu2025_mini"
     with pytest.raises(InputError, match="no_such_recipe: no such file, and not a bundled recipe"):
         load_mini_config("no_such_recipe")

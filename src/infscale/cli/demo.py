@@ -87,7 +87,7 @@ def _print(s: dict) -> None:
             ratio = r["flops_ratio"]
             how = f"{ratio:.2f}x fewer" if ratio >= 1 else f"{1 / ratio:.2f}x more"
             t.add_row("", f"REBASE n={r['search_n']} reaches sampling's best {100 * r['target_accuracy']:.1f}% with "
-                          f"{how} FLOPs ({'ours, PRM counted' if r['accounting'] == 'ours' else 'seed B, 2NT'})")
+                          f"{how} FLOPs ({'ours, PRM counted' if r['accounting'] == 'ours' else 'Wu et al., 2NT'})")
     if s.get("lifecycle"):
         b = s["lifecycle"]["best"]
         change = next((c for c in s["lifecycle"]["crossover"] if c.get("changes")), None)

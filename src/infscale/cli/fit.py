@@ -1,6 +1,6 @@
 """`infscale fit`: fit a scaling law to runs, with bootstrap intervals, held-out validation, warnings and a plot.
 
-With no arguments it runs the main job: seed A's main fit (shape-aware law, tied exponent, least squares, 27 points) against
+With no arguments it runs the main job: Bian et al.'s main fit (shape-aware law, tied exponent, least squares, 27 points) against
 the tied-exponent Chinchilla baseline, tested on all 76 runs and on the 49 held-out runs.
 """
 
@@ -14,18 +14,18 @@ from infscale.cli.output import emit_json, print_warnings
 
 
 def fit(
-    data: str = typer.Option("seed-a", "--data", help="Bundled dataset name (see `infscale data list`) or a file: "
+    data: str = typer.Option("bian2025", "--data", help="Bundled dataset name (see `infscale data list`) or a file: "
                              "CSV, TSV, Parquet, JSON, JSONL (e.g. the trainer's run records)."),
     law: str = typer.Option(None, "--law", help="Law form: chinchilla, chinchilla_tied, inference_aware, "
                             "inference_aware_free_gamma, kaplan, gadre. Default: the dataset's (chinchilla for files)."),
     fitter: str = typer.Option(None, "--fitter", help="huber (Hoffmann/Besiroglu: Huber on log loss, multi-start "
                                "L-BFGS), varpro (the same objective by variable projection: exponents searched, coefficients solved) or "
-                               "least_squares (seed A). Default: least_squares for seed-a, huber otherwise."),
+                               "least_squares (Bian et al.). Default: least_squares for bian2025, huber otherwise."),
     fit_on: str = typer.Option(None, "--fit-on", help="pandas-query row filter for the fit set, e.g. 'N < 5e8'; the "
-                               "other rows are held out. Default: the dataset's split (seed-a: in_main_fit_set == 1); "
+                               "other rows are held out. Default: the dataset's split (bian2025: in_main_fit_set == 1); "
                                "'all' fits every row."),
     baseline: str = typer.Option(None, "--baseline", help="Second law fitted the same way for comparison "
-                                 "(default for seed-a: chinchilla_tied; 'none' to skip)."),
+                                 "(default for bian2025: chinchilla_tied; 'none' to skip)."),
     n_boot: int = typer.Option(200, "--bootstrap", help="Bootstrap refits for the intervals (0 = none)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the bootstrap."),
     out: Path = typer.Option(None, "--out", help="Output directory for the plot and fit.json (default: infscale-out/fit-<UTC time>)."),

@@ -55,7 +55,7 @@ def measure(
 @latency_app.command("predict")
 def predict(
     shapes: list[str] = typer.Option(..., "--shape", help="dDxL[hH][kvK][fF][vV] or a preset; repeatable"),
-    hardware: str = typer.Option("a100-40gb-seed-a", help="hardware profile name or .json file"),
+    hardware: str = typer.Option("a100-40gb-bian2025", help="hardware profile name or .json file"),
     batch: int = typer.Option(1, help="batch size"),
     input_len: int = typer.Option(128, help="prompt tokens"),
     output_len: int = typer.Option(256, help="generated tokens"),
@@ -100,7 +100,7 @@ def calibrate(
     base: str = typer.Option("generic-cpu", help="profile whose peaks are kept and terms start the fit"),
     n_fit: int = typer.Option(5, help="fit on this many records spread over sizes and shapes; test on the rest"),
     fit_on: list[str] = typer.Option(None, "--fit-on", help="fit on these shape labels instead (repeatable)"),
-    seed_a: bool = typer.Option(False, "--seed-a", help="calibrate from seed A's published A100 latencies"),
+    bian2025: bool = typer.Option(False, "--bian2025", help="calibrate from Bian et al.'s published A100 latencies"),
     out: Path = typer.Option(None, help="write the calibrated profile (JSON)"),
     name: str = typer.Option(None, help="name of the calibrated profile"),
     free: list[str] = typer.Option(None, "--free", help="terms to fit (repeatable; default: efficiencies, overheads, "
@@ -115,12 +115,12 @@ def calibrate(
     from infscale.cli.output import console as cli_console
     from infscale.configio import check_number
     from infscale.errors import InputError
-    from infscale.workflows.latency import calibrate_on_records, calibrate_on_seed_a
+    from infscale.workflows.latency import calibrate_on_bian2025, calibrate_on_records
 
     check_number("--n-fit", n_fit, low=1, inclusive=True)
     console = cli_console()
-    if seed_a:
-        cal = calibrate_on_seed_a(name, out)
+    if bian2025:
+        cal = calibrate_on_bian2025(name, out)
         if as_json:
             _print_json(cal.summary)
             return
@@ -131,7 +131,7 @@ def calibrate(
         _wrote(console, out)
         return
     if records is None:
-        raise InputError("calibrate: give a RECORDS file or --seed-a")
+        raise InputError("calibrate: give a RECORDS file or --bian2025")
     cal = calibrate_on_records(records, base=base, n_fit=n_fit, fit_on=fit_on, free=free, name=name, out=out,
                                statistic=statistic)
     if as_json:

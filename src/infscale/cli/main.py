@@ -12,6 +12,7 @@ import sys
 import typer
 
 from infscale.errors import InfeasibleError, InputError
+from infscale.renames import current_argv
 
 app = typer.Typer(
     name="infscale",
@@ -69,6 +70,7 @@ def main() -> None:
     import warnings
 
     warnings.formatwarning = _one_line_warning
+    sys.argv[1:] = current_argv(sys.argv[1:])  # renamed flags, said once each
     try:
         app()
     except (InputError, InfeasibleError) as exc:

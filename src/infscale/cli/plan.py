@@ -1,5 +1,5 @@
 """`infscale plan` (shape, N and D under latency/parameter/token/FLOP budgets), `infscale lifetime` (Sardana lifetime
-cost) and `infscale select` (seed A's model-selection workflow through the trainer). Thin: parse, call infscale.plan,
+cost) and `infscale select` (Bian et al.'s model-selection workflow through the trainer). Thin: parse, call infscale.plan,
 print, write files. Heavy imports happen inside the commands.
 """
 
@@ -28,7 +28,7 @@ def plan_command(
     max_tokens: float = typer.Option(None, "--max-tokens", help="D_C: most training tokens."),
     max_train_flops: float = typer.Option(None, "--max-train-flops", help="C: most training FLOPs (6ND)."),
     max_latency: float = typer.Option(None, "--max-latency", help="T: latency limit per request, seconds."),
-    family: str = typer.Option("seed-a", "--family", help="Shape family: seed-a | llama | gpt."),
+    family: str = typer.Option("bian2025", "--family", help="Shape family: bian2025 | llama | gpt."),
     max_layers: int = typer.Option(None, "--max-layers", help="Depth cap (default: the family's; printed)."),
     max_d_model: int = typer.Option(None, "--max-d-model", help="Width cap (default: the family's; printed)."),
     kv_heads: str = typer.Option(None, "--kv-heads", help="KV-head counts to search, e.g. 1,2,4,8 (default: the "
@@ -199,7 +199,7 @@ def select_command(
     out: Path = typer.Option(None, "--out", help="Output directory (default: infscale-out/select-<config name>, so the same command resumes)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Seed A's model selection: rank candidates by predicted loss under the latency limit, train the top k, choose.
+    """Bian et al.'s model selection: rank candidates by predicted loss under the latency limit, train the top k, choose.
 
     Re-running the same command resumes: finished runs are read from records.jsonl, a half-finished run from its
     checkpoint.

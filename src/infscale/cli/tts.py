@@ -1,4 +1,4 @@
-"""`infscale tts ...`: test-time compute runs (`run`), their analysis (`analyze`, in cli/tts_analyze.py) and seed B in
+"""`infscale tts ...`: test-time compute runs (`run`), their analysis (`analyze`, in cli/tts_analyze.py) and Wu et al. in
 miniature (`mini`, in cli/tts_mini.py)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`infscale tts analyze RUNS...`: accuracy vs FLOPs, Pareto frontier, compute-optimal choices and saturation.
 
-Thin: `infscale.workflows.tts_analysis` reads the runs' records (or seed B's bundled tables with ``--seed-b``),
+Thin: `infscale.workflows.tts_analysis` reads the runs' records (or Wu et al.'s bundled tables with ``--wu2025``),
 analyses them and writes CSV/JSON/PNG files; this prints tables (``--json``: one JSON object on stdout).
 """
 
@@ -17,22 +17,22 @@ def analyze_cmd(
     runs: list[Path] = typer.Argument(None, help="Run directories (holding records.jsonl) or JSONL record files."),
     out: Path = typer.Option(None, "--out", help="Output directory for the tables and plots (default: infscale-out/tts-analysis-<UTC time>)."),
     accounting: str = typer.Option("ours", "--accounting", help="FLOPs for the frontier and the compute-optimal "
-                                   "choices: ours (policy prefill + decode + reward model) or seed_b (2 N T)."),
+                                   "choices: ours (policy prefill + decode + reward model) or wu2025 (2 N T)."),
     n_boot: int = typer.Option(1000, "--bootstrap", help="Bootstrap replicates for the intervals."),
     seed: int = typer.Option(0, "--seed", help="Random seed (subsets and bootstrap)."),
-    seed_b: bool = typer.Option(False, "--seed-b", help="Analyse seed B's published tables (bundled) instead."),
+    wu2025: bool = typer.Option(False, "--wu2025", help="Analyse Wu et al.'s published tables (bundled) instead."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write the PNG plots."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Accuracy vs FLOPs per model x strategy, the Pareto frontier, the compute-optimal (model, strategy, n) per
     budget, the compute-optimal size and error-vs-compute fits, and saturation (Theorems 1-2)."""
     from infscale.configio import default_out
-    from infscale.workflows.tts_analysis import analyse_runs, analyse_seed_b, check_settings
+    from infscale.workflows.tts_analysis import analyse_runs, analyse_wu2025, check_settings
 
-    check_settings(accounting, n_boot, seed, runs=runs or [], seed_b=seed_b)
+    accounting = check_settings(accounting, n_boot, seed, runs=runs or [], wu2025=wu2025)
     out = out or default_out("tts-analysis")
-    if seed_b:
-        payload = analyse_seed_b(out, plot)
+    if wu2025:
+        payload = analyse_wu2025(out, plot)
     else:
         payload = analyse_runs(runs or [], out, accounting=accounting, n_boot=n_boot, seed=seed,
                                plot=plot).to_dict()
@@ -50,7 +50,7 @@ def _print(payload: dict) -> None:
 
     console = cli_console()
     if "statements" in payload:
-        t = Table(title="Seed B's statements, re-derived from its tables", title_justify="left", show_lines=True)
+        t = Table(title="Wu et al.'s statements, re-derived from its tables", title_justify="left", show_lines=True)
         t.add_column("holds")
         t.add_column("claim")
         t.add_column("figures")
@@ -79,7 +79,7 @@ def _print(payload: dict) -> None:
         law = payload.get("size_law", {})
         if "a" in law:
             console.print(f"compute-optimal size law: log10 C = {law['a']:.3f} log10 N + {law['b']:.3f} "
-                          f"(R^2 {law['r2']:.3f}, {law['n_points']} budgets; seed B: 1.19, 2.03)")
+                          f"(R^2 {law['r2']:.3f}, {law['n_points']} budgets; Wu et al.: 1.19, 2.03)")
         else:
             console.print(f"compute-optimal size law: skipped ({law.get('skipped', '')})")
         for key, s in payload.get("saturation", {}).items():

@@ -1,4 +1,4 @@
-"""`infscale tts mini [RECIPE]`: seed B in miniature (thin wrapper over `infscale.workflows.tts_mini`)."""
+"""`infscale tts mini [RECIPE]`: Wu et al. 2025 (REBASE) in miniature (thin wrapper over `infscale.workflows.tts_mini`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from infscale.cli.output import emit_json
 
 
 def mini_cmd(
-    recipe: str = typer.Argument(None, help="Study recipe: a YAML path or a bundled name (default: seed_b_mini)."),
+    recipe: str = typer.Argument(None, help="Study recipe: a YAML path or a bundled name (default: wu2025_mini)."),
     out: Path = typer.Option(None, "--out", help="Output directory (default: infscale-out/tts-mini-<recipe name>, "
                              "so the same command resumes)."),
     quick: bool = typer.Option(False, "--quick", help="The same kind of result, sooner: the same three models and "
@@ -22,7 +22,7 @@ def mini_cmd(
 ) -> None:
     """Train policies of several sizes and a PRM on synthetic arithmetic (CPU), run greedy, sampling (MV, BoN, WV),
     beam, MCTS and REBASE at several budgets, and report whether smaller models with REBASE match or beat larger
-    ones with majority voting at no more FLOPs (ours, seed B's and a memory-aware accounting), then again with rewards
+    ones with majority voting at no more FLOPs (ours, Wu et al.'s and a memory-aware accounting), then again with rewards
 of set quality (the PRM-quality crossover). Resumable: rerun to continue."""
     import sys
 

@@ -84,7 +84,7 @@ def _print_summary(result) -> None:
              f"{result.executor} executor)")
     table = Table(title=title)
     for col in ("strategy", "budget", "problems", "majority acc", "weighted acc", "tokens/problem",
-                "policy FLOPs/problem", "reward FLOPs/problem", "seed-B FLOPs"):
+                "policy FLOPs/problem", "reward FLOPs/problem", "Wu et al. FLOPs"):
         table.add_column(col, justify="right" if col != "strategy" else "left")
 
     def acc(value: float | None) -> str:
@@ -94,7 +94,7 @@ def _print_summary(result) -> None:
         table.add_row(r.strategy, str(r.budget), str(r.problems) + (f" ({r.failed} failed)" if r.failed else ""),
                       acc(r.majority_accuracy), acc(r.weighted_accuracy), f"{r.tokens_per_problem:.0f}",
                       f"{r.policy_flops_per_problem:.3g}", f"{r.reward_flops_per_problem:.3g}",
-                      f"{r.seed_b_flops_per_problem:.3g}")
+                      f"{r.wu2025_flops_per_problem:.3g}")
     cli_console().print(table)
     print(f"records: {result.records_path}")
 

@@ -18,7 +18,7 @@ DATA_DIR = Path(__file__).resolve().parent
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DatasetInfo:
     name: str
-    """Registry name, e.g. `seed-a`."""
+    """Registry name, e.g. `bian2025`."""
     file: str
     """File name inside infscale/data/."""
     description: str
@@ -43,8 +43,8 @@ def register(info: DatasetInfo) -> None:
 
 
 register(DatasetInfo(
-    name="seed-a",
-    file="seed_a_morph_runs.csv",
+    name="bian2025",
+    file="bian2025_morph_runs.csv",
     description="Bian et al. 2025 (Morph-1B): 76 runs, 36 shapes 80M-1B, 20/40/160 tokens per param",
     source="github.com/Waterpine/open-lm-morph (arXiv 2501.18107)",
     licence="MIT",

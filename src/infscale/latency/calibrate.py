@@ -8,7 +8,7 @@ weigh the same. Efficiencies are fitted in log space.
 
 ``group_layer_overhead=True`` fits one per-layer overhead per implementation ``group`` (HF's OPT, GPT-NeoX and
 open_lm code launch different kernels per layer) sharing the hardware terms; the profile keeps the overhead of
-``reference_group``. `seed_a_calibrator` does this for seed A's published A100 latencies (read by `infscale.latency.io.calibrate_seed_a`).
+``reference_group``. `bian2025_calibrator` does this for Bian et al.'s published A100 latencies (read by `infscale.latency.io.calibrate_bian2025`).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ __all__ = [
     "predict_observations",
     "spread_subset",
     "default_free",
-    "SEED_A_SHAPES",
-    "seed_a_calibrator",
+    "BIAN2025_SHAPES",
+    "bian2025_calibrator",
     "HoldoutResult",
     "calibration_order",
     "calibrate_holdout",
@@ -338,8 +338,8 @@ class LatencyCalibrator:
         return _evaluate(_design(obs, self.profile_), self.profile_, taus)
 
 
-# ---- seed A's published A100 latencies -----------------------------------------------------------------------------
-SEED_A_SHAPES: dict[str, tuple[TransformerShape, str]] = {
+# ---- Bian et al.'s published A100 latencies -----------------------------------------------------------------------------
+BIAN2025_SHAPES: dict[str, tuple[TransformerShape, str]] = {
     # open_lm models (one code base: the same kernels per layer)
     "Morph-1B": (PRESETS["morph-1b"], "open_lm"),
     "Morph-1B-v2": (TransformerShape.open_lm(2560, 16, 20), "open_lm"),
@@ -357,17 +357,17 @@ SEED_A_SHAPES: dict[str, tuple[TransformerShape, str]] = {
                                    tied_embeddings=True, ffn_kind="gelu", norm_kind="layernorm", bias=True,
                                    position="learned"), "gpt_neo"),
 }
-"""Shapes of the models in seed A's latency table and their implementation group. Pythia-1.3B is the
+"""Shapes of the models in Bian et al.'s latency table and their implementation group. Pythia-1.3B is the
 ``pythia-1.4b-v0`` checkpoint the latency script loads (24 layers; the source CSV's 22 is a transcription slip);
 Neox-1.3B is GPT-Neo-1.3B, which the script loads."""
 
-SEED_A_WORKLOAD = Workload(batch=1, input_len=128, output_len=256, dtype="bf16")
-"""Seed A's protocol: HF generate, batch 1, 128 in / 256 out, bf16, one A100-40GB."""
+BIAN2025_WORKLOAD = Workload(batch=1, input_len=128, output_len=256, dtype="bf16")
+"""Bian et al.'s protocol: HF generate, batch 1, 128 in / 256 out, bf16, one A100-40GB."""
 
 
-def seed_a_calibrator(observations: Sequence[LatencyObservation], base: HardwareProfile | None = None,
-                      name: str = "a100-40gb-seed-a") -> LatencyCalibrator:
-    """The calibrator for seed A's published latencies: it fits the A100 per-layer (one per implementation) and
+def bian2025_calibrator(observations: Sequence[LatencyObservation], base: HardwareProfile | None = None,
+                      name: str = "a100-40gb-bian2025") -> LatencyCalibrator:
+    """The calibrator for Bian et al.'s published latencies: it fits the A100 per-layer (one per implementation) and
     per-step overheads.
 
     The peaks and efficiencies stay at the preset's values: four to seven totals at batch 1 cannot separate them

@@ -1,5 +1,5 @@
 """Files of the latency part: measurement records (JSONL), hardware profiles (JSON), sweep configs (YAML), measured
-latencies for the planner (CSV or records) and seed A's published A100 latencies.
+latencies for the planner (CSV or records) and Bian et al.'s published A100 latencies.
 
 - Records go through `infscale.records` (one writer, fsynced lines, one torn-tail rule). A shape measured again
   appends a record with the same key, which supersedes the old one (`latest_records`).
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the calibrator needs scipy; measuring (e.g. in a vLLM-only 
 __all__ = [
     "DATA_DIR",
     "PROFILE_DIR",
-    "SEED_A_CSV",
+    "BIAN2025_CSV",
     "record_key",
     "read_measurements",
     "latest_records",
@@ -42,13 +42,13 @@ __all__ = [
     "load_profile_file",
     "load_sweep_config",
     "load_measured",
-    "seed_a_observations",
-    "calibrate_seed_a",
+    "bian2025_observations",
+    "calibrate_bian2025",
 ]
 
 DATA_DIR = Path(__file__).parent / "data"
 PROFILE_DIR = DATA_DIR / "profiles"
-SEED_A_CSV = DATA_DIR / "seed_a_a100_latency.csv"
+BIAN2025_CSV = DATA_DIR / "bian2025_a100_latency.csv"
 
 
 def record_key(shape: TransformerShape, workload: Workload, backend: str, device: str) -> str:
@@ -179,27 +179,27 @@ def load_measured(path: str | Path, workload: tuple[int, int, int] | None = None
     return out
 
 
-# ---- seed A's published A100 latencies ----------------------------------------------------------------------------
-def seed_a_observations(models: Iterable[str] | None = None) -> list[LatencyObservation]:
-    """Seed A's published A100 generate latencies (bundled CSV) as observations (``total_s``)."""
-    from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD, LatencyObservation
+# ---- Bian et al.'s published A100 latencies ----------------------------------------------------------------------------
+def bian2025_observations(models: Iterable[str] | None = None) -> list[LatencyObservation]:
+    """Bian et al.'s published A100 generate latencies (bundled CSV) as observations (``total_s``)."""
+    from infscale.latency.calibrate import BIAN2025_SHAPES, BIAN2025_WORKLOAD, LatencyObservation
 
-    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(read_text(SEED_A_CSV)))}
-    names = list(SEED_A_SHAPES) if models is None else list(models)
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(read_text(BIAN2025_CSV)))}
+    names = list(BIAN2025_SHAPES) if models is None else list(models)
     out = []
     for name in names:
-        if name not in SEED_A_SHAPES or name not in rows:
-            raise InputError(f"{SEED_A_CSV.name}: no published latency for model {name!r}; known {sorted(SEED_A_SHAPES)}")
-        shape, group = SEED_A_SHAPES[name]
-        out.append(LatencyObservation(shape=shape, workload=SEED_A_WORKLOAD, total_s=float(rows[name]["latency_s"]),
+        if name not in BIAN2025_SHAPES or name not in rows:
+            raise InputError(f"{BIAN2025_CSV.name}: no published latency for model {name!r}; known {sorted(BIAN2025_SHAPES)}")
+        shape, group = BIAN2025_SHAPES[name]
+        out.append(LatencyObservation(shape=shape, workload=BIAN2025_WORKLOAD, total_s=float(rows[name]["latency_s"]),
                                       group=group, label=name))
     return out
 
 
-def calibrate_seed_a(models: Iterable[str] | None = None, base: HardwareProfile | None = None,
-                     name: str = "a100-40gb-seed-a") -> LatencyCalibrator:
-    """The A100 calibrated on seed A's published latencies (see `infscale.latency.calibrate.seed_a_calibrator`)."""
-    from infscale.latency.calibrate import seed_a_calibrator
+def calibrate_bian2025(models: Iterable[str] | None = None, base: HardwareProfile | None = None,
+                     name: str = "a100-40gb-bian2025") -> LatencyCalibrator:
+    """The A100 calibrated on Bian et al.'s published latencies (see `infscale.latency.calibrate.bian2025_calibrator`)."""
+    from infscale.latency.calibrate import bian2025_calibrator
 
-    obs = seed_a_observations(models)
-    return seed_a_calibrator(obs, base, name).fit(obs)
+    obs = bian2025_observations(models)
+    return bian2025_calibrator(obs, base, name).fit(obs)

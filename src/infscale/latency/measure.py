@@ -1,6 +1,6 @@
 """Measure prefill and decode latency of any `TransformerShape` with random weights (CPU or CUDA).
 
-Protocol (optimum-benchmark / vLLM ``benchmark_latency``; seed A used 1 warm-up + 5 timed runs):
+Protocol (optimum-benchmark / vLLM ``benchmark_latency``; Bian et al. used 1 warm-up + 5 timed runs):
 - the prompt is ``batch x input_len`` random token ids; greedy decoding, every run generates exactly the asked count;
 - ``warmup`` untimed runs, then ``repeats`` timed pairs: *prefill* = generate 1 token, *total* = generate
   ``output_len`` tokens, *decode* = total - prefill (per pair); on CUDA every timing ends with a synchronise;

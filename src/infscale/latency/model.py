@@ -9,7 +9,7 @@ and every step adds ``n_layers * layer_overhead_s + step_overhead_s`` (kernel la
 docs/references.md §3 explains why the overhead terms are needed: at equal parameter count a pure roofline gives equal
 weights and FLOPs, so it cannot reproduce "deeper is slower"; the per-layer overhead does.
 
-Protocol (optimum-benchmark, seed A): *prefill* is one forward over the ``input_len`` prompt tokens that yields the
+Protocol (optimum-benchmark, Bian et al.): *prefill* is one forward over the ``input_len`` prompt tokens that yields the
 first new token; *decode* is the remaining ``output_len - 1`` single-token steps, step ``k`` attending to
 ``input_len + k`` keys. Units: seconds, FLOP/s, bytes/s.
 
@@ -51,9 +51,9 @@ class Workload:
     batch: int = 1
     """Sequences generated together."""
     input_len: int = 128
-    """Prompt tokens per sequence (seed A: 128)."""
+    """Prompt tokens per sequence (Bian et al.: 128)."""
     output_len: int = 256
-    """New tokens per sequence, the first one produced by the prefill (seed A: 256)."""
+    """New tokens per sequence, the first one produced by the prefill (Bian et al.: 256)."""
     dtype: str = "bf16"
     """Weights and activations (a key of `DTYPE_BYTES`)."""
     kv_dtype: str | None = None
@@ -437,7 +437,7 @@ def _gpu(name: str, flops: dict[str, float], bw: float, mem_gb: float, desc: str
 
 
 HARDWARE: Registry[HardwareProfile] = Registry("hardware profile", normalize=lambda s: s.strip().lower())
-"""Hardware profiles by name: the datasheet presets below, seed A's calibrated A100, the profiles shipped in
+"""Hardware profiles by name: the datasheet presets below, Bian et al.'s calibrated A100, the profiles shipped in
 ``latency/data/profiles/`` (registered by `infscale.latency.io`) and any a plugin adds."""
 for _p in (
         _gpu("a100-40gb", {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12, "int8": 624e12},
@@ -466,13 +466,13 @@ for _p in (
     if _p.name == "a100-40gb":
         _a100_40gb = _p
 
-# Seed A's A100-40GB as calibrated by `infscale.latency.calibrate.calibrate_seed_a` on the published HF-generate
+# Bian et al.'s A100-40GB as calibrated by `infscale.latency.calibrate.calibrate_bian2025` on the published HF-generate
 # latencies (Morph-1B 1.96 s, Open-LM-1B 3.61 s, OPT, Pythia, GPT-Neo; batch 1, 128 in / 256 out, bf16): the open_lm
 # per-layer overhead and the shared per-step overhead. tests/latency/test_calibrate.py re-fits and checks these values.
-HARDWARE.register("a100-40gb-seed-a", _a100_40gb.with_(
-    name="a100-40gb-seed-a", layer_overhead_s=0.5406773e-3, step_overhead_s=1.229622e-3,
-    description="A100-40GB calibrated on seed A's published HF generate latencies (open_lm per-layer overhead)",
-    calibrated_on="seed A's published HF generate latencies of 7 models on an A100-40GB (Morph-1B, Open-LM-1B, OPT, "
+HARDWARE.register("a100-40gb-bian2025", _a100_40gb.with_(
+    name="a100-40gb-bian2025", layer_overhead_s=0.5406773e-3, step_overhead_s=1.229622e-3,
+    description="A100-40GB calibrated on Bian et al.'s published HF generate latencies (open_lm per-layer overhead)",
+    calibrated_on="Bian et al.'s published HF generate latencies of 7 models on an A100-40GB (Morph-1B, Open-LM-1B, OPT, "
                   "Pythia, GPT-Neo; batch 1, 128 in / 256 out, bf16)",
     calibrated_n_params=(1.315723264e9, 1.668885504e9),
 ))

@@ -53,7 +53,7 @@ def diagnose(law: FittedLaw, fit_runs: Runs, boot: BootstrapResult | None = None
     n_over = int(np.sum(fit_runs.frame["tokens_per_param"].to_numpy() >= OVERTRAINED_TOKENS_PER_PARAM))
     if n_over < MIN_OVERTRAINED_RUNS:
         out.append(f"only {n_over} fit runs at >= {OVERTRAINED_TOKENS_PER_PARAM:g} tokens/param: the D term is poorly "
-                   "constrained (seed A: fitting on 20N points alone gives R^2 0.63)")
+                   "constrained (Bian et al.: fitting on 20N points alone gives R^2 0.63)")
     if boot is not None:
         for name in form.coefficients:
             low, high = boot.low[name], boot.high[name]

@@ -9,7 +9,7 @@
   batched too, each replicate warm-started from the optimum with multinomial row weights.
 - `VarProFitter` (`infscale.laws.varpro`): the same objective by variable projection (exponents searched, coefficients
   solved), no multi-start grid.
-- `LeastSquaresFitter`: seed A's method: plain least squares on raw loss (Levenberg-Marquardt from the all-ones start, as
+- `LeastSquaresFitter`: Bian et al.'s method: plain least squares on raw loss (Levenberg-Marquardt from the all-ones start, as
   scipy's `curve_fit` in the paper's scripts), plus the form's extra starts; the lowest sum of squares wins.
 """
 
@@ -163,7 +163,7 @@ class HuberFitter:
 
 
 class LeastSquaresFitter:
-    """Plain least squares on raw loss (seed A's `curve_fit`): Levenberg-Marquardt from all-ones plus the form's starts."""
+    """Plain least squares on raw loss (Bian et al.'s `curve_fit`): Levenberg-Marquardt from all-ones plus the form's starts."""
 
     def __init__(self, law: str = "inference_aware", *, starts: list[tuple[float, ...]] | None = None,
                  max_nfev: int = 100_000):

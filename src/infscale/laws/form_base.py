@@ -148,7 +148,7 @@ class LawForm:
     needs_arch: tuple[str, ...] = ()
     """`Architecture` fields the law reads (an architecture-conditional law)."""
     ls_starts: tuple[tuple[float, ...], ...] = ()
-    """Extra least-squares starting points (natural), tried after the all-ones start of seed A's scripts."""
+    """Extra least-squares starting points (natural), tried after the all-ones start of Bian et al.'s scripts."""
 
     def predict(self, params: np.ndarray, n_params, n_tokens, aspect_ratio=None, arch: Architecture | None = None
                 ) -> np.ndarray:

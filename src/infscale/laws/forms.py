@@ -4,7 +4,7 @@ Each form predicts loss from natural parameters (`predict`) and, for the Huber f
 parametrisation together with its vector-Jacobian product, vectorised over a batch of parameter vectors:
 
 - `chinchilla`:   L = E + A/N^alpha + B/D^beta                              (Hoffmann et al. 2022, approach 3)
-- `chinchilla_tied`: the same with beta = alpha                              (seed A's baseline)
+- `chinchilla_tied`: the same with beta = alpha                              (Bian et al.'s baseline)
 - `inference_aware`: L = (E + A/N^a + B/D^a) * (1 + eps * R^a), R = d_model/n_layers, one tied exponent a (Bian et al. 2025)
 - `inference_aware_free_gamma`: L = (E + A/N^a + B/D^a) * (1 + eps * R^gamma)
 - `aspect_optimum`: L = (E + A/N^a + B/D^a) * (1 + kappa * ln(R/R0)^2): a shape term with an optimum aspect ratio
@@ -146,7 +146,7 @@ class ChinchillaFamily(LawForm):
 class AspectOptimum(LawForm):
     """L = (E + A/N^alpha + B/D^alpha) * (1 + kappa * ln(R / R0)^2): a shape term with an optimum aspect ratio R0.
 
-    Seed A's factor ``1 + eps R^alpha`` only grows with R, so it cannot say that both a very deep-narrow and a very
+    Bian et al.'s factor ``1 + eps R^alpha`` only grows with R, so it cannot say that both a very deep-narrow and a very
     wide-shallow model are worse than one in between; this term can (Kaplan et al. 2020, fig. 5, saw such a bowl in
     loss against d_model/n_layers). Log space: ``a, b, e`` as in the Chinchilla family, ``k = log kappa``,
     ``r0 = log R0``."""

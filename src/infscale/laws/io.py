@@ -23,7 +23,7 @@ READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"
 
 
 def load_runs(source: str | Path, columns: dict[str, str] | None = None) -> Runs:
-    """A bundled dataset by name (`seed-a`, `chinchilla`, `gadre`, `sardana`) or a file path."""
+    """A bundled dataset by name (`bian2025`, `chinchilla`, `gadre`, `sardana`) or a file path."""
     if isinstance(source, str) and source in DATASETS:
         info = get_dataset(source)
         return Runs.from_frame(_read(info.path), source=info.name, columns={**info.columns, **(columns or {})})

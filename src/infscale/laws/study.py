@@ -1,5 +1,5 @@
 """What a shape study's runs say about its laws: the seed-to-seed noise floor, and held-out scores with bootstrap
-intervals (MSE, R^2, max relative error, and seed A's per-size Spearman of predicted vs measured loss across shapes at
+intervals (MSE, R^2, max relative error, and Bian et al.'s per-size Spearman of predicted vs measured loss across shapes at
 equal D).
 
 The intervals come from the fit's bootstrap replicates (the runs resampled, the law refitted): each replicate law scores
@@ -85,7 +85,7 @@ def _interval(value: float, samples: np.ndarray, level: float) -> Interval:
 
 @dataclass(frozen=True, slots=True)
 class SizeRanking:
-    """Seed A's per-size check: across the shapes of one size at equal D, does the law order them as measured?"""
+    """Bian et al.'s per-size check: across the shapes of one size at equal D, does the law order them as measured?"""
 
     group: str
     n_params: float

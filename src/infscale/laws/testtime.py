@@ -6,7 +6,7 @@ Form, per strategy s, in logit space (z = logit of the base accuracy, x = log2 n
     logit acc_s(n) = z + u_s + v_s x + w_s x^2 + c_s z x
 
 ``u_s`` is the offset at n = 1 (a sample at temperature is worse than greedy), ``v_s, w_s`` the gain per doubling and
-its bend (majority voting saturates, Theorem 1 of seed B), ``c_s`` how the gain depends on the base model (a stronger
+its bend (majority voting saturates, Theorem 1 of Wu et al.), ``c_s`` how the gain depends on the base model (a stronger
 model gains less in logit per doubling, or more). The model's size enters only through its base accuracy, so a size
 never seen in the fit is predicted from its greedy accuracy alone; `leave_one_size_out` measures exactly that.
 The fit is a linear least-squares problem per strategy (a small ridge keeps it determined when few n were run);

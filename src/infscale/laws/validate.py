@@ -1,6 +1,6 @@
 """Held-out validation of a fitted law: MSE and R^2 on raw loss, Spearman rank correlation per size group.
 
-Seed A reports its "test" figures over all runs, the fit points included; docs/references.md asks for both that and the figures over
+Bian et al. reports its "test" figures over all runs, the fit points included; docs/references.md asks for both that and the figures over
 the held-out runs only, so `validate` returns both (`all` and `held_out`).
 """
 
@@ -36,7 +36,7 @@ class GroupScore:
 class Validation:
     fit: Scores
     all: Scores
-    """Over every run, fit points included (seed A's 'test' convention)."""
+    """Over every run, fit points included (Bian et al.'s 'test' convention)."""
     held_out: Scores | None
     """Over the runs not used in the fit; None when every run was used."""
     per_group: tuple[GroupScore, ...]

@@ -4,7 +4,7 @@
 - `optimum`: argmin predicted loss under latency / N / D / training-FLOP budgets and the loss-vs-latency frontier.
 - `lifetime`: Sardana et al.'s lifetime cost (training + inference FLOPs or dollars) and its inverse.
 - `adapters`: fitted laws and latency profiles as the planner's plain callables.
-- `select`: seed A's model-selection workflow (rank, shortlist, train, evaluate, choose).
+- `select`: Bian et al.'s model-selection workflow (rank, shortlist, train, evaluate, choose).
 """
 
 from infscale.plan.adapters import (

@@ -62,7 +62,7 @@ def resolve_profile(profile: Any) -> Any:
 def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:
     """Latency per request (prefill + decode, seconds) of every shape of a grid on a hardware profile.
 
-    ``workload`` is an `infscale.latency.model.Workload` (default: batch 1, 128 in / 256 out, bf16, as seed A).
+    ``workload`` is an `infscale.latency.model.Workload` (default: batch 1, 128 in / 256 out, bf16, as Bian et al.).
     """
     from infscale.latency import model as latency_model
 

@@ -12,7 +12,7 @@ reward model's passes over their ``n`` solutions.
   for the policy, ``2 N_prm n (P + T)`` for the reward model. Memory: both models' weights plus the KV of
   ``b (P + n T)`` policy tokens and ``n b (P + T)`` reward-model tokens.
 - `configs_from_sizes`: a log grid of parameter counts with no shape (Sardana's setting: FLOPs only, no latency).
-- `configs_from_points`: models already trained (a sunk cost) with measured operating points (seed B's tables,
+- `configs_from_points`: models already trained (a sunk cost) with measured operating points (Wu et al.'s tables,
   `tts analyze` results): accuracy and FLOPs per query as measured.
 
 Pure: numpy, infscale.arch and the analytic latency model.

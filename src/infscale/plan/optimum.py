@@ -1,4 +1,4 @@
-"""Constrained optimum and the loss-vs-latency Pareto frontier over a grid of shapes (seed A's optimisation, §1).
+"""Constrained optimum and the loss-vs-latency Pareto frontier over a grid of shapes (Bian et al.'s optimisation, §1).
 
 Problem: ``argmin_shape L(N, D, R)`` subject to any of ``latency(shape) <= T``, ``N <= N_C``, ``D <= D_C`` and training
 FLOPs ``6 N D <= C``. The loss never rises with D, so each shape trains on the most tokens its budgets allow,

@@ -1,7 +1,7 @@
 """Vectorised enumeration of hardware-friendly transformer shapes within a parameter range.
 
 A `ShapeRules` says which shapes a family allows: ``d_model`` a multiple of 64 or 128, either a fixed set of head counts
-(seed A keeps 16 heads at every width) or a set of head widths (Llama: ``head_dim`` in {64, 128}), key/value head counts
+(Bian et al. keeps 16 heads at every width) or a set of head widths (Llama: ``head_dim`` in {64, 128}), key/value head counts
 that divide the query heads (GQA), and the family's FFN width rule. `enumerate_shapes` builds the full cross product
 ``d_model x n_layers x heads x kv_heads`` as numpy arrays, drops invalid combinations with masks and keeps the shapes
 whose exact parameter count (`infscale.arch.param_count`) falls in ``[min_params, max_params]``. No Python loop runs
@@ -107,11 +107,11 @@ class ShapeRules:
         return replace(self, **changes)
 
 
-# Named families (registry, not if-chains). "seed-a" is the open_lm space of Bian et al.: 16 heads at every width, SwiGLU
+# Named families (registry, not if-chains). "bian2025" is the open_lm space of Bian et al.: 16 heads at every width, SwiGLU
 # rounded to 256, untied embeddings, GPT-NeoX vocabulary. "llama" uses 64/128-wide heads and GQA.
 FAMILIES: Registry[ShapeRules] = Registry("shape family", normalize=str.lower)
 for _name, _rules in {
-    "seed-a": ShapeRules(n_heads=(16,), head_dims=None, d_model_multiple=128, d_model_min=256, d_model_max=8192,
+    "bian2025": ShapeRules(n_heads=(16,), head_dims=None, d_model_multiple=128, d_model_min=256, d_model_max=8192,
                          n_layers_min=2, n_layers_max=48),
     "llama": ShapeRules(head_dims=(64, 128), kv_heads=(1, 2, 4, 8), d_model_multiple=128, d_model_min=256,
                         d_model_max=16384, n_layers_min=2, n_layers_max=128, vocab_size=32000),
@@ -127,7 +127,7 @@ def get_family(name: str) -> ShapeRules:
 
 
 def params_band(n_params: float, factor: float = 2.0) -> tuple[float, float]:
-    """A size class around a nominal count: ``[n / factor, n * factor]`` (seed A's "1B" shapes span 1.3B-2.1B)."""
+    """A size class around a nominal count: ``[n / factor, n * factor]`` (Bian et al.'s "1B" shapes span 1.3B-2.1B)."""
     if not n_params > 0 or not factor >= 1.0:
         raise ValueError(f"params_band needs n_params > 0 and factor >= 1, got {n_params!r}, {factor!r}")
     return n_params / factor, n_params * factor
@@ -147,7 +147,7 @@ class ShapeGrid:
     head_dim: np.ndarray
     d_ff: np.ndarray
     n_params: np.ndarray
-    """Exact total parameters (embeddings included, as seed A counts N)."""
+    """Exact total parameters (embeddings included, as Bian et al. counts N)."""
     vocab_size: int = 50432
     tied_embeddings: bool = False
     ffn_kind: Literal["swiglu", "gelu"] = "swiglu"
@@ -164,7 +164,7 @@ class ShapeGrid:
 
     @property
     def aspect_ratio(self) -> np.ndarray:
-        """Seed A's ``R = d_model / n_layers``."""
+        """Bian et al.'s ``R = d_model / n_layers``."""
         return self.d_model / self.n_layers
 
     @property

@@ -165,9 +165,9 @@ def _plan_block(p: dict[str, Any], title: str, unit_note: str, max_rows: int = 1
 def _plan(s: dict[str, Any]) -> str:
     a = s["a100"]
     wl = a["workload"]
-    errs = a.get("seed_a_calibration_rel_errors") or []
+    errs = a.get("bian2025_calibration_rel_errors") or []
     note = (f"batch {wl['batch']}, {wl['input_len']} in / {wl['output_len']} out, {wl['dtype']}; profile fitted to "
-            f"seed A's {len(errs)} published latencies, max |error| "
+            f"Bian et al.'s {len(errs)} published latencies, max |error| "
             f"{_pct(max((abs(e) for e in errs), default=float('nan')))}")
     return _plan_block(a, "A 1B model for the A100", note) + _micro_block(s["micro"])
 
@@ -217,10 +217,10 @@ def _micro_block(m: dict[str, Any]) -> str:
 
 
 def _matched(rows: Sequence[dict[str, Any]]) -> str:
-    """Seed B's Table 1 question on our own models: does REBASE reach sampling's best accuracy with fewer FLOPs?"""
+    """Wu et al.'s Table 1 question on our own models: does REBASE reach sampling's best accuracy with fewer FLOPs?"""
     if not rows:
         return ""
-    names = {"ours": "our FLOPs (policy + PRM)", "seed_b": "seed B's 2NT (PRM free)"}
+    names = {"ours": "our FLOPs (policy + PRM)", "wu2025": "Wu et al.'s 2NT (PRM free)"}
     items = []
     for r in rows:
         where = (f"{strategy_label(r['baseline_strategy'])} n={r['baseline_n']}, {fmt(r['baseline_flops'], 3)} "
@@ -235,7 +235,7 @@ def _matched(rows: Sequence[dict[str, Any]]) -> str:
                      f"{100 * r['search_accuracy']:.1f}% at {fmt(r['search_flops'], 3)} FLOPs against sampling's best "
                      f"{100 * r['target_accuracy']:.1f}% ({_esc(where)}): <b>{verdict}</b></li>")
     return ("<h3>Search vs sampling at matched accuracy</h3><ul>" + "".join(items) + "</ul>"
-            "<p>Measured points only (no interpolation between budgets). Seed B, Table 1: REBASE matches sampling's "
+            "<p>Measured points only (no interpolation between budgets). Wu et al., Table 1: REBASE matches sampling's "
             "accuracy with about 7x fewer FLOPs for Llemma-7B.</p>")
 
 

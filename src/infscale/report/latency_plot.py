@@ -1,6 +1,6 @@
 """Latency vs aspect ratio at (about) equal parameter count: measured points and the predictor's curve.
 
-Seed A's figure: at equal N, wider/shallower shapes (large ``d_model / n_layers``) decode faster. Records are grouped
+Bian et al.'s figure: at equal N, wider/shallower shapes (large ``d_model / n_layers``) decode faster. Records are grouped
 into families of equal non-embedding parameters (within 20%); each family gets measured markers and, from the
 hardware profile, the predicted decode time per token at the same shapes.
 """

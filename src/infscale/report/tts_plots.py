@@ -61,7 +61,7 @@ def plot_accuracy_vs_flops(points: Sequence[OperatingPoint], path: Path, *, acco
     if front.size:
         ax.step(f_all[front], a_all[front], where="post", color="black", lw=2, alpha=0.6, label="Pareto frontier")
     ax.set_xscale("log")
-    ax.set_xlabel(f"inference FLOPs per problem ({'ours: policy + reward model' if accounting == 'ours' else 'seed B: 2 N T'})")
+    ax.set_xlabel(f"inference FLOPs per problem ({'ours: policy + reward model' if accounting == 'ours' else 'Wu et al.: 2 N T'})")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
@@ -142,7 +142,7 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
         ax.step(f_all[front], a_all[front], where="post", color="black", lw=2, alpha=0.5)
         ax.scatter(f_all[front], a_all[front], s=70, facecolors="none", edgecolors="black", lw=1.2, zorder=5)
     ax.set_xscale("log")
-    ax.set_xlabel(f"inference FLOPs per problem ({'ours: policy + reward model' if accounting == 'ours' else 'seed B: 2 N T'})")
+    ax.set_xlabel(f"inference FLOPs per problem ({'ours: policy + reward model' if accounting == 'ours' else 'Wu et al.: 2 N T'})")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
@@ -164,7 +164,7 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
     return path
 
 
-_ACCOUNTING_LABELS = {"ours": "ours (policy + PRM FLOPs)", "seed_b": "seed B (2NT, PRM free)",
+_ACCOUNTING_LABELS = {"ours": "ours (policy + PRM FLOPs)", "wu2025": "Wu et al. (2NT, PRM free)",
                       "memory": "memory-aware (+ KV bytes)"}
 
 

@@ -35,7 +35,7 @@ class DataConfig(Strict):
 
 
 class OptimConfig(Strict):
-    """AdamW with linear warm-up then cosine decay (seed A's recipe scaled down)."""
+    """AdamW with linear warm-up then cosine decay (Bian et al.'s recipe scaled down)."""
 
     lr: float = Field(default=3e-3, gt=0)
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="Final lr = lr * min_lr_ratio (3e-3 -> 3e-5).")
@@ -119,7 +119,7 @@ class SweepGroup(Strict):
     near: NearSpec | None = None
     tokens_per_param: list[float] = Field(min_length=1)
     n_params: int | None = Field(default=None, gt=0, description="Nominal size of the group: every shape trains on "
-                                 "D = tokens_per_param x n_params, so its shapes compare at equal D (seed A's per-size "
+                                 "D = tokens_per_param x n_params, so its shapes compare at equal D (Bian et al.'s per-size "
                                  "comparison); None = each shape's own exact N.")
     seeds: list[int] | None = Field(default=None, min_length=1, description="Train every run once per seed (the "
                                     "noise floor); a seed other than 0 adds -s<seed> to the run id. None = base's seed.")

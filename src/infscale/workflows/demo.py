@@ -2,11 +2,11 @@
 
 Steps (each a library call into its own package; nothing here re-implements a part):
 
-1. laws     fit seed A's inference-aware law and the Chinchilla baseline on the bundled runs, with bootstrap intervals
+1. laws     fit Bian et al.'s inference-aware law and the Chinchilla baseline on the bundled runs, with bootstrap intervals
             and held-out validation (`infscale.laws.run_fit`);
 2. latency  time a handful of small shapes on this machine (`infscale.latency.measure`, append-only JSONL, resumable),
             calibrate the CPU profile on some and report the error on the others (`calibrate_holdout`);
-3. plan     a 1B model for the A100 (profile calibrated on seed A's published latencies) under a latency limit, and a
+3. plan     a 1B model for the A100 (profile calibrated on Bian et al.'s published latencies) under a latency limit, and a
             micro model for this machine under its calibrated profile (`infscale.plan.plan_shapes`);
 4. tts      the test-time compute comparison with the bundled own policy + PRM on synthetic arithmetic
             (`infscale.workflows.tts_run.run_tts`: the scheduler, append-only records, resumable), then the
@@ -43,7 +43,7 @@ __all__ = ["DemoConfig", "quick_config", "load_demo_config", "run_demo", "STEPS"
 
 
 class LawsStep(Strict):
-    data: str = "seed-a"
+    data: str = "bian2025"
     law: str = "inference_aware"
     baseline: str = "chinchilla_tied"
     fitter: str = "least_squares"
@@ -70,7 +70,7 @@ class PlanA100Step(Strict):
     params_band: float = Field(2.0, ge=1)
     tokens: float = Field(29e9, gt=0)
     max_latency_s: float = Field(2.0, gt=0)
-    family: str = "seed-a"
+    family: str = "bian2025"
     baselines: list[str] = Field(default_factory=lambda: ["open-lm-1b", "morph-1b"])
 
 
@@ -242,15 +242,15 @@ def _plan_summary(result: Any, baselines: dict[str, int], seconds: float, law: A
 def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[str, Any], out: Path,
               progress: Progress) -> dict[str, Any]:
     from infscale.arch import get_preset
-    from infscale.latency.calibrate import SEED_A_WORKLOAD
-    from infscale.latency.io import calibrate_seed_a
+    from infscale.latency.calibrate import BIAN2025_WORKLOAD
+    from infscale.latency.io import calibrate_bian2025
     from infscale.laws.io import load_fit
     from infscale.plan import PlanConstraints, get_family, latency_from_profile, params_band
     from infscale.report.plan_plot import plot_frontier
 
     law = load_fit(out / "law.json")
-    progress("plan", "calibrating the A100 profile on seed A's published latencies")
-    seed_a = calibrate_seed_a(name="a100-40gb-seed-a")
+    progress("plan", "calibrating the A100 profile on Bian et al.'s published latencies")
+    bian2025 = calibrate_bian2025(name="a100-40gb-bian2025")
     lo, hi = params_band(cfg_a100.params, cfg_a100.params_band)
     try:
         baselines = {name: get_preset(name) for name in cfg_a100.baselines}
@@ -258,17 +258,17 @@ def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[st
     except InputError as exc:
         raise InputError(f"demo config plan_a100: {exc}") from None
     a100_cons = PlanConstraints(max_latency_s=cfg_a100.max_latency_s, n_tokens=cfg_a100.tokens,
-                                max_memory_bytes=seed_a.profile_.memory_bytes)
+                                max_memory_bytes=bian2025.profile_.memory_bytes)
     progress("plan", f"1B on the A100: {cfg_a100.family} shapes {lo:.3g}-{hi:.3g} params, D={cfg_a100.tokens:.3g}, "
                      f"latency <= {cfg_a100.max_latency_s:g} s")
-    result, idx, secs = _plan(law, rules, lo, hi, a100_cons, latency_from_profile(seed_a.profile_, SEED_A_WORKLOAD),
-                              SEED_A_WORKLOAD, baselines)
-    a100 = _plan_summary(result, idx, secs, law, seed_a.profile_)
-    a100["hardware"] = seed_a.profile_.name
-    a100["workload"] = SEED_A_WORKLOAD.to_dict()
-    a100["seed_a_calibration_rel_errors"] = seed_a.relative_errors_["total_s"].tolist()
+    result, idx, secs = _plan(law, rules, lo, hi, a100_cons, latency_from_profile(bian2025.profile_, BIAN2025_WORKLOAD),
+                              BIAN2025_WORKLOAD, baselines)
+    a100 = _plan_summary(result, idx, secs, law, bian2025.profile_)
+    a100["hardware"] = bian2025.profile_.name
+    a100["workload"] = BIAN2025_WORKLOAD.to_dict()
+    a100["bian2025_calibration_rel_errors"] = bian2025.relative_errors_["total_s"].tolist()
     a100["plot"] = str(plot_frontier(result, out / "plan_a100_frontier.png", baselines=idx,
-                                     title="1B on the A100 (seed A profile): predicted loss vs latency"))
+                                     title="1B on the A100 (Bian et al. profile): predicted loss vs latency"))
     write_csv(out / "plan_a100_frontier.csv", a100["frontier"])
 
     micro = plan_micro(cfg_micro, latency, out, progress)

@@ -19,7 +19,7 @@ __all__ = ["FitRequest", "FitResult", "run_fit_request"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FitRequest:
-    data: str = "seed-a"
+    data: str = "bian2025"
     law: str | None = None
     fitter: str | None = None
     fit_on: str | None = None
@@ -54,12 +54,12 @@ def run_fit_request(req: FitRequest) -> FitResult:
 
     info = DATASETS.get(req.data) if req.data in DATASETS else None
     law = req.law or (info.default_law if info else "chinchilla")
-    fitter = req.fitter or ("least_squares" if req.data == "seed-a" else "huber")
+    fitter = req.fitter or ("least_squares" if req.data == "bian2025" else "huber")
     fit_on = info.default_fit_on if req.fit_on is None and info is not None else req.fit_on
     fit_on = None if fit_on == "all" else fit_on
     baseline = req.baseline
     if baseline is None:
-        baseline = "chinchilla_tied" if req.data == "seed-a" and law != "chinchilla_tied" else "none"
+        baseline = "chinchilla_tied" if req.data == "bian2025" and law != "chinchilla_tied" else "none"
     laws = [law] + ([] if baseline == "none" else [baseline])
     for name in laws:
         try:

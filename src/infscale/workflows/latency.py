@@ -1,5 +1,5 @@
 """The `infscale latency` workflows: `measure` (time every shape of a sweep config into a records file that it
-appends to and resumes from), `calibrate` (a hardware profile calibrated on seed A's published A100 latencies or on
+appends to and resumes from), `calibrate` (a hardware profile calibrated on Bian et al.'s published A100 latencies or on
 the records of `measure`: fit on some shapes, held-out errors on the others, optionally written as a profile JSON)
 and `predict`."""
 
@@ -15,7 +15,7 @@ import numpy as np
 from infscale.configio import check_output_file
 from infscale.errors import InputError
 
-__all__ = ["Calibration", "Measurement", "calibrate_on_seed_a", "calibrate_on_records", "measure_config",
+__all__ = ["Calibration", "Measurement", "calibrate_on_bian2025", "calibrate_on_records", "measure_config",
            "predict_shapes"]
 
 
@@ -55,23 +55,23 @@ class Calibration:
     """The `HoldoutResult` (records calibration only)."""
 
 
-def calibrate_on_seed_a(name: str | None = None, out: Path | None = None) -> Calibration:
-    """The A100 per-layer and per-step overheads fitted to seed A's published latencies; the Morph-1B vs
+def calibrate_on_bian2025(name: str | None = None, out: Path | None = None) -> Calibration:
+    """The A100 per-layer and per-step overheads fitted to Bian et al.'s published latencies; the Morph-1B vs
     Open-LM-1B ratio it predicts (published: 3.61 s / 1.96 s = 1.84x)."""
-    from infscale.latency.calibrate import SEED_A_SHAPES, SEED_A_WORKLOAD
-    from infscale.latency.io import calibrate_seed_a, save_profile
+    from infscale.latency.calibrate import BIAN2025_SHAPES, BIAN2025_WORKLOAD
+    from infscale.latency.io import calibrate_bian2025, save_profile
     from infscale.latency.model import predict
 
     if out is not None:
         check_output_file(out)
-    cal = calibrate_seed_a(name=name or "a100-40gb-seed-a")
-    morph = predict(SEED_A_SHAPES["Morph-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
-    openlm = predict(SEED_A_SHAPES["Open-LM-1B"][0], SEED_A_WORKLOAD, cal.profile_).total_s
+    cal = calibrate_bian2025(name=name or "a100-40gb-bian2025")
+    morph = predict(BIAN2025_SHAPES["Morph-1B"][0], BIAN2025_WORKLOAD, cal.profile_).total_s
+    openlm = predict(BIAN2025_SHAPES["Open-LM-1B"][0], BIAN2025_WORKLOAD, cal.profile_).total_s
     summary = {"profile": cal.profile_.to_dict(), "layer_overhead_by_group_s": cal.layer_overhead_by_group_,
                "morph_1b_s": morph, "open_lm_1b_s": openlm, "ratio": openlm / morph, "published_ratio": 3.61 / 1.96,
                "relative_errors_total": cal.relative_errors_["total_s"].tolist()}
     if out:
-        save_profile(cal.profile_, out, meta={"source": "seed A published A100 latencies", **summary})
+        save_profile(cal.profile_, out, meta={"source": "Bian et al. published A100 latencies", **summary})
     return Calibration(profile=cal.profile_, summary=summary)
 
 

@@ -4,7 +4,7 @@
 name: math-service
 law: {path: law.json}            # a saved fit (`infscale fit --save`), or {fit: {...}}, or {law: NAME, params: {...}}
 accuracy: {form: exp, data: gadre, loss_column: loss, error_columns: "err_"}   # the loss -> accuracy link
-testtime: {points: mini}         # test-time curves: bundled `mini` / `seed-b-math500` / `seed-b-gsm8k`, or a points.csv
+testtime: {points: mini}         # test-time curves: bundled `mini` / `wu2025-math500` / `wu2025-gsm8k`, or a points.csv
 hardware: {profile: a100-80gb, usd_per_hour: 2.0, train_mfu: 0.4}
 candidates: {family: llama, min_params: 1e8, max_params: 1e10, tokens_per_param: [5, 2000]}
 strategies: {greedy: [1], majority_vote: [4, 16, 64], best_of_n: [4, 16], weighted_vote: [4, 16], rebase: [4, 16]}
@@ -29,7 +29,7 @@ __all__ = ["AccuracySpec", "CandidatesSpec", "CrossoverSpec", "DeployConfig", "D
 
 
 class FitSpec(Strict):
-    data: str = "seed-a"
+    data: str = "bian2025"
     law: str = "inference_aware"
     fitter: str = "least_squares"
     fit_on: str | None = None
@@ -73,7 +73,7 @@ class AccuracySpec(Strict):
 class TestTimeSpec(Strict):
     __test__ = False
     points: str | None = None
-    """Bundled ``mini`` (the project's own mini study; the default), ``seed-b-math500`` / ``seed-b-gsm8k`` (seed B's
+    """Bundled ``mini`` (the project's own mini study; the default), ``wu2025-math500`` / ``wu2025-gsm8k`` (Wu et al.'s
     tables), or a ``points.csv`` written by `tts analyze` / `tts mini`."""
     pilots: str | None = None
     """Instead of points: sampling records of several models (a `tts mini` directory, `tts run` records), each
@@ -106,7 +106,7 @@ class CandidatesSpec(Strict):
     size_points: int = Field(4001, ge=3, le=200001)
     """Shape-free: log-spaced sizes."""
     tokens: float | None = Field(None, gt=0.0)
-    """Train every candidate on exactly this many tokens (seed A: 29e9)."""
+    """Train every candidate on exactly this many tokens (Bian et al.: 29e9)."""
     tokens_per_param: tuple[float, float] = (1.0, 10000.0)
     """Otherwise the bounds of D / N."""
     vocab_size: int | None = Field(None, gt=0)
@@ -116,7 +116,7 @@ class CandidatesSpec(Strict):
     ffn_multipliers: list[float] | None = None
     """FFN widths searched as multiples of d_model (overrides the family's rule); needs a law with an FFN term."""
     measured: str | None = None
-    """Models with measured points instead of shapes: ``seed-b-math500``, ``mini`` or a points.csv. Their training
+    """Models with measured points instead of shapes: ``wu2025-math500``, ``mini`` or a points.csv. Their training
     is a sunk cost unless ``train_tokens`` is given."""
     train_tokens: float | dict[str, float] | None = None
     """Measured models: the tokens each was (or will be) trained on, so that its ``6 N D`` is paid (one number for

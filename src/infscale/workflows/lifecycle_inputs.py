@@ -1,5 +1,5 @@
 """Inputs of the life-cycle planner read from files: the loss law, the loss -> accuracy link fitted on runs with a
-downstream metric, and operating points (`tts analyze` / `tts mini` points.csv, seed B's tables, the bundled mini
+downstream metric, and operating points (`tts analyze` / `tts mini` points.csv, Wu et al.'s tables, the bundled mini
 study) turned into the planner's strategy names. Every bad file or column is one `InputError` naming it."""
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 from infscale.errors import InputError
+from infscale.renames import current_name
 
 __all__ = ["MINI_POINTS", "Points", "canonical_strategy", "fit_link", "load_law", "load_points"]
 
 MINI_POINTS = "tts_mini_points.csv"
 """The project's own mini study (three policy sizes), bundled in infscale/data (see data/SOURCE.md)."""
 
-# seed B's table labels, in the analysis's strategy+aggregation form
-_SEED_B = {"sampling+mv": "sampling+majority_vote", "sampling+bon": "sampling+best_of_n",
+# Wu et al.'s table labels, in the analysis's strategy+aggregation form
+_WU2025 = {"sampling+mv": "sampling+majority_vote", "sampling+bon": "sampling+best_of_n",
            "sampling+wv": "sampling+weighted_vote", "rebase+wv": "rebase+weighted_vote",
            "sampling": "sampling+weighted_vote", "rebase": "rebase+weighted_vote", "greedy": "greedy+greedy"}
 
@@ -32,7 +33,7 @@ def canonical_strategy(label: str) -> str:
     from infscale.tts.core.spec import planner_name
 
     key = str(label).strip().lower()
-    return planner_name(_SEED_B.get(key, key))
+    return planner_name(_WU2025.get(key, key))
 
 
 def resolve(path: str, base: Path) -> Path:
@@ -127,12 +128,12 @@ class Points:
         return base
 
 
-def _seed_b(dataset: str) -> Points:
-    from infscale.workflows.seedb_tables import load_seed_b_points
+def _wu2025(dataset: str) -> Points:
+    from infscale.workflows.wu2025_tables import load_wu2025_points
 
     rows = [(p.model, float(p.n_params), canonical_strategy(p.strategy), int(p.n), float(p.accuracy),
-             float(p.seed_b_flops)) for p in load_seed_b_points(dataset)]
-    return _points(rows, f"seed B tables ({dataset})")
+             float(p.wu2025_flops)) for p in load_wu2025_points(dataset)]
+    return _points(rows, f"Wu et al. tables ({dataset})")
 
 
 def _points(rows: list[tuple], source: str) -> Points:
@@ -169,12 +170,12 @@ def _csv(path: Path, source: str) -> Points:
 
 
 def load_points(name: str, base: Path) -> Points:
-    """``mini`` (bundled), ``seed-b-math500`` / ``seed-b-gsm8k``, or a points.csv path."""
-    key = name.strip().lower()
+    """``mini`` (bundled), ``wu2025-math500`` / ``wu2025-gsm8k``, or a points.csv path."""
+    key = current_name(name.strip().lower())
     if key == "mini":
         ref = resources.files("infscale.data").joinpath(MINI_POINTS)
         with resources.as_file(ref) as path:
             return _csv(Path(path), "bundled mini study (infscale/data/tts_mini_points.csv)")
-    if key in ("seed-b-math500", "seed-b-gsm8k"):
-        return _seed_b("MATH500" if key.endswith("math500") else "GSM8K")
+    if key in ("wu2025-math500", "wu2025-gsm8k"):
+        return _wu2025("MATH500" if key.endswith("math500") else "GSM8K")
     return _csv(resolve(name, base), name)

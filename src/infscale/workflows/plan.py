@@ -36,7 +36,7 @@ class PlanRequest:
     max_tokens: float | None = None
     max_train_flops: float | None = None
     max_latency_s: float | None = None
-    family: str = "seed-a"
+    family: str = "bian2025"
     max_layers: int | None = None
     """Overrides the family's depth cap (``n_layers_max``)."""
     max_d_model: int | None = None

@@ -1,11 +1,11 @@
-"""Seed A's model selection as a workflow (Bian et al. 2025, §1 of docs/references.md).
+"""Bian et al.'s model selection as a workflow (Bian et al. 2025, §1 of docs/references.md).
 
     candidates -> predicted loss (law) and latency (profile or measurements) -> keep those under the latency limit
     -> rank by predicted loss -> shortlist the top k -> train them through the trainer -> evaluate (validation loss,
     and downstream metrics when ``downstream`` names tasks) -> choose (by ``choose_by``: validation loss by default),
     reporting the rank correlation between the predicted and the achieved order for every metric.
 
-Ranking, not the loss value, is what the law is trusted for: seed A found loss-to-accuracy mappings too noisy to pick a
+Ranking, not the loss value, is what the law is trusted for: Bian et al. found loss-to-accuracy mappings too noisy to pick a
 model by predicted loss alone, so the shortlist is trained and the achieved order decides.
 
 Files in the output directory (append-only where it matters, so an interrupted selection resumes):
@@ -78,7 +78,7 @@ class InlineLaw(Strict):
 
 
 class WorkloadSpec(Strict):
-    """The request whose latency is limited (seed A: batch 1, 128 in / 256 out)."""
+    """The request whose latency is limited (Bian et al.: batch 1, 128 in / 256 out)."""
 
     batch: int = Field(default=1, gt=0)
     input_len: int = Field(default=128, gt=0)
@@ -90,7 +90,7 @@ class SelectConfig(Strict):
     """A model-selection run. ``train`` holds the trainer fields shared by every candidate (not model or tokens)."""
 
     law: str | InlineLaw = Field(description="Fitted law: a FIT.json path (relative to the config) or inline.")
-    family: str = Field(default="llama", description="Shape family the rules start from (seed-a | llama | gpt).")
+    family: str = Field(default="llama", description="Shape family the rules start from (bian2025 | llama | gpt).")
     rules: dict[str, Any] = Field(default_factory=dict, description="ShapeRules fields overriding the family's.")
     min_params: float = Field(gt=0, description="Smallest candidate N (exact, embeddings included).")
     max_params: float = Field(gt=0, description="Largest candidate N.")
@@ -100,7 +100,7 @@ class SelectConfig(Strict):
     max_latency_s: float | None = Field(default=None, gt=0, description="Latency limit per request, seconds.")
     measured: str | None = Field(default=None, description="CSV of measured latencies overriding predictions.")
     latency_source: Literal["predicted", "measured"] = Field(
-        default="predicted", description="'measured': time candidates on this machine (seed A's method), lazily.")
+        default="predicted", description="'measured': time candidates on this machine (Bian et al.'s method), lazily.")
     measure: dict[str, Any] = Field(default_factory=dict,
                                     description="infscale.latency.measure.MeasureSettings fields (warmup, repeats).")
     shortlist: int = Field(default=3, gt=0, description="How many top-ranked candidates to train.")
@@ -233,7 +233,7 @@ def _rules(cfg: SelectConfig) -> ShapeRules:
 
 def _measure_in_rank_order(cfg: SelectConfig, grid: Any, law: Any, latency_fn: Any, workload: Any,
                            out: Path) -> dict[tuple[int, int, int, int], float]:
-    """Seed A's measured latencies, taken lazily: walk the candidates by predicted loss and time each on this machine
+    """Bian et al.'s measured latencies, taken lazily: walk the candidates by predicted loss and time each on this machine
     (records appended to ``latency.jsonl``, so a re-run measures nothing twice) until ``shortlist`` of them meet the
     limit. Every candidate ranked above the last one kept has been measured, so the shortlist is exact."""
     from infscale.latency.measure import MeasureSettings, measure_sweep

@@ -1,8 +1,8 @@
-"""`infscale study CONFIG`: seed A's loop on this machine's own runs.
+"""`infscale study CONFIG`: Bian et al.'s loop on this machine's own runs.
 
     train every size x shape (x seed) of the study (the trainer's sweep: resumable, runs longest first)
     -> time every shape's prefill and decode on this machine (interleaved, append-only records)
-    -> fit Chinchilla, seed A's inference-aware law and the aspect-optimum law on every group but the held-out one;
+    -> fit Chinchilla, Bian et al.'s inference-aware law and the aspect-optimum law on every group but the held-out one;
        score them on the held-out size (MSE, R^2, max relative error, per-size Spearman, bootstrap intervals) beside
        the seed-to-seed noise floor
     -> calibrate this machine's latency profile on the study's shapes
@@ -292,7 +292,7 @@ def study_rules(rules: StudyRules, vocab_size: int, n_layers_max: int, kv_heads:
 
 def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any, vocab_size: int,
                             workload: Any = None) -> tuple[Any, int, int, float]:
-    """Seed A's choice at the verification size: every shape of the study's rules within ``rel_tol`` of N, predicted
+    """Bian et al.'s choice at the verification size: every shape of the study's rules within ``rel_tol`` of N, predicted
     loss under ``law`` at D, predicted latency on ``profile`` (for ``workload``, default the study's); returns the
     `PlanResult`, the recommendation (the fastest shape whose predicted loss is within ``max_loss_increase`` of the
     best), the baseline (the same-size shape whose aspect ratio is closest, in log, to the median of the groups'

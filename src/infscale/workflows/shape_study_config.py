@@ -52,7 +52,7 @@ class StudyGroup(Strict):
 
 
 class StudyLatency(Strict):
-    """The request every shape is timed on (batch 1 decode, seed A's setting scaled to these models)."""
+    """The request every shape is timed on (batch 1 decode, Bian et al.'s setting scaled to these models)."""
 
     batch: int = Field(default=1, gt=0)
     input_len: int = Field(default=32, gt=0)
@@ -69,7 +69,7 @@ class StudyLatency(Strict):
 
 
 class StudyVerify(Strict):
-    """Seed A's Morph-1B step in miniature: plan under the own law and the own latency, then train the recommended
+    """Bian et al.'s Morph-1B step in miniature: plan under the own law and the own latency, then train the recommended
     shape and a same-size baseline of the deepest shape family, neither part of any fit, and compare."""
 
     n_params: int = Field(gt=0, description="The size to plan for (nominal N).")

@@ -1,8 +1,8 @@
 """The test-time compute analysis pipeline, shared by `infscale tts analyze` and the demo: records -> operating
 points (accuracy at n with intervals) -> Pareto frontier -> compute-optimal choice per budget -> size law and
-error-vs-compute fits -> saturation (seed B's Theorems 1-2) -> CSV/JSON/PNG files.
+error-vs-compute fits -> saturation (Wu et al.'s Theorems 1-2) -> CSV/JSON/PNG files.
 
-`analyse_records` is the one path; `analyse_runs` reads run directories first, `analyse_seed_b` re-derives seed B's
+`analyse_records` is the one path; `analyse_runs` reads run directories first, `analyse_wu2025` re-derives Wu et al.'s
 statements and frontiers from its bundled tables.
 """
 
@@ -17,9 +17,10 @@ import numpy as np
 
 from infscale.configio import check_number, check_output_dir, write_csv, write_json
 from infscale.errors import InputError
+from infscale.renames import current_name
 
 __all__ = ["N_BUDGETS", "TtsAnalysis", "check_settings", "point_dict", "read_runs", "analyse_records", "analyse_runs",
-           "analyse_seed_b"]
+           "analyse_wu2025"]
 
 N_BUDGETS = 9
 """FLOPs budgets of the compute-optimal table: geometrically spaced from the cheapest point to the dearest."""
@@ -28,7 +29,7 @@ N_BUDGETS = 9
 def point_dict(p: Any, accounting: str | None = None) -> dict[str, Any]:
     """An `OperatingPoint` as a flat row (``flops_used``: its FLOPs under ``accounting``)."""
     d = {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "label": p.label, "n": p.n,
-         "flops": p.flops, "seed_b_flops": p.seed_b_flops, "kv_read_bytes": p.kv_read_bytes, "accuracy": p.accuracy,
+         "flops": p.flops, "wu2025_flops": p.wu2025_flops, "kv_read_bytes": p.kv_read_bytes, "accuracy": p.accuracy,
          "ci_low": p.ci_low, "ci_high": p.ci_high, "n_problems": p.n_problems, "source": p.source}
     if accounting is not None:
         d["flops_used"] = p.flops_for(accounting)
@@ -54,7 +55,7 @@ class TtsAnalysis:
     by_group: list[Any] = field(default_factory=list)
     """Accuracy per problem group (level, subject): `infscale.tts.analysis.groups.GroupAccuracy`."""
     matched_flops: list[dict[str, Any]] = field(default_factory=list)
-    """REBASE vs sampling at sampling's best accuracy, per model, under ours and seed B's accounting
+    """REBASE vs sampling at sampling's best accuracy, per model, under ours and Wu et al.'s accounting
     (`infscale.tts.analysis.frontier.matched_accuracy_flops`)."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,15 +77,17 @@ MAX_BOOTSTRAP = 100_000
 
 
 def check_settings(accounting: str, n_boot: int, seed: int = 0, *, runs: Sequence[Path] = (),
-                   seed_b: bool = False) -> None:
-    """The analysis settings, checked before any work."""
-    if seed_b and runs:
-        raise InputError(f"--seed-b analyses the paper's bundled tables; it cannot be mixed with run directories "
+                   wu2025: bool = False) -> str:
+    """The analysis settings, checked before any work; returns the accounting under its current name."""
+    if wu2025 and runs:
+        raise InputError(f"--wu2025 analyses the paper's bundled tables; it cannot be mixed with run directories "
                          f"({runs[0]}{', ...' if len(runs) > 1 else ''}): analyse them in a separate call")
     check_number("--seed", seed, inclusive=True)
-    if accounting not in ("ours", "seed_b"):
-        raise InputError(f"--accounting {accounting!r}: expected ours or seed_b")
+    accounting = current_name(accounting)
+    if accounting not in ("ours", "wu2025"):
+        raise InputError(f"--accounting {accounting!r}: expected ours or wu2025")
     check_number("--bootstrap", n_boot, low=1, inclusive=True, high=MAX_BOOTSTRAP)
+    return accounting
 
 
 def check_memory(records: Sequence[Any], n_boot: int) -> None:
@@ -128,7 +131,7 @@ def _size_law(points: list[Any], budgets: np.ndarray, accounting: str) -> dict[s
         fit = ComputeOptimalSizeFit().fit(n_opt, c_opt)
     except ValueError as exc:
         return {"skipped": str(exc)}
-    return {"a": fit.a_, "b": fit.b_, "r2": fit.r2_, "n_points": fit.n_points_, "seed_b": {"a": 1.19, "b": 2.03}}
+    return {"a": fit.a_, "b": fit.b_, "r2": fit.r2_, "n_points": fit.n_points_, "wu2025": {"a": 1.19, "b": 2.03}}
 
 
 def _error_fits(points: list[Any], accounting: str) -> dict[str, dict[str, float]]:
@@ -172,11 +175,11 @@ def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[
 
 
 def matched_flops_rows(points: Sequence[Any]) -> list[dict[str, Any]]:
-    """`matched_accuracy_flops` under ours and seed B's accounting, as plain rows."""
+    """`matched_accuracy_flops` under ours and Wu et al.'s accounting, as plain rows."""
     from infscale.tts.analysis.frontier import matched_accuracy_flops
 
     rows = []
-    for acc in ("ours", "seed_b"):
+    for acc in ("ours", "wu2025"):
         for m in matched_accuracy_flops(points, accounting=acc):
             r = m.reached
             rows.append({"model": m.model, "accounting": acc, "search": m.search,
@@ -191,7 +194,7 @@ def matched_flops_rows(points: Sequence[Any]) -> list[dict[str, Any]]:
 def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", n_boot: int = 1000, seed: int = 0,
                     plot: bool = True, sources: Sequence[str] = ("records",), title: str | None = None,
                     prefix: str = "") -> TtsAnalysis:
-    """The whole analysis of ``records`` (read from ``sources``) under ``accounting`` (``ours`` or ``seed_b``):
+    """The whole analysis of ``records`` (read from ``sources``) under ``accounting`` (``ours`` or ``wu2025``):
     tables and figures into ``out``."""
     from infscale.tts.analysis import compute_optimal, frontier_points, operating_points_from_records
     from infscale.tts.analysis.groups import accuracy_by_group
@@ -231,34 +234,34 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
 def analyse_runs(runs: Sequence[Path], out: Path, **kwargs: Any) -> TtsAnalysis:
     """`analyse_records` on the records of run directories / JSONL files, and ``analysis.json`` beside its tables."""
     if not runs:
-        raise InputError("give run directories / records JSONL files, or --seed-b for seed B's tables")
+        raise InputError("give run directories / records JSONL files, or --wu2025 for Wu et al.'s tables")
     check_output_dir(out)
     result = analyse_records(read_runs(runs), out, sources=[str(r) for r in runs], **kwargs)
     result.files["analysis_json"] = write_json(out / "analysis.json", result.to_dict())
     return result
 
 
-def analyse_seed_b(out: Path, plot: bool = True) -> dict[str, Any]:
-    """Seed B's statements re-derived from its bundled tables, and the frontier of each dataset."""
+def analyse_wu2025(out: Path, plot: bool = True) -> dict[str, Any]:
+    """Wu et al.'s statements re-derived from its bundled tables, and the frontier of each dataset."""
     check_output_dir(out)
     from infscale.tts.analysis import frontier_points
-    from infscale.workflows.seedb_tables import load_seed_b_points, seed_b_statements
+    from infscale.workflows.wu2025_tables import load_wu2025_points, wu2025_statements
 
     payload: dict[str, Any] = {
-        "source": "seed B published tables (Wu et al., ICLR 2025; CC-BY-4.0)", "accounting": "seed_b",
+        "source": "Wu et al. 2025's published tables (ICLR 2025; CC-BY-4.0)", "accounting": "wu2025",
         "statements": [{"key": s.key, "claim": s.claim, "holds": s.holds, "detail": s.detail, "figures": s.figures}
-                       for s in seed_b_statements()]}
+                       for s in wu2025_statements()]}
     files = {}
     for ds in ("MATH500", "GSM8K"):
-        pts = load_seed_b_points(ds)
-        payload.setdefault("frontier", {})[ds] = [point_dict(p) for p in frontier_points(pts, accounting="seed_b")]
-        files[f"points_{ds.lower()}_csv"] = write_csv(out / f"seed_b_points_{ds.lower()}.csv",
+        pts = load_wu2025_points(ds)
+        payload.setdefault("frontier", {})[ds] = [point_dict(p) for p in frontier_points(pts, accounting="wu2025")]
+        files[f"points_{ds.lower()}_csv"] = write_csv(out / f"wu2025_points_{ds.lower()}.csv",
                                                       [point_dict(p) for p in pts])
         if plot:
             from infscale.report.tts_plots import plot_accuracy_vs_flops
 
             files[f"{ds.lower()}_png"] = str(plot_accuracy_vs_flops(
-                pts, out / f"seed_b_{ds.lower()}.png", accounting="seed_b",
-                title=f"Seed B tables, {ds}: accuracy vs FLOPs (paper's accounting)"))
+                pts, out / f"wu2025_{ds.lower()}.png", accounting="wu2025",
+                title=f"Wu et al. tables, {ds}: accuracy vs FLOPs (paper's accounting)"))
     payload["files"] = files
     return payload

@@ -1,6 +1,6 @@
-"""Seed B in miniature: do smaller policies with REBASE beat larger ones with majority voting at equal FLOPs?
+"""Wu et al. 2025 (REBASE) in miniature: do smaller policies with REBASE beat larger ones with majority voting at equal FLOPs?
 
-A recipe (``recipes/seed_b_mini.yaml``, validated into `MiniStudyConfig`; unknown keys are errors) names the policy
+A recipe (``recipes/wu2025_mini.yaml``, validated into `MiniStudyConfig`; unknown keys are errors) names the policy
 sizes and their training budget, the PRM, the arithmetic problems, the strategies and their budgets, the search
 settings and the comparison. `run_study` then, all on CPU:
 
@@ -10,7 +10,7 @@ settings and the comparison. `run_study` then, all on CPU:
 2. runs every strategy at every budget on every policy with `infscale.workflows.tts_run.run_tts` (append-only JSONL per policy:
    an interrupted study resumes where it stopped);
 3. analyses all records with `infscale.tts.analysis` under both FLOPs accountings (ours: policy prefill + decode +
-   reward model; seed B's: ``2 N T``, reward model not counted): greedy accuracy per size, the Pareto frontier, and a
+   reward model; Wu et al.'s: ``2 N T``, reward model not counted): greedy accuracy per size, the Pareto frontier, and a
    `Verdict` for every (larger model's majority-vote point, smaller model) pair: the smaller model's most accurate
    REBASE point within the larger one's FLOPs, and whether it matches or beats it;
 4. writes ``report.json``, ``points.csv`` and one accuracy-vs-FLOPs figure per accounting.
@@ -113,8 +113,8 @@ class MiniReport:
         return out
 
 
-_ACCOUNTING_NAMES = {"ours": "our FLOPs (policy + PRM)", "seed_b": "seed B FLOPs (2 N T, PRM not counted)",
-                     "memory": "memory-aware (seed B + KV bytes read at the profile's FLOPs per byte)"}
+_ACCOUNTING_NAMES = {"ours": "our FLOPs (policy + PRM)", "wu2025": "Wu et al. FLOPs (2 N T, PRM not counted)",
+                     "memory": "memory-aware (Wu et al. + KV bytes read at the profile's FLOPs per byte)"}
 
 
 # ----- steps --------------------------------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def prm_step_auc(prm_path: str | None, difficulty: int, n_problems: int = 60, se
 
 def _point(p, accounting: str | None = None) -> dict[str, Any]:
     d = {"model": p.model, "n_params": p.n_params, "strategy": p.strategy, "n": p.n, "flops": p.flops,
-         "seed_b_flops": p.seed_b_flops, "accuracy": p.accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
+         "wu2025_flops": p.wu2025_flops, "accuracy": p.accuracy, "ci_low": p.ci_low, "ci_high": p.ci_high,
          "n_problems": p.n_problems}
     if accounting:
         d["flops_used"] = p.flops_for(accounting)

@@ -1,4 +1,4 @@
-"""The recipe of seed B in miniature (`infscale tts mini`): the policy sizes and their training budget, the PRM, the
+"""The recipe of Wu et al. 2025 (REBASE) in miniature (`infscale tts mini`): the policy sizes and their training budget, the PRM, the
 arithmetic problems, the strategies and their budgets, the search settings and the comparison, validated into
 `MiniStudyConfig` (unknown keys are errors). The study itself is `infscale.workflows.tts_mini`."""
 
@@ -16,7 +16,7 @@ __all__ = ["RECIPES_DIR", "DEFAULT_RECIPE", "ModelSpec", "LikelihoodPRMSpec", "T
            "MiniStudyConfig", "load_mini_config"]
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-DEFAULT_RECIPE = RECIPES_DIR / "seed_b_mini.yaml"
+DEFAULT_RECIPE = RECIPES_DIR / "wu2025_mini.yaml"
 QUICK_PROBLEMS = 20
 """Evaluation problems of `MiniStudyConfig.quick`."""
 
@@ -191,7 +191,7 @@ class MiniStudyConfig(Strict):
 
 
 def load_mini_config(recipe: str | Path | None = None) -> MiniStudyConfig:
-    """Read and validate a study recipe (a YAML path or a bundled recipe name; ``None``: the bundled seed-B
+    """Read and validate a study recipe (a YAML path or a bundled recipe name; ``None``: the bundled Wu et al.
     recipe); every problem is one `InputError` line naming the file and field."""
     path = DEFAULT_RECIPE if recipe is None else resolve_recipe(recipe)
     return load_yaml(path, MiniStudyConfig, what="recipe")

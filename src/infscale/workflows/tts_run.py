@@ -45,7 +45,7 @@ class StrategyRow:
     tokens_per_problem: float
     policy_flops_per_problem: float
     reward_flops_per_problem: float
-    seed_b_flops_per_problem: float
+    wu2025_flops_per_problem: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +116,7 @@ def summarise(records: Sequence[ProblemRecord]) -> tuple[StrategyRow, ...]:
             tokens_per_problem=mean(lambda r: r.ledger.generated_tokens),
             policy_flops_per_problem=mean(lambda r: r.ledger.policy_prefill_flops + r.ledger.policy_decode_flops),
             reward_flops_per_problem=mean(lambda r: r.ledger.reward_flops),
-            seed_b_flops_per_problem=mean(lambda r: r.ledger.seed_b_flops)))
+            wu2025_flops_per_problem=mean(lambda r: r.ledger.wu2025_flops)))
     return tuple(rows)
 
 

@@ -127,7 +127,7 @@ def test_default_ns_and_bad_n():
 def test_pareto_frontier_and_compute_optimal():
     f = [1, 2, 2, 3, 5, 8]
     a = [0.1, 0.3, 0.2, 0.25, 0.5, 0.45]
-    pts = [OperatingPoint(model=f"m{i}", n_params=10 ** (i + 6), strategy="s", n=1, flops=float(fi), seed_b_flops=0.0,
+    pts = [OperatingPoint(model=f"m{i}", n_params=10 ** (i + 6), strategy="s", n=1, flops=float(fi), wu2025_flops=0.0,
                           accuracy=ai) for i, (fi, ai) in enumerate(zip(f, a, strict=True))]
     assert frontier_points(pts) == [pts[0], pts[1], pts[4]]
     best = compute_optimal(pts, [0.5, 1, 4, 100])
@@ -137,8 +137,8 @@ def test_pareto_frontier_and_compute_optimal():
     assert c.tolist() == [1, 4, 100] and n.tolist() == [1e6, 1e7, 1e10]
 
 
-def test_compute_optimal_size_law_recovers_seed_b_coefficients():
-    # seed B's own examples (hyperparams_and_misc.json): solved for N at C = 1e12 .. 1e15
+def test_compute_optimal_size_law_recovers_wu2025_coefficients():
+    # Wu et al.'s own examples (hyperparams_and_misc.json): solved for N at C = 1e12 .. 1e15
     law = ComputeOptimalSizeFit.from_coefficients(1.19, 2.03)
     n = law.predict_n_params(np.array([1e12, 1e13, 1e14, 1e15]))
     np.testing.assert_allclose(n, [2.39e8, 1.65e9, 1.15e10, 7.93e10], rtol=5e-3)
@@ -173,7 +173,7 @@ def _record(problem: str, strategy: str, budget: int, answers, correct_answer: s
                          problem_id=problem, gold=correct_answer, candidates=tuple(cands),
                          correct={"majority_vote": Counter_majority(answers) == correct_answer},
                          ledger=FlopsLedger(policy_prefill_flops=10.0, policy_decode_flops=decode, reward_flops=20.0,
-                                            seed_b_flops=decode, generated_tokens=10 * len(answers)))
+                                            wu2025_flops=decode, generated_tokens=10 * len(answers)))
 
 
 def Counter_majority(answers):
@@ -202,7 +202,7 @@ def test_pools_from_records_and_operating_points():
     # best-of-n and weighted vote choose by the reward: they pay its FLOPs, n / M of them
     assert samp[("sampling+best_of_n", 2)].flops == pytest.approx(10 + 120 * 2 / 4)
     assert samp[("sampling+weighted_vote", 2)].flops == pytest.approx(10 + 120 * 2 / 4)
-    assert samp[("sampling+majority_vote", 2)].seed_b_flops == pytest.approx(50.0)
+    assert samp[("sampling+majority_vote", 2)].wu2025_flops == pytest.approx(50.0)
     assert samp[("sampling+best_of_n", 4)].accuracy == pytest.approx(1.0)
     # the reward steered REBASE: even its majority vote paid for the reward
     # the reward steered REBASE: even its majority vote paid for the reward
@@ -248,12 +248,12 @@ def test_strategies_are_shown_by_the_names_users_know():
     assert strategy_label("my_search+best_of_n", "my search") == "my search + best-of-n"
 
 
-def test_matched_accuracy_flops_is_seed_b_table_1s_comparison_on_measured_points():
+def test_matched_accuracy_flops_is_wu2025_table_1s_comparison_on_measured_points():
     from infscale.tts.analysis import OperatingPoint
     from infscale.tts.analysis.frontier import matched_accuracy_flops
 
-    def pt(strategy, n, flops, seed_b, acc, model="m"):
-        return OperatingPoint(model=model, n_params=1, strategy=strategy, n=n, flops=flops, seed_b_flops=seed_b,
+    def pt(strategy, n, flops, wu2025, acc, model="m"):
+        return OperatingPoint(model=model, n_params=1, strategy=strategy, n=n, flops=flops, wu2025_flops=wu2025,
                               accuracy=acc)
 
     pts = [pt("sampling+majority_vote", 16, 160.0, 16.0, 0.50), pt("sampling+best_of_n", 8, 80.0, 8.0, 0.80),
@@ -261,10 +261,10 @@ def test_matched_accuracy_flops_is_seed_b_table_1s_comparison_on_measured_points
            pt("rebase+weighted_vote", 8, 120.0, 6.0, 0.85), pt("rebase+weighted_vote", 16, 240.0, 12.0, 0.90),
            pt("greedy+greedy", 1, 10.0, 1.0, 0.95),  # not sampling: never the bar
            pt("sampling+majority_vote", 4, 10.0, 1.0, 0.9, model="other")]  # no REBASE on that model: skipped
-    ours, seed_b = (matched_accuracy_flops(pts, accounting=a) for a in ("ours", "seed_b"))
+    ours, wu2025 = (matched_accuracy_flops(pts, accounting=a) for a in ("ours", "wu2025"))
     (m,) = ours
     assert (m.target_accuracy, m.baseline.n, m.reached.n) == (0.80, 8, 8)  # the cheapest of the tied best
     assert m.flops_ratio == pytest.approx(80.0 / 120.0)
-    assert seed_b[0].flops_ratio == pytest.approx(8.0 / 6.0)
+    assert wu2025[0].flops_ratio == pytest.approx(8.0 / 6.0)
     never = [p for p in pts if not (p.strategy.startswith("rebase") and p.n > 4)]
     assert matched_accuracy_flops(never)[0].reached is None and matched_accuracy_flops(never)[0].flops_ratio is None

@@ -1,4 +1,4 @@
-"""Saturation (seed B Theorems 1-2): exact MV under i.i.d. draws, limits, Hoeffding rate, measured curves."""
+"""Saturation (Wu et al. Theorems 1-2): exact MV under i.i.d. draws, limits, Hoeffding rate, measured curves."""
 
 from __future__ import annotations
 

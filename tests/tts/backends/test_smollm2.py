@@ -98,7 +98,7 @@ def test_every_strategy_runs(engine, strategy):
     rec = eng.run(strategy, problem, budget, seed=3)  # the same streams whatever ran before it (or alone)
     assert rec.candidates
     assert rec.ledger.generated_tokens > 0 and rec.ledger.policy_decode_flops > 0
-    assert rec.ledger.seed_b_flops == 2 * gen.shape.n_params * rec.ledger.generated_tokens
+    assert rec.ledger.wu2025_flops == 2 * gen.shape.n_params * rec.ledger.generated_tokens
     assert set(rec.correct) <= {"greedy", "majority_vote", "best_of_n", "weighted_vote"}
     for c in rec.candidates:
         assert c.completion_tokens > 0

@@ -30,7 +30,7 @@ def test_sampling_request_closed_form():
     decode = sum(2 * Nm * g + 4 * L * da * (g * 10 + g * (g + 1) / 2) for g in (5, 7, 3, 9))
     assert f.policy_decode_flops == pytest.approx(decode)
     assert f.generated_tokens == 24 and f.prompt_tokens == 10
-    assert f.seed_b_flops == 2 * SHAPE.n_params * 24
+    assert f.wu2025_flops == 2 * SHAPE.n_params * 24
     assert f.reward_flops == pytest.approx(sum(PRM.flops_prefill(q) for q in (15, 17, 13, 19)))
     assert f.reward_tokens == 64
     assert f.total_flops == pytest.approx(prefill + decode + f.reward_flops)
@@ -84,9 +84,9 @@ def test_memory_accounting_prices_kv_bytes_at_the_hardwares_flops_per_byte():
 
     a100 = get_profile("a100-80gb")
     assert a100.flops_per_byte() == pytest.approx(312e12 / 2.039e12, rel=0.01)
-    p = OperatingPoint(model="m", n_params=1, strategy="rebase+weighted_vote", n=4, flops=5.0, seed_b_flops=2.0,
+    p = OperatingPoint(model="m", n_params=1, strategy="rebase+weighted_vote", n=4, flops=5.0, wu2025_flops=2.0,
                        accuracy=0.5, kv_read_bytes=10.0, flops_per_byte=a100.flops_per_byte())
     assert p.flops_for("memory") == pytest.approx(2.0 + 10.0 * a100.flops_per_byte())
     with pytest.raises(ValueError, match="needs a hardware profile"):
-        OperatingPoint(model="m", n_params=1, strategy="s", n=1, flops=1.0, seed_b_flops=1.0,
+        OperatingPoint(model="m", n_params=1, strategy="s", n=1, flops=1.0, wu2025_flops=1.0,
                        accuracy=0.5).flops_for("memory")

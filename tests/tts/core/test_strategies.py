@@ -136,7 +136,7 @@ def test_every_strategy_end_to_end(engine, strategy):
         else:
             assert rec.ledger.generated_tokens == kept
         assert rec.ledger.policy_decode_flops > 0 and rec.ledger.reward_flops == 0.0
-        assert rec.ledger.seed_b_flops == 2 * eng.generator.shape.n_params * rec.ledger.generated_tokens
+        assert rec.ledger.wu2025_flops == 2 * eng.generator.shape.n_params * rec.ledger.generated_tokens
         for c in rec.candidates:
             if c.finished:
                 assert c.answer is not None

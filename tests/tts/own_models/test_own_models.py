@@ -32,13 +32,13 @@ def test_every_strategy_with_own_models(setup, strategy):
     problem = task.load()[0]
     rec = eng.run(strategy, problem, 4)
     assert rec.candidates and rec.ledger.generated_tokens > 0
-    assert rec.ledger.seed_b_flops == 2 * gen.shape.n_params * rec.ledger.generated_tokens
+    assert rec.ledger.wu2025_flops == 2 * gen.shape.n_params * rec.ledger.generated_tokens
     if strategy == "greedy":  # one temperature-0 answer: nothing to choose, nothing scored
         assert rec.ledger.reward_flops == 0 and not rec.candidates[0].step_scores
         return
     assert rec.ledger.reward_flops > 0
     assert rec.ledger.reward_tokens >= sum(c.prompt_tokens for c in rec.candidates[:1])
-    assert rec.ledger.total_flops > rec.ledger.seed_b_flops * 0.5
+    assert rec.ledger.total_flops > rec.ledger.wu2025_flops * 0.5
     for c in rec.candidates:
         assert c.step_scores and all(0.0 <= s <= 1.0 for s in c.step_scores)
         assert c.score == c.step_scores[-1]  # default aggregation: last

@@ -4,11 +4,11 @@ The core works on numpy arrays (``CandidatePools``): per problem a pool of ``M``
 ids (``-1`` = no answer / unfinished, never wins a vote), reward scores and the id of the correct class. A thin adapter
 (`pools_from_records`, `operating_points_from_records`) turns `infscale tts run` records into these arrays.
 
-Accuracy at n (seed B, docs/references.md §2; search-and-learn's "subsample one large pool"): the expected accuracy of an
+Accuracy at n (Wu et al., docs/references.md §2; search-and-learn's "subsample one large pool"): the expected accuracy of an
 aggregation over a uniformly random ``n``-subset of the pool (drawn without replacement).
 - ``majority_vote`` (MV): the most frequent answer class wins; ties are broken uniformly at random (we score the expected
   value ``1 / (1 + ties)``, which equals breaking ties by first occurrence in a random order).
-- ``weighted_vote`` (WV): the class with the largest sum of scores wins (seed B's Theorem 2: ``pi * rho``).
+- ``weighted_vote`` (WV): the class with the largest sum of scores wins (Wu et al.'s Theorem 2: ``pi * rho``).
 - ``best_of_n`` (BoN): the candidate with the highest score; exact closed form for every n from the rank distribution of
   the best drawn candidate, ``P(best rank = r) = C(M-1-r, n-1) / C(M, n)``.
 - ``pass`` (pass@k): unbiased estimator of Chen et al. 2021, ``1 - C(M-c, k) / C(M, k)`` with ``c`` correct candidates.
@@ -112,9 +112,9 @@ class AccuracyCurve:
     n_bootstrap: int
 
 
-ACCOUNTINGS = ("ours", "seed_b", "memory")
+ACCOUNTINGS = ("ours", "wu2025", "memory")
 """How an operating point's compute is counted: ``ours`` (policy prefill with prefix caching + decode + reward
-model), ``seed_b`` (``2 N T``, the reward model free), ``memory`` (``seed_b`` + KV bytes read at the hardware's
+model), ``wu2025`` (``2 N T``, the reward model free), ``memory`` (``wu2025`` + KV bytes read at the hardware's
 FLOPs per byte)."""
 
 _ANSWER_LABELS = {"majority_vote": "majority vote", "best_of_n": "best-of-n", "weighted_vote": "weighted vote"}
@@ -149,8 +149,8 @@ class OperatingPoint:
     n: int
     flops: float
     """Our accounting: policy prefill (prefix-cached) + decode + reward model, mean per problem."""
-    seed_b_flops: float
-    """Seed B's accounting: ``2 * N_policy * generated_tokens`` (reward model not counted), mean per problem."""
+    wu2025_flops: float
+    """Wu et al.'s accounting: ``2 * N_policy * generated_tokens`` (reward model not counted), mean per problem."""
     accuracy: float
     ci_low: float = float("nan")
     ci_high: float = float("nan")
@@ -167,11 +167,11 @@ class OperatingPoint:
 
     @property
     def memory_flops(self) -> float:
-        """The memory-aware accounting (Kinetics' cost model): seed B's FLOPs plus the KV bytes read, converted at
+        """The memory-aware accounting (Kinetics' cost model): Wu et al.'s FLOPs plus the KV bytes read, converted at
         the hardware's FLOPs per byte, so that a memory-bound decode costs what its traffic costs."""
         if self.flops_per_byte is None:
             raise ValueError("the memory accounting needs a hardware profile (flops_per_byte) for the points")
-        return self.seed_b_flops + self.kv_read_bytes * self.flops_per_byte
+        return self.wu2025_flops + self.kv_read_bytes * self.flops_per_byte
 
     @property
     def label(self) -> str:
@@ -181,8 +181,8 @@ class OperatingPoint:
     def flops_for(self, accounting: str) -> float:
         if accounting == "ours":
             return self.flops
-        if accounting == "seed_b":
-            return self.seed_b_flops
+        if accounting == "wu2025":
+            return self.wu2025_flops
         if accounting == "memory":
             return self.memory_flops
         raise ValueError(f"unknown accounting {accounting!r} ({', '.join(ACCOUNTINGS)})")

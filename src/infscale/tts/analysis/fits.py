@@ -1,4 +1,4 @@
-"""Seed B's fits: the compute-optimal model-size law and error vs compute (pure numpy/scipy)."""
+"""Wu et al.'s fits: the compute-optimal model-size law and error vs compute (pure numpy/scipy)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ __all__ = ["ComputeOptimalSizeFit", "ErrorComputeFit"]
 
 
 class ComputeOptimalSizeFit:
-    """Seed B's compute-optimal model-size law ``log10 C = a log10 N + b`` (ordinary least squares on log10 values).
+    """Wu et al.'s compute-optimal model-size law ``log10 C = a log10 N + b`` (ordinary least squares on log10 values).
 
-    Seed B (Pythia, GSM8K): ``a = 1.19``, ``b = 2.03``. ``predict_n_params`` inverts it: ``N = 10^((log10 C - b) / a)``.
+    Wu et al. (Pythia, GSM8K): ``a = 1.19``, ``b = 2.03``. ``predict_n_params`` inverts it: ``N = 10^((log10 C - b) / a)``.
     """
 
     def __init__(self) -> None:

@@ -55,7 +55,7 @@ def is_sampling(p: OperatingPoint) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchedFlops:
-    """Seed B's Table 1 comparison on one model: sampling's best accuracy (over its aggregations and n) and the
+    """Wu et al.'s Table 1 comparison on one model: sampling's best accuracy (over its aggregations and n) and the
     FLOPs it took, against the cheapest measured point of a search strategy that reaches it."""
 
     model: str

@@ -65,7 +65,7 @@ def pools_from_records(records: Sequence[ProblemRecord], pool_size: int | None =
 
 
 def _mean_ledger(records: Sequence[ProblemRecord]) -> dict[str, float]:
-    keys = ("policy_prefill_flops", "policy_decode_flops", "reward_flops", "seed_b_flops", "policy_kv_read_bytes")
+    keys = ("policy_prefill_flops", "policy_decode_flops", "reward_flops", "wu2025_flops", "policy_kv_read_bytes")
     return {k: float(np.mean([getattr(r.ledger, k) for r in records])) for k in keys}
 
 
@@ -86,7 +86,7 @@ def operating_points_from_records(
     """Accuracy-vs-FLOPs points per model x strategy x aggregation, and the accuracy-at-n curves behind them.
 
     I.i.d. strategies (records with ``iid``): the largest budget's pool is subsampled to n = 1, 2, 4, ...; the FLOPs at
-    n are the prompt prefill (shared, cached) plus ``n / M`` of the decode FLOPs (seed B: ``n / M`` of its total).
+    n are the prompt prefill (shared, cached) plus ``n / M`` of the decode FLOPs (Wu et al.: ``n / M`` of its total).
     Other strategies: one point per budget from the records' own chosen answers. The reward model's FLOPs belong to
     the answers it chose: best-of-n and weighted vote, and every answer of a search the reward steered
     (``reward_steers``: beam, MCTS, REBASE, particle filtering); a greedy or majority-vote answer of independent
@@ -126,7 +126,7 @@ def operating_points_from_records(
                     points.append(OperatingPoint(
                         model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(n), flops=flops,
                         method_label=labels.get(strategy, ""),
-                        seed_b_flops=frac * led["seed_b_flops"], accuracy=float(curve.accuracy[i]),
+                        wu2025_flops=frac * led["wu2025_flops"], accuracy=float(curve.accuracy[i]),
                         ci_low=float(curve.ci_low[i]), ci_high=float(curve.ci_high[i]),
                         n_problems=curve.n_problems, source="subsampled pool",
                         kv_read_bytes=frac * led["policy_kv_read_bytes"], flops_per_byte=flops_per_byte))
@@ -144,7 +144,7 @@ def operating_points_from_records(
                     model=model, n_params=n_params[model], strategy=f"{strategy}+{agg}", n=int(budget),
                     method_label=labels.get(strategy, ""),
                     flops=led["policy_prefill_flops"] + led["policy_decode_flops"] + reward,
-                    seed_b_flops=led["seed_b_flops"], accuracy=float(vals.mean()), ci_low=lo, ci_high=hi,
+                    wu2025_flops=led["wu2025_flops"], accuracy=float(vals.mean()), ci_low=lo, ci_high=hi,
                     n_problems=len(recs), source="records", kv_read_bytes=led["policy_kv_read_bytes"],
                     flops_per_byte=flops_per_byte))
     return points, curves

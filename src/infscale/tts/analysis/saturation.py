@@ -1,4 +1,4 @@
-"""Saturation of voting (seed B, Theorems 1-2): limiting accuracy of MV/WV and how fast the curves approach it.
+"""Saturation of voting (Wu et al., Theorems 1-2): limiting accuracy of MV/WV and how fast the curves approach it.
 
 Theorem 1 (majority voting): with ``n`` i.i.d. samples from the model's answer distribution ``pi(. | x)``, MV accuracy
 tends almost surely to ``(1/m) sum_i 1[y_i = argmax_y pi(y | x_i)]`` as ``n -> inf``; the expected accuracy approaches

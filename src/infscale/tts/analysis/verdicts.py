@@ -1,4 +1,4 @@
-"""Seed B's comparison as verdicts (pure): does a smaller model with one strategy match or beat a larger model with
+"""Wu et al.'s comparison as verdicts (pure): does a smaller model with one strategy match or beat a larger model with
 another at no more FLOPs, under an accounting; and the PRM-quality crossover, the same verdicts at rewards of set
 quality (`infscale.workflows.tts_mini` runs the study, this judges its points)."""
 

@@ -2,7 +2,7 @@
 scores of its steps. A *strategy* (`infscale.tts.core.spec`) decides which candidates exist; an aggregation only
 reads them.
 
-- score aggregations (registry `SCORE_AGGREGATIONS`): a solution's score from its step scores, ``last`` (seed B's
+- score aggregations (registry `SCORE_AGGREGATIONS`): a solution's score from its step scores, ``last`` (Wu et al.'s
   default), ``min``, ``mean``, ``prod``;
 - answer aggregations: ``majority_vote`` (most frequent finished answer), ``best_of_n`` (the answer of the
   best-scored finished candidate), ``weighted_vote`` (the answer with the largest total score), and ``greedy`` (the
@@ -29,7 +29,7 @@ SCORE_AGGREGATIONS.register("prod", lambda s: math.prod(s))
 
 
 def aggregate(step_scores: Sequence[float], how: str = "last") -> float | None:
-    """Per-solution score from its step scores (seed B: last by default; min, mean, prod)."""
+    """Per-solution score from its step scores (Wu et al.: last by default; min, mean, prod)."""
     return SCORE_AGGREGATIONS.get(how)(step_scores) if step_scores else None
 
 

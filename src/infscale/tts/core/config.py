@@ -33,7 +33,7 @@ class StrategyConfig(Strict):
 
 
 class SearchSettings(Strict):
-    """Knobs shared by the strategies (defaults from seed B's released configuration): the ``search:`` block of a
+    """Knobs shared by the strategies (defaults from Wu et al.'s released configuration): the ``search:`` block of a
     run config and the settings the search engine runs with."""
 
     temperature: float = Field(1.0, ge=0, allow_inf_nan=False)

@@ -6,7 +6,7 @@ the KV cache (a radix/prefix cache as in SGLang or vLLM; tree search: the whole 
 - prefill without caching: ``n * flops_prefill(p)`` (every sequence re-processes its whole prefix);
 - decode: ``flops_decode(p, g)`` per completion of ``g`` tokens (attention over the growing KV context included).
 Reward model: ``flops_prefill(q)`` per scored sequence of ``q`` tokens (each scoring re-reads the whole sequence);
-an exact verifier costs nothing. Seed B's accounting: ``2 * N_policy * generated tokens`` (reward model not counted).
+an exact verifier costs nothing. Wu et al.'s accounting: ``2 * N_policy * generated tokens`` (reward model not counted).
 Memory traffic: the decode's ``k``-th new token of a completion reads the K/V of its ``p + k`` tokens (2 bytes per
 element), ``kv_cache_bytes(1) * (g p + g (g + 1) / 2)`` per completion, the term that makes long search memory-bound
 (Kinetics, Sadhukhan et al. 2025).
@@ -62,6 +62,6 @@ class LedgerBuilder:
         return FlopsLedger(
             policy_prefill_flops=self.prefill, policy_prefill_nocache_flops=self.prefill_nocache,
             policy_decode_flops=self.decode, reward_flops=self.reward_flops,
-            seed_b_flops=2.0 * self.n_policy * self.generated_tokens, generated_tokens=self.generated_tokens,
+            wu2025_flops=2.0 * self.n_policy * self.generated_tokens, generated_tokens=self.generated_tokens,
             prompt_tokens=self.prompt_tokens, reward_tokens=self.reward_tokens,
             policy_kv_read_bytes=self.kv_read_bytes)

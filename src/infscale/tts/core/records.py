@@ -66,8 +66,8 @@ class FlopsLedger:
     """Generated tokens, attention over the growing KV context included."""
     reward_flops: float = 0.0
     """Reward-model forward passes (PRM/ORM); zero for exact verifiers."""
-    seed_b_flops: float = 0.0
-    """Seed B's accounting: ``2 * N_policy * generated_tokens`` (reward model not counted)."""
+    wu2025_flops: float = 0.0
+    """Wu et al.'s accounting: ``2 * N_policy * generated_tokens`` (reward model not counted)."""
     generated_tokens: int = 0
     prompt_tokens: int = 0
     reward_tokens: int = 0
@@ -154,5 +154,8 @@ class ProblemRecord:
         d["candidates"] = tuple(
             Candidate(**{**c, "step_scores": tuple(c.get("step_scores", ()))}) for c in d.get("candidates", ())
         )
-        d["ledger"] = FlopsLedger(**d.get("ledger", {}))
+        ledger = dict(d.get("ledger", {}))
+        if "seed_b_flops" in ledger:  # written before 0.1's rename (infscale.renames); read until 0.2
+            ledger["wu2025_flops"] = ledger.pop("seed_b_flops")
+        d["ledger"] = FlopsLedger(**ledger)
         return cls(**d)

@@ -343,7 +343,7 @@ errors."""
 POLICY_SHAPE = {"d_model": 64, "n_layers": 4, "n_heads": 4}
 """The bundled policy: small, so that it errs (greedy about 55% at difficulty 3) and search has room to help."""
 PRM_SHAPE = {"d_model": 128, "n_layers": 4, "n_heads": 4}
-"""The bundled PRM's language model: about 5x the policy's parameters (seed B's PRM is larger than its policies)."""
+"""The bundled PRM's language model: about 5x the policy's parameters (Wu et al.'s PRM is larger than its policies)."""
 
 
 def train_policy_and_prm(out_dir: Path, policy_steps: int = 600, lm_steps: int = 750, seed: int = 0,

@@ -1,4 +1,4 @@
-"""Step-level beam search with a process reward model (seed B's baseline; search-and-learn's PRM beam search)."""
+"""Step-level beam search with a process reward model (Wu et al.'s baseline; search-and-learn's PRM beam search)."""
 
 from __future__ import annotations
 

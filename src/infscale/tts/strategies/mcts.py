@@ -1,4 +1,4 @@
-"""Monte Carlo tree search as seed B's baseline: UCT selection, PRM values, running-mean backup."""
+"""Monte Carlo tree search as Wu et al.'s baseline: UCT selection, PRM values, running-mean backup."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REBASE, reward-balanced search (Wu et al. 2025, seed B; docs/references.md §2), with the released code's
+"""REBASE, reward-balanced search (Wu et al. 2025; docs/references.md §2), with the released code's
 sequential width allocation."""
 
 from __future__ import annotations

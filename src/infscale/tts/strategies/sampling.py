@@ -1,4 +1,4 @@
-"""Greedy decoding and independent sampling (seed B, docs/references.md §2).
+"""Greedy decoding and independent sampling (Wu et al., docs/references.md §2).
 
 ``greedy`` writes one temperature-0 solution (its budget is fixed at 1; it is not scored). The sampling strategies
 draw ``n`` independent full solutions in one request and score them with the reward model when there is one;

@@ -1,4 +1,4 @@
-"""Seed B's published tables (Wu et al., ICLR 2025; bundled in ``infscale/data/seed_b``) and its Pareto statements.
+"""Wu et al.'s published tables (ICLR 2025; bundled in ``infscale/data/wu2025``) and its Pareto statements.
 
 Each statement of the paper is re-derived from the table numbers with the analysis functions (Pareto frontier,
 compute-optimal choice per budget) and reported with its figures and whether it holds (the one formula the tables
@@ -19,7 +19,7 @@ from infscale.errors import InputError
 from infscale.plan.optimum import pareto_frontier
 from infscale.tts.analysis import ComputeOptimalSizeFit, OperatingPoint, compute_optimal, frontier_points
 
-__all__ = ["NOMINAL_N_PARAMS", "SEED_B_SIZE_LAW", "Statement", "load_seed_b_points", "seed_b_statements"]
+__all__ = ["NOMINAL_N_PARAMS", "WU2025_SIZE_LAW", "Statement", "load_wu2025_points", "wu2025_statements"]
 
 NOMINAL_N_PARAMS: dict[str, int] = {
     "Mistral-7B": 7_000_000_000,
@@ -28,8 +28,8 @@ NOMINAL_N_PARAMS: dict[str, int] = {
     "Llemma-34B": 34_000_000_000,
 }
 
-# seed B's compute-optimal model size regression (Pythia 410M..12B on GSM8K): log10 C = 1.19 log10 N + 2.03
-SEED_B_SIZE_LAW = (1.19, 2.03)
+# Wu et al.'s compute-optimal model size regression (Pythia 410M..12B on GSM8K): log10 C = 1.19 log10 N + 2.03
+WU2025_SIZE_LAW = (1.19, 2.03)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,7 +46,7 @@ class Statement:
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
-    path = resources.files("infscale.data").joinpath("seed_b", name)
+    path = resources.files("infscale.data").joinpath("wu2025", name)
     with path.open("r", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
@@ -58,7 +58,7 @@ def _n_params(model: str, where: str) -> int:
         raise InputError(f"{where}: unknown model {model!r}") from None
 
 
-def load_seed_b_points(dataset: str = "MATH500") -> list[OperatingPoint]:
+def load_wu2025_points(dataset: str = "MATH500") -> list[OperatingPoint]:
     """Operating points of Tables 1 and 4 for ``MATH500`` (both tables) or ``GSM8K`` (Table 4); accuracy as a fraction.
 
     ``strategy`` keeps the paper's labels (``Greedy``, ``Sampling+MV`` ... ``REBASE+WV``); Table 1 is weighted voting.
@@ -69,19 +69,19 @@ def load_seed_b_points(dataset: str = "MATH500") -> list[OperatingPoint]:
         "gsm8k_flops_per_question", "gsm8k_acc")
     pts: list[OperatingPoint] = []
     for i, row in enumerate(_read_csv("table4_fixed_budget.csv"), start=2):
-        where = f"seed_b/table4_fixed_budget.csv row {i}"
+        where = f"wu2025/table4_fixed_budget.csv row {i}"
         f = float(row[col_f])
         p = OperatingPoint(model=row["model"], n_params=_n_params(row["model"], where), strategy=row["strategy"],
-                           n=int(row["n_samples"]), flops=f, seed_b_flops=f, accuracy=float(row[col_a]) / 100,
-                           source="seed B Table 4")
+                           n=int(row["n_samples"]), flops=f, wu2025_flops=f, accuracy=float(row[col_a]) / 100,
+                           source="Wu et al. Table 4")
         pts.append(p)
     if dataset == "MATH500":
         for i, row in enumerate(_read_csv("table1_rebase_vs_sampling_math500.csv"), start=2):
-            where = f"seed_b/table1_rebase_vs_sampling_math500.csv row {i}"
+            where = f"wu2025/table1_rebase_vs_sampling_math500.csv row {i}"
             f = float(row["flops_per_question"])
             p = OperatingPoint(model=row["model"], n_params=_n_params(row["model"], where),
-                               strategy=f"{row['method']}+WV", n=int(row["n_samples"]), flops=f, seed_b_flops=f,
-                               accuracy=float(row["math500_acc_weighted_voting"]) / 100, source="seed B Table 1")
+                               strategy=f"{row['method']}+WV", n=int(row["n_samples"]), flops=f, wu2025_flops=f,
+                               accuracy=float(row["math500_acc_weighted_voting"]) / 100, source="Wu et al. Table 1")
             pts.append(p)  # Llemma-7B REBASE 32 appears in both tables: kept twice, one per source
     return pts
 
@@ -90,7 +90,7 @@ def _best(points: list[OperatingPoint], model: str, method: str, n: int | None =
     """The most accurate point of a model with a method family (``REBASE`` / ``Sampling``), optionally at n."""
     cand = [p for p in points if p.model == model and p.strategy.split("+")[0] == method and (n is None or p.n == n)]
     if not cand:
-        raise InputError(f"seed B tables: no {model} {method} point" + (f" at n={n}" if n else ""))
+        raise InputError(f"Wu et al. tables: no {model} {method} point" + (f" at n={n}" if n else ""))
     return max(cand, key=lambda p: (p.accuracy, -p.flops))
 
 
@@ -111,8 +111,8 @@ def _compare(key: str, claim: str, a: OperatingPoint, b: OperatingPoint, *, equa
 
 
 def _frontier_statement(dataset: str) -> tuple[Statement, list[OperatingPoint]]:
-    pts = load_seed_b_points(dataset)
-    front = frontier_points(pts, accounting="seed_b")
+    pts = load_wu2025_points(dataset)
+    front = frontier_points(pts, accounting="wu2025")
     rebase_from = min(p.flops for p in pts if p.strategy.startswith("REBASE"))
     beyond = [p for p in front if p.flops >= rebase_from]
     big_sampling = [p for p in front if p.n_params >= 30e9 and p.strategy.startswith("Sampling")]
@@ -127,10 +127,10 @@ def _frontier_statement(dataset: str) -> tuple[Statement, list[OperatingPoint]]:
     return st, front
 
 
-def seed_b_statements() -> list[Statement]:
+def wu2025_statements() -> list[Statement]:
     """The paper's Pareto and compute-optimality statements, re-derived from its tables."""
-    math_pts = load_seed_b_points("MATH500")
-    gsm_pts = load_seed_b_points("GSM8K")
+    math_pts = load_wu2025_points("MATH500")
+    gsm_pts = load_wu2025_points("GSM8K")
     out: list[Statement] = []
     # 1. equal FLOPs: Llemma-7B + REBASE vs Llemma-34B + sampling (Table 4, both datasets)
     for name, pts in (("math500", math_pts), ("gsm8k", gsm_pts)):
@@ -155,7 +155,7 @@ def seed_b_statements() -> list[Statement]:
         out.append(_frontier_statement(ds)[0])
     # 5. compute-optimal choice at the budget of Llemma-34B sampling: a smaller model with REBASE
     large = _best([p for p in math_pts if p.source.endswith("Table 4")], "Llemma-34B", "Sampling", 8)
-    (opt,) = compute_optimal(math_pts, [large.flops], accounting="seed_b")
+    (opt,) = compute_optimal(math_pts, [large.flops], accounting="wu2025")
     assert opt is not None
     out.append(Statement(
         key="compute_optimal_at_34b_budget",
@@ -182,7 +182,7 @@ def seed_b_statements() -> list[Statement]:
         figures={"min_gain_points": min(g for g, _ in per_n), "max_flops_ratio": max(r for _, r in per_n)}))
     # 7. the paper's compute-optimal size regression, fitted on Pythia runs that are not among its tables: shown solved
     # for N at a few budgets, not checked (holds=None)
-    law = ComputeOptimalSizeFit.from_coefficients(*SEED_B_SIZE_LAW)
+    law = ComputeOptimalSizeFit.from_coefficients(*WU2025_SIZE_LAW)
     budgets = np.array([1e12, 1e13, 1e14, 1e15])
     n_opt = law.predict_n_params(budgets)
     out.append(Statement(

@@ -1,16 +1,16 @@
-"""Acceptance: seed B's Pareto statements re-derived from its published tables (bundled in infscale/data/seed_b)."""
+"""Acceptance: Wu et al.'s Pareto statements re-derived from its published tables (bundled in infscale/data/wu2025)."""
 
 from __future__ import annotations
 
 import pytest
 
 from infscale.tts.analysis import compute_optimal, frontier_points
-from infscale.workflows.seedb_tables import load_seed_b_points, seed_b_statements
+from infscale.workflows.wu2025_tables import load_wu2025_points, wu2025_statements
 
 
 @pytest.fixture(scope="module")
 def statements():
-    return {s.key: s for s in seed_b_statements()}
+    return {s.key: s for s in wu2025_statements()}
 
 
 def test_every_statement_holds(statements):
@@ -38,12 +38,12 @@ def test_table1_rebase_needs_several_times_fewer_flops(statements):
 
 
 def test_math500_frontier_is_small_models_with_rebase_beyond_greedy():
-    pts = load_seed_b_points("MATH500")
-    front = frontier_points(pts, accounting="seed_b")
+    pts = load_wu2025_points("MATH500")
+    front = frontier_points(pts, accounting="wu2025")
     assert front[-1].model == "Llemma-34B" and front[-1].strategy == "REBASE+WV" and front[-1].accuracy == pytest.approx(0.492)
     assert not any(p.model == "Llemma-34B" and p.strategy.startswith("Sampling") for p in front)
     # at the Llemma-34B sampling budget the best choice is Llemma-7B + REBASE (46.8%)
-    (best,) = compute_optimal(pts, [152.3e12], accounting="seed_b")
+    (best,) = compute_optimal(pts, [152.3e12], accounting="wu2025")
     assert (best.model, best.strategy) == ("Llemma-7B", "REBASE+WV") and best.accuracy == pytest.approx(0.468)
 
 

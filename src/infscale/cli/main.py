@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from infscale.errors import InfeasibleError, InputError
+from infscale.errors import InfeasibleError, InputError, RunFailed
 from infscale.renames import current_argv
 
 app = typer.Typer(
@@ -65,7 +65,8 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *args: ob
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2; warnings (a torn record cut,
+    """Console entry point, and the one exit-code rule (`infscale.errors`): bad input is one line on stderr and
+    exit code 2, a run that failed after starting one line and exit code 1; warnings (a torn record cut,
     an extrapolation) one line each."""
     import warnings
 
@@ -76,6 +77,9 @@ def main() -> None:
     except (InputError, InfeasibleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

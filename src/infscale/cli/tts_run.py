@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from infscale.cli.output import emit_json
+from infscale.errors import RunFailed
 
 
 def run_cmd(
@@ -37,9 +37,8 @@ def run_cmd(
     else:
         _print_summary(result)
     if result.failed:
-        print(f"error: {result.failed} of {result.written} problems failed (recorded with their error); rerun "
-              "the same command to retry them", file=sys.stderr)
-        raise typer.Exit(1)
+        raise RunFailed(f"{result.failed} of {result.written} problems failed (recorded with their error); rerun "
+                        "the same command to retry them")
 
 
 def train_cmd(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infscale.configio import check_output_dir, resolve_recipe, save_config
-from infscale.errors import InputError
+from infscale.errors import InputError, RunFailed
 from infscale.progress import Progress
 from infscale.records import RecordWriter
 from infscale.tts.core.config import RunConfig, load_config
@@ -216,11 +216,9 @@ def _run(cfg: RunConfig, out: str | Path | None, shard: tuple[int, int], quiet: 
         if todo:
             try:
                 executor_cls(cfg, built).run(todo, on_record, on_tokens)
-            except InputError as exc:
-                if not getattr(exc, "fatal", False):
-                    raise
-                raise InputError(f"{exc}; {counts['written']} units of this run are in {path}: run the same "
-                                 "command again to finish it") from None
+            except RunFailed as exc:
+                raise RunFailed(f"{exc}; {counts['written']} units of this run are in {path}: run the same "
+                                "command again to finish it") from None
     wall = time.perf_counter() - t0
     everything = {**kept, **fresh}
     records = tuple(everything[j.key] for j in jobs if j.key in everything)

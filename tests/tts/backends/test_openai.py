@@ -126,14 +126,14 @@ def test_every_endpoint_dead_stops_the_run_in_one_line_and_resume_finishes(tmp_p
     path = _cfg(tmp_path, [server])
     first = run_tts(load_config(path), quiet=True)
     assert (first.written, first.failed) == (12, 0)
-    # beam added, against two dead endpoints: exit 2, one line, the 12 records untouched, nothing else written
+    # beam added, against two dead endpoints: exit 1 (the run failed after starting), one line, the 12 records untouched, nothing else written
     dead = [f"http://127.0.0.1:{_free_port()}/v1", f"http://127.0.0.1:{_free_port()}/v1"]
     path = _cfg(tmp_path, dead, [{"name": "sampling", "budgets": [4]}, {"name": "rebase", "budgets": [4]},
                                  {"name": "beam", "budgets": [4]}])
     before = (tmp_path / "srv" / "records.jsonl").read_text()
     out = subprocess.run([sys.executable, "-m", "infscale.cli.main", "tts", "run", str(path)], capture_output=True,
                          text=True)
-    assert out.returncode == 2, out.stderr
+    assert out.returncode == 1, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("tts run")]
     assert len(lines) == 1 and lines[0].startswith("error: every endpoint is down")
     assert "run the same command again to finish it" in lines[0]

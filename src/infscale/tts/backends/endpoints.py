@@ -23,17 +23,15 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from infscale.errors import InputError
+from infscale.errors import InputError, RunFailed
 
 __all__ = ["Endpoint", "EndpointPool", "EndpointsDownError"]
 
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
-class EndpointsDownError(InputError):
-    """Every endpoint of a pool failed after its retries: the run cannot go on (exit 2, one line)."""
-
-    fatal = True
+class EndpointsDownError(RunFailed):
+    """Every endpoint of a pool failed after its retries: the run stops there (exit 1, one line)."""
 
 
 @dataclass(eq=False)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from infscale.errors import InputError
+from infscale.errors import STOPS_A_RUN, InputError
 from infscale.registry import Registry
 from infscale.tts.core.config import RunConfig
 from infscale.tts.core.records import ProblemRecord
@@ -145,8 +145,8 @@ class RayExecutor:
                     records, tokens = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     cause = getattr(exc, "cause", None)
-                    if isinstance(cause, InputError):
-                        raise InputError(str(cause)) from None
+                    if isinstance(cause, STOPS_A_RUN):
+                        raise type(cause)(str(cause)) from None
                     raise
                 for data in records:
                     on_record(ProblemRecord.from_json(data))

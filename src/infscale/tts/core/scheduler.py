@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infscale.errors import InputError
+from infscale.errors import STOPS_A_RUN
 from infscale.tts.core.aggregation import answers
 from infscale.tts.core.config import BatchLimits, SearchSettings
 from infscale.tts.core.generation import Completion, Generator, derive_seed
@@ -154,7 +154,7 @@ class Scheduler:
         except StopIteration as stop:
             unit.pending, unit.candidates = None, list(stop.value or [])
             return
-        except InputError:
+        except STOPS_A_RUN:
             raise
         except Exception as exc:  # the strategy failed on this problem: recorded, the run goes on
             _fail([unit], exc)
@@ -225,7 +225,7 @@ class Scheduler:
                 t0 = time.perf_counter()
                 try:
                     out = self.generator.generate(prompts, counts, params, None if unseeded else seeds)
-                except InputError:  # bad input, or no endpoint left: the run stops, nothing in flight is written
+                except STOPS_A_RUN:  # bad input, or no endpoint left: the run stops, nothing in flight is written
                     raise
                 except Exception as exc:
                     _fail(chunk, exc)
@@ -255,7 +255,7 @@ class Scheduler:
         t0 = time.perf_counter()
         try:
             scored: list[list[StepScores]] = score_batch(self.reward, items)
-        except InputError:
+        except STOPS_A_RUN:
             raise
         except Exception as exc:
             _fail(units, exc)

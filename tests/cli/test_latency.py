@@ -39,6 +39,16 @@ def test_predict_says_when_it_rests_on_an_uncalibrated_profile_or_extrapolates()
     assert "warning: extrapolation: d512x8: N = " in small.stderr and "morph-1b: N" not in small.stderr
 
 
+def test_json_lists_each_notice_with_its_fields():
+    """--json keeps the warning lines where they were and lists each notice once, typed, under "notices"."""
+    out = json.loads(run("predict", "--shape", "d512x8", "--shape", "d512x8h4", "--json").stdout)
+    (notice,) = out["notices"]
+    assert notice["kind"] == "extrapolation" and notice["quantity"] == "N" and notice["source"] == "profile"
+    lo, hi = notice["range"]
+    assert notice["value"] < lo < hi and out["predictions"][0]["warnings"] == [f"extrapolation: {notice['text']}"]
+    assert "notices" not in json.loads(run("predict", "--shape", "morph-1b", "--json").stdout)
+
+
 @pytest.mark.parametrize("args, message", [
     (("predict", "--shape", "d100x2h3"), "not divisible by n_heads"),
     (("predict", "--shape", "d128x0"), "n_layers must be a positive integer"),

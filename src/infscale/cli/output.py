@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infscale.jsonsafe import finite
+from infscale.notices import Notice
 
 __all__ = ["console", "brief_warnings", "emit_json", "emit_json_line", "print_warnings"]
 
@@ -27,10 +28,28 @@ def _plain(obj: Any) -> Any:
     return str(obj) if isinstance(obj, Path) else float(obj)
 
 
+def _collect_notices(obj: Any, found: dict[str, Notice]) -> None:
+    if isinstance(obj, Notice):
+        found.setdefault(str(obj), obj)
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            _collect_notices(value, found)
+    elif isinstance(obj, list | tuple):
+        for value in obj:
+            _collect_notices(value, found)
+
+
 def emit_json(data: Any) -> None:
     """The one ``--json`` output of every command: strict JSON (NaN and infinities as null, numpy values as Python
-    ones), indented by 2, on standard output."""
-    print(json.dumps(finite(data), indent=2, allow_nan=False, default=_plain), flush=True)
+    ones), indented by 2, on standard output. Warnings stay lines of text where the result holds them; every typed
+    notice among them is also listed once, with its fields, under a top-level ``"notices"`` (kind, text, quantity,
+    value, range, source), so a program reads fields instead of parsing lines."""
+    payload = finite(data)
+    found: dict[str, Notice] = {}
+    _collect_notices(data, found)
+    if found and isinstance(payload, dict):
+        payload["notices"] = [notice.to_dict() for notice in found.values()]
+    print(json.dumps(payload, indent=2, allow_nan=False, default=_plain), flush=True)
 
 
 def emit_json_line(record: Any) -> None:

@@ -1,8 +1,8 @@
 """Typed notices: every warning line the toolkit prints beside a number (an extrapolation beyond a law's fitted
 range, a latency from an uncalibrated profile, a law without a range, a search that ended on its bound) is a
 `Notice`. It reads as the line users see (it is a ``str``: ``"KIND: TEXT"``, printed by `cli.output.print_warnings`,
-written as text into reports; ``--json`` also lists each with its fields under ``"notices"``), and code reads its fields (``kind``, ``quantity``, ``value``,
-``range``, ``source``), never its text.
+written as text into reports; ``--json`` also lists each with its fields under ``"notices"``), and code reads its
+fields (``kind``, ``quantity``, ``value``, ``range``, ``source``), never its text.
 
 Pure: the standard library only; the shared bottom every layer may import.
 """

@@ -273,6 +273,64 @@ def cycles(root: Path) -> list[list[str]]:
     return out
 
 
+HEAVY = {"numpy", "scipy", "pandas", "torch", "transformers", "tokenizers", "safetensors", "vllm", "ray", "matplotlib",
+         "pydantic", "yaml", "rich", "typer", "datasets", "multilingual_gsm_symbolic", "gguf"}
+"""Packages worth importing late: heavy to load (``infscale --help`` loads none of numpy, scipy, pandas, torch) or
+optional (not installed by default)."""
+
+
+def _top_level_imports(path: Path, module: str, known: dict[str, Path]) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    inner = {id(n) for f in functions for n in ast.walk(f)}
+    lines = {n.lineno for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) and id(n) not in inner}
+    return [name for name, line in imports(path, module, known) if line in lines]
+
+
+def lazy_import_violations(root: Path) -> list[str]:
+    """Every import inside a function must say why with a ``# lazy: ...`` comment (on its line or the line above);
+    a comment that names packages must name packages the import actually keeps off the module's load (heavy or
+    optional ones its module-level imports do not already load), so the reason cannot go stale."""
+    known = modules(root)
+    top = {m: _top_level_imports(p, m, known) for m, p in known.items()}
+
+    def packages(starts: list[str]) -> set[str]:
+        seen, todo, found = set(), list(starts), set()
+        while todo:
+            parts = todo.pop().split(".")
+            for n in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+                if n in seen:
+                    continue
+                seen.add(n)
+                if n.split(".")[0] == "infscale":
+                    todo += top.get(n, [])
+                else:
+                    found.add(n.split(".")[0])
+        return found
+
+    bad = []
+    for mod, path in known.items():
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        tree = ast.parse(text)
+        loaded = packages([mod])
+        for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
+            for node in (n for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom)):
+                here = [lines[node.lineno - 1], lines[node.lineno - 2] if node.lineno > 1 else ""]
+                reason = next((ln.split("# lazy:", 1)[1].strip() for ln in here if "# lazy:" in ln), None)
+                if reason is None:
+                    bad.append(f"{mod}:{node.lineno}: an import inside a function without a '# lazy:' reason")
+                    continue
+                named = {w.strip() for w in reason.split(",")}
+                if named <= HEAVY:
+                    names = [n for n, line in imports(path, mod, known) if line == node.lineno]
+                    saved = (packages(names) - loaded) & HEAVY
+                    if not named & saved:
+                        bad.append(f"{mod}:{node.lineno}: '# lazy: {reason}' but the module already loads "
+                                   f"{', '.join(sorted(named))} (it keeps off: {', '.join(sorted(saved)) or 'nothing'})")
+    return bad
+
+
 def size_violations(root: Path, max_file: int = 500, max_command: int = 60) -> list[str]:
     bad = []
     for mod, path in modules(root).items():
@@ -309,6 +367,10 @@ def test_layers_point_down():
 
 def test_no_import_cycles():
     assert cycles(SRC) == []
+
+
+def test_imports_inside_functions_say_why():
+    assert lazy_import_violations(SRC) == []
 
 
 def test_file_and_command_sizes():
@@ -382,6 +444,18 @@ def test_cycle_rule_catches_a_cycle_through_a_lazy_import(tmp_path):
     root = _tree(tmp_path, {"latency/config.py": "def f():\n    from infscale.latency.io import parse\n",
                             "latency/io.py": "from infscale.latency.config import SweepConfig\n"})
     assert cycles(root) == [["infscale.latency.config", "infscale.latency.io"]]
+
+
+def test_lazy_import_rule_catches_a_silent_or_stale_lazy_import(tmp_path):
+    root = _tree(tmp_path, {
+        "report/plot.py": "def f():\n    import matplotlib  # lazy: matplotlib\n",  # keeps matplotlib off: fine
+        "report/table.py": "import pandas\n\ndef f():\n    import pandas as pd  # lazy: pandas\n",  # stale
+        "laws/io.py": "def f():\n    from infscale.report import plot\n",  # no reason
+        "laws/cyc.py": "def f():\n    # lazy: circular at module level\n    from infscale.laws import io\n"})
+    bad = sorted(lazy_import_violations(root))
+    assert len(bad) == 2, bad
+    assert bad[0].startswith("infscale.laws.io:2: an import inside a function without")
+    assert bad[1].startswith("infscale.report.table:4: '# lazy: pandas' but the module already loads pandas")
 
 
 def test_size_rule_catches_a_long_command(tmp_path):

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -116,7 +118,6 @@ def default_out(command: str, name: str | None = None) -> Path:
     """The default output directory of ``command``: ``infscale-out/<command>-<name>`` for a resumable job (named by
     its config, so running the same command again resumes it), else ``infscale-out/<command>-<UTC time>`` (each run
     its own directory)."""
-    import time
 
     return OUT_ROOT / (f"{command}-{name}" if name else time.strftime(f"{command}-%Y%m%d-%H%M%S", time.gmtime()))
 
@@ -181,7 +182,7 @@ def _check_kind(data: Any, path: str | Path, kind: type | None) -> Any:
 def load_yaml(path: str | Path, model: type[M] | None = None, *, what: str = "YAML file",
               kind: type | None = dict) -> Any:
     """Parse a YAML file (empty -> ``{}``) and validate it into ``model`` when given."""
-    import yaml
+    import yaml  # lazy: yaml
 
     text = read_text(path, what)
     try:
@@ -243,7 +244,6 @@ def resolve_recipe(config: str | Path) -> Path:
     bundled = recipes / f"{config}.yaml"
     if bundled.is_file() or path.exists():
         return bundled if bundled.is_file() else path
-    import difflib
 
     names = sorted(p.stem for p in recipes.glob("*.yaml"))
     close = difflib.get_close_matches(str(config), names, n=1)
@@ -278,7 +278,7 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> str:
 
 def save_config(path: str | Path, data: BaseModel | dict[str, Any]) -> Path:
     """The resolved config of a run, as YAML (what every run directory stores)."""
-    import yaml
+    import yaml  # lazy: yaml
 
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")

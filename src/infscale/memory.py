@@ -32,7 +32,7 @@ def estimate_train_bytes(shape: TransformerShape, batch_size: int, seq_len: int,
 def available_bytes(device: str) -> float:
     """Free memory on ``device``: CUDA free memory, or MemAvailable of /proc/meminfo (physical pages as a fallback)."""
     if device.startswith("cuda"):
-        import torch
+        import torch  # lazy: torch
 
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         return float(free)

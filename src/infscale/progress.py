@@ -66,15 +66,15 @@ class Progress:
             return self
         self._out = self.stream if self.stream is not None else sys.stderr
         if getattr(self._out, "isatty", lambda: False)() and multiprocessing.parent_process() is None:
-            from rich.console import Console
-            from rich.progress import (
+            from rich.console import Console  # lazy: rich
+            from rich.progress import (  # lazy: rich
                 BarColumn,
                 MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.progress import Progress as Bar
+            from rich.progress import Progress as Bar  # lazy: rich
 
             self._bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn(self.unit), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

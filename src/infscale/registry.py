@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from infscale.errors import InputError
@@ -40,7 +41,6 @@ def load_plugins() -> list[str]:
     if _plugins_loaded:
         return []
     _plugins_loaded = True
-    from importlib.metadata import entry_points
 
     names = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):

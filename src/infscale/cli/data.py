@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json
+from infscale.data import DATASETS
 
 data_app = typer.Typer(help="Bundled training-run datasets.", no_args_is_help=True)
 
@@ -12,8 +15,7 @@ data_app = typer.Typer(help="Bundled training-run datasets.", no_args_is_help=Tr
 @data_app.command("list")
 def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Name, rows, columns, source and licence of each bundled dataset."""
-    from infscale.data import DATASETS
-    from infscale.laws.io import load_runs
+    from infscale.laws.io import load_runs  # lazy: numpy, pandas, pydantic
 
     rows = []
     for info in DATASETS.values():
@@ -25,9 +27,6 @@ def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON
     if as_json:
         emit_json(rows)
         return
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
 
     t = Table(title="bundled datasets (infscale/data, see SOURCE.md)", title_justify="left")
     for col in ("name", "rows", "columns", "licence", "source"):

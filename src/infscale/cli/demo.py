@@ -3,11 +3,15 @@ self-contained HTML report. Thin: the work is `infscale.workflows.demo.run_demo`
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from infscale.cli.output import emit_json
+from infscale.cli.output import brief_warnings, emit_json
+from infscale.cli.output import console as cli_console
 
 
 def demo(
@@ -19,10 +23,8 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
 ) -> None:
     """The main job: laws, latency, plans (1B on an A100, micro on this machine), test-time compute, HTML report."""
-    import time
 
-    from infscale.cli.output import console as cli_console
-    from infscale.workflows.demo import default_out_dir, load_demo_config, run_demo
+    from infscale.workflows.demo import default_out_dir, load_demo_config, run_demo  # lazy: pydantic
 
     cfg = load_demo_config(config, quick=quick)
     out = out or default_out_dir()
@@ -40,12 +42,6 @@ def demo(
 
 
 def _print(s: dict) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from infscale.cli.output import brief_warnings
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     t = Table(title="infscale demo", title_justify="left")
     t.add_column("step")
@@ -75,7 +71,7 @@ def _print(s: dict) -> None:
         t.add_row("", f"verified (bundled, our machine): {v[0]['shape']} measured loss {v[0]['measured_loss']:.4f} "
                       f"({100 * v[0]['loss_error']:+.2f}% vs predicted), {v[1]['measured_decode_s'] / v[0]['measured_decode_s']:.2f}x "
                       f"faster than {v[1]['shape']} at {100 * (v[0]['measured_loss'] / v[1]['measured_loss'] - 1):+.2f}% loss")
-    from infscale.tts.analysis import strategy_label
+    from infscale.tts.analysis import strategy_label  # lazy: numpy
 
     front = s["tts"]["frontier"]
     top = max(front, key=lambda p: p["accuracy"]) if front else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json, print_warnings
 
 
@@ -43,22 +45,22 @@ def fit(
                                      "other form one budget."),
 ) -> None:
     """Fit a scaling law; print coefficients with bootstrap intervals, held-out validation and warnings."""
-    from infscale.configio import default_out
-    from infscale.workflows.fit import FitRequest, run_fit_request
-    from infscale.workflows.isoflop import check_method, run_approaches, run_envelope, run_isoflop
+    from infscale.configio import default_out  # lazy: pydantic
+    from infscale.workflows import isoflop  # lazy: numpy, pydantic
+    from infscale.workflows.fit import FitRequest, run_fit_request  # lazy: pydantic
 
-    check_method(method)
+    isoflop.check_method(method)
     if method == "approaches":
-        res = run_approaches(Path(data), out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
+        res = isoflop.run_approaches(Path(data), out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
                              n_boot=max(n_boot, 2), seed=seed, plot=plot)
         emit_json(res) if as_json else _print_compare(res)
         return
     if method == "envelope":
-        env = run_envelope(Path(data), out or default_out("fit"), at_flops=at_flops, n_boot=max(n_boot, 2), seed=seed)
+        env = isoflop.run_envelope(Path(data), out or default_out("fit"), at_flops=at_flops, n_boot=max(n_boot, 2), seed=seed)
         emit_json(env) if as_json else _print_compare(env)
         return
     if method == "isoflop":
-        iso = run_isoflop(data, out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
+        iso = isoflop.run_isoflop(data, out or default_out("fit"), at_flops=at_flops, rel_tol=budget_tol,
                           n_boot=max(n_boot, 2), seed=seed, plot=plot)
         if as_json:
             emit_json(iso.to_dict())
@@ -76,10 +78,6 @@ def fit(
 
 
 def _print_isoflop(res) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     iso = res.isoflop
     console.print(f"[bold]{res.source}[/]: {res.n_runs} runs; compute from {res.flops_from}; "
@@ -99,9 +97,6 @@ def _print_isoflop(res) -> None:
 
 def _print_compare(res: dict) -> None:
     """The approaches side by side (a, b with intervals, N_opt and D_opt at one compute), their warnings, the files."""
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
 
     console = cli_console()
     c = Table(title=f"The approaches on the same runs (N_opt ~ C^a, D_opt ~ C^b; at C = {res['at_flops']:.3g})",
@@ -125,10 +120,6 @@ def _fmt(x: float) -> str:
 
 
 def _print_tables(reports, runs, files) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     first = reports[0]
     console.print(f"[bold]{runs.source}[/]: {len(runs)} runs; fit on {first.fit_on or 'all rows'} "

@@ -9,8 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json, print_warnings
+from infscale.errors import InputError
+from infscale.notices import notice_kind
 
 latency_app = typer.Typer(help="Latency: measure shapes, predict them on any hardware, calibrate the predictor.",
                           no_args_is_help=True)
@@ -30,10 +34,8 @@ def measure(
     as_json: bool = typer.Option(False, "--json", help="print the records as JSON"),
 ) -> None:
     """Time prefill and decode of every shape of a sweep config (resumes: shapes already in --out are skipped)."""
-    from rich.table import Table
 
-    from infscale.cli.output import console as cli_console
-    from infscale.workflows.latency import measure_config
+    from infscale.workflows.latency import measure_config  # lazy: numpy, pydantic
 
     result = measure_config(config, out, backend=backend, device=device, redo=redo or ())
     records, name = result.records, result.backend
@@ -64,11 +66,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Predict prefill, decode and total latency of shapes on a hardware profile."""
-    from rich.table import Table
 
-    from infscale.cli.output import console as cli_console
-    from infscale.notices import notice_kind
-    from infscale.workflows.latency import predict_shapes
+    from infscale.workflows.latency import predict_shapes  # lazy: numpy, pydantic
 
     res = predict_shapes(shapes, hardware, batch=batch, input_len=input_len, output_len=output_len, dtype=dtype,
                          vocab_size=vocab_size)
@@ -110,12 +109,12 @@ def calibrate(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Fit efficiency and overhead terms (least squares) and report held-out errors."""
-    from rich.table import Table
 
-    from infscale.cli.output import console as cli_console
-    from infscale.configio import check_number
-    from infscale.errors import InputError
-    from infscale.workflows.latency import calibrate_on_bian2025, calibrate_on_records
+    from infscale.configio import check_number  # lazy: pydantic
+    from infscale.workflows.latency import (  # lazy: numpy, pydantic
+        calibrate_on_bian2025,
+        calibrate_on_records,
+    )
 
     check_number("--n-fit", n_fit, low=1, inclusive=True)
     console = cli_console()
@@ -168,9 +167,9 @@ def plot(
     out: Path = typer.Option(Path("latency_vs_aspect.png"), help="PNG to write"),
 ) -> None:
     """Decode latency vs aspect ratio d/L at (about) equal parameter counts, measured and predicted."""
-    from infscale.configio import check_output_file
-    from infscale.latency.io import get_profile, measurement_records
-    from infscale.report.latency_plot import plot_latency_vs_aspect
+    from infscale.configio import check_output_file  # lazy: pydantic
+    from infscale.latency.io import get_profile, measurement_records  # lazy: numpy, pydantic, scipy
+    from infscale.report.latency_plot import plot_latency_vs_aspect  # lazy: numpy, scipy
 
     check_output_file(out)
     path = plot_latency_vs_aspect(measurement_records(records), get_profile(hardware), out)
@@ -180,10 +179,8 @@ def plot(
 @latency_app.command("hardware")
 def hardware(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List the hardware profiles (presets and shipped calibrations)."""
-    from rich.table import Table
 
-    from infscale.cli.output import console as cli_console
-    from infscale.latency.io import get_profile, list_profiles
+    from infscale.latency.io import get_profile, list_profiles  # lazy: numpy, pydantic, scipy
 
     profiles = [get_profile(n) for n in list_profiles()]
     if as_json:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json, print_warnings
 
 
@@ -23,8 +25,8 @@ def lifecycle_command(
     """Choose N, D, shape, test-time strategy and its n for a whole deployment (lifetime queries, latency limit,
     accuracy target or cost ceiling, memory), at the least training + serving + reward-model cost; print the
     cost breakdown, the binding constraint and where the choice changes with query volume."""
-    from infscale.configio import default_out
-    from infscale.workflows.lifecycle import run_lifecycle
+    from infscale.configio import default_out  # lazy: pydantic
+    from infscale.workflows.lifecycle import run_lifecycle  # lazy: numpy, pydantic
 
     target = out if out is not None else default_out("lifecycle")
     report = run_lifecycle(deploy, target, plot=plot)
@@ -35,10 +37,6 @@ def lifecycle_command(
 
 
 def _print(r) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     b, br = r.best, r.breakdown
     choice = b["strategy"] + ("" if b["strategy"] == "greedy" else f" n={b['n']}")

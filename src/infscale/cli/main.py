@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
+from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
+import infscale
 from infscale.errors import InfeasibleError, InputError, RunFailed
 from infscale.renames import current_argv
 
@@ -38,10 +41,6 @@ COMMAND_MODULES: list[str] = [
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        import infscale
-
         try:
             installed = version("infscale")
         except PackageNotFoundError:  # run from a source tree without an install
@@ -68,7 +67,6 @@ def main() -> None:
     """Console entry point, and the one exit-code rule (`infscale.errors`): bad input is one line on stderr and
     exit code 2, a run that failed after starting one line and exit code 1; warnings (a torn record cut,
     an extrapolation) one line each."""
-    import warnings
 
     warnings.formatwarning = _one_line_warning
     sys.argv[1:] = current_argv(sys.argv[1:])  # renamed flags, said once each

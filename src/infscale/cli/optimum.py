@@ -18,7 +18,7 @@ def optimum_command(
 ) -> None:
     """The compute-optimal parameters N and tokens D for C = 6ND under a fitted law, with the interval of the fit's
     bootstrap replicates (each replicate's own optimum)."""
-    from infscale.workflows.optimum import run_optimum
+    from infscale.workflows.optimum import run_optimum  # lazy: numpy, pydantic
 
     r = run_optimum(law, flops, aspect_ratio=aspect_ratio)
     if as_json:

@@ -17,8 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from infscale.extrapolation import law_quantities
 from infscale.jsonsafe import finite
-from infscale.notices import Notice
+from infscale.notices import Notice, notice_kind
 
 __all__ = ["console", "brief_warnings", "emit_json", "emit_json_line", "print_warnings"]
 
@@ -91,8 +92,6 @@ def console(stderr: bool = False) -> Console:
 def brief_warnings(lines: list[str]) -> str:
     """Extrapolation and provenance notices (`infscale.notices`) in a few words, for a table cell or a line under a
     baseline: which quantities leave the law's fitted range, and why a latency is only an estimate."""
-    from infscale.extrapolation import law_quantities
-    from infscale.notices import notice_kind
 
     symbols = law_quantities(lines)
     kinds = {notice_kind(line) for line in lines}

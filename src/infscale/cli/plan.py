@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
-from infscale.cli.output import emit_json, print_warnings
+from infscale.cli.output import brief_warnings, emit_json, print_warnings
+from infscale.cli.output import console as cli_console
 from infscale.errors import InputError
 
 
@@ -48,8 +50,8 @@ def plan_command(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Recommend the shape, N and D with the lowest predicted loss under the budgets; print and plot the frontier."""
-    from infscale.configio import check_number, default_out
-    from infscale.workflows.plan import PlanRequest, run_plan
+    from infscale.configio import check_number, default_out  # lazy: pydantic
+    from infscale.workflows.plan import PlanRequest, run_plan  # lazy: numpy, pydantic
 
     check_number("--top", top, inclusive=True)
 
@@ -70,7 +72,6 @@ def plan_command(
 
 def _numbers(flag: str, text: str | None, kind: type) -> tuple | None:
     """``"1,2,4"`` -> (1, 2, 4); a bad entry is one line naming the flag."""
-    from infscale.errors import InputError
 
     if text is None:
         return None
@@ -88,10 +89,7 @@ def _numbers(flag: str, text: str | None, kind: type) -> tuple | None:
 
 
 def _print_plan(report, top: int) -> None:
-    import numpy as np
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
+    import numpy as np  # lazy: numpy
 
     result, best = report.result, report.best
     console = cli_console()
@@ -130,8 +128,6 @@ def _print_plan(report, top: int) -> None:
         lat = "n/a" if r["latency_s"] is None else f"{r['latency_s']:.3f}s"
         console.print(f"baseline {name} ({r['label']}): loss={r['loss']:.4f} latency={lat} -> {verdict}")
         if r["warnings"]:
-            from infscale.cli.output import brief_warnings
-
             print_warnings([f"{brief_warnings(r['warnings'])} (plan.json: baselines.{name}.warnings)"])
     console.print("wrote " + ", ".join(report.files.values()))
 
@@ -151,9 +147,9 @@ def lifetime_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Sardana et al.: the N and D_train minimising training + inference cost for a loss target (or the inverse)."""
-    from infscale.configio import check_number
-    from infscale.plan import CostModel
-    from infscale.workflows.plan import run_lifetime
+    from infscale.configio import check_number  # lazy: pydantic
+    from infscale.plan import CostModel  # lazy: numpy
+    from infscale.workflows.plan import run_lifetime  # lazy: numpy, pydantic
 
     check_number("--usd-per-hour", usd_per_hour)
     check_number("--peak-flops", peak_flops)
@@ -174,10 +170,6 @@ def lifetime_command(
 
 
 def _print_lifetime(report) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     plan, chinchilla = report.optimal, report.chinchilla
     served = report.prefill_tokens + report.decode_tokens
     table = Table(title=f"Lifetime-optimal model ({plan.unit})")
@@ -204,21 +196,16 @@ def select_command(
     Re-running the same command resumes: finished runs are read from records.jsonl, a half-finished run from its
     checkpoint.
     """
-    from infscale.workflows.select import select_from_file
+    from infscale.workflows.select import select_from_file  # lazy: numpy, pandas, pydantic
 
     report, out = select_from_file(config, out)
     if as_json:
-
         emit_json(report.to_dict())
         return
     _print_selection(report, out)
 
 
 def _print_selection(report, out: Path) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     table = Table(title=f"Model selection: {report.n_feasible} of {report.n_candidates} candidates under the limit, "
                         f"top {len(report.runs)} trained")
     metrics = list(report.spearman_downstream)

@@ -3,10 +3,13 @@ size, verify the plan). Thin: the work is `infscale.workflows.shape_study.run_st
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json, print_warnings
 
 
@@ -18,10 +21,8 @@ def study(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
 ) -> None:
     """Train the study's sizes x shapes, time them, fit and validate own laws, verify the plan they make."""
-    import time
 
-    from infscale.cli.output import console as cli_console
-    from infscale.workflows.shape_study import study_from_file
+    from infscale.workflows.shape_study import study_from_file  # lazy: numpy, pydantic
 
     err = cli_console(stderr=True)
     t0 = time.perf_counter()
@@ -41,10 +42,6 @@ def _interval(iv: dict, fmt: str) -> str:
 
 
 def _print(r) -> None:  # noqa: ANN001 - a StudyResult
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     t = Table(title=f"held-out size {r.held_out}: laws fitted on the other sizes (95% bootstrap intervals)",
               title_justify="left")

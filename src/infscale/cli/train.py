@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json_line
 
 # record field -> column header
@@ -17,10 +19,6 @@ COLUMNS = {"run_id": "run", "N": "N", "D": "D", "tokens_per_param": "D/N", "d_mo
 
 
 def _table(title: str, records: list[dict]) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     table = Table(title=title)
     for col, header in COLUMNS.items():
         table.add_column(header, justify="left" if col == "run_id" else "right", no_wrap=True)
@@ -45,7 +43,7 @@ def train_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Train one model; resumes from its checkpoint when re-run; appends its record to OUT/records.jsonl."""
-    from infscale.workflows.train import run_train_config
+    from infscale.workflows.train import run_train_config  # lazy: pydantic
 
     result = run_train_config(config, out)
     if result.record is None:  # a non-main rank of a distributed run
@@ -65,7 +63,7 @@ def sweep_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print all records as JSON lines."),
 ) -> None:
     """Run a sweep grid; re-running skips finished runs and resumes interrupted ones."""
-    from infscale.workflows.train import run_sweep_config
+    from infscale.workflows.train import run_sweep_config  # lazy: pydantic
 
     def report(rec: dict, new: bool) -> None:
         if not json_out:
@@ -88,7 +86,7 @@ def runs_cmd(
 ) -> None:
     """List finished runs (records.jsonl) and runs in progress (started, no record yet: step reached, whether a
     trainer holds them now), also while a sweep is still running."""
-    from infscale.workflows.train import list_runs
+    from infscale.workflows.train import list_runs  # lazy: pydantic
 
     listing = list_runs(directory)
     if json_out:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json
 
 
@@ -26,8 +28,12 @@ def analyze_cmd(
 ) -> None:
     """Accuracy vs FLOPs per model x strategy, the Pareto frontier, the compute-optimal (model, strategy, n) per
     budget, the compute-optimal size and error-vs-compute fits, and saturation (Theorems 1-2)."""
-    from infscale.configio import default_out
-    from infscale.workflows.tts_analysis import analyse_runs, analyse_wu2025, check_settings
+    from infscale.configio import default_out  # lazy: pydantic
+    from infscale.workflows.tts_analysis import (  # lazy: numpy, pydantic
+        analyse_runs,
+        analyse_wu2025,
+        check_settings,
+    )
 
     accounting = check_settings(accounting, n_boot, seed, runs=runs or [], wu2025=wu2025)
     out = out or default_out("tts-analysis")
@@ -37,17 +43,12 @@ def analyze_cmd(
         payload = analyse_runs(runs or [], out, accounting=accounting, n_boot=n_boot, seed=seed,
                                plot=plot).to_dict()
     if as_json:
-
         emit_json(payload)
         return
     _print(payload)
 
 
 def _print(payload: dict) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     if "statements" in payload:
         t = Table(title="Wu et al.'s statements, re-derived from its tables", title_justify="left", show_lines=True)
@@ -94,7 +95,6 @@ def _print(payload: dict) -> None:
 def _print_groups(console: object, rows: list[dict]) -> None:
     """Accuracy per level / subject (rows) for each strategy and aggregation at its largest n (columns); every
     budget is in accuracy_by_group.csv."""
-    from rich.table import Table
 
     top: dict[tuple[str, str], int] = {}
     for g in rows:

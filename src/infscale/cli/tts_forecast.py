@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json, print_warnings
 
 
@@ -30,23 +32,18 @@ def forecast_cmd(
     """Forecast pass@n, majority vote, weighted vote and best-of-n up to --to from a pilot of --pilot samples per
     problem, with intervals, FLOPs per problem and the smallest n for --target; measured beside it where the pool
     holds n samples."""
-    from infscale.configio import default_out
-    from infscale.workflows.tts_forecast import forecast_runs
+    from infscale.configio import default_out  # lazy: pydantic
+    from infscale.workflows.tts_forecast import forecast_runs  # lazy: numpy, pydantic
 
     report = forecast_runs(runs, out or default_out("tts-forecast"), pilot=pilot, n_max=to, target=target,
                            aggregations=aggregation or None, level=level, n_bootstrap=n_boot, seed=seed, plot=plot)
     if as_json:
-
         emit_json(report.to_dict())
         return
     _print(report)
 
 
 def _print(r) -> None:  # noqa: ANN001 - a ForecastReport
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     console.print(f"[bold]{r.model}[/] {r.strategy}: {r.n_problems} problems, pool {r.pool_size}, forecast from a "
                   f"pilot of {r.pilot} to n = {r.n_max} ({100 * r.level:.0f}% intervals); prior of the success "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json
 
 
@@ -24,11 +27,10 @@ def mini_cmd(
     beam, MCTS and REBASE at several budgets, and report whether smaller models with REBASE match or beat larger
     ones with majority voting at no more FLOPs (ours, Wu et al.'s and a memory-aware accounting), then again with rewards
 of set quality (the PRM-quality crossover). Resumable: rerun to continue."""
-    import sys
 
-    from infscale.configio import default_out
-    from infscale.workflows.tts_mini import run_study
-    from infscale.workflows.tts_mini_config import load_mini_config
+    from infscale.configio import default_out  # lazy: pydantic
+    from infscale.workflows.tts_mini import run_study  # lazy: numpy, pydantic
+    from infscale.workflows.tts_mini_config import load_mini_config  # lazy: pydantic
 
     cfg = load_mini_config(recipe)
     if quick:
@@ -47,10 +49,6 @@ def _pct(x: float | None) -> str:
 
 
 def _print(report, out: Path) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     t = Table(title=f"{report.name}: policies (greedy accuracy, 95% interval)")
     for col in ("policy", "params", "train steps", "train s", "final loss", "greedy"):

@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json_line
 from infscale.errors import InputError
+from infscale.workflows.reward_eval import evaluate_processbench, evaluate_runs, parse_params
 
 
 def eval_reward_cmd(
@@ -24,8 +27,6 @@ def eval_reward_cmd(
 ) -> None:
     """How well a reward ranks the policy's own solutions (outcome and step AUC, top-1, position bias, ProcessBench
     F1, best-of-n with and without it), or finds the earliest error of a ProcessBench-format file."""
-    from infscale.cli.output import console as cli_console
-    from infscale.workflows.reward_eval import evaluate_processbench, evaluate_runs, parse_params
 
     if processbench is not None:
         if runs or not reward:
@@ -61,10 +62,6 @@ def _fmt(x: float | None) -> str:
 
 
 def _print(results: list) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     console = cli_console()
     t = Table(title="reward quality on the policy's own candidates")
     for col in ("run", "reward", "outcome AUC", "step AUC", "top-1", "random", "PB F1", "pos. bias", "cands",

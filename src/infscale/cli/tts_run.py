@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from infscale.cli.output import console as cli_console
 from infscale.cli.output import emit_json
-from infscale.errors import RunFailed
+from infscale.errors import InputError, RunFailed
 
 
 def run_cmd(
@@ -22,8 +24,8 @@ def run_cmd(
 ) -> None:
     """Run strategies on a task; append every problem's candidates and FLOPs ledger to records.jsonl (resumable).
     Many problems run at once (the scheduler); `executor: ray` in the config spreads them over Ray actors."""
-    from infscale.configio import check_number
-    from infscale.workflows.tts_run import load_run_config, parse_shard, run_tts
+    from infscale.configio import check_number  # lazy: pydantic
+    from infscale.workflows.tts_run import load_run_config, parse_shard, run_tts  # lazy: numpy, pydantic
 
     check_number("--max-problems", max_problems, low=1, inclusive=True)
     where = parse_shard(shard) if shard is not None else (1, 1)
@@ -32,7 +34,6 @@ def run_cmd(
         cfg = cfg.model_copy(update={"max_problems": max_problems})
     result = run_tts(cfg, out=out, shard=where)  # progress: a bar on a terminal, a line per unit otherwise (stderr)
     if json_out:
-
         emit_json(result.to_dict())
     else:
         _print_summary(result)
@@ -57,9 +58,8 @@ def train_cmd(
 ) -> None:
     """Train the project's own small policy and PRM on the synthetic arithmetic task (CPU; budgets in steps, so a
     busy machine trains the same models, only slower: about 15 minutes on 2 cores)."""
-    from infscale.configio import check_number
-    from infscale.errors import InputError
-    from infscale.tts.own_models.train import PRM_DATA, train_policy_and_prm
+    from infscale.configio import check_number  # lazy: pydantic
+    from infscale.tts.own_models.train import PRM_DATA, train_policy_and_prm  # lazy: numpy, pydantic, torch
 
     for flag, value in (("--policy-steps", policy_steps), ("--lm-steps", lm_steps), ("--prm-steps", prm_steps)):
         check_number(flag, value, low=1, inclusive=True, high=1_000_000)
@@ -73,10 +73,6 @@ def train_cmd(
 
 
 def _print_summary(result) -> None:
-    from rich.table import Table
-
-    from infscale.cli.output import console as cli_console
-
     title = (f"{result.run}{f' shard {result.shard}' if result.shard else ''} (reward: {result.reward}): "
              f"{result.written} written, {result.skipped} resumed, {result.failed} failed; "
              f"{result.generated_tokens:,} tokens in {result.wall_s:.1f} s ({result.tokens_per_s:,.0f} tokens/s, "

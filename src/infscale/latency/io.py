@@ -23,6 +23,7 @@ from infscale import records as store
 from infscale.arch import TransformerShape
 from infscale.configio import load_json, load_yaml, read_text, write_text
 from infscale.errors import InputError
+from infscale.latency.config import LatencySweepConfig
 from infscale.latency.model import HARDWARE, HardwareProfile, Workload
 from infscale.registry import Lazy
 
@@ -121,7 +122,6 @@ def save_profile(profile: HardwareProfile, path: str | Path, meta: dict[str, Any
 # ---- sweep configs ------------------------------------------------------------------------------------------------
 def load_sweep_config(path: str | Path) -> Any:
     """Read and validate a measurement sweep YAML (see `LatencySweepConfig` in latency/config.py)."""
-    from infscale.latency.config import LatencySweepConfig
 
     return load_yaml(path, LatencySweepConfig, what="sweep config")
 
@@ -182,6 +182,8 @@ def load_measured(path: str | Path, workload: tuple[int, int, int] | None = None
 # ---- Bian et al.'s published A100 latencies ----------------------------------------------------------------------------
 def bian2025_observations(models: Iterable[str] | None = None) -> list[LatencyObservation]:
     """Bian et al.'s published A100 generate latencies (bundled CSV) as observations (``total_s``)."""
+    # calibrate's module body looks up presets, which loads the plugins (this module registers the shipped profiles)
+    # lazy: so a module-level import would be circular
     from infscale.latency.calibrate import BIAN2025_SHAPES, BIAN2025_WORKLOAD, LatencyObservation
 
     rows = {r["model"]: r for r in csv.DictReader(io.StringIO(read_text(BIAN2025_CSV)))}
@@ -197,9 +199,9 @@ def bian2025_observations(models: Iterable[str] | None = None) -> list[LatencyOb
 
 
 def calibrate_bian2025(models: Iterable[str] | None = None, base: HardwareProfile | None = None,
-                     name: str = "a100-40gb-bian2025") -> LatencyCalibrator:
+                       name: str = "a100-40gb-bian2025") -> LatencyCalibrator:
     """The A100 calibrated on Bian et al.'s published latencies (see `infscale.latency.calibrate.bian2025_calibrator`)."""
-    from infscale.latency.calibrate import bian2025_calibrator
+    from infscale.latency.calibrate import bian2025_calibrator  # lazy: circular at module level, as above
 
     obs = bian2025_observations(models)
     return bian2025_calibrator(obs, base, name).fit(obs)

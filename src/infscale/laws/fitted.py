@@ -138,7 +138,7 @@ class FittedLaw:
             g = (alpha * p["A"] / (beta * p["B"])) ** (1.0 / (alpha + beta))
             n_opt = g * (c / 6.0) ** (beta / (alpha + beta))
         else:
-            from scipy.optimize import minimize_scalar
+            from scipy.optimize import minimize_scalar  # lazy: scipy
 
             def f(log_n: float) -> float:
                 n = np.exp(log_n)

@@ -121,8 +121,6 @@ def load_fit(path: str | Path) -> FittedLaw:
 
 
 def _jsonable(obj):
-    import numpy as np
-
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from infscale.arch import ffn_attention_ratio
 from infscale.errors import InputError
 from infscale.laws.fitted import MAX_LOSS_NATS
 from infscale.laws.forms import Architecture
@@ -101,8 +102,6 @@ class Runs:
         if "d_model" in frame.columns and "n_layers" in frame.columns:
             frame["aspect_ratio"] = frame["d_model"] / frame["n_layers"]
         if {"d_model", "n_heads", "d_ff"} <= set(frame.columns):
-            from infscale.arch import ffn_attention_ratio
-
             kv = frame["n_kv_heads"].fillna(frame["n_heads"]) if "n_kv_heads" in frame.columns else frame["n_heads"]
             if (frame["n_heads"] % kv).fillna(0).any():
                 i = int(np.flatnonzero((frame["n_heads"] % kv).fillna(0).to_numpy())[0])

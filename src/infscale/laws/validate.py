@@ -52,7 +52,7 @@ class Validation:
 def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Spearman's rho (average ranks for ties); nan for fewer than 2 points or a constant input. The one rank
     correlation of the toolkit (fit validation, model selection)."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # lazy: scipy
 
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):

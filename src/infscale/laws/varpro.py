@@ -125,7 +125,7 @@ class VarProFitter(HuberFitter):
         return np.asarray(theta, dtype=float)
 
     def fit(self, runs: Runs) -> VarProFitter:
-        from scipy.optimize import minimize
+        from scipy.optimize import minimize  # lazy: scipy
 
         form = get_law(self.law)
         if not isinstance(form, ChinchillaFamily):

@@ -13,6 +13,7 @@ from infscale.plan.adapters import (
     loss_from_law,
     memory_from_workload,
     resolve_profile,
+    unpriced_choices,
 )
 from infscale.plan.lifetime import (
     FLOPS_COST,
@@ -30,5 +31,5 @@ __all__ = [
     "FAMILIES", "FLOPS_COST", "CostModel", "LifetimePlan", "PlanConstraints", "PlanResult", "ShapeGrid", "ShapeRules",
     "dominated_by", "enumerate_shapes", "get_family", "latency_from_profile", "law_arch_terms", "lifetime_cost",
     "lifetime_optimal", "loss_from_law", "memory_from_workload", "lowest_loss_for_budget", "pareto_frontier", "params_band", "plan_shapes", "resolve_profile",
-    "tokens_for_loss",
+    "tokens_for_loss", "unpriced_choices",
 ]

@@ -11,11 +11,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from infscale.arch import ffn_matrices, serving_memory_bytes
+from infscale.latency import model as latency_model
+from infscale.latency.model import HARDWARE
 from infscale.laws.forms import Architecture
 from infscale.plan.optimum import LatencyFn, LossFn, MemoryFn
-from infscale.plan.shapes import ShapeGrid
+from infscale.plan.shapes import ShapeGrid, ShapeRules
 
-__all__ = ["Law", "law_arch_terms", "loss_from_law", "latency_from_profile", "memory_from_workload", "resolve_profile"]
+__all__ = ["Law", "law_arch_terms", "unpriced_choices", "loss_from_law", "latency_from_profile", "memory_from_workload", "resolve_profile"]
 
 
 class Law(Protocol):
@@ -28,6 +30,24 @@ def law_arch_terms(law: Law) -> tuple[str, ...]:
     """The `Architecture` variables a fitted law prices (``ffn_ratio``, ``kv_group``, ``d_model``); empty for a law
     of N, D and at most R."""
     return tuple(getattr(getattr(law, "law", None), "needs_arch", ()))
+
+
+ARCH_CHOICES = {"kv_heads": ("kv_group", "KV heads"), "ffn_multipliers": ("ffn_ratio", "FFN widths")}
+"""A shape family's searched field -> the law term that prices it, and its name in messages."""
+
+
+def unpriced_choices(law: Law, rules: ShapeRules) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """The architecture choices ``rules`` searches (two options or more) that ``law`` has no term for, as
+    ``(field, what, values)``: the law predicts one loss for every option, so the search picks the fastest or the
+    cheapest for free. Plan and the life cycle word the refusal or the notice."""
+    terms = law_arch_terms(law)
+    out = []
+    for field, (term, what) in ARCH_CHOICES.items():
+        values = tuple(getattr(rules, field))
+        options = len(values) + int(field == "kv_heads" and rules.include_mha and bool(values))
+        if term not in terms and options >= 2:
+            out.append((field, what, values))
+    return out
 
 
 def loss_from_law(law: Law) -> LossFn:
@@ -54,7 +74,6 @@ def resolve_profile(profile: Any) -> Any:
     """A `HardwareProfile` from itself or a registered name (`infscale.latency.model.HARDWARE`)."""
     if not isinstance(profile, str):
         return profile
-    from infscale.latency.model import HARDWARE
 
     return HARDWARE.get(profile)
 
@@ -64,7 +83,6 @@ def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:
 
     ``workload`` is an `infscale.latency.model.Workload` (default: batch 1, 128 in / 256 out, bf16, as Bian et al.).
     """
-    from infscale.latency import model as latency_model
 
     hw = resolve_profile(profile)
     wl = latency_model.Workload() if workload is None else workload
@@ -83,7 +101,6 @@ def latency_from_profile(profile: Any, workload: Any = None) -> LatencyFn:
 def memory_from_workload(workload: Any = None) -> MemoryFn:
     """Serving memory of every shape of a grid at ``workload`` (weights and KV cache in its dtype, the KV of
     ``batch`` sequences of ``input_len + output_len`` tokens)."""
-    from infscale.latency import model as latency_model
 
     wl = latency_model.Workload() if workload is None else workload
     elem = latency_model.DTYPE_BYTES[wl.dtype]

@@ -9,7 +9,7 @@ from typing import Any
 
 def save_figure(fig: Any, path: str | Path, *, title: str = "", dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` as a PNG and close it; returns the path."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ from infscale.report.figure import save_figure
 
 
 def plot_predicted_vs_actual(reports: list[FitReport], runs: Runs, path: str | Path, title: str = "") -> Path:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     fig, axes = plt.subplots(1, len(reports), figsize=(5.2 * len(reports), 4.8), squeeze=False)
     for ax, rep in zip(axes[0], reports, strict=True):

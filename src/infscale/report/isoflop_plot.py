@@ -13,10 +13,10 @@ from infscale.report.figure import save_figure
 
 def plot_isoflop(fit: Any, n_params: np.ndarray, loss: np.ndarray, flops: np.ndarray, path: str | Path, *,
                  title: str = "") -> Path:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     cmap = plt.get_cmap("viridis")

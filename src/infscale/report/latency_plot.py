@@ -33,10 +33,10 @@ def param_families(n_params: Sequence[float], tolerance: float = 0.2) -> list[li
 
 def plot_latency_vs_aspect(records: Sequence[dict[str, Any]], profile: HardwareProfile, out: str | Path) -> Path:
     """Write a PNG of decode ms/token vs ``d_model / n_layers`` (log x), one colour per parameter family."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     obs = observations_from_records(records)
     pred = predict_observations(obs, profile)

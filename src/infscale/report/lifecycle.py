@@ -26,10 +26,10 @@ def _marker(s: str, names: Sequence[str]) -> str:
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     return plt
 

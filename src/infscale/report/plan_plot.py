@@ -15,10 +15,10 @@ __all__ = ["plot_frontier"]
 def plot_frontier(result: PlanResult, path: str | Path, *, baselines: Mapping[str, int] | None = None,
                   title: str | None = None) -> Path:
     """Write a PNG of predicted loss against latency; ``baselines`` maps a name to a position in ``result.grid``."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,10 @@ from infscale.report.figure import save_figure
 
 
 def plot_loss_vs_aspect(frame: Any, laws: list[Any], path: str | Path, title: str = "") -> Path:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     groups = sorted(frame["group"].unique(), key=lambda g: float(frame.loc[frame["group"] == g, "N"].median()))
     fig, axes = plt.subplots(1, len(groups), figsize=(3.3 * len(groups), 3.6), squeeze=False, sharey=False)

@@ -19,10 +19,10 @@ __all__ = ["plot_accuracy_vs_flops", "plot_crossover", "plot_model_strategy_grid
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     return plt
 
@@ -119,7 +119,7 @@ def plot_model_strategy_grid(points: Sequence[OperatingPoint], path: Path, *, ac
     model sizes across strategies. Only ``strategies`` (``strategy+aggregation`` names, default: all) are drawn; the
     Pareto frontier (black) is computed over every point given."""
     plt = _pyplot()
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # lazy: matplotlib
 
     sizes = {p.model: p.n_params for p in points}
     models = sorted(sizes, key=sizes.__getitem__)

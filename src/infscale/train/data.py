@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def _read_text_file(path: Path) -> Document:
 def _hf_dataset_documents(path: Path) -> Iterator[Document]:
     if import_util.find_spec("datasets") is None:
         raise InputError(f"corpus {path}: a Hugging Face dataset directory needs the 'datasets' package")
-    import datasets
+    import datasets  # lazy: datasets
 
     try:
         ds = datasets.load_from_disk(str(path))
@@ -154,7 +155,7 @@ def read_corpus(corpus: str | list[str]) -> list[Document]:
 # ----- tokenizer and shards ---------------------------------------------------------------------------------------------
 def train_tokenizer(docs: list[Document], vocab_size: int):
     """A byte-level BPE tokenizer (HF ``tokenizers``) with ``vocab_size`` entries, ``EOT`` included."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # lazy: tokenizers
 
     if vocab_size < 257 + 1:
         raise InputError(f"data.vocab_size={vocab_size}: byte-level BPE needs at least 258 (256 bytes + EOT + 1 merge)")
@@ -284,8 +285,6 @@ def prepare_data(corpus: str | list[str], vocab_size: int, val_fraction: float,
     try:
         tmp.rename(directory)
     except OSError:  # another process finished the same cache first: use theirs
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     meta = json.loads(meta_path.read_text())
     train, val = _open(directory, meta)

@@ -105,7 +105,7 @@ class Corpus:
     @classmethod
     def from_token_data(cls, data: Any) -> Corpus:
         """The validation split of a `infscale.train.data.TokenData` with its tokenizer (``tokenizer.json``)."""
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # lazy: tokenizers
 
         directory = Path(data.directory)
         path = directory / "tokenizer.json"
@@ -132,7 +132,7 @@ LogitsFn = Callable[[Any], Any]
 
 def _log_probs(forward: LogitsFn, seqs: np.ndarray, device: str, vocab: int) -> Iterator[tuple[int, Any]]:
     """Log-softmax (fp32, on the CPU) of ``forward`` over the rows of ``seqs`` in chunks: yields (first row, logp)."""
-    import torch
+    import torch  # lazy: torch
 
     rows = max(1, min(256, 2**23 // max(1, seqs.shape[1] * vocab)))
     with torch.no_grad():
@@ -290,7 +290,7 @@ def greedy_word_hits(forward: LogitsFn, cs: ClozeSet, device: str) -> np.ndarray
 
 def word_logprobs(forward: LogitsFn, cs: ClozeSet, device: str) -> np.ndarray:
     """Per passage, log p(word tokens | prompt) + log p(a word-ending token next) in nats."""
-    import torch
+    import torch  # lazy: torch
 
     n, L = cs.prompts.shape
     width = max(len(w) for w in cs.word_tokens)
@@ -366,7 +366,7 @@ def build_next_line(corpus: Corpus, s: NextLineSettings, context_length: int) ->
 
 def option_logprobs(forward: LogitsFn, ns: NextLineSet, device: str) -> np.ndarray:
     """(n, choices) log-likelihood of every option after its prompt."""
-    import torch
+    import torch  # lazy: torch
 
     n, k, c = ns.options.shape
     L = ns.prompts.shape[1]

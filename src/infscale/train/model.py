@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from infscale.arch import TransformerShape
+from infscale.errors import InputError
 
 
 def check_supported(shape: TransformerShape) -> None:
@@ -230,7 +231,6 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu", *, 
     """A checkpoint written by infscale (a dict of tensors and plain values), loaded with ``weights_only=True``: a
     pickle that would run code, or any file that is not such a checkpoint, is refused in one line naming it. The
     one place the toolkit calls ``torch.load``."""
-    from infscale.errors import InputError
 
     path = Path(path)
     if not path.is_file():

@@ -18,21 +18,27 @@ Executors (registry `EXECUTORS`, looked up by name): ``local`` (in-process one a
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
 from infscale import records as store
 from infscale.arch import TransformerShape
-from infscale.configio import check_output_dir, save_config
+from infscale.configio import check_output_dir, load_yaml, save_config
 from infscale.errors import InputError
 from infscale.progress import Progress
 from infscale.records import RecordWriter, latest
 from infscale.registry import Registry
 from infscale.train.config import NearSpec, SweepConfig, TrainConfig, parse_train
+from infscale.train.data import open_token_data, prepare_data
+from infscale.train.trainer import plan_tokens, resolve_shape, train
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +138,6 @@ def append_record(path: str | Path, record: dict[str, Any]) -> bool:
 # ----- executors --------------------------------------------------------------------------------------------------
 def run_job(job: Job) -> dict[str, Any]:
     """Execute one job (in whatever process the executor chose) and return its record."""
-    from infscale.train.data import open_token_data
-    from infscale.train.trainer import train
 
     cfg = TrainConfig.model_validate(job.config)
     record = train(cfg, job.run_dir, data=open_token_data(job.data_dir))
@@ -152,8 +156,6 @@ class LocalExecutor:
             for job in jobs:
                 yield fn(job)
             return
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         _quiet_resource_tracker()
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent,
@@ -169,7 +171,6 @@ _PARENT_POLL_S = 1.0
 def _die_with_parent(parent_pid: int) -> None:
     """A pool worker's initializer: exit as soon as the sweep that started it is gone (a sweep killed with -9 would
     otherwise leave its workers training on, orphaned, beside the resumed sweep)."""
-    import threading
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -182,7 +183,6 @@ def _die_with_parent(parent_pid: int) -> None:
 def _quiet_resource_tracker() -> None:
     """Start multiprocessing's resource tracker without its "leaked semaphore objects" warning: after a kill -9 of
     the sweep it unlinks the pool's semaphores (its job) and says so once per kill in the user's terminal (noise)."""
-    from multiprocessing import resource_tracker
 
     old = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [old, "ignore::UserWarning:multiprocessing.resource_tracker"]))
@@ -203,7 +203,7 @@ class RayExecutor:
 
     def map(self, fn: Callable[[Job], dict[str, Any]], jobs: list[Job]) -> Iterator[dict[str, Any]]:
         try:
-            import ray
+            import ray  # lazy: ray
         except ImportError:
             raise InputError("executor 'ray' needs the ray package: pip install 'infscale[ray]'") from None
         started = False
@@ -238,7 +238,6 @@ def get_executor(name: str, **settings: Any):
 # ----- the sweep ----------------------------------------------------------------------------------------------------
 def _train_flops(cfg: TrainConfig, vocab_size: int) -> float:
     """Planned training FLOPs of a run (the exact per-token count times its tokens)."""
-    from infscale.train.trainer import plan_tokens, resolve_shape
 
     shape = resolve_shape(cfg, vocab_size)
     return shape.flops_train_token(cfg.model.context_length) * plan_tokens(cfg, shape.n_params)[1]
@@ -254,8 +253,6 @@ def run_sweep(sweep: SweepConfig, out_dir: str | Path, executor: str | None = No
     per-interval lines from the trainer.
     """
     check_output_dir(out_dir)
-
-    from infscale.train.data import prepare_data
 
     name = executor or sweep.executor
     workers = workers or sweep.workers
@@ -314,7 +311,6 @@ def runs_in_progress(directory: str | Path, finished: set[str]) -> list[dict[str
     """The runs of a sweep/train directory that have started but have no record yet (a sweep still running, or one
     that was stopped): ``run_id``, ``step`` reached (from its ``metrics.jsonl``), planned ``steps``, latest
     ``loss_smoothed``, ``checkpoint`` (whether it resumes from one) and ``active`` (whether a trainer holds it now)."""
-    from infscale.configio import load_yaml
 
     runs_dir = Path(directory) / "runs"
     out = []

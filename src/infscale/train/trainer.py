@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from infscale.arch import TransformerShape, train_flops_6nd
 from infscale.configio import save_config
 from infscale.errors import InputError
 from infscale.memory import available_bytes, estimate_train_bytes
+from infscale.progress import Progress
 from infscale.records import RecordWriter
 from infscale.train.config import TrainConfig
 from infscale.train.data import TokenData, batch_at, prepare_data
@@ -90,7 +93,7 @@ def check_memory(cfg: TrainConfig, shape: TransformerShape, device: str, dtype: 
 
 def autocast(device: str, dtype: str) -> Any:
     """The forward pass's precision context: bf16 autocast when ``dtype`` is ``bf16``, else a no-op."""
-    import torch
+    import torch  # lazy: torch
 
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bf16")
 
@@ -106,9 +109,9 @@ def check_time(cfg: TrainConfig, model: Any, steps: int, device: str, dtype: str
     """Time one micro-batch on ``model`` (forward and backward on a batch of zeros: no weight changes, no random draw,
     its gradients dropped) and refuse (InputError) a run whose estimate, ``steps * grad_accum`` of those, exceeds
     ``cfg.max_hours``; returns the estimate in seconds."""
-    import torch
+    import torch  # lazy: torch
 
-    from infscale.train.model import lm_loss
+    from infscale.train.model import lm_loss  # lazy: torch
 
     x = torch.zeros((cfg.batch_size, cfg.model.context_length), dtype=torch.long, device=device)
     best = math.inf
@@ -138,14 +141,14 @@ class _Dist:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.active = self.world > 1
         if self.active:
-            import torch.distributed as dist
+            import torch.distributed as dist  # lazy: torch
 
             if not dist.is_initialized():
                 dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
 
     def barrier(self) -> None:
         if self.active:
-            import torch.distributed as dist
+            import torch.distributed as dist  # lazy: torch
 
             dist.barrier()
 
@@ -174,7 +177,7 @@ class _Metrics:
 
 
 def _device(cfg: TrainConfig, dist: _Dist | None = None) -> str:
-    import torch
+    import torch  # lazy: torch
 
     if cfg.device == "auto":
         if torch.cuda.is_available():
@@ -188,7 +191,7 @@ def _device(cfg: TrainConfig, dist: _Dist | None = None) -> str:
 def native_bf16(device: str) -> bool:
     """Whether ``device`` computes bf16 natively. Without it (e.g. a CPU with AVX2 only) bf16 autocast is emulated and
     runs several times slower than fp32 (10x measured on a 2-core AVX2 EPYC)."""
-    import torch
+    import torch  # lazy: torch
 
     if device.startswith("cuda"):
         return torch.cuda.is_bf16_supported()
@@ -219,8 +222,7 @@ class ValLoss:
 def evaluate(model, tokens, cfg: TrainConfig, device: str, dtype: str | None = None) -> ValLoss:
     """Loss over the first ``eval_tokens`` of ``tokens`` (contiguous windows, no z-loss), computed in ``dtype``
     (default: the config's, resolved for ``device``)."""
-    import numpy as np
-    import torch
+    import torch  # lazy: torch
 
     T = cfg.model.context_length
     n_windows = max(1, min(cfg.eval_tokens, tokens.shape[0] - 1) // T)
@@ -274,9 +276,9 @@ class _RunState:
 
 def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_steps: int | None,
            log: _Metrics) -> dict[str, Any] | None:
-    import torch
+    import torch  # lazy: torch
 
-    from infscale.train.model import LlamaModel
+    from infscale.train.model import LlamaModel  # lazy: torch
 
     if (run_dir / "record.json").exists():
         return json.loads((run_dir / "record.json").read_text())
@@ -320,7 +322,7 @@ def _train(cfg: TrainConfig, run_dir: Path, data: TokenData | None, stop_after_s
 
 
 def _setup_device(cfg: TrainConfig) -> tuple[_Dist, str]:
-    import torch
+    import torch  # lazy: torch
 
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
         else "cpu"
@@ -344,7 +346,7 @@ def _shared_data(cfg: TrainConfig, dist: _Dist) -> TokenData:
 
 def _optimizer(model: Any, cfg: TrainConfig, device: str) -> Any:
     """AdamW, weight decay on the matrices only."""
-    import torch
+    import torch  # lazy: torch
 
     o = cfg.optim
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -357,7 +359,7 @@ def _optimizer(model: Any, cfg: TrainConfig, device: str) -> Any:
 
 def _resume(ckpt_path: Path, model: Any, opt: Any, device: str) -> _RunState:
     """The weights, optimizer and progress of the checkpoint when there is one (a fresh `_RunState` otherwise)."""
-    from infscale.train.model import load_weights
+    from infscale.train.model import load_weights  # lazy: torch
 
     if not ckpt_path.exists():
         return _RunState()
@@ -369,7 +371,7 @@ def _resume(ckpt_path: Path, model: Any, opt: Any, device: str) -> _RunState:
 
 
 def _save_checkpoint(ckpt_path: Path, model: Any, opt: Any, state: _RunState, step: int) -> None:
-    import torch
+    import torch  # lazy: torch
 
     tmp = ckpt_path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "ema": state.ema,
@@ -383,14 +385,13 @@ def _run_steps(cfg: TrainConfig, model: Any, opt: Any, data: TokenData, dist: _D
                log: _Metrics) -> bool:
     """Steps ``state.step .. steps - 1`` (metrics every ``log_every``, evaluations, checkpoints); False when
     ``stop_after_steps`` stopped it first (a checkpoint saved)."""
-    import torch
+    import torch  # lazy: torch
 
-    from infscale.progress import Progress
-    from infscale.train.model import lm_loss
+    from infscale.train.model import lm_loss  # lazy: torch
 
     net = model
     if dist.active:
-        from torch.nn.parallel import DistributedDataParallel
+        from torch.nn.parallel import DistributedDataParallel  # lazy: torch
 
         net = DistributedDataParallel(model, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
     # a bar on a terminal; otherwise a line per log interval (cfg.log_every steps) at most, each with its ETA

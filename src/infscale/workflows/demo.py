@@ -30,14 +30,19 @@ from pydantic import Field
 from infscale.configio import (
     Strict,
     check_output_dir,
+    default_out,
     load_yaml,
+    resolve_recipe,
     save_config,
     validate_config,
     write_csv,
     write_json,
 )
+from infscale.data import DATASETS
 from infscale.errors import InputError
-from infscale.workflows.shape_study_config import study_shape_specs
+from infscale.extrapolation import point_warnings
+from infscale.tts.core.config import RunConfig
+from infscale.workflows.shape_study_config import load_study, study_shape_specs
 
 __all__ = ["DemoConfig", "quick_config", "load_demo_config", "run_demo", "STEPS"]
 
@@ -141,10 +146,9 @@ timed, problems run) report themselves, one line each with an ETA (`infscale.pro
 
 # -------------------------------------------------------------------------------------------------------------- steps
 def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
-    from infscale.data import DATASETS
-    from infscale.laws.io import load_runs, save_fit
-    from infscale.laws.pipeline import run_fit
-    from infscale.report.fit_plot import plot_predicted_vs_actual
+    from infscale.laws.io import load_runs, save_fit  # lazy: numpy, pandas
+    from infscale.laws.pipeline import run_fit  # lazy: numpy, pandas
+    from infscale.report.fit_plot import plot_predicted_vs_actual  # lazy: numpy, pandas
 
     info = DATASETS.get(cfg.data) if cfg.data in DATASETS else None
     fit_on = info.default_fit_on if info is not None else None
@@ -164,12 +168,14 @@ def step_laws(cfg: LawsStep, out: Path, progress: Progress) -> dict[str, Any]:
 
 
 def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, Any]:
-    from infscale.arch import parse_shape_spec
+    from infscale.arch import parse_shape_spec  # lazy: numpy
+
+    # lazy: numpy, scipy
     from infscale.latency.calibrate import calibrate_holdout, default_free, observations_from_records
-    from infscale.latency.io import get_profile, latest_records, save_profile
-    from infscale.latency.measure import MeasureSettings, measure_sweep
-    from infscale.latency.model import Workload
-    from infscale.report.latency_plot import plot_latency_vs_aspect
+    from infscale.latency.io import get_profile, latest_records, save_profile  # lazy: numpy, scipy
+    from infscale.latency.measure import MeasureSettings, measure_sweep  # lazy: numpy, scipy, torch
+    from infscale.latency.model import Workload  # lazy: numpy
+    from infscale.report.latency_plot import plot_latency_vs_aspect  # lazy: numpy, scipy
 
     specs = cfg.shapes if cfg.shapes is not None else study_shape_specs("shape_study")
     shapes = [parse_shape_spec(s, vocab_size=cfg.vocab_size) for s in specs]
@@ -213,6 +219,7 @@ def step_latency(cfg: LatencyStep, out: Path, progress: Progress) -> dict[str, A
 
 def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_fn: Any, workload: Any,
           baselines: dict[str, Any] | None = None) -> tuple[Any, dict[str, int], float]:
+    # lazy: numpy
     from infscale.plan import ShapeGrid, enumerate_shapes, loss_from_law, memory_from_workload, plan_shapes
 
     t0 = time.perf_counter()
@@ -228,8 +235,7 @@ def _plan(law: Any, rules: Any, lo: float, hi: float, constraints: Any, latency_
 
 def _plan_summary(result: Any, baselines: dict[str, int], seconds: float, law: Any, profile: Any
                   ) -> dict[str, Any]:
-    from infscale.extrapolation import point_warnings
-    from infscale.plan.optimum import baseline_verdict
+    from infscale.plan.optimum import baseline_verdict  # lazy: numpy
 
     best = result.row(result.best)
     return {"n_candidates": len(result.grid), "n_feasible": int(result.feasible.sum()), "best": best,
@@ -241,12 +247,12 @@ def _plan_summary(result: Any, baselines: dict[str, int], seconds: float, law: A
 
 def step_plan(cfg_a100: PlanA100Step, cfg_micro: PlanMicroStep, latency: dict[str, Any], out: Path,
               progress: Progress) -> dict[str, Any]:
-    from infscale.arch import get_preset
-    from infscale.latency.calibrate import BIAN2025_WORKLOAD
-    from infscale.latency.io import calibrate_bian2025
-    from infscale.laws.io import load_fit
-    from infscale.plan import PlanConstraints, get_family, latency_from_profile, params_band
-    from infscale.report.plan_plot import plot_frontier
+    from infscale.arch import get_preset  # lazy: numpy
+    from infscale.latency.calibrate import BIAN2025_WORKLOAD  # lazy: numpy, scipy
+    from infscale.latency.io import calibrate_bian2025  # lazy: numpy, scipy
+    from infscale.laws.io import load_fit  # lazy: numpy, pandas
+    from infscale.plan import PlanConstraints, get_family, latency_from_profile, params_band  # lazy: numpy
+    from infscale.report.plan_plot import plot_frontier  # lazy: numpy
 
     law = load_fit(out / "law.json")
     progress("plan", "calibrating the A100 profile on Bian et al.'s published latencies")
@@ -281,12 +287,11 @@ def plan_micro(cfg: PlanMicroStep, latency: dict[str, Any], out: Path, progress:
     """The micro model for this machine: the own laws fitted on the bundled shape study (every size but the held-out
     one), the preferred law (lowest held-out MSE) planning the study's verification size on this machine's profile,
     and the bundled verification (the recommended and the baseline shape trained and timed on our machine)."""
-    from infscale.configio import resolve_recipe
-    from infscale.latency.io import load_profile_file
-    from infscale.latency.model import Workload
-    from infscale.laws.io import save_fit
-    from infscale.report.plan_plot import plot_frontier
-    from infscale.workflows.shape_study import (
+    from infscale.latency.io import load_profile_file  # lazy: numpy, scipy
+    from infscale.latency.model import Workload  # lazy: numpy
+    from infscale.laws.io import save_fit  # lazy: numpy, pandas
+    from infscale.report.plan_plot import plot_frontier  # lazy: numpy
+    from infscale.workflows.shape_study import (  # lazy: numpy
         BUNDLED_RUNS,
         BUNDLED_VERIFY,
         analyse,
@@ -296,7 +301,6 @@ def plan_micro(cfg: PlanMicroStep, latency: dict[str, Any], out: Path, progress:
         read_verify,
         verification_candidates,
     )
-    from infscale.workflows.shape_study_config import load_study
 
     study = load_study(resolve_recipe(cfg.study)).model_copy(update={"bootstrap": cfg.n_boot})
     frame = read_rows(bundled(BUNDLED_RUNS))
@@ -333,9 +337,8 @@ def plan_micro(cfg: PlanMicroStep, latency: dict[str, Any], out: Path, progress:
 
 
 def step_tts(cfg: TtsStep, out: Path, progress: Progress) -> dict[str, Any]:
-    from infscale.tts.core.config import RunConfig
-    from infscale.workflows.tts_analysis import analyse_records
-    from infscale.workflows.tts_run import run_tts
+    from infscale.workflows.tts_analysis import analyse_records  # lazy: numpy
+    from infscale.workflows.tts_run import run_tts  # lazy: numpy
 
     run_cfg = RunConfig.model_validate({
         "run": "arith-own", "out_dir": str(out / "tts"), "model_name": "arith-policy-d64x4", "seed": cfg.generator_seed,
@@ -368,7 +371,7 @@ STEPS: tuple[str, ...] = ("laws", "latency", "plan", "tts", "lifecycle", "report
 def step_lifecycle(out: Path, say: Callable[[str, str], None]) -> dict[str, Any]:
     """The bundled `lifecycle_mini` deployment (the project's own mini-study measurements): which model to train
     and how to decode it for 1,000 queries at >= 75% accuracy, and where that choice changes with query volume."""
-    from infscale.workflows.lifecycle import run_lifecycle
+    from infscale.workflows.lifecycle import run_lifecycle  # lazy: numpy
 
     report = run_lifecycle("lifecycle_mini", out / "lifecycle")
     b = report.best
@@ -378,7 +381,6 @@ def step_lifecycle(out: Path, say: Callable[[str, str], None]) -> dict[str, Any]
 
 def default_out_dir() -> Path:
     """``infscale-out/demo-<UTC time>`` (`infscale.configio.default_out`)."""
-    from infscale.configio import default_out
 
     return default_out("demo")
 
@@ -409,7 +411,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: Progress | None = None)
     summary["lifecycle"] = timed("lifecycle", lambda: step_lifecycle(out, say))
     summary["timings_s"] = timings
 
-    from infscale.report.html import write_report
+    from infscale.report.html import write_report  # lazy: numpy
 
     t0 = time.perf_counter()
     say("report", "start")

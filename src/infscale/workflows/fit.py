@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from infscale.configio import check_number, check_output_dir, check_output_file
+from infscale.data import DATASETS
 from infscale.errors import InputError
 
 MAX_BOOTSTRAP = 100_000
@@ -46,11 +47,10 @@ class FitResult:
 
 def run_fit_request(req: FitRequest) -> FitResult:
     """Fit the requested law (and baseline) on the requested data; every bad flag is one `InputError` line."""
-    from infscale.data import DATASETS
-    from infscale.laws.fit import FITTERS
-    from infscale.laws.forms import get_law
-    from infscale.laws.io import load_runs, save_fit
-    from infscale.laws.pipeline import run_fit
+    from infscale.laws.fit import FITTERS  # lazy: numpy, pandas
+    from infscale.laws.forms import get_law  # lazy: numpy
+    from infscale.laws.io import load_runs, save_fit  # lazy: numpy, pandas
+    from infscale.laws.pipeline import run_fit  # lazy: numpy, pandas
 
     info = DATASETS.get(req.data) if req.data in DATASETS else None
     law = req.law or (info.default_law if info else "chinchilla")
@@ -84,7 +84,7 @@ def run_fit_request(req: FitRequest) -> FitResult:
     if req.save is not None:
         files["saved"] = str(save_fit(reports[0].law, req.save, reports[0].warnings, boot=reports[0].boot))
     if req.plot:
-        from infscale.report.fit_plot import plot_predicted_vs_actual
+        from infscale.report.fit_plot import plot_predicted_vs_actual  # lazy: numpy, pandas
 
         files["plot"] = str(plot_predicted_vs_actual(reports, runs, req.out / "predicted_vs_actual.png",
                                                      title=f"{runs.source}: fit on {fit_on or 'all rows'}"))

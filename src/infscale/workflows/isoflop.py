@@ -9,6 +9,7 @@ of the Chinchilla law, with its bootstrap), and compares their exponents and N_o
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ import numpy as np
 
 from infscale.configio import check_number, check_output_dir, write_json
 from infscale.errors import InputError
+from infscale.laws.compute_optimal import ComputeOptimalFit
+from infscale.laws.envelope import Curve, envelope_fit
+from infscale.laws.isoflop import approach3_exponents, isoflop_fit
+from infscale.records import read_records
+from infscale.report.isoflop_plot import plot_isoflop
 
 FLOPS_COLUMNS = ("C", "flops", "FLOPs", "compute")
 
@@ -48,8 +54,7 @@ def _flops(frame: Any) -> tuple[np.ndarray | None, str]:
 def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol: float = 0.05, n_boot: int = 200,
                 seed: int = 0, plot: bool = True) -> IsoFlopResult:
     """Approach 2 and approach 3 on ``data``, compared at ``at_flops`` (default: the largest budget)."""
-    from infscale.laws.io import load_runs
-    from infscale.laws.isoflop import isoflop_fit
+    from infscale.laws.io import load_runs  # lazy: pandas
 
     check_number("--bootstrap", n_boot, low=2, inclusive=True, high=100_000)
     check_number("--budget-tol", rel_tol, low=0.0, high=1.0)
@@ -69,8 +74,6 @@ def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol:
     out.mkdir(parents=True, exist_ok=True)
     result.files["isoflop_json"] = str(write_json(out / "isoflop.json", result.to_dict()))
     if plot:
-        from infscale.report.isoflop_plot import plot_isoflop
-
         c = flops if flops is not None else 6.0 * runs.n_params * runs.n_tokens
         result.files["plot"] = str(plot_isoflop(iso, runs.n_params, runs.loss, c, out / "isoflop.png",
                                                 title=f"{runs.source}: IsoFLOP profiles (approach 2)"))
@@ -80,10 +83,8 @@ def run_isoflop(data: str, out: Path, *, at_flops: float | None = None, rel_tol:
 def approach3_row(runs: Any, c_star: float, n_boot: int, seed: int, level: float, label: str) -> dict[str, Any]:
     """Approach 3 on ``runs`` as a comparison row: the Huber fit of the Chinchilla law, its ``a = beta / (alpha +
     beta)``, ``b`` with bootstrap intervals, and N_opt, D_opt at ``c_star`` (Hoffmann's closed form)."""
-    from infscale.laws.bootstrap import bootstrap
-    from infscale.laws.compute_optimal import ComputeOptimalFit
-    from infscale.laws.fit import HuberFitter
-    from infscale.laws.isoflop import approach3_exponents
+    from infscale.laws.bootstrap import bootstrap  # lazy: pandas
+    from infscale.laws.fit import HuberFitter  # lazy: pandas
 
     huber = HuberFitter("chinchilla").fit(runs)
     boot = bootstrap(huber, runs, n_boot, random_state=seed)
@@ -108,13 +109,10 @@ def check_method(method: str) -> None:
 def read_curves(path: Path) -> tuple[list[Any], Any]:
     """The training curves (``loss_smoothed`` against tokens seen) and the final points (N, D, validation loss) of
     every run under ``path`` (each a directory with ``record.json`` and ``metrics.jsonl``)."""
-    import json
 
-    import pandas as pd
+    import pandas as pd  # lazy: pandas
 
-    from infscale.laws.envelope import Curve
-    from infscale.laws.runs import Runs
-    from infscale.records import read_records
+    from infscale.laws.runs import Runs  # lazy: pandas
 
     if not path.is_dir():
         raise InputError(f"{path}: approach 1 reads a directory of the trainer's runs (record.json + metrics.jsonl "
@@ -142,7 +140,6 @@ def read_curves(path: Path) -> tuple[list[Any], Any]:
 def run_envelope(path: Path, out: Path, *, at_flops: float | None = None, n_boot: int = 200, seed: int = 0
                  ) -> dict[str, Any]:
     """Approach 1 on the training curves under ``path``, beside approach 3 on the runs' final losses."""
-    from infscale.laws.envelope import envelope_fit
 
     check_number("--bootstrap", n_boot, low=2, inclusive=True, high=100_000)
     check_output_dir(out)
@@ -164,8 +161,6 @@ def run_approaches(path: Path, out: Path, *, at_flops: float | None = None, rel_
     bundled recipe ``isoflop_own``): approach 1 from their training curves, approach 2 from their final losses grouped
     into budgets (6ND within ``rel_tol``), approach 3 from the same final losses; one table at ``at_flops`` (default:
     the largest budget). Writes ``approaches.json`` and the IsoFLOP figure."""
-    from infscale.laws.envelope import envelope_fit
-    from infscale.laws.isoflop import isoflop_fit
 
     check_number("--bootstrap", n_boot, low=2, inclusive=True, high=100_000)
     check_number("--budget-tol", rel_tol, low=0.0, high=1.0)
@@ -185,8 +180,6 @@ def run_approaches(path: Path, out: Path, *, at_flops: float | None = None, rel_
     out.mkdir(parents=True, exist_ok=True)
     files = {"approaches_json": str(write_json(out / "approaches.json", result))}
     if plot:
-        from infscale.report.isoflop_plot import plot_isoflop
-
         files["plot"] = str(plot_isoflop(iso, finals.n_params, finals.loss, 6.0 * finals.n_params * finals.n_tokens,
                                          out / "isoflop.png", title=f"{path}: IsoFLOP profiles (approach 2)"))
     result["files"] = files

@@ -12,8 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from infscale.configio import check_output_file
+from infscale.arch import parse_shape_spec
+from infscale.configio import check_number, check_output_file
 from infscale.errors import InputError
+from infscale.extrapolation import profile_warnings
+from infscale.latency.model import DTYPE_BYTES, Workload, predict
+from infscale.latency.model import predict as predict_one
 
 __all__ = ["Calibration", "Measurement", "calibrate_on_bian2025", "calibrate_on_records", "measure_config",
            "predict_shapes"]
@@ -32,8 +36,8 @@ def measure_config(config: Path, out: Path, *, backend: str | None = None, devic
                    redo: Sequence[str] = ()) -> Measurement:
     """Time prefill and decode of every shape of the sweep ``config`` into the records file ``out`` (appended to;
     shapes already there are kept unless named in ``redo``); the backend and device default to the config's."""
-    from infscale.latency.io import load_sweep_config
-    from infscale.latency.measure import MeasureSettings, get_backend, measure_sweep
+    from infscale.latency.io import load_sweep_config  # lazy: scipy
+    from infscale.latency.measure import MeasureSettings, get_backend, measure_sweep  # lazy: scipy, torch
 
     cfg = load_sweep_config(config)
     name = backend or cfg.backend
@@ -58,9 +62,8 @@ class Calibration:
 def calibrate_on_bian2025(name: str | None = None, out: Path | None = None) -> Calibration:
     """The A100 per-layer and per-step overheads fitted to Bian et al.'s published latencies; the Morph-1B vs
     Open-LM-1B ratio it predicts (published: 3.61 s / 1.96 s = 1.84x)."""
-    from infscale.latency.calibrate import BIAN2025_SHAPES, BIAN2025_WORKLOAD
-    from infscale.latency.io import calibrate_bian2025, save_profile
-    from infscale.latency.model import predict
+    from infscale.latency.calibrate import BIAN2025_SHAPES, BIAN2025_WORKLOAD  # lazy: scipy
+    from infscale.latency.io import calibrate_bian2025, save_profile  # lazy: scipy
 
     if out is not None:
         check_output_file(out)
@@ -80,13 +83,13 @@ def calibrate_on_records(records: Path, *, base: str = "generic-cpu", n_fit: int
                          name: str | None = None, out: Path | None = None, statistic: str = "median") -> Calibration:
     """Fit the ``free`` terms of ``base`` on ``n_fit`` records spread over sizes and shapes (or the ``fit_on``
     labels), report the held-out decode errors."""
-    from infscale.latency.calibrate import (
+    from infscale.latency.calibrate import (  # lazy: scipy
         FREE_TERMS,
         calibrate_holdout,
         default_free,
         observations_from_records,
     )
-    from infscale.latency.io import get_profile, measurement_records, save_profile
+    from infscale.latency.io import get_profile, measurement_records, save_profile  # lazy: scipy
 
     if out is not None:
         check_output_file(out)
@@ -120,12 +123,7 @@ def predict_shapes(specs: Sequence[str], hardware: str, *, batch: int = 1, input
     """`infscale latency predict`: prefill, decode and total latency of each shape spec on a hardware profile, with
     its serving memory and, beside each number, what it rests on (`infscale.extrapolation.profile_warnings`: a
     datasheet preset never calibrated, a size outside the calibrated ones)."""
-    from infscale.arch import parse_shape_spec
-    from infscale.configio import check_number
-    from infscale.extrapolation import profile_warnings
-    from infscale.latency.io import get_profile
-    from infscale.latency.model import DTYPE_BYTES, Workload
-    from infscale.latency.model import predict as predict_one
+    from infscale.latency.io import get_profile  # lazy: scipy
 
     for flag, value in (("--batch", batch), ("--input-len", input_len), ("--output-len", output_len),
                         ("--vocab-size", vocab_size)):

@@ -18,9 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from infscale.configio import check_output_dir, load_yaml, save_config, write_csv, write_json
+from infscale.configio import check_output_dir, load_yaml, resolve_recipe, save_config, write_csv, write_json
 from infscale.errors import InfeasibleError, InputError
+from infscale.extrapolation import law_range, point_warnings, profile_warnings
+from infscale.laws.testtime import TestTimeCurves, leave_one_size_out
 from infscale.notices import Notice
+from infscale.plan.adapters import loss_from_law, unpriced_choices
+from infscale.plan.lifecycle import AccuracyChain, Deployment, Prices, required_tokens, solve_lifecycle
+from infscale.plan.lifecycle_candidates import configs_from_points, configs_from_shapes, configs_from_sizes
+from infscale.plan.lifecycle_sweeps import cost_frontier, crossover_in_queries
+from infscale.plan.shapes import enumerate_shapes, get_family
+from infscale.report.lifecycle import plot_cost_frontier, plot_crossover_volume, write_lifecycle_html
+from infscale.tts.core.spec import planner_strategies, uses_reward
 from infscale.workflows.lifecycle_config import DeployConfig
 from infscale.workflows.lifecycle_inputs import fit_link, load_law, load_points
 
@@ -60,7 +69,7 @@ def _pilots(cfg: DeployConfig, base: Path) -> Any:
     """`testtime.pilots`: every model's curves forecast from its pilot (`infscale.workflows.lifecycle_pilots`)."""
     if cfg.testtime is None or cfg.testtime.pilots is None:
         return None
-    from infscale.workflows.lifecycle_pilots import pilot_points
+    from infscale.workflows.lifecycle_pilots import pilot_points  # lazy: scipy
 
     budgets = [n for s, ns in cfg.strategies.items() if s != "greedy" for n in ns]
     return pilot_points(cfg.testtime.pilots, base, pilot=cfg.testtime.pilot, n_max=max(budgets, default=64))
@@ -70,7 +79,6 @@ def _curves(cfg: DeployConfig, base: Path, pp: Any) -> tuple[Any, Any, dict[str,
     """The test-time curves (and, from pilots, the curves of the forecasts' lower and upper bounds) and their info."""
     if cfg.testtime is None:
         return None, None, None
-    from infscale.laws.testtime import TestTimeCurves, leave_one_size_out
 
     spec = cfg.testtime
     truth, bounds, pilot_info = None, None, None
@@ -95,20 +103,12 @@ def _curves(cfg: DeployConfig, base: Path, pp: Any) -> tuple[Any, Any, dict[str,
 
 
 def _profile(cfg: DeployConfig) -> Any:
-    from infscale.latency.io import get_profile
+    from infscale.latency.io import get_profile  # lazy: scipy
 
     return get_profile(cfg.hardware.profile)
 
 
 def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any, pp: Any) -> Any:
-    from infscale.plan.lifecycle_candidates import (
-        configs_from_points,
-        configs_from_shapes,
-        configs_from_sizes,
-    )
-    from infscale.plan.shapes import enumerate_shapes, get_family
-    from infscale.tts.core.spec import planner_strategies, uses_reward
-
     cand = cfg.candidates
     strategies = {s: tuple(v) for s, v in cfg.strategies.items()}
     scored = {name for name, spec in planner_strategies().items() if spec.needs_reward}
@@ -154,8 +154,6 @@ def _configs(cfg: DeployConfig, base: Path, d: Any, profile: Any, pp: Any) -> An
 
 
 def _deployment(cfg: DeployConfig, profile: Any) -> Any:
-    from infscale.plan.lifecycle import Deployment
-
     dep = cfg.deployment
     memory = cfg.hardware.memory_bytes or (None if profile is None else profile.memory_bytes)
     return Deployment(queries=dep.queries, prompt_tokens=dep.prompt_tokens, output_tokens=dep.output_tokens,
@@ -213,20 +211,14 @@ def _warnings(sol: Any, chain: Any, d: Any) -> list[str]:
 def _unpriced(cfg: DeployConfig, law: Any) -> list[str]:
     """KV heads or FFN widths searched with a law that has no term for them: asked for in the config, one line
     refusing; searched by the family's default, one warning line (the choice is then made for cost alone)."""
-    from infscale.plan import get_family, law_arch_terms
-
     cand = cfg.candidates
     if not _shaped(cfg):
         return []
-    rules = get_family(cand.family)
-    terms = law_arch_terms(law)
+    family = get_family(cand.family)
+    asked = {key: tuple(getattr(cand, key)) for key in ("kv_heads", "ffn_multipliers") if getattr(cand, key) is not None}
     out = []
-    for key, term, what in (("kv_heads", "kv_group", "KV heads"), ("ffn_multipliers", "ffn_ratio", "FFN widths")):
-        asked = getattr(cand, key)
-        searched = asked if asked is not None else getattr(rules, key)
-        if term in terms or len(searched) + (key == "kv_heads" and rules.include_mha and bool(searched)) < 2:
-            continue
-        if asked is not None:
+    for key, what, searched in unpriced_choices(law, replace(family, **asked)):
+        if key in asked:
             raise InputError(f"candidates.{key}: law {law.name!r} has no term for {what} (it predicts the same loss "
                              f"for every choice, so the cheapest would win for free); fit one that prices them "
                              f"(arch_conditional on the bundled arch_study) or search one value")
@@ -246,7 +238,6 @@ def _sweep_warnings(law: Any, rows: list[dict[str, Any]], curves: dict[str, Any]
     """What the crossover and frontier rows draw beyond the law's fitted range (each quantity once, its most
     extreme row), and, where candidates' accuracies come from the curves (``sizes_predicted``), a leave-one-size-out
     error too large to trust for a size never sampled."""
-    from infscale.extrapolation import law_range
 
     out = []
     fr = law_range(law.meta)
@@ -276,7 +267,6 @@ def _sweep_warnings(law: Any, rows: list[dict[str, Any]], curves: dict[str, Any]
 def _law_warnings(law: Any, best: dict[str, Any], profile: Any) -> list[str]:
     """Where the optimum's model, trained here, leaves the loss law's fitted range, and whether its latency rests on
     an uncalibrated profile (`infscale.extrapolation`); a measured model (loss and accuracy measured) needs none."""
-    from infscale.extrapolation import law_range, point_warnings, profile_warnings
 
     if best.get("sunk") or best.get("loss") is None:
         return []
@@ -287,9 +277,6 @@ def _law_warnings(law: Any, best: dict[str, Any], profile: Any) -> list[str]:
 
 def plan_lifecycle(cfg: DeployConfig, base: Path, *, out: Path | None = None, plot: bool = True) -> LifecycleReport:
     """Solve the deployment of ``cfg`` (relative paths from ``base``); files under ``out`` when given."""
-    from infscale.plan.adapters import loss_from_law
-    from infscale.plan.lifecycle import AccuracyChain, Prices, required_tokens, solve_lifecycle
-    from infscale.plan.lifecycle_sweeps import cost_frontier, crossover_in_queries
 
     t0 = time.perf_counter()
     law = load_law(cfg.law, base)
@@ -368,14 +355,11 @@ def _write(report: LifecycleReport, cfg: DeployConfig, out: Path, plot: bool) ->
     files["frontier_csv"] = write_csv(out / "frontier.csv", report.frontier) if report.frontier else ""
     files["crossover_csv"] = write_csv(out / "crossover.csv", report.crossover)
     if plot:
-        from infscale.report.lifecycle import plot_cost_frontier, plot_crossover_volume
-
         files["crossover_png"] = str(plot_crossover_volume(report.crossover, out / "crossover.png",
                                                            unit=report.unit))
         if report.frontier:
             files["frontier_png"] = str(plot_cost_frontier(report.frontier, out / "frontier.png", best=report.best))
     files = {k: v for k, v in files.items() if v}
-    from infscale.report.lifecycle import write_lifecycle_html
 
     files["report_html"] = str(write_lifecycle_html(replace(report, files=files).to_dict(), out / "report.html"))
     files["lifecycle_json"] = write_json(out / "lifecycle.json", replace(report, files=files).to_dict())
@@ -384,7 +368,6 @@ def _write(report: LifecycleReport, cfg: DeployConfig, out: Path, plot: bool) ->
 
 def run_lifecycle(path: str | Path, out: Path, *, plot: bool = True) -> LifecycleReport:
     """`plan_lifecycle` on a deployment file, writing under ``out`` (an infeasible deployment is one line)."""
-    from infscale.configio import resolve_recipe
 
     path = resolve_recipe(path)
     cfg = load_deploy(path)

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from infscale.arch import TransformerShape
 from infscale.configio import SafeName, Strict
+from infscale.tts.core.spec import planner_strategies
 
 __all__ = ["AccuracySpec", "CandidatesSpec", "CrossoverSpec", "DeployConfig", "DeploymentSpec", "FitSpec",
            "HardwareSpec", "LawSource", "PrmSpec", "TestTimeSpec"]
@@ -185,8 +186,6 @@ class DeployConfig(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeployConfig:
-        from infscale.tts.core.spec import planner_strategies
-
         known = planner_strategies()
         for s in self.strategies:
             if s not in known:

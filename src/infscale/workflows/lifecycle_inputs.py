@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from infscale.errors import InputError
+from infscale.laws.fitted import FittedLaw, physical_problems
 from infscale.renames import current_name
+from infscale.workflows.wu2025_tables import load_wu2025_points
 
 __all__ = ["MINI_POINTS", "Points", "canonical_strategy", "fit_link", "load_law", "load_points"]
 
@@ -30,7 +32,7 @@ def canonical_strategy(label: str) -> str:
     """The planner's name for an operating point's strategy label (`infscale.tts.core.spec.planner_name`: every
     registered strategy, plugins included); others, e.g. ``rebase+majority_vote`` or ``beam+weighted_vote``, keep
     their label: measured points of them can be chosen, not trained for."""
-    from infscale.tts.core.spec import planner_name
+    from infscale.tts.core.spec import planner_name  # lazy: pydantic
 
     key = str(label).strip().lower()
     return planner_name(_WU2025.get(key, key))
@@ -43,14 +45,13 @@ def resolve(path: str, base: Path) -> Path:
 
 def load_law(spec: Any, base: Path) -> Any:
     """The loss law of a `LawSource`: a saved fit, one fitted now, or given by its parameters."""
-    from infscale.laws.fitted import FittedLaw, physical_problems
-    from infscale.laws.io import load_fit
+    from infscale.laws.io import load_fit  # lazy: pandas, pydantic
 
     if spec.path is not None:
         return load_fit(resolve(spec.path, base))
     if spec.fit is not None:
-        from infscale.laws.io import load_runs
-        from infscale.laws.pipeline import run_fit
+        from infscale.laws.io import load_runs  # lazy: pandas, pydantic
+        from infscale.laws.pipeline import run_fit  # lazy: pandas
 
         data = spec.fit.data
         source = str(resolve(data, base)) if Path(data).suffix else data
@@ -66,7 +67,7 @@ def load_law(spec: Any, base: Path) -> Any:
 
 def fit_link(spec: Any, base: Path) -> tuple[Any, dict[str, Any]]:
     """The loss -> error link of an `AccuracySpec` and its validation (held-out error on the larger-compute runs)."""
-    from infscale.laws.downstream import ACCURACY_LINKS, heldout_error
+    from infscale.laws.downstream import ACCURACY_LINKS, heldout_error  # lazy: scipy
 
     cls = ACCURACY_LINKS.get(spec.form)
     if spec.params is not None:
@@ -76,7 +77,7 @@ def fit_link(spec: Any, base: Path) -> tuple[Any, dict[str, Any]]:
             return cls.from_params(spec.params, spec.loss_range), {"source": "given", "form": spec.form}
         except KeyError as exc:
             raise InputError(f"accuracy.params: missing {exc} for form {spec.form}") from None
-    from infscale.laws.io import load_runs
+    from infscale.laws.io import load_runs  # lazy: pandas, pydantic
 
     source = str(resolve(spec.data, base)) if Path(spec.data).suffix else spec.data
     frame = load_runs(source).frame
@@ -129,8 +130,6 @@ class Points:
 
 
 def _wu2025(dataset: str) -> Points:
-    from infscale.workflows.wu2025_tables import load_wu2025_points
-
     rows = [(p.model, float(p.n_params), canonical_strategy(p.strategy), int(p.n), float(p.accuracy),
              float(p.wu2025_flops)) for p in load_wu2025_points(dataset)]
     return _points(rows, f"Wu et al. tables ({dataset})")
@@ -146,7 +145,7 @@ def _points(rows: list[tuple], source: str) -> Points:
 
 
 def _csv(path: Path, source: str) -> Points:
-    from infscale.configio import read_text
+    from infscale.configio import read_text  # lazy: pydantic
 
     text = read_text(path, what="points file")
     reader = csv.DictReader(text.splitlines())

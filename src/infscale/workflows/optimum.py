@@ -44,7 +44,7 @@ def refuse_architecture_law(fitted: Any, path: Path) -> None:
 
 
 def run_optimum(law: Path, flops: float, *, aspect_ratio: float | None = None) -> OptimumReport:
-    from infscale.laws.io import load_fit, load_replicates
+    from infscale.laws.io import load_fit, load_replicates  # lazy: pandas
 
     check_number("--flops", flops)
     check_number("--aspect-ratio", aspect_ratio)

@@ -14,10 +14,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infscale.arch import get_preset
 from infscale.configio import check_number, check_output_dir, write_csv, write_text
 from infscale.errors import InputError
 from infscale.extrapolation import law_warnings, point_warnings
+from infscale.latency.model import Workload
 from infscale.notices import Notice
+from infscale.plan import (
+    PlanConstraints,
+    ShapeGrid,
+    enumerate_shapes,
+    get_family,
+    latency_from_profile,
+    law_arch_terms,
+    lifetime_cost,
+    lifetime_optimal,
+    loss_from_law,
+    lowest_loss_for_budget,
+    memory_from_workload,
+    params_band,
+    plan_shapes,
+    unpriced_choices,
+)
+from infscale.plan.optimum import baseline_verdict, foreign_baseline_verdict
+from infscale.report.plan_plot import plot_frontier
 from infscale.workflows.optimum import refuse_architecture_law
 
 __all__ = ["PlanRequest", "PlanReport", "run_plan"]
@@ -106,8 +126,6 @@ def repeat_fit_warnings(path: Path, law: Any) -> None:
 
 
 def _params_range(req: PlanRequest) -> tuple[float, float]:
-    from infscale.plan import params_band
-
     if req.params is None and (req.min_params is None or req.max_params is None):
         raise InputError("--params (or both --min-params and --max-params) is required")
     lo, hi = params_band(req.params, req.params_band) if req.params is not None else (req.min_params, req.max_params)
@@ -119,8 +137,6 @@ def _params_range(req: PlanRequest) -> tuple[float, float]:
 
 
 def _constraints(req: PlanRequest, memory_bytes: float | None) -> Any:
-    from infscale.plan import PlanConstraints
-
     # the flags are checked here, by their names, before the library sees them (no re-wording of its errors)
     for flag, value in (("--max-latency", req.max_latency_s), ("--max-params", req.max_params),
                         ("--max-tokens", req.max_tokens), ("--max-train-flops", req.max_train_flops),
@@ -134,9 +150,7 @@ def _constraints(req: PlanRequest, memory_bytes: float | None) -> Any:
 
 def _hardware(req: PlanRequest) -> tuple[Any, Any, Any]:
     """The latency and memory models of ``--hardware`` at the workload, and the profile (None: no hardware)."""
-    from infscale.latency.io import get_profile
-    from infscale.latency.model import Workload
-    from infscale.plan import latency_from_profile, memory_from_workload
+    from infscale.latency.io import get_profile  # lazy: scipy
 
     if req.hardware is None:
         if req.max_latency_s is not None and req.measured is None:
@@ -152,7 +166,6 @@ def _hardware(req: PlanRequest) -> tuple[Any, Any, Any]:
 
 def _rules(req: PlanRequest) -> Any:
     """The family's rules with the request's caps and vocabulary applied."""
-    from infscale.plan import get_family
 
     try:
         rules = get_family(req.family)
@@ -187,24 +200,16 @@ def search_space(rules: Any, family: str, lo: float, hi: float) -> dict[str, Any
                    + f" rounded to {rules.ffn_multiple}", "n_params": [lo, hi]}
 
 
-_PRICED_BY = {"kv_heads": ("kv_group", "--kv-heads", "KV heads"),
-              "ffn_multipliers": ("ffn_ratio", "--ffn-multipliers", "FFN widths")}
-"""A searched variable -> the law term that prices it, its flag, its name in the lines."""
+_FLAGS = {"kv_heads": "--kv-heads", "ffn_multipliers": "--ffn-multipliers"}
 
 
 def unpriced_search(req: PlanRequest, rules: Any, law: Any) -> list[str]:
     """A variable the request searches that the law has no term for: asked for with its flag, a one-line refusal
     (`InputError`); searched by the family's default, one warning line each (its choice is then free, not planned)."""
-    from infscale.plan import law_arch_terms
-
-    terms = law_arch_terms(law)
     out = []
-    for field_name, (term, flag, what) in _PRICED_BY.items():
-        searched = getattr(rules, field_name)
-        if not searched or term in terms:
-            continue
+    for field_name, what, searched in unpriced_choices(law, rules):
         if getattr(req, field_name) is not None:
-            raise InputError(f"{flag}: law {law.name!r} has no term for {what} (it predicts the same loss for every "
+            raise InputError(f"{_FLAGS[field_name]}: law {law.name!r} has no term for {what} (it predicts the same loss for every "
                              f"choice, so the fastest would win for free); fit a law that prices them, e.g. `infscale "
                              f"fit --law arch_conditional` on runs that vary them (the bundled arch_study)")
         out.append(Notice("unpriced", f"family searches {what} {list(searched)} but law {law.name!r} has no term for "
@@ -243,9 +248,6 @@ def cap_warnings(best: dict[str, Any], frontier: list[dict[str, Any]], rules: An
 
 
 def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int], Any]:
-    from infscale.arch import get_preset
-    from infscale.plan import ShapeGrid, enumerate_shapes
-
     rules = _rules(req)
     grid = enumerate_shapes(rules, lo, hi)
     if len(grid) == 0:
@@ -270,10 +272,8 @@ def _grid(req: PlanRequest, lo: float, hi: float) -> tuple[Any, dict[str, int], 
 
 def run_plan(req: PlanRequest) -> PlanReport:
     """Validate ``req``, plan, write the files; `InputError`/`InfeasibleError` name what is wrong."""
-    from infscale.latency.io import load_measured
-    from infscale.laws.io import load_fit
-    from infscale.plan import law_arch_terms, loss_from_law, plan_shapes
-    from infscale.plan.optimum import baseline_verdict, foreign_baseline_verdict
+    from infscale.latency.io import load_measured  # lazy: scipy
+    from infscale.laws.io import load_fit  # lazy: pandas
 
     _check_numbers(req)
     check_output_dir(req.out)
@@ -320,8 +320,6 @@ def run_plan(req: PlanRequest) -> PlanReport:
     files = {"plan_json": str(write_text(req.out / "plan.json", json.dumps(report.to_dict(), indent=2))),
              "frontier_csv": write_csv(req.out / "frontier.csv", report.frontier)}
     if req.hardware is not None or req.measured is not None:
-        from infscale.report.plan_plot import plot_frontier
-
         files["frontier_png"] = str(plot_frontier(result, req.out / "frontier.png", baselines=baselines))
     report.files.update(files)
     return report
@@ -354,8 +352,7 @@ def run_lifetime(law: Path, *, loss_target: float | None, budget: float | None, 
                  decode_tokens: float, aspect_ratio: float | None, cost: Any) -> LifetimeReport:
     """The N and D_train minimising training + inference cost for ``loss_target`` (or the lowest loss for
     ``budget``), and the Chinchilla-optimal model at the same loss for comparison."""
-    from infscale.laws.io import load_fit
-    from infscale.plan import lifetime_cost, lifetime_optimal, loss_from_law, lowest_loss_for_budget
+    from infscale.laws.io import load_fit  # lazy: pandas
 
     if (loss_target is None) == (budget is None):
         raise InputError("give exactly one of --loss-target and --budget")

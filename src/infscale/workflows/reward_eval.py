@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from infscale.errors import InputError
+from infscale.tts.core.record_files import read_run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +91,7 @@ class ProcessBenchEval:
 def scored_candidates(records: Sequence[Any], task: Any, problems: dict[str, Any] | None = None) -> list[Any]:
     """Every candidate of ``records`` with the task's exact step labels (``problems`` by id; default: rebuilt by
     ``task.load()``)."""
-    from infscale.tts.analysis.reward_quality import ScoredCandidate
+    from infscale.tts.analysis.reward_quality import ScoredCandidate  # lazy: numpy, scipy
 
     problems = problems if problems is not None else {p.problem_id: p for p in task.load()}
     out = []
@@ -114,7 +115,7 @@ def scored_candidates(records: Sequence[Any], task: Any, problems: dict[str, Any
 def best_of_n_rows(records: Sequence[Any]) -> list[BestOfNRow]:
     """Best-of-n with the reward against majority vote and a random pick, at every n up to each sampling strategy's
     largest pool (the records of one run)."""
-    from infscale.tts.analysis import accuracy_at_n, pools_from_records
+    from infscale.tts.analysis import accuracy_at_n, pools_from_records  # lazy: numpy
 
     rows: list[BestOfNRow] = []
     by_strategy: dict[str, list[Any]] = {}
@@ -138,10 +139,9 @@ def best_of_n_rows(records: Sequence[Any]) -> list[BestOfNRow]:
 
 
 def evaluate_runs(runs: Sequence[Path], threshold: float = 0.5) -> list[RewardEval]:
-    from infscale.tts.analysis.reward_quality import reward_quality
-    from infscale.tts.core.config import load_config
-    from infscale.tts.core.record_files import read_run
-    from infscale.tts.core.tasks import make_task
+    from infscale.tts.analysis.reward_quality import reward_quality  # lazy: numpy, scipy
+    from infscale.tts.core.config import load_config  # lazy: pydantic
+    from infscale.tts.core.tasks import make_task  # lazy: pydantic
 
     if not runs:
         raise InputError("give run directories (each holding records.jsonl and config.yaml)")
@@ -180,7 +180,7 @@ def evaluate_runs(runs: Sequence[Path], threshold: float = 0.5) -> list[RewardEv
 def read_processbench(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """Rows of a ProcessBench-format JSONL or Parquet file (``problem``, ``steps`` as a list of strings, ``label``:
     the earliest wrong step's index or -1); a bad row is one error naming file and row."""
-    from infscale.tts.core.tasks import read_problem_file
+    from infscale.tts.core.tasks import read_problem_file  # lazy: pydantic
 
     rows = read_problem_file(path, ("problem",))
     for where, row in rows:
@@ -197,9 +197,13 @@ def evaluate_processbench(path: Path, reward_name: str, params: dict[str, Any] |
                           threshold: float = 0.5) -> ProcessBenchEval:
     """Score every solution of a ProcessBench-format file with a reward model (one batched call) and compare its
     earliest-error calls with the labels."""
-    from infscale.tts.analysis.reward_quality import auc, predicted_error, processbench_score
-    from infscale.tts.core.rewards import make_reward, score_batch
-    from infscale.tts.core.tasks import MathTask, Problem
+    from infscale.tts.analysis.reward_quality import (  # lazy: numpy, scipy
+        auc,
+        predicted_error,
+        processbench_score,
+    )
+    from infscale.tts.core.rewards import make_reward, score_batch  # lazy: numpy, pydantic
+    from infscale.tts.core.tasks import MathTask, Problem  # lazy: pydantic
 
     if not 0.0 < threshold < 1.0:
         raise InputError(f"--threshold must be in (0, 1), got {threshold}")
@@ -224,7 +228,7 @@ def evaluate_processbench(path: Path, reward_name: str, params: dict[str, Any] |
 
 def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` settings, each value read as YAML (``8`` an int, ``true`` a bool, text a string)."""
-    import yaml
+    import yaml  # lazy: yaml
 
     out: dict[str, Any] = {}
     for pair in pairs:

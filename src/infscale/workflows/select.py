@@ -39,15 +39,29 @@ from pydantic import (
     model_validator,
 )
 
-from infscale.configio import Strict, validate_config
+from infscale.configio import (
+    Strict,
+    check_output_dir,
+    default_out,
+    load_yaml,
+    resolve_recipe,
+    save_config,
+    validate_config,
+)
 from infscale.errors import InputError
-from infscale.extrapolation import law_quantities, point_warnings
+from infscale.extrapolation import FitRange, law_quantities, point_warnings
 from infscale.jsonsafe import finite
+from infscale.latency.model import Workload
+from infscale.laws.fitted import FittedLaw, physical_problems
+from infscale.laws.io import load_fit
 from infscale.laws.validate import spearman
 from infscale.notices import notice_kind
 from infscale.plan.adapters import latency_from_profile, loss_from_law, memory_from_workload, resolve_profile
 from infscale.plan.optimum import PlanConstraints, PlanResult, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes, get_family
+from infscale.train.config import parse_sweep
+from infscale.train.downstream import metric_directions, validate_tasks
+from infscale.train.sweep import EXECUTORS, run_sweep
 
 __all__ = [
     "SelectConfig",
@@ -72,8 +86,6 @@ class InlineLaw(Strict):
     @field_validator("fit_range")
     @classmethod
     def _range(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from infscale.extrapolation import FitRange
-
         return None if value is None else FitRange.from_dict(value).to_dict()
 
 
@@ -118,15 +130,11 @@ class SelectConfig(Strict):
     @field_validator("downstream", mode="before")
     @classmethod
     def _tasks(cls, value: Any) -> dict[str, dict[str, Any]]:
-        from infscale.train.downstream import validate_tasks
-
         return validate_tasks(value)
 
     @field_validator("choose_by")
     @classmethod
     def _metric(cls, value: str, info: ValidationInfo) -> str:
-        from infscale.train.downstream import metric_directions
-
         known = ["val_loss", *metric_directions(info.data.get("downstream") or {})]
         if value not in known:
             raise ValueError(f"unknown metric {value!r}; with these downstream tasks: {', '.join(known)}")
@@ -236,7 +244,7 @@ def _measure_in_rank_order(cfg: SelectConfig, grid: Any, law: Any, latency_fn: A
     """Bian et al.'s measured latencies, taken lazily: walk the candidates by predicted loss and time each on this machine
     (records appended to ``latency.jsonl``, so a re-run measures nothing twice) until ``shortlist`` of them meet the
     limit. Every candidate ranked above the last one kept has been measured, so the shortlist is exact."""
-    from infscale.latency.measure import MeasureSettings, measure_sweep
+    from infscale.latency.measure import MeasureSettings, measure_sweep  # lazy: scipy, torch
 
     try:
         settings = MeasureSettings(**cfg.measure)
@@ -266,9 +274,6 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     trainer (`infscale.train.sweep.run_sweep`, executor ``cfg.executor``): one group ``r<rank>`` per candidate, so
     finished runs are skipped and a half-finished run resumes from its checkpoint.
     """
-    from infscale.latency.model import Workload
-    from infscale.train.config import parse_sweep
-    from infscale.train.sweep import EXECUTORS, run_sweep
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -309,8 +314,6 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     missing = [j.run_id for j in jobs if f"r{j.rank}" not in by_group]
     if missing:
         raise InputError(f"{source}: the trainer returned no record for {', '.join(missing)}")
-
-    from infscale.train.downstream import metric_directions
 
     higher = metric_directions(cfg.downstream)
     runs = []
@@ -361,10 +364,7 @@ def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> t
     """`infscale select CONFIG`: load the YAML (or a bundled recipe name), resolve its law, profile and measured
     latencies (paths relative to the config), store the resolved config and run (or resume) the selection.
     Returns the report and the output directory (default ``infscale-out/select-<config name>``)."""
-    from infscale.configio import check_output_dir, default_out, load_yaml, resolve_recipe, save_config
-    from infscale.latency.io import get_profile, load_measured
-    from infscale.laws.fitted import FittedLaw, physical_problems
-    from infscale.laws.io import load_fit
+    from infscale.latency.io import get_profile, load_measured  # lazy: scipy
 
     path = resolve_recipe(config)
     cfg = parse_select(load_yaml(path, what="selection config"), str(path))

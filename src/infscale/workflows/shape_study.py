@@ -19,6 +19,7 @@ timed shapes, so an interrupted study resumes; the analysis is recomputed from t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -29,12 +30,21 @@ from typing import Any
 
 import numpy as np
 
-from infscale.configio import check_output_dir, save_config
+from infscale.arch import TransformerShape, ffn_width
+from infscale.configio import check_output_dir, default_out, read_text, resolve_recipe, save_config
 from infscale.errors import InputError
+from infscale.extrapolation import point_warnings
 from infscale.jsonsafe import finite
+from infscale.latency.model import predict
+from infscale.plan import PlanConstraints, enumerate_shapes, latency_from_profile, loss_from_law, plan_shapes
+from infscale.plan.optimum import fastest_within
+from infscale.plan.shapes import ShapeRules
+from infscale.report.study_plot import plot_loss_vs_aspect
+from infscale.train.sweep import expand, run_sweep
 from infscale.workflows.shape_study_config import (
     StudyConfig,
     StudyRules,
+    load_study,
     record_label,
     shape_entry,
     shape_label,
@@ -86,8 +96,6 @@ class StudyResult:
 
 # ----- shapes and rows ------------------------------------------------------------------------------------------------
 def study_shape(row: dict[str, Any], vocab_size: int, context_length: int) -> Any:
-    from infscale.arch import TransformerShape
-
     kv = row.get("n_kv_heads")
     return TransformerShape(d_model=int(row["d_model"]), n_layers=int(row["n_layers"]), n_heads=int(row["n_heads"]),
                             n_kv_heads=None if kv is None else int(kv), d_ff=int(row["d_ff"]), vocab_size=vocab_size, tied_embeddings=True,
@@ -139,7 +147,6 @@ def bundled(name: str) -> Path:
 
 def read_verify(path: str | Path) -> list[dict[str, Any]]:
     """A verification table (``verify.csv`` or the bundled one): the recommended and the baseline row."""
-    from infscale.configio import read_text
 
     rows = list(csv.DictReader(read_text(path, what="study verification table").splitlines()))
     if not rows or any(c not in rows[0] for c in VERIFY_COLUMNS):
@@ -150,11 +157,8 @@ def read_verify(path: str | Path) -> list[dict[str, Any]]:
 def read_rows(path: str | Path) -> Any:
     """A runs table (``runs.csv`` or the bundled one) as a pandas frame; a missing column is a one-line error (the
     values are checked where they are used: `infscale.laws.runs.Runs`)."""
-    import io
 
-    import pandas as pd
-
-    from infscale.configio import read_text
+    import pandas as pd  # lazy: pandas
 
     frame = pd.read_csv(io.StringIO(read_text(path, what="study runs table")))
     if "n_kv_heads" not in frame.columns and "n_heads" in frame.columns:
@@ -181,16 +185,16 @@ def _primary(frame: Any) -> Any:
 def analyse(frame: Any, cfg: StudyConfig, say: Say | None = None) -> dict[str, Any]:
     """Fit every law of the study on all groups but the held-out one, score them on it, measure the noise floor.
     Returns ``fits`` (one dict per law), ``preferred_law``, ``noise`` and ``reports`` (the `FitReport`s)."""
-    from infscale.laws.diagnostics import degenerate
-    from infscale.laws.pipeline import run_fit
-    from infscale.laws.runs import Runs
-    from infscale.laws.study import held_out_scores, noise_floor, size_rankings
+    from infscale.laws.diagnostics import degenerate  # lazy: pandas
+    from infscale.laws.pipeline import run_fit  # lazy: pandas
+    from infscale.laws.runs import Runs  # lazy: pandas
+    from infscale.laws.study import held_out_scores, noise_floor, size_rankings  # lazy: pandas
 
     columns = ["run_id", "group", "shape", "seed", "N", "D", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff",
                "loss", "loss_se"]
     prim = _primary(frame)[columns]
     if cfg.fit_with is not None:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas
 
         extra = _primary(read_rows(fit_with_path(cfg.fit_with)))[columns]
         clash = sorted(set(extra["group"]) & set(prim["group"]))
@@ -242,8 +246,8 @@ def analyse(frame: Any, cfg: StudyConfig, say: Say | None = None) -> dict[str, A
 
 # ----- latency ----------------------------------------------------------------------------------------------------
 def _measure(shapes: list[Any], cfg: StudyConfig, path: Path) -> dict[str, dict[str, Any]]:
-    from infscale.latency.io import latest_records
-    from infscale.latency.measure import MeasureSettings, measure_sweep
+    from infscale.latency.io import latest_records  # lazy: scipy
+    from infscale.latency.measure import MeasureSettings, measure_sweep  # lazy: scipy, torch
 
     lat = cfg.latency
     settings = MeasureSettings(device="cpu", threads=lat.threads, warmup=lat.warmup, repeats=lat.repeats)
@@ -254,13 +258,13 @@ def _measure(shapes: list[Any], cfg: StudyConfig, path: Path) -> dict[str, dict[
 def _calibrate(records: list[dict[str, Any]], out: Path) -> tuple[Any, dict[str, Any]]:
     """This machine's profile fitted on every study shape (for the plan), and the error of a fit on half of them on
     the other half (what the profile is worth on shapes it has not seen)."""
-    from infscale.latency.calibrate import (
+    from infscale.latency.calibrate import (  # lazy: scipy
         LatencyCalibrator,
         calibrate_holdout,
         default_free,
         observations_from_records,
     )
-    from infscale.latency.io import get_profile, save_profile
+    from infscale.latency.io import get_profile, save_profile  # lazy: scipy
 
     obs = observations_from_records(records, source=str(out / "latency.jsonl"))
     base = get_profile("generic-cpu")
@@ -282,7 +286,6 @@ def _calibrate(records: list[dict[str, Any]], out: Path) -> tuple[Any, dict[str,
 # ----- the verification ------------------------------------------------------------------------------------------------
 def study_rules(rules: StudyRules, vocab_size: int, n_layers_max: int, kv_heads: tuple[int, ...] = (),
                 ffn_multipliers: tuple[float, ...] = ()) -> Any:
-    from infscale.plan.shapes import ShapeRules
 
     return ShapeRules(head_dims=(rules.head_dim,), d_model_multiple=rules.d_model_multiple,
                       d_model_min=rules.d_model_multiple, d_model_max=4096, n_layers_min=1, n_layers_max=n_layers_max,
@@ -297,14 +300,6 @@ def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any
     `PlanResult`, the recommendation (the fastest shape whose predicted loss is within ``max_loss_increase`` of the
     best), the baseline (the same-size shape whose aspect ratio is closest, in log, to the median of the groups'
     deepest shapes) and that target aspect ratio. Pure given its inputs."""
-    from infscale.plan import (
-        PlanConstraints,
-        enumerate_shapes,
-        latency_from_profile,
-        loss_from_law,
-        plan_shapes,
-    )
-    from infscale.plan.optimum import fastest_within
 
     v = cfg.verify
     if v is None:
@@ -319,7 +314,6 @@ def verification_candidates(cfg: StudyConfig, law: Any, profile: Any, frame: Any
     deepest = frame.loc[frame.groupby("group")["aspect_ratio"].idxmin(), "aspect_ratio"].to_numpy(dtype=float)
     target = float(np.median(deepest))
     # the baseline is a conventional shape: multi-head attention and the rules' FFN width
-    from infscale.arch import ffn_width
 
     # (the FFN width nearest the rules' where the plan searches others)
     mha = grid.n_kv_heads == grid.n_heads
@@ -336,8 +330,6 @@ def plan_verification(cfg: StudyConfig, law: Any, profile: Any, frame: Any, voca
     """`verification_candidates` (or the ``candidates`` it already returned) as a JSON-ready plan: the recommended and
     the baseline shape with their predicted loss and decode latency (and the law's extrapolation lines), and the
     loss-latency frontier."""
-    from infscale.extrapolation import point_warnings
-    from infscale.latency.model import predict
 
     result, pick, base, target = candidates or verification_candidates(cfg, law, profile, frame, vocab_size, workload)
     wl = workload or cfg.latency.workload()
@@ -367,8 +359,6 @@ def plan_verification(cfg: StudyConfig, law: Any, profile: Any, frame: Any, voca
 
 
 def _verify(cfg: StudyConfig, plan: dict[str, Any], out: Path, vocab_size: int, say: Say) -> dict[str, Any]:
-    from infscale.train.sweep import run_sweep
-
     groups = []
     for role in ("recommended", "baseline"):
         e = plan[role]
@@ -406,10 +396,8 @@ def _verify(cfg: StudyConfig, plan: dict[str, Any], out: Path, vocab_size: int, 
 def run_study(cfg: StudyConfig, out_dir: str | Path, *, source: str = "<study>", say: Say | None = None
               ) -> StudyResult:
     """Run (or resume) the study into ``out_dir`` and return its result (see the module docstring)."""
-    from infscale.laws.io import save_fit
-    from infscale.report.fit_plot import plot_predicted_vs_actual
-    from infscale.report.study_plot import plot_loss_vs_aspect
-    from infscale.train.sweep import expand, run_sweep
+    from infscale.laws.io import save_fit  # lazy: pandas
+    from infscale.report.fit_plot import plot_predicted_vs_actual  # lazy: pandas
 
     say = say or (lambda step, message: None)
     out = check_output_dir(out_dir)
@@ -469,8 +457,6 @@ def study_from_file(config: str | Path, out_dir: str | Path | None = None, *, qu
                     say: Say | None = None) -> StudyResult:
     """`infscale study CONFIG`: load the YAML (or a bundled recipe name), lay its ``quick`` block over it with
     ``--quick``, run or resume the study (default out: ``infscale-out/study-<config name>[-quick]``)."""
-    from infscale.configio import default_out, resolve_recipe
-    from infscale.workflows.shape_study_config import load_study
 
     path = resolve_recipe(config)
     cfg = load_study(path, quick=quick)

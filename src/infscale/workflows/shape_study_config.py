@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from infscale.configio import SafeName, Strict, validate_config
+from infscale.configio import SafeName, Strict, load_yaml, resolve_recipe, validate_config
+from infscale.errors import InputError
 
 __all__ = ["StudyGroup", "StudyLatency", "StudyVerify", "StudyConfig", "parse_study", "load_study", "study_sweep", "study_shape_specs", "shape_entry",
            "shape_label", "record_label", "sweep_of"]
@@ -63,7 +64,7 @@ class StudyLatency(Strict):
 
     def workload(self) -> Any:
         """The `infscale.latency.model.Workload` of this request (fp32: CPU inference)."""
-        from infscale.latency.model import Workload
+        from infscale.latency.model import Workload  # lazy: numpy
 
         return Workload(batch=self.batch, input_len=self.input_len, output_len=self.output_len, dtype="fp32")
 
@@ -124,7 +125,7 @@ class StudyConfig(Strict):
                 raise ValueError(f"{field}: {value!r} is not a group ({', '.join(names)})")
         if self.noise_group is not None and len(self.group(self.noise_group).seeds or []) < 2:
             raise ValueError(f"noise_group {self.noise_group!r}: give it at least two seeds")
-        from infscale.laws.forms import LAWS
+        from infscale.laws.forms import LAWS  # lazy: numpy
 
         unknown = [law for law in self.laws if law not in LAWS]
         if unknown:
@@ -145,8 +146,6 @@ def parse_study(data: dict[str, Any], source: str = "<config>") -> StudyConfig:
 def load_study(path: str | Path, *, quick: bool = False) -> StudyConfig:
     """A study YAML; with ``quick`` its ``quick`` block laid over it (the block is checked either way, so a broken
     quick block fails at once)."""
-    from infscale.configio import load_yaml
-    from infscale.errors import InputError
 
     data = load_yaml(path, what="study config")
     block = data.pop("quick", None) if isinstance(data, dict) else None
@@ -164,7 +163,7 @@ def load_study(path: str | Path, *, quick: bool = False) -> StudyConfig:
 def shape_entry(spec: str, rules: StudyRules) -> dict[str, Any]:
     """``"32x4"`` -> the trainer's shape fields under the study's rules (heads of ``head_dim``, SwiGLU width);
     ``"64x2kv2f72"`` also sets the KV heads and the FFN width, and names them in the run id (``tag``)."""
-    from infscale.arch import ffn_width
+    from infscale.arch import ffn_width  # lazy: numpy
 
     m = _SHAPE.match(spec)
     assert m is not None  # checked by StudyGroup
@@ -203,7 +202,7 @@ def shape_label(d_model: int, n_layers: int, n_heads: int | None = None, n_kv_he
     if n_kv_heads is not None and n_heads is not None and int(n_kv_heads) != int(n_heads):
         label += f"kv{int(n_kv_heads)}"
     if d_ff is not None and rules is not None:
-        from infscale.arch import ffn_width
+        from infscale.arch import ffn_width  # lazy: numpy
 
         if int(d_ff) != int(ffn_width(int(d_model), "swiglu", rules.ffn_multiple)):
             label += f"f{int(d_ff)}"
@@ -217,7 +216,7 @@ def record_label(r: dict[str, Any], rules: StudyRules) -> str:
 
 def sweep_of(cfg: StudyConfig, groups: list[dict[str, Any]], source: str) -> Any:
     """A trainer sweep of ``groups`` on the study's ``base``, run by the local pool of ``workers``."""
-    from infscale.train.config import parse_sweep
+    from infscale.train.config import parse_sweep  # lazy: numpy
 
     return parse_sweep({"base": cfg.base, "groups": groups, "executor": "local", "workers": cfg.workers}, source)
 
@@ -229,8 +228,6 @@ def study_sweep(cfg: StudyConfig, source: str = "<study>") -> Any:
         try:
             shapes = [shape_entry(s, cfg.rules) for s in g.shapes]
         except ValueError as exc:
-            from infscale.errors import InputError
-
             raise InputError(f"{source}: group {g.name}: {exc}") from None
         groups.append({"name": g.name, "shapes": shapes, "tokens_per_param": g.tokens_per_param,
                        "n_params": g.n_params} | ({"seeds": g.seeds} if g.seeds else {}))
@@ -239,7 +236,6 @@ def study_sweep(cfg: StudyConfig, source: str = "<study>") -> Any:
 
 def study_shape_specs(recipe: str | Path = "shape_study") -> list[str]:
     """Every distinct shape of a study, as `infscale.arch.parse_shape_spec` specs (``d32x4h4f88``), in order."""
-    from infscale.configio import resolve_recipe
 
     cfg = load_study(resolve_recipe(recipe))
     specs = []

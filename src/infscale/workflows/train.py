@@ -43,10 +43,10 @@ class RunsListing:
 def run_train_config(config: str | Path, out: Path | None = None) -> TrainResult:
     """Train the model of ``config`` into ``out`` (default ``infscale-out/train-<name>``, so a rerun resumes from its
     checkpoint) and append its record to ``out/records.jsonl`` once."""
-    from infscale.train.config import load_train_config
-    from infscale.train.data import prepare_data
-    from infscale.train.sweep import append_record
-    from infscale.train.trainer import default_run_id, plan_tokens, resolve_shape, train
+    from infscale.train.config import load_train_config  # lazy: numpy
+    from infscale.train.data import prepare_data  # lazy: numpy
+    from infscale.train.sweep import append_record  # lazy: numpy
+    from infscale.train.trainer import default_run_id, plan_tokens, resolve_shape, train  # lazy: numpy
 
     path = resolve_recipe(config)
     out = out or default_out("train", path.stem)
@@ -69,8 +69,8 @@ def run_sweep_config(config: str | Path, out: Path | None = None, *, executor: s
                      on_record: Callable[[dict[str, Any], bool], None] | None = None) -> SweepResult:
     """Run the sweep grid of ``config`` into ``out`` (default ``infscale-out/sweep-<name>``): finished runs are kept,
     interrupted ones resume; ``on_record(record, new)`` hears of each run as it ends."""
-    from infscale.train.config import load_sweep_config
-    from infscale.train.sweep import run_sweep
+    from infscale.train.config import load_sweep_config  # lazy: numpy
+    from infscale.train.sweep import run_sweep  # lazy: numpy
 
     check_number("--workers", workers, low=1, inclusive=True)
     path = resolve_recipe(config)
@@ -83,7 +83,7 @@ def run_sweep_config(config: str | Path, out: Path | None = None, *, executor: s
 def list_runs(directory: Path) -> RunsListing:
     """The finished runs (``records.jsonl``) and those in progress of a train or sweep directory, also while a sweep
     runs; a directory of tts runs (or a tts records file) is one line naming the command that reads it."""
-    from infscale.train.sweep import read_run_records, runs_in_progress
+    from infscale.train.sweep import read_run_records, runs_in_progress  # lazy: numpy
 
     path = directory if directory.suffix == ".jsonl" else directory / "records.jsonl"
     if not path.exists() and not (path.parent / "runs").is_dir():

@@ -17,7 +17,24 @@ import numpy as np
 
 from infscale.configio import check_number, check_output_dir, write_csv, write_json
 from infscale.errors import InputError
+from infscale.memory import available_bytes
 from infscale.renames import current_name
+from infscale.report.tts_plots import plot_accuracy_vs_flops, plot_saturation
+from infscale.tts.analysis import (
+    ComputeOptimalSizeFit,
+    ErrorComputeFit,
+    compute_optimal,
+    compute_optimal_sizes,
+    frontier_points,
+    operating_points_from_records,
+    pools_from_records,
+)
+from infscale.tts.analysis.accuracy import estimate_bootstrap_bytes
+from infscale.tts.analysis.frontier import matched_accuracy_flops
+from infscale.tts.analysis.groups import accuracy_by_group
+from infscale.tts.analysis.saturation import saturation_summary
+from infscale.tts.core.record_files import read_run, record_files
+from infscale.workflows.wu2025_tables import load_wu2025_points, wu2025_statements
 
 __all__ = ["N_BUDGETS", "TtsAnalysis", "check_settings", "point_dict", "read_runs", "analyse_records", "analyse_runs",
            "analyse_wu2025"]
@@ -92,8 +109,6 @@ def check_settings(accounting: str, n_boot: int, seed: int = 0, *, runs: Sequenc
 
 def check_memory(records: Sequence[Any], n_boot: int) -> None:
     """The bootstrap's arrays, estimated from the largest pool, must fit the memory free now (before allocating)."""
-    from infscale.memory import available_bytes
-    from infscale.tts.analysis.accuracy import estimate_bootstrap_bytes
 
     if not records:
         return
@@ -108,7 +123,6 @@ def check_memory(records: Sequence[Any], n_boot: int) -> None:
 def read_runs(runs: Sequence[Path]) -> list[Any]:
     """The records of run directories (``records.jsonl``, or the shard files of an array run, merged) or JSONL
     files; a missing or empty one is an `InputError` naming it, and so is a unit found in two files."""
-    from infscale.tts.core.record_files import read_run, record_files
 
     records = []
     for run in runs:
@@ -124,8 +138,6 @@ def read_runs(runs: Sequence[Path]) -> list[Any]:
 
 
 def _size_law(points: list[Any], budgets: np.ndarray, accounting: str) -> dict[str, Any]:
-    from infscale.tts.analysis import ComputeOptimalSizeFit, compute_optimal_sizes
-
     c_opt, n_opt = compute_optimal_sizes(points, budgets, accounting=accounting)
     try:
         fit = ComputeOptimalSizeFit().fit(n_opt, c_opt)
@@ -135,8 +147,6 @@ def _size_law(points: list[Any], budgets: np.ndarray, accounting: str) -> dict[s
 
 
 def _error_fits(points: list[Any], accounting: str) -> dict[str, dict[str, float]]:
-    from infscale.tts.analysis import ErrorComputeFit
-
     groups: dict[str, list] = {}
     for p in points:
         groups.setdefault(f"{p.model} {p.strategy}", []).append(p)
@@ -151,9 +161,6 @@ def _error_fits(points: list[Any], accounting: str) -> dict[str, dict[str, float
 
 
 def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from infscale.tts.analysis import pools_from_records
-    from infscale.tts.analysis.saturation import saturation_summary
-
     by_group: dict[tuple[str, str], dict[int, list]] = {}
     for r in records:
         if r.iid:
@@ -176,7 +183,6 @@ def _saturation(records: list[Any], curves: dict) -> tuple[dict[str, Any], dict[
 
 def matched_flops_rows(points: Sequence[Any]) -> list[dict[str, Any]]:
     """`matched_accuracy_flops` under ours and Wu et al.'s accounting, as plain rows."""
-    from infscale.tts.analysis.frontier import matched_accuracy_flops
 
     rows = []
     for acc in ("ours", "wu2025"):
@@ -196,8 +202,6 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
                     prefix: str = "") -> TtsAnalysis:
     """The whole analysis of ``records`` (read from ``sources``) under ``accounting`` (``ours`` or ``wu2025``):
     tables and figures into ``out``."""
-    from infscale.tts.analysis import compute_optimal, frontier_points, operating_points_from_records
-    from infscale.tts.analysis.groups import accuracy_by_group
 
     check_settings(accounting, n_boot, seed)
     check_memory(records, n_boot)
@@ -220,8 +224,6 @@ def analyse_records(records: list[Any], out: Path, *, accounting: str = "ours", 
     if result.by_group:
         files["by_group_csv"] = write_csv(out / f"{prefix}accuracy_by_group.csv", [g.to_dict() for g in result.by_group])
     if plot:
-        from infscale.report.tts_plots import plot_accuracy_vs_flops, plot_saturation
-
         files["accuracy_vs_flops_png"] = str(plot_accuracy_vs_flops(
             points, out / f"{prefix}accuracy_vs_flops.png", accounting=accounting,
             **({"title": title} if title else {})))
@@ -244,8 +246,6 @@ def analyse_runs(runs: Sequence[Path], out: Path, **kwargs: Any) -> TtsAnalysis:
 def analyse_wu2025(out: Path, plot: bool = True) -> dict[str, Any]:
     """Wu et al.'s statements re-derived from its bundled tables, and the frontier of each dataset."""
     check_output_dir(out)
-    from infscale.tts.analysis import frontier_points
-    from infscale.workflows.wu2025_tables import load_wu2025_points, wu2025_statements
 
     payload: dict[str, Any] = {
         "source": "Wu et al. 2025's published tables (ICLR 2025; CC-BY-4.0)", "accounting": "wu2025",
@@ -258,8 +258,6 @@ def analyse_wu2025(out: Path, plot: bool = True) -> dict[str, Any]:
         files[f"points_{ds.lower()}_csv"] = write_csv(out / f"wu2025_points_{ds.lower()}.csv",
                                                       [point_dict(p) for p in pts])
         if plot:
-            from infscale.report.tts_plots import plot_accuracy_vs_flops
-
             files[f"{ds.lower()}_png"] = str(plot_accuracy_vs_flops(
                 pts, out / f"wu2025_{ds.lower()}.png", accounting="wu2025",
                 title=f"Wu et al. tables, {ds}: accuracy vs FLOPs (paper's accounting)"))

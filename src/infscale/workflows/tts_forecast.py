@@ -19,6 +19,11 @@ import numpy as np
 
 from infscale.configio import check_number, check_output_dir, write_csv, write_json
 from infscale.errors import InputError
+from infscale.report.tts_plots import plot_forecast
+from infscale.tts.analysis.accuracy import accuracy_at_n
+from infscale.tts.analysis.points import pools_from_records
+from infscale.tts.core.records import SAMPLING_NAMES
+from infscale.workflows.tts_analysis import read_runs
 
 __all__ = ["SCORED_AGGREGATIONS", "ForecastReport", "flops_per_problem", "forecast_runs", "forecast_records",
            "sampling_group"]
@@ -56,7 +61,6 @@ class ForecastReport:
 def sampling_group(records: Sequence[Any], source: str) -> list[Any]:
     """The records of the one i.i.d. sampling (model, strategy, budget) with the largest pool; mixed tasks or models
     are refused in one line."""
-    from infscale.tts.core.records import SAMPLING_NAMES
 
     ok = [r for r in records if r.error is None and (r.iid if r.iid is not None else r.strategy in SAMPLING_NAMES)]
     if not ok:
@@ -94,9 +98,12 @@ def forecast_records(records: Sequence[Any], out: Path, *, pilot: int, n_max: in
                      aggregations: Sequence[str] | None = None, level: float = 0.9, n_draws: int = 16,
                      n_bootstrap: int = 400, seed: int = 0, source: str = "<records>", plot: bool = True
                      ) -> ForecastReport:
-    from infscale.tts.analysis.accuracy import accuracy_at_n
-    from infscale.tts.analysis.forecast import FORECAST_AGGREGATIONS, forecast, pilot_pools, smallest_n
-    from infscale.tts.analysis.points import pools_from_records
+    from infscale.tts.analysis.forecast import (  # lazy: scipy
+        FORECAST_AGGREGATIONS,
+        forecast,
+        pilot_pools,
+        smallest_n,
+    )
 
     check_number("--pilot", pilot, low=1, inclusive=True)
     check_number("--to", n_max, low=1, inclusive=True)
@@ -154,8 +161,6 @@ def forecast_records(records: Sequence[Any], out: Path, *, pilot: int, n_max: in
     files = {"json": str(write_json(out / "forecast.json", report.to_dict())),
              "csv": write_csv(out / "forecast.csv", rows)}
     if plot:
-        from infscale.report.tts_plots import plot_forecast
-
         files["png"] = str(plot_forecast(rows, out / "forecast.png", title=f"{report.model}: forecast from "
                                          f"{pilot} samples per problem ({report.n_problems} problems)"))
     report.files.update(files)
@@ -164,6 +169,5 @@ def forecast_records(records: Sequence[Any], out: Path, *, pilot: int, n_max: in
 
 def forecast_runs(runs: Sequence[Path], out: Path, **kwargs: Any) -> ForecastReport:
     """`forecast_records` on the records of run directories or JSONL files."""
-    from infscale.workflows.tts_analysis import read_runs
 
     return forecast_records(read_runs(runs), out, source=", ".join(str(r) for r in runs), **kwargs)

@@ -22,6 +22,7 @@ policies' context, checked on load); the search also ends any path that fills th
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import time
@@ -30,16 +31,27 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from infscale.configio import check_output_dir, save_config
 from infscale.errors import InputError
 from infscale.jsonsafe import finite
+from infscale.report.tts_plots import plot_crossover, plot_model_strategy_grid
+from infscale.tts.analysis import frontier_points, operating_points_from_records
 from infscale.tts.analysis.accuracy import ACCOUNTINGS
 from infscale.tts.analysis.verdicts import OUTCOMES, Verdict, crossover_rows, verdicts
+from infscale.tts.core.config import RunConfig
+from infscale.tts.core.record_files import read_problem_records
+from infscale.tts.core.rewards import TorchPRM
+from infscale.tts.core.tasks import ArithmeticTask
+from infscale.tts.own_models.tokenizer import CharTokenizer
+from infscale.workflows.reward_eval import scored_candidates
 from infscale.workflows.tts_mini_config import (
     LikelihoodPRMSpec,
     MiniStudyConfig,
     ModelSpec,
 )
+from infscale.workflows.tts_run import run_tts
 
 Log = Callable[[str], None]
 
@@ -120,7 +132,7 @@ _ACCOUNTING_NAMES = {"ours": "our FLOPs (policy + PRM)", "wu2025": "Wu et al. FL
 # ----- steps --------------------------------------------------------------------------------------------------------
 def train_config(cfg: MiniStudyConfig, spec: ModelSpec):  # -> SmallTrainConfig
     """The `SmallTrainConfig` of one model of the recipe."""
-    from infscale.tts.own_models.train import SmallTrainConfig
+    from infscale.tts.own_models.train import SmallTrainConfig  # lazy: torch
 
     shared = cfg.train.model_dump()
     if spec.lr is not None:
@@ -131,9 +143,8 @@ def train_config(cfg: MiniStudyConfig, spec: ModelSpec):  # -> SmallTrainConfig
 
 def _train_one(cfg: MiniStudyConfig, spec: ModelSpec, kind: str, path: Path, log: Log,
                init_from: Path | None = None) -> TrainedModel:
-    from infscale.train.model import load_weights
-    from infscale.tts.own_models.tokenizer import CharTokenizer
-    from infscale.tts.own_models.train import small_shape, train_own_model
+    from infscale.train.model import load_weights  # lazy: torch
+    from infscale.tts.own_models.train import small_shape, train_own_model  # lazy: torch
 
     want = asdict(train_config(cfg, spec))
     if path.exists():
@@ -178,8 +189,8 @@ def train_models(cfg: MiniStudyConfig, out: Path, log: Log = print
 def _fit_likelihood(cfg: MiniStudyConfig, spec: LikelihoodPRMSpec, policies: Sequence[TrainedModel], path: Path,
                     log: Log) -> TrainedModel:
     """Fit (or reuse) a likelihood PRM over the policy ``spec.likelihood_of`` on every policy's own samples."""
-    from infscale.train.model import load_weights
-    from infscale.tts.own_models.train import SmallTrainConfig, train_likelihood_prm
+    from infscale.train.model import load_weights  # lazy: torch
+    from infscale.tts.own_models.train import SmallTrainConfig, train_likelihood_prm  # lazy: torch
 
     lm = next(p for p in policies if p.name == spec.likelihood_of)
     recipe = {**spec.model_dump(), "train": cfg.train.model_dump(), "policies": [p.name for p in policies]}
@@ -210,7 +221,6 @@ def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: Train
     """The `infscale tts run` config of one policy (records under ``out/runs/<policy>``); with ``reward_auc``, the
     crossover's run: only the ``small_strategy``'s strategy, steered by a `noisy_verifier` of that AUC priced as the
     study's PRM (records under ``out/crossover/<policy>-auc<AUC>``)."""
-    from infscale.tts.core.config import RunConfig
 
     t = cfg.task
     reward: dict[str, Any] = {"name": "torch_prm", "params": {} if prm is None else {"checkpoint": prm.path}}
@@ -237,7 +247,6 @@ def run_config(cfg: MiniStudyConfig, out: Path, policy: TrainedModel, prm: Train
 def run_policies(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedModel], prm: TrainedModel | None,
                  log: Log = print) -> list[Path]:
     """Every strategy on every policy (resumable); returns the records files."""
-    from infscale.workflows.tts_run import run_tts
 
     paths = []
     for policy in policies:
@@ -252,7 +261,6 @@ def run_crossover(cfg: MiniStudyConfig, out: Path, policies: Sequence[TrainedMod
                   log: Log = print) -> dict[float, list[Path]]:
     """The smaller policies' ``small_strategy`` steered by a `noisy_verifier` of every ``analysis.reward_aucs``
     (resumable, like the main runs); returns the records files per AUC."""
-    from infscale.workflows.tts_run import run_tts
 
     largest = max(p.n_params for p in policies)
     paths: dict[float, list[Path]] = {}
@@ -270,9 +278,7 @@ def prm_step_auc(prm_path: str | None, difficulty: int, n_problems: int = 60, se
                  error_rate: float = 0.3) -> float:
     """The PRM's step-level AUC on held-out solutions with injected errors (difficulty of the study): the probability
     that a right step outscores a wrong one (ties count half)."""
-    from infscale.tts.core.rewards import TorchPRM
-    from infscale.tts.core.tasks import ArithmeticTask
-    from infscale.tts.own_models.train import corrupted_solution
+    from infscale.tts.own_models.train import corrupted_solution  # lazy: torch
 
     task = ArithmeticTask(n_problems=n_problems, difficulty=difficulty, seed=seed)
     prm = TorchPRM(task, checkpoint=prm_path)
@@ -290,7 +296,6 @@ def prm_step_auc(prm_path: str | None, difficulty: int, n_problems: int = 60, se
             (pos if ok else neg).append(s)
     if not pos or not neg:
         return float("nan")
-    import numpy as np
 
     a, b = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
     return float(((a > b) + 0.5 * (a == b)).mean())
@@ -308,7 +313,6 @@ def _point(p, accounting: str | None = None) -> dict[str, Any]:
 def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedModel], prm: TrainedModel | None,
             out: Path, *, plot: bool = True) -> tuple[MiniReport, list]:
     """Operating points, frontier, verdicts and figures from the study's records; returns the report and the points."""
-    from infscale.tts.analysis import frontier_points, operating_points_from_records
 
     t0 = time.perf_counter()
     fpb = memory_flops_per_byte(cfg)
@@ -340,8 +344,6 @@ def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedM
                       "smaller_" + small_s: sum(p.strategy == small_s and p.n_params < largest for p in front),
                       "larger_" + large_s: sum(p.strategy == large_s and p.n_params > smallest for p in front)}
         if plot:
-            from infscale.report.tts_plots import plot_model_strategy_grid
-
             path = plot_model_strategy_grid(points, out / f"accuracy_vs_flops_{acc}.png", accounting=acc,
                                             strategies=cfg.analysis.plot_strategies,
                                             title=f"{cfg.name}: accuracy vs inference FLOPs ({acc} accounting)")
@@ -355,7 +357,7 @@ def analyse(cfg: MiniStudyConfig, records: Sequence, policies: Sequence[TrainedM
 
 
 def memory_flops_per_byte(cfg: MiniStudyConfig) -> float:
-    from infscale.latency.io import get_profile
+    from infscale.latency.io import get_profile  # lazy: scipy
 
     return get_profile(cfg.analysis.memory_profile).flops_per_byte()
 
@@ -364,9 +366,7 @@ def analyse_crossover(cfg: MiniStudyConfig, report: MiniReport, points: Sequence
                       crossover: dict[float, list], out: Path, *, plot: bool = True) -> MiniReport:
     """The PRM-quality crossover from the crossover runs' records (``crossover``: records per AUC), beside the
     study PRM's own outcome AUC on the policies' samples (the main runs' ``sampling`` candidates)."""
-    from infscale.tts.analysis import operating_points_from_records
-    from infscale.tts.analysis.reward_quality import reward_quality
-    from infscale.workflows.reward_eval import scored_candidates
+    from infscale.tts.analysis.reward_quality import reward_quality  # lazy: scipy
 
     by_auc = {auc: operating_points_from_records(recs, n_bootstrap=cfg.analysis.n_bootstrap, random_state=0,
                                                  flops_per_byte=report.flops_per_byte)[0]
@@ -380,8 +380,6 @@ def analyse_crossover(cfg: MiniStudyConfig, report: MiniReport, points: Sequence
         prm_info["step_auc_on_samples"] = q.step_auc
     figures = dict(report.figures)
     if plot and rows:
-        from infscale.report.tts_plots import plot_crossover
-
         figures["crossover"] = str(plot_crossover(rows, out / "crossover.png",
                                                   prm_auc=prm_info.get("outcome_auc_on_samples"),
                                                   title=f"{cfg.name}: smaller + {cfg.analysis.small_strategy} vs "
@@ -390,8 +388,6 @@ def analyse_crossover(cfg: MiniStudyConfig, report: MiniReport, points: Sequence
 
 
 def _write_points(path: Path, points: Sequence) -> None:
-    import csv
-
     rows = [_point(p) for p in points]
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -408,7 +404,6 @@ def run_study(cfg: MiniStudyConfig, out: Path, *, log: Log = print, plot: bool =
     t1 = time.perf_counter()
     paths = run_policies(cfg, out, policies, prm, log)
     t2 = time.perf_counter()
-    from infscale.tts.core.record_files import read_problem_records
 
     records = [r for p in paths for r in read_problem_records(p)]
     report, points = analyse(cfg, records, policies, prm, out, plot=plot)

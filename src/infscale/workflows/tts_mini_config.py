@@ -11,6 +11,8 @@ from pydantic import Field, model_validator
 
 from infscale.configio import SafeName, Strict, load_yaml, resolve_recipe
 from infscale.tts.core.config import SearchSettings, StrategyConfig
+from infscale.tts.core.tasks import ArithmeticTask
+from infscale.tts.own_models.tokenizer import CharTokenizer
 
 __all__ = ["RECIPES_DIR", "DEFAULT_RECIPE", "ModelSpec", "LikelihoodPRMSpec", "TrainSettings", "TaskSpec", "AnalysisSpec",
            "MiniStudyConfig", "load_mini_config"]
@@ -115,7 +117,7 @@ class MiniStudyConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> MiniStudyConfig:
-        from infscale.tts.core.spec import get_strategy
+        from infscale.tts.core.spec import get_strategy  # lazy: numpy
 
         names = [p.name for p in self.policies]
         if len(names) < 2:
@@ -156,7 +158,6 @@ class MiniStudyConfig(Strict):
 
     def max_prompt_tokens(self) -> int:
         """Tokens of the longest evaluation prompt, BOS included (the policies' character tokenizer)."""
-        from infscale.tts.own_models.tokenizer import CharTokenizer
 
         task, tok = self.make_task(), CharTokenizer()
         return max(len(tok.encode(task.prompt(p), bos=True)) for p in task.load())
@@ -166,8 +167,6 @@ class MiniStudyConfig(Strict):
         return max(s.max_tokens, s.depth_cap * s.max_step_tokens)
 
     def make_task(self):  # -> ArithmeticTask
-        from infscale.tts.core.tasks import ArithmeticTask
-
         t = self.task
         return ArithmeticTask(n_problems=t.n_problems, difficulty=t.difficulty, seed=t.seed, max_value=t.max_value)
 

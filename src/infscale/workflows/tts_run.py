@@ -24,9 +24,14 @@ from infscale.errors import InputError, RunFailed
 from infscale.progress import Progress
 from infscale.records import RecordWriter
 from infscale.tts.core.config import RunConfig, load_config
+from infscale.tts.core.executors import TTS_EXECUTORS, Built, default_threads, strategy_options
 from infscale.tts.core.generation import derive_seed
 from infscale.tts.core.record_files import read_problem_records, shard_file
 from infscale.tts.core.records import ProblemRecord
+from infscale.tts.core.rewards import reward_label
+from infscale.tts.core.scheduler import UnitJob
+from infscale.tts.core.spec import get_strategy
+from infscale.tts.core.tasks import make_task
 
 __all__ = ["StrategyRow", "TtsRunResult", "load_run_config", "parse_shard", "run_tts", "summarise"]
 
@@ -121,9 +126,6 @@ def summarise(records: Sequence[ProblemRecord]) -> tuple[StrategyRow, ...]:
 
 
 def _jobs(cfg: RunConfig, problems: list[Any], model: str, shard: tuple[int, int]) -> list[Any]:
-    from infscale.tts.core.scheduler import UnitJob
-    from infscale.tts.core.spec import get_strategy
-
     jobs = [UnitJob(strategy=s.name, budget=b, problem=p, seed=derive_seed(cfg.seed, model, s.name, b, p.problem_id))
             for s in cfg.strategies for b in get_strategy(s.name).budgets(s.budgets) for p in problems]
     index, count = shard
@@ -148,9 +150,7 @@ def run_tts(cfg: RunConfig, *, out: str | Path | None = None, shard: tuple[int, 
     ``cfg.threads`` (default `default_threads`) for the run and the caller's thread count is restored after it."""
     if cfg.executor != "local":
         return _run(cfg, out, shard, quiet)
-    import torch
-
-    from infscale.tts.core.executors import default_threads
+    import torch  # lazy: torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or default_threads())
@@ -161,11 +161,6 @@ def run_tts(cfg: RunConfig, *, out: str | Path | None = None, shard: tuple[int, 
 
 
 def _run(cfg: RunConfig, out: str | Path | None, shard: tuple[int, int], quiet: bool) -> TtsRunResult:
-    from infscale.tts.core.executors import TTS_EXECUTORS, Built, strategy_options
-    from infscale.tts.core.rewards import reward_label
-    from infscale.tts.core.spec import get_strategy
-    from infscale.tts.core.tasks import make_task
-
     run_dir = check_output_dir(Path(out) if out is not None else Path(cfg.out_dir) / cfg.run,
                                "--out" if out is not None else f"run directory (out_dir {cfg.out_dir})")
     executor_cls = TTS_EXECUTORS.get(cfg.executor)

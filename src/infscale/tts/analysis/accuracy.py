@@ -25,6 +25,7 @@ Pure: numpy and scipy only, no I/O, randomness only through ``random_state``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -319,7 +320,6 @@ def _chunked_vote_outcomes(layout: _VoteLayout, subsets: np.ndarray, *, weighted
 
 def _all_subsets(m: int, n: int) -> np.ndarray:
     """Indicator rows of every n-subset of range(m): (C(m, n), m)."""
-    import itertools
 
     combos = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(m), n)), dtype=np.int64)
     combos = combos.reshape(-1, n)
@@ -455,7 +455,6 @@ def estimate_bootstrap_bytes(n_problems: int, pool_size: int, n_bootstrap: int) 
 
 def exact_accuracy_bruteforce(pools: CandidatePools, n: int, aggregation: str) -> float:
     """Reference: enumerate every n-subset of every pool in plain Python (small pools only). Same tie rules."""
-    import itertools
 
     total = 0.0
     for p in range(pools.n_problems):

@@ -55,7 +55,7 @@ class ErrorComputeFit:
         self.flops_ref = flops_ref
 
     def fit(self, flops: Sequence[float], error: Sequence[float]) -> ErrorComputeFit:
-        from scipy.optimize import least_squares
+        from scipy.optimize import least_squares  # lazy: scipy
 
         c = np.asarray(flops, dtype=np.float64)
         e = np.asarray(error, dtype=np.float64)

@@ -86,7 +86,7 @@ def hoeffding_bound(mass: np.ndarray, n: int | np.ndarray, *, scale: float = 1.0
 def _mv_iid_one(p: np.ndarray, correct: int, n: int) -> float:
     """Exact P(MV over n i.i.d. draws picks class ``correct``), ties broken uniformly; mass ``1 - sum(p)`` is a sink
     (unanswered draws) that never wins. Multinomial generating function with the other classes' ties tracked."""
-    from scipy.linalg import toeplitz
+    from scipy.linalg import toeplitz  # lazy: scipy
 
     p_star = float(p[correct])
     others = [float(q) for i, q in enumerate(p) if i != correct and q > 0]

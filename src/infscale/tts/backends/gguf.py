@@ -30,7 +30,7 @@ _LLAMA_KEYS = {
 
 def _value(field: Any) -> Any:
     """A scalar or string metadata value (gguf-py keeps strings as byte arrays)."""
-    from gguf import GGUFValueType
+    from gguf import GGUFValueType  # lazy: gguf
 
     part = field.parts[field.data[0]]
     if field.types == [GGUFValueType.STRING]:
@@ -63,11 +63,11 @@ def unpermute_rotary_rows(weight: Any, n_heads: int) -> Any:
 def load_llama_gguf(path: Path, dtype: str = "float32") -> Any | None:
     """A ``LlamaForCausalLM`` with the file's weights (eval mode, on the CPU), or None when the file is not plain
     llama."""
-    import numpy as np
-    import torch
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import numpy as np  # lazy: numpy
+    import torch  # lazy: torch
+    from gguf import GGUFReader  # lazy: gguf
+    from gguf.quants import dequantize  # lazy: gguf
+    from transformers import LlamaConfig, LlamaForCausalLM  # lazy: transformers
 
     reader = GGUFReader(path)
     fields = reader.fields

@@ -8,6 +8,7 @@ is never imported). Nothing is downloaded: ``local_files_only`` is always set.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
+from infscale.tts.backends.gguf import load_llama_gguf
 from infscale.tts.core.generation import (
     Completion,
     FinishReason,
@@ -53,7 +55,7 @@ def resolve_model_path(path: str, gguf_file: str | None = None) -> tuple[Path, s
 def quiet_transformers() -> Iterator[None]:
     """transformers' weight-loading bars and load reports off while a model loads (infscale reports its own
     progress; the reward heads check parameter names themselves before loading)."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: transformers
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -67,10 +69,8 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def load_hf(path: str, gguf_file: str | None = None, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from infscale.tts.backends.gguf import load_llama_gguf
+    import torch  # lazy: torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: transformers
 
     directory, gguf = resolve_model_path(path, gguf_file)
     kw: dict[str, Any] = {"local_files_only": True}
@@ -116,9 +116,8 @@ class HFGenerator:
 
     def __init__(self, path: str, gguf_file: str | None = None, chat: bool = False, device: str = "cpu",
                  seed: int = 0, batch_size: int = 16, dtype: str = "float32", threads: int | None = None) -> None:
-        import inspect
 
-        import torch
+        import torch  # lazy: torch
 
         if threads:
             torch.set_num_threads(threads)
@@ -157,7 +156,7 @@ class HFGenerator:
 
     def generate(self, prompts: Sequence[str], n: Sequence[int] | int, params: SamplingParams,
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        from infscale.tts.backends.sampling import row_keys
+        from infscale.tts.backends.sampling import row_keys  # lazy: torch
 
         counts = as_counts(prompts, n)
         rows = [(i, j) for i, c in enumerate(counts) for j in range(c)]
@@ -173,8 +172,8 @@ class HFGenerator:
 
     def _prefill(self, prompts: list[list[int]]) -> tuple[Any, Any, Any, Any]:
         """One forward pass over the distinct prompts (left-padded), its cache and mask copied to every row."""
-        import torch
-        from transformers import DynamicCache
+        import torch  # lazy: torch
+        from transformers import DynamicCache  # lazy: transformers
 
         distinct = list(dict.fromkeys(tuple(p) for p in prompts))
         where = {p: k for k, p in enumerate(distinct)}
@@ -200,12 +199,12 @@ class HFGenerator:
     @staticmethod
     def _pick(logits: Any, params: SamplingParams, keys: Any, step: int) -> tuple[Any, Any]:
         """Next token per row and its log-probability under the distribution it was drawn from."""
-        from infscale.tts.backends.sampling import sample_rows
+        from infscale.tts.backends.sampling import sample_rows  # lazy: torch
 
         return sample_rows(logits, params, keys, step)
 
     def _decode(self, prompts: list[list[int]], params: SamplingParams, keys: list[int]) -> list[Completion]:
-        import torch
+        import torch  # lazy: torch
 
         row_keys = torch.tensor(keys, dtype=torch.long, device=self.device)
         tok, stop = self.tokenizer, tuple(params.stop)

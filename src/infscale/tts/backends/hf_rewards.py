@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from infscale.errors import InputError
+from infscale.tts.backends.hf import quiet_transformers, resolve_model_path, shape_from_hf_config
 from infscale.tts.core.rewards import BatchedReward, ScoreItem, StepScores, per_item
 from infscale.tts.core.tasks import STEP_TAG, Problem, Task
 
@@ -57,7 +58,7 @@ def _tensor_files(directory: Path) -> dict[str, Path]:
         return {name: directory / file for name, file in weight_map.items()}
     single = directory / "model.safetensors"
     if single.exists():
-        from safetensors import safe_open
+        from safetensors import safe_open  # lazy: safetensors
 
         with safe_open(str(single), framework="pt") as fh:
             return dict.fromkeys(fh.keys(), single)
@@ -69,7 +70,7 @@ def _tensor_files(directory: Path) -> dict[str, Path]:
 
 def _config(directory: Path) -> Any:
     """The config of the built-in transformers class for the checkpoint's ``model_type`` (``auto_map`` ignored)."""
-    from transformers import CONFIG_MAPPING, AutoConfig
+    from transformers import CONFIG_MAPPING, AutoConfig  # lazy: transformers
 
     path = directory / "config.json"
     try:
@@ -85,7 +86,7 @@ def _config(directory: Path) -> Any:
 
 
 def _model_class(config: Any, mapping: str, path: Path) -> type:
-    from transformers.models.auto import modeling_auto
+    from transformers.models.auto import modeling_auto  # lazy: transformers
 
     table = getattr(modeling_auto, mapping)
     try:
@@ -98,7 +99,7 @@ def _model_class(config: Any, mapping: str, path: Path) -> type:
 def expected_names(config: Any, model_class: type, prefix: str = "", head: Sequence[str] = ()) -> set[str]:
     """The parameter names a checkpoint must hold: ``model_class``'s state dict (built on the meta device, nothing
     allocated) under ``prefix``, plus the head's own names."""
-    import torch
+    import torch  # lazy: torch
 
     with torch.device("meta"):
         model = model_class(config)
@@ -130,10 +131,8 @@ def load_native(path: str, mapping: str, what: str, head: Sequence[str] = (), pr
                 weights: bool = True) -> tuple[Any, Any, dict[str, Any], Any]:
     """(model, tokenizer, the head's tensors by name, config) of a local checkpoint, read natively; without
     ``weights``, the model and head are ``None`` (a served copy's layout needs only the tokenizer and config)."""
-    import torch
-    from transformers import AutoTokenizer
-
-    from infscale.tts.backends.hf import quiet_transformers, resolve_model_path
+    import torch  # lazy: torch
+    from transformers import AutoTokenizer  # lazy: transformers
 
     directory, gguf = resolve_model_path(path)
     if gguf:
@@ -154,7 +153,7 @@ def load_native(path: str, mapping: str, what: str, head: Sequence[str] = (), pr
                                     use_safetensors=True)
     tensors: dict[str, Any] = {}
     if head:
-        from safetensors import safe_open
+        from safetensors import safe_open  # lazy: safetensors
 
         for name in head:
             with safe_open(str(files[name]), framework="pt") as fh:
@@ -196,7 +195,7 @@ class HeadReward(BatchedReward):
         raise NotImplementedError
 
     def score_many(self, items: Sequence[ScoreItem]) -> list[list[StepScores]]:
-        import torch
+        import torch  # lazy: torch
 
         encoded = [self.encode(problem, prompt, steps) for problem, prompt, paths in items for steps in paths]
         out: list[StepScores] = []
@@ -219,8 +218,6 @@ class HeadReward(BatchedReward):
 
 
 def _shape(config: Any) -> Any:
-    from infscale.tts.backends.hf import shape_from_hf_config
-
     return shape_from_hf_config(config)
 
 
@@ -267,7 +264,7 @@ class HFPRM(HeadReward):
         return ids, pos[-len(steps):] if steps else []
 
     def scores_at(self, ids: Any, mask: Any, positions: list[list[int]]) -> list[list[float]]:
-        import torch
+        import torch  # lazy: torch
 
         logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
         two = torch.stack((logits[..., self.good_id], logits[..., self.bad_id]), -1)
@@ -347,7 +344,7 @@ class QwenPRM(HeadReward):
         return ids, [i for i, t in enumerate(ids) if t == self.sep_id]
 
     def scores_at(self, ids: Any, mask: Any, positions: list[list[int]]) -> list[list[float]]:
-        import torch
+        import torch  # lazy: torch
 
         h = self.hidden(ids, mask)
         w = self.head
@@ -387,7 +384,7 @@ class SkyworkPRM(HeadReward):
         return ids, positions
 
     def scores_at(self, ids: Any, mask: Any, positions: list[list[int]]) -> list[list[float]]:
-        import torch
+        import torch  # lazy: torch
 
         h = self.hidden(ids, mask)
         v = h @ self.head["v_head.summary.weight"].float().T + self.head["v_head.summary.bias"].float()
@@ -424,7 +421,7 @@ class SeqClsORM(HeadReward):
         return ids, [len(ids) - 1]
 
     def scores_at(self, ids: Any, mask: Any, positions: list[list[int]]) -> list[list[float]]:
-        import torch
+        import torch  # lazy: torch
 
         logits = self.seqcls.score(self.hidden(ids, mask).to(self.seqcls.score.weight.dtype)).float()
         p = torch.sigmoid(logits[..., 0]) if self.labels == 1 else torch.softmax(logits, -1)[..., 1]

@@ -18,11 +18,13 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.tts.backends.endpoints import Endpoint, EndpointPool, EndpointsDownError
+from infscale.tts.backends.hf import shape_from_hf_config
 from infscale.tts.core.generation import (
     Completion,
     FinishReason,
@@ -80,9 +82,6 @@ def priced_shape(what: str, shape: dict[str, Any] | None, config_path: str | Non
         return TransformerShape.from_dict(shape)
     if config_path is None:
         raise InputError(f"{what}: set `shape` or `config_path` so its tokens can be priced in FLOPs")
-    from types import SimpleNamespace
-
-    from infscale.tts.backends.hf import shape_from_hf_config
 
     cfg_file = config_path if config_path.endswith(".json") else f"{config_path}/config.json"
     try:

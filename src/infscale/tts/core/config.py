@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 from infscale.configio import SafeName, Strict, load_yaml
+from infscale.tts.core.aggregation import SCORE_AGGREGATIONS
 
 
 class NamedConfig(Strict):
@@ -51,8 +52,6 @@ class SearchSettings(Strict):
     @field_validator("aggregation")
     @classmethod
     def _known_aggregation(cls, value: str) -> str:
-        from infscale.tts.core.aggregation import SCORE_AGGREGATIONS
-
         if value not in SCORE_AGGREGATIONS:
             raise ValueError(f"unknown score aggregation {value!r}; known: {', '.join(SCORE_AGGREGATIONS.names())}")
         return value

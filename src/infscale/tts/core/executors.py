@@ -13,8 +13,12 @@ from typing import Any
 from infscale.errors import STOPS_A_RUN, InputError
 from infscale.registry import Registry
 from infscale.tts.core.config import RunConfig
+from infscale.tts.core.generation import GENERATORS
 from infscale.tts.core.records import ProblemRecord
+from infscale.tts.core.rewards import make_reward
 from infscale.tts.core.scheduler import Scheduler, UnitJob
+from infscale.tts.core.spec import get_strategy
+from infscale.tts.core.tasks import make_task
 
 __all__ = ["TTS_EXECUTORS", "Built", "default_threads", "strategy_options"]
 
@@ -35,7 +39,6 @@ def default_threads(workers: int = 1) -> int:
 
 def strategy_options(cfg: RunConfig) -> dict[str, Any]:
     """Each configured strategy's own settings, validated by its spec (an error names the config entry)."""
-    from infscale.tts.core.spec import get_strategy
 
     options: dict[str, Any] = {}
     for i, s in enumerate(cfg.strategies):
@@ -52,10 +55,6 @@ class Built:
     """A run's task, generator and reward, built from its config (every name and parameter checked)."""
 
     def __init__(self, cfg: RunConfig, task: Any = None) -> None:
-        from infscale.tts.core.generation import GENERATORS
-        from infscale.tts.core.rewards import make_reward
-        from infscale.tts.core.tasks import make_task
-
         self.task = task if task is not None else make_task(cfg.task.name, **cfg.task.params)
         try:
             self.generator = GENERATORS.get(cfg.generator.name)(**cfg.generator.params)
@@ -91,7 +90,7 @@ class _Worker:
     """A Ray actor: builds the run's generator and reward once, then runs shards of units."""
 
     def __init__(self, cfg_json: dict[str, Any], threads: int) -> None:
-        import torch
+        import torch  # lazy: torch
 
         torch.set_num_threads(threads)
         self.cfg = RunConfig.model_validate(cfg_json)
@@ -111,13 +110,14 @@ class RayExecutor:
 
     def __init__(self, cfg: RunConfig, built: Built | None = None) -> None:
         try:
+            # lazy: ray
             import ray  # noqa: F401
         except ImportError:
             raise InputError("executor 'ray' needs the ray package: pip install 'infscale[ray]'") from None
         self.cfg = cfg
 
     def run(self, jobs: Sequence[UnitJob], on_record: OnRecord, on_tokens: Callable[[int], None] | None = None) -> None:
-        import ray
+        import ray  # lazy: ray
 
         cfg = self.cfg
         threads = cfg.threads or default_threads(cfg.workers)

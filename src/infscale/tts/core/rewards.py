@@ -27,10 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.registry import Registry
+from infscale.tts.core.generation import derive_seed
 from infscale.tts.core.tasks import Problem, Task
+from infscale.tts.own_models.tokenizer import CharTokenizer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,15 +121,13 @@ class NoisyVerifier:
     name = "noisy_verifier"
 
     def __init__(self, task: Task, auc: float = 0.9, seed: int = 0, cost_as: str = "bundled") -> None:
-        from infscale.tts.own_models.tokenizer import CharTokenizer
-
         if not (isinstance(auc, int | float) and 0.5 < auc <= 1.0):
             raise InputError(f"reward noisy_verifier: auc must be in (0.5, 1], got {auc!r}")
         self.task, self.auc, self.seed = task, float(auc), int(seed)
         self.mu = math.inf if self.auc >= 1.0 else _normal_quantile(self.auc) / math.sqrt(2.0)
         self.shape: TransformerShape | None = None
         if cost_as != "none":
-            from infscale.tts.backends.torch import DEFAULT_PRM, load_checkpoint
+            from infscale.tts.backends.torch import DEFAULT_PRM, load_checkpoint  # lazy: torch
 
             self.shape = load_checkpoint(DEFAULT_PRM if cost_as == "bundled" else cost_as, expect_kind="prm")[0].shape
         self._tokenizer = CharTokenizer()
@@ -135,10 +137,6 @@ class NoisyVerifier:
         return not self.task.step_checkable
 
     def score(self, problem: Problem, prompt: str, candidates: Sequence[Sequence[str]]) -> list[StepScores]:
-        import numpy as np
-
-        from infscale.tts.core.generation import derive_seed
-
         out = []
         for steps in candidates:
             labels = self.task.verify_steps(problem, steps)
@@ -161,7 +159,7 @@ def sigmoid(z: float) -> float:
 
 
 def _normal_quantile(p: float) -> float:
-    from scipy.stats import norm
+    from scipy.stats import norm  # lazy: scipy
 
     return float(norm.ppf(p))
 
@@ -275,8 +273,8 @@ class TorchPRM(_TagReader):
 
     def __init__(self, task: Task | None = None, checkpoint: str | None = None, device: str = "cpu",
                  batch_size: int = 32, prefix_cache_mb: float = 64.0) -> None:
-        from infscale.tts.backends.prefix_cache import PrefixStore, store_tokens
-        from infscale.tts.backends.torch import DEFAULT_PRM, load_checkpoint
+        from infscale.tts.backends.prefix_cache import PrefixStore, store_tokens  # lazy: torch
+        from infscale.tts.backends.torch import DEFAULT_PRM, load_checkpoint  # lazy: torch
 
         path = checkpoint or DEFAULT_PRM
         self.model, self.tokenizer, ckpt = load_checkpoint(path, device, expect_kind="prm")
@@ -303,9 +301,9 @@ class TorchPRM(_TagReader):
         return ids, self.tokenizer.step_positions(ids, len(steps)), min(first, len(ids))
 
     def _forward(self, ids: list[list[int]], firsts: list[int]) -> list[list[float]]:
-        import torch
+        import torch  # lazy: torch
 
-        from infscale.tts.backends.prefix_cache import prefill
+        from infscale.tts.backends.prefix_cache import prefill  # lazy: torch
 
         store = self.prefix_store
         distinct: dict[tuple[int, ...], int] = {}
@@ -345,7 +343,7 @@ class TorchPRM(_TagReader):
 
 def token_logprobs(logsoftmax: object, ids: Sequence[int]) -> list[float]:
     """``out[i]`` = log p(ids[i] | ids before i) from the log-softmax rows (row i predicts token i + 1); 0 at i = 0."""
-    import torch
+    import torch  # lazy: torch
 
     rows = logsoftmax  # (L, V) tensor
     assert isinstance(rows, torch.Tensor)

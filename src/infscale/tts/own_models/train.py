@@ -28,7 +28,8 @@ from infscale.arch import TransformerShape
 from infscale.errors import InputError
 from infscale.progress import Progress
 from infscale.train.model import LlamaModel
-from infscale.tts.backends.torch import load_checkpoint, save_checkpoint
+from infscale.tts.backends.torch import TorchGenerator, load_checkpoint, save_checkpoint
+from infscale.tts.core.generation import SamplingParams
 from infscale.tts.core.rewards import LikelihoodHead, path_min_logprobs, token_logprobs
 from infscale.tts.core.tasks import ARITH_OPS, STEP_TAG, ArithmeticTask, Problem
 from infscale.tts.own_models.tokenizer import CharTokenizer
@@ -146,8 +147,6 @@ def policy_samples(policy: str | Path, cfg: SmallTrainConfig, n_problems: int, s
     ``min..max_difficulty``), every step labelled by the task's exact checker (good while every step up to it is
     right), each with the index of its first solution token. Truncated solutions and ones beyond the context are
     left out."""
-    from infscale.tts.backends.torch import TorchGenerator
-    from infscale.tts.core.generation import SamplingParams
 
     rng = random.Random(cfg.seed + 7)
     tok, task = CharTokenizer(), ArithmeticTask()
@@ -207,7 +206,7 @@ def fit_likelihood_head(lm: LlamaModel, samples: list[tuple[Labelled, int]], bat
     """Fit a `LikelihoodHead` for the language model ``lm`` on labelled solutions (`policy_samples`): weighted logistic
     regression of each step's label on the running minimum of the solution's token log-likelihoods under ``lm``, the
     labels weighted per step position (`position_weights`) so that the index cannot stand in for correctness."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # lazy: scipy
 
     if not samples:
         raise InputError("likelihood head: no labelled solutions to fit on")

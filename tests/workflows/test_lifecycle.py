@@ -79,8 +79,10 @@ def test_bundled_llm_deployment_plans_shape_strategy_and_n(tmp_path):
     assert any(w.startswith("extrapolation: D = ") and "27 runs the law was fitted on" in w for w in report.warnings)
     assert any(w.startswith("uncalibrated: profile 'a100-80gb'") for w in report.warnings)
     # the crossover's choices reach aspect ratios far beyond the 17.5-384 the law was fitted on: said once
-    reach = [w for w in report.warnings if w.startswith("extrapolation: crossover/frontier rows reach d_model/n_layers")]
-    assert len(reach) == 1 and "17.45 to 384" in reach[0]
+    reach = [w for w in report.warnings if w.startswith("extrapolation: crossover/frontier rows reach")
+             and w.quantity == "d_model/n_layers"]
+    assert len(reach) == 1 and "range 17.45 to 384 of the 27 runs the law was fitted on" in reach[0]
+    assert reach[0].value > 384 * 1.05 and reach[0].range == (pytest.approx(17.45, rel=1e-3), 384)
 
 
 def test_infeasible_deployment_is_one_line_naming_the_constraint(tmp_path):

@@ -20,7 +20,7 @@ import numpy as np
 
 from infscale.configio import check_output_dir, load_yaml, resolve_recipe, save_config, write_csv, write_json
 from infscale.errors import InfeasibleError, InputError
-from infscale.extrapolation import law_range, point_warnings, profile_warnings
+from infscale.extrapolation import law_range, outside, point_warnings, profile_warnings
 from infscale.laws.testtime import TestTimeCurves, leave_one_size_out
 from infscale.notices import Notice
 from infscale.plan.adapters import loss_from_law, unpriced_choices
@@ -252,10 +252,10 @@ def _sweep_warnings(law: Any, rows: list[dict[str, Any]], curves: dict[str, Any]
             continue
         lo, hi = lo_hi
         far = max(values, key=lambda v: max(v[0] / hi, lo / v[0]))
-        if not lo <= far[0] <= hi:
-            out.append(Notice("extrapolation", f"crossover/frontier rows reach {symbol} = {far[0]:.4g} "
-                              f"({far[1]['model']}), outside the law's fitted {lo:.4g} to {hi:.4g}: those rows are drawn "
-                              "beyond its runs", quantity=symbol, value=far[0], range=(lo, hi), source="law"))
+        # the project's one extrapolation check (5% slack at each end, as for the optimum itself)
+        note = outside(symbol, far[0], lo, hi, f"of the {fr.n_runs} runs the law was fitted on")
+        if note is not None:
+            out.append(note.about(f"crossover/frontier rows reach ({far[1]['model']})"))
     loso = (curves or {}).get("leave_one_size_out")
     if sizes_predicted and loso and loso["mae_points"] > _LOSO_WARN_POINTS:
         out.append(Notice("test-time curves", f"leave-one-size-out error {loso['mae_points']:.1f} points: a model "

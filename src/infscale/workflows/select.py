@@ -274,14 +274,41 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     trainer (`infscale.train.sweep.run_sweep`, executor ``cfg.executor``): one group ``r<rank>`` per candidate, so
     finished runs are skipped and a half-finished run resumes from its checkpoint.
     """
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
     if cfg.executor not in EXECUTORS:
         raise InputError(f"field executor: unknown {cfg.executor!r}; known: {', '.join(EXECUTORS)}")
-    rules = _rules(cfg)
-    grid = enumerate_shapes(rules, cfg.min_params, cfg.max_params)
+    grid, result, hw, measured = _plan_candidates(cfg, out, law, profile, measured)
+    jobs = shortlist(result, cfg.shortlist)
+    records = _train_shortlist(cfg, jobs, out, source)
+    higher = metric_directions(cfg.downstream)
+    runs = _achieved(cfg, jobs, records, higher, out, source)
+    achieved = np.array([r["achieved_loss"] for r in runs])
+    predicted = [r["predicted_loss"] for r in runs]
+    # every metric as a cost (lower is better), so ranks, correlations and the choice read the same way
+    costs = {"val_loss": achieved} | {m: np.array([(-1.0 if up else 1.0) * r["downstream"][m] for r in runs])
+                                      for m, up in higher.items()}
+    for pos, r in enumerate(np.argsort(achieved, kind="stable"), start=1):
+        runs[int(r)]["achieved_rank"] = pos
+    for m in higher:
+        for pos, r in enumerate(np.argsort(costs[m], kind="stable"), start=1):
+            runs[int(r)].setdefault("downstream_rank", {})[m] = pos
+    latency_profile = hw if cfg.latency_source == "predicted" and measured is None else None
+    chosen = runs[int(np.argmin(costs[cfg.choose_by]))]
+    report = SelectionReport(runs=runs, chosen=chosen, spearman=spearman(predicted, achieved),
+                             n_candidates=len(grid), n_feasible=int(result.feasible.sum()), choose_by=cfg.choose_by,
+                             spearman_downstream={m: spearman(predicted, costs[m]) for m in higher},
+                             warnings=_run_warnings(runs, law, latency_profile))
+    (out / "report.json").write_text(json.dumps(finite(report.to_dict()), indent=2))  # NaN correlations: null
+    return report
+
+
+def _plan_candidates(cfg: SelectConfig, out: Path, law: Any, profile: Any,
+                     measured: dict[tuple[int, int, int, int], float] | None) -> tuple[Any, Any, Any, Any]:
+    """Every shape of the family ranked by the law under the latency limit (predicted, or measured in rank order),
+    written to candidates.json: the grid, the plan, the hardware profile and the measured latencies used."""
+    grid = enumerate_shapes(_rules(cfg), cfg.min_params, cfg.max_params)
     w = cfg.workload
     try:
         workload = Workload(batch=w.batch, input_len=w.input_len, output_len=w.output_len, dtype=w.dtype)
@@ -295,16 +322,17 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
         measured = {**(measured or {}), **_measure_in_rank_order(cfg, grid, law, latency_fn, workload, out)}
     result = plan_shapes(grid, loss_from_law(law), constraints, latency_fn, measured=measured,
                          memory_fn=memory_from_workload(workload) if hw.memory_bytes else None)
-    ranked = result.ranked()
     (out / "candidates.json").write_text(json.dumps([{"rank": k + 1, **result.row(int(i))}
-                                                     for k, i in enumerate(ranked)], indent=1))
-    jobs = shortlist(result, cfg.shortlist)
+                                                     for k, i in enumerate(result.ranked())], indent=1))
+    return grid, result, hw, measured
 
+
+def _train_shortlist(cfg: SelectConfig, jobs: list[Any], out: Path, source: str) -> dict[str, dict[str, Any]]:
+    """The shortlist trained as one sweep (group ``r<rank>`` per candidate, resumable): each group's record."""
     groups = [{"name": f"r{j.rank}", "shapes": [j.shape], "tokens_per_param": [j.n_tokens / j.n_params]}
               for j in jobs]
     base = {**cfg.train, "model": dict(cfg.model)} | ({"downstream": cfg.downstream} if cfg.downstream else {})
-    sweep = parse_sweep({"base": base, "groups": groups,
-                         "executor": cfg.executor, "workers": cfg.workers}, source)
+    sweep = parse_sweep({"base": base, "groups": groups, "executor": cfg.executor, "workers": cfg.workers}, source)
     by_group: dict[str, dict[str, Any]] = {}
 
     def on_record(record: dict[str, Any], new: bool) -> None:
@@ -314,11 +342,15 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
     missing = [j.run_id for j in jobs if f"r{j.rank}" not in by_group]
     if missing:
         raise InputError(f"{source}: the trainer returned no record for {', '.join(missing)}")
+    return by_group
 
-    higher = metric_directions(cfg.downstream)
+
+def _achieved(cfg: SelectConfig, jobs: list[Any], records: dict[str, dict[str, Any]], higher: dict[str, bool],
+              out: Path, source: str) -> list[dict[str, Any]]:
+    """Each shortlisted run's prediction beside what its training achieved (loss, downstream scores)."""
     runs = []
     for job in jobs:
-        rec = by_group[f"r{job.rank}"]
+        rec = records[f"r{job.rank}"]
         scores = rec.get("downstream") or {}
         if higher and (rec.get("config") or {}).get("downstream") != cfg.downstream:
             had = ", ".join(scores) or "no downstream metrics"
@@ -330,17 +362,12 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
                      "predicted_loss": job.predicted_loss, "predicted_latency_s": job.predicted_latency_s,
                      "achieved_loss": float(rec["loss"])}
                     | ({"downstream": {m: float(scores[m]) for m in higher}} if higher else {}))
-    achieved = np.array([r["achieved_loss"] for r in runs])
-    predicted = [r["predicted_loss"] for r in runs]
-    for pos, r in enumerate(np.argsort(achieved, kind="stable"), start=1):
-        runs[int(r)]["achieved_rank"] = pos
-    # every metric as a cost (lower is better), so ranks, correlations and the choice read the same way
-    costs = {"val_loss": achieved} | {m: np.array([(-1.0 if up else 1.0) * r["downstream"][m] for r in runs])
-                                      for m, up in higher.items()}
-    for m in higher:
-        for pos, r in enumerate(np.argsort(costs[m], kind="stable"), start=1):
-            runs[int(r)].setdefault("downstream_rank", {})[m] = pos
-    latency_profile = hw if cfg.latency_source == "predicted" and measured is None else None
+    return runs
+
+
+def _run_warnings(runs: list[dict[str, Any]], law: Any, latency_profile: Any) -> list[str]:
+    """Each run's own warnings (set on the run), and the report's: one line for the runs whose predictions leave the
+    law's range, then every other kind once."""
     for r in runs:
         r["warnings"] = point_warnings(law.meta, {**r, "n_params": r["planned_n_params"], "loss": r["predicted_loss"],
                                                   "aspect_ratio": r["d_model"] / r["n_layers"]},
@@ -351,13 +378,7 @@ def run_selection(cfg: SelectConfig, out_dir: str | Path, *, law: Any, profile: 
         n_out = sum(bool(law_quantities(r["warnings"])) for r in runs)
         flagged.insert(0, f"extrapolation: the predictions of {n_out} of {len(runs)} shortlisted runs leave the law's "
                           f"fitted range in {', '.join(symbols)} (each run's warnings say how far)")
-    chosen = runs[int(np.argmin(costs[cfg.choose_by]))]
-    report = SelectionReport(runs=runs, chosen=chosen, spearman=spearman(predicted, achieved),
-                             n_candidates=len(grid), n_feasible=int(result.feasible.sum()), choose_by=cfg.choose_by,
-                             spearman_downstream={m: spearman(predicted, costs[m]) for m in higher},
-                             warnings=flagged)
-    (out / "report.json").write_text(json.dumps(finite(report.to_dict()), indent=2))  # NaN correlations: null
-    return report
+    return flagged
 
 
 def select_from_file(config: str | Path, out_dir: str | Path | None = None) -> tuple[SelectionReport, Path]:

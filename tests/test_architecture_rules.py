@@ -222,6 +222,25 @@ def _chain(via: dict[str, str | None], end: str) -> str:
     return " <- ".join(out)
 
 
+PEER_RULES = {("tts", "report"): "report is presentation: only workflows and the CLI draw",
+              ("train", "report"): "report is presentation: only workflows and the CLI draw",
+              ("latency", "report"): "report is presentation: only workflows and the CLI draw",
+              ("train", "tts"): "the trainer knows nothing of test-time search (tts builds on train, not back)"}
+"""Imports forbidden between packages of one layer (report, tts, train and latency I/O share layer 2)."""
+
+
+def peer_violations(root: Path) -> list[str]:
+    known = modules(root)
+    bad = []
+    for mod, path in known.items():
+        here = mod.split(".")[1] if mod.count(".") else ""
+        for name, line in imports(path, mod, known):
+            there = name.split(".")[1] if name.startswith("infscale.") else ""
+            if (here, there) in PEER_RULES:
+                bad.append(f"{mod}:{line}: imports {name} ({PEER_RULES[here, there]})")
+    return bad
+
+
 def layer_violations(root: Path) -> list[str]:
     known = modules(root)
     bad = []
@@ -365,6 +384,10 @@ def test_layers_point_down():
     assert layer_violations(SRC) == []
 
 
+def test_peers_of_a_layer_keep_to_their_rules():
+    assert peer_violations(SRC) == []
+
+
 def test_no_import_cycles():
     assert cycles(SRC) == []
 
@@ -438,6 +461,18 @@ def test_layer_rule_catches_an_upward_import(tmp_path):
     root = _tree(tmp_path, {"plan/select.py": "from infscale.train import trainer\n", "train/trainer.py": "x = 1\n"})
     bad = layer_violations(root)
     assert len(bad) == 1 and "infscale.plan.select:1: imports infscale.train.trainer" in bad[0]
+
+
+def test_peer_rule_catches_tts_drawing_and_train_reaching_into_tts(tmp_path):
+    root = _tree(tmp_path, {"tts/core/runner.py": "def f():\n    from infscale.report import html\n",
+                            "train/trainer.py": "from infscale.tts.core import records\n",
+                            "workflows/demo.py": "from infscale.report import html\nfrom infscale.tts.core import runner\n",
+                            "tts/own_models/train.py": "from infscale.train import trainer\n",
+                            "report/html.py": "x = 1\n", "tts/core/records.py": "x = 1\n"})
+    bad = sorted(peer_violations(root))
+    assert len(bad) == 2, bad
+    assert bad[0].startswith("infscale.train.trainer:1: imports infscale.tts.core.records (the trainer knows nothing")
+    assert bad[1].startswith("infscale.tts.core.runner:2: imports infscale.report.html (report is presentation")
 
 
 def test_cycle_rule_catches_a_cycle_through_a_lazy_import(tmp_path):

@@ -18,13 +18,11 @@ from typing import Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.tts.analysis.accuracy import accuracy_at_n
-from infscale.tts.analysis.forecast import forecast, pilot_pools
 from infscale.tts.analysis.points import pools_from_records
 from infscale.tts.core.record_files import record_files
 from infscale.workflows.lifecycle_inputs import Points, canonical_strategy, resolve
 from infscale.workflows.tts_analysis import read_runs
-from infscale.workflows.tts_forecast import SCORED_AGGREGATIONS, flops_per_problem, sampling_group
+from infscale.workflows.tts_forecast import SCORED_AGGREGATIONS, pilot_forecast, sampling_group
 
 __all__ = ["PilotPoints", "pilot_points"]
 
@@ -89,10 +87,8 @@ def pilot_points(path: str, base: Path, *, pilot: int, n_max: int, seed: int = 0
             raise InputError(f"testtime.pilot: {pilot} samples, but model {model!r} in {source} has "
                              f"{pools.pool_size} per problem")
         aggs = [a for a in _AGGREGATIONS if a not in SCORED_AGGREGATIONS or pools.has_scores]
-        f = forecast(pilot_pools(pools, pilot, random_state=seed), n_max, ns=ns, random_state=seed)
-        held = ns[ns <= pools.pool_size]
-        truth = accuracy_at_n(pools, held, aggregations=aggs, n_bootstrap=1, random_state=seed)
-        flops = flops_per_problem(group, ns, pools.pool_size)
+        pf = pilot_forecast(group, pools, pilot, n_max, aggs, ns=ns, measured_bootstrap=1, seed=seed)
+        f, held, truth, flops = pf.forecast, pf.held, pf.measured, pf.flops
         n_params = float(group[0].n_params)
         g_acc, g_flops = _greedy(records, model, source)
         for key in rows:

@@ -25,8 +25,8 @@ from infscale.tts.analysis.points import pools_from_records
 from infscale.tts.core.records import SAMPLING_NAMES
 from infscale.workflows.tts_analysis import read_runs
 
-__all__ = ["SCORED_AGGREGATIONS", "ForecastReport", "flops_per_problem", "forecast_runs", "forecast_records",
-           "sampling_group"]
+__all__ = ["SCORED_AGGREGATIONS", "ForecastReport", "PilotForecast", "flops_per_problem", "forecast_runs",
+           "forecast_records", "pilot_forecast", "sampling_group"]
 
 SCORED_AGGREGATIONS = ("weighted_vote", "best_of_n")
 """The aggregations that read reward scores (and pay for the reward model per sample)."""
@@ -84,6 +84,39 @@ def sampling_group(records: Sequence[Any], source: str) -> list[Any]:
     return group
 
 
+@dataclass(frozen=True, slots=True)
+class PilotForecast:
+    """One pool's forecast from a pilot, beside what the whole pool measures where it holds n samples."""
+
+    forecast: Any
+    """`infscale.tts.analysis.forecast.Forecast`: each aggregation's curve with its interval at ``ns``."""
+    ns: np.ndarray
+    held: np.ndarray
+    """The n of ``ns`` the pool holds (measured exactly on the whole pool)."""
+    measured: dict[str, Any]
+    """Per aggregation: the whole pool's accuracy at ``held``."""
+    flops: dict[str, np.ndarray]
+    """FLOPs per problem at ``ns``: ``plain`` (policy) and ``scored`` (policy and reward model)."""
+
+
+def pilot_forecast(group: Sequence[Any], pools: Any, pilot: int, n_max: int, aggregations: Sequence[str], *,
+                   ns: np.ndarray | None = None, n_draws: int = 16, n_bootstrap: int = 400, level: float = 0.9,
+                   measured_bootstrap: int = 200, seed: int = 0) -> PilotForecast:
+    """The pipeline `tts forecast` and the life-cycle planner's pilots share: a pilot of ``pilot`` samples per problem
+    (keyed by ``seed``), its forecast to ``n_max``, the whole pool's accuracy where it holds n, and the FLOPs per
+    problem at each n (from ``group``'s ledgers). The callers check ``pilot`` against the pool in their own words."""
+    from infscale.tts.analysis.forecast import forecast, pilot_pools  # lazy: scipy
+
+    fc = forecast(pilot_pools(pools, pilot, random_state=seed), n_max, ns=ns, n_draws=n_draws,
+                  n_bootstrap=n_bootstrap, level=level, random_state=seed)
+    grid = fc.curves["pass"].ns
+    held = grid[grid <= pools.pool_size]
+    measured = accuracy_at_n(pools, held, aggregations=list(aggregations), n_bootstrap=measured_bootstrap,
+                             random_state=seed) if held.size else {}
+    return PilotForecast(forecast=fc, ns=grid, held=held, measured=measured,
+                         flops=flops_per_problem(group, grid, pools.pool_size))
+
+
 def flops_per_problem(records: Sequence[Any], ns: np.ndarray, pool: int) -> dict[str, np.ndarray]:
     """FLOPs per problem at each n from the ledger: the prompt once, decode per sample, the reward per sample for the
     scored aggregations."""
@@ -98,12 +131,7 @@ def forecast_records(records: Sequence[Any], out: Path, *, pilot: int, n_max: in
                      aggregations: Sequence[str] | None = None, level: float = 0.9, n_draws: int = 16,
                      n_bootstrap: int = 400, seed: int = 0, source: str = "<records>", plot: bool = True
                      ) -> ForecastReport:
-    from infscale.tts.analysis.forecast import (  # lazy: scipy
-        FORECAST_AGGREGATIONS,
-        forecast,
-        pilot_pools,
-        smallest_n,
-    )
+    from infscale.tts.analysis.forecast import FORECAST_AGGREGATIONS, smallest_n  # lazy: scipy
 
     check_number("--pilot", pilot, low=1, inclusive=True)
     check_number("--to", n_max, low=1, inclusive=True)
@@ -124,12 +152,9 @@ def forecast_records(records: Sequence[Any], out: Path, *, pilot: int, n_max: in
         raise InputError(f"{source}: --aggregation {next(a for a in wanted if a in SCORED_AGGREGATIONS)} needs reward scores and "
                          f"the records of {group[0].strategy} n={group[0].budget} carry none: run with a reward")
     check_output_dir(out)
-    pil = pilot_pools(pools, pilot, random_state=seed)
-    fc = forecast(pil, n_max, n_draws=n_draws, n_bootstrap=n_bootstrap, level=level, random_state=seed)
-    ns = fc.curves["pass"].ns
-    held = ns[ns <= pools.pool_size]
-    measured = accuracy_at_n(pools, held, aggregations=wanted, n_bootstrap=200, random_state=seed) if held.size else {}
-    flops = flops_per_problem(group, ns, pools.pool_size)
+    pf = pilot_forecast(group, pools, pilot, n_max, wanted, n_draws=n_draws, n_bootstrap=n_bootstrap, level=level,
+                        seed=seed)
+    fc, ns, held, measured, flops = pf.forecast, pf.ns, pf.held, pf.measured, pf.flops
     rows, validation, targets = [], {}, {}
     for agg in wanted:
         c = fc.curves[agg]

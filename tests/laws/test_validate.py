@@ -74,3 +74,28 @@ def test_a_degenerate_fit_is_flagged_and_never_planned_with(tmp_path):
     save_fit(law, tmp_path / "law.json", lines)
     with pytest.raises(InputError, match=r"law.json: the fit is degenerate and is not planned with: exponent alpha"):
         load_fit(tmp_path / "law.json")
+
+
+def test_a_saved_law_keeps_its_notices_typed(tmp_path):
+    """save_fit writes each notice's fields beside its line, load_fit types them again (the degenerate refusal and
+    every plan read kinds, not text); a law saved before 0.1 (lines only) is still refused on its degenerate line."""
+    import json
+
+    from infscale.errors import InputError
+    from infscale.laws.io import load_fit, save_fit, saved_warnings
+    from infscale.notices import Notice, notice_kind
+
+    law = FittedLaw.from_dict("chinchilla", {"A": 50.0, "B": 400.0, "E": 1.5, "alpha": 0.3, "beta": 0.3})
+    lines = [Notice("extrapolation", "N = 1e9 is 10x above its largest", quantity="N", value=1e9, range=(1e7, 1e8)),
+             "only 2 fit runs at >= 40 tokens/param: the D term is poorly constrained"]
+    save_fit(law, tmp_path / "law.json", lines)
+    back = load_fit(tmp_path / "law.json").meta["warnings"]
+    assert back == lines and notice_kind(back[0]) == "extrapolation" and back[0].range == (1e7, 1e8)
+    assert notice_kind(back[1]) is None
+
+    old = {"law": "chinchilla", "params": law.params_, "meta": {"warnings": [
+        "degenerate: exponent alpha = 1.99 at a bound of the plausible range (0.001, 1.9)"]}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert notice_kind(saved_warnings(old["meta"])[0]) == "degenerate"
+    with pytest.raises(InputError, match=r"old.json: the fit is degenerate and is not planned with: exponent alpha"):
+        load_fit(tmp_path / "old.json")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,10 @@ import pandas as pd
 from infscale.configio import load_json, load_jsonl
 from infscale.data import DATASETS, get_dataset
 from infscale.errors import InputError
-from infscale.laws.diagnostics import degenerate
+from infscale.laws.diagnostics import DEGENERATE, degenerate
 from infscale.laws.fitted import FittedLaw, loss_problems, physical_problems
 from infscale.laws.runs import Runs
+from infscale.notices import Notice
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "jsonl",
            ".ndjson": "jsonl"}
@@ -83,7 +85,8 @@ def save_fit(law: FittedLaw, path: str | Path, warnings: list[str] | tuple[str, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = law.to_dict()
-    data["meta"] = {**data.get("meta", {}), "warnings": list(warnings)}
+    data["meta"] = {**data.get("meta", {}), "warnings": list(warnings),
+                    "notices": [w.to_dict() for w in warnings if isinstance(w, Notice)]}
     if boot is not None:
         data["bootstrap"] = {"param_names": list(boot.param_names), "level": float(boot.level),
                              "samples": [[float(v) for v in row] for row in boot.samples]}
@@ -103,10 +106,13 @@ def load_fit(path: str | Path) -> FittedLaw:
     if problems:
         raise InputError(f"{path}: {problems[0]}")
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    bad = degenerate([str(w) for w in meta.get("warnings", []) if isinstance(w, str)])
+    warnings = saved_warnings(meta)
+    bad = degenerate(warnings)
     if bad:
-        raise InputError(f"{path}: the fit is degenerate and is not planned with: {bad[0].removeprefix('degenerate: ')} "
+        raise InputError(f"{path}: the fit is degenerate and is not planned with: {bad[0].text} "
                          "(refit on more runs or sizes, or with another law form)")
+    if meta:
+        data["meta"] = {**meta, "warnings": warnings}
     try:
         law = FittedLaw.from_dict(data["law"], data["params"], data.get("meta"))
     except InputError as exc:
@@ -118,6 +124,31 @@ def load_fit(path: str | Path) -> FittedLaw:
     if implausible:
         raise InputError(f"{path}: {implausible[0]}")
     return law
+
+
+def saved_warnings(meta: dict[str, Any]) -> list[str]:
+    """A saved fit's warnings with their notices typed again (`save_fit` writes each notice's fields beside the
+    lines). A law saved before the notices were written (0.1) carries its degenerate lines as text with the kind as
+    their prefix; those are typed from it, the one place a warning's text is read."""
+    typed: dict[str, Notice] = {}
+    for entry in meta.get("notices", []) if isinstance(meta.get("notices"), list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("kind"), str) and isinstance(entry.get("text"), str):
+            rng = entry.get("range")
+            notice = Notice(entry["kind"], entry["text"], quantity=entry.get("quantity"), value=entry.get("value"),
+                            range=tuple(rng) if isinstance(rng, list) and len(rng) == 2 else None,
+                            source=entry.get("source"))
+            typed[str(notice)] = notice
+    out: list[str] = []
+    for line in meta.get("warnings", []) if isinstance(meta.get("warnings"), list) else []:
+        if not isinstance(line, str):
+            continue
+        if line in typed:
+            out.append(typed[line])
+        elif "notices" not in meta and line.startswith(f"{DEGENERATE}: "):
+            out.append(Notice(DEGENERATE, line.removeprefix(f"{DEGENERATE}: ")))
+        else:
+            out.append(line)
+    return out
 
 
 def _jsonable(obj):

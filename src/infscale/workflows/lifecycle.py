@@ -32,6 +32,7 @@ from infscale.report.lifecycle import plot_cost_frontier, plot_crossover_volume,
 from infscale.tts.core.spec import planner_strategies, uses_reward
 from infscale.workflows.lifecycle_config import DeployConfig
 from infscale.workflows.lifecycle_inputs import fit_link, load_law, load_points
+from infscale.workflows.lifecycle_pilots import pilot_points
 
 __all__ = ["LifecycleReport", "load_deploy", "plan_lifecycle", "run_lifecycle"]
 
@@ -69,8 +70,6 @@ def _pilots(cfg: DeployConfig, base: Path) -> Any:
     """`testtime.pilots`: every model's curves forecast from its pilot (`infscale.workflows.lifecycle_pilots`)."""
     if cfg.testtime is None or cfg.testtime.pilots is None:
         return None
-    from infscale.workflows.lifecycle_pilots import pilot_points  # lazy: scipy
-
     budgets = [n for s, ns in cfg.strategies.items() if s != "greedy" for n in ns]
     return pilot_points(cfg.testtime.pilots, base, pilot=cfg.testtime.pilot, n_max=max(budgets, default=64))
 

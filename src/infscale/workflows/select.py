@@ -55,7 +55,7 @@ from infscale.latency.model import Workload
 from infscale.laws.fitted import FittedLaw, physical_problems
 from infscale.laws.io import load_fit
 from infscale.laws.validate import spearman
-from infscale.notices import notice_kind
+from infscale.notices import Notice, notice_kind
 from infscale.plan.adapters import latency_from_profile, loss_from_law, memory_from_workload, resolve_profile
 from infscale.plan.optimum import PlanConstraints, PlanResult, plan_shapes
 from infscale.plan.shapes import ShapeRules, enumerate_shapes, get_family
@@ -376,8 +376,9 @@ def _run_warnings(runs: list[dict[str, Any]], law: Any, latency_profile: Any) ->
     symbols = law_quantities([w for r in runs for w in r["warnings"]])
     if symbols:
         n_out = sum(bool(law_quantities(r["warnings"])) for r in runs)
-        flagged.insert(0, f"extrapolation: the predictions of {n_out} of {len(runs)} shortlisted runs leave the law's "
-                          f"fitted range in {', '.join(symbols)} (each run's warnings say how far)")
+        flagged.insert(0, Notice("extrapolation", f"the predictions of {n_out} of {len(runs)} shortlisted runs leave "
+                                 f"the law's fitted range in {', '.join(symbols)} (each run's warnings say how far)",
+                                 quantity=", ".join(symbols), source="shortlist"))
     return flagged
 
 

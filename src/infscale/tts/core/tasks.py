@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pyarrow.parquet as pq
-from math_verify import parse, verify
-
 from infscale.configio import load_jsonl
 from infscale.errors import InputError
 from infscale.registry import Registry
@@ -233,6 +230,8 @@ def read_problem_file(path: Path, required: Sequence[str]) -> list[tuple[str, di
 
 
 def _read_parquet(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    import pyarrow.parquet as pq  # lazy: pyarrow
+
     if not path.is_file():
         raise InputError(f"{path}: no such problem file")
     try:
@@ -341,6 +340,8 @@ class MathTask(Task):
         self.step_stop = (step_separator,)
 
     def load(self) -> list[Problem]:
+        from math_verify import parse  # lazy: math_verify
+
         out = []
         for i, (where, row) in enumerate(read_problem_file(self.path, ("problem", "answer"))[: self.n_problems]):
             if not any(not isinstance(x, str) for x in parse(f"${row['answer']}$")):  # only the raw text back
@@ -376,6 +377,7 @@ class MathTask(Task):
             return None
         if answer is None:
             return False
+        from math_verify import parse, verify  # lazy: math_verify
 
         return bool(verify(parse(f"${gold}$"), parse(f"${answer}$")))
 

@@ -84,9 +84,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The entry for ``name``; an unknown name is an `InputError` listing the known ones."""
         load_plugins()
-        key = self._normalize(name) if isinstance(name, str) else name
-        if key not in self._entries and isinstance(name, str) and current_name(name) != name:
-            return self.get(current_name(name))  # an old name, said once on stderr
+        key = self._key(name)
         if key not in self._entries:
             raise InputError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
         entry = self._entries[key]
@@ -115,8 +113,15 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         load_plugins()
-        return isinstance(name, str) and (self._normalize(name) in self._entries
-                                          or self._normalize(current_name(name)) in self._entries)
+        return isinstance(name, str) and self._key(name) in self._entries
+
+    def _key(self, name: Any) -> Any:
+        """The entry key of ``name``: normalised, and an old name (`infscale.renames`) that is not an entry itself
+        under its new name, said once on stderr."""
+        if not isinstance(name, str):
+            return name
+        key = self._normalize(name)
+        return key if key in self._entries else self._normalize(current_name(key))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -164,6 +164,11 @@ def _hardware(req: PlanRequest) -> tuple[Any, Any, Any]:
     return latency_from_profile(profile, workload), memory_from_workload(workload), profile
 
 
+_FLAGS = {"vocab_size": "--vocab-size", "n_layers_max": "--max-layers", "d_model_max": "--max-d-model",
+          "kv_heads": "--kv-heads", "ffn_multipliers": "--ffn-multipliers"}
+"""A shape rule the request changes -> its flag."""
+
+
 def _rules(req: PlanRequest) -> Any:
     """The family's rules with the request's caps and vocabulary applied."""
 
@@ -174,18 +179,16 @@ def _rules(req: PlanRequest) -> Any:
     changes = {k: v for k, v in (("vocab_size", req.vocab_size), ("n_layers_max", req.max_layers),
                                  ("d_model_max", req.max_d_model), ("kv_heads", req.kv_heads),
                                  ("ffn_multipliers", req.ffn_multipliers)) if v is not None}
-    flag = {"vocab_size": "--vocab-size", "n_layers_max": "--max-layers", "d_model_max": "--max-d-model",
-            "kv_heads": "--kv-heads", "ffn_multipliers": "--ffn-multipliers"}
     for key, value in changes.items():  # each flag by its name, before the shape rules see it
         for v in value if isinstance(value, tuple | list) else (value,):
             if key == "ffn_multipliers":
-                check_number(flag[key], v)
+                check_number(_FLAGS[key], v)
             elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{flag[key]} {v}: must be a positive integer")
+                raise InputError(f"{_FLAGS[key]} {v}: must be a positive integer")
     try:
         return rules.with_(**changes)
     except ValueError as exc:  # a combination the family's own bounds refuse (d_model_min above the new max, say)
-        raise InputError(f"{', '.join(flag[k] for k in changes)}: the family's shape rules refuse it ({exc})") \
+        raise InputError(f"{', '.join(_FLAGS[k] for k in changes)}: the family's shape rules refuse it ({exc})") \
             from None
 
 
@@ -199,8 +202,6 @@ def search_space(rules: Any, family: str, lo: float, hi: float) -> dict[str, Any
                                                    if rules.ffn_multipliers else "by the family's rule")
                    + f" rounded to {rules.ffn_multiple}", "n_params": [lo, hi]}
 
-
-_FLAGS = {"kv_heads": "--kv-heads", "ffn_multipliers": "--ffn-multipliers"}
 
 
 def unpriced_search(req: PlanRequest, rules: Any, law: Any) -> list[str]:

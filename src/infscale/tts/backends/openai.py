@@ -63,8 +63,7 @@ def endpoint_pool(what: str, base_url: str | None, endpoints: list[EndpointSpec]
         if isinstance(spec, str):
             specs.append(spec)
         elif isinstance(spec, dict) and isinstance(spec.get("url"), str) and set(spec) <= {"url", "api_key_env"}:
-            own = key_from_env(where, spec.get("api_key_env"))
-            specs.append(Endpoint(spec["url"], own if own is not None else default_key))
+            specs.append(Endpoint(spec["url"], key_from_env(where, spec.get("api_key_env"))))  # None: the pool's
         else:
             raise InputError(f"{where} must be a URL or {{url: ..., api_key_env: ...}}, got {spec!r}")
     if not specs:

@@ -286,7 +286,6 @@ def _calibrate(records: list[dict[str, Any]], out: Path) -> tuple[Any, dict[str,
 # ----- the verification ------------------------------------------------------------------------------------------------
 def study_rules(rules: StudyRules, vocab_size: int, n_layers_max: int, kv_heads: tuple[int, ...] = (),
                 ffn_multipliers: tuple[float, ...] = ()) -> Any:
-
     return ShapeRules(head_dims=(rules.head_dim,), d_model_multiple=rules.d_model_multiple,
                       d_model_min=rules.d_model_multiple, d_model_max=4096, n_layers_min=1, n_layers_max=n_layers_max,
                       ffn_multiple=rules.ffn_multiple, vocab_size=vocab_size, tied_embeddings=True,

@@ -116,7 +116,6 @@ class HFGenerator:
 
     def __init__(self, path: str, gguf_file: str | None = None, chat: bool = False, device: str = "cpu",
                  seed: int = 0, batch_size: int = 16, dtype: str = "float32", threads: int | None = None) -> None:
-
         import torch  # lazy: torch
 
         if threads:

@@ -40,7 +40,6 @@ class ServedPRM(ServerClient, BatchedReward):
                  endpoints: list[EndpointSpec] | None = None, model: str | None = None, separator: str = "<extra_0>",
                  system: str | None = None, batch_size: int = 16, concurrency: int = 8, timeout_s: float = 120.0,
                  max_retries: int = 3, backoff_s: float = 0.5, api_key_env: str | None = None) -> None:
-
         if batch_size < 1:
             raise InputError(f"reward 'served_prm': batch_size must be >= 1, got {batch_size}")
         self.pool = endpoint_pool(f"reward {self.name!r}", base_url, endpoints, concurrency, timeout_s=timeout_s,
